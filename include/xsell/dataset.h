@@ -1,0 +1,93 @@
+/*
+ * xsell — dataset readers: turn public e-commerce datasets and user files
+ * into xs_event_t streams in event-time order.
+ *
+ * Formats:
+ *   online-retail  UCI Online Retail CSV (plain or .gz). Header
+ *                  InvoiceNo,StockCode,Description,Quantity,InvoiceDate,
+ *                  UnitPrice,CustomerID,Country. First one ItemUpdate per
+ *                  StockCode (title = Description, price = UnitPrice), then
+ *                  per invoice in time order: one CartEvent ADD per line,
+ *                  then one PURCHASE with all lines. Rows without CustomerID,
+ *                  cancelled invoices (InvoiceNo starting with C), lines with
+ *                  quantity <= 0 and non-product codes (no digit in the
+ *                  StockCode: POST, DOT, M, BANK CHARGES...) are skipped and
+ *                  counted.
+ *   retailrocket   Either the Kaggle events.csv
+ *                  (timestamp,visitorid,event,itemid[,transactionid]; view ->
+ *                  PRODUCT_VIEW, addtocart -> ADD, transaction -> PURCHASE,
+ *                  rows of one transaction grouped into one PURCHASE) or the
+ *                  caserec subset (tab-separated visitorid/itemid/event files
+ *                  named view_*, add_to_cart_*, purchase_*, or a directory
+ *                  holding them): no timestamps, so users are replayed in a
+ *                  seeded random order, each user's views, then cart adds,
+ *                  then one purchase of all purchased items, with synthetic
+ *                  event times one second apart.
+ *   jsonl          One event per line using the schemas' field names, with
+ *                  "kind": "click" | "cart" | "item" (inferred when absent:
+ *                  "lines" -> cart, "user_id" -> click, else item). "ts" is
+ *                  epoch milliseconds or an ISO-8601 UTC string.
+ *   baskets        One basket per line (items separated by commas, or by
+ *                  whitespace when the line has no comma), replayed in file
+ *                  order as user "basket-<n>": an ADD per item, then a
+ *                  PURCHASE; synthetic times one minute apart.
+ */
+#ifndef XSELL_DATASET_H
+#define XSELL_DATASET_H
+
+#include <stdint.h>
+#include "xsell/common.h"
+#include "xsell/event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum xs_format {
+    XS_FORMAT_ONLINE_RETAIL = 0,
+    XS_FORMAT_RETAILROCKET,
+    XS_FORMAT_JSONL,
+    XS_FORMAT_BASKETS,
+    XS_FORMAT__COUNT
+} xs_format_t;
+
+int xs_format_from_name(const char *name); /* -1 when unknown */
+const char *xs_format_name(xs_format_t fmt);
+
+typedef struct xs_dataset_opts {
+    uint64_t seed;      /* for seeded orders (retailrocket caserec); default 42 */
+    uint64_t max_events; /* stop after this many events (0 = all) */
+} xs_dataset_opts_t;
+
+void xs_dataset_opts_default(xs_dataset_opts_t *opts);
+
+typedef struct xs_dataset_stats {
+    uint64_t rows;              /* input rows/lines read */
+    uint64_t events;            /* events delivered to the callback */
+    uint64_t catalog_events;    /* of which ItemUpdate */
+    uint64_t skipped_no_user;   /* rows without a customer/user */
+    uint64_t skipped_cancelled; /* cancelled invoices */
+    uint64_t skipped_other;     /* non-product codes, quantity <= 0, ... */
+    uint64_t bad_rows;          /* rows that did not parse (reported, skipped) */
+} xs_dataset_stats_t;
+
+/*
+ * Called once per event, in event-time order. The event is owned by the
+ * reader and cleared after the callback returns (copy what you keep). A
+ * non-XS_OK return stops reading and is returned by xs_dataset_read().
+ */
+typedef xs_err_t (*xs_dataset_cb)(void *opaque, const xs_event_t *ev);
+
+/*
+ * Reads paths (files, or for retailrocket caserec a directory) in `fmt`.
+ * stats may be NULL. Returns XS_ERR_IO / XS_ERR_DECODE with errstr
+ * ("path:line: message") when a file cannot be read or is not the format.
+ */
+xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_paths,
+                         const xs_dataset_opts_t *opts, xs_dataset_cb cb, void *opaque,
+                         xs_dataset_stats_t *stats, char *errstr, size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,276 @@
+/*
+ * event.c — the decoded event model: enum names, lifecycle, validation.
+ */
+#include "xsell/event.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const click_names[XS_CLICK__COUNT] = {
+    "PRODUCT_VIEW", "CATEGORY_VIEW", "SEARCH", "RECOMMENDATION_CLICK", "OTHER"};
+static const char *const cart_names[XS_CART__COUNT] = {"ADD", "REMOVE", "CHECKOUT", "PURCHASE"};
+static const char *const placement_names[XS_PLACEMENT__COUNT] = {"PRODUCT_PAGE", "CART",
+                                                                 "CHECKOUT", "POST_PURCHASE"};
+static const char *const source_names[XS_SOURCE__COUNT] = {"BOUGHT_TOGETHER", "VIEWED_TOGETHER",
+                                                           "PERSONAL", "TRENDING"};
+static const char *const kind_names[XS_KIND__COUNT] = {"ClickEvent", "CartEvent", "ItemUpdate",
+                                                       "CrossSellList"};
+
+static const char *name_of(const char *const *names, int n, int v)
+{
+    return (v >= 0 && v < n) ? names[v] : "UNKNOWN";
+}
+
+static int value_of(const char *const *names, int n, const char *name)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+const char *xs_click_type_name(xs_click_type_t t)
+{
+    return name_of(click_names, XS_CLICK__COUNT, (int)t);
+}
+const char *xs_cart_type_name(xs_cart_type_t t)
+{
+    return name_of(cart_names, XS_CART__COUNT, (int)t);
+}
+const char *xs_placement_name(xs_placement_t p)
+{
+    return name_of(placement_names, XS_PLACEMENT__COUNT, (int)p);
+}
+const char *xs_source_name(xs_source_t s)
+{
+    return name_of(source_names, XS_SOURCE__COUNT, (int)s);
+}
+const char *xs_kind_name(xs_event_kind_t k)
+{
+    return name_of(kind_names, XS_KIND__COUNT, (int)k);
+}
+int xs_click_type_from_name(const char *name)
+{
+    return value_of(click_names, XS_CLICK__COUNT, name);
+}
+int xs_cart_type_from_name(const char *name)
+{
+    return value_of(cart_names, XS_CART__COUNT, name);
+}
+int xs_placement_from_name(const char *name)
+{
+    return value_of(placement_names, XS_PLACEMENT__COUNT, name);
+}
+int xs_source_from_name(const char *name)
+{
+    return value_of(source_names, XS_SOURCE__COUNT, name);
+}
+
+void xs_event_init(xs_event_t *ev, xs_event_kind_t kind)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->kind = kind;
+    ev->in_stock = true;
+}
+
+void xs_event_clear(xs_event_t *ev)
+{
+    free(ev->event_id);
+    free(ev->user_id);
+    free(ev->session_id);
+    free(ev->list_id);
+    free(ev->item_id);
+    free(ev->category);
+    for (size_t i = 0; i < ev->n_lines; i++)
+        free(ev->lines[i].item_id);
+    free(ev->lines);
+    free(ev->order_id);
+    free(ev->currency);
+    free(ev->title);
+    free(ev->brand);
+    xs_event_init(ev, XS_KIND_CLICK);
+}
+
+xs_err_t xs_event_add_line(xs_event_t *ev, const char *item_id, int32_t quantity,
+                           double unit_price, bool has_unit_price)
+{
+    /* Grow geometrically: capacity is the next power of two >= n_lines. */
+    size_t n = ev->n_lines;
+    if ((n & (n - 1)) == 0) {
+        size_t cap = n ? n * 2 : 1;
+        xs_line_t *lines = realloc(ev->lines, cap * sizeof(*lines));
+        if (!lines)
+            return XS_ERR_NOMEM;
+        ev->lines = lines;
+    }
+    char *id = xs_strdup(item_id ? item_id : "");
+    if (!id)
+        return XS_ERR_NOMEM;
+    ev->lines[n] = (xs_line_t){id, quantity, unit_price, has_unit_price};
+    ev->n_lines = n + 1;
+    return XS_OK;
+}
+
+static xs_err_t dup_field(char **dst, const char *src)
+{
+    if (!src) {
+        *dst = NULL;
+        return XS_OK;
+    }
+    *dst = xs_strdup(src);
+    return *dst ? XS_OK : XS_ERR_NOMEM;
+}
+
+xs_err_t xs_event_copy(xs_event_t *dst, const xs_event_t *src)
+{
+    *dst = *src;
+    dst->lines = NULL;
+    dst->n_lines = 0;
+    char **d[] = {&dst->event_id, &dst->user_id, &dst->session_id, &dst->list_id,
+                  &dst->item_id,  &dst->category, &dst->order_id, &dst->currency,
+                  &dst->title,    &dst->brand};
+    const char *s[] = {src->event_id, src->user_id,  src->session_id, src->list_id,
+                       src->item_id,  src->category, src->order_id,   src->currency,
+                       src->title,    src->brand};
+    for (size_t i = 0; i < XS_ARRAY_SIZE(d); i++)
+        *d[i] = NULL;
+    xs_err_t err = XS_OK;
+    for (size_t i = 0; i < XS_ARRAY_SIZE(d) && !err; i++)
+        err = dup_field(d[i], s[i]);
+    for (size_t i = 0; i < src->n_lines && !err; i++)
+        err = xs_event_add_line(dst, src->lines[i].item_id, src->lines[i].quantity,
+                                src->lines[i].unit_price, src->lines[i].has_unit_price);
+    if (err)
+        xs_event_clear(dst);
+    return err;
+}
+
+void xs_event_limits_default(xs_event_limits_t *lim)
+{
+    lim->max_id_len = 256;
+    lim->max_lines = 1000;
+    lim->min_ts = INT64_C(946684800000);  /* 2000-01-01T00:00:00Z */
+    lim->max_ts = INT64_C(4102444800000); /* 2100-01-01T00:00:00Z */
+    lim->max_quantity = 1000000;
+}
+
+static xs_err_t check_str(const char *name, const char *v, bool required, size_t max,
+                          char *reason, size_t reason_size)
+{
+    if (!v) {
+        if (!required)
+            return XS_OK;
+        xs_errstr_set(reason, reason_size, "missing %s", name);
+        return XS_ERR_VALIDATION;
+    }
+    size_t len = strlen(v);
+    if (len == 0 && required) {
+        xs_errstr_set(reason, reason_size, "empty %s", name);
+        return XS_ERR_VALIDATION;
+    }
+    if (len > max) {
+        xs_errstr_set(reason, reason_size, "%s too long (%zu > %zu bytes)", name, len, max);
+        return XS_ERR_TOO_LARGE;
+    }
+    return XS_OK;
+}
+
+xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, char *reason,
+                           size_t reason_size)
+{
+    size_t max = lim->max_id_len;
+    xs_err_t err;
+#define CHECK(name, v, req)                                                                        \
+    do {                                                                                           \
+        if ((err = check_str(name, v, req, max, reason, reason_size)) != XS_OK)                    \
+            return err;                                                                            \
+    } while (0)
+
+    if (ev->kind == XS_KIND_ITEM) {
+        CHECK("item_id", ev->item_id, true);
+        CHECK("category", ev->category, false);
+        /* Titles may legitimately be longer than ids. */
+        if (ev->title && strlen(ev->title) > 4 * max) {
+            xs_errstr_set(reason, reason_size, "title too long (%zu > %zu bytes)",
+                          strlen(ev->title), 4 * max);
+            return XS_ERR_TOO_LARGE;
+        }
+        CHECK("brand", ev->brand, false);
+    } else if (ev->kind == XS_KIND_CLICK || ev->kind == XS_KIND_CART) {
+        CHECK("event_id", ev->event_id, true);
+        CHECK("user_id", ev->user_id, true);
+        CHECK("session_id", ev->session_id, false);
+        CHECK("list_id", ev->list_id, false);
+        if (ev->kind == XS_KIND_CLICK) {
+            CHECK("item_id", ev->item_id, ev->type == XS_CLICK_PRODUCT_VIEW ||
+                                              ev->type == XS_CLICK_RECOMMENDATION_CLICK);
+            CHECK("category", ev->category, false);
+            if (ev->type < 0 || ev->type >= XS_CLICK__COUNT) {
+                xs_errstr_set(reason, reason_size, "bad click type %d", ev->type);
+                return XS_ERR_VALIDATION;
+            }
+        } else {
+            if (ev->type < 0 || ev->type >= XS_CART__COUNT) {
+                xs_errstr_set(reason, reason_size, "bad cart type %d", ev->type);
+                return XS_ERR_VALIDATION;
+            }
+            CHECK("order_id", ev->order_id, false);
+            CHECK("currency", ev->currency, false);
+            if (ev->n_lines > lim->max_lines) {
+                xs_errstr_set(reason, reason_size, "too many lines (%zu > %zu)", ev->n_lines,
+                              lim->max_lines);
+                return XS_ERR_TOO_LARGE;
+            }
+            if (ev->n_lines == 0 && (ev->type == XS_CART_ADD || ev->type == XS_CART_REMOVE ||
+                                     ev->type == XS_CART_PURCHASE)) {
+                xs_errstr_set(reason, reason_size, "no lines in %s", xs_cart_type_name(ev->type));
+                return XS_ERR_VALIDATION;
+            }
+            for (size_t i = 0; i < ev->n_lines; i++) {
+                CHECK("lines.item_id", ev->lines[i].item_id, true);
+                int32_t q = ev->lines[i].quantity;
+                if (q <= 0 || q > lim->max_quantity) {
+                    xs_errstr_set(reason, reason_size, "quantity out of range (%" PRId32 ")", q);
+                    return XS_ERR_VALIDATION;
+                }
+            }
+        }
+    } else {
+        xs_errstr_set(reason, reason_size, "unexpected record kind %d", (int)ev->kind);
+        return XS_ERR_VALIDATION;
+    }
+#undef CHECK
+    if (ev->ts < lim->min_ts || ev->ts > lim->max_ts) {
+        xs_errstr_set(reason, reason_size, "timestamp out of range (%" PRId64 ")", ev->ts);
+        return XS_ERR_VALIDATION;
+    }
+    return XS_OK;
+}
+
+void xs_list_init(xs_list_t *list)
+{
+    memset(list, 0, sizeof(*list));
+}
+
+void xs_list_clear(xs_list_t *list)
+{
+    free(list->user_id);
+    free(list->trigger_event_id);
+    free(list->trigger_type);
+    for (int i = 0; i < list->n_trigger_items; i++)
+        free(list->trigger_items[i]);
+    free(list->experiment);
+    free(list->arm);
+    for (int i = 0; i < list->n_items; i++) {
+        free(list->items[i].item_id);
+        for (int j = 0; j < list->items[i].n_because; j++)
+            free(list->items[i].because_of[j]);
+    }
+    free(list->model_name);
+    free(list->model_version);
+    xs_list_init(list);
+}
