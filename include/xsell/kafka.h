@@ -1,0 +1,182 @@
+/*
+ * xsell — Kafka glue: the only module that includes <librdkafka/rdkafka.h>.
+ *
+ * Three handles:
+ *   xs_devbroker_t  the development broker: librdkafka's mock cluster (its own
+ *                   implementation of the Kafka protocol, served over TCP on
+ *                   loopback), with topic creation and fault injection.
+ *   xs_producer_t   an idempotent producer with delivery accounting and
+ *                   backpressure (send blocks while the local queue is full).
+ *   xs_consumer_t   a consumer, either in a consumer group (subscribe; the
+ *                   caller decides each assigned partition's start offset)
+ *                   or group-less (assign every partition of the topics).
+ *
+ * Configuration: every handle takes an array of xs_kv_t passed verbatim to
+ * librdkafka (rd_kafka_conf_set) after xsell's defaults, so user values win.
+ * Errors are written into errstr as "kafka: <what>: <librdkafka message>".
+ * Ownership: _new returns a handle the caller releases with _destroy;
+ * _destroy(NULL) is a no-op. Strings passed in are copied.
+ */
+#ifndef XSELL_KAFKA_H
+#define XSELL_KAFKA_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include "xsell/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct xs_kv {
+    const char *key;
+    const char *value;
+} xs_kv_t;
+
+typedef struct xs_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} xs_header_t;
+
+/* ---- development broker ------------------------------------------------ */
+
+typedef struct xs_devbroker xs_devbroker_t;
+
+xs_devbroker_t *xs_devbroker_new(int brokers, char *errstr, size_t errstr_size);
+void xs_devbroker_destroy(xs_devbroker_t *db);
+/* "127.0.0.1:port,..." — valid until destroy. */
+const char *xs_devbroker_bootstraps(const xs_devbroker_t *db);
+xs_err_t xs_devbroker_create_topic(xs_devbroker_t *db, const char *topic, int partitions,
+                                   char *errstr, size_t errstr_size);
+/* Fault injection for tests. */
+xs_err_t xs_devbroker_set_broker_down(xs_devbroker_t *db, int32_t broker_id, bool down);
+/* Makes the next `cnt` requests of Kafka API `api_key` (e.g. 0 = Produce,
+ * 1 = Fetch, 8 = OffsetCommit) fail with Kafka error code `kafka_err`. */
+xs_err_t xs_devbroker_push_request_errors(xs_devbroker_t *db, int16_t api_key, size_t cnt,
+                                          int kafka_err);
+
+/* ---- producer ------------------------------------------------------------ */
+
+typedef struct xs_producer xs_producer_t;
+
+/* Defaults: enable.idempotence=true, acks=all, linger.ms=5, compression.codec=lz4. */
+xs_producer_t *xs_producer_new(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                               char *errstr, size_t errstr_size);
+/* Flushes (up to 30 s) and releases. */
+void xs_producer_destroy(xs_producer_t *p);
+
+/*
+ * Queues one message (copied). partition -1 = partitioned by key (librdkafka's
+ * default murmur2_random partitioner, like Java clients). When the local
+ * queue is full it serves delivery reports and retries until there is room:
+ * backpressure, never a drop. Returns XS_ERR_KAFKA for a permanent error
+ * (unknown topic, message too large) with errstr set.
+ */
+xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition,
+                          const void *key, size_t key_len, const void *value, size_t value_len,
+                          const xs_header_t *headers, size_t n_headers, char *errstr,
+                          size_t errstr_size);
+/* Serves delivery reports without blocking. */
+void xs_producer_poll(xs_producer_t *p);
+/*
+ * Waits until everything queued so far is acknowledged (or timeout_ms passes:
+ * XS_ERR_KAFKA "flush timed out"). Returns XS_ERR_KAFKA if any delivery failed
+ * since the previous flush (errstr says the first failure), else XS_OK.
+ */
+xs_err_t xs_producer_flush(xs_producer_t *p, int timeout_ms, char *errstr, size_t errstr_size);
+/* Messages queued but not yet acknowledged. */
+int xs_producer_outq_len(xs_producer_t *p);
+uint64_t xs_producer_delivered(const xs_producer_t *p);
+uint64_t xs_producer_failed(const xs_producer_t *p);
+
+/* ---- consumer ------------------------------------------------------------ */
+
+typedef struct xs_consumer xs_consumer_t;
+
+#define XS_OFFSET_BEGINNING (-2)
+#define XS_OFFSET_END (-1)
+#define XS_OFFSET_STORED (-1000) /* Kafka's committed offset (or auto.offset.reset) */
+
+/*
+ * Assignment hook (group mode): called for each newly assigned partition
+ * before any of its messages is returned; the hook sets *offset to where
+ * consumption must start (an absolute offset, XS_OFFSET_BEGINNING,
+ * XS_OFFSET_END or XS_OFFSET_STORED). `on_revoke` is called for each
+ * partition taken away, before it is unassigned. Either may be NULL.
+ */
+typedef struct xs_consumer_hooks {
+    void *opaque;
+    void (*on_assign)(void *opaque, const char *topic, int32_t partition, int64_t *offset);
+    void (*on_revoke)(void *opaque, const char *topic, int32_t partition);
+} xs_consumer_hooks_t;
+
+typedef struct xs_consumer_opts {
+    const char *bootstrap;
+    const char *group_id;      /* NULL: group-less, every partition assigned */
+    const char *const *topics; /* n_topics names */
+    size_t n_topics;
+    int64_t start_offset;      /* group-less start: XS_OFFSET_BEGINNING or XS_OFFSET_END */
+    const xs_kv_t *conf;       /* passed to librdkafka after the defaults */
+    size_t n_conf;
+    xs_consumer_hooks_t hooks;
+} xs_consumer_opts_t;
+
+/* Defaults: enable.auto.commit=false, enable.auto.offset.store=false,
+ * auto.offset.reset=earliest, enable.partition.eof=true,
+ * session.timeout.ms=6000 (the mock broker's group join waits for it). */
+xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr,
+                               size_t errstr_size);
+/* Closes (leaves the group, revoking partitions through on_revoke) and releases. */
+void xs_consumer_destroy(xs_consumer_t *c);
+
+typedef struct xs_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    int64_t timestamp; /* message timestamp (ms), -1 if none */
+} xs_msg_t;
+
+/*
+ * Waits up to timeout_ms for the next message. Returns XS_OK with *msg
+ * filled (valid until the next poll or destroy), XS_ERR_EOF when the
+ * timeout passed without a message (not an error), or XS_ERR_KAFKA for a
+ * fatal consumer error. Partition-EOF and transient broker errors are
+ * handled inside (counted, logged at debug) and never returned.
+ */
+xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char *errstr,
+                          size_t errstr_size);
+
+/*
+ * True once the consumer has an assignment and, for every assigned
+ * partition, its position has reached the high watermark that partition had
+ * when it was assigned (i.e. everything that was there has been consumed).
+ */
+bool xs_consumer_caught_up(xs_consumer_t *c);
+
+/* Number of partitions currently assigned. */
+int xs_consumer_assigned_count(xs_consumer_t *c);
+
+/* Sum over assigned partitions of (high watermark - position); -1 unknown. */
+int64_t xs_consumer_lag(xs_consumer_t *c);
+
+/* Commits `offset` (the next offset to consume) for one partition. */
+xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition,
+                            int64_t offset, bool async, char *errstr, size_t errstr_size);
+
+/* Pauses / resumes fetching of every assigned partition (backpressure). */
+xs_err_t xs_consumer_pause_all(xs_consumer_t *c, bool pause);
+
+/* Number of partitions of `topic` as seen in metadata, or -1. */
+int xs_kafka_partition_count(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                             const char *topic, int timeout_ms, char *errstr,
+                             size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
