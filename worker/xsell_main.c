@@ -1,1 +1,42 @@
-int main(void) { return 0; }
+/*
+ * xsell — the operators' command-line tool. `xsell help` lists commands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"devbroker", xs_cli_devbroker, "run the development Kafka broker (librdkafka mock cluster)"},
+    {"produce", xs_cli_produce, "load a dataset or JSON-lines file into the input topics"},
+    {"tail", xs_cli_tail, "decode the cross-sell output topic as JSON lines"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: xsell COMMAND [OPTIONS]   (xsell COMMAND --help for options)\n\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "xsell: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

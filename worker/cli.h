@@ -1,0 +1,13 @@
+/*
+ * The operators' CLI: one function per subcommand, dispatched by
+ * xsell_main.c. Each receives argv starting at the subcommand name and
+ * returns the process exit code (0 ok, 1 runtime failure, 2 usage error).
+ */
+#ifndef XSELL_CLI_H
+#define XSELL_CLI_H
+
+int xs_cli_devbroker(int argc, char **argv);
+int xs_cli_produce(int argc, char **argv);
+int xs_cli_tail(int argc, char **argv);
+
+#endif
