@@ -61,6 +61,12 @@ xs_err_t xs_buf_printf(xs_buf_t *buf, const char *fmt, ...) __attribute__((forma
 void xs_buf_reset(xs_buf_t *buf); /* len = 0, keeps memory */
 void xs_buf_free(xs_buf_t *buf);  /* releases memory; buf is zeroed */
 
+/* A configuration pair passed through to a library (librdkafka, RocksDB). */
+typedef struct xs_kv {
+    const char *key;
+    const char *value;
+} xs_kv_t;
+
 /* strdup of (s, len) with NUL termination; NULL on allocation failure. */
 char *xs_strndup(const char *s, size_t len);
 char *xs_strdup(const char *s); /* NULL in, NULL out */

@@ -28,11 +28,6 @@
 extern "C" {
 #endif
 
-typedef struct xs_kv {
-    const char *key;
-    const char *value;
-} xs_kv_t;
-
 typedef struct xs_header {
     const char *name;
     const void *value;

@@ -1,0 +1,150 @@
+/*
+ * xsell — the processing engine: user stage, item stage and scorer over a
+ * bounded write-back cache of state. Pure C: no Kafka, no RocksDB, no Avro.
+ *
+ *   event ──> user stage ──pair deltas──> item stage
+ *                 │                            │ (sketches, counts)
+ *                 └──────> scorer <────────────┘ neighbours
+ *                            │
+ *                            └──> xs_list_t (CrossSellList)
+ *
+ * The stages are separate functions with plain data between them (the pair
+ * deltas), the seams along which they can later run in different processes.
+ *
+ * State is read through an optional backend (the RocksDB store in the
+ * worker, nothing in `xsell eval`): a cache miss calls backend.get; changes
+ * stay in the cache, marked dirty, until xs_engine_flush() hands every dirty
+ * record to a put callback (the worker writes them, together with the input
+ * offsets, in one RocksDB WriteBatch). xs_engine_trim() then evicts clean
+ * records, least recently used first, down to the cache budget.
+ *
+ * Keys (the same bytes the store uses):
+ *   users  partition u16 BE + user hash u64 BE   -> xs_profile encoding
+ *   items  item hash u64 BE                      -> xs_item encoding
+ *   names  hash u64 BE                           -> 'N' 01 varint len id, varint len title
+ *   meta   "globals"                             -> totals and trending summary
+ * Only decay and windows in event time: replaying the same input gives the
+ * same state and the same lists.
+ */
+#ifndef XSELL_ENGINE_H
+#define XSELL_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "xsell/common.h"
+#include "xsell/event.h"
+#include "xsell/profile.h"
+#include "xsell/sketch.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum xs_cf {
+    XS_CF_USERS = 0,
+    XS_CF_ITEMS,
+    XS_CF_NAMES,
+    XS_CF_META,
+    XS_CF__COUNT
+} xs_cf_t;
+
+const char *xs_cf_name(xs_cf_t cf);
+
+/* Model and rule parameters. xs_params_default() documents the defaults. */
+typedef struct xs_params {
+    double half_life_hours;   /* affinity half-life (event time) */
+    double window_hours;      /* co-occurrence window within a user's history */
+    int kmax;                 /* at most this many window items per new interaction */
+    xs_sim_t similarity;      /* neighbour ranking */
+    double llr_min;           /* LLR threshold for llr-cosine */
+    int min_support;          /* minimum co-occurrence count for a neighbour */
+    double viewed_weight;     /* weight of VIEWED_TOGETHER relative to BOUGHT_TOGETHER */
+    double category_boost;    /* score *= 1 + boost * (category affinity / max affinity) */
+    double w_trigger, w_cart, w_purchase, w_view; /* context weights */
+    int max_context;          /* context items considered */
+    int list_len[XS_PLACEMENT__COUNT];
+    int category_cap;         /* max items per category in one list; 0 = no cap */
+    double rebuy_days;        /* do not suggest items bought within this many days */
+    double suppress_minutes;  /* identical list for the same placement not re-published */
+    bool trending_backfill;   /* fill short lists with trending items */
+    bool popularity_only;     /* control arm: trending items only */
+} xs_params_t;
+
+void xs_params_default(xs_params_t *p);
+
+typedef struct xs_backend {
+    void *opaque;
+    /* Looks a key up; sets *found. The value is appended to val (reset first). */
+    xs_err_t (*get)(void *opaque, xs_cf_t cf, const void *key, size_t key_len, xs_buf_t *val,
+                    bool *found, char *errstr, size_t errstr_size);
+} xs_backend_t;
+
+/* Receives one dirty record during xs_engine_flush(). */
+typedef xs_err_t (*xs_put_fn)(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
+                              const void *val, size_t val_len);
+
+typedef struct xs_engine xs_engine_t;
+
+typedef struct xs_engine_opts {
+    xs_params_t params;
+    const xs_backend_t *backend; /* NULL: all state in memory, never evicted */
+    size_t cache_bytes;          /* budget for cached records (0 = unbounded) */
+    const char *model_name;      /* written on lists; default "xsell-cooc" */
+    const char *model_version;   /* default "1" */
+} xs_engine_opts_t;
+
+void xs_engine_opts_default(xs_engine_opts_t *o);
+
+/* NULL + errstr on failure. Copies opts (and the backend struct). */
+xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t errstr_size);
+void xs_engine_destroy(xs_engine_t *e);
+
+typedef struct xs_engine_stats {
+    uint64_t events, duplicates, clicks, carts, item_updates;
+    uint64_t pair_updates, lists, suppressed;
+    uint64_t cache_hits, cache_misses;
+    uint64_t cache_bytes, dirty_bytes;
+    uint64_t users_cached, items_cached;
+    uint64_t users_total, users_bought; /* distinct users seen (for LLR) */
+} xs_engine_stats_t;
+
+void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st);
+
+/*
+ * Applies one validated event of input `partition` and, when the event is a
+ * trigger (PRODUCT_VIEW, cart ADD/REMOVE, CHECKOUT, PURCHASE), builds its
+ * cross-sell list into *list (caller inits/clears it) and sets *has_list.
+ * Duplicate event ids (recently seen for that user) are ignored.
+ * Errors: XS_ERR_STORE/XS_ERR_VERSION/XS_ERR_DECODE from state reads
+ * (errstr says which key), XS_ERR_NOMEM.
+ */
+xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t *ev,
+                           xs_list_t *list, bool *has_list, char *errstr, size_t errstr_size);
+
+/*
+ * Builds the list the user would get now for `placement`, without changing
+ * state (HTTP queries, offline evaluation). trigger_item may be NULL.
+ */
+xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *user_id,
+                             const char *trigger_item, xs_placement_t placement, int n,
+                             xs_list_t *list, char *errstr, size_t errstr_size);
+
+/* Hands every dirty record to put, then marks them clean. */
+xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errstr,
+                         size_t errstr_size);
+/* Evicts clean records (LRU) until the cache is within its budget. */
+void xs_engine_trim(xs_engine_t *e);
+/* Drops every cached record (dirty ones too): after a rebalance the store is the truth. */
+void xs_engine_drop_cache(xs_engine_t *e);
+
+/* Exposes a parameter set by arm name for experiments (see config). */
+xs_params_t *xs_engine_params(xs_engine_t *e);
+
+/* Key helpers (big-endian), shared with the store and inspect tools. */
+size_t xs_key_user(uint8_t out[10], uint16_t partition, uint64_t user);
+size_t xs_key_u64(uint8_t out[8], uint64_t h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

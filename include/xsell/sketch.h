@@ -1,0 +1,113 @@
+/*
+ * xsell — item state: occurrence counts, bounded co-occurrence sketches and
+ * similarity measures. Pure C, no I/O.
+ *
+ * Each item keeps, per signal class (BOUGHT: cart or purchase; VIEWED: any
+ * interaction), the number of distinct users who had it (n_bought, n_viewed)
+ * and a SpaceSaving heavy-hitter summary of the items co-occurring with it
+ * (Metwally, Agrawal, El Abbadi: "Efficient computation of frequent and
+ * top-k elements in data streams", 2005). A summary of capacity m holds at
+ * most m entries (item, count, err): count over-estimates the true pair
+ * count c by at most err, err <= N/m where N is the summary's total, and
+ * every item with c > N/m is present. So memory per item is fixed and the
+ * strong neighbours are kept with a known error bound.
+ *
+ * Catalog fields (category, in stock, repurchasable, deleted) live here too,
+ * because every scoring rule that needs them already reads this record.
+ *
+ * Stored format (xs_item_encode), version 1:
+ *   'I' | 01 | flags u8 | category u64 | varint n_bought | varint n_viewed |
+ *   varint n_b | n_b x { item u64 | varint count | varint err } |
+ *   varint n_v | n_v x { item u64 | varint count | varint err }
+ * Worst case 3 + 8 + 10 + 10 + 2 x (1..2 + cap x 28) bytes; typically
+ * ~12 bytes per entry: with the capacities below at most 4 KiB per item.
+ */
+#ifndef XSELL_SKETCH_H
+#define XSELL_SKETCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "xsell/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XS_SKETCH_BOUGHT_CAP 96
+#define XS_SKETCH_VIEWED_CAP 48
+#define XS_ITEM_VERSION 1
+
+typedef enum xs_class {
+    XS_CLASS_BOUGHT = 0,
+    XS_CLASS_VIEWED = 1,
+    XS_CLASS__COUNT
+} xs_class_t;
+
+typedef struct xs_ss_entry {
+    uint64_t item;
+    uint32_t count;
+    uint32_t err;
+} xs_ss_entry_t;
+
+#define XS_ITEM_F_OUT_OF_STOCK 0x01
+#define XS_ITEM_F_REPURCHASABLE 0x02
+#define XS_ITEM_F_DELETED 0x04
+#define XS_ITEM_F_CATALOG 0x08 /* an ItemUpdate was seen */
+
+typedef struct xs_item {
+    uint64_t category; /* hash of the category string, 0 = none */
+    uint32_t n_users[XS_CLASS__COUNT];
+    uint8_t flags;
+    uint16_t n_pairs[XS_CLASS__COUNT];
+    xs_ss_entry_t bought[XS_SKETCH_BOUGHT_CAP];
+    xs_ss_entry_t viewed[XS_SKETCH_VIEWED_CAP];
+} xs_item_t;
+
+void xs_item_init(xs_item_t *it);
+/* Entries of a class and the class capacity. */
+xs_ss_entry_t *xs_item_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap);
+const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls);
+
+/* SpaceSaving update: counts one more co-occurrence of `other`. */
+void xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other);
+/* Count estimate and error for `other` (0, 0 when absent). */
+uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err);
+
+xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out);
+xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
+                        size_t errstr_size);
+
+/* ---- similarity ----------------------------------------------------------- */
+
+typedef enum xs_sim {
+    XS_SIM_LLR = 0,    /* Dunning's log-likelihood ratio (G^2) */
+    XS_SIM_COSINE,     /* k11 / sqrt(n_i n_j) */
+    XS_SIM_JACCARD,    /* k11 / (n_i + n_j - k11) */
+    XS_SIM_LIFT,       /* k11 N / (n_i n_j) */
+    XS_SIM_LLR_COSINE, /* cosine, for pairs whose LLR passes the threshold */
+    XS_SIM_COUNT,      /* raw co-occurrence count */
+    XS_SIM__COUNT
+} xs_sim_t;
+
+const char *xs_sim_name(xs_sim_t s);
+int xs_sim_from_name(const char *name); /* -1 when unknown */
+
+/*
+ * Dunning's G^2 for the 2x2 table (k11 both, k12 i without j, k21 j without i,
+ * k22 neither), computed with entropies: 2 (H(rows) + H(cols) - H(table))
+ * on unnormalised counts (x log x). Never negative.
+ */
+double xs_llr(double k11, double k12, double k21, double k22);
+
+/*
+ * Similarity of i and j from k11 (users with both), n_i, n_j (users with
+ * each) and n (all users). Inputs are clamped into a consistent table.
+ * LLR and LLR-cosine score 0 for negatively associated pairs (k11 below its
+ * expectation n_i n_j / n); for XS_SIM_LLR_COSINE, pairs with LLR < llr_min score 0.
+ */
+double xs_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n, double llr_min);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

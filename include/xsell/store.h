@@ -1,0 +1,86 @@
+/*
+ * xsell — the state store: one RocksDB database per worker with the column
+ * families users, items, names and meta (see engine.h for the keys). The
+ * only module that includes <rocksdb/c.h>.
+ *
+ * Exactly-once state: the worker puts every dirty record of a checkpoint and
+ * the next input offset of each partition ("offset/<topic>/<partition>" in
+ * meta, int64 big-endian) into one xs_batch_t and writes it atomically, so
+ * the stored offsets always describe exactly the state stored with them.
+ *
+ * meta "format" holds the store format: 'X' 'S' version(u8) seed(u64 LE); a
+ * store written by a newer format is refused with a clear error.
+ */
+#ifndef XSELL_STORE_H
+#define XSELL_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "xsell/common.h"
+#include "xsell/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XS_STORE_FORMAT_VERSION 1
+
+typedef struct xs_store xs_store_t;
+typedef struct xs_batch xs_batch_t;
+
+/*
+ * Opens (creating when missing unless read_only) the database in dir.
+ * opts are "rocksdb.*" config entries with the prefix stripped, applied with
+ * RocksDB's option-string parser (e.g. {"write_buffer_size", "67108864"}).
+ */
+xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, bool read_only,
+                          char *errstr, size_t errstr_size);
+void xs_store_close(xs_store_t *s); /* NULL is a no-op */
+
+/* A missing key is *found = false, not an error. The value is appended to val. */
+xs_err_t xs_store_get(xs_store_t *s, xs_cf_t cf, const void *key, size_t key_len, xs_buf_t *val,
+                      bool *found, char *errstr, size_t errstr_size);
+
+/* The engine backend reading from this store. */
+void xs_store_backend(xs_store_t *s, xs_backend_t *backend);
+
+/* A batch for writes into s (which must outlive it). */
+xs_batch_t *xs_batch_new(xs_store_t *s);
+void xs_batch_destroy(xs_batch_t *b);
+void xs_batch_clear(xs_batch_t *b);
+xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len,
+                      const void *val, size_t val_len);
+/* xs_put_fn adapter: opaque is the xs_batch_t. */
+xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
+                         const void *val, size_t val_len);
+void xs_batch_put_offset(xs_batch_t *b, const char *topic, int32_t partition, int64_t next);
+size_t xs_batch_bytes(const xs_batch_t *b);
+int xs_batch_count(const xs_batch_t *b);
+
+/* Writes the batch atomically (sync = fsync the WAL). */
+xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr,
+                        size_t errstr_size);
+
+/* Next offset stored for (topic, partition); *found = false when none. */
+xs_err_t xs_store_get_offset(xs_store_t *s, const char *topic, int32_t partition, int64_t *next,
+                             bool *found, char *errstr, size_t errstr_size);
+
+/* Calls fn for every record of cf in key order; a non-zero return stops. */
+typedef int (*xs_store_iter_fn)(void *opaque, const void *key, size_t key_len, const void *val,
+                                size_t val_len);
+xs_err_t xs_store_iterate(xs_store_t *s, xs_cf_t cf, xs_store_iter_fn fn, void *opaque,
+                          char *errstr, size_t errstr_size);
+
+/* Compacts every column family (footprint measurements). */
+void xs_store_compact(xs_store_t *s);
+/* Live SST bytes + memtables of all column families (approximate). */
+uint64_t xs_store_size_bytes(xs_store_t *s);
+/* True when the directory exists and holds anything. */
+bool xs_store_dir_nonempty(const char *dir);
+/* Removes a state directory recursively (replay from scratch). */
+xs_err_t xs_store_destroy_dir(const char *dir, char *errstr, size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

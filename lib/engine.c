@@ -1,0 +1,1360 @@
+/*
+ * engine.c — user stage, item stage and scorer over a bounded write-back
+ * cache. See include/xsell/engine.h for the design.
+ *
+ * Co-occurrence counting (Schelter et al., "Scalable similarity-based
+ * neighborhood methods with MapReduce" and the incremental variant): when a
+ * user newly interacts with item j, or upgrades it from view to cart or
+ * purchase, each item i among the user's most recent kmax interactions
+ * inside the time window forms one pair (i, j), counted once per user and
+ * class. The user-side cut (kmax) bounds the work per event; the item side
+ * is bounded by the fixed SpaceSaving capacity of each sketch, which plays
+ * the role of the fmax cut (frequent items keep only their strongest
+ * neighbours).
+ */
+#include "xsell/engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hmap.h"
+#include "wire.h"
+#include "xsell/hash.h"
+
+#define TREND_CAP 128
+#define META_VERSION 1
+#define W_VIEW 1.0f
+#define W_CART 3.0f
+#define W_PURCHASE 5.0f
+
+typedef struct cached_user {
+    uint64_t user;
+    uint64_t tick;
+    uint16_t partition;
+    bool dirty;
+    xs_profile_t prof;
+} cached_user_t;
+
+typedef struct cached_item {
+    uint64_t item;
+    uint64_t tick;
+    bool dirty;
+    xs_item_t st;
+} cached_item_t;
+
+typedef struct cached_name {
+    uint64_t h;
+    uint64_t tick;
+    bool dirty;
+    char *id;
+    char *title;
+} cached_name_t;
+
+typedef struct trend_entry {
+    uint64_t item;
+    double weight; /* relative to trend_ref */
+} trend_entry_t;
+
+typedef struct pair_delta {
+    uint64_t a, b; /* b == 0: a count delta for item a */
+    uint8_t cls;
+} pair_delta_t;
+
+typedef struct candidate {
+    uint64_t item;
+    double score, bought, viewed;
+    uint64_t because[XS_BECAUSE_MAX];
+    double because_w[XS_BECAUSE_MAX];
+    const cached_item_t *st;
+} candidate_t;
+
+typedef struct ctx_item {
+    uint64_t item;
+    double w;
+} ctx_item_t;
+
+struct xs_engine {
+    xs_params_t params;
+    xs_backend_t backend;
+    bool has_backend;
+    size_t cache_budget;
+    char *model_name, *model_version;
+
+    xs_hmap_t users, items, names;
+    uint64_t tick;
+    size_t cache_bytes;
+
+    /* globals (meta "globals") */
+    uint64_t users_total, users_bought;
+    trend_entry_t trend[TREND_CAP];
+    int n_trend;
+    int64_t trend_ref;
+    bool meta_dirty;
+
+    /* scratch */
+    pair_delta_t *deltas;
+    size_t n_deltas, cap_deltas;
+    candidate_t *cands;
+    size_t n_cands, cap_cands;
+    xs_hmap_t cand_index;
+    xs_buf_t val;
+
+    xs_engine_stats_t st;
+};
+
+static const char *const cf_names[XS_CF__COUNT] = {"users", "items", "names", "meta"};
+
+const char *xs_cf_name(xs_cf_t cf)
+{
+    return (cf >= 0 && cf < XS_CF__COUNT) ? cf_names[cf] : "unknown";
+}
+
+void xs_params_default(xs_params_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->half_life_hours = 24.0 * 30;
+    p->window_hours = 24.0 * 30;
+    p->kmax = 24;
+    p->similarity = XS_SIM_LLR;
+    p->llr_min = 3.84; /* chi-square 1 dof, p = 0.05 */
+    p->min_support = 2;
+    p->viewed_weight = 0.3;
+    p->category_boost = 0.2;
+    p->w_trigger = 1.0;
+    p->w_cart = 0.8;
+    p->w_purchase = 0.5;
+    p->w_view = 0.3;
+    p->max_context = 12;
+    p->list_len[XS_PLACEMENT_PRODUCT_PAGE] = 4;
+    p->list_len[XS_PLACEMENT_CART] = 6;
+    p->list_len[XS_PLACEMENT_CHECKOUT] = 3;
+    p->list_len[XS_PLACEMENT_POST_PURCHASE] = 6;
+    p->category_cap = 2;
+    p->rebuy_days = 30;
+    p->suppress_minutes = 10;
+    p->trending_backfill = true;
+    p->popularity_only = false;
+}
+
+void xs_engine_opts_default(xs_engine_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    xs_params_default(&o->params);
+    o->cache_bytes = (size_t)256 << 20;
+}
+
+size_t xs_key_user(uint8_t out[10], uint16_t partition, uint64_t user)
+{
+    out[0] = (uint8_t)(partition >> 8);
+    out[1] = (uint8_t)partition;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)(user >> (56 - 8 * i));
+    return 10;
+}
+
+size_t xs_key_u64(uint8_t out[8], uint64_t h)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(h >> (56 - 8 * i));
+    return 8;
+}
+
+static uint64_t user_map_key(uint16_t partition, uint64_t user)
+{
+    uint64_t k = user ^ ((uint64_t)partition * UINT64_C(0x9e3779b97f4a7c15));
+    return k ? k : 1;
+}
+
+/* ---- globals ------------------------------------------------------------------ */
+
+static void encode_f64(xs_buf_t *b, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    xs_wire_u64(b, v);
+}
+
+static double decode_f64(xs_wire_reader_t *r)
+{
+    uint64_t v = xs_wire_get_u64(r);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+static xs_err_t encode_meta(const xs_engine_t *e, xs_buf_t *b)
+{
+    xs_buf_append_u8(b, 'M');
+    xs_buf_append_u8(b, META_VERSION);
+    xs_wire_varint(b, e->users_total);
+    xs_wire_varint(b, e->users_bought);
+    xs_wire_u64(b, (uint64_t)e->trend_ref);
+    xs_wire_varint(b, (uint64_t)e->n_trend);
+    for (int i = 0; i < e->n_trend; i++) {
+        xs_wire_u64(b, e->trend[i].item);
+        encode_f64(b, e->trend[i].weight);
+    }
+    return b->data ? XS_OK : XS_ERR_NOMEM;
+}
+
+static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *errstr,
+                            size_t errstr_size)
+{
+    xs_wire_reader_t r = {p, p + len, false};
+    if (len < 2 || p[0] != 'M') {
+        xs_errstr_set(errstr, errstr_size, "meta/globals: bad magic");
+        return XS_ERR_DECODE;
+    }
+    if (p[1] > META_VERSION) {
+        xs_errstr_set(errstr, errstr_size, "meta/globals: format version %u is newer than %u",
+                      p[1], META_VERSION);
+        return XS_ERR_VERSION;
+    }
+    r.p += 2;
+    e->users_total = xs_wire_get_varint(&r);
+    e->users_bought = xs_wire_get_varint(&r);
+    e->trend_ref = (int64_t)xs_wire_get_u64(&r);
+    uint64_t n = xs_wire_get_varint(&r);
+    if (n > TREND_CAP)
+        r.bad = true;
+    for (uint64_t i = 0; i < n && !r.bad; i++) {
+        e->trend[i].item = xs_wire_get_u64(&r);
+        e->trend[i].weight = decode_f64(&r);
+    }
+    e->n_trend = r.bad ? 0 : (int)n;
+    if (r.bad || r.p != r.end) {
+        xs_errstr_set(errstr, errstr_size, "meta/globals: corrupt value");
+        return XS_ERR_DECODE;
+    }
+    return XS_OK;
+}
+
+/* Decayed SpaceSaving over bought items: weights grow as 2^(t/h) instead of
+ * old weights shrinking, rescaled when they get large. */
+static void trend_add(xs_engine_t *e, uint64_t item, int64_t now)
+{
+    const double h = 7 * 24 * 3600e3; /* one-week half-life */
+    if (e->n_trend == 0 && e->trend_ref == 0)
+        e->trend_ref = now;
+    double w = exp2((double)(now - e->trend_ref) / h);
+    if (w > 1e12 || w < 1e-12) {
+        for (int i = 0; i < e->n_trend; i++)
+            e->trend[i].weight /= w;
+        e->trend_ref = now;
+        w = 1.0;
+    }
+    int min = -1;
+    for (int i = 0; i < e->n_trend; i++) {
+        if (e->trend[i].item == item) {
+            e->trend[i].weight += w;
+            e->meta_dirty = true;
+            return;
+        }
+        if (min < 0 || e->trend[i].weight <= e->trend[min].weight)
+            min = i;
+    }
+    if (e->n_trend < TREND_CAP)
+        e->trend[e->n_trend++] = (trend_entry_t){item, w};
+    else
+        e->trend[min] = (trend_entry_t){item, e->trend[min].weight + w};
+    e->meta_dirty = true;
+}
+
+/* ---- cache ------------------------------------------------------------------------ */
+
+static xs_err_t backend_get(xs_engine_t *e, xs_cf_t cf, const void *key, size_t klen,
+                            bool *found, char *errstr, size_t errstr_size)
+{
+    *found = false;
+    if (!e->has_backend)
+        return XS_OK;
+    xs_buf_reset(&e->val);
+    e->st.cache_misses++;
+    return e->backend.get(e->backend.opaque, cf, key, klen, &e->val, found, errstr, errstr_size);
+}
+
+static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool create,
+                         cached_user_t **out, bool *is_new, char *errstr, size_t errstr_size)
+{
+    uint64_t mk = user_map_key(partition, user);
+    cached_user_t *u = xs_hmap_get(&e->users, mk);
+    *out = NULL;
+    if (is_new)
+        *is_new = false;
+    if (u) {
+        e->st.cache_hits++;
+        u->tick = ++e->tick;
+        *out = u;
+        return XS_OK;
+    }
+    uint8_t key[10];
+    size_t klen = xs_key_user(key, partition, user);
+    bool found;
+    xs_err_t err = backend_get(e, XS_CF_USERS, key, klen, &found, errstr, errstr_size);
+    if (err)
+        return err;
+    if (!found && !create)
+        return XS_OK;
+    u = malloc(sizeof(*u));
+    if (!u)
+        return XS_ERR_NOMEM;
+    u->user = user;
+    u->partition = partition;
+    u->tick = ++e->tick;
+    u->dirty = false;
+    if (found) {
+        char why[128];
+        err = xs_profile_decode(&u->prof, e->val.data, e->val.len, why, sizeof(why));
+        if (err) {
+            xs_errstr_set(errstr, errstr_size, "users/%u/%016llx: %s", partition,
+                          (unsigned long long)user, why);
+            free(u);
+            return err;
+        }
+    } else {
+        xs_profile_init(&u->prof);
+        if (is_new)
+            *is_new = true;
+    }
+    if ((err = xs_hmap_put(&e->users, mk, u)) != XS_OK) {
+        free(u);
+        return err;
+    }
+    e->cache_bytes += sizeof(*u);
+    *out = u;
+    return XS_OK;
+}
+
+static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item_t **out,
+                         char *errstr, size_t errstr_size)
+{
+    cached_item_t *c = xs_hmap_get(&e->items, item);
+    *out = NULL;
+    if (c) {
+        e->st.cache_hits++;
+        c->tick = ++e->tick;
+        *out = c;
+        return XS_OK;
+    }
+    uint8_t key[8];
+    size_t klen = xs_key_u64(key, item);
+    bool found;
+    xs_err_t err = backend_get(e, XS_CF_ITEMS, key, klen, &found, errstr, errstr_size);
+    if (err)
+        return err;
+    if (!found && !create)
+        return XS_OK;
+    c = malloc(sizeof(*c));
+    if (!c)
+        return XS_ERR_NOMEM;
+    c->item = item;
+    c->tick = ++e->tick;
+    c->dirty = false;
+    if (found) {
+        char why[128];
+        err = xs_item_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
+        if (err) {
+            xs_errstr_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item,
+                          why);
+            free(c);
+            return err;
+        }
+    } else {
+        xs_item_init(&c->st);
+    }
+    if ((err = xs_hmap_put(&e->items, item, c)) != XS_OK) {
+        free(c);
+        return err;
+    }
+    e->cache_bytes += sizeof(*c);
+    *out = c;
+    return XS_OK;
+}
+
+static size_t name_bytes(const cached_name_t *n)
+{
+    return sizeof(*n) + (n->id ? strlen(n->id) + 1 : 0) + (n->title ? strlen(n->title) + 1 : 0);
+}
+
+static void free_name(cached_name_t *n)
+{
+    if (!n)
+        return;
+    free(n->id);
+    free(n->title);
+    free(n);
+}
+
+static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
+{
+    xs_wire_reader_t r = {p, p + len, false};
+    if (len < 2 || p[0] != 'N' || p[1] != 1)
+        return XS_ERR_DECODE;
+    r.p += 2;
+    char **dst[2] = {&n->id, &n->title};
+    for (int i = 0; i < 2; i++) {
+        uint64_t l = xs_wire_get_varint(&r);
+        if (r.bad || l > (uint64_t)(r.end - r.p))
+            return XS_ERR_DECODE;
+        if (i == 0 || l > 0) {
+            *dst[i] = xs_strndup((const char *)r.p, (size_t)l);
+            if (!*dst[i])
+                return XS_ERR_NOMEM;
+        }
+        r.p += l;
+    }
+    return r.p == r.end ? XS_OK : XS_ERR_DECODE;
+}
+
+static xs_err_t encode_name(const cached_name_t *n, xs_buf_t *b)
+{
+    size_t il = strlen(n->id), tl = n->title ? strlen(n->title) : 0;
+    xs_buf_append_u8(b, 'N');
+    xs_buf_append_u8(b, 1);
+    xs_wire_varint(b, il);
+    xs_buf_append(b, n->id, il);
+    xs_wire_varint(b, tl);
+    if (tl)
+        xs_buf_append(b, n->title, tl);
+    return b->data ? XS_OK : XS_ERR_NOMEM;
+}
+
+/* Finds the name record of h; loads it; creates it from `id` when absent and id != NULL. */
+static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name_t **out,
+                         char *errstr, size_t errstr_size)
+{
+    cached_name_t *n = xs_hmap_get(&e->names, h);
+    *out = NULL;
+    if (n) {
+        n->tick = ++e->tick;
+        *out = n;
+        return XS_OK;
+    }
+    uint8_t key[8];
+    size_t klen = xs_key_u64(key, h);
+    bool found;
+    xs_err_t err = backend_get(e, XS_CF_NAMES, key, klen, &found, errstr, errstr_size);
+    if (err)
+        return err;
+    if (!found && !id)
+        return XS_OK;
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return XS_ERR_NOMEM;
+    n->h = h;
+    n->tick = ++e->tick;
+    if (found) {
+        err = decode_name(n, e->val.data, e->val.len);
+        if (err) {
+            xs_errstr_set(errstr, errstr_size, "names/%016llx: corrupt value",
+                          (unsigned long long)h);
+            free_name(n);
+            return err;
+        }
+    } else {
+        n->id = xs_strdup(id);
+        n->dirty = true;
+        if (!n->id) {
+            free_name(n);
+            return XS_ERR_NOMEM;
+        }
+    }
+    if ((err = xs_hmap_put(&e->names, h, n)) != XS_OK) {
+        free_name(n);
+        return err;
+    }
+    e->cache_bytes += name_bytes(n);
+    *out = n;
+    return XS_OK;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t errstr_size)
+{
+    xs_engine_t *e = calloc(1, sizeof(*e));
+    if (!e) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    e->params = opts->params;
+    if (opts->backend) {
+        e->backend = *opts->backend;
+        e->has_backend = true;
+    }
+    e->cache_budget = opts->cache_bytes;
+    e->model_name = xs_strdup(opts->model_name ? opts->model_name : "xsell-cooc");
+    e->model_version = xs_strdup(opts->model_version ? opts->model_version : "1");
+    if (!e->model_name || !e->model_version) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_engine_destroy(e);
+        return NULL;
+    }
+    if (e->params.kmax < 1 || e->params.kmax > XS_PROFILE_MAX_ITEMS) {
+        xs_errstr_set(errstr, errstr_size, "kmax must be within 1..%d", XS_PROFILE_MAX_ITEMS);
+        xs_engine_destroy(e);
+        return NULL;
+    }
+    bool found = false;
+    static const char gk[] = "globals";
+    if (backend_get(e, XS_CF_META, gk, sizeof(gk) - 1, &found, errstr, errstr_size) != XS_OK ||
+        (found && decode_meta(e, e->val.data, e->val.len, errstr, errstr_size) != XS_OK)) {
+        xs_engine_destroy(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void free_all(xs_engine_t *e)
+{
+    for (size_t i = 0; i < e->users.cap; i++)
+        if (e->users.keys[i])
+            free(e->users.vals[i]);
+    for (size_t i = 0; i < e->items.cap; i++)
+        if (e->items.keys[i])
+            free(e->items.vals[i]);
+    for (size_t i = 0; i < e->names.cap; i++)
+        if (e->names.keys[i])
+            free_name(e->names.vals[i]);
+    xs_hmap_free(&e->users);
+    xs_hmap_free(&e->items);
+    xs_hmap_free(&e->names);
+    e->cache_bytes = 0;
+}
+
+void xs_engine_destroy(xs_engine_t *e)
+{
+    if (!e)
+        return;
+    free_all(e);
+    xs_hmap_free(&e->cand_index);
+    free(e->deltas);
+    free(e->cands);
+    xs_buf_free(&e->val);
+    free(e->model_name);
+    free(e->model_version);
+    free(e);
+}
+
+xs_params_t *xs_engine_params(xs_engine_t *e)
+{
+    return &e->params;
+}
+
+void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st)
+{
+    *st = e->st;
+    st->cache_bytes = e->cache_bytes + xs_hmap_bytes(&e->users) + xs_hmap_bytes(&e->items) +
+                      xs_hmap_bytes(&e->names);
+    st->users_cached = e->users.len;
+    st->items_cached = e->items.len;
+    st->users_total = e->users_total;
+    st->users_bought = e->users_bought;
+    size_t dirty = 0;
+    for (size_t i = 0; i < e->users.cap; i++)
+        if (e->users.keys[i] && ((cached_user_t *)e->users.vals[i])->dirty)
+            dirty += sizeof(cached_user_t);
+    for (size_t i = 0; i < e->items.cap; i++)
+        if (e->items.keys[i] && ((cached_item_t *)e->items.vals[i])->dirty)
+            dirty += sizeof(cached_item_t);
+    st->dirty_bytes = dirty;
+}
+
+/* ---- user stage ---------------------------------------------------------------------- */
+
+static xs_err_t push_delta(xs_engine_t *e, uint64_t a, uint64_t b, xs_class_t cls)
+{
+    if (e->n_deltas == e->cap_deltas) {
+        size_t cap = e->cap_deltas ? e->cap_deltas * 2 : 256;
+        pair_delta_t *d = realloc(e->deltas, cap * sizeof(*d));
+        if (!d)
+            return XS_ERR_NOMEM;
+        e->deltas = d;
+        e->cap_deltas = cap;
+    }
+    e->deltas[e->n_deltas++] = (pair_delta_t){a, b, (uint8_t)cls};
+    return XS_OK;
+}
+
+static int cmp_recent(const void *a, const void *b)
+{
+    const xs_profile_item_t *x = *(const xs_profile_item_t *const *)a;
+    const xs_profile_item_t *y = *(const xs_profile_item_t *const *)b;
+    if (x->ts != y->ts)
+        return x->ts > y->ts ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+/*
+ * Applies one item interaction to the profile and emits pair deltas: the
+ * window is computed before the touch, so j pairs with what came before it.
+ */
+static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signal_t sig,
+                           float weight, int64_t now)
+{
+    const xs_params_t *P = &e->params;
+    double hl = P->half_life_hours * 3600e3;
+    int64_t horizon = now - (int64_t)(P->window_hours * 3600e3);
+    const xs_profile_item_t *win[XS_PROFILE_MAX_ITEMS];
+    int n_win = 0;
+    for (int i = 0; i < p->n_items; i++)
+        if (p->items[i].item != j && p->items[i].ts >= horizon)
+            win[n_win++] = &p->items[i];
+    qsort(win, (size_t)n_win, sizeof(win[0]), cmp_recent);
+    if (n_win > P->kmax)
+        n_win = P->kmax;
+    uint64_t w_items[XS_PROFILE_MAX_ITEMS];
+    uint8_t w_sig[XS_PROFILE_MAX_ITEMS];
+    for (int i = 0; i < n_win; i++) {
+        w_items[i] = win[i]->item;
+        w_sig[i] = win[i]->signal;
+    }
+    bool was_bought_user = p->flags & XS_PROFILE_F_BOUGHT;
+    xs_signal_t prev = xs_profile_touch(p, j, sig, weight, now, hl);
+    xs_err_t err = XS_OK;
+    if (prev == XS_SIG_NONE) {
+        err = push_delta(e, j, 0, XS_CLASS_VIEWED);
+        for (int i = 0; i < n_win && !err; i++)
+            err = push_delta(e, w_items[i], j, XS_CLASS_VIEWED);
+    }
+    if (!err && prev < XS_SIG_CART && sig >= XS_SIG_CART) {
+        err = push_delta(e, j, 0, XS_CLASS_BOUGHT);
+        for (int i = 0; i < n_win && !err; i++)
+            if (w_sig[i] >= XS_SIG_CART)
+                err = push_delta(e, w_items[i], j, XS_CLASS_BOUGHT);
+        if (!was_bought_user) {
+            e->users_bought++;
+            e->meta_dirty = true;
+        }
+    }
+    return err;
+}
+
+/* ---- item stage ------------------------------------------------------------------------ */
+
+static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    for (size_t k = 0; k < e->n_deltas && !err; k++) {
+        const pair_delta_t *d = &e->deltas[k];
+        cached_item_t *a = NULL, *b = NULL;
+        if ((err = get_item(e, d->a, true, &a, errstr, errstr_size)) != XS_OK)
+            break;
+        if (!d->b) {
+            if (a->st.n_users[d->cls] < UINT32_MAX)
+                a->st.n_users[d->cls]++;
+            a->dirty = true;
+            continue;
+        }
+        xs_item_add_pair(&a->st, (xs_class_t)d->cls, d->b);
+        a->dirty = true;
+        if ((err = get_item(e, d->b, true, &b, errstr, errstr_size)) != XS_OK)
+            break;
+        xs_item_add_pair(&b->st, (xs_class_t)d->cls, d->a);
+        b->dirty = true;
+        e->st.pair_updates++;
+    }
+    e->n_deltas = 0;
+    return err;
+}
+
+/* ---- scorer ---------------------------------------------------------------------------- */
+
+static void ctx_add(ctx_item_t *ctx, int *n, int cap, uint64_t item, double w)
+{
+    for (int i = 0; i < *n; i++) {
+        if (ctx[i].item == item) {
+            if (w > ctx[i].w)
+                ctx[i].w = w;
+            return;
+        }
+    }
+    if (*n < cap)
+        ctx[(*n)++] = (ctx_item_t){item, w};
+}
+
+static int cmp_ctx(const void *a, const void *b)
+{
+    const ctx_item_t *x = a, *y = b;
+    if (x->w != y->w)
+        return x->w > y->w ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const candidate_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
+{
+    void *v = xs_hmap_get(&e->cand_index, item);
+    if (v)
+        return &e->cands[(uintptr_t)v - 1];
+    if (e->n_cands == e->cap_cands) {
+        size_t cap = e->cap_cands ? e->cap_cands * 2 : 256;
+        candidate_t *c = realloc(e->cands, cap * sizeof(*c));
+        if (!c)
+            return NULL;
+        e->cands = c;
+        e->cap_cands = cap;
+    }
+    candidate_t *c = &e->cands[e->n_cands++];
+    memset(c, 0, sizeof(*c));
+    c->item = item;
+    if (xs_hmap_put(&e->cand_index, item, (void *)(uintptr_t)e->n_cands) != XS_OK) {
+        e->n_cands--;
+        return NULL;
+    }
+    return c;
+}
+
+static void cand_reset(xs_engine_t *e)
+{
+    for (size_t i = 0; i < e->n_cands; i++)
+        xs_hmap_del(&e->cand_index, e->cands[i].item);
+    e->n_cands = 0;
+}
+
+static void because_add(candidate_t *c, uint64_t ctx, double w)
+{
+    for (int i = 0; i < XS_BECAUSE_MAX; i++) {
+        if (c->because[i] == ctx) {
+            c->because_w[i] += w;
+            goto sort;
+        }
+    }
+    {
+        int low = 0;
+        for (int i = 1; i < XS_BECAUSE_MAX; i++)
+            if (c->because_w[i] < c->because_w[low])
+                low = i;
+        if (!c->because[low] || w > c->because_w[low]) {
+            c->because[low] = ctx;
+            c->because_w[low] = w;
+        }
+    }
+sort:
+    for (int i = 1; i < XS_BECAUSE_MAX; i++)
+        for (int k = i; k > 0 && c->because_w[k] > c->because_w[k - 1]; k--) {
+            uint64_t t = c->because[k];
+            c->because[k] = c->because[k - 1];
+            c->because[k - 1] = t;
+            double tw = c->because_w[k];
+            c->because_w[k] = c->because_w[k - 1];
+            c->because_w[k - 1] = tw;
+        }
+}
+
+/* True when the rules let `item` appear for this user. */
+static bool allowed(const xs_engine_t *e, const xs_profile_t *p, const ctx_item_t *ctx, int n_ctx,
+                    uint64_t item, const cached_item_t *st, int64_t now)
+{
+    if (st && (st->st.flags & (XS_ITEM_F_OUT_OF_STOCK | XS_ITEM_F_DELETED)))
+        return false;
+    for (int i = 0; i < n_ctx; i++)
+        if (ctx[i].item == item)
+            return false;
+    if (!p)
+        return true;
+    if (xs_profile_in_cart(p, item))
+        return false;
+    int k = xs_profile_find(p, item);
+    if (k >= 0 && p->items[k].bought_ts && !(st && (st->st.flags & XS_ITEM_F_REPURCHASABLE)) &&
+        now - p->items[k].bought_ts < (int64_t)(e->params.rebuy_days * 86400e3))
+        return false;
+    return true;
+}
+
+static xs_err_t set_str(char **dst, const char *s)
+{
+    *dst = xs_strdup(s ? s : "");
+    return *dst ? XS_OK : XS_ERR_NOMEM;
+}
+
+static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, size_t errstr_size)
+{
+    cached_name_t *n = NULL;
+    xs_err_t err = get_name(e, h, NULL, &n, errstr, errstr_size);
+    if (err)
+        return err;
+    if (n)
+        return set_str(dst, n->id);
+    char hex[24];
+    snprintf(hex, sizeof(hex), "#%016llx", (unsigned long long)h);
+    return set_str(dst, hex);
+}
+
+/*
+ * The scorer. ctx holds the trigger items already (weight w_trigger); the
+ * profile adds cart, purchases and views. Fills list->items.
+ */
+static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *p,
+                      ctx_item_t *ctx, int n_ctx, xs_placement_t placement, int n_want,
+                      int64_t now, xs_list_t *list, char *errstr, size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    const int ctx_cap = 64;
+    double hl = P->half_life_hours * 3600e3;
+    if (p) {
+        for (int i = 0; i < p->n_cart; i++)
+            ctx_add(ctx, &n_ctx, ctx_cap, p->cart[i].item, P->w_cart);
+        for (int i = 0; i < p->n_items; i++) {
+            const xs_profile_item_t *it = &p->items[i];
+            double w = it->bought_ts ? P->w_purchase * xs_profile_decay(1, it->bought_ts, now, hl)
+                                     : P->w_view * xs_profile_decay(1, it->ts, now, hl);
+            ctx_add(ctx, &n_ctx, ctx_cap, it->item, w);
+        }
+    }
+    qsort(ctx, (size_t)n_ctx, sizeof(*ctx), cmp_ctx);
+    int n_use = n_ctx < P->max_context ? n_ctx : P->max_context;
+
+    cand_reset(e);
+    if (!P->popularity_only) {
+        for (int c = 0; c < n_use; c++) {
+            cached_item_t *ci = NULL;
+            if ((err = get_item(e, ctx[c].item, false, &ci, errstr, errstr_size)) != XS_OK)
+                return err;
+            if (!ci)
+                continue;
+            for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+                const xs_ss_entry_t *en = xs_item_pairs_const(&ci->st, (xs_class_t)cls);
+                double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought
+                                                      : (double)e->users_total;
+                double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
+                if (cw <= 0)
+                    continue;
+                for (int k = 0; k < ci->st.n_pairs[cls]; k++) {
+                    uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
+                    if (cnt < (uint32_t)P->min_support)
+                        continue;
+                    cached_item_t *cj = NULL;
+                    if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)) !=
+                        XS_OK)
+                        return err;
+                    double n_j = cj ? cj->st.n_users[cls] : cnt;
+                    double sim = xs_similarity(P->similarity, cnt, ci->st.n_users[cls], n_j,
+                                               n_all, P->llr_min);
+                    if (sim <= 0)
+                        continue;
+                    candidate_t *cd = cand_get(e, en[k].item);
+                    if (!cd)
+                        return XS_ERR_NOMEM;
+                    double contrib = cw * sim;
+                    cd->score += contrib;
+                    if (cls == XS_CLASS_BOUGHT)
+                        cd->bought += contrib;
+                    else
+                        cd->viewed += contrib;
+                    because_add(cd, ctx[c].item, contrib);
+                }
+            }
+        }
+    }
+
+    /* Category boost and rules. */
+    double max_cat = 0;
+    if (p)
+        for (int i = 0; i < p->n_cats; i++) {
+            double s = xs_profile_decay(p->cats[i].score, p->cats[i].ts, now, hl);
+            if (s > max_cat)
+                max_cat = s;
+        }
+    /* The index is not needed any more: clear it before compacting the array. */
+    for (size_t i = 0; i < e->n_cands; i++)
+        xs_hmap_del(&e->cand_index, e->cands[i].item);
+    size_t kept = 0;
+    for (size_t i = 0; i < e->n_cands; i++) {
+        candidate_t *cd = &e->cands[i];
+        cached_item_t *st = NULL;
+        if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
+            return err;
+        if (!allowed(e, p, ctx, n_ctx, cd->item, st, now))
+            continue;
+        if (st && st->st.category && max_cat > 0 && P->category_boost > 0) {
+            for (int k = 0; k < p->n_cats; k++)
+                if (p->cats[k].cat == st->st.category)
+                    cd->score *= 1.0 + P->category_boost *
+                                           xs_profile_decay(p->cats[k].score, p->cats[k].ts,
+                                                            now, hl) /
+                                           max_cat;
+        }
+        e->cands[kept++] = *cd;
+    }
+    e->n_cands = 0;
+    if (kept)
+        qsort(e->cands, kept, sizeof(*e->cands), cmp_cand);
+
+    /* Pick with the category cap. */
+    uint64_t cats[XS_LIST_MAX_ITEMS];
+    int n_out = 0;
+    for (size_t i = 0; i < kept && n_out < n_want; i++) {
+        candidate_t *cd = &e->cands[i];
+        cached_item_t *st = NULL;
+        if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
+            return err;
+        uint64_t cat = st ? st->st.category : 0;
+        if (cat && P->category_cap > 0) {
+            int same = 0;
+            for (int k = 0; k < n_out; k++)
+                same += cats[k] == cat;
+            if (same >= P->category_cap)
+                continue;
+        }
+        xs_rec_t *r = &list->items[n_out];
+        if ((err = name_of(e, cd->item, &r->item_id, errstr, errstr_size)) != XS_OK)
+            return err;
+        list->n_items = ++n_out;
+        cats[n_out - 1] = cat;
+        r->score = cd->score;
+        r->source = cd->bought >= cd->viewed ? XS_SOURCE_BOUGHT_TOGETHER
+                                             : XS_SOURCE_VIEWED_TOGETHER;
+        for (int k = 0; k < XS_BECAUSE_MAX && cd->because[k]; k++) {
+            if ((err = name_of(e, cd->because[k], &r->because_of[k], errstr, errstr_size)))
+                return err;
+            r->n_because = k + 1;
+        }
+    }
+    e->n_cands = 0;
+
+    /* Trending backfill (cold start, thin signal, control arm). */
+    if (n_out < n_want && (P->trending_backfill || P->popularity_only) && e->n_trend > 0) {
+        int order[TREND_CAP];
+        for (int i = 0; i < e->n_trend; i++)
+            order[i] = i;
+        for (int i = 1; i < e->n_trend; i++)
+            for (int k = i; k > 0; k--) {
+                const trend_entry_t *a = &e->trend[order[k]], *b = &e->trend[order[k - 1]];
+                if (a->weight > b->weight || (a->weight == b->weight && a->item < b->item)) {
+                    int t = order[k];
+                    order[k] = order[k - 1];
+                    order[k - 1] = t;
+                } else {
+                    break;
+                }
+            }
+        double top = e->trend[order[0]].weight;
+        for (int i = 0; i < e->n_trend && n_out < n_want; i++) {
+            const trend_entry_t *t = &e->trend[order[i]];
+            bool dup = false;
+            char *tmp = NULL;
+            cached_item_t *st = NULL;
+            if ((err = get_item(e, t->item, false, &st, errstr, errstr_size)) != XS_OK)
+                return err;
+            if (!allowed(e, p, ctx, n_ctx, t->item, st, now))
+                continue;
+            if ((err = name_of(e, t->item, &tmp, errstr, errstr_size)) != XS_OK)
+                return err;
+            for (int k = 0; k < n_out && !dup; k++)
+                dup = strcmp(list->items[k].item_id, tmp) == 0;
+            uint64_t cat = st ? st->st.category : 0;
+            if (!dup && cat && P->category_cap > 0) {
+                int same = 0;
+                for (int k = 0; k < n_out; k++)
+                    same += cats[k] == cat;
+                dup = same >= P->category_cap;
+            }
+            if (dup) {
+                free(tmp);
+                continue;
+            }
+            xs_rec_t *r = &list->items[n_out];
+            r->item_id = tmp;
+            r->score = top > 0 ? t->weight / top : 0;
+            r->source = XS_SOURCE_TRENDING;
+            cats[n_out] = cat;
+            list->n_items = ++n_out;
+        }
+    }
+    list->placement = placement;
+    return XS_OK;
+}
+
+static uint32_t list_hash(const xs_list_t *l)
+{
+    xs_buf_t b = {0};
+    uint32_t h = 0;
+    xs_buf_append_u8(&b, (uint8_t)l->placement);
+    for (int i = 0; i < l->n_items; i++) {
+        xs_buf_append_str(&b, l->items[i].item_id);
+        xs_buf_append_u8(&b, 0);
+    }
+    if (b.data) {
+        uint64_t x = xs_hash(b.data, b.len);
+        h = (uint32_t)(x ^ (x >> 32));
+    }
+    xs_buf_free(&b);
+    return h ? h : 1;
+}
+
+static xs_err_t fill_header(xs_engine_t *e, const xs_event_t *ev, xs_placement_t placement,
+                            xs_list_t *list)
+{
+    xs_err_t err = XS_OK;
+    xs_buf_t idb = {0};
+    xs_buf_append_str(&idb, ev->event_id);
+    xs_buf_append_u8(&idb, 0);
+    xs_buf_append_str(&idb, xs_placement_name(placement));
+    if (!idb.data)
+        return XS_ERR_NOMEM;
+    xs_hash128_hex(idb.data, idb.len, list->list_id);
+    xs_buf_free(&idb);
+    list->generated_at = ev->ts;
+    list->placement = placement;
+    err |= set_str(&list->user_id, ev->user_id);
+    err |= set_str(&list->trigger_event_id, ev->event_id);
+    err |= set_str(&list->trigger_type, ev->kind == XS_KIND_CLICK
+                                            ? xs_click_type_name((xs_click_type_t)ev->type)
+                                            : xs_cart_type_name((xs_cart_type_t)ev->type));
+    if (ev->kind == XS_KIND_CLICK && ev->item_id) {
+        err |= set_str(&list->trigger_items[0], ev->item_id);
+        list->n_trigger_items = 1;
+    }
+    for (size_t i = 0; ev->kind == XS_KIND_CART && i < ev->n_lines &&
+                       list->n_trigger_items < XS_TRIGGER_MAX_ITEMS;
+         i++) {
+        err |= set_str(&list->trigger_items[list->n_trigger_items], ev->lines[i].item_id);
+        list->n_trigger_items++;
+    }
+    err |= set_str(&list->model_name, e->model_name);
+    err |= set_str(&list->model_version, e->model_version);
+    return err ? XS_ERR_NOMEM : XS_OK;
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *errstr,
+                                  size_t errstr_size)
+{
+    uint64_t h = xs_hash_str(ev->item_id);
+    cached_item_t *ci = NULL;
+    cached_name_t *n = NULL;
+    xs_err_t err = get_item(e, h, true, &ci, errstr, errstr_size);
+    if (!err)
+        err = get_name(e, h, ev->item_id, &n, errstr, errstr_size);
+    if (err)
+        return err;
+    uint8_t f = XS_ITEM_F_CATALOG;
+    f |= ev->in_stock ? 0 : XS_ITEM_F_OUT_OF_STOCK;
+    f |= ev->repurchasable ? XS_ITEM_F_REPURCHASABLE : 0;
+    f |= ev->deleted ? XS_ITEM_F_DELETED : 0;
+    ci->st.flags = f;
+    if (ev->category) {
+        ci->st.category = xs_hash_str(ev->category);
+        cached_name_t *cn = NULL;
+        if ((err = get_name(e, ci->st.category, ev->category, &cn, errstr, errstr_size)))
+            return err;
+    }
+    ci->dirty = true;
+    if (ev->title && (!n->title || strcmp(n->title, ev->title) != 0)) {
+        char *t = xs_strdup(ev->title);
+        if (!t)
+            return XS_ERR_NOMEM;
+        e->cache_bytes -= name_bytes(n);
+        free(n->title);
+        n->title = t;
+        e->cache_bytes += name_bytes(n);
+        n->dirty = true;
+    }
+    return XS_OK;
+}
+
+static xs_err_t remember_name(xs_engine_t *e, uint64_t h, const char *id, char *errstr,
+                              size_t errstr_size)
+{
+    cached_name_t *n = NULL;
+    return get_name(e, h, id, &n, errstr, errstr_size);
+}
+
+xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t *ev,
+                           xs_list_t *list, bool *has_list, char *errstr, size_t errstr_size)
+{
+    *has_list = false;
+    e->st.events++;
+    if (ev->kind == XS_KIND_ITEM) {
+        e->st.item_updates++;
+        return apply_item_update(e, ev, errstr, errstr_size);
+    }
+    if (ev->kind != XS_KIND_CLICK && ev->kind != XS_KIND_CART)
+        return XS_ERR_INVALID;
+
+    const xs_params_t *P = &e->params;
+    double hl = P->half_life_hours * 3600e3;
+    uint64_t uh = xs_hash_str(ev->user_id);
+    cached_user_t *u = NULL;
+    bool is_new = false;
+    xs_err_t err = get_user(e, partition, uh, true, &u, &is_new, errstr, errstr_size);
+    if (err)
+        return err;
+    xs_profile_t *p = &u->prof;
+    if (xs_profile_check_dedup(p, xs_hash_str(ev->event_id))) {
+        e->st.duplicates++;
+        return XS_OK;
+    }
+    u->dirty = true;
+    if (is_new) {
+        e->users_total++;
+        e->meta_dirty = true;
+    }
+    int64_t now = ev->ts > p->last_ts ? ev->ts : p->last_ts;
+    p->last_ts = now;
+    if (p->n_events < UINT32_MAX)
+        p->n_events++;
+
+    /* --- user stage --- */
+    ctx_item_t ctx[64];
+    int n_ctx = 0;
+    bool trigger = false;
+    xs_placement_t placement = XS_PLACEMENT_CART;
+    e->n_deltas = 0;
+    if (ev->kind == XS_KIND_CLICK) {
+        e->st.clicks++;
+        uint64_t cat = xs_hash_str(ev->category);
+        if (cat) {
+            xs_profile_touch_cat(p, cat, W_VIEW, now, hl);
+            if ((err = remember_name(e, cat, ev->category, errstr, errstr_size)))
+                return err;
+        }
+        if (ev->item_id && (ev->type == XS_CLICK_PRODUCT_VIEW ||
+                            ev->type == XS_CLICK_RECOMMENDATION_CLICK)) {
+            uint64_t j = xs_hash_str(ev->item_id);
+            if ((err = remember_name(e, j, ev->item_id, errstr, errstr_size)))
+                return err;
+            if ((err = user_touch(e, p, j, XS_SIG_VIEW, W_VIEW, now)))
+                return err;
+            if (cat) {
+                cached_item_t *ci = NULL;
+                if ((err = get_item(e, j, true, &ci, errstr, errstr_size)))
+                    return err;
+                if (!ci->st.category && !(ci->st.flags & XS_ITEM_F_CATALOG)) {
+                    ci->st.category = cat;
+                    ci->dirty = true;
+                }
+            }
+            ctx_add(ctx, &n_ctx, 64, j, P->w_trigger);
+            trigger = true;
+            placement = XS_PLACEMENT_PRODUCT_PAGE;
+        }
+    } else {
+        e->st.carts++;
+        xs_signal_t sig = XS_SIG_CART;
+        float w = W_CART;
+        switch ((xs_cart_type_t)ev->type) {
+        case XS_CART_ADD:
+            placement = XS_PLACEMENT_CART;
+            break;
+        case XS_CART_REMOVE:
+            placement = XS_PLACEMENT_CART;
+            sig = XS_SIG_NONE;
+            break;
+        case XS_CART_CHECKOUT:
+            placement = XS_PLACEMENT_CHECKOUT;
+            break;
+        case XS_CART_PURCHASE:
+            placement = XS_PLACEMENT_POST_PURCHASE;
+            sig = XS_SIG_PURCHASE;
+            w = W_PURCHASE;
+            break;
+        default:
+            return XS_ERR_INVALID;
+        }
+        for (size_t i = 0; i < ev->n_lines; i++) {
+            const xs_line_t *l = &ev->lines[i];
+            uint64_t j = xs_hash_str(l->item_id);
+            if (!j)
+                continue;
+            if ((err = remember_name(e, j, l->item_id, errstr, errstr_size)))
+                return err;
+            if (ev->type == XS_CART_REMOVE) {
+                xs_profile_cart_remove(p, j, l->quantity);
+                continue;
+            }
+            if (ev->type == XS_CART_ADD)
+                xs_profile_cart_add(p, j, l->quantity);
+            if ((err = user_touch(e, p, j, sig, w, now)))
+                return err;
+            if (ev->type == XS_CART_ADD || ev->type == XS_CART_PURCHASE)
+                trend_add(e, j, now);
+            if (ev->type != XS_CART_PURCHASE)
+                ctx_add(ctx, &n_ctx, 64, j, P->w_trigger);
+        }
+        if (ev->type == XS_CART_PURCHASE) {
+            xs_profile_cart_clear(p);
+            /* After a purchase the context is what was bought: complements of it. */
+            for (size_t i = 0; i < ev->n_lines; i++)
+                ctx_add(ctx, &n_ctx, 64, xs_hash_str(ev->lines[i].item_id), P->w_trigger);
+        }
+        trigger = true;
+    }
+
+    /* --- item stage --- */
+    if ((err = item_stage(e, errstr, errstr_size)) != XS_OK)
+        return err;
+
+    /* --- scorer --- */
+    if (!trigger)
+        return XS_OK;
+    if ((err = fill_header(e, ev, placement, list)) != XS_OK)
+        return err;
+    int n_want = P->list_len[placement];
+    if (n_want > XS_LIST_MAX_ITEMS)
+        n_want = XS_LIST_MAX_ITEMS;
+    if ((err = score(e, P, p, ctx, n_ctx, placement, n_want, now, list, errstr, errstr_size)))
+        return err;
+    uint32_t h = list_hash(list);
+    int64_t suppress = (int64_t)(P->suppress_minutes * 60e3);
+    if (p->last_list_hash[placement] == h && now - p->last_list_ts[placement] < suppress) {
+        e->st.suppressed++;
+        xs_list_clear(list);
+        return XS_OK;
+    }
+    p->last_list_hash[placement] = h;
+    p->last_list_ts[placement] = now;
+    e->st.lists++;
+    *has_list = true;
+    return XS_OK;
+}
+
+xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *user_id,
+                             const char *trigger_item, xs_placement_t placement, int n,
+                             xs_list_t *list, char *errstr, size_t errstr_size)
+{
+    cached_user_t *u = NULL;
+    xs_err_t err = get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr,
+                            errstr_size);
+    if (err)
+        return err;
+    ctx_item_t ctx[64];
+    int n_ctx = 0;
+    if (trigger_item && *trigger_item)
+        ctx_add(ctx, &n_ctx, 64, xs_hash_str(trigger_item), e->params.w_trigger);
+    int64_t now = u ? u->prof.last_ts : 0;
+    if (n <= 0 || n > XS_LIST_MAX_ITEMS)
+        n = e->params.list_len[placement];
+    if ((err = set_str(&list->user_id, user_id)) != XS_OK)
+        return err;
+    list->generated_at = now;
+    if (trigger_item && *trigger_item) {
+        if ((err = set_str(&list->trigger_items[0], trigger_item)) != XS_OK)
+            return err;
+        list->n_trigger_items = 1;
+    }
+    if ((err = set_str(&list->model_name, e->model_name)) ||
+        (err = set_str(&list->model_version, e->model_version)))
+        return err;
+    return score(e, &e->params, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, list,
+                 errstr, errstr_size);
+}
+
+/* ---- checkpoint ------------------------------------------------------------------------ */
+
+xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errstr,
+                         size_t errstr_size)
+{
+    xs_buf_t b = {0};
+    xs_err_t err = XS_OK;
+    uint8_t key[10];
+    for (size_t i = 0; i < e->users.cap && !err; i++) {
+        cached_user_t *u = e->users.keys[i] ? e->users.vals[i] : NULL;
+        if (!u || !u->dirty)
+            continue;
+        xs_buf_reset(&b);
+        if (!(err = xs_profile_encode(&u->prof, &b)))
+            err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user), b.data,
+                      b.len);
+        u->dirty = err != XS_OK;
+    }
+    for (size_t i = 0; i < e->items.cap && !err; i++) {
+        cached_item_t *c = e->items.keys[i] ? e->items.vals[i] : NULL;
+        if (!c || !c->dirty)
+            continue;
+        xs_buf_reset(&b);
+        if (!(err = xs_item_encode(&c->st, &b)))
+            err = put(opaque, XS_CF_ITEMS, key, xs_key_u64(key, c->item), b.data, b.len);
+        c->dirty = err != XS_OK;
+    }
+    for (size_t i = 0; i < e->names.cap && !err; i++) {
+        cached_name_t *n = e->names.keys[i] ? e->names.vals[i] : NULL;
+        if (!n || !n->dirty)
+            continue;
+        xs_buf_reset(&b);
+        if (!(err = encode_name(n, &b)))
+            err = put(opaque, XS_CF_NAMES, key, xs_key_u64(key, n->h), b.data, b.len);
+        n->dirty = err != XS_OK;
+    }
+    if (!err && e->meta_dirty) {
+        xs_buf_reset(&b);
+        static const char gk[] = "globals";
+        if (!(err = encode_meta(e, &b)))
+            err = put(opaque, XS_CF_META, gk, sizeof(gk) - 1, b.data, b.len);
+        e->meta_dirty = err != XS_OK;
+    }
+    xs_buf_free(&b);
+    if (err)
+        xs_errstr_set(errstr, errstr_size, "flush: %s", xs_err2str(err));
+    return err;
+}
+
+typedef struct evict_ref {
+    uint64_t tick;
+    uint64_t key;
+    uint8_t map; /* 0 users, 1 items, 2 names */
+} evict_ref_t;
+
+static int cmp_evict(const void *a, const void *b)
+{
+    const evict_ref_t *x = a, *y = b;
+    return x->tick < y->tick ? -1 : x->tick > y->tick;
+}
+
+void xs_engine_trim(xs_engine_t *e)
+{
+    if (!e->cache_budget || e->cache_bytes <= e->cache_budget)
+        return;
+    size_t n = 0, cap = e->users.len + e->items.len + e->names.len;
+    evict_ref_t *refs = malloc((cap ? cap : 1) * sizeof(*refs));
+    if (!refs)
+        return;
+    xs_hmap_t *maps[3] = {&e->users, &e->items, &e->names};
+    for (int m = 0; m < 3; m++) {
+        for (size_t i = 0; i < maps[m]->cap; i++) {
+            if (!maps[m]->keys[i])
+                continue;
+            void *v = maps[m]->vals[i];
+            bool dirty = m == 0 ? ((cached_user_t *)v)->dirty
+                         : m == 1 ? ((cached_item_t *)v)->dirty
+                                  : ((cached_name_t *)v)->dirty;
+            uint64_t tick = m == 0 ? ((cached_user_t *)v)->tick
+                            : m == 1 ? ((cached_item_t *)v)->tick
+                                     : ((cached_name_t *)v)->tick;
+            if (!dirty)
+                refs[n++] = (evict_ref_t){tick, maps[m]->keys[i], (uint8_t)m};
+        }
+    }
+    qsort(refs, n, sizeof(*refs), cmp_evict);
+    size_t target = e->cache_budget - e->cache_budget / 10;
+    for (size_t i = 0; i < n && e->cache_bytes > target; i++) {
+        void *v = xs_hmap_del(maps[refs[i].map], refs[i].key);
+        if (refs[i].map == 0) {
+            e->cache_bytes -= sizeof(cached_user_t);
+            free(v);
+        } else if (refs[i].map == 1) {
+            e->cache_bytes -= sizeof(cached_item_t);
+            free(v);
+        } else {
+            e->cache_bytes -= name_bytes(v);
+            free_name(v);
+        }
+    }
+    free(refs);
+}
+
+void xs_engine_drop_cache(xs_engine_t *e)
+{
+    free_all(e);
+}

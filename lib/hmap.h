@@ -1,0 +1,34 @@
+/*
+ * hmap — private open-addressing hash map from 64-bit keys to pointers.
+ *
+ * Keys are already well-mixed hashes (XXH3), so the slot is the key masked
+ * by the table size. Linear probing; deletion by backward shift, so there are
+ * no tombstones and lookups stay short. Key 0 marks an empty slot and must
+ * not be inserted. The load factor is kept at or below 1/2.
+ * The map does not own the values.
+ */
+#ifndef XSELL_LIB_HMAP_H
+#define XSELL_LIB_HMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "xsell/common.h"
+
+typedef struct xs_hmap {
+    uint64_t *keys;
+    void **vals;
+    size_t cap; /* power of two, or 0 */
+    size_t len;
+} xs_hmap_t;
+
+/* Zero-initialise ({0}) before use. */
+void xs_hmap_free(xs_hmap_t *m);
+void *xs_hmap_get(const xs_hmap_t *m, uint64_t key);
+/* Inserts or replaces. */
+xs_err_t xs_hmap_put(xs_hmap_t *m, uint64_t key, void *val);
+/* Removes and returns the value, or NULL. */
+void *xs_hmap_del(xs_hmap_t *m, uint64_t key);
+/* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->keys[i]) ... */
+size_t xs_hmap_bytes(const xs_hmap_t *m);
+
+#endif

@@ -1,0 +1,221 @@
+/*
+ * sketch.c — item state: SpaceSaving co-occurrence summaries, counts,
+ * catalog flags, stored format and similarity measures. See
+ * include/xsell/sketch.h for the design and the byte layout.
+ */
+#include "xsell/sketch.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "wire.h"
+
+void xs_item_init(xs_item_t *it)
+{
+    memset(it, 0, sizeof(*it));
+}
+
+xs_ss_entry_t *xs_item_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap)
+{
+    if (cls == XS_CLASS_BOUGHT) {
+        if (cap)
+            *cap = XS_SKETCH_BOUGHT_CAP;
+        return it->bought;
+    }
+    if (cap)
+        *cap = XS_SKETCH_VIEWED_CAP;
+    return it->viewed;
+}
+
+const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls)
+{
+    return cls == XS_CLASS_BOUGHT ? it->bought : it->viewed;
+}
+
+void xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
+{
+    uint16_t cap;
+    xs_ss_entry_t *e = xs_item_pairs(it, cls, &cap);
+    uint16_t n = it->n_pairs[cls];
+    int min = -1;
+    for (int i = 0; i < n; i++) {
+        if (e[i].item == other) {
+            if (e[i].count < UINT32_MAX)
+                e[i].count++;
+            return;
+        }
+        /* Ties go to the later entry: the most recently replaced minimum. */
+        if (min < 0 || e[i].count <= e[min].count)
+            min = i;
+    }
+    if (n < cap) {
+        e[n] = (xs_ss_entry_t){other, 1, 0};
+        it->n_pairs[cls] = (uint16_t)(n + 1);
+        return;
+    }
+    /* Replace the minimum: the newcomer inherits its count as error. */
+    uint32_t c = e[min].count;
+    e[min] = (xs_ss_entry_t){other, c < UINT32_MAX ? c + 1 : c, c};
+}
+
+uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err)
+{
+    const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
+    for (int i = 0; i < it->n_pairs[cls]; i++) {
+        if (e[i].item == other) {
+            if (err)
+                *err = e[i].err;
+            return e[i].count;
+        }
+    }
+    if (err)
+        *err = 0;
+    return 0;
+}
+
+xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
+{
+    xs_err_t err = XS_OK;
+    err |= xs_buf_append_u8(out, 'I');
+    err |= xs_buf_append_u8(out, XS_ITEM_VERSION);
+    err |= xs_buf_append_u8(out, it->flags);
+    err |= xs_wire_u64(out, it->category);
+    err |= xs_wire_varint(out, it->n_users[XS_CLASS_BOUGHT]);
+    err |= xs_wire_varint(out, it->n_users[XS_CLASS_VIEWED]);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        err |= xs_wire_varint(out, it->n_pairs[cls]);
+        for (int i = 0; i < it->n_pairs[cls]; i++) {
+            err |= xs_wire_u64(out, e[i].item);
+            err |= xs_wire_varint(out, e[i].count);
+            err |= xs_wire_varint(out, e[i].err);
+        }
+    }
+    return err ? XS_ERR_NOMEM : XS_OK;
+}
+
+xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
+                        size_t errstr_size)
+{
+    xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
+    xs_item_init(it);
+    if (len < 2 || r.p[0] != 'I') {
+        xs_errstr_set(errstr, errstr_size, "not an item sketch (bad magic)");
+        return XS_ERR_DECODE;
+    }
+    if (r.p[1] > XS_ITEM_VERSION) {
+        xs_errstr_set(errstr, errstr_size,
+                      "item sketch format version %u is newer than this build (%u)", r.p[1],
+                      XS_ITEM_VERSION);
+        return XS_ERR_VERSION;
+    }
+    r.p += 2;
+    it->flags = xs_wire_get_u8(&r);
+    it->category = xs_wire_get_u64(&r);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        uint64_t v = xs_wire_get_varint(&r);
+        it->n_users[cls] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    }
+    for (int cls = 0; cls < XS_CLASS__COUNT && !r.bad; cls++) {
+        uint16_t cap;
+        xs_ss_entry_t *e = xs_item_pairs(it, (xs_class_t)cls, &cap);
+        uint64_t n = xs_wire_get_varint(&r);
+        if (n > cap) {
+            r.bad = true;
+            break;
+        }
+        for (uint64_t i = 0; i < n && !r.bad; i++) {
+            e[i].item = xs_wire_get_u64(&r);
+            uint64_t c = xs_wire_get_varint(&r), er = xs_wire_get_varint(&r);
+            if (c > UINT32_MAX || er > c)
+                r.bad = true;
+            e[i].count = (uint32_t)c;
+            e[i].err = (uint32_t)er;
+        }
+        it->n_pairs[cls] = (uint16_t)n;
+    }
+    if (r.bad || r.p != r.end) {
+        xs_item_init(it);
+        xs_errstr_set(errstr, errstr_size, "corrupt item sketch (%s)",
+                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        return XS_ERR_DECODE;
+    }
+    return XS_OK;
+}
+
+/* ---- similarity ------------------------------------------------------------ */
+
+static const char *const sim_names[XS_SIM__COUNT] = {"llr",  "cosine",     "jaccard",
+                                                     "lift", "llr-cosine", "count"};
+
+const char *xs_sim_name(xs_sim_t s)
+{
+    return (s >= 0 && s < XS_SIM__COUNT) ? sim_names[s] : "unknown";
+}
+
+int xs_sim_from_name(const char *name)
+{
+    for (int i = 0; i < XS_SIM__COUNT; i++)
+        if (name && strcmp(name, sim_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static double xlogx(double x)
+{
+    return x > 0 ? x * log(x) : 0.0;
+}
+
+/* Unnormalised entropy of counts: xlogx(sum) - sum(xlogx(k)). */
+static double entropy2(double a, double b)
+{
+    return xlogx(a + b) - xlogx(a) - xlogx(b);
+}
+
+static double entropy4(double a, double b, double c, double d)
+{
+    return xlogx(a + b + c + d) - xlogx(a) - xlogx(b) - xlogx(c) - xlogx(d);
+}
+
+double xs_llr(double k11, double k12, double k21, double k22)
+{
+    double rows = entropy2(k11 + k12, k21 + k22);
+    double cols = entropy2(k11 + k21, k12 + k22);
+    double mat = entropy4(k11, k12, k21, k22);
+    double g = 2.0 * (rows + cols - mat);
+    return g > 0 ? g : 0.0;
+}
+
+double xs_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n, double llr_min)
+{
+    /* Sketch counts are estimates: clamp them into a consistent table. */
+    if (k11 <= 0 || n_i <= 0 || n_j <= 0)
+        return 0.0;
+    if (k11 > n_i)
+        k11 = n_i;
+    if (k11 > n_j)
+        k11 = n_j;
+    if (n < n_i + n_j - k11)
+        n = n_i + n_j - k11;
+    switch (sim) {
+    case XS_SIM_LLR:
+        /* G^2 is large for avoidance too: only positive association counts. */
+        if (k11 * n < n_i * n_j)
+            return 0.0;
+        return xs_llr(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11);
+    case XS_SIM_COSINE:
+        return k11 / sqrt(n_i * n_j);
+    case XS_SIM_JACCARD:
+        return k11 / (n_i + n_j - k11);
+    case XS_SIM_LIFT:
+        return k11 * n / (n_i * n_j);
+    case XS_SIM_LLR_COSINE:
+        if (k11 * n < n_i * n_j || xs_llr(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11) < llr_min)
+            return 0.0;
+        return k11 / sqrt(n_i * n_j);
+    case XS_SIM_COUNT:
+        return k11;
+    default:
+        return 0.0;
+    }
+}

@@ -1,0 +1,280 @@
+/*
+ * Engine tests: the user stage, item stage and scorer on hand-made
+ * scenarios whose answers can be derived by hand.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "xsell/engine.h"
+#include "xsell/hash.h"
+
+#define T0 INT64_C(1700000000000)
+
+static int64_t clock_ms = T0;
+static int seq;
+
+static void cart(xs_engine_t *e, const char *user, xs_cart_type_t type, const char **items,
+                 xs_list_t *list, bool *has_list)
+{
+    xs_event_t ev;
+    char id[64];
+    char errstr[256] = "";
+    xs_event_init(&ev, XS_KIND_CART);
+    snprintf(id, sizeof(id), "ev-%d", ++seq);
+    ev.event_id = strdup(id);
+    ev.user_id = strdup(user);
+    ev.type = type;
+    ev.ts = (clock_ms += 60000);
+    for (int i = 0; items[i]; i++)
+        assert_int_equal(xs_event_add_line(&ev, items[i], 1, 0, false), XS_OK);
+    xs_list_init(list);
+    xs_err_t err = xs_engine_process(e, 0, &ev, list, has_list, errstr, sizeof(errstr));
+    assert_int_equal(err, XS_OK);
+    xs_event_clear(&ev);
+}
+
+/* ADD each item, then PURCHASE them all; lists discarded. */
+static void basket(xs_engine_t *e, const char *user, const char **items)
+{
+    xs_list_t list;
+    bool has;
+    for (int i = 0; items[i]; i++) {
+        const char *one[2] = {items[i], NULL};
+        cart(e, user, XS_CART_ADD, one, &list, &has);
+        xs_list_clear(&list);
+    }
+    cart(e, user, XS_CART_PURCHASE, items, &list, &has);
+    xs_list_clear(&list);
+}
+
+static xs_engine_t *camera_world(void)
+{
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    char errstr[256];
+    xs_engine_t *e = xs_engine_new(&o, errstr, sizeof(errstr));
+    assert_non_null(e);
+    const char *clt[] = {"camera", "lens", "tripod", NULL};
+    const char *cl[] = {"camera", "lens", NULL};
+    const char *cb[] = {"camera", "bag", NULL};
+    const char *ss[] = {"socks", "shoes", NULL};
+    const char *s[] = {"socks", NULL};
+    char u[32];
+    for (int i = 0; i < 4; i++) {
+        snprintf(u, sizeof(u), "clt-%d", i);
+        basket(e, u, clt);
+    }
+    basket(e, "cl-0", cl);
+    basket(e, "cb-0", cb);
+    for (int i = 0; i < 6; i++) {
+        snprintf(u, sizeof(u), "ss-%d", i);
+        basket(e, u, i < 3 ? ss : s);
+    }
+    return e;
+}
+
+static void test_camera_cart_list(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_list_t list;
+    bool has = false;
+    const char *cam[] = {"camera", NULL};
+    cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
+    assert_true(has);
+    assert_int_equal(list.placement, XS_PLACEMENT_CART);
+    assert_true(list.n_items >= 2);
+    /* lens co-occurs with camera for 5 users, tripod for 4: both strongly associated. */
+    assert_string_equal(list.items[0].item_id, "lens");
+    assert_int_equal(list.items[0].source, XS_SOURCE_BOUGHT_TOGETHER);
+    assert_string_equal(list.items[0].because_of[0], "camera");
+    assert_string_equal(list.items[1].item_id, "tripod");
+    assert_int_equal(list.items[1].source, XS_SOURCE_BOUGHT_TOGETHER);
+    assert_true(list.items[0].score > list.items[1].score);
+    /* bag co-occurs once only: below min_support it is never BOUGHT_TOGETHER. */
+    for (int i = 0; i < list.n_items; i++) {
+        assert_string_not_equal(list.items[i].item_id, "camera");
+        if (strcmp(list.items[i].item_id, "bag") == 0)
+            assert_int_equal(list.items[i].source, XS_SOURCE_TRENDING);
+    }
+    /* Deterministic list id: 32 hex chars. */
+    assert_int_equal(strlen(list.list_id), 32);
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
+static void test_cold_start_gets_trending(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_list_t list;
+    bool has = false;
+    const char *unknown[] = {"brand-new-item", NULL};
+    cart(e, "cold", XS_CART_ADD, unknown, &list, &has);
+    assert_true(has);
+    assert_int_equal(list.n_items, 6);
+    for (int i = 0; i < list.n_items; i++)
+        assert_int_equal(list.items[i].source, XS_SOURCE_TRENDING);
+    /* socks and camera were each added and bought by 6 users: the best sellers;
+     * socks sold more recently, so they rank first under time decay. */
+    assert_string_equal(list.items[0].item_id, "socks");
+    assert_string_equal(list.items[1].item_id, "camera");
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
+static void test_bought_item_not_suggested(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_list_t list;
+    bool has = false;
+    const char *lens[] = {"lens", NULL};
+    const char *cam[] = {"camera", NULL};
+    basket(e, "buyer", lens);
+    cart(e, "buyer", XS_CART_ADD, cam, &list, &has);
+    assert_true(has);
+    for (int i = 0; i < list.n_items; i++)
+        assert_string_not_equal(list.items[i].item_id, "lens");
+    assert_string_equal(list.items[0].item_id, "tripod");
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
+static void test_duplicate_event_ignored(void **state)
+{
+    (void)state;
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    xs_event_t ev;
+    xs_event_init(&ev, XS_KIND_CART);
+    ev.event_id = strdup("same");
+    ev.user_id = strdup("u");
+    ev.type = XS_CART_ADD;
+    ev.ts = T0;
+    xs_event_add_line(&ev, "x", 1, 0, false);
+    xs_list_t list;
+    bool has;
+    xs_engine_stats_t st;
+    for (int i = 0; i < 3; i++) {
+        xs_list_init(&list);
+        assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
+        xs_list_clear(&list);
+    }
+    xs_engine_stats(e, &st);
+    assert_int_equal(st.duplicates, 2);
+    assert_int_equal(st.users_total, 1);
+    xs_event_clear(&ev);
+    xs_engine_destroy(e);
+}
+
+/* Flushing to a map and reloading through a backend gives the same lists. */
+typedef struct kv_rec {
+    int cf;
+    uint8_t key[16];
+    size_t klen;
+    uint8_t *val;
+    size_t vlen;
+} kv_rec_t;
+
+typedef struct kv_map {
+    kv_rec_t recs[4096];
+    int n;
+} kv_map_t;
+
+static xs_err_t map_put(void *opaque, xs_cf_t cf, const void *key, size_t klen, const void *val,
+                        size_t vlen)
+{
+    kv_map_t *m = opaque;
+    for (int i = 0; i < m->n; i++) {
+        kv_rec_t *r = &m->recs[i];
+        if (r->cf == (int)cf && r->klen == klen && !memcmp(r->key, key, klen)) {
+            free(r->val);
+            r->val = malloc(vlen);
+            memcpy(r->val, val, vlen);
+            r->vlen = vlen;
+            return XS_OK;
+        }
+    }
+    assert_true(m->n < 4096 && klen <= 16);
+    kv_rec_t *r = &m->recs[m->n++];
+    r->cf = (int)cf;
+    memcpy(r->key, key, klen);
+    r->klen = klen;
+    r->val = malloc(vlen);
+    memcpy(r->val, val, vlen);
+    r->vlen = vlen;
+    return XS_OK;
+}
+
+static xs_err_t map_get(void *opaque, xs_cf_t cf, const void *key, size_t klen, xs_buf_t *val,
+                        bool *found, char *errstr, size_t errstr_size)
+{
+    kv_map_t *m = opaque;
+    *found = false;
+    for (int i = 0; i < m->n; i++) {
+        kv_rec_t *r = &m->recs[i];
+        if (r->cf == (int)cf && r->klen == klen && !memcmp(r->key, key, klen)) {
+            *found = true;
+            return xs_buf_append(val, r->val, r->vlen);
+        }
+    }
+    return XS_OK;
+}
+
+static void test_flush_and_reload(void **state)
+{
+    (void)state;
+    kv_map_t *m = calloc(1, sizeof(*m));
+    xs_engine_t *e = camera_world();
+    assert_int_equal(xs_engine_flush(e, map_put, m, NULL, 0), XS_OK);
+    assert_true(m->n > 10);
+    xs_list_t a, b;
+    bool has;
+    const char *cam[] = {"camera", NULL};
+    int saved_seq = seq;
+    int64_t saved_clock = clock_ms;
+    cart(e, "newbie", XS_CART_ADD, cam, &a, &has);
+    xs_engine_destroy(e);
+
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    xs_backend_t be = {m, map_get};
+    o.backend = &be;
+    e = xs_engine_new(&o, NULL, 0);
+    assert_non_null(e);
+    seq = saved_seq;
+    clock_ms = saved_clock;
+    cart(e, "newbie", XS_CART_ADD, cam, &b, &has);
+    assert_int_equal(a.n_items, b.n_items);
+    assert_string_equal(a.list_id, b.list_id);
+    for (int i = 0; i < a.n_items; i++) {
+        assert_string_equal(a.items[i].item_id, b.items[i].item_id);
+        assert_true(a.items[i].score == b.items[i].score);
+    }
+    xs_list_clear(&a);
+    xs_list_clear(&b);
+    xs_engine_destroy(e);
+    for (int i = 0; i < m->n; i++)
+        free(m->recs[i].val);
+    free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_camera_cart_list),
+        cmocka_unit_test(test_cold_start_gets_trending),
+        cmocka_unit_test(test_bought_item_not_suggested),
+        cmocka_unit_test(test_duplicate_event_ignored),
+        cmocka_unit_test(test_flush_and_reload),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
