@@ -1,1 +1,189 @@
-int main(void) { return 0; }
+/*
+ * xsell-worker — the streaming cross-sell worker.
+ *
+ *   xsell-worker [--config FILE] [--set key=value]... [--bootstrap B |
+ *                --bootstrap-file F] [--state-dir D] [--group G]
+ *                [--until-end] [--reset-state --yes] [--print-config]
+ *
+ * Flags override the config file. SIGINT/SIGTERM stop it cleanly: a final
+ * checkpoint (producer flushed, state and offsets written), then exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xsell/config.h"
+#include "xsell/log.h"
+#include "xsell/store.h"
+#include "xsell/worker.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: xsell-worker [--config FILE] [--set key=value]... [--bootstrap B | "
+            "--bootstrap-file F]\n"
+            "                    [--state-dir D] [--group G] [--until-end] [--reset-state "
+            "--yes] [--print-config]\n\n"
+            "  --config FILE        key = value file (see docs/CONFIG.md)\n"
+            "  --set key=value      override one key (repeatable)\n"
+            "  --bootstrap B        same as --set kafka.bootstrap.servers=B\n"
+            "  --bootstrap-file F   read the bootstrap string from F (as written by xsell "
+            "devbroker)\n"
+            "  --state-dir D        same as --set state.dir=D\n"
+            "  --group G            same as --set group.id=G\n"
+            "  --until-end          stop once everything in the assigned partitions at start "
+            "is consumed\n"
+            "  --reset-state        delete the state directory first (replay from the "
+            "beginning); needs --yes\n"
+            "                       when the directory is not empty\n"
+            "  --print-config       print the effective configuration (secrets masked) and "
+            "exit\n");
+}
+
+static char *read_line_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char buf[4096];
+    char *res = NULL;
+    if (fgets(buf, sizeof(buf), f)) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        res = strdup(buf);
+    }
+    fclose(f);
+    return res;
+}
+
+int main(int argc, char **argv)
+{
+    char errstr[1024] = "";
+    int rc = 1;
+    bool until_end = false, reset = false, yes = false, print = false;
+    xs_worker_t *w = NULL;
+    xs_config_t *cfg = xs_config_new();
+    if (!cfg)
+        return 1;
+    /* The config file first, so that every flag overrides it whatever the order. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            if (xs_config_load_file(cfg, argv[++i], errstr, sizeof(errstr))) {
+                fprintf(stderr, "xsell-worker: %s\n", errstr);
+                rc = 2;
+                goto out;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *key = NULL;
+        char *owned = NULL;
+        xs_err_t err = XS_OK;
+        if (!strcmp(a, "--config") && i + 1 < argc) {
+            i++;
+            continue;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            rc = 0;
+            goto out;
+        } else if (!strcmp(a, "--until-end")) {
+            until_end = true;
+            continue;
+        } else if (!strcmp(a, "--reset-state")) {
+            reset = true;
+            continue;
+        } else if (!strcmp(a, "--yes")) {
+            yes = true;
+            continue;
+        } else if (!strcmp(a, "--print-config")) {
+            print = true;
+            continue;
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "xsell-worker: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            rc = 2;
+            goto out;
+        } else if (!strcmp(a, "--set")) {
+            err = xs_config_set_pair(cfg, argv[++i], "--set", errstr, sizeof(errstr));
+        } else if (!strcmp(a, "--bootstrap")) {
+            key = "kafka.bootstrap.servers";
+        } else if (!strcmp(a, "--bootstrap-file")) {
+            owned = read_line_file(argv[++i]);
+            if (!owned) {
+                fprintf(stderr, "xsell-worker: cannot read bootstrap file %s: %s\n", argv[i],
+                        strerror(errno));
+                rc = 2;
+                goto out;
+            }
+            err = xs_config_set(cfg, "kafka.bootstrap.servers", owned, "--bootstrap-file",
+                                errstr, sizeof(errstr));
+            free(owned);
+        } else if (!strcmp(a, "--state-dir")) {
+            key = "state.dir";
+        } else if (!strcmp(a, "--group")) {
+            key = "group.id";
+        } else {
+            fprintf(stderr, "xsell-worker: unknown option '%s'\n", a);
+            usage(stderr);
+            rc = 2;
+            goto out;
+        }
+        if (key)
+            err = xs_config_set(cfg, key, argv[++i], a, errstr, sizeof(errstr));
+        if (err) {
+            fprintf(stderr, "xsell-worker: %s\n", errstr);
+            rc = 2;
+            goto out;
+        }
+    }
+    xs_log_set_level((xs_log_level_t)xs_log_level_from_name(xs_config_str(cfg, "log.level")));
+    if (print) {
+        xs_config_dump(cfg, stdout);
+        rc = 0;
+        goto out;
+    }
+    const char *dir = xs_config_str(cfg, "state.dir");
+    if (reset) {
+        if (xs_store_dir_nonempty(dir) && !yes) {
+            fprintf(stderr, "xsell-worker: --reset-state would delete %s, which is not empty; "
+                            "add --yes to confirm\n", dir);
+            rc = 2;
+            goto out;
+        }
+        if (xs_store_destroy_dir(dir, errstr, sizeof(errstr))) {
+            fprintf(stderr, "xsell-worker: %s\n", errstr);
+            goto out;
+        }
+        XS_INFO("state reset", "state_dir=%s", dir);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    xs_worker_opts_t wo = {.config = cfg, .until_end = until_end};
+    if (!(w = xs_worker_new(&wo, errstr, sizeof(errstr)))) {
+        XS_ERROR("cannot start", "error=\"%s\"", errstr);
+        goto out;
+    }
+    if (xs_worker_run(w, &stop_flag, errstr, sizeof(errstr)) != XS_OK) {
+        XS_ERROR("worker failed", "error=\"%s\"", errstr);
+        goto out;
+    }
+    rc = 0;
+out:
+    xs_worker_destroy(w);
+    xs_config_destroy(cfg);
+    return rc;
+}

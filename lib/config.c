@@ -1,0 +1,483 @@
+/*
+ * config.c — the configuration table, file parser and typed getters.
+ * See include/xsell/config.h.
+ */
+#include "xsell/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_INT, T_DOUBLE, T_BOOL, T_ENUM } xs_ctype_t;
+
+typedef struct key_def {
+    const char *key;
+    xs_ctype_t type;
+    const char *def;
+    double min, max;     /* T_INT, T_DOUBLE */
+    const char *choices; /* T_ENUM: "a|b|c" */
+    const char *desc;
+} key_def_t;
+
+#define GiB (1024.0 * 1024 * 1024)
+
+static const key_def_t keys[] = {
+    {"group.id", T_STR, "xsell", 0, 0, NULL,
+     "Kafka consumer group of the workers (instances sharing it split the partitions)."},
+    {"topics.clicks", T_STR, "xsell.clicks", 0, 0, NULL,
+     "Input topic of ClickEvent records, keyed by user_id."},
+    {"topics.cart", T_STR, "xsell.cart", 0, 0, NULL,
+     "Input topic of CartEvent records, keyed by user_id; same partition count as "
+     "topics.clicks so a user's events land on the same partition number."},
+    {"topics.catalog", T_STR, "xsell.catalog", 0, 0, NULL,
+     "Input topic of ItemUpdate records, keyed by item_id (empty: no catalog)."},
+    {"topics.output", T_STR, "xsell.cross-sell", 0, 0, NULL,
+     "Output topic of CrossSellList records, keyed by user_id."},
+    {"topics.dlq", T_STR, "xsell.dlq", 0, 0, NULL,
+     "Dead-letter topic: original bytes of rejected input with an xsell.reason header."},
+    {"topics.bare", T_STR, "", 0, 0, NULL,
+     "Comma-separated input topics whose messages are bare Avro bodies (no framing) written "
+     "with the reader schema of the topic's kind."},
+    {"state.dir", T_STR, "xsell-state", 0, 0, NULL, "RocksDB state directory."},
+    {"state.sync", T_BOOL, "false", 0, 0, NULL,
+     "fsync the RocksDB WAL at every checkpoint (survives power loss, not just crashes)."},
+    {"commit.interval.ms", T_INT, "1000", 10, 3600000, NULL,
+     "Checkpoint interval: producer flushed, state and offsets written in one batch, "
+     "offsets committed to Kafka."},
+    {"checkpoint.dirty.bytes", T_INT, "67108864", 4096, 64 * GiB, NULL,
+     "Checkpoint early when this many bytes of cached state are dirty."},
+    {"cache.max.bytes", T_INT, "536870912", 1048576, 1024 * GiB, NULL,
+     "Budget of the write-back cache of profiles, sketches and names."},
+    {"model.half_life.hours", T_DOUBLE, "720", 0.01, 1e6, NULL,
+     "Half-life of user affinities (event time)."},
+    {"model.window.hours", T_DOUBLE, "720", 0.01, 1e6, NULL,
+     "Co-occurrence window: items a user touched within this time form pairs."},
+    {"model.kmax", T_INT, "24", 1, 32, NULL,
+     "At most this many recent items pair with a new interaction (work per event)."},
+    {"model.similarity", T_ENUM, "llr", 0, 0, "llr|cosine|jaccard|lift|llr-cosine|count",
+     "Neighbour ranking measure."},
+    {"model.llr_min", T_DOUBLE, "3.84", 0, 1e9, NULL, "LLR threshold of llr-cosine."},
+    {"model.min_support", T_INT, "2", 1, 1000000, NULL,
+     "Minimum co-occurrence count (guaranteed lower bound) for a neighbour."},
+    {"model.viewed_weight", T_DOUBLE, "0.3", 0, 10, NULL,
+     "Weight of VIEWED_TOGETHER evidence relative to BOUGHT_TOGETHER."},
+    {"model.category_boost", T_DOUBLE, "0.2", 0, 10, NULL,
+     "Score boost for candidates in the user's favourite categories."},
+    {"list.length.product_page", T_INT, "4", 0, 20, NULL, "Items on PRODUCT_PAGE lists."},
+    {"list.length.cart", T_INT, "6", 0, 20, NULL, "Items on CART lists."},
+    {"list.length.checkout", T_INT, "3", 0, 20, NULL, "Items on CHECKOUT lists."},
+    {"list.length.post_purchase", T_INT, "6", 0, 20, NULL,
+     "Items on POST_PURCHASE lists (post-purchase email)."},
+    {"list.category_cap", T_INT, "2", 0, 20, NULL, "Max items per category in a list (0: no cap)."},
+    {"list.rebuy_days", T_DOUBLE, "30", 0, 3650, NULL,
+     "Items bought within this many days are not suggested (unless repurchasable)."},
+    {"list.suppress_minutes", T_DOUBLE, "10", 0, 100000, NULL,
+     "An identical list for the same user and placement is not re-published within this time."},
+    {"list.trending_backfill", T_BOOL, "true", 0, 0, NULL,
+     "Fill short lists (cold start) with trending items, marked TRENDING."},
+    {"limits.max_message_bytes", T_INT, "1048576", 64, 64 * 1048576.0, NULL,
+     "Input messages larger than this go to the dead-letter topic."},
+    {"limits.max_id_len", T_INT, "256", 8, 65536, NULL, "Longest accepted id or string field."},
+    {"limits.max_lines", T_INT, "1000", 1, 1000000, NULL, "Most lines accepted in one CartEvent."},
+    {"limits.min_ts", T_INT, "946684800000", 0, 9e15, NULL,
+     "Earliest accepted event time (ms since epoch; default 2000-01-01)."},
+    {"limits.max_ts", T_INT, "4102444800000", 0, 9e15, NULL,
+     "Latest accepted event time (ms since epoch; default 2100-01-01)."},
+    {"log.level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "Log level."},
+    {"log.progress.seconds", T_DOUBLE, "5", 0, 86400, NULL,
+     "Interval of progress lines (events/s, lag); 0 disables."},
+};
+
+typedef struct entry {
+    char *key;
+    char *value;
+} entry_t;
+
+struct xs_config {
+    entry_t *entries;
+    size_t n, cap;
+    xs_kv_t *pt; /* passthrough scratch */
+    size_t n_pt;
+};
+
+static const key_def_t *find_def(const char *key)
+{
+    for (size_t i = 0; i < XS_ARRAY_SIZE(keys); i++)
+        if (strcmp(keys[i].key, key) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+xs_config_t *xs_config_new(void)
+{
+    return calloc(1, sizeof(xs_config_t));
+}
+
+void xs_config_destroy(xs_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n; i++) {
+        free(cfg->entries[i].key);
+        free(cfg->entries[i].value);
+    }
+    free(cfg->entries);
+    free(cfg->pt);
+    free(cfg);
+}
+
+static bool parse_int(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return false;
+    /* Size suffixes for convenience: k, m, g (binary). */
+    int64_t mult = 1;
+    if (*end == 'k' || *end == 'K')
+        mult = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mult = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G')
+        mult = 1024 * 1024 * 1024, end++;
+    if (*end)
+        return false;
+    if (v > INT64_MAX / mult || v < INT64_MIN / mult)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes") || !strcmp(s, "on"))
+        return (*out = true), true;
+    if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no") || !strcmp(s, "off"))
+        return (*out = false), true;
+    return false;
+}
+
+static bool in_choices(const char *choices, const char *v)
+{
+    size_t len = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t l = bar ? (size_t)(bar - p) : strlen(p);
+        if (l == len && strncmp(p, v, l) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+static xs_err_t validate(const char *key, const char *value, const char *origin, char *errstr,
+                         size_t errstr_size)
+{
+    const char *o = origin ? origin : "config";
+    if (!strncmp(key, "kafka.", 6) || !strncmp(key, "rocksdb.", 8)) {
+        if (!key[strncmp(key, "kafka.", 6) ? 8 : 6]) {
+            xs_errstr_set(errstr, errstr_size, "%s: empty key after prefix in '%s'", o, key);
+            return XS_ERR_CONFIG;
+        }
+        return XS_OK;
+    }
+    if (!strncmp(key, "schema.confluent.", 17)) {
+        int64_t id;
+        char kind[64], path[4];
+        if (!parse_int(key + 17, &id) || id < 0 || id > INT32_MAX) {
+            xs_errstr_set(errstr, errstr_size, "%s: '%s': schema id must be a non-negative integer",
+                          o, key);
+            return XS_ERR_CONFIG;
+        }
+        if (sscanf(value, "%63s %3s", kind, path) != 2) {
+            xs_errstr_set(errstr, errstr_size,
+                          "%s: %s: expected '<ClickEvent|CartEvent|ItemUpdate> <file.avsc>'", o,
+                          key);
+            return XS_ERR_CONFIG;
+        }
+        return XS_OK;
+    }
+    const key_def_t *d = find_def(key);
+    if (!d) {
+        xs_errstr_set(errstr, errstr_size, "%s: unknown key '%s'", o, key);
+        return XS_ERR_CONFIG;
+    }
+    int64_t iv;
+    double dv;
+    bool bv;
+    switch (d->type) {
+    case T_STR:
+        return XS_OK;
+    case T_INT:
+        if (!parse_int(value, &iv)) {
+            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not an integer", o, key, value);
+            return XS_ERR_CONFIG;
+        }
+        if ((double)iv < d->min || (double)iv > d->max) {
+            xs_errstr_set(errstr, errstr_size, "%s: %s: %" PRId64 " is out of range [%.0f, %.0f]",
+                          o, key, iv, d->min, d->max);
+            return XS_ERR_CONFIG;
+        }
+        return XS_OK;
+    case T_DOUBLE:
+        if (!parse_double(value, &dv)) {
+            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a number", o, key, value);
+            return XS_ERR_CONFIG;
+        }
+        if (dv < d->min || dv > d->max) {
+            xs_errstr_set(errstr, errstr_size, "%s: %s: %g is out of range [%g, %g]", o, key, dv,
+                          d->min, d->max);
+            return XS_ERR_CONFIG;
+        }
+        return XS_OK;
+    case T_BOOL:
+        if (!parse_bool(value, &bv)) {
+            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean (true/false)", o,
+                          key, value);
+            return XS_ERR_CONFIG;
+        }
+        return XS_OK;
+    case T_ENUM:
+        if (!in_choices(d->choices, value)) {
+            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not one of %s", o, key, value,
+                          d->choices);
+            return XS_ERR_CONFIG;
+        }
+        return XS_OK;
+    }
+    return XS_OK;
+}
+
+xs_err_t xs_config_set(xs_config_t *cfg, const char *key, const char *value, const char *origin,
+                       char *errstr, size_t errstr_size)
+{
+    xs_err_t err = validate(key, value, origin, errstr, errstr_size);
+    if (err)
+        return err;
+    for (size_t i = 0; i < cfg->n; i++) {
+        if (strcmp(cfg->entries[i].key, key) == 0) {
+            char *v = xs_strdup(value);
+            if (!v)
+                return XS_ERR_NOMEM;
+            free(cfg->entries[i].value);
+            cfg->entries[i].value = v;
+            return XS_OK;
+        }
+    }
+    if (cfg->n == cfg->cap) {
+        size_t cap = cfg->cap ? cfg->cap * 2 : 32;
+        entry_t *e = realloc(cfg->entries, cap * sizeof(*e));
+        if (!e)
+            return XS_ERR_NOMEM;
+        cfg->entries = e;
+        cfg->cap = cap;
+    }
+    entry_t *e = &cfg->entries[cfg->n];
+    e->key = xs_strdup(key);
+    e->value = xs_strdup(value);
+    if (!e->key || !e->value) {
+        free(e->key);
+        free(e->value);
+        return XS_ERR_NOMEM;
+    }
+    cfg->n++;
+    return XS_OK;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static xs_err_t set_line(xs_config_t *cfg, char *line, const char *origin, char *errstr,
+                         size_t errstr_size)
+{
+    char *eq = strchr(line, '=');
+    if (!eq) {
+        xs_errstr_set(errstr, errstr_size, "%s: expected 'key = value'", origin);
+        return XS_ERR_CONFIG;
+    }
+    *eq = '\0';
+    char *key = trim(line), *value = trim(eq + 1);
+    if (!*key) {
+        xs_errstr_set(errstr, errstr_size, "%s: missing key before '='", origin);
+        return XS_ERR_CONFIG;
+    }
+    return xs_config_set(cfg, key, value, origin, errstr, errstr_size);
+}
+
+xs_err_t xs_config_set_pair(xs_config_t *cfg, const char *pair, const char *origin, char *errstr,
+                            size_t errstr_size)
+{
+    char *copy = xs_strdup(pair);
+    if (!copy)
+        return XS_ERR_NOMEM;
+    xs_err_t err = set_line(cfg, copy, origin, errstr, errstr_size);
+    free(copy);
+    return err;
+}
+
+xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr,
+                             size_t errstr_size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        xs_errstr_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        return XS_ERR_IO;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0;
+    xs_err_t err = XS_OK;
+    while (!err && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char origin[512];
+        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+        err = set_line(cfg, s, origin, errstr, errstr_size);
+    }
+    free(line);
+    fclose(f);
+    return err;
+}
+
+static const char *lookup(const xs_config_t *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->n; i++)
+        if (strcmp(cfg->entries[i].key, key) == 0)
+            return cfg->entries[i].value;
+    const key_def_t *d = find_def(key);
+    if (!d) {
+        fprintf(stderr, "xsell: internal error: unknown config key %s\n", key);
+        abort();
+    }
+    return d->def;
+}
+
+const char *xs_config_str(const xs_config_t *cfg, const char *key)
+{
+    return lookup(cfg, key);
+}
+
+int64_t xs_config_int(const xs_config_t *cfg, const char *key)
+{
+    int64_t v = 0;
+    parse_int(lookup(cfg, key), &v);
+    return v;
+}
+
+double xs_config_double(const xs_config_t *cfg, const char *key)
+{
+    double v = 0;
+    parse_double(lookup(cfg, key), &v);
+    return v;
+}
+
+bool xs_config_bool(const xs_config_t *cfg, const char *key)
+{
+    bool v = false;
+    parse_bool(lookup(cfg, key), &v);
+    return v;
+}
+
+const xs_kv_t *xs_config_passthrough(const xs_config_t *cfg, const char *prefix, size_t *n)
+{
+    xs_config_t *c = (xs_config_t *)cfg;
+    size_t plen = strlen(prefix);
+    free(c->pt);
+    c->pt = calloc(cfg->n ? cfg->n : 1, sizeof(*c->pt));
+    c->n_pt = 0;
+    for (size_t i = 0; c->pt && i < cfg->n; i++)
+        if (strncmp(cfg->entries[i].key, prefix, plen) == 0)
+            c->pt[c->n_pt++] = (xs_kv_t){cfg->entries[i].key + plen, cfg->entries[i].value};
+    *n = c->n_pt;
+    return c->pt;
+}
+
+xs_err_t xs_config_each_confluent_schema(const xs_config_t *cfg, xs_config_schema_fn fn,
+                                         void *opaque, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n; i++) {
+        const entry_t *e = &cfg->entries[i];
+        if (strncmp(e->key, "schema.confluent.", 17) != 0)
+            continue;
+        char kind[64], path[4096];
+        if (sscanf(e->value, "%63s %4095s", kind, path) != 2)
+            return XS_ERR_CONFIG;
+        xs_err_t err = fn(opaque, (int32_t)strtol(e->key + 17, NULL, 10), kind, path, errstr,
+                          errstr_size);
+        if (err)
+            return err;
+    }
+    return XS_OK;
+}
+
+static bool is_secret(const char *key)
+{
+    return strstr(key, "password") || strstr(key, "secret") || strstr(key, "sasl.jaas") ||
+           strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key.pem");
+}
+
+void xs_config_dump(const xs_config_t *cfg, FILE *out)
+{
+    for (size_t i = 0; i < XS_ARRAY_SIZE(keys); i++)
+        fprintf(out, "%s = %s\n", keys[i].key, lookup(cfg, keys[i].key));
+    for (size_t i = 0; i < cfg->n; i++)
+        if (!find_def(cfg->entries[i].key))
+            fprintf(out, "%s = %s\n", cfg->entries[i].key,
+                    is_secret(cfg->entries[i].key) ? "********" : cfg->entries[i].value);
+}
+
+void xs_config_doc(FILE *out)
+{
+    static const char *const tn[] = {"string", "integer", "number", "boolean", "enum"};
+    fprintf(out, "# xsell configuration\n\n"
+                 "Generated by `xsell config --doc` from the key table in lib/config.c.\n\n"
+                 "Files hold `key = value` lines; `#` starts a comment line. Unknown keys and "
+                 "bad values are rejected with `file:line: message`. Flags (`--set key=value`) "
+                 "override the file. Integers accept k/m/g suffixes (binary).\n\n"
+                 "| key | type | default | range | description |\n"
+                 "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < XS_ARRAY_SIZE(keys); i++) {
+        const key_def_t *d = &keys[i];
+        char range[128] = "";
+        if (d->type == T_INT || d->type == T_DOUBLE)
+            snprintf(range, sizeof(range), "%g … %g", d->min, d->max);
+        else if (d->type == T_ENUM)
+            snprintf(range, sizeof(range), "%s", d->choices);
+        fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", d->key, tn[d->type], d->def, range,
+                d->desc);
+    }
+    fprintf(out, "| `kafka.*` | string | | | Passed to librdkafka without the prefix, e.g. "
+                 "`kafka.bootstrap.servers`, `kafka.security.protocol`, `kafka.sasl.*`, "
+                 "`kafka.ssl.*`. |\n"
+                 "| `rocksdb.*` | string | | | Passed to RocksDB's option-string parser without "
+                 "the prefix, e.g. `rocksdb.write_buffer_size`. |\n"
+                 "| `schema.confluent.<id>` | string | | | `<ClickEvent\\|CartEvent\\|ItemUpdate> "
+                 "<path.avsc>`: the writer schema registered under Confluent schema id `<id>`. |\n");
+}
