@@ -11,8 +11,10 @@
  *                  then one PURCHASE with all lines. Rows without CustomerID,
  *                  cancelled invoices (InvoiceNo starting with C), lines with
  *                  quantity <= 0 and non-product codes (no digit in the
- *                  StockCode: POST, DOT, M, BANK CHARGES...) are skipped and
- *                  counted.
+ *                  StockCode: POST, DOT, M, BANK CHARGES..., and C2, the
+ *                  carriage charge) are skipped and counted. Duplicate codes
+ *                  within an invoice become one line (quantities summed).
+ *                  The catalog covers the codes of kept rows only.
  *   retailrocket   Either the Kaggle events.csv
  *                  (timestamp,visitorid,event,itemid[,transactionid]; view ->
  *                  PRODUCT_VIEW, addtocart -> ADD, transaction -> PURCHASE,
@@ -27,8 +29,8 @@
  *                  "kind": "click" | "cart" | "item" (inferred when absent:
  *                  "lines" -> cart, "user_id" -> click, else item). "ts" is
  *                  epoch milliseconds or an ISO-8601 UTC string.
- *   baskets        One basket per line (items separated by commas, or by
- *                  whitespace when the line has no comma), replayed in file
+ *   baskets        One basket per line (items separated by commas when the
+ *                  file has any comma, else by whitespace), replayed in file
  *                  order as user "basket-<n>": an ADD per item, then a
  *                  PURCHASE; synthetic times one minute apart.
  */

@@ -1,0 +1,38 @@
+# Thin wrapper over CMake. `make demo` and `make test` install what is missing.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps build build-asan test test-fast demo clean format
+
+all: build
+
+deps:
+	@bash deploy/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# The whole suite in a normal build and in an ASan+UBSan build.
+test: build build-asan
+	@echo "== ctest: normal build"
+	@ctest --test-dir $(BUILD) --output-on-failure
+	@echo "== ctest: ASan+UBSan build"
+	@ctest --test-dir $(ASAN_BUILD) --output-on-failure
+
+test-fast: build
+	@ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+demo: build
+	@bash deploy/demo.sh
+
+format:
+	@clang-format -i lib/*.c lib/*.h include/xsell/*.h worker/*.c worker/*.h tests/unit/*.c tests/integration/*.c
+
+clean:
+	@rm -rf $(BUILD) $(ASAN_BUILD) .demo

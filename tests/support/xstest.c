@@ -1,0 +1,188 @@
+/*
+ * Test support (see xstest.h). Failures abort the test through cmocka.
+ */
+#include "xstest.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "xsell/store.h"
+#include "xsell/worker.h"
+
+char *xst_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/xsell-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    char *d = mkdtemp(path);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+void xst_rmrf(const char *path)
+{
+    xs_store_destroy_dir(path, NULL, 0);
+}
+
+void xst_cart_event(xs_event_t *ev, const char *event_id, const char *user, xs_cart_type_t type,
+                    int64_t ts, const char *const *items)
+{
+    xs_event_init(ev, XS_KIND_CART);
+    ev->event_id = strdup(event_id);
+    ev->user_id = strdup(user);
+    ev->type = type;
+    ev->ts = ts;
+    for (int i = 0; items && items[i]; i++)
+        assert_int_equal(xs_event_add_line(ev, items[i], 1, 9.99, true), XS_OK);
+}
+
+void xst_click_event(xs_event_t *ev, const char *event_id, const char *user,
+                     xs_click_type_t type, int64_t ts, const char *item, const char *category)
+{
+    xs_event_init(ev, XS_KIND_CLICK);
+    ev->event_id = strdup(event_id);
+    ev->user_id = strdup(user);
+    ev->type = type;
+    ev->ts = ts;
+    ev->item_id = item ? strdup(item) : NULL;
+    ev->category = category ? strdup(category) : NULL;
+}
+
+void xst_item_event(xs_event_t *ev, const char *item, const char *title, const char *category,
+                    bool in_stock, int64_t ts)
+{
+    xs_event_init(ev, XS_KIND_ITEM);
+    ev->item_id = strdup(item);
+    ev->title = title ? strdup(title) : NULL;
+    ev->category = category ? strdup(category) : NULL;
+    ev->in_stock = in_stock;
+    ev->ts = ts;
+}
+
+void xst_produce_event(xs_producer_t *p, xs_codec_t *codec, const xs_event_t *ev)
+{
+    xs_buf_t b = {0};
+    char errstr[512] = "";
+    assert_int_equal(xs_codec_encode_event(codec, ev, &b), XS_OK);
+    const char *topic = ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
+                        : ev->kind == XS_KIND_CART ? "xsell.cart"
+                                                   : "xsell.catalog";
+    const char *key = ev->kind == XS_KIND_ITEM ? ev->item_id : ev->user_id;
+    xs_err_t err = xs_producer_send(p, topic, -1, key, strlen(key), b.data, b.len, NULL, 0,
+                                    errstr, sizeof(errstr));
+    if (err)
+        fail_msg("produce: %s", errstr);
+    xs_buf_free(&b);
+}
+
+xs_config_t *xst_worker_config(const char *bootstrap, const char *state_dir, const char *group)
+{
+    xs_config_t *cfg = xs_config_new();
+    char errstr[512];
+    const char *kv[][2] = {
+        {"kafka.bootstrap.servers", bootstrap},
+        {"state.dir", state_dir},
+        {"group.id", group},
+        {"commit.interval.ms", "200"},
+        {"log.progress.seconds", "0"},
+    };
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        if (xs_config_set(cfg, kv[i][0], kv[i][1], "test", errstr, sizeof(errstr)))
+            fail_msg("config: %s", errstr);
+    return cfg;
+}
+
+xst_run_t xst_run_worker_until_end(const xs_config_t *cfg)
+{
+    char errstr[1024] = "";
+    volatile sig_atomic_t stop = 0;
+    xs_worker_opts_t wo = {.config = cfg, .until_end = true};
+    xs_worker_t *w = xs_worker_new(&wo, errstr, sizeof(errstr));
+    if (!w)
+        fail_msg("worker: %s", errstr);
+    if (xs_worker_run(w, &stop, errstr, sizeof(errstr)) != XS_OK)
+        fail_msg("worker run: %s", errstr);
+    xs_worker_stats_t st;
+    xs_worker_stats(w, &st);
+    xs_worker_destroy(w);
+    return (xst_run_t){st.events, st.lists, st.dlq};
+}
+
+xst_lists_t xst_read_lists(const char *bootstrap, xs_codec_t *codec, const char *topic)
+{
+    char errstr[512] = "";
+    const char *topics[] = {topic};
+    xs_consumer_opts_t co = {
+        .bootstrap = bootstrap,
+        .topics = topics,
+        .n_topics = 1,
+        .start_offset = XS_OFFSET_BEGINNING,
+    };
+    xs_consumer_t *c = xs_consumer_new(&co, errstr, sizeof(errstr));
+    if (!c)
+        fail_msg("consumer: %s", errstr);
+    xst_lists_t out = {0};
+    size_t cap = 0;
+    for (int idle = 0; idle < 300;) {
+        xs_msg_t m;
+        xs_err_t err = xs_consumer_poll(c, 100, &m, errstr, sizeof(errstr));
+        if (err == XS_ERR_EOF) {
+            if (xs_consumer_caught_up(c))
+                break;
+            idle++;
+            continue;
+        }
+        if (err)
+            fail_msg("poll: %s", errstr);
+        if (out.n == cap) {
+            cap = cap ? cap * 2 : 64;
+            out.v = realloc(out.v, cap * sizeof(*out.v));
+        }
+        xs_list_init(&out.v[out.n]);
+        char reason[256];
+        if (xs_codec_decode_list(codec, m.value, m.value_len, &out.v[out.n], reason,
+                                 sizeof(reason)))
+            fail_msg("decode list at offset %lld: %s", (long long)m.offset, reason);
+        out.n++;
+        if (xs_consumer_caught_up(c))
+            break;
+    }
+    xs_consumer_destroy(c);
+    return out;
+}
+
+void xst_lists_free(xst_lists_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        xs_list_clear(&l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+const xs_list_t *xst_find_list(const xst_lists_t *l, const char *event_id)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].trigger_event_id && strcmp(l->v[i].trigger_event_id, event_id) == 0)
+            return &l->v[i];
+    return NULL;
+}
+
+xs_devbroker_t *xst_devbroker(int partitions)
+{
+    char errstr[512] = "";
+    xs_devbroker_t *db = xs_devbroker_new(1, errstr, sizeof(errstr));
+    if (!db)
+        fail_msg("devbroker: %s", errstr);
+    const char *topics[] = {"xsell.clicks", "xsell.cart", "xsell.catalog", "xsell.cross-sell",
+                            "xsell.dlq"};
+    for (size_t i = 0; i < 5; i++)
+        if (xs_devbroker_create_topic(db, topics[i], partitions, errstr, sizeof(errstr)))
+            fail_msg("create topic %s: %s", topics[i], errstr);
+    return db;
+}
