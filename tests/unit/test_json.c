@@ -153,16 +153,36 @@ static void test_strict_rejections(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "01",           "+1",         "1.",          ".5",           "1e",
-        "-",            "NaN",        "Infinity",    "tru",          "nul",
-        "[1 2]",        "{\"a\":1,}", "{a:1}",       "'x'",          "\"abc",
-        "\"\\x\"",      "\"\\u12\"",  "\"\\u12g4\"", "\"\\ud800\"",  "\"\\udc00\"",
-        "\"\\ud800\\u0041\"",         "[",           "{\"a\":1",     "\"\\",
-        "\"a\tb\"",     "\"\xC0\xAF\"", /* overlong '/' */
-        "\"\xED\xA0\x80\"",             /* encoded surrogate */
-        "\"\xF4\x90\x80\x80\"",         /* > U+10FFFF */
-        "\"\xE2\x82\"",                 /* truncated sequence */
-        "\xEF\xBB\xBF{}",               /* BOM is not JSON whitespace */
+        "01",
+        "+1",
+        "1.",
+        ".5",
+        "1e",
+        "-",
+        "NaN",
+        "Infinity",
+        "tru",
+        "nul",
+        "[1 2]",
+        "{\"a\":1,}",
+        "{a:1}",
+        "'x'",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\u12g4\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "[",
+        "{\"a\":1",
+        "\"\\",
+        "\"a\tb\"",
+        "\"\xC0\xAF\"",         /* overlong '/' */
+        "\"\xED\xA0\x80\"",     /* encoded surrogate */
+        "\"\xF4\x90\x80\x80\"", /* > U+10FFFF */
+        "\"\xE2\x82\"",         /* truncated sequence */
+        "\xEF\xBB\xBF{}",       /* BOM is not JSON whitespace */
     };
     for (size_t i = 0; i < XS_ARRAY_SIZE(bad); i++) {
         const char *msg = parse_fail(bad[i], strlen(bad[i]));
@@ -225,8 +245,9 @@ static void test_write_roundtrip(void **state)
     xs_buf_t out = {0};
     assert_int_equal(xs_json_write(&out, v), XS_OK);
     xs_buf_append_u8(&out, 0);
-    assert_string_equal((char *)out.data,
-                        "{\"k\":[1.50,-0,1e300,true,false,null,\"\xE2\x82\xAC\\n\"],\"z\":{},\"a\":[]}");
+    assert_string_equal(
+        (char *)out.data,
+        "{\"k\":[1.50,-0,1e300,true,false,null,\"\xE2\x82\xAC\\n\"],\"z\":{},\"a\":[]}");
     /* The compact form re-parses to the same compact form. */
     xs_json_t *w = xs_json_parse((char *)out.data, out.len - 1, NULL, 0);
     assert_non_null(w);
@@ -243,14 +264,10 @@ static void test_write_roundtrip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalars),
-        cmocka_unit_test(test_strings_and_escapes),
-        cmocka_unit_test(test_containers),
-        cmocka_unit_test(test_errors_have_positions),
-        cmocka_unit_test(test_strict_rejections),
-        cmocka_unit_test(test_depth_limit),
-        cmocka_unit_test(test_write_string),
-        cmocka_unit_test(test_write_roundtrip),
+        cmocka_unit_test(test_scalars),           cmocka_unit_test(test_strings_and_escapes),
+        cmocka_unit_test(test_containers),        cmocka_unit_test(test_errors_have_positions),
+        cmocka_unit_test(test_strict_rejections), cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_write_string),      cmocka_unit_test(test_write_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
