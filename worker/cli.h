@@ -9,5 +9,7 @@
 int xs_cli_devbroker(int argc, char **argv);
 int xs_cli_produce(int argc, char **argv);
 int xs_cli_tail(int argc, char **argv);
+int xs_cli_schemas(int argc, char **argv);
+int xs_cli_config(int argc, char **argv);
 
 #endif
