@@ -94,7 +94,8 @@ typedef struct xs_consumer xs_consumer_t;
 #define XS_OFFSET_STORED (-1000) /* Kafka's committed offset (or auto.offset.reset) */
 
 /*
- * Assignment hook (group mode): called for each newly assigned partition
+ * Assignment hook: called for each newly assigned partition (in group-less
+ * mode too, with *offset preset to opts->start_offset)
  * before any of its messages is returned; the hook sets *offset to where
  * consumption must start (an absolute offset, XS_OFFSET_BEGINNING,
  * XS_OFFSET_END or XS_OFFSET_STORED). `on_revoke` is called for each
