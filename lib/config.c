@@ -86,6 +86,15 @@ static const key_def_t keys[] = {
      "Earliest accepted event time (ms since epoch; default 2000-01-01)."},
     {"limits.max_ts", T_INT, "4102444800000", 0, 9e15, NULL,
      "Latest accepted event time (ms since epoch; default 2100-01-01)."},
+    {"experiment.name", T_STR, "", 0, 0, NULL,
+     "A/B experiment written on every list (empty: no experiment)."},
+    {"experiment.salt", T_STR, "xsell", 0, 0, NULL,
+     "Salt of the arm assignment: arm = f(XXH3(salt, user_id)); change it to reshuffle."},
+    {"experiment.arms", T_STR, "", 0, 0, NULL,
+     "Arms and traffic shares, e.g. `control:10,cooc:90`. Each arm may override scoring "
+     "keys with `experiment.arm.<arm>.<key>` (model.similarity, model.min_support, "
+     "model.viewed_weight, model.category_boost, list.*) and "
+     "`experiment.arm.<arm>.popularity_only = true` (a trending-only control arm)."},
     {"log.level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "Log level."},
     {"log.progress.seconds", T_DOUBLE, "5", 0, 86400, NULL,
      "Interval of progress lines (events/s, lag); 0 disables."},
@@ -188,6 +197,9 @@ static bool in_choices(const char *choices, const char *v)
 }
 
 static xs_err_t validate(const char *key, const char *value, const char *origin, char *errstr,
+                         size_t errstr_size);
+
+static xs_err_t validate(const char *key, const char *value, const char *origin, char *errstr,
                          size_t errstr_size)
 {
     const char *o = origin ? origin : "config";
@@ -197,6 +209,33 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
             return XS_ERR_CONFIG;
         }
         return XS_OK;
+    }
+    if (!strncmp(key, "experiment.arm.", 15)) {
+        const char *arm = key + 15, *dot = strchr(arm, '.');
+        if (!dot || dot == arm || dot - arm >= 32) {
+            xs_errstr_set(errstr, errstr_size, "%s: '%s': expected experiment.arm.<arm>.<key>",
+                          o, key);
+            return XS_ERR_CONFIG;
+        }
+        const char *param = dot + 1;
+        if (!strcmp(param, "popularity_only")) {
+            bool b;
+            if (!parse_bool(value, &b)) {
+                xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean", o, key, value);
+                return XS_ERR_CONFIG;
+            }
+            return XS_OK;
+        }
+        static const char *const arm_keys[] = {
+            "model.similarity", "model.llr_min", "model.min_support", "model.viewed_weight",
+            "model.category_boost", "list.length.product_page", "list.length.cart",
+            "list.length.checkout", "list.length.post_purchase", "list.category_cap",
+            "list.rebuy_days", "list.suppress_minutes", "list.trending_backfill"};
+        for (size_t i = 0; i < XS_ARRAY_SIZE(arm_keys); i++)
+            if (!strcmp(param, arm_keys[i]))
+                return validate(param, value, origin, errstr, errstr_size);
+        xs_errstr_set(errstr, errstr_size, "%s: '%s': an arm cannot override '%s'", o, key, param);
+        return XS_ERR_CONFIG;
     }
     if (!strncmp(key, "schema.confluent.", 17)) {
         int64_t id;
@@ -435,6 +474,14 @@ xs_err_t xs_config_each_confluent_schema(const xs_config_t *cfg, xs_config_schem
             return err;
     }
     return XS_OK;
+}
+
+const char *xs_config_get_raw(const xs_config_t *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->n; i++)
+        if (strcmp(cfg->entries[i].key, key) == 0)
+            return cfg->entries[i].value;
+    return NULL;
 }
 
 static bool is_secret(const char *key)

@@ -915,12 +915,13 @@ out:
     return err;
 }
 
-static const or_invoice_t *or_sort_inv;
-
-static int or_cmp_invoice(const void *a, const void *b)
+/* qsort_r comparator; ctx is the invoice array (no globals: readers may run
+ * in several threads at once). */
+static int or_cmp_invoice(const void *a, const void *b, void *ctx)
 {
+    const or_invoice_t *inv = ctx;
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    int64_t tx = or_sort_inv[x].ts, ty = or_sort_inv[y].ts;
+    int64_t tx = inv[x].ts, ty = inv[y].ts;
     if (tx != ty)
         return tx < ty ? -1 : 1;
     return x < y ? -1 : x > y;
@@ -1014,9 +1015,7 @@ static xs_err_t or_deliver(or_ctx_t *c, sink_t *s)
         or_invoice_t *in = &c->inv[c->rows[r].invoice];
         grouped[in->start + in->n_rows++] = (uint32_t)r;
     }
-    or_sort_inv = c->inv;
-    qsort(order, n_inv, sizeof(*order), or_cmp_invoice);
-    or_sort_inv = NULL;
+    qsort_r(order, n_inv, sizeof(*order), or_cmp_invoice, c->inv);
 
     if (!(merged = malloc(max_rows * sizeof(*merged)))) {
         err = XS_ERR_NOMEM;
@@ -1356,23 +1355,22 @@ static uint64_t splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static const strtab_t *rr_sort_users;
-static const uint32_t *rr_sort_rank;
-
-static int rr_cmp_user_ids(const void *a, const void *b)
+static int rr_cmp_user_ids(const void *a, const void *b, void *ctx)
 {
-    const char *x = strtab_str(rr_sort_users, *(const uint32_t *)a);
-    const char *y = strtab_str(rr_sort_users, *(const uint32_t *)b);
+    const strtab_t *users = ctx;
+    const char *x = strtab_str(users, *(const uint32_t *)a);
+    const char *y = strtab_str(users, *(const uint32_t *)b);
     size_t lx = strlen(x), ly = strlen(y);
     if (lx != ly)
         return lx < ly ? -1 : 1;
     return strcmp(x, y);
 }
 
-static int rr_cmp_units_user(const void *a, const void *b)
+static int rr_cmp_units_user(const void *a, const void *b, void *ctx)
 {
     const rr_unit_t *x = a, *y = b;
-    uint32_t rx = rr_sort_rank[x->visitor], ry = rr_sort_rank[y->visitor];
+    const uint32_t *rank = ctx;
+    uint32_t rx = rank[x->visitor], ry = rank[y->visitor];
     if (rx != ry)
         return rx < ry ? -1 : 1;
     if (x->kind != y->kind)
@@ -1397,9 +1395,7 @@ static xs_err_t rr_deliver_caserec(rr_ctx_t *c, sink_t *s, uint64_t seed)
     }
     for (size_t i = 0; i < n; i++)
         users[i] = (uint32_t)i;
-    rr_sort_users = &c->users;
-    qsort(users, n, sizeof(*users), rr_cmp_user_ids);
-    rr_sort_users = NULL;
+    qsort_r(users, n, sizeof(*users), rr_cmp_user_ids, &c->users);
     uint64_t state = seed;
     for (size_t i = n - 1; i > 0; i--) {
         size_t j = (size_t)(splitmix64(&state) % (uint64_t)(i + 1));
@@ -1409,9 +1405,7 @@ static xs_err_t rr_deliver_caserec(rr_ctx_t *c, sink_t *s, uint64_t seed)
     }
     for (size_t i = 0; i < n; i++)
         rank[users[i]] = (uint32_t)i;
-    rr_sort_rank = rank;
-    qsort(c->units, c->n_units, sizeof(*c->units), rr_cmp_units_user);
-    rr_sort_rank = NULL;
+    qsort_r(c->units, c->n_units, sizeof(*c->units), rr_cmp_units_user, rank);
 
     for (size_t i = 0; i < c->n_units;) {
         uint32_t visitor = c->units[i].visitor;

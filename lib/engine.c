@@ -42,6 +42,7 @@ typedef struct cached_item {
     uint64_t tick;
     bool dirty;
     xs_item_t st;
+    xs_hmap_t *exact; /* reference mode: per class, other item -> count */
 } cached_item_t;
 
 typedef struct cached_name {
@@ -77,6 +78,10 @@ typedef struct ctx_item {
 
 struct xs_engine {
     xs_params_t params;
+    xs_experiment_t experiment;
+    bool exact_pairs;
+    xs_ss_entry_t *exact_scratch;
+    size_t cap_exact_scratch;
     xs_backend_t backend;
     bool has_backend;
     size_t cache_budget;
@@ -103,6 +108,16 @@ struct xs_engine {
 
     xs_engine_stats_t st;
 };
+
+static void free_item(cached_item_t *c)
+{
+    if (c && c->exact) {
+        for (int k = 0; k < XS_CLASS__COUNT; k++)
+            xs_hmap_free(&c->exact[k]);
+        free(c->exact);
+    }
+    free(c);
+}
 
 static const char *const cf_names[XS_CF__COUNT] = {"users", "items", "names", "meta"};
 
@@ -136,6 +151,30 @@ void xs_params_default(xs_params_t *p)
     p->suppress_minutes = 10;
     p->trending_backfill = true;
     p->popularity_only = false;
+}
+
+int xs_experiment_arm(const xs_experiment_t *x, const char *user_id)
+{
+    if (!x || x->n_arms <= 0)
+        return 0;
+    xs_buf_t b = {0};
+    xs_buf_append_str(&b, x->salt);
+    xs_buf_append_u8(&b, 0);
+    xs_buf_append_str(&b, user_id ? user_id : "");
+    uint64_t h = b.data ? xs_hash(b.data, b.len) : 0;
+    xs_buf_free(&b);
+    double total = 0;
+    for (int i = 0; i < x->n_arms; i++)
+        total += x->arms[i].share > 0 ? x->arms[i].share : 0;
+    if (total <= 0)
+        return 0;
+    double u = (double)(h >> 11) * 0x1.0p-53 * total, acc = 0;
+    for (int i = 0; i < x->n_arms; i++) {
+        acc += x->arms[i].share > 0 ? x->arms[i].share : 0;
+        if (u < acc)
+            return i;
+    }
+    return x->n_arms - 1;
 }
 
 void xs_engine_opts_default(xs_engine_opts_t *o)
@@ -352,20 +391,25 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
     c->item = item;
     c->tick = ++e->tick;
     c->dirty = false;
+    c->exact = NULL;
+    if (e->exact_pairs && !(c->exact = calloc(XS_CLASS__COUNT, sizeof(xs_hmap_t)))) {
+        free(c);
+        return XS_ERR_NOMEM;
+    }
     if (found) {
         char why[128];
         err = xs_item_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
         if (err) {
             xs_errstr_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item,
                           why);
-            free(c);
+            free_item(c);
             return err;
         }
     } else {
         xs_item_init(&c->st);
     }
     if ((err = xs_hmap_put(&e->items, item, c)) != XS_OK) {
-        free(c);
+        free_item(c);
         return err;
     }
     e->cache_bytes += sizeof(*c);
@@ -480,6 +524,14 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         return NULL;
     }
     e->params = opts->params;
+    if (opts->experiment)
+        e->experiment = *opts->experiment;
+    if (e->experiment.n_arms < 0 || e->experiment.n_arms > XS_MAX_ARMS) {
+        xs_errstr_set(errstr, errstr_size, "experiment: 0..%d arms", XS_MAX_ARMS);
+        free(e);
+        return NULL;
+    }
+    e->exact_pairs = opts->exact_pairs;
     if (opts->backend) {
         e->backend = *opts->backend;
         e->has_backend = true;
@@ -514,7 +566,7 @@ static void free_all(xs_engine_t *e)
             free(e->users.vals[i]);
     for (size_t i = 0; i < e->items.cap; i++)
         if (e->items.keys[i])
-            free(e->items.vals[i]);
+            free_item(e->items.vals[i]);
     for (size_t i = 0; i < e->names.cap; i++)
         if (e->names.keys[i])
             free_name(e->names.vals[i]);
@@ -532,6 +584,7 @@ void xs_engine_destroy(xs_engine_t *e)
     xs_hmap_free(&e->cand_index);
     free(e->deltas);
     free(e->cands);
+    free(e->exact_scratch);
     xs_buf_free(&e->val);
     free(e->model_name);
     free(e->model_version);
@@ -634,6 +687,38 @@ static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signa
 
 /* ---- item stage ------------------------------------------------------------------------ */
 
+static xs_err_t exact_add(xs_hmap_t *m, uint64_t other)
+{
+    uintptr_t c = (uintptr_t)xs_hmap_get(m, other);
+    return xs_hmap_put(m, other, (void *)(c + 1));
+}
+
+/* The co-occurrence entries of an item and class: the sketch, or in reference
+ * mode the exact counts copied into scratch (err = 0). */
+static const xs_ss_entry_t *pairs_of(xs_engine_t *e, const cached_item_t *ci, int cls, int *n)
+{
+    if (!e->exact_pairs) {
+        *n = ci->st.n_pairs[cls];
+        return xs_item_pairs_const(&ci->st, (xs_class_t)cls);
+    }
+    const xs_hmap_t *m = &ci->exact[cls];
+    if (m->len > e->cap_exact_scratch) {
+        xs_ss_entry_t *s = realloc(e->exact_scratch, m->len * sizeof(*s));
+        if (!s) {
+            *n = 0;
+            return NULL;
+        }
+        e->exact_scratch = s;
+        e->cap_exact_scratch = m->len;
+    }
+    int k = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i])
+            e->exact_scratch[k++] = (xs_ss_entry_t){m->keys[i], (uint32_t)(uintptr_t)m->vals[i], 0};
+    *n = k;
+    return e->exact_scratch;
+}
+
 static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
@@ -648,11 +733,17 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
             a->dirty = true;
             continue;
         }
-        xs_item_add_pair(&a->st, (xs_class_t)d->cls, d->b);
-        a->dirty = true;
         if ((err = get_item(e, d->b, true, &b, errstr, errstr_size)) != XS_OK)
             break;
-        xs_item_add_pair(&b->st, (xs_class_t)d->cls, d->a);
+        if (e->exact_pairs) {
+            if ((err = exact_add(&a->exact[d->cls], d->b)) ||
+                (err = exact_add(&b->exact[d->cls], d->a)))
+                break;
+        } else {
+            xs_item_add_pair(&a->st, (xs_class_t)d->cls, d->b);
+            xs_item_add_pair(&b->st, (xs_class_t)d->cls, d->a);
+        }
+        a->dirty = true;
         b->dirty = true;
         e->st.pair_updates++;
     }
@@ -689,6 +780,47 @@ static int cmp_cand(const void *a, const void *b)
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
     return x->item < y->item ? -1 : x->item > y->item;
+}
+
+/* Partial quickselect: afterwards the m best candidates (by cmp_cand) are
+ * in c[0..r), r >= m, in no particular order; returns r (n when it gives up
+ * on a degenerate partition, which leaves the caller a full sort). */
+static size_t select_top(candidate_t *c, size_t n, size_t m)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        /* median of three as the pivot */
+        size_t mid = lo + (hi - lo) / 2;
+        candidate_t *a = &c[lo], *b = &c[mid], *d = &c[hi - 1], *p = b;
+        if (cmp_cand(a, b) > 0)
+            p = cmp_cand(a, d) > 0 ? (cmp_cand(b, d) > 0 ? b : d) : a;
+        else
+            p = cmp_cand(b, d) > 0 ? (cmp_cand(a, d) > 0 ? a : d) : b;
+        candidate_t pivot = *p, t;
+        size_t i = lo, j = hi - 1;
+        /* Hoare partition with a copied pivot */
+        for (;;) {
+            while (cmp_cand(&c[i], &pivot) < 0)
+                i++;
+            while (cmp_cand(&c[j], &pivot) > 0)
+                j--;
+            if (i >= j)
+                break;
+            t = c[i];
+            c[i] = c[j];
+            c[j] = t;
+            i++;
+            j--;
+        }
+        size_t split = j + 1; /* c[lo..split) <= pivot <= c[split..hi) */
+        if (split <= lo || split >= hi)
+            return n;
+        if (m <= split)
+            hi = split;
+        else
+            lo = split;
+    }
+    return hi > m ? hi : m;
 }
 
 static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
@@ -752,7 +884,7 @@ sort:
 }
 
 /* True when the rules let `item` appear for this user. */
-static bool allowed(const xs_engine_t *e, const xs_profile_t *p, const ctx_item_t *ctx, int n_ctx,
+static bool allowed(const xs_params_t *P, const xs_profile_t *p, const ctx_item_t *ctx, int n_ctx,
                     uint64_t item, const cached_item_t *st, int64_t now)
 {
     if (st && (st->st.flags & (XS_ITEM_F_OUT_OF_STOCK | XS_ITEM_F_DELETED)))
@@ -766,7 +898,7 @@ static bool allowed(const xs_engine_t *e, const xs_profile_t *p, const ctx_item_
         return false;
     int k = xs_profile_find(p, item);
     if (k >= 0 && p->items[k].bought_ts && !(st && (st->st.flags & XS_ITEM_F_REPURCHASABLE)) &&
-        now - p->items[k].bought_ts < (int64_t)(e->params.rebuy_days * 86400e3))
+        now - p->items[k].bought_ts < (int64_t)(P->rebuy_days * 86400e3))
         return false;
     return true;
 }
@@ -823,13 +955,14 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             if (!ci)
                 continue;
             for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-                const xs_ss_entry_t *en = xs_item_pairs_const(&ci->st, (xs_class_t)cls);
+                int n_en = 0;
+                const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
                 double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought
                                                       : (double)e->users_total;
                 double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
                 if (cw <= 0)
                     continue;
-                for (int k = 0; k < ci->st.n_pairs[cls]; k++) {
+                for (int k = 0; k < n_en; k++) {
                     uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
                     if (cnt < (uint32_t)P->min_support)
                         continue;
@@ -874,7 +1007,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         cached_item_t *st = NULL;
         if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
             return err;
-        if (!allowed(e, p, ctx, n_ctx, cd->item, st, now))
+        if (!allowed(P, p, ctx, n_ctx, cd->item, st, now))
             continue;
         if (st && st->st.category && max_cat > 0 && P->category_boost > 0) {
             for (int k = 0; k < p->n_cats; k++)
@@ -887,13 +1020,22 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         e->cands[kept++] = *cd;
     }
     e->n_cands = 0;
-    if (kept)
-        qsort(e->cands, kept, sizeof(*e->cands), cmp_cand);
+    /* Only the best few are needed: bring the top m to the front, sort them,
+     * and sort the rest only if the category cap consumes them all. */
+    size_t m = (size_t)n_want * 4 + 8, sorted = kept;
+    if (kept > m)
+        sorted = select_top(e->cands, kept, m);
+    if (sorted)
+        qsort(e->cands, sorted, sizeof(*e->cands), cmp_cand);
 
     /* Pick with the category cap. */
     uint64_t cats[XS_LIST_MAX_ITEMS];
     int n_out = 0;
     for (size_t i = 0; i < kept && n_out < n_want; i++) {
+        if (i == sorted) {
+            qsort(e->cands + sorted, kept - sorted, sizeof(*e->cands), cmp_cand);
+            sorted = kept;
+        }
         candidate_t *cd = &e->cands[i];
         cached_item_t *st = NULL;
         if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
@@ -946,7 +1088,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             cached_item_t *st = NULL;
             if ((err = get_item(e, t->item, false, &st, errstr, errstr_size)) != XS_OK)
                 return err;
-            if (!allowed(e, p, ctx, n_ctx, t->item, st, now))
+            if (!allowed(P, p, ctx, n_ctx, t->item, st, now))
                 continue;
             if ((err = name_of(e, t->item, &tmp, errstr, errstr_size)) != XS_OK)
                 return err;
@@ -1083,8 +1225,10 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     if (ev->kind != XS_KIND_CLICK && ev->kind != XS_KIND_CART)
         return XS_ERR_INVALID;
 
-    const xs_params_t *P = &e->params;
+    const xs_params_t *P = &e->params; /* learning parameters */
     double hl = P->half_life_hours * 3600e3;
+    int arm = e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, ev->user_id) : -1;
+    const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : P; /* scoring */
     uint64_t uh = xs_hash_str(ev->user_id);
     cached_user_t *u = NULL;
     bool is_new = false;
@@ -1136,7 +1280,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
                     ci->dirty = true;
                 }
             }
-            ctx_add(ctx, &n_ctx, 64, j, P->w_trigger);
+            ctx_add(ctx, &n_ctx, 64, j, SP->w_trigger);
             trigger = true;
             placement = XS_PLACEMENT_PRODUCT_PAGE;
         }
@@ -1181,13 +1325,13 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
             if (ev->type == XS_CART_ADD || ev->type == XS_CART_PURCHASE)
                 trend_add(e, j, now);
             if (ev->type != XS_CART_PURCHASE)
-                ctx_add(ctx, &n_ctx, 64, j, P->w_trigger);
+                ctx_add(ctx, &n_ctx, 64, j, SP->w_trigger);
         }
         if (ev->type == XS_CART_PURCHASE) {
             xs_profile_cart_clear(p);
             /* After a purchase the context is what was bought: complements of it. */
             for (size_t i = 0; i < ev->n_lines; i++)
-                ctx_add(ctx, &n_ctx, 64, xs_hash_str(ev->lines[i].item_id), P->w_trigger);
+                ctx_add(ctx, &n_ctx, 64, xs_hash_str(ev->lines[i].item_id), SP->w_trigger);
         }
         trigger = true;
     }
@@ -1201,13 +1345,16 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
         return XS_OK;
     if ((err = fill_header(e, ev, placement, list)) != XS_OK)
         return err;
-    int n_want = P->list_len[placement];
+    if (arm >= 0 && ((err = set_str(&list->experiment, e->experiment.name)) ||
+                     (err = set_str(&list->arm, e->experiment.arms[arm].name))))
+        return err;
+    int n_want = SP->list_len[placement];
     if (n_want > XS_LIST_MAX_ITEMS)
         n_want = XS_LIST_MAX_ITEMS;
-    if ((err = score(e, P, p, ctx, n_ctx, placement, n_want, now, list, errstr, errstr_size)))
+    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, list, errstr, errstr_size)))
         return err;
     uint32_t h = list_hash(list);
-    int64_t suppress = (int64_t)(P->suppress_minutes * 60e3);
+    int64_t suppress = (int64_t)(SP->suppress_minutes * 60e3);
     if (p->last_list_hash[placement] == h && now - p->last_list_ts[placement] < suppress) {
         e->st.suppressed++;
         xs_list_clear(list);
@@ -1229,14 +1376,19 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
                             errstr_size);
     if (err)
         return err;
+    int arm = e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, user_id) : -1;
+    const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : &e->params;
     ctx_item_t ctx[64];
     int n_ctx = 0;
     if (trigger_item && *trigger_item)
-        ctx_add(ctx, &n_ctx, 64, xs_hash_str(trigger_item), e->params.w_trigger);
+        ctx_add(ctx, &n_ctx, 64, xs_hash_str(trigger_item), SP->w_trigger);
     int64_t now = u ? u->prof.last_ts : 0;
     if (n <= 0 || n > XS_LIST_MAX_ITEMS)
-        n = e->params.list_len[placement];
+        n = SP->list_len[placement];
     if ((err = set_str(&list->user_id, user_id)) != XS_OK)
+        return err;
+    if (arm >= 0 && ((err = set_str(&list->experiment, e->experiment.name)) ||
+                     (err = set_str(&list->arm, e->experiment.arms[arm].name))))
         return err;
     list->generated_at = now;
     if (trigger_item && *trigger_item) {
@@ -1247,8 +1399,124 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
     if ((err = set_str(&list->model_name, e->model_name)) ||
         (err = set_str(&list->model_version, e->model_version)))
         return err;
-    return score(e, &e->params, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, list,
-                 errstr, errstr_size);
+    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, list, errstr,
+                 errstr_size);
+}
+
+xs_err_t xs_engine_has_user(xs_engine_t *e, uint16_t partition, const char *user_id, bool *found,
+                            char *errstr, size_t errstr_size)
+{
+    cached_user_t *u = NULL;
+    xs_err_t err = get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr,
+                            errstr_size);
+    *found = u != NULL;
+    return err;
+}
+
+typedef struct nb_sort {
+    uint64_t item;
+    uint32_t count, err;
+    double sim;
+} nb_sort_t;
+
+static int cmp_nb(const void *a, const void *b)
+{
+    const nb_sort_t *x = a, *y = b;
+    if (x->sim != y->sim)
+        return x->sim > y->sim ? -1 : 1;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+void xs_neighbours_free(xs_neighbour_t *v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i].item_id);
+    free(v);
+}
+
+void xs_item_info_clear(xs_item_info_t *info)
+{
+    free(info->title);
+    free(info->category);
+    memset(info, 0, sizeof(*info));
+}
+
+xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
+                              xs_neighbour_t **out, int *n_out, xs_item_info_t *info,
+                              char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (info)
+        memset(info, 0, sizeof(*info));
+    if (cls < 0 || cls >= XS_CLASS__COUNT || n < 0)
+        return XS_ERR_INVALID;
+    uint64_t h = xs_hash_str(item_id);
+    cached_item_t *ci = NULL;
+    xs_err_t err = get_item(e, h, false, &ci, errstr, errstr_size);
+    if (err || !ci)
+        return err;
+    if (info) {
+        cached_name_t *nm = NULL;
+        info->found = true;
+        memcpy(info->n_users, ci->st.n_users, sizeof(info->n_users));
+        info->flags = ci->st.flags;
+        if ((err = get_name(e, h, NULL, &nm, errstr, errstr_size)))
+            return err;
+        if (nm && nm->title && !(info->title = xs_strdup(nm->title)))
+            return XS_ERR_NOMEM;
+        if (ci->st.category) {
+            nm = NULL;
+            if ((err = get_name(e, ci->st.category, NULL, &nm, errstr, errstr_size)))
+                return err;
+            if (nm && !(info->category = xs_strdup(nm->id)))
+                return XS_ERR_NOMEM;
+        }
+    }
+    int n_en = 0;
+    const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
+    nb_sort_t *tmp = calloc(n_en ? (size_t)n_en : 1, sizeof(*tmp));
+    if (!tmp)
+        return XS_ERR_NOMEM;
+    double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
+    uint32_t n_i = ci->st.n_users[cls];
+    int m = 0;
+    for (int k = 0; k < n_en; k++) {
+        uint32_t cnt = en[k].count - en[k].err;
+        cached_item_t *cj = NULL;
+        if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)))
+            break;
+        double sim = cnt >= (uint32_t)e->params.min_support
+                         ? xs_similarity(e->params.similarity, cnt, n_i,
+                                         cj ? cj->st.n_users[cls] : cnt, n_all, e->params.llr_min)
+                         : 0;
+        tmp[m++] = (nb_sort_t){en[k].item, en[k].count, en[k].err, sim};
+    }
+    if (!err && m > 1)
+        qsort(tmp, (size_t)m, sizeof(*tmp), cmp_nb);
+    if (m > n)
+        m = n;
+    xs_neighbour_t *v = err ? NULL : calloc(m ? (size_t)m : 1, sizeof(*v));
+    if (!err && !v)
+        err = XS_ERR_NOMEM;
+    for (int k = 0; !err && k < m; k++) {
+        v[k].count = tmp[k].count;
+        v[k].err = tmp[k].err;
+        v[k].similarity = tmp[k].sim;
+        err = name_of(e, tmp[k].item, &v[k].item_id, errstr, errstr_size);
+        if (!err)
+            *n_out = k + 1;
+    }
+    free(tmp);
+    if (err) {
+        xs_neighbours_free(v, *n_out);
+        *n_out = 0;
+        return err;
+    }
+    *out = v;
+    return XS_OK;
 }
 
 /* ---- checkpoint ------------------------------------------------------------------------ */
@@ -1345,13 +1613,46 @@ void xs_engine_trim(xs_engine_t *e)
             free(v);
         } else if (refs[i].map == 1) {
             e->cache_bytes -= sizeof(cached_item_t);
-            free(v);
+            free_item(v);
         } else {
             e->cache_bytes -= name_bytes(v);
             free_name(v);
         }
     }
     free(refs);
+}
+
+void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
+{
+    xs_buf_t b = {0};
+    uint64_t ub = 0, ib = 0;
+    memset(fp, 0, sizeof(*fp));
+    for (size_t i = 0; i < e->users.cap; i++) {
+        if (!e->users.keys[i])
+            continue;
+        xs_buf_reset(&b);
+        xs_profile_encode(&((cached_user_t *)e->users.vals[i])->prof, &b);
+        fp->users++;
+        ub += b.len + 10; /* + key */
+        if (b.len + 10 > fp->user_bytes_max)
+            fp->user_bytes_max = b.len + 10;
+    }
+    for (size_t i = 0; i < e->items.cap; i++) {
+        if (!e->items.keys[i])
+            continue;
+        const cached_item_t *c = e->items.vals[i];
+        xs_buf_reset(&b);
+        xs_item_encode(&c->st, &b);
+        fp->items++;
+        ib += b.len + 8;
+        if (b.len + 8 > fp->item_bytes_max)
+            fp->item_bytes_max = b.len + 8;
+        for (int k = 0; c->exact && k < XS_CLASS__COUNT; k++)
+            fp->exact_pairs += c->exact[k].len;
+    }
+    xs_buf_free(&b);
+    fp->user_bytes_avg = fp->users ? (double)ub / fp->users : 0;
+    fp->item_bytes_avg = fp->items ? (double)ib / fp->items : 0;
 }
 
 void xs_engine_drop_cache(xs_engine_t *e)

@@ -6,6 +6,7 @@
 #include "xsell/sketch.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "wire.h"
@@ -161,28 +162,36 @@ int xs_sim_from_name(const char *name)
     return -1;
 }
 
+/* x log x, from a table for small integers (counts usually are), filled
+ * once (pthread_once) on first use. */
+#define XLOGX_TABLE 65536
+static double xlogx_table[XLOGX_TABLE];
+static pthread_once_t xlogx_once = PTHREAD_ONCE_INIT;
+
+static void xlogx_init(void)
+{
+    for (int i = 1; i < XLOGX_TABLE; i++)
+        xlogx_table[i] = i * log((double)i);
+}
+
 static double xlogx(double x)
 {
-    return x > 0 ? x * log(x) : 0.0;
-}
-
-/* Unnormalised entropy of counts: xlogx(sum) - sum(xlogx(k)). */
-static double entropy2(double a, double b)
-{
-    return xlogx(a + b) - xlogx(a) - xlogx(b);
-}
-
-static double entropy4(double a, double b, double c, double d)
-{
-    return xlogx(a + b + c + d) - xlogx(a) - xlogx(b) - xlogx(c) - xlogx(d);
+    if (x <= 0)
+        return 0.0;
+    if (x < XLOGX_TABLE && x == (double)(int)x) {
+        pthread_once(&xlogx_once, xlogx_init);
+        return xlogx_table[(int)x];
+    }
+    return x * log(x);
 }
 
 double xs_llr(double k11, double k12, double k21, double k22)
 {
-    double rows = entropy2(k11 + k12, k21 + k22);
-    double cols = entropy2(k11 + k21, k12 + k22);
-    double mat = entropy4(k11, k12, k21, k22);
-    double g = 2.0 * (rows + cols - mat);
+    /* H(rows) + H(cols) - H(table); the xlogx(N) terms of the three cancel
+     * to one. */
+    double n = k11 + k12 + k21 + k22;
+    double g = 2.0 * (xlogx(n) - xlogx(k11 + k12) - xlogx(k21 + k22) - xlogx(k11 + k21) -
+                      xlogx(k12 + k22) + xlogx(k11) + xlogx(k12) + xlogx(k21) + xlogx(k22));
     return g > 0 ? g : 0.0;
 }
 

@@ -15,6 +15,7 @@
 #include "xsell/event.h"
 #include "xsell/kafka.h"
 #include "xsell/log.h"
+#include "xsell/settings.h"
 #include "xsell/sketch.h"
 #include "xsell/store.h"
 
@@ -338,28 +339,6 @@ static xs_err_t split_bare(xs_worker_t *w, const char *list)
     return XS_OK;
 }
 
-static void params_from_config(const xs_config_t *cfg, xs_params_t *P)
-{
-    xs_params_default(P);
-    P->half_life_hours = xs_config_double(cfg, "model.half_life.hours");
-    P->window_hours = xs_config_double(cfg, "model.window.hours");
-    P->kmax = (int)xs_config_int(cfg, "model.kmax");
-    P->similarity = (xs_sim_t)xs_sim_from_name(xs_config_str(cfg, "model.similarity"));
-    P->llr_min = xs_config_double(cfg, "model.llr_min");
-    P->min_support = (int)xs_config_int(cfg, "model.min_support");
-    P->viewed_weight = xs_config_double(cfg, "model.viewed_weight");
-    P->category_boost = xs_config_double(cfg, "model.category_boost");
-    P->list_len[XS_PLACEMENT_PRODUCT_PAGE] = (int)xs_config_int(cfg, "list.length.product_page");
-    P->list_len[XS_PLACEMENT_CART] = (int)xs_config_int(cfg, "list.length.cart");
-    P->list_len[XS_PLACEMENT_CHECKOUT] = (int)xs_config_int(cfg, "list.length.checkout");
-    P->list_len[XS_PLACEMENT_POST_PURCHASE] =
-        (int)xs_config_int(cfg, "list.length.post_purchase");
-    P->category_cap = (int)xs_config_int(cfg, "list.category_cap");
-    P->rebuy_days = xs_config_double(cfg, "list.rebuy_days");
-    P->suppress_minutes = xs_config_double(cfg, "list.suppress_minutes");
-    P->trending_backfill = xs_config_bool(cfg, "list.trending_backfill");
-}
-
 xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t errstr_size)
 {
     const xs_config_t *cfg = opts->config;
@@ -400,8 +379,12 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     xs_backend_t backend;
     xs_store_backend(w->store, &backend);
     xs_engine_opts_t eo;
+    xs_experiment_t experiment;
     xs_engine_opts_default(&eo);
-    params_from_config(cfg, &eo.params);
+    xs_settings_params(cfg, &eo.params);
+    if (xs_settings_experiment(cfg, &eo.params, &experiment, errstr, errstr_size) != XS_OK)
+        goto fail;
+    eo.experiment = &experiment;
     eo.backend = &backend;
     eo.cache_bytes = (size_t)xs_config_int(cfg, "cache.max.bytes");
     if (!(w->engine = xs_engine_new(&eo, errstr, errstr_size)))

@@ -14,6 +14,7 @@ static const struct {
     {"devbroker", xs_cli_devbroker, "run the development Kafka broker (librdkafka mock cluster)"},
     {"produce", xs_cli_produce, "load a dataset or JSON-lines file into the input topics"},
     {"tail", xs_cli_tail, "decode the cross-sell output topic as JSON lines"},
+    {"eval", xs_cli_eval, "offline prequential evaluation against exact and popularity baselines"},
     {"schemas", xs_cli_schemas, "print the Avro schemas' single-object fingerprints"},
     {"config", xs_cli_config, "print the configuration reference or check a config file"},
 };

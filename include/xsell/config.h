@@ -47,6 +47,9 @@ int64_t xs_config_int(const xs_config_t *cfg, const char *key);
 double xs_config_double(const xs_config_t *cfg, const char *key);
 bool xs_config_bool(const xs_config_t *cfg, const char *key);
 
+/* The value set for any key (table, pass-through or pattern), or NULL when unset. */
+const char *xs_config_get_raw(const xs_config_t *cfg, const char *key);
+
 /* Pass-through entries for a prefix ("kafka." or "rocksdb."), prefix stripped.
  * The array and strings stay owned by cfg; valid until the next set. */
 const xs_kv_t *xs_config_passthrough(const xs_config_t *cfg, const char *prefix, size_t *n);

@@ -72,6 +72,31 @@ typedef struct xs_params {
 
 void xs_params_default(xs_params_t *p);
 
+/*
+ * A/B experiment: each user is in exactly one arm, a pure function of
+ * (salt, user_id): u = XXH3(salt NUL user_id) / 2^64 in [0, 1) against the
+ * cumulative, normalised shares. An arm overrides the scoring parameters
+ * (similarity, weights, rules, lengths, popularity_only); the learning
+ * parameters (half_life_hours, window_hours, kmax) are shared by all arms
+ * because they shape the one state every arm reads.
+ */
+#define XS_MAX_ARMS 8
+typedef struct xs_arm {
+    char name[32];
+    double share;
+    xs_params_t params;
+} xs_arm_t;
+
+typedef struct xs_experiment {
+    char name[64];
+    char salt[64];
+    int n_arms;
+    xs_arm_t arms[XS_MAX_ARMS];
+} xs_experiment_t;
+
+/* Index of the user's arm (0 when the experiment has no arms). */
+int xs_experiment_arm(const xs_experiment_t *x, const char *user_id);
+
 typedef struct xs_backend {
     void *opaque;
     /* Looks a key up; sets *found. The value is appended to val (reset first). */
@@ -87,6 +112,8 @@ typedef struct xs_engine xs_engine_t;
 
 typedef struct xs_engine_opts {
     xs_params_t params;
+    const xs_experiment_t *experiment; /* NULL or n_arms == 0: no experiment; copied */
+    bool exact_pairs;            /* reference mode: unbounded exact co-occurrence counts */
     const xs_backend_t *backend; /* NULL: all state in memory, never evicted */
     size_t cache_bytes;          /* budget for cached records (0 = unbounded) */
     const char *model_name;      /* written on lists; default "xsell-cooc" */
@@ -129,6 +156,38 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
                              const char *trigger_item, xs_placement_t placement, int n,
                              xs_list_t *list, char *errstr, size_t errstr_size);
 
+/* True (in *found) when the user has a profile in `partition`. */
+xs_err_t xs_engine_has_user(xs_engine_t *e, uint16_t partition, const char *user_id, bool *found,
+                            char *errstr, size_t errstr_size);
+
+/* One neighbour of an item, as the scorer sees it. */
+typedef struct xs_neighbour {
+    char *item_id;     /* owned; free with xs_neighbours_clear */
+    uint32_t count;    /* co-occurrence estimate */
+    uint32_t err;      /* SpaceSaving over-estimation bound */
+    double similarity; /* by the configured measure (0: filtered out) */
+} xs_neighbour_t;
+
+typedef struct xs_item_info {
+    bool found;
+    uint32_t n_users[XS_CLASS__COUNT];
+    uint8_t flags;
+    char *title;    /* owned, may be NULL */
+    char *category; /* owned, may be NULL */
+} xs_item_info_t;
+
+/*
+ * The top-n neighbours of item_id in class cls, ranked by similarity (ties:
+ * count). *out is a malloc'd array of *n_out entries (caller frees with
+ * xs_neighbours_free). info (optional) receives the item's counts and catalog
+ * fields; info->found is false for an unknown item.
+ */
+xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
+                              xs_neighbour_t **out, int *n_out, xs_item_info_t *info,
+                              char *errstr, size_t errstr_size);
+void xs_neighbours_free(xs_neighbour_t *v, int n);
+void xs_item_info_clear(xs_item_info_t *info);
+
 /* Hands every dirty record to put, then marks them clean. */
 xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errstr,
                          size_t errstr_size);
@@ -136,6 +195,15 @@ xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errs
 void xs_engine_trim(xs_engine_t *e);
 /* Drops every cached record (dirty ones too): after a rebalance the store is the truth. */
 void xs_engine_drop_cache(xs_engine_t *e);
+
+/* Stored sizes of the cached records (encoded as they would be stored). */
+typedef struct xs_footprint {
+    uint64_t users, items;
+    double user_bytes_avg, item_bytes_avg;
+    uint64_t user_bytes_max, item_bytes_max;
+    uint64_t exact_pairs; /* reference mode: co-occurrence entries held */
+} xs_footprint_t;
+void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp);
 
 /* Exposes a parameter set by arm name for experiments (see config). */
 xs_params_t *xs_engine_params(xs_engine_t *e);

@@ -1,0 +1,231 @@
+/*
+ * xsell eval — offline prequential evaluation of the engine on a data set,
+ * side by side with the exact co-occurrence reference and popularity alone.
+ *
+ *   xsell eval --format FMT [--json] [--config FILE] [--set key=value]...
+ *              [--k N] [--seed S] [--max-events N] FILE...
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_common.h"
+#include "xsell/config.h"
+#include "xsell/eval.h"
+#include "xsell/json.h"
+#include "xsell/settings.h"
+
+typedef struct run {
+    const char *name;
+    xs_engine_opts_t eo;
+    int k;
+    xs_format_t fmt;
+    const char *const *paths;
+    size_t n_paths;
+    xs_dataset_opts_t dopts;
+    xs_eval_result_t res;
+    xs_err_t err;
+    char errstr[512];
+} run_t;
+
+static void *run_thread(void *arg)
+{
+    run_t *r = arg;
+    r->err = xs_eval_run(r->name, &r->eo, r->k, r->fmt, r->paths, r->n_paths, &r->dopts, &r->res,
+                         r->errstr, sizeof(r->errstr));
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets [--json]\n"
+                 "                  [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
+                 "                  [--max-events N] [--threads N] [--models LIST] FILE...\n"
+                 "  --models LIST  subset of xsell,exact,popularity (default: all three)\n");
+}
+
+static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
+{
+    printf("{\"format\":\"%s\",\"k\":%d,\"results\":[", fmt_name, k);
+    for (int i = 0; i < n; i++) {
+        const xs_eval_result_t *r = &runs[i].res;
+        printf("%s{\"model\":\"%s\",\"events\":%llu,\"points\":%llu,\"hitrate\":%.6f,"
+               "\"mrr\":%.6f,\"coverage\":%.6f,\"events_per_s\":%.0f,"
+               "\"bytes_per_item_avg\":%.1f,\"bytes_per_item_max\":%llu,"
+               "\"bytes_per_user_avg\":%.1f,\"bytes_per_user_max\":%llu,\"users\":%llu,"
+               "\"items\":%llu}",
+               i ? "," : "", r->name, (unsigned long long)r->events,
+               (unsigned long long)r->points, xs_eval_hitrate(r), xs_eval_mrr(r),
+               xs_eval_coverage(r), r->seconds > 0 ? r->events / r->seconds : 0,
+               r->footprint.item_bytes_avg, (unsigned long long)r->footprint.item_bytes_max,
+               r->footprint.user_bytes_avg, (unsigned long long)r->footprint.user_bytes_max,
+               (unsigned long long)r->footprint.users, (unsigned long long)r->footprint.items);
+    }
+    printf("]}\n");
+}
+
+static void print_table(const run_t *runs, int n, const char *fmt_name, int k)
+{
+    const xs_eval_result_t *x = &runs[0].res;
+    printf("data set: %s, %llu events, %llu evaluation points, %llu items, k = %d\n\n", fmt_name,
+           (unsigned long long)x->events, (unsigned long long)x->points,
+           (unsigned long long)x->catalog_items, k);
+    printf("%-28s %10s %8s %9s %10s %16s %16s\n", "model", "HitRate@k", "MRR@k", "coverage",
+           "events/s", "bytes/item avg|max", "bytes/user avg|max");
+    for (int i = 0; i < n; i++) {
+        const xs_eval_result_t *r = &runs[i].res;
+        printf("%-28s %10.4f %8.4f %9.4f %10.0f %9.0f|%-6llu %9.0f|%-6llu\n", r->name,
+               xs_eval_hitrate(r), xs_eval_mrr(r), xs_eval_coverage(r),
+               r->seconds > 0 ? r->events / r->seconds : 0, r->footprint.item_bytes_avg,
+               (unsigned long long)r->footprint.item_bytes_max, r->footprint.user_bytes_avg,
+               (unsigned long long)r->footprint.user_bytes_max);
+    }
+    if (n == 3) {
+        double hx = xs_eval_hitrate(&runs[0].res), hr = xs_eval_hitrate(&runs[1].res),
+               hp = xs_eval_hitrate(&runs[2].res);
+        printf("\nxsell / popularity HitRate: %.2fx   xsell / exact reference: %.3f\n",
+               hp > 0 ? hx / hp : 0, hr > 0 ? hx / hr : 0);
+        printf("(bytes/item of the reference row are its sketch records; it counts with %llu "
+               "exact co-occurrence entries instead)\n",
+               (unsigned long long)runs[1].res.footprint.exact_pairs);
+    }
+}
+
+int xs_cli_eval(int argc, char **argv)
+{
+    char errstr[1024] = "";
+    int rc = 2, fmt = -1, k = 10, threads = 2;
+    const char *models = "xsell,exact,popularity";
+    bool json = false;
+    xs_config_t *cfg = xs_config_new();
+    xs_dataset_opts_t dopts;
+    xs_dataset_opts_default(&dopts);
+    xs_cli_strlist_t files = {0};
+    if (!cfg)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            rc = 0;
+            goto out;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!strcmp(a, "--format") && more) {
+            fmt = xs_format_from_name(argv[++i]);
+            if (fmt < 0) {
+                fprintf(stderr, "xsell eval: unknown format '%s'\n", argv[i]);
+                goto out;
+            }
+        } else if (!strcmp(a, "--config") && more) {
+            if (xs_config_load_file(cfg, argv[++i], errstr, sizeof(errstr))) {
+                fprintf(stderr, "xsell eval: %s\n", errstr);
+                goto out;
+            }
+        } else if (!strcmp(a, "--set") && more) {
+            if (xs_config_set_pair(cfg, argv[++i], "--set", errstr, sizeof(errstr))) {
+                fprintf(stderr, "xsell eval: %s\n", errstr);
+                goto out;
+            }
+        } else if (!strcmp(a, "--models") && more) {
+            models = argv[++i];
+        } else if (!strcmp(a, "--k") && more) {
+            if (!xs_cli_parse_int("--k", argv[++i], 1, XS_LIST_MAX_ITEMS, &k, errstr,
+                                  sizeof(errstr))) {
+                fprintf(stderr, "xsell eval: %s\n", errstr);
+                goto out;
+            }
+        } else if (!strcmp(a, "--threads") && more) {
+            if (!xs_cli_parse_int("--threads", argv[++i], 1, 3, &threads, errstr,
+                                  sizeof(errstr))) {
+                fprintf(stderr, "xsell eval: %s\n", errstr);
+                goto out;
+            }
+        } else if (!strcmp(a, "--seed") && more) {
+            if (!xs_cli_parse_u64("--seed", argv[++i], &dopts.seed, errstr, sizeof(errstr))) {
+                fprintf(stderr, "xsell eval: %s\n", errstr);
+                goto out;
+            }
+        } else if (!strcmp(a, "--max-events") && more) {
+            if (!xs_cli_parse_u64("--max-events", argv[++i], &dopts.max_events, errstr,
+                                  sizeof(errstr))) {
+                fprintf(stderr, "xsell eval: %s\n", errstr);
+                goto out;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "xsell eval: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            goto out;
+        } else if (xs_cli_strlist_add(&files, a) != XS_OK) {
+            rc = 1;
+            goto out;
+        }
+    }
+    if (fmt < 0 || files.n == 0) {
+        usage(stderr);
+        goto out;
+    }
+    xs_params_t base;
+    xs_settings_params(cfg, &base);
+    run_t runs[3];
+    memset(runs, 0, sizeof(runs));
+    const char *names[3] = {"xsell", "exact co-occurrence (ref)", "popularity (trending)"};
+    for (int r = 0; r < 3; r++) {
+        runs[r].name = names[r];
+        xs_engine_opts_default(&runs[r].eo);
+        runs[r].eo.params = base;
+        runs[r].eo.cache_bytes = 0; /* everything in memory */
+        runs[r].k = k;
+        runs[r].fmt = (xs_format_t)fmt;
+        runs[r].paths = (const char *const *)files.v;
+        runs[r].n_paths = files.n;
+        runs[r].dopts = dopts;
+    }
+    runs[1].eo.exact_pairs = true;
+    runs[2].eo.params.popularity_only = true;
+    /* Keep the selected models, in the fixed order xsell, exact, popularity. */
+    static const char *const keys[3] = {"xsell", "exact", "popularity"};
+    int n_runs = 0;
+    for (int r = 0; r < 3; r++) {
+        const char *p = strstr(models, keys[r]);
+        size_t kl = strlen(keys[r]);
+        if (p && (p == models || p[-1] == ',') && (p[kl] == '\0' || p[kl] == ','))
+            runs[n_runs++] = runs[r];
+    }
+    if (n_runs == 0) {
+        fprintf(stderr, "xsell eval: --models takes a comma-separated subset of "
+                        "xsell,exact,popularity\n");
+        goto out;
+    }
+    /* Up to `threads` runs at a time: each has its own engine and reader. */
+    for (int start = 0; start < n_runs; start += threads) {
+        pthread_t th[3];
+        int n = 0;
+        for (int r = start; r < n_runs && r < start + threads; r++)
+            if (pthread_create(&th[n++], NULL, run_thread, &runs[r]) != 0) {
+                fprintf(stderr, "xsell eval: cannot start a thread\n");
+                rc = 1;
+                goto out;
+            }
+        for (int t = 0; t < n; t++)
+            pthread_join(th[t], NULL);
+    }
+    for (int r = 0; r < n_runs; r++)
+        if (runs[r].err) {
+            fprintf(stderr, "xsell eval: %s: %s\n", runs[r].name, runs[r].errstr);
+            rc = 1;
+            goto out;
+        }
+    if (json)
+        print_json(runs, n_runs, xs_format_name((xs_format_t)fmt), k);
+    else
+        print_table(runs, n_runs, xs_format_name((xs_format_t)fmt), k);
+    rc = 0;
+out:
+    xs_cli_strlist_free(&files);
+    xs_config_destroy(cfg);
+    return rc;
+}
