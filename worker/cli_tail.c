@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "cli_common.h"
@@ -136,6 +137,8 @@ typedef struct tail_opts {
     const char *catalog_topic; /* NULL: --no-catalog */
     bool from_beginning;
     bool until_end;
+    bool text;     /* --format text */
+    int placement; /* --placement filter, -1 = all */
     uint64_t max;
     const xs_kv_t *conf;
     size_t n_conf;
@@ -153,6 +156,8 @@ static void tail_usage(FILE *out)
                  "  --max N              stop after N lists\n"
                  "  --catalog-topic T    titles from this topic (default xsell.catalog)\n"
                  "  --no-catalog         print no titles\n"
+                 "  --format json|text   one JSON object per list (default) or a readable block\n"
+                 "  --placement P        only lists of PRODUCT_PAGE, CART, CHECKOUT or POST_PURCHASE\n"
                  "  -X key=value         librdkafka consumer property (repeatable)\n");
 }
 
@@ -245,6 +250,44 @@ static xs_err_t json_str(xs_buf_t *out, const char *s)
 }
 
 /* Appends one list as a JSON object (no newline). map NULL: no titles. */
+/* A readable block: the trigger, then one line per suggestion with the
+ * titles of the items it is suggested for. */
+static xs_err_t list_to_text(xs_buf_t *out, const xs_list_t *l, const title_map_t *map)
+{
+    xs_err_t err = XS_OK;
+    time_t secs = (time_t)(l->generated_at / 1000);
+    struct tm tm;
+    char when[32];
+    gmtime_r(&secs, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+    err |= xs_buf_printf(out, "%s list for user %s after %s %s (%s UTC)%s%s%s%s\n",
+                         xs_placement_name(l->placement), l->user_id, l->trigger_type,
+                         l->trigger_event_id, when, l->arm ? "  [" : "",
+                         l->experiment ? l->experiment : "", l->arm ? "/" : "",
+                         l->arm ? l->arm : "");
+    for (int i = 0; i < l->n_trigger_items; i++) {
+        const char *t = map ? title_map_get(map, l->trigger_items[i]) : NULL;
+        err |= xs_buf_printf(out, "  %s %s%s%s\n", i ? "   " : "for", l->trigger_items[i],
+                             t ? "  " : "", t ? t : "");
+    }
+    if (l->n_items == 0)
+        err |= xs_buf_printf(out, "  (no suggestions)\n");
+    for (int i = 0; i < l->n_items; i++) {
+        const xs_rec_t *r = &l->items[i];
+        const char *t = map ? title_map_get(map, r->item_id) : NULL;
+        err |= xs_buf_printf(out, "  %2d. %-40.40s %-16s %8.2f", i + 1, t ? t : r->item_id,
+                             xs_source_name(r->source), r->score);
+        for (int k = 0; k < r->n_because; k++) {
+            const char *bt = map ? title_map_get(map, r->because_of[k]) : NULL;
+            err |= xs_buf_printf(out, "%s%s", k ? ", " : "  because of ",
+                                 bt ? bt : r->because_of[k]);
+        }
+        err |= xs_buf_append_u8(out, '\n');
+    }
+    err |= xs_buf_append_u8(out, '\n');
+    return err ? XS_ERR_NOMEM : XS_OK;
+}
+
 static xs_err_t list_to_json(xs_buf_t *out, const xs_list_t *l, const title_map_t *map)
 {
     xs_err_t err = XS_OK;
@@ -329,7 +372,9 @@ int xs_cli_tail(int argc, char **argv)
         OPT_UNTIL_END,
         OPT_MAX,
         OPT_CATALOG,
-        OPT_NO_CATALOG
+        OPT_NO_CATALOG,
+        OPT_FORMAT,
+        OPT_PLACEMENT
     };
     static const struct option longopts[] = {
         {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
@@ -340,6 +385,8 @@ int xs_cli_tail(int argc, char **argv)
         {"max", required_argument, NULL, OPT_MAX},
         {"catalog-topic", required_argument, NULL, OPT_CATALOG},
         {"no-catalog", no_argument, NULL, OPT_NO_CATALOG},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"placement", required_argument, NULL, OPT_PLACEMENT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -363,6 +410,7 @@ int xs_cli_tail(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.topic = "xsell.cross-sell";
     o.catalog_topic = "xsell.catalog";
+    o.placement = -1;
     xs_list_init(&list);
 
     optind = 1;
@@ -396,6 +444,19 @@ int xs_cli_tail(int argc, char **argv)
             break;
         case OPT_NO_CATALOG:
             no_catalog = true;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "json") && strcmp(optarg, "text")) {
+                snprintf(errstr, sizeof(errstr), "--format: '%s' is not json or text", optarg);
+                goto usage_error;
+            }
+            o.text = !strcmp(optarg, "text");
+            break;
+        case OPT_PLACEMENT:
+            if ((o.placement = xs_placement_from_name(optarg)) < 0) {
+                snprintf(errstr, sizeof(errstr), "--placement: unknown placement '%s'", optarg);
+                goto usage_error;
+            }
             break;
         case 'X':
             if ((err = xs_cli_kvs_add(&kvs, optarg, errstr, sizeof(errstr))) != XS_OK) {
@@ -490,9 +551,12 @@ int xs_cli_tail(int argc, char **argv)
             report_undecodable(&msg, "CrossSellList", reason);
             continue;
         }
+        if (o.placement >= 0 && (int)list.placement != o.placement)
+            continue;
         xs_buf_reset(&line);
-        if (list_to_json(&line, &list, have_catalog ? &map : NULL) != XS_OK ||
-            xs_buf_append_u8(&line, '\n') != XS_OK)
+        if (o.text ? list_to_text(&line, &list, have_catalog ? &map : NULL) != XS_OK
+                   : (list_to_json(&line, &list, have_catalog ? &map : NULL) != XS_OK ||
+                      xs_buf_append_u8(&line, '\n') != XS_OK))
             goto nomem;
         if (fwrite(line.data, 1, line.len, stdout) != line.len || fflush(stdout) != 0) {
             if (errno != EPIPE) {

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The demo behind `make demo`: the development broker, the UCI Online Retail
+# data set (541,909 invoice lines of a UK gift shop, 2010-2011) loaded as Avro
+# cart events, the worker run until it has caught up, and a sample of the
+# cross-sell lists it published, with product names. Stops all it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-build/bin}
+DATA=${XSELL_DEMO_DATA:-../shared/data/uci-online-retail/online_retail.csv.gz}
+WORK=${XSELL_DEMO_DIR:-.demo}
+PARTITIONS=${XSELL_DEMO_PARTITIONS:-32}
+SAMPLE=${XSELL_DEMO_SAMPLE:-4}
+
+if [ ! -r "$DATA" ]; then
+  echo "demo: cannot read the data set $DATA (the shared data directory must sit beside the checkout)" >&2
+  exit 1
+fi
+rm -rf "$WORK"
+mkdir -p "$WORK"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+t0=$(date +%s)
+echo "== starting the development broker ($PARTITIONS partitions per topic)"
+"$BIN/xsell" devbroker --partitions "$PARTITIONS" --bootstrap-file "$WORK/bootstrap" \
+  >"$WORK/devbroker.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
+[ -s "$WORK/bootstrap" ] || { echo "demo: the broker did not start; see $WORK/devbroker.log" >&2; exit 1; }
+echo "   bootstrap: $(cat "$WORK/bootstrap")"
+
+echo "== loading $DATA"
+"$BIN/xsell" produce --bootstrap-file "$WORK/bootstrap" --format online-retail "$DATA" \
+  2>"$WORK/produce.log" | sed 's/^/   /'
+
+echo "== running the worker until it has caught up (progress every 5 s)"
+"$BIN/xsell-worker" --bootstrap-file "$WORK/bootstrap" --state-dir "$WORK/state" \
+  --set log.progress.seconds=5 --until-end 2>"$WORK/worker.log" &
+wpid=$!
+pids+=($wpid)
+tail -n +1 -f "$WORK/worker.log" --pid "$wpid" 2>/dev/null |
+  grep --line-buffered -E 'msg="(progress|caught up|worker stopped|worker failed|cannot start)"' |
+  sed -u 's/^[^ ]* level=[a-z]* /   /' || true
+wait "$wpid"
+
+echo "== a sample of the published lists (the last $SAMPLE post-purchase e-mails and carts)"
+"$BIN/xsell" tail --bootstrap-file "$WORK/bootstrap" --from-beginning --until-end \
+  --placement POST_PURCHASE --format text 2>"$WORK/tail.log" >"$WORK/post_purchase.txt"
+"$BIN/xsell" tail --bootstrap-file "$WORK/bootstrap" --from-beginning --until-end \
+  --placement CART --format text 2>>"$WORK/tail.log" >"$WORK/cart.txt"
+# Blocks are separated by blank lines: print the last SAMPLE of each.
+last_blocks() { awk -v n="$1" 'BEGIN{RS="";ORS="\n\n"} {b[NR]=$0} END{for(i=NR-n+1;i<=NR;i++) if(i>0) print b[i]}' "$2"; }
+last_blocks "$SAMPLE" "$WORK/post_purchase.txt"
+last_blocks 2 "$WORK/cart.txt"
+echo "== done in $(( $(date +%s) - t0 )) s; logs and state in $WORK/"
+echo "   kcat -b \$(cat $WORK/bootstrap) -L   works while a broker runs; this one stops now."
