@@ -1,0 +1,200 @@
+/*
+ * Profile tests: caps, decay, dedup, cart, and the stored format (round
+ * trip, rejection of newer versions and corrupt bytes).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "xsell/profile.h"
+
+#define T0 INT64_C(1700000000000)
+#define HOUR 3600000.0
+
+static void test_decay_halves_per_half_life(void **state)
+{
+    (void)state;
+    assert_true(fabsf(xs_profile_decay(8.0f, T0, T0, HOUR) - 8.0f) < 1e-6f);
+    assert_true(fabsf(xs_profile_decay(8.0f, T0, T0 + 3600000, HOUR) - 4.0f) < 1e-5f);
+    assert_true(fabsf(xs_profile_decay(8.0f, T0, T0 + 3 * 3600000, HOUR) - 1.0f) < 1e-5f);
+    /* event time going backwards never inflates a score */
+    assert_true(fabsf(xs_profile_decay(8.0f, T0, T0 - 3600000, HOUR) - 8.0f) < 1e-6f);
+}
+
+static void test_touch_accumulates_with_decay(void **state)
+{
+    (void)state;
+    xs_profile_t p;
+    xs_profile_init(&p);
+    assert_int_equal(xs_profile_touch(&p, 42, XS_SIG_VIEW, 1.0f, T0, HOUR), XS_SIG_NONE);
+    assert_int_equal(xs_profile_touch(&p, 42, XS_SIG_CART, 3.0f, T0 + 3600000, HOUR),
+                     XS_SIG_VIEW);
+    int i = xs_profile_find(&p, 42);
+    assert_true(i >= 0);
+    /* 1 decayed over one half-life, plus 3 */
+    assert_true(fabsf(p.items[i].score - 3.5f) < 1e-5f);
+    assert_int_equal(p.items[i].signal, XS_SIG_CART);
+    assert_int_equal(p.items[i].bought_ts, 0);
+    assert_int_equal(xs_profile_touch(&p, 42, XS_SIG_VIEW, 1.0f, T0 + 7200000, HOUR),
+                     XS_SIG_CART); /* the strongest signal is kept */
+    assert_int_equal(p.items[i].signal, XS_SIG_CART);
+    xs_profile_touch(&p, 42, XS_SIG_PURCHASE, 5.0f, T0 + 10800000, HOUR);
+    assert_int_equal(p.items[i].bought_ts, T0 + 10800000);
+    assert_true(p.flags & XS_PROFILE_F_BOUGHT);
+}
+
+static void test_item_cap_evicts_weakest(void **state)
+{
+    (void)state;
+    xs_profile_t p;
+    xs_profile_init(&p);
+    /* item 1 is strong; items 2..N weak; then more than the cap */
+    xs_profile_touch(&p, 1, XS_SIG_PURCHASE, 100.0f, T0, HOUR * 1000);
+    for (uint64_t it = 2; it < 2 + 3 * XS_PROFILE_MAX_ITEMS; it++) {
+        xs_profile_touch(&p, it, XS_SIG_VIEW, 1.0f, T0 + (int64_t)it, HOUR * 1000);
+        assert_true(p.n_items <= XS_PROFILE_MAX_ITEMS);
+    }
+    assert_int_equal(p.n_items, XS_PROFILE_MAX_ITEMS);
+    assert_true(xs_profile_find(&p, 1) >= 0); /* the strong one survives */
+    /* the newest weak item is there (ties evict the oldest first) */
+    assert_true(xs_profile_find(&p, 1 + 3 * XS_PROFILE_MAX_ITEMS) >= 0);
+    assert_int_equal(xs_profile_find(&p, 2), -1);
+}
+
+static void test_cart_and_categories_are_capped(void **state)
+{
+    (void)state;
+    xs_profile_t p;
+    xs_profile_init(&p);
+    for (uint64_t it = 1; it <= 100; it++)
+        xs_profile_cart_add(&p, it, 1);
+    assert_int_equal(p.n_cart, XS_PROFILE_MAX_CART);
+    assert_true(xs_profile_in_cart(&p, 100));
+    assert_false(xs_profile_in_cart(&p, 1)); /* the oldest line went */
+    xs_profile_cart_add(&p, 100, 2);
+    xs_profile_cart_remove(&p, 100, 1);
+    assert_true(xs_profile_in_cart(&p, 100));
+    xs_profile_cart_remove(&p, 100, 2);
+    assert_false(xs_profile_in_cart(&p, 100));
+    xs_profile_cart_clear(&p);
+    assert_int_equal(p.n_cart, 0);
+    for (uint64_t c = 1; c <= 50; c++)
+        xs_profile_touch_cat(&p, c, (float)c, T0, HOUR);
+    assert_int_equal(p.n_cats, XS_PROFILE_MAX_CATS);
+    /* the strongest categories (largest weights) are the ones kept */
+    for (int i = 0; i < p.n_cats; i++)
+        assert_true(p.cats[i].cat > 50 - XS_PROFILE_MAX_CATS);
+}
+
+static void test_dedup_ring(void **state)
+{
+    (void)state;
+    xs_profile_t p;
+    xs_profile_init(&p);
+    assert_false(xs_profile_check_dedup(&p, 1001));
+    assert_true(xs_profile_check_dedup(&p, 1001));
+    for (uint64_t h = 1; h <= XS_PROFILE_DEDUP; h++)
+        xs_profile_check_dedup(&p, 5000 + h);
+    /* pushed out of the ring by XS_PROFILE_DEDUP newer ids */
+    assert_false(xs_profile_check_dedup(&p, 1001));
+}
+
+static void fill(xs_profile_t *p)
+{
+    xs_profile_init(p);
+    for (uint64_t it = 1; it <= XS_PROFILE_MAX_ITEMS; it++)
+        xs_profile_touch(p, it * UINT64_C(0x9e3779b97f4a7c15),
+                         (xs_signal_t)(1 + it % 3), (float)it, T0 + (int64_t)it * 1000, HOUR);
+    for (uint64_t c = 1; c <= XS_PROFILE_MAX_CATS; c++)
+        xs_profile_touch_cat(p, c * 77, 1.5f, T0 + (int64_t)c, HOUR);
+    for (uint64_t it = 1; it <= XS_PROFILE_MAX_CART; it++)
+        xs_profile_cart_add(p, it * 31, (int32_t)it);
+    for (uint64_t h = 1; h <= XS_PROFILE_DEDUP + 3; h++)
+        xs_profile_check_dedup(p, h * 12345);
+    p->last_list_hash[XS_PLACEMENT_CART] = 0xdeadbeef;
+    p->last_list_ts[XS_PLACEMENT_CART] = T0 + 5;
+    p->last_ts = T0 + 100000;
+    p->n_events = 1234;
+}
+
+static void test_round_trip_full_profile(void **state)
+{
+    (void)state;
+    xs_profile_t a, b;
+    xs_buf_t buf = {0};
+    fill(&a);
+    assert_int_equal(xs_profile_encode(&a, &buf), XS_OK);
+    /* the stated bound: well under 1 KiB even when every part is full */
+    assert_true(buf.len <= 1024);
+    assert_int_equal(xs_profile_decode(&b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(a.n_items, b.n_items);
+    for (int i = 0; i < a.n_items; i++) {
+        assert_true(a.items[i].item == b.items[i].item);
+        assert_int_equal(a.items[i].signal, b.items[i].signal);
+        assert_true(a.items[i].score == b.items[i].score);
+        assert_true(a.items[i].ts == b.items[i].ts);
+        assert_true(a.items[i].bought_ts == b.items[i].bought_ts);
+    }
+    assert_int_equal(a.n_cats, b.n_cats);
+    assert_int_equal(a.n_cart, b.n_cart);
+    assert_memory_equal(a.cart, b.cart, sizeof(a.cart[0]) * a.n_cart);
+    assert_int_equal(a.n_dedup, b.n_dedup);
+    assert_int_equal(a.dedup_pos, b.dedup_pos);
+    assert_memory_equal(a.dedup, b.dedup, sizeof(a.dedup));
+    assert_int_equal(b.last_list_hash[XS_PLACEMENT_CART], 0xdeadbeef);
+    assert_true(b.last_list_ts[XS_PLACEMENT_CART] == T0 + 5);
+    assert_true(b.last_ts == a.last_ts);
+    assert_int_equal(b.n_events, 1234);
+    /* re-encoding the decoded profile gives the same bytes */
+    xs_buf_t again = {0};
+    assert_int_equal(xs_profile_encode(&b, &again), XS_OK);
+    assert_int_equal(again.len, buf.len);
+    assert_memory_equal(again.data, buf.data, buf.len);
+    xs_buf_free(&again);
+    xs_buf_free(&buf);
+}
+
+static void test_rejects_newer_version_and_corruption(void **state)
+{
+    (void)state;
+    xs_profile_t a, b;
+    xs_buf_t buf = {0};
+    char errstr[128];
+    fill(&a);
+    assert_int_equal(xs_profile_encode(&a, &buf), XS_OK);
+    buf.data[1] = XS_PROFILE_VERSION + 1;
+    assert_int_equal(xs_profile_decode(&b, buf.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_VERSION);
+    assert_non_null(strstr(errstr, "newer"));
+    buf.data[1] = XS_PROFILE_VERSION;
+    buf.data[0] = 'I';
+    assert_int_equal(xs_profile_decode(&b, buf.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    buf.data[0] = 'U';
+    /* every truncation is an error, never a partial profile */
+    for (size_t n = 0; n < buf.len; n++)
+        assert_int_not_equal(xs_profile_decode(&b, buf.data, n, NULL, 0), XS_OK);
+    /* trailing garbage too */
+    xs_buf_append_u8(&buf, 0);
+    assert_int_equal(xs_profile_decode(&b, buf.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    xs_buf_free(&buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decay_halves_per_half_life),
+        cmocka_unit_test(test_touch_accumulates_with_decay),
+        cmocka_unit_test(test_item_cap_evicts_weakest),
+        cmocka_unit_test(test_cart_and_categories_are_capped),
+        cmocka_unit_test(test_dedup_ring),
+        cmocka_unit_test(test_round_trip_full_profile),
+        cmocka_unit_test(test_rejects_newer_version_and_corruption),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
