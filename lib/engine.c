@@ -74,6 +74,7 @@ typedef struct candidate {
 typedef struct ctx_item {
     uint64_t item;
     double w;
+    bool bought; /* only a past purchase: the rebuy rule decides, not the context rule */
 } ctx_item_t;
 
 struct xs_engine {
@@ -753,17 +754,23 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
 
 /* ---- scorer ---------------------------------------------------------------------------- */
 
-static void ctx_add(ctx_item_t *ctx, int *n, int cap, uint64_t item, double w)
+static void ctx_add_kind(ctx_item_t *ctx, int *n, int cap, uint64_t item, double w, bool bought)
 {
     for (int i = 0; i < *n; i++) {
         if (ctx[i].item == item) {
             if (w > ctx[i].w)
                 ctx[i].w = w;
+            ctx[i].bought &= bought;
             return;
         }
     }
     if (*n < cap)
-        ctx[(*n)++] = (ctx_item_t){item, w};
+        ctx[(*n)++] = (ctx_item_t){item, w, bought};
+}
+
+static void ctx_add(ctx_item_t *ctx, int *n, int cap, uint64_t item, double w)
+{
+    ctx_add_kind(ctx, n, cap, item, w, false);
 }
 
 static int cmp_ctx(const void *a, const void *b)
@@ -890,7 +897,7 @@ static bool allowed(const xs_params_t *P, const xs_profile_t *p, const ctx_item_
     if (st && (st->st.flags & (XS_ITEM_F_OUT_OF_STOCK | XS_ITEM_F_DELETED)))
         return false;
     for (int i = 0; i < n_ctx; i++)
-        if (ctx[i].item == item)
+        if (ctx[i].item == item && !ctx[i].bought)
             return false;
     if (!p)
         return true;
@@ -940,7 +947,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             const xs_profile_item_t *it = &p->items[i];
             double w = it->bought_ts ? P->w_purchase * xs_profile_decay(1, it->bought_ts, now, hl)
                                      : P->w_view * xs_profile_decay(1, it->ts, now, hl);
-            ctx_add(ctx, &n_ctx, ctx_cap, it->item, w);
+            ctx_add_kind(ctx, &n_ctx, ctx_cap, it->item, w, it->bought_ts != 0);
         }
     }
     qsort(ctx, (size_t)n_ctx, sizeof(*ctx), cmp_ctx);

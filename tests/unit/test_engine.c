@@ -175,6 +175,232 @@ static void test_duplicate_event_ignored(void **state)
     xs_engine_destroy(e);
 }
 
+
+static void item_update(xs_engine_t *e, const char *item, const char *category, bool in_stock,
+                        bool repurchasable, bool deleted)
+{
+    xs_event_t ev;
+    xs_list_t list;
+    bool has;
+    xs_event_init(&ev, XS_KIND_ITEM);
+    ev.item_id = strdup(item);
+    ev.category = category ? strdup(category) : NULL;
+    ev.in_stock = in_stock;
+    ev.repurchasable = repurchasable;
+    ev.deleted = deleted;
+    ev.ts = clock_ms;
+    xs_list_init(&list);
+    assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
+    assert_false(has);
+    xs_event_clear(&ev);
+}
+
+static bool list_has(const xs_list_t *l, const char *item)
+{
+    for (int i = 0; i < l->n_items; i++)
+        if (strcmp(l->items[i].item_id, item) == 0)
+            return true;
+    return false;
+}
+
+static void test_out_of_stock_never_appears(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_list_t list;
+    bool has;
+    const char *cam[] = {"camera", NULL};
+    item_update(e, "lens", NULL, false, false, false);
+    cart(e, "u1", XS_CART_ADD, cam, &list, &has);
+    assert_true(has);
+    assert_false(list_has(&list, "lens"));
+    assert_string_equal(list.items[0].item_id, "tripod"); /* the next best complement */
+    xs_list_clear(&list);
+    /* deleted items never appear either, also not as trending backfill */
+    item_update(e, "tripod", NULL, true, false, true);
+    cart(e, "u2", XS_CART_ADD, cam, &list, &has);
+    assert_false(list_has(&list, "lens"));
+    assert_false(list_has(&list, "tripod"));
+    xs_list_clear(&list);
+    /* back in stock: back in the list */
+    item_update(e, "lens", NULL, true, false, false);
+    cart(e, "u3", XS_CART_ADD, cam, &list, &has);
+    assert_string_equal(list.items[0].item_id, "lens");
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
+static void test_repurchasable_item_comes_back(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_list_t list;
+    bool has;
+    const char *lens[] = {"lens", NULL};
+    const char *cam[] = {"camera", NULL};
+    item_update(e, "lens", NULL, true, true, false); /* consumable, e.g. film */
+    basket(e, "buyer", lens);
+    cart(e, "buyer", XS_CART_ADD, cam, &list, &has);
+    assert_string_equal(list.items[0].item_id, "lens");
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
+static void test_category_cap_holds(void **state)
+{
+    (void)state;
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    o.params.category_cap = 2;
+    o.params.trending_backfill = false;
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    /* five accessories of one category and two of another, all bought with a phone */
+    const char *acc[] = {"case-a", "case-b", "case-c", "case-d", "case-e", "charger-a",
+                         "charger-b", NULL};
+    for (int i = 0; acc[i]; i++)
+        item_update(e, acc[i], i < 5 ? "cases" : "chargers", true, false, false);
+    char u[32];
+    for (int i = 0; i < 6; i++) {
+        const char *b[] = {"phone", acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6],
+                           NULL};
+        snprintf(u, sizeof(u), "p-%d", i);
+        basket(e, u, b);
+        const char *other[] = {"noise", NULL};
+        snprintf(u, sizeof(u), "n-%d", i);
+        basket(e, u, other);
+    }
+    xs_list_t list;
+    bool has;
+    const char *phone[] = {"phone", NULL};
+    cart(e, "new", XS_CART_ADD, phone, &list, &has);
+    assert_true(has);
+    int cases = 0, chargers = 0;
+    for (int i = 0; i < list.n_items; i++) {
+        cases += strncmp(list.items[i].item_id, "case-", 5) == 0;
+        chargers += strncmp(list.items[i].item_id, "charger-", 8) == 0;
+    }
+    assert_int_equal(cases, 2);
+    assert_int_equal(chargers, 2);
+    assert_int_equal(list.n_items, 4); /* six slots, but the cap leaves four */
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
+static void test_control_arm_gets_popularity_only(void **state)
+{
+    (void)state;
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    xs_experiment_t x;
+    memset(&x, 0, sizeof(x));
+    snprintf(x.name, sizeof(x.name), "ab-1");
+    snprintf(x.salt, sizeof(x.salt), "s1");
+    x.n_arms = 2;
+    snprintf(x.arms[0].name, sizeof(x.arms[0].name), "control");
+    x.arms[0].share = 50;
+    x.arms[0].params = o.params;
+    x.arms[0].params.popularity_only = true;
+    snprintf(x.arms[1].name, sizeof(x.arms[1].name), "cooc");
+    x.arms[1].share = 50;
+    x.arms[1].params = o.params;
+    o.experiment = &x;
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    const char *clt[] = {"camera", "lens", "tripod", NULL};
+    const char *s[] = {"socks", "shoes", NULL};
+    char u[32];
+    for (int i = 0; i < 8; i++) {
+        snprintf(u, sizeof(u), "clt-%d", i);
+        basket(e, u, clt);
+        snprintf(u, sizeof(u), "s-%d", i);
+        basket(e, u, s);
+    }
+    int seen[2] = {0, 0};
+    const char *cam[] = {"camera", NULL};
+    for (int i = 0; i < 40; i++) {
+        snprintf(u, sizeof(u), "shopper-%d", i);
+        int arm = xs_experiment_arm(&x, u);
+        assert_int_equal(arm, xs_experiment_arm(&x, u)); /* a pure function */
+        xs_list_t list;
+        bool has;
+        cart(e, u, XS_CART_ADD, cam, &list, &has);
+        assert_true(has);
+        assert_string_equal(list.experiment, "ab-1");
+        assert_string_equal(list.arm, x.arms[arm].name);
+        for (int k = 0; k < list.n_items; k++) {
+            if (arm == 0)
+                assert_int_equal(list.items[k].source, XS_SOURCE_TRENDING);
+        }
+        if (arm == 1)
+            assert_int_equal(list.items[0].source, XS_SOURCE_BOUGHT_TOGETHER);
+        seen[arm]++;
+        xs_list_clear(&list);
+    }
+    /* both arms get traffic (40 users, 50/50: both empty has probability 2^-39) */
+    assert_true(seen[0] > 0 && seen[1] > 0);
+    /* another salt reshuffles the assignment */
+    xs_experiment_t y = x;
+    snprintf(y.salt, sizeof(y.salt), "s2");
+    int moved = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(u, sizeof(u), "shopper-%d", i);
+        moved += xs_experiment_arm(&x, u) != xs_experiment_arm(&y, u);
+    }
+    assert_true(moved > 0);
+    xs_engine_destroy(e);
+}
+
+static void test_identical_list_suppressed(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_list_t list;
+    bool has;
+    const char *cam[] = {"camera", NULL};
+    xs_engine_stats_t before, after;
+    cart(e, "u", XS_CART_ADD, cam, &list, &has);
+    assert_true(has);
+    xs_list_clear(&list);
+    /* the same ADD again a minute later: same list, not re-published */
+    xs_engine_stats(e, &before);
+    cart(e, "u", XS_CART_ADD, cam, &list, &has);
+    assert_false(has);
+    xs_engine_stats(e, &after);
+    assert_int_equal(after.suppressed - before.suppressed, 1);
+    xs_list_clear(&list);
+    /* after the suppression interval (10 minutes) it is published again */
+    clock_ms += 11 * 60000;
+    cart(e, "u", XS_CART_ADD, cam, &list, &has);
+    assert_true(has);
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
+static void test_neighbours_query(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_neighbour_t *nb = NULL;
+    int n = 0;
+    xs_item_info_t info;
+    assert_int_equal(xs_engine_neighbours(e, "camera", XS_CLASS_BOUGHT, 5, &nb, &n, &info, NULL, 0),
+                     XS_OK);
+    assert_true(info.found);
+    assert_int_equal(info.n_users[XS_CLASS_BOUGHT], 6);
+    assert_true(n >= 3);
+    assert_string_equal(nb[0].item_id, "lens");
+    assert_int_equal(nb[0].count, 5);
+    assert_string_equal(nb[1].item_id, "tripod");
+    assert_int_equal(nb[1].count, 4);
+    assert_true(nb[0].similarity > nb[1].similarity);
+    xs_neighbours_free(nb, n);
+    xs_item_info_clear(&info);
+    assert_int_equal(xs_engine_neighbours(e, "nope", XS_CLASS_BOUGHT, 5, &nb, &n, &info, NULL, 0),
+                     XS_OK);
+    assert_false(info.found);
+    assert_int_equal(n, 0);
+    xs_engine_destroy(e);
+}
+
 /* Flushing to a map and reloading through a backend gives the same lists. */
 typedef struct kv_rec {
     int cf;
@@ -275,6 +501,12 @@ int main(void)
         cmocka_unit_test(test_bought_item_not_suggested),
         cmocka_unit_test(test_duplicate_event_ignored),
         cmocka_unit_test(test_flush_and_reload),
+        cmocka_unit_test(test_out_of_stock_never_appears),
+        cmocka_unit_test(test_repurchasable_item_comes_back),
+        cmocka_unit_test(test_category_cap_holds),
+        cmocka_unit_test(test_control_arm_gets_popularity_only),
+        cmocka_unit_test(test_identical_list_suppressed),
+        cmocka_unit_test(test_neighbours_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
