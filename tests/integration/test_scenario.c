@@ -22,6 +22,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "xsell/settings.h"
 #include "xstest.h"
 
 #define T0 INT64_C(1704067200000) /* 2024-01-01 */
@@ -144,10 +145,104 @@ static void test_camera_scenario(void **state)
     free(dir);
 }
 
+
+/*
+ * Rules through the whole pipeline: the catalog topic marks the lens out of
+ * stock and sets categories, the configuration runs an A/B experiment with
+ * a popularity-only control arm; lists read back from the output topic.
+ */
+static void test_rules_and_experiment_end_to_end(void **state)
+{
+    (void)state;
+    char errstr[512] = "";
+    xs_devbroker_t *db = xst_devbroker(2);
+    const char *bs = xs_devbroker_bootstraps(db);
+    xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
+    xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
+    assert_non_null(codec);
+    assert_non_null(p);
+    char *dir = xst_tmpdir("rules");
+    const char *clt[] = {"camera", "lens", "tripod", NULL};
+    const char *ss[] = {"socks", "shoes", NULL};
+    char user[32];
+    for (int i = 0; i < 6; i++) {
+        snprintf(user, sizeof(user), "clt-%d", i);
+        produce_basket(p, codec, user, clt);
+        snprintf(user, sizeof(user), "ss-%d", i);
+        produce_basket(p, codec, user, ss);
+    }
+    xs_event_t ev;
+    xst_item_event(&ev, "lens", "Zoom lens", "optics", false, ts);
+    xst_produce_event(p, codec, &ev);
+    xs_event_clear(&ev);
+    assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
+
+    xs_config_t *cfg = xst_worker_config(bs, dir, "rules");
+    const char *kv[][2] = {{"experiment.name", "xsell-vs-popular"},
+                           {"experiment.salt", "2024-q1"},
+                           {"experiment.arms", "control:50,cooc:50"},
+                           {"experiment.arm.control.popularity_only", "true"}};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(xs_config_set(cfg, kv[i][0], kv[i][1], "test", errstr, sizeof(errstr)),
+                         XS_OK);
+    xst_run_t r1 = xst_run_worker_until_end(cfg);
+    assert_int_equal(r1.dlq, 0);
+
+    /* New shoppers add a camera: half of them (by hash) in each arm. */
+    const char *cam[] = {"camera", NULL};
+    char id[64];
+    for (int i = 0; i < 12; i++) {
+        snprintf(user, sizeof(user), "new-%d", i);
+        snprintf(id, sizeof(id), "new-%d-add", i);
+        xst_cart_event(&ev, id, user, XS_CART_ADD, ts += 60000, cam);
+        xst_produce_event(p, codec, &ev);
+        xs_event_clear(&ev);
+    }
+    assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
+    xst_run_t r2 = xst_run_worker_until_end(cfg);
+    assert_int_equal(r2.events, 12);
+
+    xs_experiment_t x;
+    xs_params_t base;
+    xs_settings_params(cfg, &base);
+    assert_int_equal(xs_settings_experiment(cfg, &base, &x, errstr, sizeof(errstr)), XS_OK);
+    xst_lists_t lists = xst_read_lists(bs, codec, "xsell.cross-sell");
+    int arms[2] = {0, 0};
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof(id), "new-%d-add", i);
+        snprintf(user, sizeof(user), "new-%d", i);
+        const xs_list_t *l = xst_find_list(&lists, id);
+        assert_non_null(l);
+        assert_string_equal(l->experiment, "xsell-vs-popular");
+        int arm = xs_experiment_arm(&x, user);
+        assert_string_equal(l->arm, arm == 0 ? "control" : "cooc");
+        arms[arm]++;
+        for (int k = 0; k < l->n_items; k++) {
+            /* out of stock: never, in either arm */
+            assert_string_not_equal(l->items[k].item_id, "lens");
+            if (arm == 0)
+                assert_int_equal(l->items[k].source, XS_SOURCE_TRENDING);
+        }
+        if (arm == 1) {
+            assert_string_equal(l->items[0].item_id, "tripod");
+            assert_int_equal(l->items[0].source, XS_SOURCE_BOUGHT_TOGETHER);
+        }
+    }
+    assert_true(arms[0] > 0 && arms[1] > 0);
+    xst_lists_free(&lists);
+    xs_config_destroy(cfg);
+    xs_producer_destroy(p);
+    xs_codec_destroy(codec);
+    xs_devbroker_destroy(db);
+    xst_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_camera_scenario),
+        cmocka_unit_test(test_rules_and_experiment_end_to_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
