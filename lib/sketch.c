@@ -146,8 +146,8 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
 
 /* ---- similarity ------------------------------------------------------------ */
 
-static const char *const sim_names[XS_SIM__COUNT] = {"llr",  "cosine",     "jaccard",
-                                                     "lift", "llr-cosine", "count"};
+static const char *const sim_names[XS_SIM__COUNT] = {"llr",  "cosine",     "jaccard",   "lift",
+                                                     "llr-cosine", "count", "confidence"};
 
 const char *xs_sim_name(xs_sim_t s)
 {
@@ -224,6 +224,8 @@ double xs_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n,
         return k11 / sqrt(n_i * n_j);
     case XS_SIM_COUNT:
         return k11;
+    case XS_SIM_CONFIDENCE:
+        return k11 / n_i;
     default:
         return 0.0;
     }

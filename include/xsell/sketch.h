@@ -19,8 +19,11 @@
  *   'I' | 01 | flags u8 | category u64 | varint n_bought | varint n_viewed |
  *   varint n_b | n_b x { item u64 | varint count | varint err } |
  *   varint n_v | n_v x { item u64 | varint count | varint err }
- * Worst case 3 + 8 + 10 + 10 + 2 x (1..2 + cap x 28) bytes; typically
- * ~12 bytes per entry: with the capacities below at most 4 KiB per item.
+ * An entry takes at most 8 + 5 + 5 = 18 bytes (typically ~11), so with the
+ * capacities below an item is at most 3 + 8 + 10 + 10 + 4 + 208 x 18 = 3,779
+ * bytes: under 4 KiB. The capacities were chosen with `xsell eval`
+ * (docs/EVALUATION.md): 160 bought-together entries keep the HitRate of the
+ * exact, unbounded counts on the UCI Online Retail data.
  */
 #ifndef XSELL_SKETCH_H
 #define XSELL_SKETCH_H
@@ -33,7 +36,7 @@
 extern "C" {
 #endif
 
-#define XS_SKETCH_BOUGHT_CAP 96
+#define XS_SKETCH_BOUGHT_CAP 160
 #define XS_SKETCH_VIEWED_CAP 48
 #define XS_ITEM_VERSION 1
 
@@ -86,6 +89,7 @@ typedef enum xs_sim {
     XS_SIM_LIFT,       /* k11 N / (n_i n_j) */
     XS_SIM_LLR_COSINE, /* cosine, for pairs whose LLR passes the threshold */
     XS_SIM_COUNT,      /* raw co-occurrence count */
+    XS_SIM_CONFIDENCE, /* k11 / n_i: P(j | i), association-rule confidence */
     XS_SIM__COUNT
 } xs_sim_t;
 
