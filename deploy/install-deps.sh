@@ -9,6 +9,7 @@ packages=(
   libmicrohttpd-dev zlib1g-dev
   kcat curl python3 python3-confluent-kafka python3-avro
   clang libclang-rt-14-dev
+  python3-yaml
 )
 
 missing=()

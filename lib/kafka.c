@@ -113,9 +113,11 @@ static xs_err_t conf_set(rd_kafka_conf_t *conf, const char *key, const char *val
         return XS_ERR_CONFIG;
     }
     if (rd_kafka_conf_set(conf, key, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-        bool secret = strstr(key, "password") || strstr(key, "secret") || strstr(key, "key");
+        /* librdkafka's message may quote the value: hide both for secrets. */
+        bool secret = strstr(key, "password") || strstr(key, "secret") || strstr(key, "key") ||
+                      strstr(key, "sasl.jaas") || strstr(key, "sasl.oauthbearer.config");
         xs_errstr_set(errstr, errstr_size, "kafka: config %s=%s: %s", key,
-                      secret ? "(hidden)" : value, rderr);
+                      secret ? "(hidden)" : value, secret ? "invalid value (hidden)" : rderr);
         return XS_ERR_CONFIG;
     }
     return XS_OK;

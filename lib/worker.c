@@ -1,10 +1,21 @@
 /*
  * worker.c — the streaming worker (see include/xsell/worker.h for the
  * checkpoint protocol and its guarantees).
+ *
+ * Threads: the worker thread runs the loop; the HTTP server (when
+ * http.address is set) answers on its own thread. The engine and the
+ * partition table are shared with the HTTP queries under `mu`, which the
+ * worker holds per message (process), for the state write of a checkpoint
+ * (not for the producer flush before it) and in the rebalance hooks, so a
+ * query waits at most for one message or one batch write. Metrics live in
+ * a registry with its own lock; health and readiness are atomics.
  */
 #include "xsell/worker.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +24,10 @@
 #include "xsell/codec.h"
 #include "xsell/engine.h"
 #include "xsell/event.h"
+#include "xsell/http.h"
 #include "xsell/kafka.h"
 #include "xsell/log.h"
+#include "xsell/metrics.h"
 #include "xsell/settings.h"
 #include "xsell/sketch.h"
 #include "xsell/store.h"
@@ -25,7 +38,21 @@ typedef struct part {
     int64_t next;      /* next offset to consume (after what was applied) */
     int64_t stored;    /* next offset in the last checkpoint */
     bool assigned;
+    bool seen;         /* assigned before in this process (--from-beginning) */
 } part_t;
+
+/* Metric families (ids in xs_worker.mid, see define_metrics). */
+enum {
+    M_EVENTS, M_DLQ, M_DECODE_ERRORS, M_LISTS, M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE,
+    M_UNATTRIBUTED, M_LAG, M_CHECKPOINTS, M_CP_LAST, M_CP_SECONDS, M_CACHE_RATIO, M_CACHE_HITS,
+    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M__COUNT
+};
+
+/* A worker loop that has not turned for this long is reported unhealthy
+ * (a checkpoint waits at most 60 s for the producer). */
+#define XS_HEALTH_STALL_MS 120000.0
+/* Longest wait of an HTTP query for the worker's lock. */
+#define XS_QUERY_LOCK_MS 5000
 
 struct xs_worker {
     const xs_config_t *cfg;
@@ -49,6 +76,15 @@ struct xs_worker {
     char hook_errstr[640];
     size_t dirty_limit;
     bool failed; /* after a fatal error no checkpoint may store offsets */
+    bool from_beginning;
+    pthread_mutex_t mu; /* engine + parts, shared with HTTP queries */
+    bool mu_init;
+    xs_metrics_t *metrics;
+    int mid[M__COUNT];
+    xs_listmap_t *listmap;
+    xs_http_t *http;
+    atomic_bool running, ready;
+    _Atomic double heartbeat_ms;
 };
 
 static double now_ms(void)
@@ -80,11 +116,14 @@ static part_t *find_part(xs_worker_t *w, const char *topic, int32_t partition, b
     p->partition = partition;
     p->next = p->stored = -1;
     p->assigned = false;
+    p->seen = false;
     w->n_parts++;
     return p;
 }
 
 /* ---- checkpoint ------------------------------------------------------------ */
+
+static xs_err_t checkpoint_write(xs_worker_t *w, double t0, char *errstr, size_t errstr_size);
 
 static xs_err_t checkpoint(xs_worker_t *w, char *errstr, size_t errstr_size)
 {
@@ -96,6 +135,16 @@ static xs_err_t checkpoint(xs_worker_t *w, char *errstr, size_t errstr_size)
     xs_err_t err = xs_producer_flush(w->producer, 60000, errstr, errstr_size);
     if (err)
         return err; /* nothing written: a restart replays from the last checkpoint */
+    pthread_mutex_lock(&w->mu);
+    err = checkpoint_write(w, t0, errstr, errstr_size);
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+/* The state part of a checkpoint; called with mu held. */
+static xs_err_t checkpoint_write(xs_worker_t *w, double t0, char *errstr, size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
     xs_batch_clear(w->batch);
     if ((err = xs_engine_flush(w->engine, xs_batch_put_fn, w->batch, errstr, errstr_size)))
         return err;
@@ -127,6 +176,9 @@ static xs_err_t checkpoint(xs_worker_t *w, char *errstr, size_t errstr_size)
     xs_engine_trim(w->engine);
     w->st.checkpoints++;
     w->st.last_checkpoint_ms = now_ms() - t0;
+    xs_metrics_add(w->metrics, w->mid[M_CHECKPOINTS], NULL, 1);
+    xs_metrics_set(w->metrics, w->mid[M_CP_LAST], NULL, w->st.last_checkpoint_ms / 1e3);
+    xs_metrics_add(w->metrics, w->mid[M_CP_SECONDS], NULL, w->st.last_checkpoint_ms / 1e3);
     XS_DEBUG("checkpoint", "records=%d partitions=%d ms=%.1f", xs_batch_count(w->batch), moved,
              w->st.last_checkpoint_ms);
     return XS_OK;
@@ -137,25 +189,34 @@ static xs_err_t checkpoint(xs_worker_t *w, char *errstr, size_t errstr_size)
 static void on_assign(void *opaque, const char *topic, int32_t partition, int64_t *offset)
 {
     xs_worker_t *w = opaque;
-    part_t *p = find_part(w, topic, partition, true);
     int64_t next = 0;
     bool found = false;
     char errstr[256];
+    atomic_store(&w->ready, false);
+    pthread_mutex_lock(&w->mu);
+    part_t *p = find_part(w, topic, partition, true);
     if (!p) {
         w->hook_err = XS_ERR_NOMEM;
-        return;
+        goto out;
     }
     if (xs_store_get_offset(w->store, topic, partition, &next, &found, errstr, sizeof(errstr))) {
         w->hook_err = XS_ERR_STORE;
         snprintf(w->hook_errstr, sizeof(w->hook_errstr), "%s", errstr);
-        return;
+        goto out;
     }
+    /* --from-beginning: the first assignment ignores stored offsets (the state
+     * directory was empty at start); a later one resumes what this run stored. */
+    if (w->from_beginning && !p->seen)
+        found = false;
+    p->seen = true;
     p->assigned = true;
     p->stored = found ? next : -1;
     p->next = found ? next : -1;
     *offset = found ? next : XS_OFFSET_BEGINNING;
     XS_INFO("partition assigned", "topic=%s partition=%d start=%s%" PRId64, topic, partition,
             found ? "" : "beginning/", found ? next : 0);
+out:
+    pthread_mutex_unlock(&w->mu);
 }
 
 static void on_revoke(void *opaque, const char *topic, int32_t partition)
@@ -166,6 +227,8 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition)
         w->hook_err = XS_ERR_KAFKA;
         snprintf(w->hook_errstr, sizeof(w->hook_errstr), "checkpoint on revoke: %s", errstr);
     }
+    atomic_store(&w->ready, false);
+    pthread_mutex_lock(&w->mu);
     part_t *p = find_part(w, topic, partition, false);
     if (p) {
         p->assigned = false;
@@ -173,6 +236,7 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition)
     }
     /* Another worker owns this partition now: its users must be re-read. */
     xs_engine_drop_cache(w->engine);
+    pthread_mutex_unlock(&w->mu);
     XS_INFO("partition revoked", "topic=%s partition=%d", topic, partition);
 }
 
@@ -198,7 +262,7 @@ static int topic_kind(const xs_worker_t *w, const char *topic)
 }
 
 static xs_err_t dead_letter(xs_worker_t *w, const xs_msg_t *m, const char *reason,
-                            char *errstr, size_t errstr_size)
+                            const char *reason_class, char *errstr, size_t errstr_size)
 {
     char part[16], off[24];
     snprintf(part, sizeof(part), "%" PRId32, m->partition);
@@ -210,11 +274,151 @@ static xs_err_t dead_letter(xs_worker_t *w, const xs_msg_t *m, const char *reaso
         {"xsell.source.offset", off, strlen(off)},
     };
     w->st.dlq++;
+    xs_metrics_add(w->metrics, w->mid[M_DLQ], (const char *[]){reason_class}, 1);
     XS_DEBUG("dead letter", "topic=%s partition=%d offset=%" PRId64 " reason=\"%s\"", m->topic,
              m->partition, m->offset, reason);
     return xs_producer_send(w->producer, w->topic_dlq, -1, m->key, m->key_len, m->value,
                             m->value_len, h, XS_ARRAY_SIZE(h), errstr, errstr_size);
 }
+
+/* ---- metrics -------------------------------------------------------------------------- */
+
+/* Events by topic and type, and attribution of events that carry a list_id:
+ * clicks and PURCHASE revenue (sum of quantity * unit_price over the lines
+ * with a price, whatever the currency) go to the arm of the list they cite,
+ * found in the bounded map of recently published lists. dups_before is the
+ * engine's duplicate count before the event: a duplicate is not attributed. */
+static void count_event(xs_worker_t *w, const char *topic, const xs_event_t *ev,
+                        uint64_t dups_before)
+{
+    const char *type = ev->kind == XS_KIND_CLICK  ? xs_click_type_name((xs_click_type_t)ev->type)
+                       : ev->kind == XS_KIND_CART ? xs_cart_type_name((xs_cart_type_t)ev->type)
+                                                  : "ITEM_UPDATE";
+    xs_metrics_add(w->metrics, w->mid[M_EVENTS], (const char *[]){topic, type}, 1);
+    if (!ev->list_id || ev->kind == XS_KIND_ITEM)
+        return;
+    bool purchase = ev->kind == XS_KIND_CART && ev->type == XS_CART_PURCHASE;
+    if (ev->kind != XS_KIND_CLICK && !purchase)
+        return;
+    xs_engine_stats_t es;
+    xs_engine_stats(w->engine, &es);
+    if (es.duplicates != dups_before)
+        return;
+    const char *arm = xs_listmap_get(w->listmap, ev->list_id);
+    if (!arm) {
+        xs_metrics_add(w->metrics, w->mid[M_UNATTRIBUTED],
+                       (const char *[]){purchase ? "purchase" : "click"}, 1);
+        return;
+    }
+    if (!purchase) {
+        xs_metrics_add(w->metrics, w->mid[M_CLICKS], (const char *[]){arm}, 1);
+        return;
+    }
+    double revenue = 0;
+    for (size_t i = 0; i < ev->n_lines; i++)
+        if (ev->lines[i].has_unit_price)
+            revenue += ev->lines[i].quantity * ev->lines[i].unit_price;
+    xs_metrics_add(w->metrics, w->mid[M_PURCHASES], (const char *[]){arm}, 1);
+    xs_metrics_add(w->metrics, w->mid[M_REVENUE], (const char *[]){arm}, revenue);
+}
+
+static void count_list(xs_worker_t *w, const xs_list_t *list)
+{
+    const char *arm = list->arm && *list->arm ? list->arm : "none";
+    xs_metrics_add(w->metrics, w->mid[M_LISTS],
+                   (const char *[]){xs_placement_name(list->placement), arm}, 1);
+    xs_metrics_add(w->metrics, w->mid[M_IMPRESSIONS], (const char *[]){arm}, 1);
+    xs_listmap_put(w->listmap, list->list_id, list->arm);
+}
+
+static xs_err_t define_metrics(xs_worker_t *w)
+{
+    xs_metrics_t *m = w->metrics;
+    int *id = w->mid;
+    id[M_EVENTS] = xs_metrics_define(m, "xsell_events_total", XS_METRIC_COUNTER,
+                                   "Events applied to the engine, by input topic and event type.",
+                                   "topic,type");
+    id[M_DECODE_ERRORS] = xs_metrics_define(m, "xsell_decode_errors_total", XS_METRIC_COUNTER,
+                                          "Input messages that did not decode, by topic.",
+                                          "topic");
+    id[M_DLQ] = xs_metrics_define(m, "xsell_dlq_messages_total", XS_METRIC_COUNTER,
+                                "Messages sent to the dead-letter topic, by reason "
+                                "(too_large, empty, decode, wrong_type, validation).",
+                                "reason");
+    id[M_LISTS] = xs_metrics_define(m, "xsell_lists_published_total", XS_METRIC_COUNTER,
+                                  "Cross-sell lists published, by placement and experiment arm.",
+                                  "placement,arm");
+    id[M_IMPRESSIONS] = xs_metrics_define(m, "xsell_impressions_total", XS_METRIC_COUNTER,
+                                        "Lists published (impressions), by experiment arm.",
+                                        "arm");
+    id[M_CLICKS] = xs_metrics_define(m, "xsell_attributed_clicks_total", XS_METRIC_COUNTER,
+                                   "ClickEvents carrying the list_id of a published list, by "
+                                   "the list's arm.",
+                                   "arm");
+    id[M_PURCHASES] = xs_metrics_define(m, "xsell_attributed_purchases_total", XS_METRIC_COUNTER,
+                                      "PURCHASE CartEvents carrying the list_id of a published "
+                                      "list, by the list's arm.",
+                                      "arm");
+    id[M_REVENUE] = xs_metrics_define(m, "xsell_attributed_revenue_total", XS_METRIC_COUNTER,
+                                    "Sum of quantity * unit_price of attributed purchases, by "
+                                    "the list's arm (currencies are not converted).",
+                                    "arm");
+    id[M_UNATTRIBUTED] = xs_metrics_define(m, "xsell_unattributed_events_total", XS_METRIC_COUNTER,
+                                         "Clicks and purchases whose list_id is unknown or no "
+                                         "longer remembered (metrics.attribution.lists).",
+                                         "kind");
+    id[M_LAG] = xs_metrics_define(m, "xsell_consumer_lag_messages", XS_METRIC_GAUGE,
+                                "Messages behind the high watermark over the assigned "
+                                "partitions (-1 unknown).",
+                                NULL);
+    id[M_ASSIGNED] = xs_metrics_define(m, "xsell_assigned_partitions", XS_METRIC_GAUGE,
+                                     "Input partitions assigned to this worker.", NULL);
+    id[M_READY] = xs_metrics_define(m, "xsell_ready", XS_METRIC_GAUGE,
+                                  "1 once caught up after the last assignment (as /readyz).",
+                                  NULL);
+    id[M_CHECKPOINTS] = xs_metrics_define(m, "xsell_checkpoints_total", XS_METRIC_COUNTER,
+                                        "Checkpoints written.", NULL);
+    id[M_CP_LAST] = xs_metrics_define(m, "xsell_checkpoint_last_duration_seconds", XS_METRIC_GAUGE,
+                                    "Duration of the last checkpoint (producer flush and batch "
+                                    "write).",
+                                    NULL);
+    id[M_CP_SECONDS] = xs_metrics_define(m, "xsell_checkpoint_duration_seconds_total",
+                                       XS_METRIC_COUNTER, "Time spent in checkpoints.", NULL);
+    id[M_CACHE_HITS] = xs_metrics_define(m, "xsell_cache_hits_total", XS_METRIC_COUNTER,
+                                       "State reads served by the write-back cache.", NULL);
+    id[M_CACHE_MISSES] = xs_metrics_define(m, "xsell_cache_misses_total", XS_METRIC_COUNTER,
+                                         "State reads that went to RocksDB.", NULL);
+    id[M_CACHE_RATIO] = xs_metrics_define(m, "xsell_cache_hit_ratio", XS_METRIC_GAUGE,
+                                        "Cache hits / (hits + misses) since start.", NULL);
+    id[M_ROCKSDB_BYTES] = xs_metrics_define(m, "xsell_rocksdb_size_bytes", XS_METRIC_GAUGE,
+                                          "Live SST files and memtables of the state store.",
+                                          NULL);
+    for (int i = 0; i < M__COUNT; i++)
+        if (id[i] < 0)
+            return XS_ERR_NOMEM;
+    return XS_OK;
+}
+
+/* Gauges that are sampled rather than counted; on the worker thread. */
+static void refresh_gauges(xs_worker_t *w)
+{
+    xs_engine_stats_t es;
+    pthread_mutex_lock(&w->mu);
+    xs_engine_stats(w->engine, &es);
+    pthread_mutex_unlock(&w->mu);
+    w->st.lag = xs_consumer_lag(w->consumer);
+    xs_metrics_set(w->metrics, w->mid[M_LAG], NULL, (double)w->st.lag);
+    xs_metrics_set(w->metrics, w->mid[M_ASSIGNED], NULL, xs_consumer_assigned_count(w->consumer));
+    xs_metrics_set(w->metrics, w->mid[M_READY], NULL, atomic_load(&w->ready) ? 1 : 0);
+    xs_metrics_set(w->metrics, w->mid[M_CACHE_HITS], NULL, (double)es.cache_hits);
+    xs_metrics_set(w->metrics, w->mid[M_CACHE_MISSES], NULL, (double)es.cache_misses);
+    uint64_t reads = es.cache_hits + es.cache_misses;
+    xs_metrics_set(w->metrics, w->mid[M_CACHE_RATIO], NULL,
+                   reads ? (double)es.cache_hits / (double)reads : 0);
+    xs_metrics_set(w->metrics, w->mid[M_ROCKSDB_BYTES], NULL, (double)xs_store_size_bytes(w->store));
+}
+
+/* ---- processing (continued) ------------------------------------------------------------ */
 
 static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t errstr_size)
 {
@@ -232,37 +436,45 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
         snprintf(reason, sizeof(reason), "message too large (%zu > %zu bytes)", m->value_len,
                  w->max_message_bytes);
         w->st.dlq_by_reason_size++;
-        err = dead_letter(w, m, reason, errstr, errstr_size);
+        err = dead_letter(w, m, reason, "too_large", errstr, errstr_size);
         goto out;
     }
     if (!m->value || m->value_len == 0) {
         w->st.dlq_by_reason_decode++;
-        err = dead_letter(w, m, "empty message", errstr, errstr_size);
+        err = dead_letter(w, m, "empty message", "empty", errstr, errstr_size);
         goto out;
     }
     if (xs_codec_decode(w->codec, m->value, m->value_len, is_bare(w, m->topic) ? expect : -1, &ev,
                         &kind, &framing, reason, sizeof(reason)) != XS_OK) {
         w->st.dlq_by_reason_decode++;
-        err = dead_letter(w, m, reason, errstr, errstr_size);
+        xs_metrics_add(w->metrics, w->mid[M_DECODE_ERRORS], (const char *[]){m->topic}, 1);
+        err = dead_letter(w, m, reason, "decode", errstr, errstr_size);
         goto out;
     }
     if ((expect == XS_KIND_ITEM) != (kind == XS_KIND_ITEM) || kind == XS_KIND_LIST) {
         snprintf(reason, sizeof(reason), "unexpected %s record on topic %s", xs_kind_name(kind),
                  m->topic);
         w->st.dlq_by_reason_validation++;
-        err = dead_letter(w, m, reason, errstr, errstr_size);
+        err = dead_letter(w, m, reason, "wrong_type", errstr, errstr_size);
         goto out;
     }
     if (xs_event_validate(&ev, &w->limits, reason, sizeof(reason)) != XS_OK) {
         w->st.dlq_by_reason_validation++;
-        err = dead_letter(w, m, reason, errstr, errstr_size);
+        err = dead_letter(w, m, reason, "validation", errstr, errstr_size);
         goto out;
     }
     bool has_list = false;
+    uint64_t dups = 0;
+    if (ev.list_id) {
+        xs_engine_stats_t es;
+        xs_engine_stats(w->engine, &es);
+        dups = es.duplicates;
+    }
     if ((err = xs_engine_process(w->engine, (uint16_t)m->partition, &ev, &list, &has_list, errstr,
                                  errstr_size)) != XS_OK)
         goto out;
     w->st.events++;
+    count_event(w, m->topic, &ev, dups);
     if (has_list) {
         xs_buf_reset(&w->out);
         if ((err = xs_codec_encode_list(w->codec, &list, &w->out)) != XS_OK) {
@@ -274,6 +486,7 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
                                     errstr, errstr_size)))
             goto out;
         w->st.lists++;
+        count_list(w, &list);
     }
 out:
     xs_event_clear(&ev);
@@ -339,6 +552,146 @@ static xs_err_t split_bare(xs_worker_t *w, const char *list)
     return XS_OK;
 }
 
+/* ---- HTTP service (called on the HTTP thread) ------------------------------------- */
+
+static xs_err_t svc_metrics(void *opaque, xs_buf_t *out)
+{
+    xs_worker_t *w = opaque;
+    return xs_metrics_render(w->metrics, out);
+}
+
+static bool svc_healthy(void *opaque, char *reason, size_t reason_size)
+{
+    xs_worker_t *w = opaque;
+    if (!atomic_load(&w->running)) {
+        xs_errstr_set(reason, reason_size, "worker loop not running");
+        return false;
+    }
+    double idle = now_ms() - atomic_load(&w->heartbeat_ms);
+    if (idle > XS_HEALTH_STALL_MS) {
+        xs_errstr_set(reason, reason_size, "worker loop stalled for %.0f s", idle / 1e3);
+        return false;
+    }
+    return true;
+}
+
+static bool svc_ready(void *opaque, char *reason, size_t reason_size)
+{
+    xs_worker_t *w = opaque;
+    if (atomic_load(&w->running) && atomic_load(&w->ready))
+        return true;
+    xs_errstr_set(reason, reason_size, "%s",
+                  atomic_load(&w->running) ? "catching up after assignment" : "not running");
+    return false;
+}
+
+/* Takes mu, waiting at most XS_QUERY_LOCK_MS (the worker may be blocked on
+ * Kafka backpressure while it holds it). */
+static xs_err_t query_lock(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += XS_QUERY_LOCK_MS / 1000;
+    int rc = pthread_mutex_timedlock(&w->mu, &ts);
+    if (rc == 0)
+        return XS_OK;
+    xs_errstr_set(errstr, errstr_size, "worker busy: %s", rc == ETIMEDOUT ? "timed out" : "lock");
+    return XS_ERR_IO;
+}
+
+static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t placement,
+                               const char *item, int n, xs_list_t *list, bool *known,
+                               int *partition, char *errstr, size_t errstr_size)
+{
+    xs_worker_t *w = opaque;
+    xs_err_t err = query_lock(w, errstr, errstr_size);
+    int32_t first = -1;
+    *known = false;
+    *partition = -1;
+    if (err)
+        return err;
+    /* User state is keyed by input partition: look in each assigned one. */
+    for (size_t i = 0; i < w->n_parts && !*known; i++) {
+        const part_t *p = &w->parts[i];
+        bool dup = false;
+        if (!p->assigned)
+            continue;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = w->parts[k].assigned && w->parts[k].partition == p->partition;
+        if (dup)
+            continue;
+        if (first < 0)
+            first = p->partition;
+        if ((err = xs_engine_has_user(w->engine, (uint16_t)p->partition, user_id, known, errstr,
+                                      errstr_size)))
+            goto out;
+        if (*known)
+            *partition = p->partition;
+    }
+    /* Unknown here: the cold-start list (trending items). */
+    err = xs_engine_recommend(w->engine, (uint16_t)(*known ? *partition : XS_MAX(first, 0)),
+                              user_id, item, placement, n, list, errstr, errstr_size);
+out:
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+static xs_err_t svc_neighbours(void *opaque, const char *item_id, xs_class_t cls, int n,
+                               xs_neighbour_t **out, int *n_out, xs_item_info_t *info,
+                               char *errstr, size_t errstr_size)
+{
+    xs_worker_t *w = opaque;
+    xs_err_t err = query_lock(w, errstr, errstr_size);
+    *out = NULL;
+    *n_out = 0;
+    if (err)
+        return err;
+    err = xs_engine_neighbours(w->engine, item_id, cls, n, out, n_out, info, errstr, errstr_size);
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+/* Writes the bound address to path (write + rename: readers never see half). */
+static xs_err_t write_port_file(const char *path, const char *address, char *errstr,
+                                size_t errstr_size)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%s\n", address) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        xs_errstr_set(errstr, errstr_size, "http.port.file %s: %s", path, strerror(errno));
+        return XS_ERR_IO;
+    }
+    return XS_OK;
+}
+
+static xs_err_t start_http(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    const char *address = xs_config_str(w->cfg, "http.address");
+    const char *port_file = xs_config_str(w->cfg, "http.port.file");
+    if (!*address)
+        return XS_OK;
+    xs_http_opts_t ho = {
+        .address = address,
+        .max_connections = (unsigned)xs_config_int(w->cfg, "http.max.connections"),
+        .timeout_s = (unsigned)xs_config_int(w->cfg, "http.timeout.seconds"),
+        .max_id_len = w->limits.max_id_len,
+    };
+    xs_http_service_t svc = {
+        .opaque = w,
+        .metrics = svc_metrics,
+        .healthy = svc_healthy,
+        .ready = svc_ready,
+        .cross_sell = svc_cross_sell,
+        .neighbours = svc_neighbours,
+    };
+    if (!(w->http = xs_http_new(&ho, &svc, errstr, errstr_size)))
+        return XS_ERR_IO;
+    if (*port_file)
+        return write_port_file(port_file, xs_http_address(w->http), errstr, errstr_size);
+    return XS_OK;
+}
+
 xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t errstr_size)
 {
     const xs_config_t *cfg = opts->config;
@@ -349,6 +702,27 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     }
     w->cfg = cfg;
     w->until_end = opts->until_end;
+    w->from_beginning = opts->from_beginning;
+    if (pthread_mutex_init(&w->mu, NULL) != 0) {
+        xs_errstr_set(errstr, errstr_size, "cannot create a mutex");
+        free(w);
+        return NULL;
+    }
+    w->mu_init = true;
+    w->metrics = xs_metrics_new(0);
+    w->listmap = xs_listmap_new((size_t)xs_config_int(cfg, "metrics.attribution.lists"));
+    if (!w->metrics || !w->listmap || define_metrics(w) != XS_OK) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    if (w->from_beginning && xs_store_dir_nonempty(xs_config_str(cfg, "state.dir"))) {
+        xs_errstr_set(errstr, errstr_size,
+                      "--from-beginning needs an empty state directory (%s is not empty and "
+                      "its state would count every event twice); use --reset-state to rebuild "
+                      "from scratch",
+                      xs_config_str(cfg, "state.dir"));
+        goto fail;
+    }
     w->topic_clicks = xs_config_str(cfg, "topics.clicks");
     w->topic_cart = xs_config_str(cfg, "topics.cart");
     w->topic_catalog = xs_config_str(cfg, "topics.catalog");
@@ -425,6 +799,8 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     };
     if (!(w->consumer = xs_consumer_new(&co, errstr, errstr_size)))
         goto fail;
+    if (start_http(w, errstr, errstr_size) != XS_OK)
+        goto fail;
     return w;
 fail:
     xs_worker_destroy(w);
@@ -451,8 +827,11 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
     double interval = (double)xs_config_int(w->cfg, "commit.interval.ms");
     double progress = xs_config_double(w->cfg, "log.progress.seconds") * 1e3;
     double last_cp = now_ms(), last_progress = last_cp, t_start = last_cp;
+    double last_gauges = 0;
     uint64_t last_events = 0;
     xs_err_t err = XS_OK;
+    atomic_store(&w->heartbeat_ms, last_cp);
+    atomic_store(&w->running, true);
     XS_INFO("worker started", "state_dir=%s group=%s until_end=%s",
             xs_config_str(w->cfg, "state.dir"), xs_config_str(w->cfg, "group.id"),
             w->until_end ? "true" : "false");
@@ -465,7 +844,10 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
             break;
         }
         if (err == XS_OK) {
-            if ((err = process(w, &m, errstr, errstr_size)) != XS_OK)
+            pthread_mutex_lock(&w->mu);
+            err = process(w, &m, errstr, errstr_size);
+            pthread_mutex_unlock(&w->mu);
+            if (err != XS_OK)
                 break;
         } else if (err != XS_ERR_EOF) {
             break;
@@ -473,7 +855,20 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
         err = XS_OK;
         xs_producer_poll(w->producer);
         double t = now_ms();
-        if (t - last_cp >= interval || dirty_over(w)) {
+        atomic_store(&w->heartbeat_ms, t);
+        if (!atomic_load(&w->ready) && xs_consumer_caught_up(w->consumer)) {
+            atomic_store(&w->ready, true);
+            XS_INFO("ready", "events=%" PRIu64 " partitions=%d", w->st.events,
+                    xs_consumer_assigned_count(w->consumer));
+        }
+        if (t - last_gauges >= 1000) {
+            refresh_gauges(w);
+            last_gauges = t;
+        }
+        pthread_mutex_lock(&w->mu);
+        bool over = dirty_over(w);
+        pthread_mutex_unlock(&w->mu);
+        if (t - last_cp >= interval || over) {
             if ((err = checkpoint(w, errstr, errstr_size)) != XS_OK)
                 break;
             last_cp = now_ms();
@@ -505,7 +900,9 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
         xs_errstr_set(errstr, errstr_size, "final checkpoint: %s", cstr);
     }
     double secs = (now_ms() - t_start) / 1e3;
-    w->st.lag = xs_consumer_lag(w->consumer);
+    atomic_store(&w->running, false);
+    atomic_store(&w->ready, false);
+    refresh_gauges(w);
     XS_INFO("worker stopped", "events=%" PRIu64 " lists=%" PRIu64 " dlq=%" PRIu64
             " checkpoints=%" PRIu64 " seconds=%.1f events_per_s=%.0f status=%s",
             w->st.events, w->st.lists, w->st.dlq, w->st.checkpoints, secs,
@@ -517,6 +914,7 @@ void xs_worker_destroy(xs_worker_t *w)
 {
     if (!w)
         return;
+    xs_http_destroy(w->http); /* first: no query may run past this point */
     xs_consumer_destroy(w->consumer);
     xs_producer_destroy(w->producer);
     xs_codec_destroy(w->codec);
@@ -530,5 +928,9 @@ void xs_worker_destroy(xs_worker_t *w)
         free(w->bare_topics[i]);
     free(w->bare_topics);
     xs_buf_free(&w->out);
+    xs_listmap_destroy(w->listmap);
+    xs_metrics_destroy(w->metrics);
+    if (w->mu_init)
+        pthread_mutex_destroy(&w->mu);
     free(w);
 }

@@ -3,9 +3,12 @@
  *
  *   xsell-worker [--config FILE] [--set key=value]... [--bootstrap B |
  *                --bootstrap-file F] [--state-dir D] [--group G]
- *                [--until-end] [--reset-state --yes] [--print-config]
+ *                [--http ADDR] [--from-beginning] [--until-end]
+ *                [--reset-state --yes] [--print-config]
  *
- * Flags override the config file. SIGINT/SIGTERM stop it cleanly: a final
+ * Flags override the config file (whatever their order on the command line).
+ * --from-beginning replays every partition from its first offset; it needs
+ * an empty state directory, or --reset-state (--yes when it is not empty). SIGINT/SIGTERM stop it cleanly: a final
  * checkpoint (producer flushed, state and offsets written), then exit 0.
  */
 #include <errno.h>
@@ -32,8 +35,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: xsell-worker [--config FILE] [--set key=value]... [--bootstrap B | "
             "--bootstrap-file F]\n"
-            "                    [--state-dir D] [--group G] [--until-end] [--reset-state "
-            "--yes] [--print-config]\n\n"
+            "                    [--state-dir D] [--group G] [--http ADDR] [--from-beginning] "
+            "[--until-end]\n"
+            "                    [--reset-state --yes] [--print-config]\n\n"
             "  --config FILE        key = value file (see docs/CONFIG.md)\n"
             "  --set key=value      override one key (repeatable)\n"
             "  --bootstrap B        same as --set kafka.bootstrap.servers=B\n"
@@ -41,6 +45,11 @@ static void usage(FILE *out)
             "devbroker)\n"
             "  --state-dir D        same as --set state.dir=D\n"
             "  --group G            same as --set group.id=G\n"
+            "  --http ADDR          same as --set http.address=ADDR (host:port; port 0: any "
+            "free port; '' disables)\n"
+            "  --from-beginning     replay every partition from its first offset (needs an "
+            "empty state directory\n"
+            "                       or --reset-state)\n"
             "  --until-end          stop once everything in the assigned partitions at start "
             "is consumed\n"
             "  --reset-state        delete the state directory first (replay from the "
@@ -69,7 +78,7 @@ int main(int argc, char **argv)
 {
     char errstr[1024] = "";
     int rc = 1;
-    bool until_end = false, reset = false, yes = false, print = false;
+    bool until_end = false, reset = false, yes = false, print = false, from_beginning = false;
     xs_worker_t *w = NULL;
     xs_config_t *cfg = xs_config_new();
     if (!cfg)
@@ -98,6 +107,9 @@ int main(int argc, char **argv)
             goto out;
         } else if (!strcmp(a, "--until-end")) {
             until_end = true;
+            continue;
+        } else if (!strcmp(a, "--from-beginning")) {
+            from_beginning = true;
             continue;
         } else if (!strcmp(a, "--reset-state")) {
             reset = true;
@@ -132,6 +144,8 @@ int main(int argc, char **argv)
             key = "state.dir";
         } else if (!strcmp(a, "--group")) {
             key = "group.id";
+        } else if (!strcmp(a, "--http")) {
+            key = "http.address";
         } else {
             fprintf(stderr, "xsell-worker: unknown option '%s'\n", a);
             usage(stderr);
@@ -172,7 +186,15 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    xs_worker_opts_t wo = {.config = cfg, .until_end = until_end};
+    if (from_beginning && !reset && xs_store_dir_nonempty(dir)) {
+        fprintf(stderr, "xsell-worker: --from-beginning needs an empty state directory: %s "
+                        "holds state that would count every event twice; add --reset-state "
+                        "(and --yes) to rebuild it from scratch\n", dir);
+        rc = 2;
+        goto out;
+    }
+    xs_worker_opts_t wo = {.config = cfg, .until_end = until_end,
+                           .from_beginning = from_beginning};
     if (!(w = xs_worker_new(&wo, errstr, sizeof(errstr)))) {
         XS_ERROR("cannot start", "error=\"%s\"", errstr);
         goto out;

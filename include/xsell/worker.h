@@ -14,6 +14,18 @@
  *      assignment the worker seeks to the offsets stored in RocksDB).
  * A crash between 1 and 2 replays the tail on restart: the state is rebuilt
  * exactly and the lists republished with the same list_id (at least once).
+ *
+ * Operations: when http.address is set, xs_worker_new() starts the HTTP
+ * endpoint (include/xsell/http.h): /metrics, /healthz (the loop turns),
+ * /readyz (caught up with what the partitions held at the last assignment)
+ * and the queries, which run on the HTTP thread under a lock the worker
+ * holds per message and per checkpoint write. A user query looks for the
+ * user's profile in each assigned partition; a user unknown to this worker
+ * gets the cold-start list (trending items), with "known_user": false.
+ *
+ * from_beginning: every partition's first assignment starts at the
+ * beginning, whatever offsets are stored; xs_worker_new() refuses it unless
+ * the state directory is empty (otherwise events would be counted twice).
  */
 #ifndef XSELL_WORKER_H
 #define XSELL_WORKER_H
@@ -33,6 +45,7 @@ typedef struct xs_worker xs_worker_t;
 typedef struct xs_worker_opts {
     const xs_config_t *config; /* borrowed for the worker's life */
     bool until_end;            /* stop once caught up with what was there at assignment */
+    bool from_beginning;       /* replay every partition from its first offset */
 } xs_worker_opts_t;
 
 typedef struct xs_worker_stats {

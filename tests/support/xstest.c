@@ -90,6 +90,7 @@ xs_config_t *xst_worker_config(const char *bootstrap, const char *state_dir, con
         {"group.id", group},
         {"commit.interval.ms", "200"},
         {"log.progress.seconds", "0"},
+        {"http.address", ""}, /* no HTTP server: tests must not bind a fixed port */
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
         if (xs_config_set(cfg, kv[i][0], kv[i][1], "test", errstr, sizeof(errstr)))

@@ -1,0 +1,97 @@
+/*
+ * xsell — the HTTP endpoint of the worker (libmicrohttpd; lib/http.c is
+ * the only file that includes <microhttpd.h>).
+ *
+ *   GET /metrics                              Prometheus text format 0.0.4
+ *   GET /healthz                              200 while the worker loop runs, else 503
+ *   GET /readyz                               200 once caught up after an assignment
+ *   GET /v1/users/{id}/cross-sell?placement=CART&n=5&item=ID
+ *                                             the list the user would get now
+ *   GET /v1/items/{id}/neighbours?class=bought|viewed&n=10
+ *                                             an item's ranked neighbours
+ *
+ * Query answers and errors are JSON; errors are {"error": "...", "status": N}
+ * with a 4xx status for anything the client got wrong (unknown path or
+ * parameter, bad placement, n out of range, overlong URL, invalid
+ * percent-encoding or UTF-8, control characters, empty or overlong id) and
+ * 405 for methods other than GET and HEAD; 503 when the service answers
+ * XS_ERR_IO (busy: the worker did not release its lock in time), 500 for
+ * other service errors. Parameters are strict: unknown
+ * and repeated parameters are rejected. Names of placements and classes are
+ * case-insensitive.
+ *
+ * Bounds: one server thread (requests are served one at a time; the
+ * queries are short), at most max_connections connections, a per-connection
+ * memory pool of 32 KiB (request line and headers), URLs up to
+ * XS_HTTP_MAX_URL bytes (longer: 414), no request bodies (every endpoint
+ * is GET), idle connections closed after timeout_s.
+ *
+ * The service callbacks run on the server thread; the worker implements
+ * them under the lock it holds while it processes a message, so a query
+ * sees the state between two messages.
+ */
+#ifndef XSELL_HTTP_H
+#define XSELL_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "xsell/common.h"
+#include "xsell/engine.h"
+#include "xsell/event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XS_HTTP_MAX_URL 2048
+
+/* What the server asks its owner. Every callback is optional (NULL: 404
+ * for the queries, 503 for health and readiness, empty metrics). */
+typedef struct xs_http_service {
+    void *opaque;
+    /* Appends the Prometheus text. */
+    xs_err_t (*metrics)(void *opaque, xs_buf_t *out);
+    /* true when healthy / ready; otherwise a short reason. */
+    bool (*healthy)(void *opaque, char *reason, size_t reason_size);
+    bool (*ready)(void *opaque, char *reason, size_t reason_size);
+    /*
+     * Fills *list (initialised by the caller) with the list user_id would
+     * get now; item may be NULL; n = 0 means the placement's length. Sets
+     * *known (the user has a profile here) and *partition (-1 when unknown).
+     */
+    xs_err_t (*cross_sell)(void *opaque, const char *user_id, xs_placement_t placement,
+                           const char *item, int n, xs_list_t *list, bool *known, int *partition,
+                           char *errstr, size_t errstr_size);
+    /* As xs_engine_neighbours(). */
+    xs_err_t (*neighbours)(void *opaque, const char *item_id, xs_class_t cls, int n,
+                           xs_neighbour_t **out, int *n_out, xs_item_info_t *info, char *errstr,
+                           size_t errstr_size);
+} xs_http_service_t;
+
+typedef struct xs_http_opts {
+    const char *address;      /* "host:port", "[v6]:port"; port 0 = any free port */
+    unsigned max_connections; /* 0 = 64 */
+    unsigned timeout_s;       /* idle connection timeout; 0 = 10 */
+    size_t max_id_len;        /* longest user or item id; 0 = 256 */
+} xs_http_opts_t;
+
+typedef struct xs_http xs_http_t;
+
+/* Starts serving (the service struct is copied; opaque must outlive the
+ * server). NULL + errstr when the address is malformed or cannot be bound. */
+xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc, char *errstr,
+                       size_t errstr_size);
+/* Stops serving: waits for the request in progress, closes connections. */
+void xs_http_destroy(xs_http_t *h); /* NULL is a no-op */
+/* The bound address as "host:port" with the actual port. */
+const char *xs_http_address(const xs_http_t *h);
+int xs_http_port(const xs_http_t *h);
+
+/* Splits "host:port" / "[v6]:port" into host (brackets removed) and port.
+ * false when malformed. */
+bool xs_http_split_address(const char *address, char *host, size_t host_size, int *port);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

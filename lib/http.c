@@ -1,0 +1,817 @@
+/*
+ * http.c — the worker's HTTP endpoint over libmicrohttpd (see
+ * include/xsell/http.h for the routes, the error model and the bounds).
+ *
+ * Request flow:
+ *
+ *   request line ──> uri_cb: copies the raw request-target (or marks it too
+ *                    long) into a request context that MHD hands to every
+ *                    later callback of the request
+ *   headers      ──> on_request: method check, routing on the *raw* path
+ *                    split at '/', strict percent-decoding of each segment
+ *                    and of each query parameter, validation, then the
+ *                    service callback and a JSON (or Prometheus) response
+ *   completion   ──> on_completed: frees the request context
+ *
+ * Routing works on the raw target rather than on MHD's decoded path because
+ * MHD's decoder silently keeps malformed escapes (%zz) and decodes %2F to a
+ * path separator; decoding each segment here rejects the former with 400 and
+ * lets ids contain '/'. Every response is built in one buffer and copied
+ * into MHD; nothing is kept between requests.
+ *
+ * MHD runs one internal polling thread, so callbacks never run
+ * concurrently; the service serialises with the worker on its own lock.
+ */
+#include "xsell/http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "xsell/json.h"
+#include "xsell/log.h"
+
+#define XS_HTTP_CONN_MEMORY (32 * 1024)
+#define XS_HTTP_MAX_PARAMS 8
+#define XS_HTTP_MAX_SEGMENTS 8
+#define XS_HTTP_USER_MAX_N XS_LIST_MAX_ITEMS
+#define XS_HTTP_ITEM_MAX_N 100
+#define XS_HTTP_ITEM_DEFAULT_N 10
+
+struct xs_http {
+    struct MHD_Daemon *daemon;
+    xs_http_service_t svc;
+    size_t max_id_len;
+    int port;
+    char address[300];
+};
+
+/* Per-request context, created from the request line. */
+typedef struct req {
+    char *target; /* raw request-target; NULL when too long */
+    size_t target_len;
+    bool too_long;
+    bool responded;
+} req_t;
+
+typedef struct param {
+    char *key;
+    char *value;
+} param_t;
+
+/* A response under construction. */
+typedef struct resp {
+    unsigned status;
+    const char *content_type;
+    const char *allow; /* Allow header of a 405 */
+    xs_buf_t body;
+} resp_t;
+
+/* ======================================================================== */
+/* Private helpers: decoding and validation                                 */
+/* ======================================================================== */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1, cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/*
+ * Strict percent-decoding of s[0..len) into a new string. plus_space: '+'
+ * means a space (query components). Rejects malformed escapes, NUL and
+ * control characters, and invalid UTF-8, with a message in errstr.
+ */
+static char *decode_component(const char *s, size_t len, bool plus_space, char *errstr,
+                              size_t errstr_size)
+{
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    if (!out) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            int hi = i + 1 < len ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                xs_errstr_set(errstr, errstr_size, "invalid percent-encoding in the URL");
+                goto fail;
+            }
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+' && plus_space) {
+            c = ' ';
+        }
+        if (c < 0x20 || c == 0x7F) {
+            xs_errstr_set(errstr, errstr_size, "control character in the URL");
+            goto fail;
+        }
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    if (!utf8_valid((const unsigned char *)out, n)) {
+        xs_errstr_set(errstr, errstr_size, "invalid UTF-8 in the URL");
+        goto fail;
+    }
+    return out;
+fail:
+    free(out);
+    return NULL;
+}
+
+static void params_free(param_t *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(p[i].key);
+        free(p[i].value);
+    }
+}
+
+/* Parses the query string; 0 or an HTTP status with errstr. */
+static unsigned parse_query(const char *q, param_t *p, int *n_p, char *errstr, size_t errstr_size)
+{
+    *n_p = 0;
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len > 0) {
+            const char *eq = memchr(q, '=', len);
+            size_t klen = eq ? (size_t)(eq - q) : len;
+            if (*n_p == XS_HTTP_MAX_PARAMS) {
+                xs_errstr_set(errstr, errstr_size, "too many query parameters (max %d)",
+                              XS_HTTP_MAX_PARAMS);
+                return MHD_HTTP_BAD_REQUEST;
+            }
+            param_t *pp = &p[*n_p];
+            pp->key = decode_component(q, klen, true, errstr, errstr_size);
+            if (!pp->key)
+                return MHD_HTTP_BAD_REQUEST;
+            pp->value = eq ? decode_component(eq + 1, len - klen - 1, true, errstr, errstr_size)
+                           : xs_strdup("");
+            if (!pp->value) {
+                free(pp->key);
+                return MHD_HTTP_BAD_REQUEST;
+            }
+            for (int i = 0; i < *n_p; i++)
+                if (strcmp(p[i].key, pp->key) == 0) {
+                    xs_errstr_set(errstr, errstr_size, "parameter '%s' given twice", pp->key);
+                    free(pp->key);
+                    free(pp->value);
+                    return MHD_HTTP_BAD_REQUEST;
+                }
+            (*n_p)++;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Checks that every parameter is in the allowed list ("a,b,c" or ""). */
+static unsigned check_params(const param_t *p, int n, const char *const *allowed, char *errstr,
+                             size_t errstr_size)
+{
+    for (int i = 0; i < n; i++) {
+        bool ok = false;
+        for (int k = 0; allowed && allowed[k] && !ok; k++)
+            ok = strcmp(p[i].key, allowed[k]) == 0;
+        if (!ok) {
+            xs_errstr_set(errstr, errstr_size, "unknown parameter '%.64s'", p[i].key);
+            return MHD_HTTP_BAD_REQUEST;
+        }
+    }
+    return 0;
+}
+
+static const char *param_get(const param_t *p, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(p[i].key, key) == 0)
+            return p[i].value;
+    return NULL;
+}
+
+/* n in [1, max]: digits only, no sign. */
+static unsigned parse_n(const char *s, int max, int *n, char *errstr, size_t errstr_size)
+{
+    long v = 0;
+    size_t len = s ? strlen(s) : 0;
+    bool ok = len > 0 && len <= 6;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = s[i] >= '0' && s[i] <= '9';
+        v = v * 10 + (s[i] - '0');
+    }
+    if (!ok || v < 1 || v > max) {
+        xs_errstr_set(errstr, errstr_size, "n must be an integer in 1..%d", max);
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    *n = (int)v;
+    return 0;
+}
+
+/* A client-supplied string made safe inside a quoted log field: at most
+ * out_size - 1 bytes, quotes, backslashes and control bytes as '?'. */
+static const char *log_safe(const char *s, char *out, size_t out_size)
+{
+    size_t n = 0;
+    for (; s && *s && n + 1 < out_size; s++, n++) {
+        unsigned char c = (unsigned char)*s;
+        out[n] = c < 0x20 || c == 0x7F || c == '"' || c == '\\' ? '?' : (char)c;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* ======================================================================== */
+/* Private helpers: responses                                               */
+/* ======================================================================== */
+
+static void resp_error(resp_t *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void resp_error(resp_t *r, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    xs_buf_reset(&r->body);
+    r->status = status;
+    r->content_type = "application/json";
+    if (xs_buf_append_str(&r->body, "{\"error\":") ||
+        xs_json_write_string(&r->body, msg, strlen(msg)) ||
+        xs_buf_printf(&r->body, ",\"status\":%u}\n", status))
+        xs_buf_reset(&r->body);
+}
+
+static xs_err_t json_str(xs_buf_t *b, const char *s)
+{
+    if (!s)
+        return xs_buf_append_str(b, "null");
+    return xs_json_write_string(b, s, strlen(s));
+}
+
+static xs_err_t json_num(xs_buf_t *b, double v)
+{
+    return xs_buf_printf(b, "%.6g", isfinite(v) ? v : 0.0);
+}
+
+static xs_err_t render_list(xs_buf_t *b, const xs_list_t *l, bool known, int partition)
+{
+    xs_err_t err = XS_OK;
+    if ((err = xs_buf_append_str(b, "{\"user_id\":")) || (err = json_str(b, l->user_id)) ||
+        (err = xs_buf_printf(b, ",\"known_user\":%s,\"partition\":", known ? "true" : "false")))
+        return err;
+    err = known ? xs_buf_printf(b, "%d", partition) : xs_buf_append_str(b, "null");
+    if (err || (err = xs_buf_append_str(b, ",\"placement\":")) ||
+        (err = json_str(b, xs_placement_name(l->placement))) ||
+        (err = xs_buf_append_str(b, ",\"experiment\":")) || (err = json_str(b, l->experiment)) ||
+        (err = xs_buf_append_str(b, ",\"arm\":")) || (err = json_str(b, l->arm)) ||
+        (err = xs_buf_printf(b, ",\"generated_at\":%lld,\"items\":[", (long long)l->generated_at)))
+        return err;
+    for (int i = 0; i < l->n_items && !err; i++) {
+        const xs_rec_t *r = &l->items[i];
+        if ((err = xs_buf_append_str(b, i ? ",{\"item_id\":" : "{\"item_id\":")) ||
+            (err = json_str(b, r->item_id)) || (err = xs_buf_append_str(b, ",\"score\":")) ||
+            (err = json_num(b, r->score)) || (err = xs_buf_append_str(b, ",\"source\":")) ||
+            (err = json_str(b, xs_source_name(r->source))) ||
+            (err = xs_buf_append_str(b, ",\"because_of\":[")))
+            break;
+        for (int k = 0; k < r->n_because && !err; k++)
+            if (!(err = k ? xs_buf_append_u8(b, ',') : XS_OK))
+                err = json_str(b, r->because_of[k]);
+        if (!err)
+            err = xs_buf_append_str(b, "]}");
+    }
+    if (err || (err = xs_buf_append_str(b, "],\"model\":{\"name\":")) ||
+        (err = json_str(b, l->model_name)) || (err = xs_buf_append_str(b, ",\"version\":")) ||
+        (err = json_str(b, l->model_version)))
+        return err;
+    return xs_buf_append_str(b, "}}\n");
+}
+
+static xs_err_t render_neighbours(xs_buf_t *b, const char *item_id, xs_class_t cls,
+                                  const xs_item_info_t *info, const xs_neighbour_t *v, int n)
+{
+    xs_err_t err = XS_OK;
+    if ((err = xs_buf_append_str(b, "{\"item_id\":")) || (err = json_str(b, item_id)) ||
+        (err = xs_buf_append_str(b, ",\"title\":")) || (err = json_str(b, info->title)) ||
+        (err = xs_buf_append_str(b, ",\"category\":")) || (err = json_str(b, info->category)) ||
+        (err = xs_buf_printf(b,
+                             ",\"users\":{\"bought\":%u,\"viewed\":%u},\"in_stock\":%s,"
+                             "\"deleted\":%s,\"repurchasable\":%s,\"class\":\"%s\","
+                             "\"neighbours\":[",
+                             info->n_users[XS_CLASS_BOUGHT], info->n_users[XS_CLASS_VIEWED],
+                             info->flags & XS_ITEM_F_OUT_OF_STOCK ? "false" : "true",
+                             info->flags & XS_ITEM_F_DELETED ? "true" : "false",
+                             info->flags & XS_ITEM_F_REPURCHASABLE ? "true" : "false",
+                             cls == XS_CLASS_BOUGHT ? "bought" : "viewed")))
+        return err;
+    for (int i = 0; i < n && !err; i++) {
+        if ((err = xs_buf_append_str(b, i ? ",{\"item_id\":" : "{\"item_id\":")) ||
+            (err = json_str(b, v[i].item_id)) ||
+            (err = xs_buf_printf(b, ",\"count\":%u,\"error\":%u,\"similarity\":", v[i].count,
+                                 v[i].err)) ||
+            (err = json_num(b, v[i].similarity)))
+            break;
+        err = xs_buf_append_u8(b, '}');
+    }
+    return err ? err : xs_buf_append_str(b, "]}\n");
+}
+
+/* ======================================================================== */
+/* Private helpers: endpoints                                               */
+/* ======================================================================== */
+
+static void serve_probe(xs_http_t *h, bool ready, resp_t *r)
+{
+    char reason[256] = "";
+    bool ok = false;
+    if (ready)
+        ok = h->svc.ready && h->svc.ready(h->svc.opaque, reason, sizeof(reason));
+    else
+        ok = h->svc.healthy && h->svc.healthy(h->svc.opaque, reason, sizeof(reason));
+    r->status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    r->content_type = "application/json";
+    if (xs_buf_printf(&r->body, "{\"status\":\"%s\"",
+                      ok ? (ready ? "ready" : "ok") : (ready ? "not ready" : "unhealthy")) ||
+        (!ok && (xs_buf_append_str(&r->body, ",\"reason\":") ||
+                 json_str(&r->body, reason[0] ? reason : "unavailable"))) ||
+        xs_buf_append_str(&r->body, "}\n"))
+        resp_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+}
+
+static void serve_metrics(xs_http_t *h, resp_t *r)
+{
+    r->status = MHD_HTTP_OK;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (h->svc.metrics && h->svc.metrics(h->svc.opaque, &r->body) != XS_OK)
+        resp_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics unavailable");
+}
+
+static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, int n_p, resp_t *r)
+{
+    static const char *const allowed[] = {"placement", "n", "item", NULL};
+    char errstr[512] = "";
+    char upper[32];
+    unsigned st = check_params(p, n_p, allowed, errstr, sizeof(errstr));
+    int n = 0, placement = XS_PLACEMENT_CART, partition = -1;
+    bool known = false;
+    xs_list_t list;
+    xs_list_init(&list);
+    if (st)
+        goto fail;
+    const char *pl = param_get(p, n_p, "placement");
+    if (pl) {
+        size_t len = strlen(pl);
+        placement = -1;
+        if (len < sizeof(upper)) {
+            for (size_t i = 0; i <= len; i++)
+                upper[i] = (char)toupper((unsigned char)pl[i]);
+            placement = xs_placement_from_name(upper);
+        }
+        if (placement < 0) {
+            xs_errstr_set(errstr, sizeof(errstr),
+                          "placement must be one of PRODUCT_PAGE, CART, CHECKOUT, POST_PURCHASE");
+            st = MHD_HTTP_BAD_REQUEST;
+            goto fail;
+        }
+    }
+    const char *ns = param_get(p, n_p, "n");
+    if (ns && (st = parse_n(ns, XS_HTTP_USER_MAX_N, &n, errstr, sizeof(errstr))))
+        goto fail;
+    const char *item = param_get(p, n_p, "item");
+    if (item && (!*item || strlen(item) > h->max_id_len)) {
+        xs_errstr_set(errstr, sizeof(errstr), "item must be 1..%zu bytes", h->max_id_len);
+        st = MHD_HTTP_BAD_REQUEST;
+        goto fail;
+    }
+    if (!h->svc.cross_sell) {
+        xs_errstr_set(errstr, sizeof(errstr), "queries are not available");
+        st = MHD_HTTP_NOT_FOUND;
+        goto fail;
+    }
+    xs_err_t err = h->svc.cross_sell(h->svc.opaque, user, (xs_placement_t)placement, item, n, &list,
+                                     &known, &partition, errstr, sizeof(errstr));
+    if (err) {
+        char safe[80];
+        XS_WARN("http query failed", "user=\"%s\" error=\"%s\"", log_safe(user, safe, sizeof(safe)),
+                errstr);
+        st = err == XS_ERR_IO ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR;
+        goto fail;
+    }
+    r->status = MHD_HTTP_OK;
+    r->content_type = "application/json";
+    if (render_list(&r->body, &list, known, partition) != XS_OK) {
+        xs_errstr_set(errstr, sizeof(errstr), "out of memory");
+        st = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        goto fail;
+    }
+    xs_list_clear(&list);
+    return;
+fail:
+    xs_list_clear(&list);
+    resp_error(r, st, "%s", errstr);
+}
+
+static void serve_neighbours(xs_http_t *h, const char *item, const param_t *p, int n_p, resp_t *r)
+{
+    static const char *const allowed[] = {"class", "n", NULL};
+    char errstr[512] = "";
+    unsigned st = check_params(p, n_p, allowed, errstr, sizeof(errstr));
+    int n = XS_HTTP_ITEM_DEFAULT_N, n_out = 0;
+    xs_class_t cls = XS_CLASS_BOUGHT;
+    xs_neighbour_t *v = NULL;
+    xs_item_info_t info;
+    memset(&info, 0, sizeof(info));
+    if (st)
+        goto fail;
+    const char *cs = param_get(p, n_p, "class");
+    if (cs && !strcasecmp(cs, "viewed")) {
+        cls = XS_CLASS_VIEWED;
+    } else if (cs && strcasecmp(cs, "bought") != 0) {
+        xs_errstr_set(errstr, sizeof(errstr), "class must be bought or viewed");
+        st = MHD_HTTP_BAD_REQUEST;
+        goto fail;
+    }
+    const char *ns = param_get(p, n_p, "n");
+    if (ns && (st = parse_n(ns, XS_HTTP_ITEM_MAX_N, &n, errstr, sizeof(errstr))))
+        goto fail;
+    if (!h->svc.neighbours) {
+        xs_errstr_set(errstr, sizeof(errstr), "queries are not available");
+        st = MHD_HTTP_NOT_FOUND;
+        goto fail;
+    }
+    xs_err_t err =
+        h->svc.neighbours(h->svc.opaque, item, cls, n, &v, &n_out, &info, errstr, sizeof(errstr));
+    if (err) {
+        char safe[80];
+        XS_WARN("http query failed", "item=\"%s\" error=\"%s\"", log_safe(item, safe, sizeof(safe)),
+                errstr);
+        st = err == XS_ERR_IO ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR;
+        goto fail;
+    }
+    if (!info.found) {
+        xs_errstr_set(errstr, sizeof(errstr), "unknown item");
+        st = MHD_HTTP_NOT_FOUND;
+        goto fail;
+    }
+    r->status = MHD_HTTP_OK;
+    r->content_type = "application/json";
+    if (render_neighbours(&r->body, item, cls, &info, v, n_out) != XS_OK) {
+        xs_errstr_set(errstr, sizeof(errstr), "out of memory");
+        st = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        goto fail;
+    }
+    xs_neighbours_free(v, n_out);
+    xs_item_info_clear(&info);
+    return;
+fail:
+    xs_neighbours_free(v, n_out);
+    xs_item_info_clear(&info);
+    resp_error(r, st, "%s", errstr);
+}
+
+/* Routes a raw request-target ("/path?query") into r. */
+static void route(xs_http_t *h, const char *target, resp_t *r)
+{
+    char errstr[256] = "";
+    char *seg[XS_HTTP_MAX_SEGMENTS] = {NULL};
+    param_t params[XS_HTTP_MAX_PARAMS];
+    int n_seg = 0, n_p = 0;
+    unsigned st = 0;
+    if (target[0] != '/') {
+        resp_error(r, MHD_HTTP_BAD_REQUEST, "the request target must start with '/'");
+        return;
+    }
+    const char *q = strchr(target, '?');
+    size_t path_len = q ? (size_t)(q - target) : strlen(target);
+    /* Segments after the leading '/', each decoded on its own. */
+    for (size_t i = 1; i <= path_len;) {
+        const char *s = target + i;
+        const char *slash = memchr(s, '/', path_len - i);
+        size_t len = slash ? (size_t)(slash - s) : path_len - i;
+        if (n_seg == XS_HTTP_MAX_SEGMENTS) {
+            st = MHD_HTTP_NOT_FOUND;
+            xs_errstr_set(errstr, sizeof(errstr), "no such path");
+            goto out;
+        }
+        if (!(seg[n_seg] = decode_component(s, len, false, errstr, sizeof(errstr)))) {
+            st = MHD_HTTP_BAD_REQUEST;
+            goto out;
+        }
+        n_seg++;
+        i += len + 1;
+    }
+    if ((st = parse_query(q ? q + 1 : NULL, params, &n_p, errstr, sizeof(errstr))))
+        goto out;
+    if (n_seg == 1 &&
+        (!strcmp(seg[0], "metrics") || !strcmp(seg[0], "healthz") || !strcmp(seg[0], "readyz"))) {
+        if ((st = check_params(params, n_p, NULL, errstr, sizeof(errstr))))
+            goto out;
+        if (!strcmp(seg[0], "metrics"))
+            serve_metrics(h, r);
+        else
+            serve_probe(h, seg[0][0] == 'r', r);
+    } else if (n_seg == 4 && !strcmp(seg[0], "v1") &&
+               ((!strcmp(seg[1], "users") && !strcmp(seg[3], "cross-sell")) ||
+                (!strcmp(seg[1], "items") && !strcmp(seg[3], "neighbours")))) {
+        bool user = seg[1][0] == 'u';
+        if (!seg[2][0] || strlen(seg[2]) > h->max_id_len) {
+            st = MHD_HTTP_BAD_REQUEST;
+            xs_errstr_set(errstr, sizeof(errstr), "%s id must be 1..%zu bytes",
+                          user ? "user" : "item", h->max_id_len);
+            goto out;
+        }
+        if (user)
+            serve_cross_sell(h, seg[2], params, n_p, r);
+        else
+            serve_neighbours(h, seg[2], params, n_p, r);
+    } else {
+        st = MHD_HTTP_NOT_FOUND;
+        xs_errstr_set(errstr, sizeof(errstr),
+                      "no such path (try /metrics, /healthz, /readyz, "
+                      "/v1/users/{id}/cross-sell, /v1/items/{id}/neighbours)");
+    }
+out:
+    if (st)
+        resp_error(r, st, "%s", errstr);
+    params_free(params, n_p);
+    for (int i = 0; i < n_seg; i++)
+        free(seg[i]);
+}
+
+/* ======================================================================== */
+/* MHD callbacks                                                            */
+/* ======================================================================== */
+
+static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void)cls;
+    (void)con;
+    req_t *rq = calloc(1, sizeof(*rq));
+    if (!rq)
+        return NULL;
+    size_t len = uri ? strlen(uri) : 0;
+    if (len > XS_HTTP_MAX_URL) {
+        rq->too_long = true;
+    } else {
+        rq->target = xs_strndup(uri ? uri : "", len);
+        rq->target_len = len;
+    }
+    return rq;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)con;
+    (void)toe;
+    req_t *rq = *con_cls;
+    if (rq) {
+        free(rq->target);
+        free(rq);
+    }
+    *con_cls = NULL;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *con, resp_t *r)
+{
+    struct MHD_Response *mr = MHD_create_response_from_buffer(
+        r->body.len, r->body.len ? r->body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    if (!mr)
+        return MHD_NO;
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->allow)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
+    enum MHD_Result ret = MHD_queue_response(con, r->status, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)url;
+    (void)version;
+    (void)upload_data;
+    xs_http_t *h = cls;
+    req_t *rq = *con_cls;
+    resp_t r = {.status = MHD_HTTP_OK, .content_type = "application/json"};
+    double t0 = mono_ms();
+    if (rq && rq->responded) {
+        *upload_data_size = 0; /* a body after the answer: discarded */
+        return MHD_YES;
+    }
+    if (!rq || (!rq->too_long && !rq->target)) {
+        resp_error(&r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    } else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+               strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        char safe[20];
+        resp_error(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed (GET, HEAD)",
+                   log_safe(method, safe, sizeof(safe)));
+        r.allow = "GET, HEAD";
+    } else if (rq->too_long) {
+        resp_error(&r, MHD_HTTP_URI_TOO_LONG, "URL longer than %d bytes", XS_HTTP_MAX_URL);
+    } else {
+        route(h, rq->target, &r);
+    }
+    if (rq)
+        rq->responded = true;
+    enum MHD_Result ret = send_resp(con, &r);
+    char safe_method[20], safe_target[160];
+    XS_DEBUG(
+        "http request", "method=\"%s\" target=\"%s\" status=%u ms=%.2f",
+        log_safe(method, safe_method, sizeof(safe_method)),
+        log_safe(rq && rq->target ? rq->target : "(too long)", safe_target, sizeof(safe_target)),
+        r.status, mono_ms() - t0);
+    xs_buf_free(&r.body);
+    return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\r\n")] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '"')
+            *p = '\'';
+    XS_DEBUG("libmicrohttpd", "text=\"%s\"", msg);
+}
+
+/* ======================================================================== */
+/* Public API                                                               */
+/* ======================================================================== */
+
+bool xs_http_split_address(const char *address, char *host, size_t host_size, int *port)
+{
+    const char *colon = NULL, *h0 = address, *h1 = NULL;
+    if (!address || !*address)
+        return false;
+    if (address[0] == '[') {
+        const char *rb = strchr(address, ']');
+        if (!rb || rb[1] != ':')
+            return false;
+        h0 = address + 1;
+        h1 = rb;
+        colon = rb + 1;
+    } else {
+        colon = strrchr(address, ':');
+        if (!colon || memchr(address, ':', (size_t)(colon - address)))
+            return false; /* IPv6 needs brackets */
+        h1 = colon;
+    }
+    size_t hl = (size_t)(h1 - h0);
+    if (hl == 0 || hl >= host_size)
+        return false;
+    const char *ps = colon + 1;
+    long v = 0;
+    if (!*ps || strlen(ps) > 5)
+        return false;
+    for (const char *p = ps; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v > 65535)
+        return false;
+    memcpy(host, h0, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return true;
+}
+
+xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc, char *errstr,
+                       size_t errstr_size)
+{
+    char host[256], portstr[8];
+    int port = 0;
+    struct addrinfo hints, *ai = NULL;
+    xs_http_t *h = NULL;
+    if (!xs_http_split_address(opts->address, host, sizeof(host), &port)) {
+        xs_errstr_set(errstr, errstr_size, "http: address '%s' is not host:port",
+                      opts->address ? opts->address : "");
+        goto fail;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    int gai = getaddrinfo(host, portstr, &hints, &ai);
+    if (gai != 0 || !ai) {
+        xs_errstr_set(errstr, errstr_size, "http: cannot resolve '%s': %s", host,
+                      gai_strerror(gai));
+        goto fail;
+    }
+    if (!(h = calloc(1, sizeof(*h)))) {
+        xs_errstr_set(errstr, errstr_size, "http: out of memory");
+        goto fail;
+    }
+    h->svc = *svc;
+    h->max_id_len = opts->max_id_len ? opts->max_id_len : 256;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(opts->max_connections ? opts->max_connections : 64),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 10),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)XS_HTTP_CONN_MEMORY, MHD_OPTION_END);
+    if (!h->daemon) {
+        xs_errstr_set(errstr, errstr_size,
+                      "http: cannot listen on %s (address in use or not local?)", opts->address);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di && di->port ? di->port : port;
+    snprintf(h->address, sizeof(h->address), ai->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
+             h->port);
+    freeaddrinfo(ai);
+    XS_INFO("http listening", "address=%s", h->address);
+    return h;
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    xs_http_destroy(h);
+    return NULL;
+}
+
+void xs_http_destroy(xs_http_t *h)
+{
+    if (!h)
+        return;
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    free(h);
+}
+
+const char *xs_http_address(const xs_http_t *h)
+{
+    return h->address;
+}
+
+int xs_http_port(const xs_http_t *h)
+{
+    return h->port;
+}
