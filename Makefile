@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-fast demo clean format
+.PHONY: all deps build build-asan test test-fast demo demo-serve clean format
 
 all: build
 
@@ -30,6 +30,10 @@ test-fast: build
 
 demo: build
 	@bash deploy/demo.sh
+
+# The demo, then the broker and the worker (HTTP on 127.0.0.1:8080) stay up until Ctrl-C.
+demo-serve: build
+	@XSELL_DEMO_KEEP=1 bash deploy/demo.sh
 
 format:
 	@clang-format -i lib/*.c lib/*.h include/xsell/*.h worker/*.c worker/*.h tests/unit/*.c tests/integration/*.c

@@ -2,7 +2,9 @@
 # The demo behind `make demo`: the development broker, the UCI Online Retail
 # data set (541,909 invoice lines of a UK gift shop, 2010-2011) loaded as Avro
 # cart events, the worker run until it has caught up, and a sample of the
-# cross-sell lists it published, with product names. Stops all it started.
+# cross-sell lists it published, with product names. Stops all it started,
+# unless XSELL_DEMO_KEEP=1 (`make demo-serve`): then the broker and the worker
+# keep running, with the worker's HTTP API on $XSELL_DEMO_HTTP, until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,8 @@ DATA=${XSELL_DEMO_DATA:-../shared/data/uci-online-retail/online_retail.csv.gz}
 WORK=${XSELL_DEMO_DIR:-.demo}
 PARTITIONS=${XSELL_DEMO_PARTITIONS:-32}
 SAMPLE=${XSELL_DEMO_SAMPLE:-4}
+HTTP=${XSELL_DEMO_HTTP:-127.0.0.1:8080}
+KEEP=${XSELL_DEMO_KEEP:-0}
 
 if [ ! -r "$DATA" ]; then
   echo "demo: cannot read the data set $DATA (the shared data directory must sit beside the checkout)" >&2
@@ -38,15 +42,21 @@ echo "== loading $DATA"
 "$BIN/xsell" produce --bootstrap-file "$WORK/bootstrap" --format online-retail "$DATA" \
   2>"$WORK/produce.log" | sed 's/^/   /'
 
-echo "== running the worker until it has caught up (progress every 5 s)"
+echo "== running the worker until it has caught up (progress every 5 s; HTTP on $HTTP)"
 "$BIN/xsell-worker" --bootstrap-file "$WORK/bootstrap" --state-dir "$WORK/state" \
-  --set log.progress.seconds=5 --until-end 2>"$WORK/worker.log" &
+  --set log.progress.seconds=5 --http "$HTTP" 2>"$WORK/worker.log" &
 wpid=$!
 pids+=($wpid)
+# The worker reports readiness (everything present at assignment consumed) on
+# /readyz and in its log; follow the log until then.
 tail -n +1 -f "$WORK/worker.log" --pid "$wpid" 2>/dev/null |
-  grep --line-buffered -E 'msg="(progress|caught up|worker stopped|worker failed|cannot start)"' |
-  sed -u 's/^[^ ]* level=[a-z]* /   /' || true
-wait "$wpid"
+  grep --line-buffered -E 'msg="(progress|ready|worker stopped|worker failed|cannot start)"' |
+  sed -u 's/^[^ ]* level=[a-z]* /   /' | sed -u '/msg="ready"/q' || true
+if ! kill -0 "$wpid" 2>/dev/null; then
+  echo "demo: the worker stopped; see $WORK/worker.log" >&2
+  exit 1
+fi
+curl -fsS "http://$HTTP/readyz" >/dev/null && echo "   /readyz: ready"
 
 echo "== a sample of the published lists (the last $SAMPLE post-purchase e-mails and carts)"
 "$BIN/xsell" tail --bootstrap-file "$WORK/bootstrap" --from-beginning --until-end \
@@ -58,4 +68,13 @@ last_blocks() { awk -v n="$1" 'BEGIN{RS="";ORS="\n\n"} {b[NR]=$0} END{for(i=NR-n
 last_blocks "$SAMPLE" "$WORK/post_purchase.txt"
 last_blocks 2 "$WORK/cart.txt"
 echo "== done in $(( $(date +%s) - t0 )) s; logs and state in $WORK/"
-echo "   kcat -b \$(cat $WORK/bootstrap) -L   works while a broker runs; this one stops now."
+if [ "$KEEP" = 1 ]; then
+  echo "== serving until Ctrl-C:"
+  echo "   curl -s http://$HTTP/v1/users/15804/cross-sell?placement=CART"
+  echo "   curl -s http://$HTTP/v1/items/23145/neighbours"
+  echo "   curl -s http://$HTTP/metrics | grep xsell_lists"
+  echo "   kcat -b $(cat "$WORK/bootstrap") -L"
+  wait "$wpid"
+else
+  echo "   (XSELL_DEMO_KEEP=1 or \`make demo-serve\` keeps the broker and the worker's HTTP API up)"
+fi
