@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-fast demo demo-serve clean format
+.PHONY: all deps build build-asan bench test test-fast demo demo-serve clean format
 
 all: build
 
@@ -30,6 +30,12 @@ test-fast: build
 
 demo: build
 	@bash deploy/demo.sh
+
+# Benchmark programs (figures, not tests): see docs/BENCHMARKS.md.
+bench: build
+	@$(BUILD)/bin/xsell bench core --events 2000000 --users 1000000 --items 100000
+	@$(BUILD)/bin/xsell bench state --events 1000000 --users 1000000 --items 100000
+	@$(BUILD)/bin/xsell bench e2e --e2e-events 100000 --rate 10000 --rate-seconds 10
 
 # The demo, then the broker and the worker (HTTP on 127.0.0.1:8080) stay up until Ctrl-C.
 demo-serve: build

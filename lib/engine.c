@@ -41,6 +41,7 @@ typedef struct cached_item {
     uint64_t item;
     uint64_t tick;
     bool dirty;
+    uint64_t total[XS_CLASS__COUNT]; /* sum of the sketch counts (pair updates) */
     xs_item_t st;
     xs_hmap_t *exact; /* reference mode: per class, other item -> count */
 } cached_item_t;
@@ -71,6 +72,31 @@ typedef struct candidate {
     const cached_item_t *st;
 } candidate_t;
 
+/*
+ * Memoised neighbour lists (see "Neighbour lists" in engine.h): per item and
+ * class, the top NB_K neighbours by similarity (ties: smaller item hash),
+ * with the global epoch and the item's version they were computed at.
+ */
+#define NB_K 64
+#define NB_EXACT_EPOCH 65536
+#define NB_GLOBAL_SHIFT 10 /* stale after the global epoch grew by 1/1024 */
+#define NB_OWN_SHIFT 8     /* ... or the item's own version by 1/256 */
+
+typedef struct nb_entry {
+    uint64_t item;
+    double sim;
+} nb_entry_t;
+
+typedef struct nb_memo {
+    uint64_t item;
+    uint64_t last_use; /* events processed when last used by xs_engine_process */
+    uint64_t epoch[XS_CLASS__COUNT];
+    uint64_t ver[XS_CLASS__COUNT];
+    bool valid[XS_CLASS__COUNT];
+    int n[XS_CLASS__COUNT];
+    nb_entry_t e[XS_CLASS__COUNT][NB_K];
+} nb_memo_t;
+
 typedef struct ctx_item {
     uint64_t item;
     double w;
@@ -92,10 +118,18 @@ struct xs_engine {
     uint64_t tick;
     size_t cache_bytes;
 
+    /* neighbour-list memo: item hash -> nb_memo_t, at most nb_cap entries */
+    xs_hmap_t nb;
+    size_t nb_cap;
+    uint64_t epoch; /* item-stage changes applied (counts, pairs, user totals) */
+    nb_entry_t nb_scratch[NB_K];
+
     /* globals (meta "globals") */
     uint64_t users_total, users_bought;
     trend_entry_t trend[TREND_CAP];
     int n_trend;
+    int trend_order[TREND_CAP]; /* indexes by weight, descending; kept between lists */
+    int n_trend_order;
     int64_t trend_ref;
     bool meta_dirty;
 
@@ -264,6 +298,7 @@ static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *
         e->trend[i].weight = decode_f64(&r);
     }
     e->n_trend = r.bad ? 0 : (int)n;
+    e->n_trend_order = 0;
     if (r.bad || r.p != r.end) {
         xs_errstr_set(errstr, errstr_size, "meta/globals: corrupt value");
         return XS_ERR_DECODE;
@@ -397,6 +432,7 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
         free(c);
         return XS_ERR_NOMEM;
     }
+    c->total[0] = c->total[1] = 0;
     if (found) {
         char why[128];
         err = xs_item_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
@@ -405,6 +441,11 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
                           why);
             free_item(c);
             return err;
+        }
+        for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+            const xs_ss_entry_t *en = xs_item_pairs_const(&c->st, (xs_class_t)cls);
+            for (int k = 0; k < c->st.n_pairs[cls]; k++)
+                c->total[cls] += en[k].count;
         }
     } else {
         xs_item_init(&c->st);
@@ -538,6 +579,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         e->has_backend = true;
     }
     e->cache_budget = opts->cache_bytes;
+    e->nb_cap = opts->cache_bytes ? XS_MAX(opts->cache_bytes / 4 / sizeof(nb_memo_t), 1024) : 0;
     e->model_name = xs_strdup(opts->model_name ? opts->model_name : "xsell-cooc");
     e->model_version = xs_strdup(opts->model_version ? opts->model_version : "1");
     if (!e->model_name || !e->model_version) {
@@ -558,6 +600,14 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         return NULL;
     }
     return e;
+}
+
+static void free_memo(xs_engine_t *e)
+{
+    for (size_t i = 0; i < e->nb.cap; i++)
+        if (e->nb.keys[i])
+            free(e->nb.vals[i]);
+    xs_hmap_free(&e->nb);
 }
 
 static void free_all(xs_engine_t *e)
@@ -582,6 +632,7 @@ void xs_engine_destroy(xs_engine_t *e)
     if (!e)
         return;
     free_all(e);
+    free_memo(e);
     xs_hmap_free(&e->cand_index);
     free(e->deltas);
     free(e->cands);
@@ -656,7 +707,14 @@ static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signa
     for (int i = 0; i < p->n_items; i++)
         if (p->items[i].item != j && p->items[i].ts >= horizon)
             win[n_win++] = &p->items[i];
-    qsort(win, (size_t)n_win, sizeof(win[0]), cmp_recent);
+    /* insertion sort (n <= 32): the same order as qsort with cmp_recent, which
+     * is total because items are distinct */
+    for (int i = 1; i < n_win; i++)
+        for (int k = i; k > 0 && cmp_recent(&win[k], &win[k - 1]) < 0; k--) {
+            const xs_profile_item_t *t = win[k];
+            win[k] = win[k - 1];
+            win[k - 1] = t;
+        }
     if (n_win > P->kmax)
         n_win = P->kmax;
     uint64_t w_items[XS_PROFILE_MAX_ITEMS];
@@ -680,6 +738,7 @@ static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signa
                 err = push_delta(e, w_items[i], j, XS_CLASS_BOUGHT);
         if (!was_bought_user) {
             e->users_bought++;
+            e->epoch++;
             e->meta_dirty = true;
         }
     }
@@ -728,6 +787,7 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
         cached_item_t *a = NULL, *b = NULL;
         if ((err = get_item(e, d->a, true, &a, errstr, errstr_size)) != XS_OK)
             break;
+        e->epoch++;
         if (!d->b) {
             if (a->st.n_users[d->cls] < UINT32_MAX)
                 a->st.n_users[d->cls]++;
@@ -743,6 +803,8 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
         } else {
             xs_item_add_pair(&a->st, (xs_class_t)d->cls, d->b);
             xs_item_add_pair(&b->st, (xs_class_t)d->cls, d->a);
+            a->total[d->cls]++;
+            b->total[d->cls]++;
         }
         a->dirty = true;
         b->dirty = true;
@@ -929,13 +991,164 @@ static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, si
     return set_str(dst, hex);
 }
 
+/* ---- neighbour lists (memoised; see engine.h) ------------------------------------ */
+
+/* The memo holds lists for the engine's own similarity parameters; an arm
+ * that overrides them (and the exact reference mode) computes directly. */
+static bool nb_params_ok(const xs_engine_t *e, const xs_params_t *P)
+{
+    return !e->exact_pairs && P->similarity == e->params.similarity &&
+           P->min_support == e->params.min_support && P->llr_min == e->params.llr_min;
+}
+
+static uint64_t item_version(const cached_item_t *ci, int cls)
+{
+    return (uint64_t)ci->st.n_users[cls] + ci->total[cls];
+}
+
+static bool nb_fresh(const xs_engine_t *e, const nb_memo_t *m, int cls, uint64_t ver)
+{
+    if (!m->valid[cls])
+        return false;
+    uint64_t e0 = m->epoch[cls], v0 = m->ver[cls];
+    if (e0 < NB_EXACT_EPOCH)
+        return e->epoch == e0;
+    return e->epoch - e0 <= (e0 >> NB_GLOBAL_SHIFT) && ver >= v0 &&
+           ver - v0 <= (v0 >> NB_OWN_SHIFT);
+}
+
+static bool nb_better(double sim, uint64_t item, const nb_entry_t *x)
+{
+    return sim > x->sim || (sim == x->sim && item < x->item);
+}
+
+/* The top NB_K neighbours of ci in cls, by similarity, from current counts. */
+static xs_err_t nb_compute(xs_engine_t *e, const cached_item_t *ci, int cls, nb_entry_t *out,
+                           int *n_out, char *errstr, size_t errstr_size)
+{
+    const xs_params_t *P = &e->params;
+    const xs_ss_entry_t *en = xs_item_pairs_const(&ci->st, (xs_class_t)cls);
+    double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
+    double n_i = ci->st.n_users[cls];
+    int n = 0;
+    *n_out = 0;
+    for (int k = 0; k < ci->st.n_pairs[cls]; k++) {
+        uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
+        if (cnt < (uint32_t)P->min_support)
+            continue;
+        cached_item_t *cj = NULL;
+        xs_err_t err = get_item(e, en[k].item, false, &cj, errstr, errstr_size);
+        if (err)
+            return err;
+        double n_j = cj ? cj->st.n_users[cls] : cnt;
+        double sim = xs_similarity(P->similarity, cnt, n_i, n_j, n_all, P->llr_min);
+        if (sim <= 0 || (n == NB_K && !nb_better(sim, en[k].item, &out[n - 1])))
+            continue;
+        int pos = n < NB_K ? n++ : NB_K - 1;
+        for (; pos > 0 && nb_better(sim, en[k].item, &out[pos - 1]); pos--)
+            out[pos] = out[pos - 1];
+        out[pos] = (nb_entry_t){en[k].item, sim};
+    }
+    *n_out = n;
+    return XS_OK;
+}
+
+static int cmp_memo_use(const void *a, const void *b)
+{
+    const nb_memo_t *x = *(nb_memo_t *const *)a, *y = *(nb_memo_t *const *)b;
+    if (x->last_use != y->last_use)
+        return x->last_use < y->last_use ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+/* Drops the least recently used half of the memo (order by last use, then
+ * item: a function of the input alone, so eviction stays deterministic). */
+static void nb_evict(xs_engine_t *e)
+{
+    size_t n = 0;
+    nb_memo_t **v = malloc((e->nb.len ? e->nb.len : 1) * sizeof(*v));
+    if (!v)
+        return;
+    for (size_t i = 0; i < e->nb.cap; i++)
+        if (e->nb.keys[i])
+            v[n++] = e->nb.vals[i];
+    qsort(v, n, sizeof(*v), cmp_memo_use);
+    for (size_t i = 0; i < n / 2; i++)
+        free(xs_hmap_del(&e->nb, v[i]->item));
+    free(v);
+}
+
+/*
+ * The neighbour list of ci in cls: the memo when fresh, else computed from
+ * current counts. keep: store what was computed (xs_engine_process); queries
+ * (keep = false) never change the memo, so they cannot change later lists.
+ * *out stays valid until the next call.
+ */
+static xs_err_t nb_get(xs_engine_t *e, const cached_item_t *ci, int cls, bool keep,
+                       const nb_entry_t **out, int *n_out, char *errstr, size_t errstr_size)
+{
+    nb_memo_t *m = xs_hmap_get(&e->nb, ci->item);
+    uint64_t ver = item_version(ci, cls);
+    int n = 0;
+    if (m && nb_fresh(e, m, cls, ver)) {
+        if (keep)
+            m->last_use = e->st.events;
+        *out = m->e[cls];
+        *n_out = m->n[cls];
+        return XS_OK;
+    }
+    xs_err_t err = nb_compute(e, ci, cls, e->nb_scratch, &n, errstr, errstr_size);
+    if (err)
+        return err;
+    *out = e->nb_scratch;
+    *n_out = n;
+    if (!keep)
+        return XS_OK;
+    if (!m) {
+        if (e->nb_cap && e->nb.len >= e->nb_cap)
+            nb_evict(e);
+        if (!(m = calloc(1, sizeof(*m))))
+            return XS_ERR_NOMEM;
+        m->item = ci->item;
+        if ((err = xs_hmap_put(&e->nb, ci->item, m)) != XS_OK) {
+            free(m);
+            return err;
+        }
+    }
+    memcpy(m->e[cls], e->nb_scratch, (size_t)n * sizeof(nb_entry_t));
+    m->n[cls] = n;
+    m->epoch[cls] = e->epoch;
+    m->ver[cls] = ver;
+    m->valid[cls] = true;
+    m->last_use = e->st.events;
+    *out = m->e[cls];
+    return XS_OK;
+}
+
+static xs_err_t add_contrib(xs_engine_t *e, uint64_t item, int cls, double contrib,
+                            uint64_t because)
+{
+    candidate_t *cd = cand_get(e, item);
+    if (!cd)
+        return XS_ERR_NOMEM;
+    cd->score += contrib;
+    if (cls == XS_CLASS_BOUGHT)
+        cd->bought += contrib;
+    else
+        cd->viewed += contrib;
+    because_add(cd, because, contrib);
+    return XS_OK;
+}
+
 /*
  * The scorer. ctx holds the trigger items already (weight w_trigger); the
- * profile adds cart, purchases and views. Fills list->items.
+ * profile adds cart, purchases and views. Fills list->items. keep: the
+ * neighbour lists computed may be memoised (see nb_get).
  */
 static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *p,
                       ctx_item_t *ctx, int n_ctx, xs_placement_t placement, int n_want,
-                      int64_t now, xs_list_t *list, char *errstr, size_t errstr_size)
+                      int64_t now, bool keep, xs_list_t *list, char *errstr,
+                      size_t errstr_size)
 {
     xs_err_t err = XS_OK;
     const int ctx_cap = 64;
@@ -950,10 +1163,18 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             ctx_add_kind(ctx, &n_ctx, ctx_cap, it->item, w, it->bought_ts != 0);
         }
     }
-    qsort(ctx, (size_t)n_ctx, sizeof(*ctx), cmp_ctx);
+    /* insertion sort (small n; items are distinct, so the order is total) */
+    for (int i = 1; i < n_ctx; i++) {
+        ctx_item_t t = ctx[i];
+        int k = i;
+        for (; k > 0 && cmp_ctx(&t, &ctx[k - 1]) < 0; k--)
+            ctx[k] = ctx[k - 1];
+        ctx[k] = t;
+    }
     int n_use = n_ctx < P->max_context ? n_ctx : P->max_context;
 
     cand_reset(e);
+    bool memo = nb_params_ok(e, P);
     if (!P->popularity_only) {
         for (int c = 0; c < n_use; c++) {
             cached_item_t *ci = NULL;
@@ -963,12 +1184,23 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                 continue;
             for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
                 int n_en = 0;
-                const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
+                const xs_ss_entry_t *en = memo ? NULL : pairs_of(e, ci, cls, &n_en);
                 double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought
                                                       : (double)e->users_total;
                 double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
                 if (cw <= 0)
                     continue;
+                if (memo) {
+                    const nb_entry_t *nb = NULL;
+                    int n_nb = 0;
+                    if ((err = nb_get(e, ci, cls, keep, &nb, &n_nb, errstr, errstr_size)))
+                        return err;
+                    for (int k = 0; k < n_nb && !err; k++)
+                        err = add_contrib(e, nb[k].item, cls, cw * nb[k].sim, ctx[c].item);
+                    if (err)
+                        return err;
+                    continue;
+                }
                 for (int k = 0; k < n_en; k++) {
                     uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
                     if (cnt < (uint32_t)P->min_support)
@@ -1024,6 +1256,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                                                             now, hl) /
                                            max_cat;
         }
+        cd->st = st;
         e->cands[kept++] = *cd;
     }
     e->n_cands = 0;
@@ -1044,9 +1277,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             sorted = kept;
         }
         candidate_t *cd = &e->cands[i];
-        cached_item_t *st = NULL;
-        if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
-            return err;
+        const cached_item_t *st = cd->st; /* looked up by the rules above */
         uint64_t cat = st ? st->st.category : 0;
         if (cat && P->category_cap > 0) {
             int same = 0;
@@ -1073,9 +1304,13 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
 
     /* Trending backfill (cold start, thin signal, control arm). */
     if (n_out < n_want && (P->trending_backfill || P->popularity_only) && e->n_trend > 0) {
-        int order[TREND_CAP];
-        for (int i = 0; i < e->n_trend; i++)
+        /* The previous order, extended by new entries, then insertion-sorted:
+         * nearly sorted already, so this is about linear. The order is total
+         * (items are distinct), so the result does not depend on the start. */
+        int *order = e->trend_order;
+        for (int i = e->n_trend_order; i < e->n_trend; i++)
             order[i] = i;
+        e->n_trend_order = e->n_trend;
         for (int i = 1; i < e->n_trend; i++)
             for (int k = i; k > 0; k--) {
                 const trend_entry_t *a = &e->trend[order[k]], *b = &e->trend[order[k - 1]];
@@ -1250,6 +1485,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     u->dirty = true;
     if (is_new) {
         e->users_total++;
+        e->epoch++;
         e->meta_dirty = true;
     }
     int64_t now = ev->ts > p->last_ts ? ev->ts : p->last_ts;
@@ -1358,7 +1594,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int n_want = SP->list_len[placement];
     if (n_want > XS_LIST_MAX_ITEMS)
         n_want = XS_LIST_MAX_ITEMS;
-    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, list, errstr, errstr_size)))
+    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, true, list, errstr,
+                     errstr_size)))
         return err;
     uint32_t h = list_hash(list);
     int64_t suppress = (int64_t)(SP->suppress_minutes * 60e3);
@@ -1406,7 +1643,7 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
     if ((err = set_str(&list->model_name, e->model_name)) ||
         (err = set_str(&list->model_version, e->model_version)))
         return err;
-    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, list, errstr,
+    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, false, list, errstr,
                  errstr_size);
 }
 
@@ -1665,4 +1902,5 @@ void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
 void xs_engine_drop_cache(xs_engine_t *e)
 {
     free_all(e);
+    free_memo(e); /* derived from state that may have been dropped */
 }

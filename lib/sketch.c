@@ -33,30 +33,93 @@ const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls)
     return cls == XS_CLASS_BOUGHT ? it->bought : it->viewed;
 }
 
+/* ---- position index ---------------------------------------------------------- */
+
+static uint8_t *slots_of(xs_item_t *it, int cls, unsigned *mask)
+{
+    if (cls == XS_CLASS_BOUGHT) {
+        *mask = XS_SKETCH_BOUGHT_SLOTS - 1;
+        return it->slots_bought;
+    }
+    *mask = XS_SKETCH_VIEWED_SLOTS - 1;
+    return it->slots_viewed;
+}
+
+static unsigned home_slot(uint64_t item, unsigned mask)
+{
+    return (unsigned)((item * UINT64_C(0x9e3779b97f4a7c15)) >> 40) & mask;
+}
+
+/* The slot holding `other`, or the empty slot where it would go. */
+static unsigned slot_find(const xs_ss_entry_t *e, const uint8_t *sl, unsigned mask,
+                          uint64_t other)
+{
+    unsigned i = home_slot(other, mask);
+    while (sl[i] && e[sl[i] - 1].item != other)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void index_build(xs_item_t *it)
+{
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        unsigned mask;
+        uint8_t *sl = slots_of(it, cls, &mask);
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        memset(sl, 0, mask + 1);
+        for (int i = 0; i < it->n_pairs[cls]; i++)
+            sl[slot_find(e, sl, mask, e[i].item)] = (uint8_t)(i + 1);
+    }
+    it->indexed = true;
+}
+
+/* Removes `item` (present) by backward shift: no tombstones. */
+static void slot_remove(const xs_ss_entry_t *e, uint8_t *sl, unsigned mask, uint64_t item)
+{
+    unsigned gap = slot_find(e, sl, mask, item);
+    for (unsigned j = (gap + 1) & mask; sl[j]; j = (j + 1) & mask) {
+        unsigned home = home_slot(e[sl[j] - 1].item, mask);
+        bool in_range = gap <= j ? (home > gap && home <= j) : (home > gap || home <= j);
+        if (!in_range) {
+            sl[gap] = sl[j];
+            gap = j;
+        }
+    }
+    sl[gap] = 0;
+}
+
 void xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
 {
     uint16_t cap;
+    unsigned mask;
     xs_ss_entry_t *e = xs_item_pairs(it, cls, &cap);
+    uint8_t *sl = slots_of(it, cls, &mask);
+    if (!it->indexed)
+        index_build(it);
     uint16_t n = it->n_pairs[cls];
-    int min = -1;
-    for (int i = 0; i < n; i++) {
-        if (e[i].item == other) {
-            if (e[i].count < UINT32_MAX)
-                e[i].count++;
-            return;
-        }
-        /* Ties go to the later entry: the most recently replaced minimum. */
-        if (min < 0 || e[i].count <= e[min].count)
-            min = i;
+    unsigned s = slot_find(e, sl, mask, other);
+    if (sl[s]) {
+        xs_ss_entry_t *x = &e[sl[s] - 1];
+        if (x->count < UINT32_MAX)
+            x->count++;
+        return;
     }
     if (n < cap) {
         e[n] = (xs_ss_entry_t){other, 1, 0};
+        sl[s] = (uint8_t)(n + 1);
         it->n_pairs[cls] = (uint16_t)(n + 1);
         return;
     }
-    /* Replace the minimum: the newcomer inherits its count as error. */
+    /* Replace the minimum; ties go to the later entry (the most recently
+     * replaced minimum). Only this case scans. */
+    int min = n - 1;
+    for (int i = n - 2; i >= 0; i--)
+        if (e[i].count < e[min].count)
+            min = i;
     uint32_t c = e[min].count;
+    slot_remove(e, sl, mask, e[min].item);
     e[min] = (xs_ss_entry_t){other, c < UINT32_MAX ? c + 1 : c, c};
+    sl[slot_find(e, sl, mask, other)] = (uint8_t)(min + 1);
 }
 
 uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err)

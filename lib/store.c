@@ -351,6 +351,17 @@ uint64_t xs_store_size_bytes(xs_store_t *s)
     return total;
 }
 
+uint64_t xs_store_cf_sst_bytes(xs_store_t *s, xs_cf_t cf)
+{
+    uint64_t total = 0;
+    char *v = rocksdb_property_value_cf(s->db, s->cf[cf], "rocksdb.total-sst-files-size");
+    if (v) {
+        total = strtoull(v, NULL, 10);
+        free(v);
+    }
+    return total;
+}
+
 bool xs_store_dir_nonempty(const char *dir)
 {
     DIR *d = opendir(dir);

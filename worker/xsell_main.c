@@ -15,6 +15,7 @@ static const struct {
     {"produce", xs_cli_produce, "load a dataset or JSON-lines file into the input topics"},
     {"tail", xs_cli_tail, "decode the cross-sell output topic as JSON lines"},
     {"eval", xs_cli_eval, "offline prequential evaluation against exact and popularity baselines"},
+    {"bench", xs_cli_bench, "benchmarks: engine alone, with RocksDB state, end to end on a broker"},
     {"schemas", xs_cli_schemas, "print the Avro schemas' single-object fingerprints"},
     {"config", xs_cli_config, "print the configuration reference or check a config file"},
 };

@@ -12,6 +12,12 @@
  * every item with c > N/m is present. So memory per item is fixed and the
  * strong neighbours are kept with a known error bound.
  *
+ * An update does not scan: an in-memory open-addressing index from item
+ * to entry position (built lazily, never stored) finds the item in O(1).
+ * Only an update that must replace the minimum of a full summary scans for
+ * it (the last entry among those tied at the minimum count, as before the
+ * index existed), so hits and fills cost O(1) and results are identical.
+ *
  * Catalog fields (category, in stock, repurchasable, deleted) live here too,
  * because every scoring rule that needs them already reads this record.
  *
@@ -57,6 +63,10 @@ typedef struct xs_ss_entry {
 #define XS_ITEM_F_DELETED 0x04
 #define XS_ITEM_F_CATALOG 0x08 /* an ItemUpdate was seen */
 
+/* Slots of the in-memory position indexes (powers of two, load <= 5/8 and 3/8). */
+#define XS_SKETCH_BOUGHT_SLOTS 256
+#define XS_SKETCH_VIEWED_SLOTS 128
+
 typedef struct xs_item {
     uint64_t category; /* hash of the category string, 0 = none */
     uint32_t n_users[XS_CLASS__COUNT];
@@ -64,6 +74,11 @@ typedef struct xs_item {
     uint16_t n_pairs[XS_CLASS__COUNT];
     xs_ss_entry_t bought[XS_SKETCH_BOUGHT_CAP];
     xs_ss_entry_t viewed[XS_SKETCH_VIEWED_CAP];
+    /* Not stored: item -> position + 1 (0 empty), valid when `indexed`.
+     * Code that writes the entry arrays directly must clear `indexed`. */
+    bool indexed;
+    uint8_t slots_bought[XS_SKETCH_BOUGHT_SLOTS];
+    uint8_t slots_viewed[XS_SKETCH_VIEWED_SLOTS];
 } xs_item_t;
 
 void xs_item_init(xs_item_t *it);

@@ -75,6 +75,8 @@ xs_err_t xs_store_iterate(xs_store_t *s, xs_cf_t cf, xs_store_iter_fn fn, void *
 void xs_store_compact(xs_store_t *s);
 /* Live SST bytes + memtables of all column families (approximate). */
 uint64_t xs_store_size_bytes(xs_store_t *s);
+/* SST bytes of one column family (after xs_store_compact(): its size on disk). */
+uint64_t xs_store_cf_sst_bytes(xs_store_t *s, xs_cf_t cf);
 /* True when the directory exists and holds anything. */
 bool xs_store_dir_nonempty(const char *dir);
 /* Removes a state directory recursively (replay from scratch). */
