@@ -1675,8 +1675,10 @@ static int cmp_nb(const void *a, const void *b)
 
 void xs_neighbours_free(xs_neighbour_t *v, int n)
 {
-    for (int i = 0; v && i < n; i++)
+    for (int i = 0; v && i < n; i++) {
         free(v[i].item_id);
+        free(v[i].title);
+    }
     free(v);
 }
 
@@ -1750,12 +1752,17 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
         v[k].err = tmp[k].err;
         v[k].similarity = tmp[k].sim;
         err = name_of(e, tmp[k].item, &v[k].item_id, errstr, errstr_size);
+        cached_name_t *nm = NULL;
+        if (!err)
+            err = get_name(e, tmp[k].item, NULL, &nm, errstr, errstr_size);
+        if (!err && nm && nm->title && !(v[k].title = xs_strdup(nm->title)))
+            err = XS_ERR_NOMEM;
         if (!err)
             *n_out = k + 1;
     }
     free(tmp);
     if (err) {
-        xs_neighbours_free(v, *n_out);
+        xs_neighbours_free(v, v ? m : 0); /* calloc'd: unfilled entries are NULL */
         *n_out = 0;
         return err;
     }

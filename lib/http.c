@@ -355,7 +355,8 @@ static xs_err_t render_neighbours(xs_buf_t *b, const char *item_id, xs_class_t c
         return err;
     for (int i = 0; i < n && !err; i++) {
         if ((err = xs_buf_append_str(b, i ? ",{\"item_id\":" : "{\"item_id\":")) ||
-            (err = json_str(b, v[i].item_id)) ||
+            (err = json_str(b, v[i].item_id)) || (err = xs_buf_append_str(b, ",\"title\":")) ||
+            (err = json_str(b, v[i].title)) ||
             (err = xs_buf_printf(b, ",\"count\":%u,\"error\":%u,\"similarity\":", v[i].count,
                                  v[i].err)) ||
             (err = json_num(b, v[i].similarity)))

@@ -187,7 +187,8 @@ xs_err_t xs_engine_has_user(xs_engine_t *e, uint16_t partition, const char *user
 
 /* One neighbour of an item, as the scorer sees it. */
 typedef struct xs_neighbour {
-    char *item_id;     /* owned; free with xs_neighbours_clear */
+    char *item_id;     /* owned; free with xs_neighbours_free */
+    char *title;       /* owned, NULL when the catalog has none */
     uint32_t count;    /* co-occurrence estimate */
     uint32_t err;      /* SpaceSaving over-estimation bound */
     double similarity; /* by the configured measure (0: filtered out) */
