@@ -78,9 +78,6 @@ typedef struct candidate {
  * with the global epoch and the item's version they were computed at.
  */
 #define NB_K 64
-#define NB_EXACT_EPOCH 65536
-#define NB_GLOBAL_SHIFT 10 /* stale after the global epoch grew by 1/1024 */
-#define NB_OWN_SHIFT 8     /* ... or the item's own version by 1/256 */
 
 typedef struct nb_entry {
     uint64_t item;
@@ -1008,13 +1005,11 @@ static uint64_t item_version(const cached_item_t *ci, int cls)
 
 static bool nb_fresh(const xs_engine_t *e, const nb_memo_t *m, int cls, uint64_t ver)
 {
-    if (!m->valid[cls])
-        return false;
-    uint64_t e0 = m->epoch[cls], v0 = m->ver[cls];
-    if (e0 < NB_EXACT_EPOCH)
-        return e->epoch == e0;
-    return e->epoch - e0 <= (e0 >> NB_GLOBAL_SHIFT) && ver >= v0 &&
-           ver - v0 <= (v0 >> NB_OWN_SHIFT);
+    /* Exact freshness only: nothing the list depends on changed since it was
+     * computed. A staleness allowance would make lists (and so the list
+     * hashes stored in profiles for suppression) depend on when the engine
+     * last started, breaking crash and replay equivalence of the state. */
+    return m->valid[cls] && m->epoch[cls] == e->epoch && m->ver[cls] == ver;
 }
 
 static bool nb_better(double sim, uint64_t item, const nb_entry_t *x)

@@ -30,26 +30,17 @@
  * sketch on every trigger: it uses the item's top 64 neighbours per class
  * by similarity, memoised in memory (never stored) with the global epoch E
  * (item-stage changes applied by this engine: user counts, pair counts,
- * user totals) and the item's version V (its user count plus the sum of
- * its sketch counts) at which they were computed. A memoised list of epoch
- * E0 and version V0 is used while
- *   E0 <  65,536:  E == E0 (exact: any change anywhere recomputes it), or
- *   E0 >= 65,536:  E - E0 <= E0 / 1024 and V0 <= V <= V0 + V0 / 256,
- * so a list lags the counts it depends on (its own row, its neighbours'
- * user counts, the totals) by at most ~1/1024 of the global and 1/256 of its
- * own updates (bounds chosen so that `xsell eval` quality is unchanged
- * against always-fresh lists on the UCI and groceries data); otherwise xs_engine_process() recomputes it from current
- * counts and memoises it. Queries (xs_engine_recommend, HTTP) use a fresh
- * memo or compute a temporary list, and never change the memo, so they
- * cannot change later lists. An experiment arm with its own similarity,
- * min_support or llr_min, and the exact reference mode, rank the whole
- * sketch directly. The memo holds at most cache_bytes / 4 of lists (all when
- * cache_bytes is 0) and drops the least recently used half when full, in an
- * order that depends on the input alone. The lists are therefore a
- * deterministic function of the input since the engine was created:
- * xs_engine_drop_cache() (a rebalance) and a restart empty the memo, after
- * which lists are computed from current counts (fresher, never staler).
- * State (profiles, sketches, offsets) never depends on the memo.
+ * user totals) and the item's version V at which they were computed. A memo
+ * is used only while nothing it depends on changed (E and V unchanged), so
+ * a list is always the one computed from the current counts: lists, and the
+ * list hashes kept in profiles for suppression, do not depend on when the
+ * engine started, and a crash, a restart or a replay gives the same state.
+ * (A memo that tolerates bounded staleness was measured faster, but it made
+ * the stored suppression hashes depend on restarts; the replay test catches
+ * that.) Queries (xs_engine_recommend, HTTP) never change the memo. An
+ * experiment arm with its own similarity, min_support or llr_min, and the
+ * exact reference mode, rank the whole sketch directly. The memo holds at
+ * most cache_bytes / 4 of lists (all when cache_bytes is 0).
  */
 #ifndef XSELL_ENGINE_H
 #define XSELL_ENGINE_H
