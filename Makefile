@@ -2,8 +2,11 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 15
 
-.PHONY: all deps build build-asan bench test test-fast demo demo-serve clean format
+.PHONY: all deps build build-asan fuzz test test-fast demo demo-serve clean format
 
 all: build
 
@@ -24,6 +27,15 @@ test: build build-asan
 	@ctest --test-dir $(BUILD) --output-on-failure
 	@echo "== ctest: ASan+UBSan build"
 	@ctest --test-dir $(ASAN_BUILD) --output-on-failure
+	@echo "== fuzz: $(TEST_FUZZ_SECONDS) s per target (clang, ASan+UBSan)"
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+# libFuzzer targets (clang, ASan+UBSan) run for FUZZ_SECONDS each: the event
+# decoder and the stored-format decoders (tests/fuzz/).
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_decode fuzz_stored make_corpus
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 test-fast: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit
@@ -45,4 +57,4 @@ format:
 	@clang-format -i lib/*.c lib/*.h include/xsell/*.h worker/*.c worker/*.h tests/unit/*.c tests/integration/*.c
 
 clean:
-	@rm -rf $(BUILD) $(ASAN_BUILD) .demo
+	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) .demo

@@ -225,6 +225,17 @@ static uint32_t get_u32(xs_wire_reader_t *r)
     return v;
 }
 
+/* The time `d` (a stored distance) before last; a distance reaching back past
+ * the epoch is corrupt (the encoder never writes one: times are >= 0). */
+static int64_t ts_back(xs_wire_reader_t *r, int64_t last, uint64_t d)
+{
+    if (d > (uint64_t)last) {
+        r->bad = true;
+        return 0;
+    }
+    return last - (int64_t)d;
+}
+
 xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *errstr,
                            size_t errstr_size)
 {
@@ -256,9 +267,9 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
         it->item = xs_wire_get_u64(&r);
         it->signal = xs_wire_get_u8(&r);
         it->score = xs_wire_get_f32(&r);
-        it->ts = p->last_ts - (int64_t)xs_wire_get_varint(&r);
+        it->ts = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
         uint64_t b = xs_wire_get_varint(&r);
-        it->bought_ts = b ? p->last_ts - (int64_t)(b - 1) : 0;
+        it->bought_ts = b ? ts_back(&r, p->last_ts, b - 1) : 0;
         if (it->signal > XS_SIG_PURCHASE || !isfinite(it->score))
             r.bad = true;
     }
@@ -269,7 +280,7 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     for (int i = 0; i < n && !r.bad; i++) {
         p->cats[i].cat = xs_wire_get_u64(&r);
         p->cats[i].score = xs_wire_get_f32(&r);
-        p->cats[i].ts = p->last_ts - (int64_t)xs_wire_get_varint(&r);
+        p->cats[i].ts = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
     }
     p->n_cats = r.bad ? 0 : n;
     n = xs_wire_get_u8(&r);
@@ -290,7 +301,7 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     p->n_dedup = r.bad ? 0 : n;
     for (int i = 0; i < XS_PLACEMENT__COUNT && !r.bad; i++) {
         p->last_list_hash[i] = get_u32(&r);
-        p->last_list_ts[i] = p->last_ts - (int64_t)xs_wire_get_varint(&r);
+        p->last_list_ts[i] = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
     }
     if (r.bad || r.p != r.end) {
         xs_profile_init(p);

@@ -65,6 +65,7 @@ struct xs_worker {
     xs_batch_t *batch;
     xs_event_limits_t limits;
     size_t max_message_bytes;
+    size_t dlq_max_bytes; /* key + value a dead letter can carry (producer limit) */
     const char *topic_clicks, *topic_cart, *topic_catalog, *topic_output, *topic_dlq;
     char **bare_topics;
     size_t n_bare;
@@ -277,8 +278,20 @@ static xs_err_t dead_letter(xs_worker_t *w, const xs_msg_t *m, const char *reaso
     xs_metrics_add(w->metrics, w->mid[M_DLQ], (const char *[]){reason_class}, 1);
     XS_DEBUG("dead letter", "topic=%s partition=%d offset=%" PRId64 " reason=\"%s\"", m->topic,
              m->partition, m->offset, reason);
-    return xs_producer_send(w->producer, w->topic_dlq, -1, m->key, m->key_len, m->value,
-                            m->value_len, h, XS_ARRAY_SIZE(h), errstr, errstr_size);
+    /* A record the producer cannot send (message.max.bytes) would stop the
+     * partition for good: keep a prefix and the original value size instead. */
+    size_t klen = m->key_len, vlen = m->value_len, n_h = XS_ARRAY_SIZE(h);
+    char orig[24];
+    xs_header_t ht[XS_ARRAY_SIZE(h) + 1];
+    memcpy(ht, h, sizeof(h));
+    if (klen + vlen > w->dlq_max_bytes) {
+        klen = XS_MIN(klen, w->dlq_max_bytes / 2);
+        vlen = XS_MIN(vlen, w->dlq_max_bytes - klen);
+        snprintf(orig, sizeof(orig), "%zu", m->value_len);
+        ht[n_h++] = (xs_header_t){"xsell.original.size", orig, strlen(orig)};
+    }
+    return xs_producer_send(w->producer, w->topic_dlq, -1, m->key, klen, m->value, vlen, ht, n_h,
+                            errstr, errstr_size);
 }
 
 /* ---- metrics -------------------------------------------------------------------------- */
@@ -729,6 +742,12 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     w->topic_output = xs_config_str(cfg, "topics.output");
     w->topic_dlq = xs_config_str(cfg, "topics.dlq");
     w->max_message_bytes = (size_t)xs_config_int(cfg, "limits.max_message_bytes");
+    {
+        /* librdkafka's message.max.bytes (default 1000000) less room for headers. */
+        const char *mmb = xs_config_get_raw(cfg, "kafka.message.max.bytes");
+        long long max = mmb ? atoll(mmb) : 1000000;
+        w->dlq_max_bytes = max > 16384 ? (size_t)(max - 8192) : 8192;
+    }
     w->dirty_limit = (size_t)xs_config_int(cfg, "checkpoint.dirty.bytes");
     xs_event_limits_default(&w->limits);
     w->limits.max_id_len = (size_t)xs_config_int(cfg, "limits.max_id_len");

@@ -12,6 +12,7 @@ int xs_cli_tail(int argc, char **argv);
 int xs_cli_schemas(int argc, char **argv);
 int xs_cli_config(int argc, char **argv);
 int xs_cli_eval(int argc, char **argv);
+int xs_cli_inspect(int argc, char **argv);
 int xs_cli_bench(int argc, char **argv);
 
 #endif

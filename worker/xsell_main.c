@@ -17,6 +17,7 @@ static const struct {
     {"eval", xs_cli_eval, "offline prequential evaluation against exact and popularity baselines"},
     {"bench", xs_cli_bench, "benchmarks: engine alone, with RocksDB state, end to end on a broker"},
     {"schemas", xs_cli_schemas, "print the Avro schemas' single-object fingerprints"},
+    {"inspect", xs_cli_inspect, "inspect a state directory: a user, an item, or a canonical dump"},
     {"config", xs_cli_config, "print the configuration reference or check a config file"},
 };
 

@@ -1,0 +1,666 @@
+/*
+ * inspect.c — decoders of the names/meta records and the text views of a
+ * state directory (see include/xsell/inspect.h for the dump format).
+ *
+ * Everything here is formatting: records come from xs_store_iterate() /
+ * xs_store_get(), are decoded with the same decoders the engine uses
+ * (profiles, item sketches) or the ones below (names, globals), and are
+ * printed. Nothing here writes to the store. The record formatter takes
+ * arbitrary bytes (it is a fuzz target), so every length is checked
+ * against the bytes that are there.
+ */
+#include "xsell/inspect.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "wire.h"
+#include "xsell/hash.h"
+#include "xsell/profile.h"
+#include "xsell/sketch.h"
+
+#define META_VERSION 1
+#define NAME_VERSION 1
+
+/* ======================================================================== */
+/* Decoders                                                                 */
+/* ======================================================================== */
+
+void xs_name_rec_clear(xs_name_rec_t *n)
+{
+    free(n->id);
+    free(n->title);
+    n->id = NULL;
+    n->title = NULL;
+}
+
+xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *errstr,
+                        size_t errstr_size)
+{
+    const uint8_t *p = data;
+    xs_wire_reader_t r = {p, p + len, false};
+    char **dst[2] = {&n->id, &n->title};
+    n->id = n->title = NULL;
+    if (len < 2 || p[0] != 'N') {
+        xs_errstr_set(errstr, errstr_size, "not a name record (bad magic)");
+        return XS_ERR_DECODE;
+    }
+    if (p[1] > NAME_VERSION) {
+        xs_errstr_set(errstr, errstr_size, "name record version %u is newer than this build (%u)",
+                      p[1], NAME_VERSION);
+        return XS_ERR_VERSION;
+    }
+    r.p += 2;
+    for (int i = 0; i < 2; i++) {
+        uint64_t l = xs_wire_get_varint(&r);
+        if (r.bad || l > (uint64_t)(r.end - r.p)) {
+            xs_name_rec_clear(n);
+            xs_errstr_set(errstr, errstr_size, "corrupt name record (truncated)");
+            return XS_ERR_DECODE;
+        }
+        if (i == 0 || l > 0) {
+            if (!(*dst[i] = xs_strndup((const char *)r.p, (size_t)l))) {
+                xs_name_rec_clear(n);
+                xs_errstr_set(errstr, errstr_size, "out of memory");
+                return XS_ERR_NOMEM;
+            }
+        }
+        r.p += l;
+    }
+    if (r.p != r.end) {
+        xs_name_rec_clear(n);
+        xs_errstr_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
+        return XS_ERR_DECODE;
+    }
+    return XS_OK;
+}
+
+xs_err_t xs_globals_decode(xs_globals_t *g, const void *data, size_t len, char *errstr,
+                           size_t errstr_size)
+{
+    const uint8_t *p = data;
+    xs_wire_reader_t r = {p, p + len, false};
+    memset(g, 0, sizeof(*g));
+    if (len < 2 || p[0] != 'M') {
+        xs_errstr_set(errstr, errstr_size, "not a globals record (bad magic)");
+        return XS_ERR_DECODE;
+    }
+    if (p[1] > META_VERSION) {
+        xs_errstr_set(errstr, errstr_size, "globals version %u is newer than this build (%u)",
+                      p[1], META_VERSION);
+        return XS_ERR_VERSION;
+    }
+    r.p += 2;
+    g->users_total = xs_wire_get_varint(&r);
+    g->users_bought = xs_wire_get_varint(&r);
+    g->trend_ref = (int64_t)xs_wire_get_u64(&r);
+    uint64_t n = xs_wire_get_varint(&r);
+    if (n > XS_GLOBALS_TREND_CAP)
+        r.bad = true;
+    for (uint64_t i = 0; i < n && !r.bad; i++) {
+        g->trend_item[i] = xs_wire_get_u64(&r);
+        uint64_t v = xs_wire_get_u64(&r);
+        memcpy(&g->trend_weight[i], &v, 8);
+    }
+    if (r.bad || r.p != r.end) {
+        memset(g, 0, sizeof(*g));
+        xs_errstr_set(errstr, errstr_size, "corrupt globals record (%s)",
+                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        return XS_ERR_DECODE;
+    }
+    g->n_trend = (int)n;
+    return XS_OK;
+}
+
+/* ======================================================================== */
+/* Formatting helpers                                                       */
+/* ======================================================================== */
+
+static void put_hex(xs_buf_t *out, const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++) {
+        char two[2] = {digits[p[i] >> 4], digits[p[i] & 15]};
+        xs_buf_append(out, two, 2);
+    }
+}
+
+/* A quoted string: printable ASCII as is, \" \\ and \xNN for everything else. */
+static void put_quoted(xs_buf_t *out, const char *s, size_t len)
+{
+    xs_buf_append_u8(out, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            xs_buf_printf(out, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            xs_buf_printf(out, "\\x%02x", c);
+        else
+            xs_buf_append_u8(out, c);
+    }
+    xs_buf_append_u8(out, '"');
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static xs_err_t corrupt(xs_buf_t *out, xs_cf_t cf, const void *key, size_t key_len,
+                        const void *val, size_t val_len, const char *why, xs_err_t err)
+{
+    xs_buf_printf(out, "%s CORRUPT key=", xs_cf_name(cf));
+    put_hex(out, key, key_len);
+    xs_buf_printf(out, " reason=");
+    put_quoted(out, why, strlen(why));
+    xs_buf_printf(out, " value=");
+    put_hex(out, val, val_len);
+    xs_buf_append_u8(out, '\n');
+    return err ? err : XS_ERR_DECODE;
+}
+
+static const char *const signal_names[] = {"none", "view", "cart", "purchase"};
+
+static const char *signal_name(uint8_t s)
+{
+    return s < XS_ARRAY_SIZE(signal_names) ? signal_names[s] : "?";
+}
+
+/* ======================================================================== */
+/* One record, canonical                                                    */
+/* ======================================================================== */
+
+static xs_err_t format_meta(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                            xs_buf_t *out)
+{
+    char why[160] = "";
+    if (kl == 6 && memcmp(k, "format", 6) == 0) {
+        if (vl != 11 || v[0] != 'X' || v[1] != 'S')
+            return corrupt(out, XS_CF_META, k, kl, v, vl, "bad format record", XS_ERR_DECODE);
+        uint64_t seed = 0;
+        for (int i = 0; i < 8; i++)
+            seed |= (uint64_t)v[3 + i] << (8 * i);
+        xs_buf_printf(out, "meta format version=%u seed=%016" PRIx64 "\n", v[2], seed);
+        return XS_OK;
+    }
+    if (kl == 7 && memcmp(k, "globals", 7) == 0) {
+        xs_globals_t *g = malloc(sizeof(*g));
+        if (!g)
+            return XS_ERR_NOMEM;
+        xs_err_t err = xs_globals_decode(g, v, vl, why, sizeof(why));
+        if (err) {
+            free(g);
+            return corrupt(out, XS_CF_META, k, kl, v, vl, why, err);
+        }
+        xs_buf_printf(out,
+                      "meta globals users_total=%" PRIu64 " users_bought=%" PRIu64
+                      " trend_ref=%" PRId64 " trend_n=%d\n",
+                      g->users_total, g->users_bought, g->trend_ref, g->n_trend);
+        for (int i = 0; i < g->n_trend; i++)
+            xs_buf_printf(out, "meta globals trend %d item=%016" PRIx64 " weight=%a\n", i,
+                          g->trend_item[i], g->trend_weight[i]);
+        free(g);
+        return XS_OK;
+    }
+    if (kl > 7 && memcmp(k, "offset/", 7) == 0) {
+        /* offset/<topic>/<partition>: the partition follows the last '/'. */
+        size_t slash = kl;
+        while (slash > 7 && k[slash - 1] != '/')
+            slash--;
+        if (slash <= 8 || vl != 8)
+            return corrupt(out, XS_CF_META, k, kl, v, vl, "bad offset record", XS_ERR_DECODE);
+        xs_buf_printf(out, "meta offset topic=");
+        put_quoted(out, (const char *)k + 7, slash - 8);
+        xs_buf_printf(out, " partition=");
+        put_quoted(out, (const char *)k + slash, kl - slash);
+        xs_buf_printf(out, " next=%" PRId64 "\n", (int64_t)be64(v));
+        return XS_OK;
+    }
+    xs_buf_printf(out, "meta other key=");
+    put_quoted(out, (const char *)k, kl);
+    xs_buf_printf(out, " value=");
+    put_hex(out, v, vl);
+    xs_buf_append_u8(out, '\n');
+    return XS_OK;
+}
+
+static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                            xs_buf_t *out)
+{
+    char why[160] = "";
+    xs_name_rec_t n = {0};
+    if (kl != 8)
+        return corrupt(out, XS_CF_NAMES, k, kl, v, vl, "key is not 8 bytes", XS_ERR_DECODE);
+    xs_err_t err = xs_name_decode(&n, v, vl, why, sizeof(why));
+    if (err)
+        return corrupt(out, XS_CF_NAMES, k, kl, v, vl, why, err);
+    xs_buf_printf(out, "name %016" PRIx64 " id=", be64(k));
+    put_quoted(out, n.id, strlen(n.id));
+    if (n.title) {
+        xs_buf_printf(out, " title=");
+        put_quoted(out, n.title, strlen(n.title));
+    }
+    xs_buf_append_u8(out, '\n');
+    xs_name_rec_clear(&n);
+    return XS_OK;
+}
+
+static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                            xs_buf_t *out)
+{
+    char why[160] = "";
+    if (kl != 8)
+        return corrupt(out, XS_CF_ITEMS, k, kl, v, vl, "key is not 8 bytes", XS_ERR_DECODE);
+    xs_item_t *it = malloc(sizeof(*it));
+    if (!it)
+        return XS_ERR_NOMEM;
+    xs_err_t err = xs_item_decode(it, v, vl, why, sizeof(why));
+    if (err) {
+        free(it);
+        return corrupt(out, XS_CF_ITEMS, k, kl, v, vl, why, err);
+    }
+    uint64_t h = be64(k);
+    xs_buf_printf(out,
+                  "item %016" PRIx64 " flags=0x%02x category=%016" PRIx64 " n_bought=%" PRIu32
+                  " n_viewed=%" PRIu32 " pairs_bought=%u pairs_viewed=%u\n",
+                  h, it->flags, it->category, it->n_users[XS_CLASS_BOUGHT],
+                  it->n_users[XS_CLASS_VIEWED], it->n_pairs[XS_CLASS_BOUGHT],
+                  it->n_pairs[XS_CLASS_VIEWED]);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        for (int i = 0; i < it->n_pairs[cls]; i++)
+            xs_buf_printf(out,
+                          "item %016" PRIx64 " %s %d other=%016" PRIx64 " count=%" PRIu32
+                          " err=%" PRIu32 "\n",
+                          h, cls == XS_CLASS_BOUGHT ? "bought" : "viewed", i, e[i].item,
+                          e[i].count, e[i].err);
+    }
+    free(it);
+    return XS_OK;
+}
+
+static xs_err_t format_user(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                            xs_buf_t *out)
+{
+    char why[160] = "";
+    if (kl != 10)
+        return corrupt(out, XS_CF_USERS, k, kl, v, vl, "key is not 10 bytes", XS_ERR_DECODE);
+    xs_profile_t *p = malloc(sizeof(*p));
+    if (!p)
+        return XS_ERR_NOMEM;
+    xs_err_t err = xs_profile_decode(p, v, vl, why, sizeof(why));
+    if (err) {
+        free(p);
+        return corrupt(out, XS_CF_USERS, k, kl, v, vl, why, err);
+    }
+    char id[32];
+    snprintf(id, sizeof(id), "%u/%016" PRIx64, (unsigned)(k[0] << 8 | k[1]), be64(k + 2));
+    xs_buf_printf(out,
+                  "user %s last_ts=%" PRId64 " n_events=%" PRIu32
+                  " flags=0x%02x items=%u cats=%u cart=%u dedup=%u dedup_pos=%u\n",
+                  id, p->last_ts, p->n_events, p->flags, p->n_items, p->n_cats, p->n_cart,
+                  p->n_dedup, p->dedup_pos);
+    for (int i = 0; i < p->n_items; i++) {
+        const xs_profile_item_t *it = &p->items[i];
+        xs_buf_printf(out,
+                      "user %s item %d h=%016" PRIx64 " signal=%u score=%a ts=%" PRId64
+                      " bought_ts=%" PRId64 "\n",
+                      id, i, it->item, it->signal, (double)it->score, it->ts, it->bought_ts);
+    }
+    for (int i = 0; i < p->n_cats; i++)
+        xs_buf_printf(out, "user %s cat %d h=%016" PRIx64 " score=%a ts=%" PRId64 "\n", id, i,
+                      p->cats[i].cat, (double)p->cats[i].score, p->cats[i].ts);
+    for (int i = 0; i < p->n_cart; i++)
+        xs_buf_printf(out, "user %s cart %d h=%016" PRIx64 " qty=%" PRId32 "\n", id, i,
+                      p->cart[i].item, p->cart[i].qty);
+    for (int i = 0; i < p->n_dedup; i++)
+        xs_buf_printf(out, "user %s dedup %d %08" PRIx32 "\n", id, i, p->dedup[i]);
+    for (int i = 0; i < XS_PLACEMENT__COUNT; i++)
+        xs_buf_printf(out, "user %s last_list %s hash=%08" PRIx32 " ts=%" PRId64 "\n", id,
+                      xs_placement_name((xs_placement_t)i), p->last_list_hash[i],
+                      p->last_list_ts[i]);
+    free(p);
+    return XS_OK;
+}
+
+xs_err_t xs_inspect_format_record(xs_cf_t cf, const void *key, size_t key_len, const void *val,
+                                  size_t val_len, xs_buf_t *out)
+{
+    switch (cf) {
+    case XS_CF_META:
+        return format_meta(key, key_len, val, val_len, out);
+    case XS_CF_NAMES:
+        return format_name(key, key_len, val, val_len, out);
+    case XS_CF_ITEMS:
+        return format_item(key, key_len, val, val_len, out);
+    case XS_CF_USERS:
+        return format_user(key, key_len, val, val_len, out);
+    default:
+        return XS_ERR_INVALID;
+    }
+}
+
+/* ======================================================================== */
+/* Dump                                                                     */
+/* ======================================================================== */
+
+typedef struct dump_ctx {
+    xs_cf_t cf;
+    FILE *out;
+    xs_buf_t line;
+    uint64_t records, corrupt;
+    xs_err_t fatal;
+} dump_ctx_t;
+
+static int dump_one(void *opaque, const void *key, size_t key_len, const void *val,
+                    size_t val_len)
+{
+    dump_ctx_t *d = opaque;
+    xs_buf_reset(&d->line);
+    xs_err_t err = xs_inspect_format_record(d->cf, key, key_len, val, val_len, &d->line);
+    if (err == XS_ERR_NOMEM) {
+        d->fatal = err;
+        return 1;
+    }
+    d->records++;
+    if (err)
+        d->corrupt++;
+    if (d->line.len && fwrite(d->line.data, 1, d->line.len, d->out) != d->line.len) {
+        d->fatal = XS_ERR_IO;
+        return 1;
+    }
+    return 0;
+}
+
+xs_err_t xs_inspect_dump(xs_store_t *s, FILE *out, char *errstr, size_t errstr_size)
+{
+    static const xs_cf_t order[] = {XS_CF_META, XS_CF_NAMES, XS_CF_ITEMS, XS_CF_USERS};
+    dump_ctx_t d = {.out = out};
+    xs_err_t err = XS_OK;
+    fprintf(out, "# xsell state dump v1\n");
+    for (size_t i = 0; i < XS_ARRAY_SIZE(order) && !err; i++) {
+        d.cf = order[i];
+        err = xs_store_iterate(s, order[i], dump_one, &d, errstr, errstr_size);
+        if (!err && d.fatal) {
+            err = d.fatal;
+            xs_errstr_set(errstr, errstr_size, "dump: %s", xs_err2str(err));
+        }
+    }
+    if (!err)
+        fprintf(out, "# records=%" PRIu64 " corrupt=%" PRIu64 "\n", d.records, d.corrupt);
+    if (!err && fflush(out) != 0) {
+        err = XS_ERR_IO;
+        xs_errstr_set(errstr, errstr_size, "dump: write failed");
+    }
+    if (!err && d.corrupt) {
+        err = XS_ERR_DECODE;
+        xs_errstr_set(errstr, errstr_size, "%" PRIu64 " corrupt record(s), see CORRUPT lines",
+                      d.corrupt);
+    }
+    xs_buf_free(&d.line);
+    return err;
+}
+
+/* ======================================================================== */
+/* Human-readable views                                                     */
+/* ======================================================================== */
+
+/* The id (and title) of a hash from the names family, or "#<hex>". */
+static void print_name(xs_store_t *s, uint64_t h, FILE *out, bool with_title)
+{
+    uint8_t key[8];
+    xs_buf_t val = {0};
+    bool found = false;
+    xs_name_rec_t n = {0};
+    xs_key_u64(key, h);
+    if (xs_store_get(s, XS_CF_NAMES, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
+        xs_name_decode(&n, val.data, val.len, NULL, 0) == XS_OK) {
+        fprintf(out, "%s", n.id);
+        if (with_title && n.title)
+            fprintf(out, " (%s)", n.title);
+    } else {
+        fprintf(out, "#%016" PRIx64, h);
+    }
+    xs_name_rec_clear(&n);
+    xs_buf_free(&val);
+}
+
+static void format_time(int64_t ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, size, "%" PRId64, ms);
+}
+
+typedef struct find_user_ctx {
+    uint64_t user;
+    uint16_t *parts;
+    size_t n, cap;
+    bool nomem;
+} find_user_ctx_t;
+
+static int find_user(void *opaque, const void *key, size_t key_len, const void *val,
+                     size_t val_len)
+{
+    find_user_ctx_t *f = opaque;
+    const uint8_t *k = key;
+    (void)val;
+    (void)val_len;
+    if (key_len != 10 || be64(k + 2) != f->user)
+        return 0;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        uint16_t *p = realloc(f->parts, cap * sizeof(*p));
+        if (!p) {
+            f->nomem = true;
+            return 1;
+        }
+        f->parts = p;
+        f->cap = cap;
+    }
+    f->parts[f->n++] = (uint16_t)(k[0] << 8 | k[1]);
+    return 0;
+}
+
+xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_hours, FILE *out,
+                         char *errstr, size_t errstr_size)
+{
+    find_user_ctx_t f = {.user = xs_hash_str(user_id)};
+    xs_buf_t val = {0};
+    xs_profile_t *p = NULL;
+    xs_err_t err = xs_store_iterate(s, XS_CF_USERS, find_user, &f, errstr, errstr_size);
+    double hl = half_life_hours * 3600e3;
+    char t1[40], t2[40];
+    if (err)
+        goto out;
+    if (f.nomem) {
+        err = XS_ERR_NOMEM;
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    if (f.n == 0) {
+        err = XS_ERR_NOT_FOUND;
+        xs_errstr_set(errstr, errstr_size, "user '%s' (hash %016" PRIx64 ") is in no partition",
+                      user_id, f.user);
+        goto out;
+    }
+    if (!(p = malloc(sizeof(*p)))) {
+        err = XS_ERR_NOMEM;
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < f.n; i++) {
+        uint8_t key[10];
+        bool found = false;
+        xs_buf_reset(&val);
+        xs_key_user(key, f.parts[i], f.user);
+        if ((err = xs_store_get(s, XS_CF_USERS, key, 10, &val, &found, errstr, errstr_size)))
+            goto out;
+        if (!found)
+            continue;
+        if ((err = xs_profile_decode(p, val.data, val.len, errstr, errstr_size)))
+            goto out;
+        int64_t now = p->last_ts;
+        format_time(now, t1, sizeof(t1));
+        fprintf(out, "user %s  partition %u  hash %016" PRIx64 "\n", user_id, f.parts[i],
+                f.user);
+        fprintf(out, "  last event %s  events %" PRIu32 "  %s\n", t1, p->n_events,
+                (p->flags & XS_PROFILE_F_BOUGHT) ? "has bought" : "has not bought");
+        fprintf(out, "  item affinities (decayed to the last event, half-life %g h):\n",
+                half_life_hours);
+        for (int k = 0; k < p->n_items; k++) {
+            const xs_profile_item_t *it = &p->items[k];
+            format_time(it->ts, t1, sizeof(t1));
+            fprintf(out, "    %8.4f  %-8s  last %s  ", xs_profile_decay(it->score, it->ts, now, hl),
+                    signal_name(it->signal), t1);
+            print_name(s, it->item, out, true);
+            fputc('\n', out);
+        }
+        fprintf(out, "  category affinities:\n");
+        for (int k = 0; k < p->n_cats; k++) {
+            fprintf(out, "    %8.4f  ",
+                    xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl));
+            print_name(s, p->cats[k].cat, out, false);
+            fputc('\n', out);
+        }
+        fprintf(out, "  cart (%u lines):\n", p->n_cart);
+        for (int k = 0; k < p->n_cart; k++) {
+            fprintf(out, "    %6" PRId32 " x ", p->cart[k].qty);
+            print_name(s, p->cart[k].item, out, true);
+            fputc('\n', out);
+        }
+        fprintf(out, "  purchases:\n");
+        for (int k = 0; k < p->n_items; k++) {
+            if (!p->items[k].bought_ts)
+                continue;
+            format_time(p->items[k].bought_ts, t1, sizeof(t1));
+            fprintf(out, "    %s  ", t1);
+            print_name(s, p->items[k].item, out, true);
+            fputc('\n', out);
+        }
+        fprintf(out, "  recent event ids remembered: %u\n", p->n_dedup);
+        fprintf(out, "  last lists:\n");
+        for (int k = 0; k < XS_PLACEMENT__COUNT; k++) {
+            if (!p->last_list_hash[k])
+                continue;
+            format_time(p->last_list_ts[k], t2, sizeof(t2));
+            fprintf(out, "    %-13s %s  hash %08" PRIx32 "\n",
+                    xs_placement_name((xs_placement_t)k), t2, p->last_list_hash[k]);
+        }
+    }
+out:
+    free(p);
+    free(f.parts);
+    xs_buf_free(&val);
+    return err;
+}
+
+typedef struct nb_row {
+    uint64_t item;
+    uint32_t count, err;
+} nb_row_t;
+
+static int cmp_row(const void *a, const void *b)
+{
+    const nb_row_t *x = a, *y = b;
+    uint32_t lx = x->count - x->err, ly = y->count - y->err;
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out, char *errstr,
+                         size_t errstr_size)
+{
+    uint64_t h = xs_hash_str(item_id);
+    uint8_t key[8];
+    xs_buf_t val = {0};
+    bool found = false;
+    xs_item_t *it = NULL, *other = NULL;
+    xs_globals_t *g = NULL;
+    nb_row_t rows[XS_SKETCH_BOUGHT_CAP + XS_SKETCH_VIEWED_CAP];
+    static const char gk[] = "globals";
+    xs_err_t err;
+    xs_key_u64(key, h);
+    if ((err = xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, errstr_size)))
+        goto out;
+    if (!found) {
+        err = XS_ERR_NOT_FOUND;
+        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record",
+                      item_id, h);
+        goto out;
+    }
+    if (!(it = malloc(sizeof(*it))) || !(other = malloc(sizeof(*other))) ||
+        !(g = calloc(1, sizeof(*g)))) {
+        err = XS_ERR_NOMEM;
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    if ((err = xs_item_decode(it, val.data, val.len, errstr, errstr_size)))
+        goto out;
+    xs_buf_reset(&val);
+    if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr,
+                            errstr_size)))
+        goto out;
+    if (found && (err = xs_globals_decode(g, val.data, val.len, errstr, errstr_size)))
+        goto out;
+    fprintf(out, "item ");
+    print_name(s, h, out, true);
+    fprintf(out, "  hash %016" PRIx64 "\n", h);
+    fprintf(out, "  users: bought %" PRIu32 " of %" PRIu64 ", viewed %" PRIu32 " of %" PRIu64 "\n",
+            it->n_users[XS_CLASS_BOUGHT], g->users_bought, it->n_users[XS_CLASS_VIEWED],
+            g->users_total);
+    fprintf(out, "  catalog:%s%s%s%s\n", (it->flags & XS_ITEM_F_CATALOG) ? " listed" : " unlisted",
+            (it->flags & XS_ITEM_F_OUT_OF_STOCK) ? ", out of stock" : ", in stock",
+            (it->flags & XS_ITEM_F_REPURCHASABLE) ? ", repurchasable" : "",
+            (it->flags & XS_ITEM_F_DELETED) ? ", deleted" : "");
+    fprintf(out, "  category: ");
+    if (it->category)
+        print_name(s, it->category, out, false);
+    else
+        fprintf(out, "-");
+    fputc('\n', out);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        int n = it->n_pairs[cls];
+        double n_all = cls == XS_CLASS_BOUGHT ? (double)g->users_bought : (double)g->users_total;
+        for (int i = 0; i < n; i++)
+            rows[i] = (nb_row_t){e[i].item, e[i].count, e[i].err};
+        qsort(rows, (size_t)n, sizeof(rows[0]), cmp_row);
+        fprintf(out, "  %s together (%d tracked, top %d):\n",
+                cls == XS_CLASS_BOUGHT ? "bought" : "viewed", n, XS_MIN(n, top));
+        fprintf(out, "    %7s %5s %7s %9s  item\n", "count", "err", ">=", "llr");
+        for (int i = 0; i < n && i < top; i++) {
+            double n_j = rows[i].count - rows[i].err;
+            xs_buf_reset(&val);
+            xs_key_u64(key, rows[i].item);
+            if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
+                xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
+                n_j = other->n_users[cls];
+            double llr = xs_similarity(XS_SIM_LLR, rows[i].count - rows[i].err,
+                                       it->n_users[cls], n_j, n_all, 0);
+            fprintf(out, "    %7" PRIu32 " %5" PRIu32 " %7" PRIu32 " %9.2f  ", rows[i].count,
+                    rows[i].err, rows[i].count - rows[i].err, llr);
+            print_name(s, rows[i].item, out, true);
+            fputc('\n', out);
+        }
+    }
+    err = XS_OK;
+out:
+    free(it);
+    free(other);
+    free(g);
+    xs_buf_free(&val);
+    return err;
+}

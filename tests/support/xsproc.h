@@ -1,0 +1,66 @@
+/*
+ * Test support for the guarantee tests: worker processes (spawn, wait,
+ * kill, RSS), loading a data set into the development broker, reading the
+ * list ids of an output topic with a retention check, stored offsets and
+ * state dumps. Failures abort the test through cmocka.
+ */
+#ifndef XSELL_XSPROC_H
+#define XSELL_XSPROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "xsell/codec.h"
+#include "xsell/kafka.h"
+
+/* $XS_BIN_DIR/<name> (XS_BIN_DIR is set by ctest). Static buffer. */
+const char *xsp_bin(const char *name);
+/* Milliseconds on the monotonic clock. */
+int64_t xsp_now_ms(void);
+void xsp_sleep_ms(int ms);
+
+/* Starts argv[0] (a path) with stdout and stderr appended to log_path. */
+pid_t xsp_spawn(char *const argv[], const char *log_path);
+/* Waits up to timeout_ms; true with *status (waitpid status) when it ended. */
+bool xsp_wait(pid_t pid, int timeout_ms, int *status);
+/* True once file `path` contains `needle`; polls until timeout_ms, or until
+ * pid (when > 0) has exited. */
+bool xsp_wait_log(const char *path, const char *needle, pid_t pid, int timeout_ms);
+/* Runs argv to completion with stdout to out_path; returns the exit code (-1 signal). */
+int xsp_run(char *const argv[], const char *out_path);
+/* Whole file, NUL-terminated; *len without the NUL. Caller frees. */
+char *xsp_read_file(const char *path, size_t *len);
+/* VmRSS of a live process in KiB, -1 when it has gone. */
+long xsp_rss_kb(pid_t pid);
+
+/* Next offset stored in the state directory for (topic, partition), -1 when none. */
+int64_t xsp_stored_offset(const char *state_dir, const char *topic, int32_t partition);
+/* Runs `xsell inspect --state dir --dump` into out_path; asserts exit 0. Returns the text. */
+char *xsp_dump(const char *state_dir, const char *out_path, size_t *len);
+/* Fails the test with the first differing line when the two texts differ. */
+void xsp_assert_same_text(const char *what, const char *a, size_t la, const char *b, size_t lb);
+
+/* Produces up to max_events of a data set (zstd, large batches: ~15 bytes per
+ * event, so 200k events fit the mock's 5 MiB per partition). Returns the count. */
+uint64_t xsp_produce_dataset(const char *bootstrap, const char *format, const char *path,
+                             uint64_t max_events);
+
+/* The list ids found in an output topic, sorted; total counts duplicates. */
+typedef struct xsp_ids {
+    uint64_t (*v)[2];
+    size_t n;     /* distinct */
+    size_t total; /* messages read */
+} xsp_ids_t;
+/*
+ * Reads every message of topic (all partitions, from the beginning, until
+ * caught up) and decodes it as a CrossSellList. Asserts that nothing was
+ * lost to the mock's retention: every partition is read from offset 0
+ * without gaps.
+ */
+xsp_ids_t xsp_read_list_ids(const char *bootstrap, xs_codec_t *codec, const char *topic);
+bool xsp_ids_has(const xsp_ids_t *ids, const uint64_t id[2]);
+void xsp_ids_free(xsp_ids_t *ids);
+
+#endif
