@@ -41,7 +41,6 @@ typedef struct cached_item {
     uint64_t item;
     uint64_t tick;
     bool dirty;
-    uint64_t total[XS_CLASS__COUNT]; /* sum of the sketch counts (pair updates) */
     xs_item_t st;
     xs_hmap_t *exact; /* reference mode: per class, other item -> count */
 } cached_item_t;
@@ -72,28 +71,6 @@ typedef struct candidate {
     const cached_item_t *st;
 } candidate_t;
 
-/*
- * Memoised neighbour lists (see "Neighbour lists" in engine.h): per item and
- * class, the top NB_K neighbours by similarity (ties: smaller item hash),
- * with the global epoch and the item's version they were computed at.
- */
-#define NB_K 64
-
-typedef struct nb_entry {
-    uint64_t item;
-    double sim;
-} nb_entry_t;
-
-typedef struct nb_memo {
-    uint64_t item;
-    uint64_t last_use; /* events processed when last used by xs_engine_process */
-    uint64_t epoch[XS_CLASS__COUNT];
-    uint64_t ver[XS_CLASS__COUNT];
-    bool valid[XS_CLASS__COUNT];
-    int n[XS_CLASS__COUNT];
-    nb_entry_t e[XS_CLASS__COUNT][NB_K];
-} nb_memo_t;
-
 typedef struct ctx_item {
     uint64_t item;
     double w;
@@ -114,12 +91,6 @@ struct xs_engine {
     xs_hmap_t users, items, names;
     uint64_t tick;
     size_t cache_bytes;
-
-    /* neighbour-list memo: item hash -> nb_memo_t, at most nb_cap entries */
-    xs_hmap_t nb;
-    size_t nb_cap;
-    uint64_t epoch; /* item-stage changes applied (counts, pairs, user totals) */
-    nb_entry_t nb_scratch[NB_K];
 
     /* globals (meta "globals") */
     uint64_t users_total, users_bought;
@@ -279,8 +250,8 @@ static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *
         return XS_ERR_DECODE;
     }
     if (p[1] > META_VERSION) {
-        xs_errstr_set(errstr, errstr_size, "meta/globals: format version %u is newer than %u",
-                      p[1], META_VERSION);
+        xs_errstr_set(errstr, errstr_size, "meta/globals: format version %u is newer than %u", p[1],
+                      META_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -336,8 +307,8 @@ static void trend_add(xs_engine_t *e, uint64_t item, int64_t now)
 
 /* ---- cache ------------------------------------------------------------------------ */
 
-static xs_err_t backend_get(xs_engine_t *e, xs_cf_t cf, const void *key, size_t klen,
-                            bool *found, char *errstr, size_t errstr_size)
+static xs_err_t backend_get(xs_engine_t *e, xs_cf_t cf, const void *key, size_t klen, bool *found,
+                            char *errstr, size_t errstr_size)
 {
     *found = false;
     if (!e->has_backend)
@@ -429,20 +400,13 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
         free(c);
         return XS_ERR_NOMEM;
     }
-    c->total[0] = c->total[1] = 0;
     if (found) {
         char why[128];
         err = xs_item_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
         if (err) {
-            xs_errstr_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item,
-                          why);
+            xs_errstr_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item, why);
             free_item(c);
             return err;
-        }
-        for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-            const xs_ss_entry_t *en = xs_item_pairs_const(&c->st, (xs_class_t)cls);
-            for (int k = 0; k < c->st.n_pairs[cls]; k++)
-                c->total[cls] += en[k].count;
         }
     } else {
         xs_item_init(&c->st);
@@ -576,7 +540,6 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         e->has_backend = true;
     }
     e->cache_budget = opts->cache_bytes;
-    e->nb_cap = opts->cache_bytes ? XS_MAX(opts->cache_bytes / 4 / sizeof(nb_memo_t), 1024) : 0;
     e->model_name = xs_strdup(opts->model_name ? opts->model_name : "xsell-cooc");
     e->model_version = xs_strdup(opts->model_version ? opts->model_version : "1");
     if (!e->model_name || !e->model_version) {
@@ -597,14 +560,6 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         return NULL;
     }
     return e;
-}
-
-static void free_memo(xs_engine_t *e)
-{
-    for (size_t i = 0; i < e->nb.cap; i++)
-        if (e->nb.keys[i])
-            free(e->nb.vals[i]);
-    xs_hmap_free(&e->nb);
 }
 
 static void free_all(xs_engine_t *e)
@@ -629,7 +584,6 @@ void xs_engine_destroy(xs_engine_t *e)
     if (!e)
         return;
     free_all(e);
-    free_memo(e);
     xs_hmap_free(&e->cand_index);
     free(e->deltas);
     free(e->cands);
@@ -735,7 +689,6 @@ static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signa
                 err = push_delta(e, w_items[i], j, XS_CLASS_BOUGHT);
         if (!was_bought_user) {
             e->users_bought++;
-            e->epoch++;
             e->meta_dirty = true;
         }
     }
@@ -784,7 +737,6 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
         cached_item_t *a = NULL, *b = NULL;
         if ((err = get_item(e, d->a, true, &a, errstr, errstr_size)) != XS_OK)
             break;
-        e->epoch++;
         if (!d->b) {
             if (a->st.n_users[d->cls] < UINT32_MAX)
                 a->st.n_users[d->cls]++;
@@ -800,8 +752,6 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
         } else {
             xs_item_add_pair(&a->st, (xs_class_t)d->cls, d->b);
             xs_item_add_pair(&b->st, (xs_class_t)d->cls, d->a);
-            a->total[d->cls]++;
-            b->total[d->cls]++;
         }
         a->dirty = true;
         b->dirty = true;
@@ -988,162 +938,13 @@ static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, si
     return set_str(dst, hex);
 }
 
-/* ---- neighbour lists (memoised; see engine.h) ------------------------------------ */
-
-/* The memo holds lists for the engine's own similarity parameters; an arm
- * that overrides them (and the exact reference mode) computes directly. */
-static bool nb_params_ok(const xs_engine_t *e, const xs_params_t *P)
-{
-    return !e->exact_pairs && P->similarity == e->params.similarity &&
-           P->min_support == e->params.min_support && P->llr_min == e->params.llr_min;
-}
-
-static uint64_t item_version(const cached_item_t *ci, int cls)
-{
-    return (uint64_t)ci->st.n_users[cls] + ci->total[cls];
-}
-
-static bool nb_fresh(const xs_engine_t *e, const nb_memo_t *m, int cls, uint64_t ver)
-{
-    /* Exact freshness only: nothing the list depends on changed since it was
-     * computed. A staleness allowance would make lists (and so the list
-     * hashes stored in profiles for suppression) depend on when the engine
-     * last started, breaking crash and replay equivalence of the state. */
-    return m->valid[cls] && m->epoch[cls] == e->epoch && m->ver[cls] == ver;
-}
-
-static bool nb_better(double sim, uint64_t item, const nb_entry_t *x)
-{
-    return sim > x->sim || (sim == x->sim && item < x->item);
-}
-
-/* The top NB_K neighbours of ci in cls, by similarity, from current counts. */
-static xs_err_t nb_compute(xs_engine_t *e, const cached_item_t *ci, int cls, nb_entry_t *out,
-                           int *n_out, char *errstr, size_t errstr_size)
-{
-    const xs_params_t *P = &e->params;
-    const xs_ss_entry_t *en = xs_item_pairs_const(&ci->st, (xs_class_t)cls);
-    double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
-    double n_i = ci->st.n_users[cls];
-    int n = 0;
-    *n_out = 0;
-    for (int k = 0; k < ci->st.n_pairs[cls]; k++) {
-        uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
-        if (cnt < (uint32_t)P->min_support)
-            continue;
-        cached_item_t *cj = NULL;
-        xs_err_t err = get_item(e, en[k].item, false, &cj, errstr, errstr_size);
-        if (err)
-            return err;
-        double n_j = cj ? cj->st.n_users[cls] : cnt;
-        double sim = xs_similarity(P->similarity, cnt, n_i, n_j, n_all, P->llr_min);
-        if (sim <= 0 || (n == NB_K && !nb_better(sim, en[k].item, &out[n - 1])))
-            continue;
-        int pos = n < NB_K ? n++ : NB_K - 1;
-        for (; pos > 0 && nb_better(sim, en[k].item, &out[pos - 1]); pos--)
-            out[pos] = out[pos - 1];
-        out[pos] = (nb_entry_t){en[k].item, sim};
-    }
-    *n_out = n;
-    return XS_OK;
-}
-
-static int cmp_memo_use(const void *a, const void *b)
-{
-    const nb_memo_t *x = *(nb_memo_t *const *)a, *y = *(nb_memo_t *const *)b;
-    if (x->last_use != y->last_use)
-        return x->last_use < y->last_use ? -1 : 1;
-    return x->item < y->item ? -1 : x->item > y->item;
-}
-
-/* Drops the least recently used half of the memo (order by last use, then
- * item: a function of the input alone, so eviction stays deterministic). */
-static void nb_evict(xs_engine_t *e)
-{
-    size_t n = 0;
-    nb_memo_t **v = malloc((e->nb.len ? e->nb.len : 1) * sizeof(*v));
-    if (!v)
-        return;
-    for (size_t i = 0; i < e->nb.cap; i++)
-        if (e->nb.keys[i])
-            v[n++] = e->nb.vals[i];
-    qsort(v, n, sizeof(*v), cmp_memo_use);
-    for (size_t i = 0; i < n / 2; i++)
-        free(xs_hmap_del(&e->nb, v[i]->item));
-    free(v);
-}
-
-/*
- * The neighbour list of ci in cls: the memo when fresh, else computed from
- * current counts. keep: store what was computed (xs_engine_process); queries
- * (keep = false) never change the memo, so they cannot change later lists.
- * *out stays valid until the next call.
- */
-static xs_err_t nb_get(xs_engine_t *e, const cached_item_t *ci, int cls, bool keep,
-                       const nb_entry_t **out, int *n_out, char *errstr, size_t errstr_size)
-{
-    nb_memo_t *m = xs_hmap_get(&e->nb, ci->item);
-    uint64_t ver = item_version(ci, cls);
-    int n = 0;
-    if (m && nb_fresh(e, m, cls, ver)) {
-        if (keep)
-            m->last_use = e->st.events;
-        *out = m->e[cls];
-        *n_out = m->n[cls];
-        return XS_OK;
-    }
-    xs_err_t err = nb_compute(e, ci, cls, e->nb_scratch, &n, errstr, errstr_size);
-    if (err)
-        return err;
-    *out = e->nb_scratch;
-    *n_out = n;
-    if (!keep)
-        return XS_OK;
-    if (!m) {
-        if (e->nb_cap && e->nb.len >= e->nb_cap)
-            nb_evict(e);
-        if (!(m = calloc(1, sizeof(*m))))
-            return XS_ERR_NOMEM;
-        m->item = ci->item;
-        if ((err = xs_hmap_put(&e->nb, ci->item, m)) != XS_OK) {
-            free(m);
-            return err;
-        }
-    }
-    memcpy(m->e[cls], e->nb_scratch, (size_t)n * sizeof(nb_entry_t));
-    m->n[cls] = n;
-    m->epoch[cls] = e->epoch;
-    m->ver[cls] = ver;
-    m->valid[cls] = true;
-    m->last_use = e->st.events;
-    *out = m->e[cls];
-    return XS_OK;
-}
-
-static xs_err_t add_contrib(xs_engine_t *e, uint64_t item, int cls, double contrib,
-                            uint64_t because)
-{
-    candidate_t *cd = cand_get(e, item);
-    if (!cd)
-        return XS_ERR_NOMEM;
-    cd->score += contrib;
-    if (cls == XS_CLASS_BOUGHT)
-        cd->bought += contrib;
-    else
-        cd->viewed += contrib;
-    because_add(cd, because, contrib);
-    return XS_OK;
-}
-
 /*
  * The scorer. ctx holds the trigger items already (weight w_trigger); the
- * profile adds cart, purchases and views. Fills list->items. keep: the
- * neighbour lists computed may be memoised (see nb_get).
+ * profile adds cart, purchases and views. Fills list->items.
  */
-static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *p,
-                      ctx_item_t *ctx, int n_ctx, xs_placement_t placement, int n_want,
-                      int64_t now, bool keep, xs_list_t *list, char *errstr,
-                      size_t errstr_size)
+static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *p, ctx_item_t *ctx,
+                      int n_ctx, xs_placement_t placement, int n_want, int64_t now, xs_list_t *list,
+                      char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
     const int ctx_cap = 64;
@@ -1169,7 +970,6 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
     int n_use = n_ctx < P->max_context ? n_ctx : P->max_context;
 
     cand_reset(e);
-    bool memo = nb_params_ok(e, P);
     if (!P->popularity_only) {
         for (int c = 0; c < n_use; c++) {
             cached_item_t *ci = NULL;
@@ -1179,34 +979,22 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                 continue;
             for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
                 int n_en = 0;
-                const xs_ss_entry_t *en = memo ? NULL : pairs_of(e, ci, cls, &n_en);
-                double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought
-                                                      : (double)e->users_total;
+                const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
+                double n_all =
+                    cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
                 double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
                 if (cw <= 0)
                     continue;
-                if (memo) {
-                    const nb_entry_t *nb = NULL;
-                    int n_nb = 0;
-                    if ((err = nb_get(e, ci, cls, keep, &nb, &n_nb, errstr, errstr_size)))
-                        return err;
-                    for (int k = 0; k < n_nb && !err; k++)
-                        err = add_contrib(e, nb[k].item, cls, cw * nb[k].sim, ctx[c].item);
-                    if (err)
-                        return err;
-                    continue;
-                }
                 for (int k = 0; k < n_en; k++) {
                     uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
                     if (cnt < (uint32_t)P->min_support)
                         continue;
                     cached_item_t *cj = NULL;
-                    if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)) !=
-                        XS_OK)
+                    if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)) != XS_OK)
                         return err;
                     double n_j = cj ? cj->st.n_users[cls] : cnt;
-                    double sim = xs_similarity(P->similarity, cnt, ci->st.n_users[cls], n_j,
-                                               n_all, P->llr_min);
+                    double sim = xs_similarity(P->similarity, cnt, ci->st.n_users[cls], n_j, n_all,
+                                               P->llr_min);
                     if (sim <= 0)
                         continue;
                     candidate_t *cd = cand_get(e, en[k].item);
@@ -1246,10 +1034,10 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         if (st && st->st.category && max_cat > 0 && P->category_boost > 0) {
             for (int k = 0; k < p->n_cats; k++)
                 if (p->cats[k].cat == st->st.category)
-                    cd->score *= 1.0 + P->category_boost *
-                                           xs_profile_decay(p->cats[k].score, p->cats[k].ts,
-                                                            now, hl) /
-                                           max_cat;
+                    cd->score *=
+                        1.0 + P->category_boost *
+                                  xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl) /
+                                  max_cat;
         }
         cd->st = st;
         e->cands[kept++] = *cd;
@@ -1287,8 +1075,8 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         list->n_items = ++n_out;
         cats[n_out - 1] = cat;
         r->score = cd->score;
-        r->source = cd->bought >= cd->viewed ? XS_SOURCE_BOUGHT_TOGETHER
-                                             : XS_SOURCE_VIEWED_TOGETHER;
+        r->source =
+            cd->bought >= cd->viewed ? XS_SOURCE_BOUGHT_TOGETHER : XS_SOURCE_VIEWED_TOGETHER;
         for (int k = 0; k < XS_BECAUSE_MAX && cd->because[k]; k++) {
             if ((err = name_of(e, cd->because[k], &r->because_of[k], errstr, errstr_size)))
                 return err;
@@ -1480,7 +1268,6 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     u->dirty = true;
     if (is_new) {
         e->users_total++;
-        e->epoch++;
         e->meta_dirty = true;
     }
     int64_t now = ev->ts > p->last_ts ? ev->ts : p->last_ts;
@@ -1502,8 +1289,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
             if ((err = remember_name(e, cat, ev->category, errstr, errstr_size)))
                 return err;
         }
-        if (ev->item_id && (ev->type == XS_CLICK_PRODUCT_VIEW ||
-                            ev->type == XS_CLICK_RECOMMENDATION_CLICK)) {
+        if (ev->item_id &&
+            (ev->type == XS_CLICK_PRODUCT_VIEW || ev->type == XS_CLICK_RECOMMENDATION_CLICK)) {
             uint64_t j = xs_hash_str(ev->item_id);
             if ((err = remember_name(e, j, ev->item_id, errstr, errstr_size)))
                 return err;
@@ -1589,8 +1376,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int n_want = SP->list_len[placement];
     if (n_want > XS_LIST_MAX_ITEMS)
         n_want = XS_LIST_MAX_ITEMS;
-    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, true, list, errstr,
-                     errstr_size)))
+    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, list, errstr, errstr_size)))
         return err;
     uint32_t h = list_hash(list);
     int64_t suppress = (int64_t)(SP->suppress_minutes * 60e3);
@@ -1611,8 +1397,8 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
                              xs_list_t *list, char *errstr, size_t errstr_size)
 {
     cached_user_t *u = NULL;
-    xs_err_t err = get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr,
-                            errstr_size);
+    xs_err_t err =
+        get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr, errstr_size);
     if (err)
         return err;
     int arm = e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, user_id) : -1;
@@ -1638,7 +1424,7 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
     if ((err = set_str(&list->model_name, e->model_name)) ||
         (err = set_str(&list->model_version, e->model_version)))
         return err;
-    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, false, list, errstr,
+    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, list, errstr,
                  errstr_size);
 }
 
@@ -1646,8 +1432,8 @@ xs_err_t xs_engine_has_user(xs_engine_t *e, uint16_t partition, const char *user
                             char *errstr, size_t errstr_size)
 {
     cached_user_t *u = NULL;
-    xs_err_t err = get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr,
-                            errstr_size);
+    xs_err_t err =
+        get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr, errstr_size);
     *found = u != NULL;
     return err;
 }
@@ -1685,8 +1471,8 @@ void xs_item_info_clear(xs_item_info_t *info)
 }
 
 xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
-                              xs_neighbour_t **out, int *n_out, xs_item_info_t *info,
-                              char *errstr, size_t errstr_size)
+                              xs_neighbour_t **out, int *n_out, xs_item_info_t *info, char *errstr,
+                              size_t errstr_size)
 {
     *out = NULL;
     *n_out = 0;
@@ -1840,10 +1626,10 @@ void xs_engine_trim(xs_engine_t *e)
             if (!maps[m]->keys[i])
                 continue;
             void *v = maps[m]->vals[i];
-            bool dirty = m == 0 ? ((cached_user_t *)v)->dirty
+            bool dirty = m == 0   ? ((cached_user_t *)v)->dirty
                          : m == 1 ? ((cached_item_t *)v)->dirty
                                   : ((cached_name_t *)v)->dirty;
-            uint64_t tick = m == 0 ? ((cached_user_t *)v)->tick
+            uint64_t tick = m == 0   ? ((cached_user_t *)v)->tick
                             : m == 1 ? ((cached_item_t *)v)->tick
                                      : ((cached_name_t *)v)->tick;
             if (!dirty)
@@ -1904,5 +1690,4 @@ void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
 void xs_engine_drop_cache(xs_engine_t *e)
 {
     free_all(e);
-    free_memo(e); /* derived from state that may have been dropped */
 }

@@ -26,21 +26,9 @@
  * Only decay and windows in event time: replaying the same input gives the
  * same state and the same lists.
  *
- * Neighbour lists (freshness). The scorer does not rank an item's whole
- * sketch on every trigger: it uses the item's top 64 neighbours per class
- * by similarity, memoised in memory (never stored) with the global epoch E
- * (item-stage changes applied by this engine: user counts, pair counts,
- * user totals) and the item's version V at which they were computed. A memo
- * is used only while nothing it depends on changed (E and V unchanged), so
- * a list is always the one computed from the current counts: lists, and the
- * list hashes kept in profiles for suppression, do not depend on when the
- * engine started, and a crash, a restart or a replay gives the same state.
- * (A memo that tolerates bounded staleness was measured faster, but it made
- * the stored suppression hashes depend on restarts; the replay test catches
- * that.) Queries (xs_engine_recommend, HTTP) never change the memo. An
- * experiment arm with its own similarity, min_support or llr_min, and the
- * exact reference mode, rank the whole sketch directly. The memo holds at
- * most cache_bytes / 4 of lists (all when cache_bytes is 0).
+ * Neighbour ranking: on every trigger the scorer ranks each context item's
+ * whole sketch from the current counts (no memo: a list never depends on
+ * what the engine computed earlier or on when it started).
  */
 #ifndef XSELL_ENGINE_H
 #define XSELL_ENGINE_H
