@@ -66,6 +66,9 @@ static const key_def_t keys[] = {
      "Minimum co-occurrence count (guaranteed lower bound) for a neighbour."},
     {"model.viewed_weight", T_DOUBLE, "0.3", 0, 10, NULL,
      "Weight of VIEWED_TOGETHER evidence relative to BOUGHT_TOGETHER."},
+    {"model.normalize", T_BOOL, "false", 0, 0, NULL,
+     "Scale each context item's neighbour similarities to a maximum of 1, so the context "
+     "weights (trigger, cart, purchases, views) rather than the raw LLR magnitudes decide."},
     {"model.category_boost", T_DOUBLE, "0.2", 0, 10, NULL,
      "Score boost for candidates in the user's favourite categories."},
     {"list.length.product_page", T_INT, "4", 0, 20, NULL, "Items on PRODUCT_PAGE lists."},
@@ -244,7 +247,7 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
         }
         static const char *const arm_keys[] = {
             "model.similarity", "model.llr_min", "model.min_support", "model.viewed_weight",
-            "model.category_boost", "list.length.product_page", "list.length.cart",
+            "model.category_boost", "model.normalize", "list.length.product_page", "list.length.cart",
             "list.length.checkout", "list.length.post_purchase", "list.category_cap",
             "list.rebuy_days", "list.suppress_minutes", "list.trending_backfill"};
         for (size_t i = 0; i < XS_ARRAY_SIZE(arm_keys); i++)

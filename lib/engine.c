@@ -71,6 +71,11 @@ typedef struct candidate {
     const cached_item_t *st;
 } candidate_t;
 
+typedef struct sim {
+    uint64_t item;
+    double sim;
+} sim_t;
+
 typedef struct ctx_item {
     uint64_t item;
     double w;
@@ -83,6 +88,8 @@ struct xs_engine {
     bool exact_pairs;
     xs_ss_entry_t *exact_scratch;
     size_t cap_exact_scratch;
+    sim_t *sims; /* scorer scratch: one context item's similarities */
+    size_t cap_sims;
     xs_backend_t backend;
     bool has_backend;
     size_t cache_budget;
@@ -588,6 +595,7 @@ void xs_engine_destroy(xs_engine_t *e)
     free(e->deltas);
     free(e->cands);
     free(e->exact_scratch);
+    free(e->sims);
     xs_buf_free(&e->val);
     free(e->model_name);
     free(e->model_version);
@@ -985,6 +993,17 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                 double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
                 if (cw <= 0)
                     continue;
+                /* Two passes: the similarities first (their maximum scales
+                 * them when normalising), then the contributions. */
+                double max_sim = 0;
+                int n_sim = 0;
+                if ((size_t)n_en > e->cap_sims) {
+                    sim_t *v = realloc(e->sims, (size_t)n_en * sizeof(*v));
+                    if (!v)
+                        return XS_ERR_NOMEM;
+                    e->sims = v;
+                    e->cap_sims = (size_t)n_en;
+                }
                 for (int k = 0; k < n_en; k++) {
                     uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
                     if (cnt < (uint32_t)P->min_support)
@@ -997,10 +1016,16 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                                                P->llr_min);
                     if (sim <= 0)
                         continue;
-                    candidate_t *cd = cand_get(e, en[k].item);
+                    e->sims[n_sim++] = (sim_t){en[k].item, sim};
+                    if (sim > max_sim)
+                        max_sim = sim;
+                }
+                double scale = P->normalize && max_sim > 0 ? cw / max_sim : cw;
+                for (int k = 0; k < n_sim; k++) {
+                    candidate_t *cd = cand_get(e, e->sims[k].item);
                     if (!cd)
                         return XS_ERR_NOMEM;
-                    double contrib = cw * sim;
+                    double contrib = scale * e->sims[k].sim;
                     cd->score += contrib;
                     if (cls == XS_CLASS_BOUGHT)
                         cd->bought += contrib;

@@ -20,6 +20,9 @@ static void apply(xs_params_t *P, const char *key, const char *v)
         P->min_support = atoi(v);
     else if (!strcmp(key, "model.viewed_weight"))
         P->viewed_weight = atof(v);
+    else if (!strcmp(key, "model.normalize"))
+        P->normalize = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") ||
+                       !strcmp(v, "on");
     else if (!strcmp(key, "model.category_boost"))
         P->category_boost = atof(v);
     else if (!strcmp(key, "list.length.product_page"))
@@ -46,7 +49,7 @@ static void apply(xs_params_t *P, const char *key, const char *v)
 
 static const char *const scoring_keys[] = {
     "model.similarity",        "model.llr_min",      "model.min_support",
-    "model.viewed_weight",     "model.category_boost", "list.length.product_page",
+    "model.viewed_weight",     "model.category_boost", "model.normalize", "list.length.product_page",
     "list.length.cart",        "list.length.checkout", "list.length.post_purchase",
     "list.category_cap",       "list.rebuy_days",    "list.suppress_minutes",
     "list.trending_backfill"};

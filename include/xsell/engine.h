@@ -63,6 +63,7 @@ typedef struct xs_params {
     double llr_min;           /* LLR threshold for llr-cosine */
     int min_support;          /* minimum co-occurrence count for a neighbour */
     double viewed_weight;     /* weight of VIEWED_TOGETHER relative to BOUGHT_TOGETHER */
+    bool normalize;           /* scale each context item's similarities to a maximum of 1 */
     double category_boost;    /* score *= 1 + boost * (category affinity / max affinity) */
     double w_trigger, w_cart, w_purchase, w_view; /* context weights */
     int max_context;          /* context items considered */
