@@ -66,6 +66,7 @@ typedef struct pair_delta {
 typedef struct candidate {
     uint64_t item;
     double score, bought, viewed;
+    double final; /* score after the category boost (rules passed) */
     uint64_t because[XS_BECAUSE_MAX];
     double because_w[XS_BECAUSE_MAX];
     const cached_item_t *st;
@@ -113,7 +114,12 @@ struct xs_engine {
     size_t n_deltas, cap_deltas;
     candidate_t *cands;
     size_t n_cands, cap_cands;
-    xs_hmap_t cand_index;
+    /* candidate index: open addressing over positions in cands, valid where
+     * cand_gen equals gen (so starting a list clears nothing) */
+    uint32_t *cand_pos, *cand_gen;
+    size_t cand_slots;
+    uint32_t gen;
+    uint32_t *heap, *fin; /* selection scratch, cap_cands each */
     xs_buf_t val;
 
     xs_engine_stats_t st;
@@ -591,9 +597,12 @@ void xs_engine_destroy(xs_engine_t *e)
     if (!e)
         return;
     free_all(e);
-    xs_hmap_free(&e->cand_index);
     free(e->deltas);
     free(e->cands);
+    free(e->cand_pos);
+    free(e->cand_gen);
+    free(e->heap);
+    free(e->fin);
     free(e->exact_scratch);
     free(e->sims);
     xs_buf_free(&e->val);
@@ -737,6 +746,78 @@ static const xs_ss_entry_t *pairs_of(xs_engine_t *e, const cached_item_t *ci, in
     return e->exact_scratch;
 }
 
+/* Similarity of a sketch entry of item i (n_i users) with n_j, n_all. */
+static double entry_sim(const xs_params_t *P, const xs_ss_entry_t *en, double n_i, double n_j,
+                        double n_all)
+{
+    uint32_t cnt = en->count - en->err; /* guaranteed lower bound */
+    if (cnt < (uint32_t)P->min_support)
+        return 0;
+    return xs_similarity(P->similarity, cnt, n_i, n_j, n_all, P->llr_min);
+}
+
+/* Re-ranks the entry at idx of it's list after a co-occurrence with j. */
+static void top_update(const xs_engine_t *e, xs_item_t *it, xs_class_t cls, int idx, double n_j,
+                       double n_all)
+{
+    const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[idx];
+    xs_item_top_set(it, cls, idx, entry_sim(&e->params, en, it->n_users[cls], n_j, n_all));
+}
+
+/* Re-scores the sketch entry at the item's sweep cursor (other than `skip`,
+ * just scored) with its neighbour's current count, and advances the cursor. */
+static xs_err_t sweep_one(xs_engine_t *e, xs_item_t *it, xs_class_t cls, int skip, double n_all,
+                          char *errstr, size_t errstr_size)
+{
+    int n = it->n_pairs[cls], pos = it->sweep[cls];
+    if (pos >= n)
+        pos = 0;
+    if (pos == skip && ++pos >= n)
+        pos = 0;
+    it->sweep[cls] = (uint8_t)(pos + 1 < n ? pos + 1 : 0);
+    if (pos == skip)
+        return XS_OK;
+    const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[pos];
+    cached_item_t *cj = NULL;
+    xs_err_t err = get_item(e, en->item, false, &cj, errstr, errstr_size);
+    if (err)
+        return err;
+    double n_j = cj ? cj->st.n_users[cls] : en->count - en->err;
+    xs_item_top_set(it, cls, pos, entry_sim(&e->params, en, it->n_users[cls], n_j, n_all));
+    return XS_OK;
+}
+
+/* Lists ranked whole last with fewer than half the users of now (or never). */
+static bool lists_stale(const xs_engine_t *e, const cached_item_t *c)
+{
+    return e->users_total > 2 * c->st.scored_at;
+}
+
+/*
+ * Ranks an item's lists anew from its whole sketch and the current counts of
+ * its neighbours (sketch.h, "Neighbour lists").
+ */
+static xs_err_t rescore_all(xs_engine_t *e, cached_item_t *c, char *errstr, size_t errstr_size)
+{
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        const xs_ss_entry_t *en = xs_item_pairs_const(&c->st, (xs_class_t)cls);
+        double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
+        xs_item_top_clear(&c->st, (xs_class_t)cls);
+        for (int k = 0; k < c->st.n_pairs[cls]; k++) {
+            cached_item_t *cj = NULL;
+            xs_err_t err = get_item(e, en[k].item, false, &cj, errstr, errstr_size);
+            if (err)
+                return err;
+            double n_j = cj ? cj->st.n_users[cls] : en[k].count - en[k].err;
+            xs_item_top_set(&c->st, (xs_class_t)cls, k,
+                            entry_sim(&e->params, &en[k], c->st.n_users[cls], n_j, n_all));
+        }
+    }
+    c->st.scored_at = e->users_total;
+    c->dirty = true;
+    return XS_OK;
+}
+
 static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
@@ -758,8 +839,18 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
                 (err = exact_add(&b->exact[d->cls], d->a)))
                 break;
         } else {
-            xs_item_add_pair(&a->st, (xs_class_t)d->cls, d->b);
-            xs_item_add_pair(&b->st, (xs_class_t)d->cls, d->a);
+            xs_class_t cls = (xs_class_t)d->cls;
+            if ((lists_stale(e, a) && (err = rescore_all(e, a, errstr, errstr_size))) ||
+                (lists_stale(e, b) && (err = rescore_all(e, b, errstr, errstr_size))))
+                break;
+            int ia = xs_item_add_pair(&a->st, cls, d->b);
+            int ib = xs_item_add_pair(&b->st, cls, d->a);
+            double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
+            top_update(e, &a->st, cls, ia, b->st.n_users[cls], n_all);
+            top_update(e, &b->st, cls, ib, a->st.n_users[cls], n_all);
+            if ((err = sweep_one(e, &a->st, cls, ia, n_all, errstr, errstr_size)) ||
+                (err = sweep_one(e, &b->st, cls, ib, n_all, errstr, errstr_size)))
+                break;
         }
         a->dirty = true;
         b->dirty = true;
@@ -798,83 +889,97 @@ static int cmp_ctx(const void *a, const void *b)
     return x->item < y->item ? -1 : x->item > y->item;
 }
 
-static int cmp_cand(const void *a, const void *b)
+/* Makes room for n candidates: the array, the selection scratch and an
+ * index of at least 2n slots; starts a new generation of the index. */
+static xs_err_t cand_begin(xs_engine_t *e, size_t n)
 {
-    const candidate_t *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return x->item < y->item ? -1 : x->item > y->item;
-}
-
-/* Partial quickselect: afterwards the m best candidates (by cmp_cand) are
- * in c[0..r), r >= m, in no particular order; returns r (n when it gives up
- * on a degenerate partition, which leaves the caller a full sort). */
-static size_t select_top(candidate_t *c, size_t n, size_t m)
-{
-    size_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        /* median of three as the pivot */
-        size_t mid = lo + (hi - lo) / 2;
-        candidate_t *a = &c[lo], *b = &c[mid], *d = &c[hi - 1], *p = b;
-        if (cmp_cand(a, b) > 0)
-            p = cmp_cand(a, d) > 0 ? (cmp_cand(b, d) > 0 ? b : d) : a;
-        else
-            p = cmp_cand(b, d) > 0 ? (cmp_cand(a, d) > 0 ? a : d) : b;
-        candidate_t pivot = *p, t;
-        size_t i = lo, j = hi - 1;
-        /* Hoare partition with a copied pivot */
-        for (;;) {
-            while (cmp_cand(&c[i], &pivot) < 0)
-                i++;
-            while (cmp_cand(&c[j], &pivot) > 0)
-                j--;
-            if (i >= j)
-                break;
-            t = c[i];
-            c[i] = c[j];
-            c[j] = t;
-            i++;
-            j--;
-        }
-        size_t split = j + 1; /* c[lo..split) <= pivot <= c[split..hi) */
-        if (split <= lo || split >= hi)
-            return n;
-        if (m <= split)
-            hi = split;
-        else
-            lo = split;
-    }
-    return hi > m ? hi : m;
-}
-
-static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
-{
-    void *v = xs_hmap_get(&e->cand_index, item);
-    if (v)
-        return &e->cands[(uintptr_t)v - 1];
-    if (e->n_cands == e->cap_cands) {
-        size_t cap = e->cap_cands ? e->cap_cands * 2 : 256;
+    if (n > e->cap_cands) {
+        size_t cap = e->cap_cands ? e->cap_cands : 256;
+        while (cap < n)
+            cap *= 2;
         candidate_t *c = realloc(e->cands, cap * sizeof(*c));
-        if (!c)
-            return NULL;
-        e->cands = c;
+        if (c)
+            e->cands = c;
+        uint32_t *h = realloc(e->heap, cap * sizeof(*h));
+        if (h)
+            e->heap = h;
+        uint32_t *f = realloc(e->fin, cap * sizeof(*f));
+        if (f)
+            e->fin = f;
+        if (!c || !h || !f)
+            return XS_ERR_NOMEM;
         e->cap_cands = cap;
     }
-    candidate_t *c = &e->cands[e->n_cands++];
-    memset(c, 0, sizeof(*c));
-    c->item = item;
-    if (xs_hmap_put(&e->cand_index, item, (void *)(uintptr_t)e->n_cands) != XS_OK) {
-        e->n_cands--;
-        return NULL;
+    if (e->cand_slots < 2 * e->cap_cands) {
+        size_t slots = 2 * e->cap_cands;
+        uint32_t *pos = malloc(slots * sizeof(*pos)), *gen = calloc(slots, sizeof(*gen));
+        if (!pos || !gen) {
+            free(pos);
+            free(gen);
+            return XS_ERR_NOMEM;
+        }
+        free(e->cand_pos);
+        free(e->cand_gen);
+        e->cand_pos = pos;
+        e->cand_gen = gen;
+        e->cand_slots = slots;
+        e->gen = 0;
     }
-    return c;
+    if (++e->gen == 0) { /* wrapped: forget every slot */
+        memset(e->cand_gen, 0, e->cand_slots * sizeof(*e->cand_gen));
+        e->gen = 1;
+    }
+    e->n_cands = 0;
+    return XS_OK;
 }
 
-static void cand_reset(xs_engine_t *e)
+/* The candidate of item, added when new (cand_begin reserved the room). */
+static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
 {
-    for (size_t i = 0; i < e->n_cands; i++)
-        xs_hmap_del(&e->cand_index, e->cands[i].item);
-    e->n_cands = 0;
+    size_t mask = e->cand_slots - 1;
+    for (size_t i = (size_t)((item * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & mask;;
+         i = (i + 1) & mask) {
+        if (e->cand_gen[i] != e->gen) {
+            candidate_t *c = &e->cands[e->n_cands];
+            memset(c, 0, sizeof(*c));
+            c->item = item;
+            e->cand_gen[i] = e->gen;
+            e->cand_pos[i] = (uint32_t)e->n_cands++;
+            return c;
+        }
+        candidate_t *c = &e->cands[e->cand_pos[i]];
+        if (c->item == item)
+            return c;
+    }
+}
+
+/* a ranks before b by raw score (ties: smaller item). */
+static bool raw_before(const candidate_t *a, const candidate_t *b)
+{
+    return a->score > b->score || (a->score == b->score && a->item < b->item);
+}
+
+/* a ranks before b by final score (ties: smaller item). */
+static bool final_before(const candidate_t *a, const candidate_t *b)
+{
+    return a->final > b->final || (a->final == b->final && a->item < b->item);
+}
+
+static void heap_down(const candidate_t *c, uint32_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, best = i;
+        if (l < n && raw_before(&c[h[l]], &c[h[best]]))
+            best = l;
+        if (l + 1 < n && raw_before(&c[h[l + 1]], &c[h[best]]))
+            best = l + 1;
+        if (best == i)
+            return;
+        uint32_t t = h[i];
+        h[i] = h[best];
+        h[best] = t;
+        i = best;
+    }
 }
 
 static void because_add(candidate_t *c, uint64_t ctx, double w)
@@ -948,11 +1053,13 @@ static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, si
 
 /*
  * The scorer. ctx holds the trigger items already (weight w_trigger); the
- * profile adds cart, purchases and views. Fills list->items.
+ * profile adds cart, purchases and views. Fills list->items. With refresh
+ * (event processing, never queries), context items whose lists are stale
+ * are ranked anew and stored.
  */
 static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *p, ctx_item_t *ctx,
-                      int n_ctx, xs_placement_t placement, int n_want, int64_t now, xs_list_t *list,
-                      char *errstr, size_t errstr_size)
+                      int n_ctx, xs_placement_t placement, int n_want, int64_t now, bool refresh,
+                      xs_list_t *list, char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
     const int ctx_cap = 64;
@@ -977,26 +1084,65 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
     }
     int n_use = n_ctx < P->max_context ? n_ctx : P->max_context;
 
-    cand_reset(e);
+    /* Neighbours: the items' lists (built by the item stage with the
+     * learning parameters), or, for an arm that ranks differently and in
+     * reference mode, every sketch entry ranked now. */
+    const xs_params_t *LP = &e->params;
+    bool lists = !e->exact_pairs && P->similarity == LP->similarity &&
+                 P->llr_min == LP->llr_min && P->min_support == LP->min_support;
+    cached_item_t *cis[64];
+    size_t bound = 0;
     if (!P->popularity_only) {
         for (int c = 0; c < n_use; c++) {
-            cached_item_t *ci = NULL;
-            if ((err = get_item(e, ctx[c].item, false, &ci, errstr, errstr_size)) != XS_OK)
+            if ((err = get_item(e, ctx[c].item, false, &cis[c], errstr, errstr_size)) != XS_OK)
                 return err;
-            if (!ci)
+            if (!cis[c])
                 continue;
+            if (lists && refresh && lists_stale(e, cis[c]) &&
+                (err = rescore_all(e, cis[c], errstr, errstr_size)) != XS_OK)
+                return err;
             for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+                int n = 0;
+                if (lists)
+                    xs_item_top(&cis[c]->st, (xs_class_t)cls, &n);
+                else
+                    pairs_of(e, cis[c], cls, &n);
+                bound += (size_t)n;
+            }
+        }
+    }
+    if ((err = cand_begin(e, bound + 1)) != XS_OK)
+        return err;
+    for (int c = 0; c < n_use && !P->popularity_only; c++) {
+        cached_item_t *ci = cis[c];
+        if (!ci)
+            continue;
+        for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+            double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
+            if (cw <= 0)
+                continue;
+            int n_sim = 0;
+            double max_sim = 0;
+            if (lists) {
+                int nt = 0;
+                const xs_top_t *t = xs_item_top(&ci->st, (xs_class_t)cls, &nt);
+                if ((size_t)nt > e->cap_sims) {
+                    sim_t *v = realloc(e->sims, (size_t)nt * sizeof(*v));
+                    if (!v)
+                        return XS_ERR_NOMEM;
+                    e->sims = v;
+                    e->cap_sims = (size_t)nt;
+                }
+                for (int k = 0; k < nt; k++) {
+                    e->sims[n_sim++] = (sim_t){t[k].item, t[k].sim};
+                    if (t[k].sim > max_sim)
+                        max_sim = t[k].sim;
+                }
+            } else {
                 int n_en = 0;
                 const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
                 double n_all =
                     cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
-                double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
-                if (cw <= 0)
-                    continue;
-                /* Two passes: the similarities first (their maximum scales
-                 * them when normalising), then the contributions. */
-                double max_sim = 0;
-                int n_sim = 0;
                 if ((size_t)n_en > e->cap_sims) {
                     sim_t *v = realloc(e->sims, (size_t)n_en * sizeof(*v));
                     if (!v)
@@ -1005,39 +1151,39 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                     e->cap_sims = (size_t)n_en;
                 }
                 for (int k = 0; k < n_en; k++) {
-                    uint32_t cnt = en[k].count - en[k].err; /* guaranteed lower bound */
-                    if (cnt < (uint32_t)P->min_support)
+                    if (en[k].count - en[k].err < (uint32_t)P->min_support)
                         continue;
                     cached_item_t *cj = NULL;
                     if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)) != XS_OK)
                         return err;
-                    double n_j = cj ? cj->st.n_users[cls] : cnt;
-                    double sim = xs_similarity(P->similarity, cnt, ci->st.n_users[cls], n_j, n_all,
-                                               P->llr_min);
+                    double n_j = cj ? cj->st.n_users[cls] : en[k].count - en[k].err;
+                    double sim = entry_sim(P, &en[k], ci->st.n_users[cls], n_j, n_all);
                     if (sim <= 0)
                         continue;
                     e->sims[n_sim++] = (sim_t){en[k].item, sim};
                     if (sim > max_sim)
                         max_sim = sim;
                 }
-                double scale = P->normalize && max_sim > 0 ? cw / max_sim : cw;
-                for (int k = 0; k < n_sim; k++) {
-                    candidate_t *cd = cand_get(e, e->sims[k].item);
-                    if (!cd)
-                        return XS_ERR_NOMEM;
-                    double contrib = scale * e->sims[k].sim;
-                    cd->score += contrib;
-                    if (cls == XS_CLASS_BOUGHT)
-                        cd->bought += contrib;
-                    else
-                        cd->viewed += contrib;
-                    because_add(cd, ctx[c].item, contrib);
-                }
+            }
+            double scale = P->normalize && max_sim > 0 ? cw / max_sim : cw;
+            for (int k = 0; k < n_sim; k++) {
+                candidate_t *cd = cand_get(e, e->sims[k].item);
+                double contrib = scale * e->sims[k].sim;
+                cd->score += contrib;
+                if (cls == XS_CLASS_BOUGHT)
+                    cd->bought += contrib;
+                else
+                    cd->viewed += contrib;
+                because_add(cd, ctx[c].item, contrib);
             }
         }
     }
 
-    /* Category boost and rules. */
+    /* Category boost and rules, best raw scores first. The boost multiplies
+     * a score by at most 1 + category_boost, so once the best remaining raw
+     * score, boosted at most, falls below the last pick of the capped list
+     * built so far, no remaining candidate can enter it: the rules and the
+     * boost (an item lookup each) run for the few candidates that can. */
     double max_cat = 0;
     if (p)
         for (int i = 0; i < p->n_cats; i++) {
@@ -1045,46 +1191,67 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             if (s > max_cat)
                 max_cat = s;
         }
-    /* The index is not needed any more: clear it before compacting the array. */
-    for (size_t i = 0; i < e->n_cands; i++)
-        xs_hmap_del(&e->cand_index, e->cands[i].item);
-    size_t kept = 0;
-    for (size_t i = 0; i < e->n_cands; i++) {
-        candidate_t *cd = &e->cands[i];
+    double bmax = max_cat > 0 && P->category_boost > 0 ? P->category_boost : 0;
+    double reach = (1.0 + bmax) * (1.0 + 1e-9);
+    candidate_t *cand = e->cands;
+    uint32_t *heap = e->heap, *fin = e->fin;
+    size_t n_heap = e->n_cands, n_fin = 0;
+    for (size_t i = 0; i < n_heap; i++)
+        heap[i] = (uint32_t)i;
+    for (size_t i = n_heap / 2; i-- > 0;)
+        heap_down(cand, heap, n_heap, i);
+    double last = -1; /* final score of the n_want-th pick, -1 while fewer */
+    while (n_heap > 0) {
+        candidate_t *cd = &cand[heap[0]];
+        if (last >= 0 && cd->score * reach < last)
+            break;
+        heap[0] = heap[--n_heap];
+        heap_down(cand, heap, n_heap, 0);
         cached_item_t *st = NULL;
         if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
             return err;
         if (!allowed(P, p, ctx, n_ctx, cd->item, st, now))
             continue;
+        cd->final = cd->score;
         if (st && st->st.category && max_cat > 0 && P->category_boost > 0) {
             for (int k = 0; k < p->n_cats; k++)
                 if (p->cats[k].cat == st->st.category)
-                    cd->score *=
+                    cd->final *=
                         1.0 + P->category_boost *
                                   xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl) /
                                   max_cat;
         }
         cd->st = st;
-        e->cands[kept++] = *cd;
+        /* insert into fin, ordered by final score */
+        size_t k = n_fin++;
+        for (; k > 0 && final_before(cd, &cand[fin[k - 1]]); k--)
+            fin[k] = fin[k - 1];
+        fin[k] = (uint32_t)(cd - cand);
+        /* the capped list of what is final so far */
+        uint64_t cats[XS_LIST_MAX_ITEMS];
+        int picks = 0;
+        last = -1;
+        for (size_t i = 0; i < n_fin && picks < n_want; i++) {
+            const candidate_t *f = &cand[fin[i]];
+            uint64_t cat = f->st ? f->st->st.category : 0;
+            if (cat && P->category_cap > 0) {
+                int same = 0;
+                for (int q = 0; q < picks; q++)
+                    same += cats[q] == cat;
+                if (same >= P->category_cap)
+                    continue;
+            }
+            cats[picks++] = cat;
+            if (picks == n_want)
+                last = f->final;
+        }
     }
-    e->n_cands = 0;
-    /* Only the best few are needed: bring the top m to the front, sort them,
-     * and sort the rest only if the category cap consumes them all. */
-    size_t m = (size_t)n_want * 4 + 8, sorted = kept;
-    if (kept > m)
-        sorted = select_top(e->cands, kept, m);
-    if (sorted)
-        qsort(e->cands, sorted, sizeof(*e->cands), cmp_cand);
 
     /* Pick with the category cap. */
     uint64_t cats[XS_LIST_MAX_ITEMS];
     int n_out = 0;
-    for (size_t i = 0; i < kept && n_out < n_want; i++) {
-        if (i == sorted) {
-            qsort(e->cands + sorted, kept - sorted, sizeof(*e->cands), cmp_cand);
-            sorted = kept;
-        }
-        candidate_t *cd = &e->cands[i];
+    for (size_t i = 0; i < n_fin && n_out < n_want; i++) {
+        candidate_t *cd = &cand[fin[i]];
         const cached_item_t *st = cd->st; /* looked up by the rules above */
         uint64_t cat = st ? st->st.category : 0;
         if (cat && P->category_cap > 0) {
@@ -1099,7 +1266,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             return err;
         list->n_items = ++n_out;
         cats[n_out - 1] = cat;
-        r->score = cd->score;
+        r->score = cd->final;
         r->source =
             cd->bought >= cd->viewed ? XS_SOURCE_BOUGHT_TOGETHER : XS_SOURCE_VIEWED_TOGETHER;
         for (int k = 0; k < XS_BECAUSE_MAX && cd->because[k]; k++) {
@@ -1401,7 +1568,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int n_want = SP->list_len[placement];
     if (n_want > XS_LIST_MAX_ITEMS)
         n_want = XS_LIST_MAX_ITEMS;
-    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, list, errstr, errstr_size)))
+    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, true, list, errstr,
+                     errstr_size)))
         return err;
     uint32_t h = list_hash(list);
     int64_t suppress = (int64_t)(SP->suppress_minutes * 60e3);
@@ -1449,7 +1617,7 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
     if ((err = set_str(&list->model_name, e->model_name)) ||
         (err = set_str(&list->model_version, e->model_version)))
         return err;
-    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, list, errstr,
+    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, false, list, errstr,
                  errstr_size);
 }
 

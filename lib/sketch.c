@@ -71,6 +71,7 @@ static void index_build(xs_item_t *it)
             sl[slot_find(e, sl, mask, e[i].item)] = (uint8_t)(i + 1);
     }
     it->indexed = true;
+    it->min_count[0] = it->min_count[1] = 0;
 }
 
 /* Removes `item` (present) by backward shift: no tombstones. */
@@ -88,7 +89,51 @@ static void slot_remove(const xs_ss_entry_t *e, uint8_t *sl, unsigned mask, uint
     sl[gap] = 0;
 }
 
-void xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
+/* Drops the list entry of sketch position idx, if any. */
+static void top_drop(xs_item_t *it, xs_class_t cls, int idx)
+{
+    xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
+    int n = it->n_top[cls];
+    for (int i = 0; i < n; i++) {
+        if (t[i].idx == idx) {
+            t[i] = t[n - 1];
+            it->n_top[cls] = (uint8_t)(n - 1);
+            return;
+        }
+    }
+}
+
+/*
+ * The entry a full summary replaces: the last one among those with the
+ * minimum count. Within one minimum level the entries at that level only
+ * leave it (counts never decrease, and the replaced entry rises above it),
+ * so the backward search resumes where it stopped, and only a new level
+ * costs a full scan: O(1) amortised, the same choice as a full scan.
+ */
+static int find_min(xs_item_t *it, xs_class_t cls, const xs_ss_entry_t *e, int n)
+{
+    for (;;) {
+        uint32_t m = it->min_count[cls];
+        if (m) {
+            for (int i = it->min_pos[cls]; i >= 0; i--) {
+                if (e[i].count == m) {
+                    it->min_pos[cls] = (int16_t)i;
+                    return i;
+                }
+            }
+        }
+        m = UINT32_MAX;
+        for (int i = 0; i < n; i++)
+            if (e[i].count < m)
+                m = e[i].count;
+        it->min_count[cls] = m ? m : 1;
+        it->min_pos[cls] = (int16_t)(n - 1);
+        if (!m) /* not reachable: counts start at 1 */
+            return n - 1;
+    }
+}
+
+int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
 {
     uint16_t cap;
     unsigned mask;
@@ -102,24 +147,74 @@ void xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
         xs_ss_entry_t *x = &e[sl[s] - 1];
         if (x->count < UINT32_MAX)
             x->count++;
-        return;
+        return sl[s] - 1;
     }
     if (n < cap) {
         e[n] = (xs_ss_entry_t){other, 1, 0};
         sl[s] = (uint8_t)(n + 1);
         it->n_pairs[cls] = (uint16_t)(n + 1);
-        return;
+        return n;
     }
     /* Replace the minimum; ties go to the later entry (the most recently
-     * replaced minimum). Only this case scans. */
-    int min = n - 1;
-    for (int i = n - 2; i >= 0; i--)
-        if (e[i].count < e[min].count)
-            min = i;
+     * replaced minimum). */
+    int min = find_min(it, cls, e, n);
     uint32_t c = e[min].count;
     slot_remove(e, sl, mask, e[min].item);
+    top_drop(it, cls, min);
     e[min] = (xs_ss_entry_t){other, c < UINT32_MAX ? c + 1 : c, c};
     sl[slot_find(e, sl, mask, other)] = (uint8_t)(min + 1);
+    return min;
+}
+
+const xs_top_t *xs_item_top(const xs_item_t *it, xs_class_t cls, int *n)
+{
+    *n = it->n_top[cls];
+    return cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
+}
+
+int xs_item_top_cap(xs_class_t cls)
+{
+    return cls == XS_CLASS_BOUGHT ? XS_TOP_BOUGHT : XS_TOP_VIEWED;
+}
+
+/* a ranks below b: lower similarity, or equal and a larger item. */
+static bool top_below(float sa, uint64_t ia, float sb, uint64_t ib)
+{
+    return sa < sb || (sa == sb && ia > ib);
+}
+
+void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
+{
+    xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
+    const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
+    int n = it->n_top[cls], cap = xs_item_top_cap(cls);
+    float f = (float)sim;
+    if (!(f > 0) || !(f <= 3.4e38f)) {
+        top_drop(it, cls, idx);
+        return;
+    }
+    uint64_t item = e[idx].item;
+    int low = -1;
+    for (int i = 0; i < n; i++) {
+        if (t[i].idx == idx) {
+            t[i].sim = f;
+            t[i].item = item;
+            return;
+        }
+        if (low < 0 || top_below(t[i].sim, t[i].item, t[low].sim, t[low].item))
+            low = i;
+    }
+    if (n < cap) {
+        t[n] = (xs_top_t){item, f, (uint8_t)idx};
+        it->n_top[cls] = (uint8_t)(n + 1);
+    } else if (top_below(t[low].sim, t[low].item, f, item)) {
+        t[low] = (xs_top_t){item, f, (uint8_t)idx};
+    }
+}
+
+void xs_item_top_clear(xs_item_t *it, xs_class_t cls)
+{
+    it->n_top[cls] = 0;
 }
 
 uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err)
@@ -154,7 +249,16 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
             err |= xs_wire_varint(out, e[i].count);
             err |= xs_wire_varint(out, e[i].err);
         }
+        int nt = 0;
+        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
+        err |= xs_wire_varint(out, (uint64_t)nt);
+        for (int i = 0; i < nt; i++) {
+            err |= xs_buf_append_u8(out, t[i].idx);
+            err |= xs_wire_f32(out, t[i].sim);
+        }
+        err |= xs_buf_append_u8(out, it->sweep[cls]);
     }
+    err |= xs_wire_varint(out, it->scored_at);
     return err ? XS_ERR_NOMEM : XS_OK;
 }
 
@@ -173,6 +277,7 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
                       XS_ITEM_VERSION);
         return XS_ERR_VERSION;
     }
+    unsigned version = r.p[1];
     r.p += 2;
     it->flags = xs_wire_get_u8(&r);
     it->category = xs_wire_get_u64(&r);
@@ -197,7 +302,32 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
             e[i].err = (uint32_t)er;
         }
         it->n_pairs[cls] = (uint16_t)n;
+        if (version < 2)
+            continue;
+        uint64_t nt = xs_wire_get_varint(&r);
+        if (nt > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
+            r.bad = true;
+            break;
+        }
+        xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
+        uint8_t seen[256 / 8] = {0};
+        for (uint64_t i = 0; i < nt && !r.bad; i++) {
+            uint8_t idx = xs_wire_get_u8(&r);
+            float f = xs_wire_get_f32(&r);
+            if (idx >= n || (seen[idx / 8] & (1u << (idx % 8))) || !(f > 0) || !(f <= 3.4e38f)) {
+                r.bad = true;
+                break;
+            }
+            seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+            t[i] = (xs_top_t){e[idx].item, f, idx};
+        }
+        it->n_top[cls] = r.bad ? 0 : (uint8_t)nt;
+        it->sweep[cls] = xs_wire_get_u8(&r);
+        if (it->sweep[cls] > n)
+            r.bad = true;
     }
+    if (version >= 2 && !r.bad)
+        it->scored_at = xs_wire_get_varint(&r);
     if (r.bad || r.p != r.end) {
         xs_item_init(it);
         xs_errstr_set(errstr, errstr_size, "corrupt item sketch (%s)",

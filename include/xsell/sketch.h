@@ -21,15 +21,39 @@
  * Catalog fields (category, in stock, repurchasable, deleted) live here too,
  * because every scoring rule that needs them already reads this record.
  *
- * Stored format (xs_item_encode), version 1:
- *   'I' | 01 | flags u8 | category u64 | varint n_bought | varint n_viewed |
+ * Neighbour lists. Besides the sketch, each class keeps the item's top
+ * neighbours by similarity (at most XS_TOP_BOUGHT / XS_TOP_VIEWED), which is
+ * what the scorer reads: it merges a few short lists per trigger instead of
+ * ranking whole sketches. The item stage maintains them incrementally: every
+ * time a pair (i, j) is counted, j's similarity in i's list is recomputed
+ * from the counts of that moment (k11 lower bound, n_i, n_j, totals) and j
+ * enters, moves within or leaves the list (xs_item_top_set). Counts move on
+ * between co-occurrences, so each update also re-scores one more entry of
+ * the sketch, round robin from a stored cursor (`sweep`): a busy item
+ * re-ranks its whole sketch every ~200 updates. A quiet item is re-ranked
+ * whole when the engine next uses it and the number of users has doubled
+ * since it last was (`scored_at`): similarities such as LLR depend on that
+ * total. All of this depends only on the input, so a list is a pure
+ * function of it: replaying the input, or restarting from any checkpoint,
+ * gives the same lists. A list entry refers to its
+ * sketch entry by position; when SpaceSaving replaces an entry, the list
+ * drops it.
+ *
+ * Stored format (xs_item_encode), version 2:
+ *   'I' | 02 | flags u8 | category u64 | varint n_bought | varint n_viewed |
  *   varint n_b | n_b x { item u64 | varint count | varint err } |
- *   varint n_v | n_v x { item u64 | varint count | varint err }
- * An entry takes at most 8 + 5 + 5 = 18 bytes (typically ~11), so with the
- * capacities below an item is at most 3 + 8 + 10 + 10 + 4 + 208 x 18 = 3,779
- * bytes: under 4 KiB. The capacities were chosen with `xsell eval`
- * (docs/EVALUATION.md): 160 bought-together entries keep the HitRate of the
- * exact, unbounded counts on the UCI Online Retail data.
+ *   varint t_b | t_b x { position u8 | similarity f32 LE } | sweep_b u8 |
+ *   varint n_v | n_v x { item u64 | varint count | varint err } |
+ *   varint t_v | t_v x { position u8 | similarity f32 LE } | sweep_v u8 |
+ *   varint scored_at
+ * Version 1 had no lists; such records decode with scored_at 0, so the
+ * engine ranks them on first use.
+ * An entry takes at most 8 + 5 + 5 = 18 bytes (typically ~11) and a list
+ * entry 5, so with the capacities below an item is at most
+ * 3 + 8 + 10 + 10 + 4 + 208 x 18 + 2 + 48 x 5 + 2 + 10 = 4,033 bytes: under 4 KiB.
+ * The capacities were chosen with `xsell eval` (docs/EVALUATION.md): 160
+ * bought-together entries keep the HitRate of the exact, unbounded counts on
+ * the UCI Online Retail data.
  */
 #ifndef XSELL_SKETCH_H
 #define XSELL_SKETCH_H
@@ -44,7 +68,13 @@ extern "C" {
 
 #define XS_SKETCH_BOUGHT_CAP 160
 #define XS_SKETCH_VIEWED_CAP 48
-#define XS_ITEM_VERSION 1
+#define XS_ITEM_VERSION 2
+#ifndef XS_TOP_BOUGHT
+#define XS_TOP_BOUGHT 32
+#endif
+#ifndef XS_TOP_VIEWED
+#define XS_TOP_VIEWED 16
+#endif
 
 typedef enum xs_class {
     XS_CLASS_BOUGHT = 0,
@@ -67,6 +97,13 @@ typedef struct xs_ss_entry {
 #define XS_SKETCH_BOUGHT_SLOTS 256
 #define XS_SKETCH_VIEWED_SLOTS 128
 
+/* One neighbour-list entry. */
+typedef struct xs_top {
+    uint64_t item; /* the sketch entry's item (not stored: derived from idx) */
+    float sim;     /* > 0 */
+    uint8_t idx;   /* position of the sketch entry */
+} xs_top_t;
+
 typedef struct xs_item {
     uint64_t category; /* hash of the category string, 0 = none */
     uint32_t n_users[XS_CLASS__COUNT];
@@ -74,11 +111,20 @@ typedef struct xs_item {
     uint16_t n_pairs[XS_CLASS__COUNT];
     xs_ss_entry_t bought[XS_SKETCH_BOUGHT_CAP];
     xs_ss_entry_t viewed[XS_SKETCH_VIEWED_CAP];
+    uint8_t n_top[XS_CLASS__COUNT];
+    uint8_t sweep[XS_CLASS__COUNT]; /* next sketch position to re-score */
+    xs_top_t top_bought[XS_TOP_BOUGHT];
+    xs_top_t top_viewed[XS_TOP_VIEWED];
+    uint64_t scored_at; /* users in total when the lists were last ranked whole */
     /* Not stored: item -> position + 1 (0 empty), valid when `indexed`.
      * Code that writes the entry arrays directly must clear `indexed`. */
     bool indexed;
     uint8_t slots_bought[XS_SKETCH_BOUGHT_SLOTS];
     uint8_t slots_viewed[XS_SKETCH_VIEWED_SLOTS];
+    /* Not stored, valid with the index: the minimum count of a full summary
+     * (0: unknown) and where the backward search for it resumes. */
+    uint32_t min_count[XS_CLASS__COUNT];
+    int16_t min_pos[XS_CLASS__COUNT];
 } xs_item_t;
 
 void xs_item_init(xs_item_t *it);
@@ -86,8 +132,24 @@ void xs_item_init(xs_item_t *it);
 xs_ss_entry_t *xs_item_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap);
 const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls);
 
-/* SpaceSaving update: counts one more co-occurrence of `other`. */
-void xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other);
+/* SpaceSaving update: counts one more co-occurrence of `other`; returns the
+ * position of its entry. When it replaces an entry, the neighbour list drops
+ * the replaced one. */
+int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other);
+
+/* The neighbour list of a class (unordered). */
+const xs_top_t *xs_item_top(const xs_item_t *it, xs_class_t cls, int *n);
+/* List capacity of a class. */
+int xs_item_top_cap(xs_class_t cls);
+/*
+ * Sets the similarity of the sketch entry at position idx: sim <= 0 removes
+ * it from the list; otherwise it is updated, added, or replaces the list's
+ * weakest entry when it ranks above it (order: similarity descending, then
+ * item ascending).
+ */
+void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim);
+/* Empties the list of a class. */
+void xs_item_top_clear(xs_item_t *it, xs_class_t cls);
 /* Count estimate and error for `other` (0, 0 when absent). */
 uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err);
 

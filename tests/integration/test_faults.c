@@ -79,7 +79,7 @@ static void test_broker_faults(void **state)
     snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
     char *argv[] = {bin, "--set", bsset, "--state-dir", dir_b, "--group", "faults",
                     "--set", "topics.output=xsell.cross-sell.fault",
-                    "--set", "commit.interval.ms=200", "--set", "http.address=",
+                    "--set", "commit.interval.ms=20", "--set", "http.address=",
                     "--set", "log.progress.seconds=1", "--until-end", NULL};
     pid_t pid = xsp_spawn(argv, log);
     assert_true(xsp_wait_log(log, "partitions assigned", pid, 60000));
@@ -119,7 +119,10 @@ static void test_broker_faults(void **state)
         kill(pid, SIGKILL);
         fail_msg("worker did not finish within 300 s after the faults stopped (log %s)", log);
     }
-    assert_true(rounds_while_running >= 8); /* the faults hit a running worker */
+    /* the faults hit a running worker: every kind, and two broker outages
+     * (frequent checkpoints keep it busy with the broker: each flushes the
+     * producer and commits) */
+    assert_true(rounds_while_running >= 5);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_true(downs >= 2);

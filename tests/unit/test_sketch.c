@@ -156,11 +156,19 @@ static void test_item_round_trip_and_bound(void **state)
     a->flags = XS_ITEM_F_CATALOG | XS_ITEM_F_REPURCHASABLE;
     a->n_users[XS_CLASS_BOUGHT] = 123456;
     a->n_users[XS_CLASS_VIEWED] = 4000000000u;
-    /* fill both summaries to capacity with worst-case counts */
+    /* fill both summaries and lists to capacity with worst-case counts */
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++)
         for (int k = 0; k < 3 * XS_SKETCH_BOUGHT_CAP; k++)
             for (int r = 0; r < (k % 7) + 1; r++)
                 xs_item_add_pair(a, (xs_class_t)cls, rng());
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        for (int k = 0; k < a->n_pairs[cls]; k++)
+            xs_item_top_set(a, (xs_class_t)cls, k, 1.0 + k);
+        a->sweep[cls] = (uint8_t)(a->n_pairs[cls] - 1);
+    }
+    a->scored_at = UINT64_MAX;
+    assert_int_equal(a->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT);
+    assert_int_equal(a->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
     xs_buf_t buf = {0};
     assert_int_equal(xs_item_encode(a, &buf), XS_OK);
     assert_true(buf.len <= 4096);
@@ -171,6 +179,14 @@ static void test_item_round_trip_and_bound(void **state)
     assert_memory_equal(b->n_pairs, a->n_pairs, sizeof(a->n_pairs));
     assert_memory_equal(b->bought, a->bought, sizeof(a->bought[0]) * a->n_pairs[0]);
     assert_memory_equal(b->viewed, a->viewed, sizeof(a->viewed[0]) * a->n_pairs[1]);
+    assert_memory_equal(b->n_top, a->n_top, sizeof(a->n_top));
+    assert_memory_equal(b->sweep, a->sweep, sizeof(a->sweep));
+    assert_true(b->scored_at == UINT64_MAX);
+    for (int i = 0; i < a->n_top[0]; i++) {
+        assert_int_equal(b->top_bought[i].idx, a->top_bought[i].idx);
+        assert_true(b->top_bought[i].sim == a->top_bought[i].sim);
+        assert_true(b->top_bought[i].item == a->bought[a->top_bought[i].idx].item);
+    }
     char errstr[128];
     buf.data[1] = XS_ITEM_VERSION + 1;
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, errstr, sizeof(errstr)),
@@ -183,6 +199,143 @@ static void test_item_round_trip_and_bound(void **state)
     free(b);
 }
 
+/* The SpaceSaving of before the position index: linear search, full scan
+ * for the minimum (ties: the last entry). */
+typedef struct ref_ss {
+    xs_ss_entry_t e[XS_SKETCH_VIEWED_CAP];
+    int n;
+} ref_ss_t;
+
+static void ref_add(ref_ss_t *r, uint64_t x)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->e[i].item == x) {
+            r->e[i].count++;
+            return;
+        }
+    if (r->n < XS_SKETCH_VIEWED_CAP) {
+        r->e[r->n++] = (xs_ss_entry_t){x, 1, 0};
+        return;
+    }
+    int min = r->n - 1;
+    for (int i = r->n - 2; i >= 0; i--)
+        if (r->e[i].count < r->e[min].count)
+            min = i;
+    uint32_t c = r->e[min].count;
+    r->e[min] = (xs_ss_entry_t){x, c + 1, c};
+}
+
+/* The resumed search for the minimum replaces exactly the entries a full
+ * scan would, and the position returned is the updated entry's. */
+static void test_min_search_matches_full_scan(void **state)
+{
+    (void)state;
+    enum { N_ITEMS = 2000 };
+    double cdf[N_ITEMS], total = 0, acc = 0;
+    for (int i = 0; i < N_ITEMS; i++)
+        total += 1.0 / pow(i + 1, 0.9);
+    for (int i = 0; i < N_ITEMS; i++)
+        cdf[i] = (acc += 1.0 / pow(i + 1, 0.9) / total);
+    xs_item_t *it = malloc(sizeof(*it));
+    ref_ss_t *ref = calloc(1, sizeof(*ref));
+    xs_item_init(it);
+    for (int k = 0; k < 200000; k++) {
+        uint64_t x = zipf(cdf, N_ITEMS);
+        ref_add(ref, x);
+        int pos = xs_item_add_pair(it, XS_CLASS_VIEWED, x);
+        assert_true(it->viewed[pos].item == x);
+        if (k % 997 == 0) {
+            assert_int_equal(it->n_pairs[XS_CLASS_VIEWED], ref->n);
+            assert_memory_equal(it->viewed, ref->e, sizeof(ref->e[0]) * (size_t)ref->n);
+        }
+    }
+    assert_memory_equal(it->viewed, ref->e, sizeof(ref->e[0]) * (size_t)ref->n);
+    free(ref);
+    free(it);
+}
+
+/* Neighbour lists: capacity, order, removal, and entries replaced in the sketch. */
+static void test_top_lists(void **state)
+{
+    (void)state;
+    xs_item_t *it = malloc(sizeof(*it));
+    xs_item_init(it);
+    for (uint64_t x = 1; x <= XS_SKETCH_VIEWED_CAP; x++)
+        xs_item_add_pair(it, XS_CLASS_VIEWED, x);
+    /* more candidates than room: the best XS_TOP_VIEWED stay */
+    for (int k = 0; k < XS_SKETCH_VIEWED_CAP; k++)
+        xs_item_top_set(it, XS_CLASS_VIEWED, k, (double)(k % 20) + 1);
+    int n = 0;
+    const xs_top_t *t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    assert_int_equal(n, XS_TOP_VIEWED);
+    double lowest = 1e9;
+    for (int i = 0; i < n; i++) {
+        assert_true(t[i].item == it->viewed[t[i].idx].item);
+        lowest = t[i].sim < lowest ? t[i].sim : lowest;
+    }
+    /* 48 entries with sims 1..20 (two of each of 9..20): the 16 kept are 13..20 */
+    assert_true(lowest == 13);
+    /* an update changes the similarity in place; <= 0 removes */
+    int idx = t[0].idx;
+    xs_item_top_set(it, XS_CLASS_VIEWED, idx, 100);
+    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    assert_int_equal(n, XS_TOP_VIEWED);
+    assert_true(t[0].sim == 100);
+    xs_item_top_set(it, XS_CLASS_VIEWED, idx, 0);
+    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    assert_int_equal(n, XS_TOP_VIEWED - 1);
+    for (int i = 0; i < n; i++)
+        assert_int_not_equal(t[i].idx, idx);
+    /* a weaker entry does not displace a full list's weakest; a stronger one does */
+    xs_item_top_set(it, XS_CLASS_VIEWED, idx, 1);
+    assert_int_equal(it->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
+    int outside = -1;
+    for (int k = 0; k < XS_SKETCH_VIEWED_CAP && outside < 0; k++) {
+        bool in = false;
+        for (int i = 0; i < n; i++)
+            in |= it->top_viewed[i].idx == k;
+        if (!in)
+            outside = k;
+    }
+    assert_true(outside >= 0);
+    xs_item_top_set(it, XS_CLASS_VIEWED, outside, 0.5);
+    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    assert_int_equal(n, XS_TOP_VIEWED);
+    for (int i = 0; i < n; i++)
+        assert_true(t[i].sim >= 1);
+    /* a new item replaces the sketch's minimum: the list forgets that entry */
+    int before = it->n_top[XS_CLASS_VIEWED];
+    int pos = xs_item_add_pair(it, XS_CLASS_VIEWED, 999999);
+    assert_true(it->viewed[pos].item == 999999);
+    bool listed = false;
+    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    for (int i = 0; i < n; i++) {
+        listed |= t[i].idx == pos;
+        assert_true(t[i].item == it->viewed[t[i].idx].item);
+    }
+    assert_false(listed);
+    assert_true(n == before || n == before - 1);
+    /* the decoder refuses duplicate or out-of-range positions and bad similarities */
+    xs_buf_t buf = {0};
+    assert_int_equal(xs_item_encode(it, &buf), XS_OK);
+    xs_item_t *b = malloc(sizeof(*b));
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_memory_equal(b->top_viewed, it->top_viewed, sizeof(it->top_viewed[0]) * (size_t)n);
+    /* locate the viewed list: its count byte follows the viewed entries */
+    size_t at = buf.len - 1 - 1 - (size_t)n * 5 - 1; /* scored_at 0 (1 byte), sweep, list, count */
+    assert_int_equal(buf.data[at], n);
+    buf.data[at + 1 + 5] = buf.data[at + 1]; /* second position = first */
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    buf.data[at + 1 + 5] = XS_SKETCH_VIEWED_CAP; /* out of range */
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    buf.data[at + 1 + 5] = (uint8_t)((buf.data[at + 1] + 1) % XS_SKETCH_VIEWED_CAP);
+    memset(&buf.data[at + 1 + 1], 0xff, 4); /* a NaN similarity */
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    xs_buf_free(&buf);
+    free(b);
+    free(it);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +344,8 @@ int main(void)
         cmocka_unit_test(test_llr_hand_computed),
         cmocka_unit_test(test_similarities),
         cmocka_unit_test(test_item_round_trip_and_bound),
+        cmocka_unit_test(test_min_search_matches_full_scan),
+        cmocka_unit_test(test_top_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
