@@ -72,6 +72,13 @@ typedef struct candidate {
     const cached_item_t *st;
 } candidate_t;
 
+/* A candidate's raw score and item, and its position, for the selection. */
+typedef struct heap_ent {
+    double score;
+    uint64_t item;
+    uint32_t pos;
+} heap_ent_t;
+
 typedef struct sim {
     uint64_t item;
     double sim;
@@ -119,7 +126,8 @@ struct xs_engine {
     uint32_t *cand_pos, *cand_gen;
     size_t cand_slots;
     uint32_t gen;
-    uint32_t *heap, *fin; /* selection scratch, cap_cands each */
+    heap_ent_t *heap; /* selection scratch, cap_cands each */
+    uint32_t *fin;
     xs_buf_t val;
 
     xs_engine_stats_t st;
@@ -651,15 +659,6 @@ static xs_err_t push_delta(xs_engine_t *e, uint64_t a, uint64_t b, xs_class_t cl
     return XS_OK;
 }
 
-static int cmp_recent(const void *a, const void *b)
-{
-    const xs_profile_item_t *x = *(const xs_profile_item_t *const *)a;
-    const xs_profile_item_t *y = *(const xs_profile_item_t *const *)b;
-    if (x->ts != y->ts)
-        return x->ts > y->ts ? -1 : 1;
-    return x->item < y->item ? -1 : x->item > y->item;
-}
-
 /*
  * Applies one item interaction to the profile and emits pair deltas: the
  * window is computed before the touch, so j pairs with what came before it.
@@ -669,27 +668,39 @@ static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signa
 {
     const xs_params_t *P = &e->params;
     double hl = P->half_life_hours * 3600e3;
-    int64_t horizon = now - (int64_t)(P->window_hours * 3600e3);
-    const xs_profile_item_t *win[XS_PROFILE_MAX_ITEMS];
+    int found = xs_profile_find(p, j);
+    xs_signal_t before = found < 0 ? XS_SIG_NONE : (xs_signal_t)p->items[found].signal;
+    bool pairs = before == XS_SIG_NONE || (before < XS_SIG_CART && sig >= XS_SIG_CART);
+    /* The window (only when pairs are due): the kmax most recent other items
+     * within the time window, most recent first (ties: smaller item first). */
+    struct win_ent {
+        int64_t ts;
+        uint64_t item;
+        uint8_t sig;
+    } win[XS_PROFILE_MAX_ITEMS];
     int n_win = 0;
-    for (int i = 0; i < p->n_items; i++)
-        if (p->items[i].item != j && p->items[i].ts >= horizon)
-            win[n_win++] = &p->items[i];
-    /* insertion sort (n <= 32): the same order as qsort with cmp_recent, which
-     * is total because items are distinct */
-    for (int i = 1; i < n_win; i++)
-        for (int k = i; k > 0 && cmp_recent(&win[k], &win[k - 1]) < 0; k--) {
-            const xs_profile_item_t *t = win[k];
-            win[k] = win[k - 1];
-            win[k - 1] = t;
+    if (pairs) {
+        int64_t horizon = now - (int64_t)(P->window_hours * 3600e3);
+        for (int i = 0; i < p->n_items; i++) {
+            const xs_profile_item_t *it = &p->items[i];
+            if (it->item == j || it->ts < horizon)
+                continue;
+            struct win_ent x = {it->ts, it->item, it->signal};
+            int k = n_win++;
+            for (; k > 0 && (x.ts > win[k - 1].ts ||
+                             (x.ts == win[k - 1].ts && x.item < win[k - 1].item));
+                 k--)
+                win[k] = win[k - 1];
+            win[k] = x;
         }
+    }
     if (n_win > P->kmax)
         n_win = P->kmax;
     uint64_t w_items[XS_PROFILE_MAX_ITEMS];
     uint8_t w_sig[XS_PROFILE_MAX_ITEMS];
     for (int i = 0; i < n_win; i++) {
-        w_items[i] = win[i]->item;
-        w_sig[i] = win[i]->signal;
+        w_items[i] = win[i].item;
+        w_sig[i] = win[i].sig;
     }
     bool was_bought_user = p->flags & XS_PROFILE_F_BOUGHT;
     xs_signal_t prev = xs_profile_touch(p, j, sig, weight, now, hl);
@@ -900,7 +911,7 @@ static xs_err_t cand_begin(xs_engine_t *e, size_t n)
         candidate_t *c = realloc(e->cands, cap * sizeof(*c));
         if (c)
             e->cands = c;
-        uint32_t *h = realloc(e->heap, cap * sizeof(*h));
+        heap_ent_t *h = realloc(e->heap, cap * sizeof(*h));
         if (h)
             e->heap = h;
         uint32_t *f = realloc(e->fin, cap * sizeof(*f));
@@ -953,56 +964,52 @@ static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
     }
 }
 
-/* a ranks before b by raw score (ties: smaller item). */
-static bool raw_before(const candidate_t *a, const candidate_t *b)
-{
-    return a->score > b->score || (a->score == b->score && a->item < b->item);
-}
-
 /* a ranks before b by final score (ties: smaller item). */
 static bool final_before(const candidate_t *a, const candidate_t *b)
 {
     return a->final > b->final || (a->final == b->final && a->item < b->item);
 }
 
-static void heap_down(const candidate_t *c, uint32_t *h, size_t n, size_t i)
+static bool heap_before(const heap_ent_t *a, const heap_ent_t *b)
 {
-    for (;;) {
-        size_t l = 2 * i + 1, best = i;
-        if (l < n && raw_before(&c[h[l]], &c[h[best]]))
-            best = l;
-        if (l + 1 < n && raw_before(&c[h[l + 1]], &c[h[best]]))
-            best = l + 1;
-        if (best == i)
-            return;
-        uint32_t t = h[i];
-        h[i] = h[best];
-        h[best] = t;
-        i = best;
-    }
+    return a->score > b->score || (a->score == b->score && a->item < b->item);
 }
 
+
+/* Keeps the XS_BECAUSE_MAX context items that contributed most (unordered;
+ * because_sort orders them for output). */
 static void because_add(candidate_t *c, uint64_t ctx, double w)
 {
+    int low = 0;
     for (int i = 0; i < XS_BECAUSE_MAX; i++) {
         if (c->because[i] == ctx) {
             c->because_w[i] += w;
-            goto sort;
+            return;
         }
-    }
-    {
-        int low = 0;
-        for (int i = 1; i < XS_BECAUSE_MAX; i++)
-            if (c->because_w[i] < c->because_w[low])
-                low = i;
-        if (!c->because[low] || w > c->because_w[low]) {
-            c->because[low] = ctx;
-            c->because_w[low] = w;
+        if (!c->because[i]) {
+            c->because[i] = ctx;
+            c->because_w[i] = w;
+            return;
         }
+        if (c->because_w[i] < c->because_w[low])
+            low = i;
     }
-sort:
-    for (int i = 1; i < XS_BECAUSE_MAX; i++)
-        for (int k = i; k > 0 && c->because_w[k] > c->because_w[k - 1]; k--) {
+    if (w > c->because_w[low]) {
+        c->because[low] = ctx;
+        c->because_w[low] = w;
+    }
+}
+
+/* Orders the because entries by contribution, descending (ties: item ascending). */
+static void because_sort(candidate_t *c)
+{
+    for (int i = 1; i < XS_BECAUSE_MAX && c->because[i]; i++)
+        for (int k = i; k > 0; k--) {
+            bool before = c->because_w[k] > c->because_w[k - 1] ||
+                          (c->because_w[k] == c->because_w[k - 1] &&
+                           c->because[k] < c->because[k - 1]);
+            if (!before)
+                break;
             uint64_t t = c->because[k];
             c->because[k] = c->because[k - 1];
             c->because[k - 1] = t;
@@ -1010,6 +1017,23 @@ sort:
             c->because_w[k] = c->because_w[k - 1];
             c->because_w[k - 1] = tw;
         }
+}
+
+/* Adds one context item's contribution to the candidate `item`. */
+static inline void cand_add(xs_engine_t *e, uint64_t item, double contrib, int cls, uint64_t ctx)
+{
+    candidate_t *cd = cand_get(e, item);
+    cd->score += contrib;
+    if (cls == XS_CLASS_BOUGHT)
+        cd->bought += contrib;
+    else
+        cd->viewed += contrib;
+    if (cd->because[0] == ctx) /* the same context item's other class */
+        cd->because_w[0] += contrib;
+    else if (!cd->because[0])
+        cd->because[0] = ctx, cd->because_w[0] = contrib;
+    else
+        because_add(cd, ctx, contrib);
 }
 
 /* True when the rules let `item` appear for this user. */
@@ -1121,61 +1145,46 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
             if (cw <= 0)
                 continue;
-            int n_sim = 0;
-            double max_sim = 0;
             if (lists) {
                 int nt = 0;
                 const xs_top_t *t = xs_item_top(&ci->st, (xs_class_t)cls, &nt);
-                if ((size_t)nt > e->cap_sims) {
-                    sim_t *v = realloc(e->sims, (size_t)nt * sizeof(*v));
-                    if (!v)
-                        return XS_ERR_NOMEM;
-                    e->sims = v;
-                    e->cap_sims = (size_t)nt;
-                }
-                for (int k = 0; k < nt; k++) {
-                    e->sims[n_sim++] = (sim_t){t[k].item, t[k].sim};
-                    if (t[k].sim > max_sim)
-                        max_sim = t[k].sim;
-                }
-            } else {
-                int n_en = 0;
-                const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
-                double n_all =
-                    cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
-                if ((size_t)n_en > e->cap_sims) {
-                    sim_t *v = realloc(e->sims, (size_t)n_en * sizeof(*v));
-                    if (!v)
-                        return XS_ERR_NOMEM;
-                    e->sims = v;
-                    e->cap_sims = (size_t)n_en;
-                }
-                for (int k = 0; k < n_en; k++) {
-                    if (en[k].count - en[k].err < (uint32_t)P->min_support)
-                        continue;
-                    cached_item_t *cj = NULL;
-                    if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)) != XS_OK)
-                        return err;
-                    double n_j = cj ? cj->st.n_users[cls] : en[k].count - en[k].err;
-                    double sim = entry_sim(P, &en[k], ci->st.n_users[cls], n_j, n_all);
-                    if (sim <= 0)
-                        continue;
-                    e->sims[n_sim++] = (sim_t){en[k].item, sim};
-                    if (sim > max_sim)
-                        max_sim = sim;
-                }
+                double max_sim = 0;
+                if (P->normalize)
+                    for (int k = 0; k < nt; k++)
+                        max_sim = t[k].sim > max_sim ? t[k].sim : max_sim;
+                double scale = max_sim > 0 ? cw / max_sim : cw;
+                for (int k = 0; k < nt; k++)
+                    cand_add(e, t[k].item, scale * t[k].sim, cls, ctx[c].item);
+                continue;
+            }
+            int n_en = 0, n_sim = 0;
+            double max_sim = 0;
+            const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
+            double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
+            if ((size_t)n_en > e->cap_sims) {
+                sim_t *v = realloc(e->sims, (size_t)n_en * sizeof(*v));
+                if (!v)
+                    return XS_ERR_NOMEM;
+                e->sims = v;
+                e->cap_sims = (size_t)n_en;
+            }
+            for (int k = 0; k < n_en; k++) {
+                if (en[k].count - en[k].err < (uint32_t)P->min_support)
+                    continue;
+                cached_item_t *cj = NULL;
+                if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)) != XS_OK)
+                    return err;
+                double n_j = cj ? cj->st.n_users[cls] : en[k].count - en[k].err;
+                double sim = entry_sim(P, &en[k], ci->st.n_users[cls], n_j, n_all);
+                if (sim <= 0)
+                    continue;
+                e->sims[n_sim++] = (sim_t){en[k].item, sim};
+                if (sim > max_sim)
+                    max_sim = sim;
             }
             double scale = P->normalize && max_sim > 0 ? cw / max_sim : cw;
-            for (int k = 0; k < n_sim; k++) {
-                candidate_t *cd = cand_get(e, e->sims[k].item);
-                double contrib = scale * e->sims[k].sim;
-                cd->score += contrib;
-                if (cls == XS_CLASS_BOUGHT)
-                    cd->bought += contrib;
-                else
-                    cd->viewed += contrib;
-                because_add(cd, ctx[c].item, contrib);
-            }
+            for (int k = 0; k < n_sim; k++)
+                cand_add(e, e->sims[k].item, scale * e->sims[k].sim, cls, ctx[c].item);
         }
     }
 
@@ -1194,19 +1203,38 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
     double bmax = max_cat > 0 && P->category_boost > 0 ? P->category_boost : 0;
     double reach = (1.0 + bmax) * (1.0 + 1e-9);
     candidate_t *cand = e->cands;
-    uint32_t *heap = e->heap, *fin = e->fin;
-    size_t n_heap = e->n_cands, n_fin = 0;
-    for (size_t i = 0; i < n_heap; i++)
-        heap[i] = (uint32_t)i;
-    for (size_t i = n_heap / 2; i-- > 0;)
-        heap_down(cand, heap, n_heap, i);
+    heap_ent_t *buf = e->heap, prev = {0, 0, 0};
+    const size_t batch = (size_t)n_want + 8; /* <= 28 <= cap_cands */
+    uint32_t *fin = e->fin;
+    size_t n_fin = 0, n_buf = 0, at = 0;
+    bool have_prev = false;
     double last = -1; /* final score of the n_want-th pick, -1 while fewer */
-    while (n_heap > 0) {
-        candidate_t *cd = &cand[heap[0]];
+    for (;;) {
+        if (at == n_buf) {
+            /* the next `batch` candidates by raw score, after the previous
+             * batch: one pass each (most lists need one batch) */
+            if (have_prev && n_buf < batch)
+                break; /* the last batch took all that remained */
+            n_buf = at = 0;
+            for (size_t i = 0; i < e->n_cands; i++) {
+                heap_ent_t x = {cand[i].score, cand[i].item, (uint32_t)i};
+                if (have_prev && !heap_before(&prev, &x))
+                    continue;
+                if (n_buf == batch && !heap_before(&x, &buf[batch - 1]))
+                    continue;
+                size_t k = n_buf < batch ? n_buf++ : batch - 1;
+                for (; k > 0 && heap_before(&x, &buf[k - 1]); k--)
+                    buf[k] = buf[k - 1];
+                buf[k] = x;
+            }
+            if (!n_buf)
+                break;
+            prev = buf[n_buf - 1];
+            have_prev = true;
+        }
+        candidate_t *cd = &cand[buf[at++].pos];
         if (last >= 0 && cd->score * reach < last)
             break;
-        heap[0] = heap[--n_heap];
-        heap_down(cand, heap, n_heap, 0);
         cached_item_t *st = NULL;
         if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
             return err;
@@ -1269,6 +1297,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         r->score = cd->final;
         r->source =
             cd->bought >= cd->viewed ? XS_SOURCE_BOUGHT_TOGETHER : XS_SOURCE_VIEWED_TOGETHER;
+        because_sort(cd);
         for (int k = 0; k < XS_BECAUSE_MAX && cd->because[k]; k++) {
             if ((err = name_of(e, cd->because[k], &r->because_of[k], errstr, errstr_size)))
                 return err;

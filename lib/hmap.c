@@ -16,22 +16,7 @@ void xs_hmap_free(xs_hmap_t *m)
 
 static size_t slot_of(const xs_hmap_t *m, uint64_t key)
 {
-    /* Fold the high bits in: keys are hashes, but tests use small keys. */
-    uint64_t h = key ^ (key >> 29) ^ (key >> 47);
-    h *= UINT64_C(0x9e3779b97f4a7c15);
-    return (size_t)(h >> 17) & (m->cap - 1);
-}
-
-void *xs_hmap_get(const xs_hmap_t *m, uint64_t key)
-{
-    if (!m->cap || !key)
-        return NULL;
-    for (size_t i = slot_of(m, key);; i = (i + 1) & (m->cap - 1)) {
-        if (m->keys[i] == key)
-            return m->vals[i];
-        if (!m->keys[i])
-            return NULL;
-    }
+    return xs_hmap_slot(m, key);
 }
 
 static xs_err_t grow(xs_hmap_t *m)

@@ -107,6 +107,7 @@ typedef struct xs_top {
 typedef struct xs_item {
     uint64_t category; /* hash of the category string, 0 = none */
     uint32_t n_users[XS_CLASS__COUNT];
+    uint64_t scored_at; /* users in total when the lists were last ranked whole */
     uint8_t flags;
     uint16_t n_pairs[XS_CLASS__COUNT];
     xs_ss_entry_t bought[XS_SKETCH_BOUGHT_CAP];
@@ -115,7 +116,6 @@ typedef struct xs_item {
     uint8_t sweep[XS_CLASS__COUNT]; /* next sketch position to re-score */
     xs_top_t top_bought[XS_TOP_BOUGHT];
     xs_top_t top_viewed[XS_TOP_VIEWED];
-    uint64_t scored_at; /* users in total when the lists were last ranked whole */
     /* Not stored: item -> position + 1 (0 empty), valid when `indexed`.
      * Code that writes the entry arrays directly must clear `indexed`. */
     bool indexed;
