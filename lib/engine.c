@@ -586,14 +586,14 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
 static void free_all(xs_engine_t *e)
 {
     for (size_t i = 0; i < e->users.cap; i++)
-        if (e->users.keys[i])
-            free(e->users.vals[i]);
+        if (e->users.ents[i].key)
+            free(e->users.ents[i].val);
     for (size_t i = 0; i < e->items.cap; i++)
-        if (e->items.keys[i])
-            free_item(e->items.vals[i]);
+        if (e->items.ents[i].key)
+            free_item(e->items.ents[i].val);
     for (size_t i = 0; i < e->names.cap; i++)
-        if (e->names.keys[i])
-            free_name(e->names.vals[i]);
+        if (e->names.ents[i].key)
+            free_name(e->names.ents[i].val);
     xs_hmap_free(&e->users);
     xs_hmap_free(&e->items);
     xs_hmap_free(&e->names);
@@ -635,10 +635,10 @@ void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st)
     st->users_bought = e->users_bought;
     size_t dirty = 0;
     for (size_t i = 0; i < e->users.cap; i++)
-        if (e->users.keys[i] && ((cached_user_t *)e->users.vals[i])->dirty)
+        if (e->users.ents[i].key && ((cached_user_t *)e->users.ents[i].val)->dirty)
             dirty += sizeof(cached_user_t);
     for (size_t i = 0; i < e->items.cap; i++)
-        if (e->items.keys[i] && ((cached_item_t *)e->items.vals[i])->dirty)
+        if (e->items.ents[i].key && ((cached_item_t *)e->items.ents[i].val)->dirty)
             dirty += sizeof(cached_item_t);
     st->dirty_bytes = dirty;
 }
@@ -751,8 +751,8 @@ static const xs_ss_entry_t *pairs_of(xs_engine_t *e, const cached_item_t *ci, in
     }
     int k = 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->keys[i])
-            e->exact_scratch[k++] = (xs_ss_entry_t){m->keys[i], (uint32_t)(uintptr_t)m->vals[i], 0};
+        if (m->ents[i].key)
+            e->exact_scratch[k++] = (xs_ss_entry_t){m->ents[i].key, (uint32_t)(uintptr_t)m->ents[i].val, 0};
     *n = k;
     return e->exact_scratch;
 }
@@ -1782,7 +1782,7 @@ xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errs
     xs_err_t err = XS_OK;
     uint8_t key[10];
     for (size_t i = 0; i < e->users.cap && !err; i++) {
-        cached_user_t *u = e->users.keys[i] ? e->users.vals[i] : NULL;
+        cached_user_t *u = e->users.ents[i].key ? e->users.ents[i].val : NULL;
         if (!u || !u->dirty)
             continue;
         xs_buf_reset(&b);
@@ -1792,7 +1792,7 @@ xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errs
         u->dirty = err != XS_OK;
     }
     for (size_t i = 0; i < e->items.cap && !err; i++) {
-        cached_item_t *c = e->items.keys[i] ? e->items.vals[i] : NULL;
+        cached_item_t *c = e->items.ents[i].key ? e->items.ents[i].val : NULL;
         if (!c || !c->dirty)
             continue;
         xs_buf_reset(&b);
@@ -1801,7 +1801,7 @@ xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errs
         c->dirty = err != XS_OK;
     }
     for (size_t i = 0; i < e->names.cap && !err; i++) {
-        cached_name_t *n = e->names.keys[i] ? e->names.vals[i] : NULL;
+        cached_name_t *n = e->names.ents[i].key ? e->names.ents[i].val : NULL;
         if (!n || !n->dirty)
             continue;
         xs_buf_reset(&b);
@@ -1845,9 +1845,9 @@ void xs_engine_trim(xs_engine_t *e)
     xs_hmap_t *maps[3] = {&e->users, &e->items, &e->names};
     for (int m = 0; m < 3; m++) {
         for (size_t i = 0; i < maps[m]->cap; i++) {
-            if (!maps[m]->keys[i])
+            if (!maps[m]->ents[i].key)
                 continue;
-            void *v = maps[m]->vals[i];
+            void *v = maps[m]->ents[i].val;
             bool dirty = m == 0   ? ((cached_user_t *)v)->dirty
                          : m == 1 ? ((cached_item_t *)v)->dirty
                                   : ((cached_name_t *)v)->dirty;
@@ -1855,7 +1855,7 @@ void xs_engine_trim(xs_engine_t *e)
                             : m == 1 ? ((cached_item_t *)v)->tick
                                      : ((cached_name_t *)v)->tick;
             if (!dirty)
-                refs[n++] = (evict_ref_t){tick, maps[m]->keys[i], (uint8_t)m};
+                refs[n++] = (evict_ref_t){tick, maps[m]->ents[i].key, (uint8_t)m};
         }
     }
     qsort(refs, n, sizeof(*refs), cmp_evict);
@@ -1882,19 +1882,19 @@ void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
     uint64_t ub = 0, ib = 0;
     memset(fp, 0, sizeof(*fp));
     for (size_t i = 0; i < e->users.cap; i++) {
-        if (!e->users.keys[i])
+        if (!e->users.ents[i].key)
             continue;
         xs_buf_reset(&b);
-        xs_profile_encode(&((cached_user_t *)e->users.vals[i])->prof, &b);
+        xs_profile_encode(&((cached_user_t *)e->users.ents[i].val)->prof, &b);
         fp->users++;
         ub += b.len + 10; /* + key */
         if (b.len + 10 > fp->user_bytes_max)
             fp->user_bytes_max = b.len + 10;
     }
     for (size_t i = 0; i < e->items.cap; i++) {
-        if (!e->items.keys[i])
+        if (!e->items.ents[i].key)
             continue;
-        const cached_item_t *c = e->items.vals[i];
+        const cached_item_t *c = e->items.ents[i].val;
         xs_buf_reset(&b);
         xs_item_encode(&c->st, &b);
         fp->items++;

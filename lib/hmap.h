@@ -14,9 +14,13 @@
 #include <stdint.h>
 #include "xsell/common.h"
 
+typedef struct xs_hmap_ent {
+    uint64_t key; /* 0: empty */
+    void *val;
+} xs_hmap_ent_t;
+
 typedef struct xs_hmap {
-    uint64_t *keys;
-    void **vals;
+    xs_hmap_ent_t *ents; /* key and value side by side: one cache line per probe */
     size_t cap; /* power of two, or 0 */
     size_t len;
 } xs_hmap_t;
@@ -37,9 +41,9 @@ static inline void *xs_hmap_get(const xs_hmap_t *m, uint64_t key)
     if (!m->cap || !key)
         return NULL;
     for (size_t i = xs_hmap_slot(m, key);; i = (i + 1) & (m->cap - 1)) {
-        if (m->keys[i] == key)
-            return m->vals[i];
-        if (!m->keys[i])
+        if (m->ents[i].key == key)
+            return m->ents[i].val;
+        if (!m->ents[i].key)
             return NULL;
     }
 }
@@ -47,7 +51,7 @@ static inline void *xs_hmap_get(const xs_hmap_t *m, uint64_t key)
 xs_err_t xs_hmap_put(xs_hmap_t *m, uint64_t key, void *val);
 /* Removes and returns the value, or NULL. */
 void *xs_hmap_del(xs_hmap_t *m, uint64_t key);
-/* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->keys[i]) ... */
+/* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->ents[i].key) ... */
 size_t xs_hmap_bytes(const xs_hmap_t *m);
 
 #endif
