@@ -282,7 +282,17 @@ static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_
                           " err=%" PRIu32 "\n",
                           h, cls == XS_CLASS_BOUGHT ? "bought" : "viewed", i, e[i].item,
                           e[i].count, e[i].err);
+        /* the neighbour list, in stored order, and where the sweep resumes */
+        int nt = 0;
+        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
+        for (int i = 0; i < nt; i++)
+            xs_buf_printf(out, "item %016" PRIx64 " %s-list %d pos=%u sim=%.9g\n", h,
+                          cls == XS_CLASS_BOUGHT ? "bought" : "viewed", i, t[i].idx,
+                          (double)t[i].sim);
+        xs_buf_printf(out, "item %016" PRIx64 " %s-sweep %u\n", h,
+                      cls == XS_CLASS_BOUGHT ? "bought" : "viewed", it->sweep[cls]);
     }
+    xs_buf_printf(out, "item %016" PRIx64 " scored_at=%" PRIu64 "\n", h, it->scored_at);
     free(it);
     return XS_OK;
 }
@@ -655,7 +665,29 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
             print_name(s, rows[i].item, out, true);
             fputc('\n', out);
         }
+        /* the stored neighbour list: what the scorer reads */
+        int nt = 0;
+        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
+        xs_top_t sorted[XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED];
+        memcpy(sorted, t, (size_t)nt * sizeof(*t));
+        for (int i = 1; i < nt; i++)
+            for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
+                                      (sorted[k].sim == sorted[k - 1].sim &&
+                                       sorted[k].item < sorted[k - 1].item));
+                 k--) {
+                xs_top_t x = sorted[k];
+                sorted[k] = sorted[k - 1];
+                sorted[k - 1] = x;
+            }
+        fprintf(out, "  %s neighbour list (%d, as the scorer reads it):\n",
+                cls == XS_CLASS_BOUGHT ? "bought" : "viewed", nt);
+        for (int i = 0; i < nt && i < top; i++) {
+            fprintf(out, "    %9.2f  ", (double)sorted[i].sim);
+            print_name(s, sorted[i].item, out, true);
+            fputc('\n', out);
+        }
     }
+    fprintf(out, "  lists last ranked whole at %" PRIu64 " users\n", it->scored_at);
     err = XS_OK;
 out:
     free(it);

@@ -183,12 +183,30 @@ static bool top_below(float sa, uint64_t ia, float sb, uint64_t ib)
     return sa < sb || (sa == sb && ia > ib);
 }
 
+/* A similarity as stored: the upper 16 bits of the float (bfloat16: 8
+ * significant bits, ~0.4 % apart), rounded to nearest even. */
+static uint16_t sim_bits(float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    v += 0x7fff + ((v >> 16) & 1);
+    return (uint16_t)(v >> 16);
+}
+
+static float sim_value(uint16_t b)
+{
+    uint32_t v = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+
 void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
 {
     xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
     const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
     int n = it->n_top[cls], cap = xs_item_top_cap(cls);
-    float f = (float)sim;
+    float f = sim > 0 && sim < 3.3e38 ? sim_value(sim_bits((float)sim)) : 0;
     if (!(f > 0) || !(f <= 3.4e38f)) {
         top_drop(it, cls, idx);
         return;
@@ -253,8 +271,10 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
         const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
         err |= xs_wire_varint(out, (uint64_t)nt);
         for (int i = 0; i < nt; i++) {
+            uint16_t b = sim_bits(t[i].sim); /* exact: t[i].sim went through sim_bits */
             err |= xs_buf_append_u8(out, t[i].idx);
-            err |= xs_wire_f32(out, t[i].sim);
+            err |= xs_buf_append_u8(out, (uint8_t)b);
+            err |= xs_buf_append_u8(out, (uint8_t)(b >> 8));
         }
         err |= xs_buf_append_u8(out, it->sweep[cls]);
     }
@@ -313,7 +333,8 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         uint8_t seen[256 / 8] = {0};
         for (uint64_t i = 0; i < nt && !r.bad; i++) {
             uint8_t idx = xs_wire_get_u8(&r);
-            float f = xs_wire_get_f32(&r);
+            uint16_t lo = xs_wire_get_u8(&r), hi = xs_wire_get_u8(&r);
+            float f = sim_value((uint16_t)(lo | hi << 8));
             if (idx >= n || (seen[idx / 8] & (1u << (idx % 8))) || !(f > 0) || !(f <= 3.4e38f)) {
                 r.bad = true;
                 break;

@@ -35,25 +35,30 @@
  * since it last was (`scored_at`): similarities such as LLR depend on that
  * total. All of this depends only on the input, so a list is a pure
  * function of it: replaying the input, or restarting from any checkpoint,
- * gives the same lists. A list entry refers to its
- * sketch entry by position; when SpaceSaving replaces an entry, the list
- * drops it.
+ * gives the same lists. A list entry refers to its sketch entry by
+ * position; when SpaceSaving replaces an entry, the list drops it.
+ * Similarities are kept as bfloat16 (the upper half of a float: 8
+ * significant bits, neighbours closer than ~0.4 % tie and are ordered by
+ * item), in memory as on disk, so a reloaded list is the same list.
  *
  * Stored format (xs_item_encode), version 2:
  *   'I' | 02 | flags u8 | category u64 | varint n_bought | varint n_viewed |
  *   varint n_b | n_b x { item u64 | varint count | varint err } |
- *   varint t_b | t_b x { position u8 | similarity f32 LE } | sweep_b u8 |
+ *   varint t_b | t_b x { position u8 | similarity bf16 LE } | sweep_b u8 |
  *   varint n_v | n_v x { item u64 | varint count | varint err } |
- *   varint t_v | t_v x { position u8 | similarity f32 LE } | sweep_v u8 |
+ *   varint t_v | t_v x { position u8 | similarity bf16 LE } | sweep_v u8 |
  *   varint scored_at
  * Version 1 had no lists; such records decode with scored_at 0, so the
  * engine ranks them on first use.
  * An entry takes at most 8 + 5 + 5 = 18 bytes (typically ~11) and a list
- * entry 5, so with the capacities below an item is at most
- * 3 + 8 + 10 + 10 + 4 + 208 x 18 + 2 + 48 x 5 + 2 + 10 = 4,033 bytes: under 4 KiB.
- * The capacities were chosen with `xsell eval` (docs/EVALUATION.md): 160
- * bought-together entries keep the HitRate of the exact, unbounded counts on
- * the UCI Online Retail data.
+ * entry 3, so with the capacities below an item is at most
+ * 3 + 8 + 10 + 10 + 4 + 208 x 18 + 2 + 96 x 3 + 2 + 10 = 4,081 bytes: under
+ * 4 KiB. The capacities were chosen with `xsell eval` (docs/EVALUATION.md):
+ * 160 bought-together entries keep the HitRate of the exact, unbounded counts
+ * on the UCI Online Retail data; lists of 64 and 32 keep the figures of
+ * ranking whole sketches on all four data sets (32 and 16 cost 10 % of the
+ * hits on RetailRocket, whose shoppers have seen many of their context
+ * items' best neighbours already).
  */
 #ifndef XSELL_SKETCH_H
 #define XSELL_SKETCH_H
@@ -70,10 +75,10 @@ extern "C" {
 #define XS_SKETCH_VIEWED_CAP 48
 #define XS_ITEM_VERSION 2
 #ifndef XS_TOP_BOUGHT
-#define XS_TOP_BOUGHT 32
+#define XS_TOP_BOUGHT 64
 #endif
 #ifndef XS_TOP_VIEWED
-#define XS_TOP_VIEWED 16
+#define XS_TOP_VIEWED 32
 #endif
 
 typedef enum xs_class {
