@@ -26,9 +26,13 @@
  * Only decay and windows in event time: replaying the same input gives the
  * same state and the same lists.
  *
- * Neighbour ranking: on every trigger the scorer ranks each context item's
- * whole sketch from the current counts (no memo: a list never depends on
- * what the engine computed earlier or on when it started).
+ * Neighbour lists: the item stage keeps each item's top neighbours per class
+ * in its record (sketch.h, "Neighbour lists"), re-scored as pairs are
+ * counted, by a round-robin sweep, and whole when the user total has doubled;
+ * the scorer merges the context items' lists. Lists are stored state that
+ * depends only on the input, never on what was queried or when the engine
+ * started. An experiment arm that ranks with another similarity, and the
+ * exact reference mode, rank whole sketches from the current counts instead.
  */
 #ifndef XSELL_ENGINE_H
 #define XSELL_ENGINE_H
