@@ -65,11 +65,13 @@ typedef struct pair_delta {
 
 typedef struct candidate {
     uint64_t item;
-    double score, bought, viewed;
+    double score;
+    double bv;    /* bought-together minus viewed-together contributions */
     double final; /* score after the category boost (rules passed) */
-    uint64_t because[XS_BECAUSE_MAX];
-    double because_w[XS_BECAUSE_MAX];
     const cached_item_t *st;
+    float because_w[XS_BECAUSE_MAX];
+    uint8_t because[XS_BECAUSE_MAX]; /* context positions, n_because used */
+    uint8_t n_because;
 } candidate_t;
 
 /* A candidate's raw score and item, and its position, for the selection. */
@@ -952,8 +954,9 @@ static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
          i = (i + 1) & mask) {
         if (e->cand_gen[i] != e->gen) {
             candidate_t *c = &e->cands[e->n_cands];
-            memset(c, 0, sizeof(*c));
             c->item = item;
+            c->score = c->bv = 0;
+            c->n_because = 0;
             e->cand_gen[i] = e->gen;
             e->cand_pos[i] = (uint32_t)e->n_cands++;
             return c;
@@ -977,64 +980,58 @@ static bool heap_before(const heap_ent_t *a, const heap_ent_t *b)
 
 
 /* Keeps the XS_BECAUSE_MAX context items that contributed most (unordered;
- * because_sort orders them for output). */
-static void because_add(candidate_t *c, uint64_t ctx, double w)
+ * because_sort orders them for output). ctx is a position in the context. */
+static void because_add(candidate_t *c, int ctx, float w)
 {
     int low = 0;
-    for (int i = 0; i < XS_BECAUSE_MAX; i++) {
+    for (int i = 0; i < c->n_because; i++) {
         if (c->because[i] == ctx) {
             c->because_w[i] += w;
-            return;
-        }
-        if (!c->because[i]) {
-            c->because[i] = ctx;
-            c->because_w[i] = w;
             return;
         }
         if (c->because_w[i] < c->because_w[low])
             low = i;
     }
-    if (w > c->because_w[low]) {
-        c->because[low] = ctx;
+    if (c->n_because < XS_BECAUSE_MAX) {
+        c->because[c->n_because] = (uint8_t)ctx;
+        c->because_w[c->n_because++] = w;
+    } else if (w > c->because_w[low]) {
+        c->because[low] = (uint8_t)ctx;
         c->because_w[low] = w;
     }
 }
 
-/* Orders the because entries by contribution, descending (ties: item ascending). */
+/* Orders the because entries by contribution, descending (ties: context order). */
 static void because_sort(candidate_t *c)
 {
-    for (int i = 1; i < XS_BECAUSE_MAX && c->because[i]; i++)
+    for (int i = 1; i < c->n_because; i++)
         for (int k = i; k > 0; k--) {
             bool before = c->because_w[k] > c->because_w[k - 1] ||
                           (c->because_w[k] == c->because_w[k - 1] &&
                            c->because[k] < c->because[k - 1]);
             if (!before)
                 break;
-            uint64_t t = c->because[k];
+            uint8_t t = c->because[k];
             c->because[k] = c->because[k - 1];
             c->because[k - 1] = t;
-            double tw = c->because_w[k];
+            float tw = c->because_w[k];
             c->because_w[k] = c->because_w[k - 1];
             c->because_w[k - 1] = tw;
         }
 }
 
-/* Adds one context item's contribution to the candidate `item`. */
-static inline void cand_add(xs_engine_t *e, uint64_t item, double contrib, int cls, uint64_t ctx)
+/* Adds the contribution of context position ctx to the candidate `item`. */
+static inline void cand_add(xs_engine_t *e, uint64_t item, double contrib, int cls, int ctx)
 {
     candidate_t *cd = cand_get(e, item);
     cd->score += contrib;
-    if (cls == XS_CLASS_BOUGHT)
-        cd->bought += contrib;
+    cd->bv += cls == XS_CLASS_BOUGHT ? contrib : -contrib;
+    if (cd->n_because && cd->because[cd->n_because - 1] == ctx) /* its other class */
+        cd->because_w[cd->n_because - 1] += (float)contrib;
     else
-        cd->viewed += contrib;
-    if (cd->because[0] == ctx) /* the same context item's other class */
-        cd->because_w[0] += contrib;
-    else if (!cd->because[0])
-        cd->because[0] = ctx, cd->because_w[0] = contrib;
-    else
-        because_add(cd, ctx, contrib);
+        because_add(cd, ctx, (float)contrib);
 }
+
 
 /* True when the rules let `item` appear for this user. */
 static bool allowed(const xs_params_t *P, const xs_profile_t *p, const ctx_item_t *ctx, int n_ctx,
@@ -1154,7 +1151,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                         max_sim = t[k].sim > max_sim ? t[k].sim : max_sim;
                 double scale = max_sim > 0 ? cw / max_sim : cw;
                 for (int k = 0; k < nt; k++)
-                    cand_add(e, t[k].item, scale * t[k].sim, cls, ctx[c].item);
+                    cand_add(e, t[k].item, scale * t[k].sim, cls, c);
                 continue;
             }
             int n_en = 0, n_sim = 0;
@@ -1184,7 +1181,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             }
             double scale = P->normalize && max_sim > 0 ? cw / max_sim : cw;
             for (int k = 0; k < n_sim; k++)
-                cand_add(e, e->sims[k].item, scale * e->sims[k].sim, cls, ctx[c].item);
+                cand_add(e, e->sims[k].item, scale * e->sims[k].sim, cls, c);
         }
     }
 
@@ -1296,10 +1293,11 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         cats[n_out - 1] = cat;
         r->score = cd->final;
         r->source =
-            cd->bought >= cd->viewed ? XS_SOURCE_BOUGHT_TOGETHER : XS_SOURCE_VIEWED_TOGETHER;
+            cd->bv >= 0 ? XS_SOURCE_BOUGHT_TOGETHER : XS_SOURCE_VIEWED_TOGETHER;
         because_sort(cd);
-        for (int k = 0; k < XS_BECAUSE_MAX && cd->because[k]; k++) {
-            if ((err = name_of(e, cd->because[k], &r->because_of[k], errstr, errstr_size)))
+        for (int k = 0; k < cd->n_because; k++) {
+            if ((err = name_of(e, ctx[cd->because[k]].item, &r->because_of[k], errstr,
+                               errstr_size)))
                 return err;
             r->n_because = k + 1;
         }
