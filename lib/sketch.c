@@ -89,18 +89,31 @@ static void slot_remove(const xs_ss_entry_t *e, uint8_t *sl, unsigned mask, uint
     sl[gap] = 0;
 }
 
+static xs_top_t *tops_of(xs_item_t *it, xs_class_t cls, uint8_t **slot)
+{
+    if (cls == XS_CLASS_BOUGHT) {
+        *slot = it->top_slot_bought;
+        return it->top_bought;
+    }
+    *slot = it->top_slot_viewed;
+    return it->top_viewed;
+}
+
 /* Drops the list entry of sketch position idx, if any. */
 static void top_drop(xs_item_t *it, xs_class_t cls, int idx)
 {
-    xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
-    int n = it->n_top[cls];
-    for (int i = 0; i < n; i++) {
-        if (t[i].idx == idx) {
-            t[i] = t[n - 1];
-            it->n_top[cls] = (uint8_t)(n - 1);
-            return;
-        }
+    uint8_t *slot;
+    xs_top_t *t = tops_of(it, cls, &slot);
+    int i = slot[idx] - 1, last = it->n_top[cls] - 1;
+    if (i < 0)
+        return;
+    slot[idx] = 0;
+    if (i != last) {
+        t[i] = t[last];
+        slot[t[i].idx] = (uint8_t)(i + 1);
     }
+    it->n_top[cls] = (uint8_t)last;
+    it->top_weak[cls] = 0;
 }
 
 /*
@@ -203,36 +216,58 @@ static float sim_value(uint16_t b)
 
 void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
 {
-    xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
-    const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
+    uint8_t *slot;
+    xs_top_t *t = tops_of(it, cls, &slot);
     int n = it->n_top[cls], cap = xs_item_top_cap(cls);
     float f = sim > 0 && sim < 3.3e38 ? sim_value(sim_bits((float)sim)) : 0;
     if (!(f > 0) || !(f <= 3.4e38f)) {
         top_drop(it, cls, idx);
         return;
     }
-    uint64_t item = e[idx].item;
-    int low = -1;
-    for (int i = 0; i < n; i++) {
-        if (t[i].idx == idx) {
-            t[i].sim = f;
-            t[i].item = item;
-            return;
-        }
-        if (low < 0 || top_below(t[i].sim, t[i].item, t[low].sim, t[low].item))
-            low = i;
+    uint64_t item = xs_item_pairs_const(it, cls)[idx].item;
+    int w = it->top_weak[cls] - 1, i = slot[idx] - 1;
+    if (i >= 0) { /* listed: update in place */
+        float old = t[i].sim;
+        t[i].sim = f;
+        t[i].item = item;
+        if (i == w ? f > old : (w >= 0 && top_below(f, item, t[w].sim, t[w].item)))
+            it->top_weak[cls] = i == w ? 0 : (uint8_t)(i + 1);
+        return;
     }
     if (n < cap) {
         t[n] = (xs_top_t){item, f, (uint8_t)idx};
+        slot[idx] = (uint8_t)(n + 1);
         it->n_top[cls] = (uint8_t)(n + 1);
-    } else if (top_below(t[low].sim, t[low].item, f, item)) {
-        t[low] = (xs_top_t){item, f, (uint8_t)idx};
+        if (n == 0 || (w >= 0 && top_below(f, item, t[w].sim, t[w].item)))
+            it->top_weak[cls] = (uint8_t)(n + 1);
+        else if (w < 0)
+            it->top_weak[cls] = 0;
+        return;
+    }
+    if (w < 0) { /* find the weakest */
+        w = 0;
+        for (int k = 1; k < n; k++)
+            if (top_below(t[k].sim, t[k].item, t[w].sim, t[w].item))
+                w = k;
+    }
+    if (top_below(t[w].sim, t[w].item, f, item)) {
+        slot[t[w].idx] = 0;
+        t[w] = (xs_top_t){item, f, (uint8_t)idx};
+        slot[idx] = (uint8_t)(w + 1);
+        it->top_weak[cls] = 0; /* the new entry may not be the weakest */
+    } else {
+        it->top_weak[cls] = (uint8_t)(w + 1);
     }
 }
 
 void xs_item_top_clear(xs_item_t *it, xs_class_t cls)
 {
+    uint8_t *slot;
+    xs_top_t *t = tops_of(it, cls, &slot);
+    for (int i = 0; i < it->n_top[cls]; i++)
+        slot[t[i].idx] = 0;
     it->n_top[cls] = 0;
+    it->top_weak[cls] = 0;
 }
 
 uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err)
@@ -341,6 +376,8 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
             }
             seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
             t[i] = (xs_top_t){e[idx].item, f, idx};
+            (cls == XS_CLASS_BOUGHT ? it->top_slot_bought : it->top_slot_viewed)[idx] =
+                (uint8_t)(i + 1);
         }
         it->n_top[cls] = r.bad ? 0 : (uint8_t)nt;
         it->sweep[cls] = xs_wire_get_u8(&r);

@@ -126,6 +126,11 @@ typedef struct xs_item {
     bool indexed;
     uint8_t slots_bought[XS_SKETCH_BOUGHT_SLOTS];
     uint8_t slots_viewed[XS_SKETCH_VIEWED_SLOTS];
+    /* Not stored, always valid: sketch position -> list slot + 1 (0: not
+     * listed), and the list's weakest slot + 1 (0: unknown). */
+    uint8_t top_slot_bought[XS_SKETCH_BOUGHT_CAP];
+    uint8_t top_slot_viewed[XS_SKETCH_VIEWED_CAP];
+    uint8_t top_weak[XS_CLASS__COUNT];
     /* Not stored, valid with the index: the minimum count of a full summary
      * (0: unknown) and where the backward search for it resumes. */
     uint32_t min_count[XS_CLASS__COUNT];

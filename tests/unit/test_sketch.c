@@ -340,6 +340,86 @@ static void test_top_lists(void **state)
     free(it);
 }
 
+/* The list update of before the position map and the cached weakest entry:
+ * linear scans. */
+typedef struct ref_top {
+    xs_top_t t[XS_TOP_BOUGHT];
+    int n;
+} ref_top_t;
+
+static bool ref_below(const xs_top_t *a, const xs_top_t *b)
+{
+    return a->sim < b->sim || (a->sim == b->sim && a->item > b->item);
+}
+
+static void ref_drop(ref_top_t *r, int idx)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->t[i].idx == idx) {
+            r->t[i] = r->t[--r->n];
+            return;
+        }
+}
+
+static void ref_set(ref_top_t *r, int idx, uint64_t item, float f)
+{
+    if (!(f > 0)) {
+        ref_drop(r, idx);
+        return;
+    }
+    int low = -1;
+    xs_top_t x = {item, f, (uint8_t)idx};
+    for (int i = 0; i < r->n; i++) {
+        if (r->t[i].idx == idx) {
+            r->t[i] = x;
+            return;
+        }
+        if (low < 0 || ref_below(&r->t[i], &r->t[low]))
+            low = i;
+    }
+    if (r->n < XS_TOP_BOUGHT)
+        r->t[r->n++] = x;
+    else if (ref_below(&r->t[low], &x))
+        r->t[low] = x;
+}
+
+/* Random updates, removals and sketch replacements: the same list, entry for
+ * entry and in the same order, as the linear-scan version. */
+static void test_top_list_matches_reference(void **state)
+{
+    (void)state;
+    xs_item_t *it = malloc(sizeof(*it));
+    ref_top_t *ref = calloc(1, sizeof(*ref));
+    xs_item_init(it);
+    for (int k = 0; k < 300000; k++) {
+        uint64_t r = rng();
+        /* a few hundred items with skew, so that the sketch replaces entries */
+        uint64_t x = 1 + (r % 7 == 0 ? r % 600 : r % 90);
+        uint64_t before[XS_SKETCH_BOUGHT_CAP];
+        int n_before = it->n_pairs[XS_CLASS_BOUGHT];
+        for (int i = 0; i < n_before; i++)
+            before[i] = it->bought[i].item;
+        int pos = xs_item_add_pair(it, XS_CLASS_BOUGHT, x);
+        if (pos < n_before && before[pos] != x)
+            ref_drop(ref, pos); /* replaced in the sketch */
+        /* sims from a small set, so that ties happen; 1 in 10 removes */
+        double sim = (r >> 20) % 10 == 0 ? 0 : (double)((r >> 24) % 40 + 1);
+        xs_item_top_set(it, XS_CLASS_BOUGHT, pos, sim);
+        ref_set(ref, pos, x, (float)sim);
+        int n = 0;
+        const xs_top_t *t = xs_item_top(it, XS_CLASS_BOUGHT, &n);
+        assert_int_equal(n, ref->n);
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(t[i].idx, ref->t[i].idx);
+            assert_true(t[i].item == ref->t[i].item);
+            assert_true(t[i].sim == ref->t[i].sim);
+            assert_true(it->bought[t[i].idx].item == t[i].item);
+        }
+    }
+    free(ref);
+    free(it);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_item_round_trip_and_bound),
         cmocka_unit_test(test_min_search_matches_full_scan),
         cmocka_unit_test(test_top_lists),
+        cmocka_unit_test(test_top_list_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
