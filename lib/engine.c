@@ -1138,6 +1138,12 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         cached_item_t *ci = cis[c];
         if (!ci)
             continue;
+        if (c + 1 < n_use && cis[c + 1]) { /* start loading the next item's lists */
+            for (int q = 0; q < 8; q++) {
+                __builtin_prefetch(&cis[c + 1]->st.top_bought[q * 4]);
+                __builtin_prefetch(&cis[c + 1]->st.top_viewed[q * 4]);
+            }
+        }
         for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
             double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
             if (cw <= 0)
@@ -1150,8 +1156,11 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                     for (int k = 0; k < nt; k++)
                         max_sim = t[k].sim > max_sim ? t[k].sim : max_sim;
                 double scale = max_sim > 0 ? cw / max_sim : cw;
-                for (int k = 0; k < nt; k++)
+                for (int k = 0; k < nt; k++) {
+                    if (k + 8 < nt)
+                        __builtin_prefetch(&t[k + 8]); /* a few lines ahead */
                     cand_add(e, t[k].item, scale * t[k].sim, cls, c);
+                }
                 continue;
             }
             int n_en = 0, n_sim = 0;
