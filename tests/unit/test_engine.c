@@ -455,6 +455,47 @@ static xs_err_t map_get(void *opaque, xs_cf_t cf, const void *key, size_t klen, 
     return XS_OK;
 }
 
+static xs_err_t count_put(void *opaque, xs_cf_t cf, const void *key, size_t klen,
+                          const void *val, size_t vlen)
+{
+    (void)key, (void)klen, (void)val, (void)vlen;
+    ((int *)opaque)[cf]++;
+    return XS_OK;
+}
+
+/* Lists are state: a query never changes them (nothing to flush after it),
+ * an event that uses a stale list ranks it anew and stores it. */
+static void test_queries_leave_lists_alone(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    int n[XS_CF__COUNT] = {0};
+    assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
+    assert_true(n[XS_CF_ITEMS] > 0);
+    /* the camera's lists were ranked with 6 buyers; there are 12 users now */
+    xs_list_t list;
+    xs_list_init(&list);
+    assert_int_equal(xs_engine_recommend(e, 0, "clt-0", "camera", XS_PLACEMENT_CART, 0, &list,
+                                         NULL, 0),
+                     XS_OK);
+    xs_list_clear(&list);
+    memset(n, 0, sizeof(n));
+    assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
+    for (int cf = 0; cf < XS_CF__COUNT; cf++)
+        assert_int_equal(n[cf], 0);
+    bool has = false;
+    const char *cam[] = {"camera", NULL};
+    cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
+    assert_true(has);
+    assert_string_equal(list.items[0].item_id, "lens");
+    xs_list_clear(&list);
+    memset(n, 0, sizeof(n));
+    assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
+    assert_true(n[XS_CF_USERS] == 1);
+    assert_true(n[XS_CF_ITEMS] >= 1); /* the camera, ranked anew (and its count) */
+    xs_engine_destroy(e);
+}
+
 static void test_flush_and_reload(void **state)
 {
     (void)state;
@@ -501,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_bought_item_not_suggested),
         cmocka_unit_test(test_duplicate_event_ignored),
         cmocka_unit_test(test_flush_and_reload),
+        cmocka_unit_test(test_queries_leave_lists_alone),
         cmocka_unit_test(test_out_of_stock_never_appears),
         cmocka_unit_test(test_repurchasable_item_comes_back),
         cmocka_unit_test(test_category_cap_holds),
