@@ -40,8 +40,9 @@
  * bytes (null, empty records) are capped at XS_ZERO_SIZE_ITEMS per message;
  * nesting is capped at XS_DECODE_MAX_DEPTH. Memory is thus a small multiple
  * of the message size. Array items are gathered in a temporary growable
- * buffer and copied into the pool once, so many one-item blocks cost
- * linear, not quadratic, memory.
+ * buffer (the first XS_ARRAY_LOCAL_ITEMS on the stack, so a short array
+ * costs no malloc) and copied into the pool once, so many one-item blocks
+ * cost linear, not quadratic, memory.
  */
 #include "codec_resolve.h"
 
@@ -55,6 +56,7 @@
 #define XS_DECODE_MAX_DEPTH 64
 #define XS_ZERO_SIZE_ITEMS 65536
 #define XS_APOOL_CHUNK 4096
+#define XS_ARRAY_LOCAL_ITEMS 16 /* array items gathered on the stack before any malloc */
 
 /* ======================================================================== */
 /* Pool                                                                     */
@@ -66,11 +68,32 @@ struct xs_apool_chunk {
     max_align_t data[]; /* cap bytes */
 };
 
+void xs_apool_init(xs_apool_t *pool, void *local, size_t local_size)
+{
+    uintptr_t a = (uintptr_t)local;
+    uintptr_t aligned = (a + sizeof(max_align_t) - 1) & ~(uintptr_t)(sizeof(max_align_t) - 1);
+    pool->head = NULL;
+    pool->local = NULL;
+    pool->local_used = pool->local_cap = 0;
+    if (local && local_size > aligned - a) {
+        pool->local = (unsigned char *)aligned;
+        pool->local_cap = local_size - (aligned - a);
+    }
+}
+
 void *xs_apool_alloc(xs_apool_t *pool, size_t size)
 {
+    if (size > SIZE_MAX - sizeof(max_align_t))
+        return NULL;
     size = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (size == 0)
         size = sizeof(max_align_t);
+    if (pool->local && pool->local_cap - pool->local_used >= size) {
+        void *p = pool->local + pool->local_used;
+        pool->local_used += size;
+        memset(p, 0, size);
+        return p;
+    }
     xs_apool_chunk_t *c = pool->head;
     if (!c || c->cap - c->used < size) {
         size_t cap = size > XS_APOOL_CHUNK ? size : XS_APOOL_CHUNK;
@@ -99,6 +122,7 @@ void xs_apool_free(xs_apool_t *pool)
         c = next;
     }
     pool->head = NULL;
+    pool->local_used = 0;
 }
 
 /* ======================================================================== */
@@ -822,8 +846,9 @@ static xs_err_t decode_prim(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
 
 static xs_err_t decode_array(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
 {
-    xs_aval_t *tmp = NULL;
-    size_t n = 0, cap = 0, count = 0;
+    xs_aval_t first[XS_ARRAY_LOCAL_ITEMS];
+    xs_aval_t *tmp = first;
+    size_t n = 0, cap = XS_ARRAY_LOCAL_ITEMS, count = 0;
     xs_err_t err = XS_OK;
     out->type = XS_AT_ARRAY;
     for (;;) {
@@ -831,11 +856,13 @@ static xs_err_t decode_array(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
             break;
         if (n + count > cap) {
             size_t ncap = XS_MAX(cap * 2, n + count);
-            xs_aval_t *grown = realloc(tmp, ncap * sizeof(*grown));
+            xs_aval_t *grown = realloc(tmp == first ? NULL : tmp, ncap * sizeof(*grown));
             if (!grown) {
                 err = derr(d, "out of memory");
                 break;
             }
+            if (tmp == first)
+                memcpy(grown, first, n * sizeof(*grown));
             tmp = grown;
             cap = ncap;
         }
@@ -853,7 +880,8 @@ static xs_err_t decode_array(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
             memcpy(out->u.a.v, tmp, n * sizeof(xs_aval_t));
         out->u.a.n = n;
     }
-    free(tmp);
+    if (tmp != first)
+        free(tmp);
     return err;
 }
 

@@ -40,12 +40,20 @@ struct xs_aval {
     } u;
 };
 
-/* A bump allocator: everything is released at once by xs_apool_free(). */
+/*
+ * A bump allocator: everything is released at once by xs_apool_free(). A
+ * zeroed pool ({0}) allocates every chunk; xs_apool_init() gives it a first
+ * region of the caller's (on its stack, say), used before any malloc, so
+ * the tree of a typical message costs no allocation at all.
+ */
 typedef struct xs_apool_chunk xs_apool_chunk_t;
 typedef struct xs_apool {
     xs_apool_chunk_t *head;
+    unsigned char *local; /* the caller's region (never freed here), or NULL */
+    size_t local_used, local_cap;
 } xs_apool_t;
 
+void xs_apool_init(xs_apool_t *pool, void *local, size_t local_size);
 void *xs_apool_alloc(xs_apool_t *pool, size_t size); /* zeroed; NULL on failure */
 void xs_apool_free(xs_apool_t *pool);                /* pool is reusable afterwards */
 

@@ -574,7 +574,7 @@ static void *meter_thread(void *arg)
     co.n_conf = XS_ARRAY_SIZE(conf);
     xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
     xs_consumer_t *c = codec ? xs_consumer_new(&co, errstr, sizeof(errstr)) : NULL;
-    xs_list_t list;
+    xs_list_ref_t ref;
     xs_event_t ev;
     if (!c) {
         snprintf(x->meter_errstr, sizeof(x->meter_errstr), "%s", errstr);
@@ -600,12 +600,11 @@ static void *meter_thread(void *arg)
                                 sizeof(reason)) == XS_OK)
                 h = xs_hash_str(ev.event_id);
             xs_event_clear(&ev);
-        } else {
-            xs_list_init(&list);
-            if (xs_codec_decode_list(codec, m.value, m.value_len, &list, reason,
-                                     sizeof(reason)) == XS_OK)
-                h = xs_hash_str(list.trigger_event_id);
-            xs_list_clear(&list);
+        } else if (xs_codec_peek_list(codec, m.value, m.value_len, &ref, reason,
+                                      sizeof(reason)) == XS_OK &&
+                   ref.trigger_event_id_len > 0) {
+            /* a list's identity only: this thread shares the worker's CPUs */
+            h = xs_hash(ref.trigger_event_id, ref.trigger_event_id_len);
         }
         long i = h ? enc_index(&x->ev, h ? h : 1) : -1;
         int64_t sent = i >= 0 ? atomic_load(&x->sent_us[i]) : 0;

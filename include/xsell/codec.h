@@ -82,6 +82,20 @@ xs_err_t xs_codec_encode_list(xs_codec_t *codec, const xs_list_t *list, xs_buf_t
 xs_err_t xs_codec_decode_list(xs_codec_t *codec, const void *data, size_t len, xs_list_t *list,
                               char *reason, size_t reason_size);
 
+/*
+ * The identity of an encoded CrossSellList, for consumers that only route or
+ * deduplicate lists: the message is decoded and checked as by
+ * xs_codec_decode_list(), but nothing is copied out. The pointers point into
+ * data (not NUL-terminated) and stay valid while data and the codec do.
+ */
+typedef struct xs_list_ref {
+    const char *list_id, *user_id, *trigger_event_id;
+    size_t list_id_len, user_id_len, trigger_event_id_len;
+} xs_list_ref_t;
+
+xs_err_t xs_codec_peek_list(xs_codec_t *codec, const void *data, size_t len, xs_list_ref_t *ref,
+                            char *reason, size_t reason_size);
+
 /* Fingerprint (CRC-64-AVRO of the canonical form) of the reader schema of kind. */
 uint64_t xs_codec_fingerprint(const xs_codec_t *codec, xs_event_kind_t kind);
 

@@ -4,7 +4,9 @@
  *
  * Messages from "other producers" are written here with Avro-C's generic
  * values and the producer's own schema, so the decoder is checked against
- * an independent encoder; malformed inputs are assembled byte by byte.
+ * an independent encoder; malformed inputs are assembled byte by byte. The
+ * list writer (direct, no Avro-C) is checked byte for byte against Avro-C's
+ * generic values on random lists.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -428,6 +430,214 @@ static void test_roundtrip_list(void **state)
     xs_event_clear(&ev);
     xs_buf_free(&buf);
     xs_list_clear(&in);
+    xs_codec_destroy(c);
+}
+
+/* ---- the list writer against Avro-C -------------------------------------- */
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* A random string of 0..max_len bytes, no NUL, any other byte value. */
+static char *rand_str(uint64_t *x, size_t max_len)
+{
+    size_t n = rng_next(x) % (max_len + 1);
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)(1 + rng_next(x) % 255);
+    s[n] = '\0';
+    return s;
+}
+
+static void rand_list(uint64_t *x, xs_list_t *l)
+{
+    /* long strings exercise multi-byte length varints */
+    size_t max_len = rng_next(x) % 3 == 0 ? 300 : 12;
+    xs_list_init(l);
+    for (int i = 0; i < 32; i++)
+        l->list_id[i] = "0123456789abcdef"[rng_next(x) % 16];
+    l->user_id = rand_str(x, max_len);
+    l->generated_at = (int64_t)rng_next(x) >> (rng_next(x) % 64);
+    l->trigger_event_id = rand_str(x, max_len);
+    l->trigger_type = rand_str(x, max_len);
+    l->n_trigger_items = (int)(rng_next(x) % (XS_TRIGGER_MAX_ITEMS + 1));
+    for (int i = 0; i < l->n_trigger_items; i++)
+        l->trigger_items[i] = rand_str(x, max_len);
+    l->placement = (xs_placement_t)(rng_next(x) % XS_PLACEMENT__COUNT);
+    l->experiment = rng_next(x) % 2 ? rand_str(x, max_len) : NULL;
+    l->arm = rng_next(x) % 2 ? rand_str(x, max_len) : NULL;
+    l->n_items = (int)(rng_next(x) % (XS_LIST_MAX_ITEMS + 1));
+    for (int i = 0; i < l->n_items; i++) {
+        xs_rec_t *r = &l->items[i];
+        uint64_t bits = rng_next(x);
+        r->item_id = rand_str(x, max_len);
+        memcpy(&r->score, &bits, sizeof(r->score)); /* any bit pattern, NaNs too */
+        r->source = (xs_source_t)(rng_next(x) % XS_SOURCE__COUNT);
+        r->n_because = (int)(rng_next(x) % (XS_BECAUSE_MAX + 1));
+        for (int k = 0; k < r->n_because; k++)
+            r->because_of[k] = rand_str(x, max_len);
+    }
+    l->model_name = rand_str(x, max_len);
+    l->model_version = rand_str(x, max_len);
+}
+
+static void av_set(avro_value_t *rec, const char *name, const char *s)
+{
+    avro_value_t f = field(rec, name);
+    assert_int_equal(avro_value_set_string(&f, s), 0);
+}
+
+static void av_opt(avro_value_t *rec, const char *name, const char *s)
+{
+    avro_value_t f = field(rec, name), b;
+    assert_int_equal(avro_value_set_branch(&f, s ? 1 : 0, &b), 0);
+    if (s)
+        assert_int_equal(avro_value_set_string(&b, s), 0);
+}
+
+/* The list as Avro-C's generic values write it with the embedded schema, framed. */
+static void list_avro_c(const xs_list_t *l, xs_buf_t *out)
+{
+    const char *json = xs_codec_schema_json(XS_KIND_LIST);
+    avro_schema_t schema = NULL;
+    avro_value_t v, f, e, trig, items, model;
+    assert_int_equal(avro_schema_from_json_length(json, strlen(json), &schema), 0);
+    avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+    assert_non_null(iface);
+    assert_int_equal(avro_generic_value_new(iface, &v), 0);
+    av_set(&v, "list_id", l->list_id);
+    av_set(&v, "user_id", l->user_id);
+    f = field(&v, "generated_at");
+    assert_int_equal(avro_value_set_long(&f, l->generated_at), 0);
+    trig = field(&v, "trigger");
+    av_set(&trig, "event_id", l->trigger_event_id);
+    av_set(&trig, "type", l->trigger_type);
+    f = field(&trig, "item_ids");
+    for (int i = 0; i < l->n_trigger_items; i++) {
+        assert_int_equal(avro_value_append(&f, &e, NULL), 0);
+        assert_int_equal(avro_value_set_string(&e, l->trigger_items[i]), 0);
+    }
+    f = field(&v, "placement");
+    assert_int_equal(
+        avro_value_set_enum(&f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
+                                                             xs_placement_name(l->placement))),
+        0);
+    av_opt(&v, "experiment", l->experiment);
+    av_opt(&v, "arm", l->arm);
+    items = field(&v, "items");
+    for (int i = 0; i < l->n_items; i++) {
+        avro_value_t it, because;
+        assert_int_equal(avro_value_append(&items, &it, NULL), 0);
+        av_set(&it, "item_id", l->items[i].item_id);
+        f = field(&it, "score");
+        assert_int_equal(avro_value_set_double(&f, l->items[i].score), 0);
+        f = field(&it, "source");
+        assert_int_equal(avro_value_set_enum(
+                             &f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
+                                                              xs_source_name(l->items[i].source))),
+                         0);
+        because = field(&it, "because_of");
+        for (int k = 0; k < l->items[i].n_because; k++) {
+            assert_int_equal(avro_value_append(&because, &e, NULL), 0);
+            assert_int_equal(avro_value_set_string(&e, l->items[i].because_of[k]), 0);
+        }
+    }
+    model = field(&v, "model");
+    av_set(&model, "name", l->model_name);
+    av_set(&model, "version", l->model_version);
+    size_t size = 0;
+    assert_int_equal(avro_value_sizeof(&v, &size), 0);
+    assert_int_equal(xs_buf_reserve(out, 10 + size), XS_OK);
+    out->len = frame_so(FP_LIST, (const uint8_t *)"", 0, out->data);
+    avro_writer_t w = avro_writer_memory((const char *)out->data + 10, (int64_t)size);
+    assert_int_equal(avro_value_write(w, &v), 0);
+    out->len += (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(&v);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(schema);
+}
+
+/* xs_codec_encode_list writes lists directly: byte for byte what Avro-C's
+ * generic values write; xs_codec_peek_list finds the list's identity. */
+static void test_list_writer(void **state)
+{
+    (void)state;
+    xs_codec_t *c = codec_new();
+    xs_buf_t mine = {0}, ref = {0};
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    char reason[128] = "";
+    for (int iter = 0; iter < 2000; iter++) {
+        xs_list_t l;
+        xs_list_ref_t id;
+        rand_list(&x, &l);
+        xs_buf_reset(&mine);
+        xs_buf_reset(&ref);
+        assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_OK);
+        list_avro_c(&l, &ref);
+        assert_int_equal(mine.len, ref.len);
+        assert_memory_equal(mine.data, ref.data, ref.len);
+        assert_int_equal(xs_codec_peek_list(c, mine.data, mine.len, &id, reason, sizeof(reason)),
+                         XS_OK);
+        assert_int_equal(id.list_id_len, 32);
+        assert_memory_equal(id.list_id, l.list_id, 32);
+        assert_int_equal(id.user_id_len, strlen(l.user_id));
+        assert_memory_equal(id.user_id, l.user_id, id.user_id_len);
+        assert_int_equal(id.trigger_event_id_len, strlen(l.trigger_event_id));
+        assert_memory_equal(id.trigger_event_id, l.trigger_event_id, id.trigger_event_id_len);
+        xs_list_clear(&l);
+    }
+
+    /* Appends after what out holds; refuses what Avro-C's path refused, out unchanged. */
+    xs_list_t l;
+    rand_list(&x, &l);
+    xs_buf_reset(&mine);
+    assert_int_equal(xs_buf_append(&mine, "ab", 2), XS_OK);
+    assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_OK);
+    xs_buf_reset(&ref);
+    list_avro_c(&l, &ref);
+    assert_int_equal(mine.len, 2 + ref.len);
+    assert_memory_equal(mine.data + 2, ref.data, ref.len);
+    size_t len = mine.len;
+    char *saved = l.model_name;
+    l.model_name = NULL;
+    assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_ERR_INVALID);
+    l.model_name = saved;
+    int n_items = l.n_items;
+    l.n_items = XS_LIST_MAX_ITEMS + 1;
+    assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_ERR_INVALID);
+    l.n_items = n_items;
+    l.placement = XS_PLACEMENT__COUNT;
+    assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_ERR_INVALID);
+    l.placement = XS_PLACEMENT_CART;
+    memset(l.list_id, 'f', sizeof(l.list_id)); /* not terminated */
+    assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_ERR_INVALID);
+    assert_int_equal(mine.len, len);
+    xs_list_clear(&l);
+
+    /* peek: the checks of decode_list */
+    xs_list_ref_t id;
+    assert_int_equal(xs_codec_peek_list(c, ref.data, ref.len - 1, &id, reason, sizeof(reason)),
+                     XS_ERR_DECODE);
+    assert_null(id.trigger_event_id);
+    xs_event_t ev;
+    xs_event_init(&ev, XS_KIND_CLICK);
+    ev.event_id = strdup("e");
+    ev.user_id = strdup("u");
+    xs_buf_reset(&mine);
+    assert_int_equal(xs_codec_encode_event(c, &ev, &mine), XS_OK);
+    assert_int_equal(xs_codec_peek_list(c, mine.data, mine.len, &id, reason, sizeof(reason)),
+                     XS_ERR_SCHEMA);
+    assert_non_null(strstr(reason, "not a CrossSellList"));
+    xs_event_clear(&ev);
+    xs_buf_free(&mine);
+    xs_buf_free(&ref);
     xs_codec_destroy(c);
 }
 
@@ -937,6 +1147,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_click),
         cmocka_unit_test(test_roundtrip_cart_and_item),
         cmocka_unit_test(test_roundtrip_list),
+        cmocka_unit_test(test_list_writer),
         cmocka_unit_test(test_python_interop),
         cmocka_unit_test(test_framings),
         cmocka_unit_test(test_evolution_click),
