@@ -20,7 +20,11 @@
  * its bookkeeping; we create a producer handle that never produces. The
  * mock brokers listen on random loopback ports; the bootstrap string comes
  * from rd_kafka_mock_cluster_bootstraps(). Topics must be created through
- * the mock API (it has no CreateTopics).
+ * the mock API (it has no CreateTopics). The sockets the mock brokers accept
+ * take that handle's socket options: socket.nagle.disable is set on it, or
+ * a response written right behind another waits for the client's delayed
+ * ACK (~40 ms on loopback): a producer flush with two or more Produce
+ * requests in flight took 40-45 ms instead of 0.1 ms.
  *
  * Producer. Delivery reports count delivered/failed messages, cumulatively
  * (xs_producer_delivered/failed) and since the last flush (what flush
@@ -184,7 +188,8 @@ xs_devbroker_t *xs_devbroker_new(int brokers, char *errstr, size_t errstr_size)
     }
     db->brokers = brokers;
     conf = rd_kafka_conf_new();
-    if (conf_set(conf, "client.id", "xsell-devbroker", errstr, errstr_size) != XS_OK) {
+    if (conf_set(conf, "client.id", "xsell-devbroker", errstr, errstr_size) != XS_OK ||
+        conf_set(conf, "socket.nagle.disable", "true", errstr, errstr_size) != XS_OK) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
@@ -1067,23 +1072,35 @@ int64_t xs_consumer_lag(xs_consumer_t *c)
 xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition, int64_t offset,
                             bool async, char *errstr, size_t errstr_size)
 {
+    xs_offset_t one = {topic, partition, offset};
+    return xs_consumer_commit_offsets(c, &one, 1, async, errstr, errstr_size);
+}
+
+xs_err_t xs_consumer_commit_offsets(xs_consumer_t *c, const xs_offset_t *offsets, size_t n,
+                                    bool async, char *errstr, size_t errstr_size)
+{
     rd_kafka_topic_partition_list_t *list = NULL;
     rd_kafka_resp_err_t rderr;
     xs_err_t ret = XS_OK;
 
+    if (n == 0)
+        return XS_OK;
     if (!c->group) {
-        xs_errstr_set(errstr, errstr_size, "kafka: commit %s[%d]: consumer has no group.id", topic,
-                      (int)partition);
+        xs_errstr_set(errstr, errstr_size, "kafka: commit %s[%d]: consumer has no group.id",
+                      offsets[0].topic, (int)offsets[0].partition);
         return XS_ERR_INVALID;
     }
-    list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+    list = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, offsets[i].topic, offsets[i].partition)->offset =
+            offsets[i].offset;
     rderr = rd_kafka_commit(c->rk, list, async ? 1 : 0);
-    if (!rderr && !async && list->elems[0].err)
-        rderr = list->elems[0].err;
+    for (int i = 0; !rderr && !async && i < list->cnt; i++)
+        rderr = list->elems[i].err;
     if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: commit %s[%d] offset %lld: %s", topic,
-                      (int)partition, (long long)offset, rd_kafka_err2str(rderr));
+        xs_errstr_set(errstr, errstr_size, "kafka: commit %s[%d] offset %lld%s: %s",
+                      offsets[0].topic, (int)offsets[0].partition, (long long)offsets[0].offset,
+                      n > 1 ? " (and more)" : "", rd_kafka_err2str(rderr));
         ret = XS_ERR_KAFKA;
     }
     rd_kafka_topic_partition_list_destroy(list);

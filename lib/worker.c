@@ -2,13 +2,31 @@
  * worker.c — the streaming worker (see include/xsell/worker.h for the
  * checkpoint protocol and its guarantees).
  *
- * Threads: the worker thread runs the loop; the HTTP server (when
- * http.address is set) answers on its own thread. The engine and the
- * partition table are shared with the HTTP queries under `mu`, which the
- * worker holds per message (process), for the state write of a checkpoint
- * (not for the producer flush before it) and in the rebalance hooks, so a
- * query waits at most for one message or one batch write. Metrics live in
- * a registry with its own lock; health and readiness are atomics.
+ * Threads: the worker thread runs the loop; the checkpoint writer writes
+ * checkpoint batches to RocksDB; the HTTP server (when http.address is set)
+ * answers on its own thread. The engine and the partition table are shared
+ * with the HTTP queries under `mu`, which the worker holds per message
+ * (process), while a checkpoint takes the engine's dirty records and while it
+ * finishes (not for the producer flush nor the batch write) and in the
+ * rebalance hooks, so a query waits at most for one message or one engine
+ * flush. Metrics live in a registry with its own lock; health and readiness
+ * are atomics.
+ *
+ * Checkpoints run in three steps, so that the RocksDB write does not stall
+ * the loop:
+ *   begin   (worker thread) wait until the previous checkpoint finished;
+ *           flush the producer; under mu the engine hands its dirty records
+ *           to the batch and the next offset of every partition that moved
+ *           joins them (cp_offs keeps which);
+ *   write   (writer thread) the batch, atomically;
+ *   finish  (worker thread, the first loop turn after the write) under mu:
+ *           the partitions' stored offsets move, they are committed to Kafka
+ *           and the engine trims its cache.
+ * The engine marks records clean when it hands them over but evicts only in
+ * xs_engine_trim(), after the write: until then a record whose latest value
+ * is only in the batch stays cached, so nothing reads its old value from
+ * RocksDB. Revocation and shutdown run a whole checkpoint synchronously
+ * (checkpoint()), after the one in flight.
  */
 #include "xsell/worker.h"
 
@@ -31,6 +49,14 @@
 #include "xsell/settings.h"
 #include "xsell/sketch.h"
 #include "xsell/store.h"
+
+/* Checkpoint states: nothing in flight; the writer writes the batch; written, finish due. */
+enum { CP_IDLE, CP_WRITING, CP_WRITTEN };
+
+typedef struct cp_offset {
+    size_t part; /* index in parts (entries are never removed) */
+    int64_t next;
+} cp_offset_t;
 
 typedef struct part {
     char *topic;
@@ -62,7 +88,7 @@ struct xs_worker {
     xs_codec_t *codec;
     xs_producer_t *producer;
     xs_consumer_t *consumer;
-    xs_batch_t *batch;
+    xs_batch_t *batch; /* the writer's while cp_state is CP_WRITING */
     xs_event_limits_t limits;
     size_t max_message_bytes;
     size_t dlq_max_bytes; /* key + value a dead letter can carry (producer limit) */
@@ -70,12 +96,26 @@ struct xs_worker {
     char **bare_topics;
     size_t n_bare;
     part_t *parts;
-    size_t n_parts, cap_parts;
+    size_t n_parts, cap_parts, part_hint;
+    /* checkpoint in flight: the partitions it moves and their offsets */
+    cp_offset_t *cp_offs;
+    xs_offset_t *commit_offs;
+    size_t n_cp_offs, cap_cp_offs;
+    double cp_t0;
+    bool state_sync;
+    pthread_t writer;
+    bool writer_on, cp_init, cp_stop;
+    pthread_mutex_t cp_mu; /* cp_state, cp_stop, cp_err, cp_errstr */
+    pthread_cond_t cp_cv;
+    _Atomic int cp_state;
+    xs_err_t cp_err;
+    char cp_errstr[512];
     xs_buf_t out;
     xs_worker_stats_t st;
     xs_err_t hook_err; /* error raised inside a rebalance hook */
     char hook_errstr[640];
     size_t dirty_limit;
+    uint64_t dirty_checked; /* st.events at the last dirty_over() check */
     bool failed; /* after a fatal error no checkpoint may store offsets */
     bool from_beginning;
     pthread_mutex_t mu; /* engine + parts, shared with HTTP queries */
@@ -97,9 +137,15 @@ static double now_ms(void)
 
 static part_t *find_part(xs_worker_t *w, const char *topic, int32_t partition, bool create)
 {
+    /* Messages come in runs from one partition: try the last one found first. */
+    if (w->part_hint < w->n_parts && w->parts[w->part_hint].partition == partition &&
+        strcmp(w->parts[w->part_hint].topic, topic) == 0)
+        return &w->parts[w->part_hint];
     for (size_t i = 0; i < w->n_parts; i++)
-        if (w->parts[i].partition == partition && strcmp(w->parts[i].topic, topic) == 0)
+        if (w->parts[i].partition == partition && strcmp(w->parts[i].topic, topic) == 0) {
+            w->part_hint = i;
             return &w->parts[i];
+        }
     if (!create)
         return NULL;
     if (w->n_parts == w->cap_parts) {
@@ -124,65 +170,157 @@ static part_t *find_part(xs_worker_t *w, const char *topic, int32_t partition, b
 
 /* ---- checkpoint ------------------------------------------------------------ */
 
-static xs_err_t checkpoint_write(xs_worker_t *w, double t0, char *errstr, size_t errstr_size);
-
-static xs_err_t checkpoint(xs_worker_t *w, char *errstr, size_t errstr_size)
+/* The writer thread: writes each batch handed over by checkpoint_begin(). */
+static void *cp_writer(void *arg)
 {
-    double t0 = now_ms();
+    xs_worker_t *w = arg;
+    pthread_mutex_lock(&w->cp_mu);
+    for (;;) {
+        while (atomic_load(&w->cp_state) != CP_WRITING && !w->cp_stop)
+            pthread_cond_wait(&w->cp_cv, &w->cp_mu);
+        if (atomic_load(&w->cp_state) != CP_WRITING)
+            break; /* stopping, nothing in flight */
+        pthread_mutex_unlock(&w->cp_mu);
+        char e[sizeof(w->cp_errstr)] = "";
+        xs_err_t err = xs_store_write(w->store, w->batch, w->state_sync, e, sizeof(e));
+        pthread_mutex_lock(&w->cp_mu);
+        w->cp_err = err;
+        memcpy(w->cp_errstr, e, sizeof(e));
+        atomic_store(&w->cp_state, CP_WRITTEN);
+        pthread_cond_broadcast(&w->cp_cv);
+    }
+    pthread_mutex_unlock(&w->cp_mu);
+    return NULL;
+}
+
+/* Waits for the batch in flight, if any, to be written. */
+static void checkpoint_wait(xs_worker_t *w)
+{
+    if (!w->cp_init)
+        return;
+    pthread_mutex_lock(&w->cp_mu);
+    while (atomic_load(&w->cp_state) == CP_WRITING)
+        pthread_cond_wait(&w->cp_cv, &w->cp_mu);
+    pthread_mutex_unlock(&w->cp_mu);
+}
+
+/* After the write: stored offsets, Kafka commit, cache trim (under mu). */
+static xs_err_t checkpoint_finish(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    size_t n_commit = 0;
+    if (atomic_load(&w->cp_state) != CP_WRITTEN)
+        return XS_OK;
+    atomic_store(&w->cp_state, CP_IDLE);
+    if (w->cp_err) {
+        xs_errstr_set(errstr, errstr_size, "%s", w->cp_errstr);
+        return w->cp_err;
+    }
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->n_cp_offs; i++) {
+        part_t *p = &w->parts[w->cp_offs[i].part];
+        p->stored = w->cp_offs[i].next;
+        if (p->assigned)
+            w->commit_offs[n_commit++] =
+                (xs_offset_t){p->topic, p->partition, w->cp_offs[i].next};
+    }
+    char e2[256];
+    if (xs_consumer_commit_offsets(w->consumer, w->commit_offs, n_commit, true, e2, sizeof(e2)))
+        XS_DEBUG("offset commit failed", "error=\"%s\"", e2);
+    xs_engine_trim(w->engine);
+    pthread_mutex_unlock(&w->mu);
+    w->st.checkpoints++;
+    w->st.last_checkpoint_ms = now_ms() - w->cp_t0;
+    xs_metrics_add(w->metrics, w->mid[M_CHECKPOINTS], NULL, 1);
+    xs_metrics_set(w->metrics, w->mid[M_CP_LAST], NULL, w->st.last_checkpoint_ms / 1e3);
+    xs_metrics_add(w->metrics, w->mid[M_CP_SECONDS], NULL, w->st.last_checkpoint_ms / 1e3);
+    XS_DEBUG("checkpoint", "records=%d partitions=%zu ms=%.1f", xs_batch_count(w->batch),
+             w->n_cp_offs, w->st.last_checkpoint_ms);
+    return XS_OK;
+}
+
+/* Room for every partition in cp_offs and commit_offs. */
+static xs_err_t cp_offs_reserve(xs_worker_t *w)
+{
+    if (w->cap_cp_offs >= w->n_parts)
+        return XS_OK;
+    size_t cap = w->cap_parts;
+    cp_offset_t *o = realloc(w->cp_offs, cap * sizeof(*o));
+    if (!o)
+        return XS_ERR_NOMEM;
+    w->cp_offs = o;
+    xs_offset_t *c = realloc(w->commit_offs, cap * sizeof(*c));
+    if (!c)
+        return XS_ERR_NOMEM;
+    w->commit_offs = c;
+    w->cap_cp_offs = cap;
+    return XS_OK;
+}
+
+/*
+ * Finishes the checkpoint in flight, flushes the producer and fills the batch
+ * (under mu). *empty: nothing to write (no dirty record, no offset moved).
+ */
+static xs_err_t checkpoint_fill(xs_worker_t *w, bool *empty, char *errstr, size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    *empty = true;
     if (w->failed) {
         xs_errstr_set(errstr, errstr_size, "worker failed earlier: no checkpoint");
         return XS_ERR_INVALID;
     }
-    xs_err_t err = xs_producer_flush(w->producer, 60000, errstr, errstr_size);
-    if (err)
+    checkpoint_wait(w);
+    if ((err = checkpoint_finish(w, errstr, errstr_size)))
+        return err;
+    w->cp_t0 = now_ms();
+    if ((err = xs_producer_flush(w->producer, 60000, errstr, errstr_size)))
         return err; /* nothing written: a restart replays from the last checkpoint */
     pthread_mutex_lock(&w->mu);
-    err = checkpoint_write(w, t0, errstr, errstr_size);
-    pthread_mutex_unlock(&w->mu);
-    return err;
-}
-
-/* The state part of a checkpoint; called with mu held. */
-static xs_err_t checkpoint_write(xs_worker_t *w, double t0, char *errstr, size_t errstr_size)
-{
-    xs_err_t err = XS_OK;
     xs_batch_clear(w->batch);
+    w->n_cp_offs = 0;
+    if ((err = cp_offs_reserve(w))) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        goto out;
+    }
     if ((err = xs_engine_flush(w->engine, xs_batch_put_fn, w->batch, errstr, errstr_size)))
-        return err;
-    int moved = 0;
+        goto out;
     for (size_t i = 0; i < w->n_parts; i++) {
         part_t *p = &w->parts[i];
         if (p->next >= 0 && p->next != p->stored) {
             xs_batch_put_offset(w->batch, p->topic, p->partition, p->next);
-            moved++;
+            w->cp_offs[w->n_cp_offs++] = (cp_offset_t){i, p->next};
         }
     }
-    if (xs_batch_count(w->batch) == 0)
-        return XS_OK;
-    if ((err = xs_store_write(w->store, w->batch, xs_config_bool(w->cfg, "state.sync"), errstr,
-                              errstr_size)))
+    *empty = xs_batch_count(w->batch) == 0;
+out:
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+/* A checkpoint whose batch the writer thread writes; finished by a later loop turn. */
+static xs_err_t checkpoint_begin(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    bool empty = true;
+    xs_err_t err = checkpoint_fill(w, &empty, errstr, errstr_size);
+    if (err || empty)
         return err;
-    for (size_t i = 0; i < w->n_parts; i++) {
-        part_t *p = &w->parts[i];
-        if (p->next >= 0 && p->next != p->stored) {
-            p->stored = p->next;
-            if (p->assigned) {
-                char e2[256];
-                if (xs_consumer_commit(w->consumer, p->topic, p->partition, p->next, true, e2,
-                                       sizeof(e2)))
-                    XS_DEBUG("offset commit failed", "error=\"%s\"", e2);
-            }
-        }
-    }
-    xs_engine_trim(w->engine);
-    w->st.checkpoints++;
-    w->st.last_checkpoint_ms = now_ms() - t0;
-    xs_metrics_add(w->metrics, w->mid[M_CHECKPOINTS], NULL, 1);
-    xs_metrics_set(w->metrics, w->mid[M_CP_LAST], NULL, w->st.last_checkpoint_ms / 1e3);
-    xs_metrics_add(w->metrics, w->mid[M_CP_SECONDS], NULL, w->st.last_checkpoint_ms / 1e3);
-    XS_DEBUG("checkpoint", "records=%d partitions=%d ms=%.1f", xs_batch_count(w->batch), moved,
-             w->st.last_checkpoint_ms);
+    pthread_mutex_lock(&w->cp_mu);
+    atomic_store(&w->cp_state, CP_WRITING);
+    pthread_cond_signal(&w->cp_cv);
+    pthread_mutex_unlock(&w->cp_mu);
     return XS_OK;
+}
+
+/* A whole checkpoint on the calling thread (rebalance, shutdown). */
+static xs_err_t checkpoint(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    bool empty = true;
+    xs_err_t err = checkpoint_fill(w, &empty, errstr, errstr_size);
+    if (err || empty)
+        return err;
+    w->cp_err = xs_store_write(w->store, w->batch, w->state_sync, w->cp_errstr,
+                               sizeof(w->cp_errstr));
+    atomic_store(&w->cp_state, CP_WRITTEN);
+    return checkpoint_finish(w, errstr, errstr_size);
 }
 
 /* ---- rebalance hooks ------------------------------------------------------------ */
@@ -749,6 +887,7 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
         w->dlq_max_bytes = max > 16384 ? (size_t)(max - 8192) : 8192;
     }
     w->dirty_limit = (size_t)xs_config_int(cfg, "checkpoint.dirty.bytes");
+    w->state_sync = xs_config_bool(cfg, "state.sync");
     xs_event_limits_default(&w->limits);
     w->limits.max_id_len = (size_t)xs_config_int(cfg, "limits.max_id_len");
     w->limits.max_lines = (size_t)xs_config_int(cfg, "limits.max_lines");
@@ -769,6 +908,21 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
         xs_errstr_set(errstr, errstr_size, "out of memory");
         goto fail;
     }
+    if (pthread_mutex_init(&w->cp_mu, NULL) != 0) {
+        xs_errstr_set(errstr, errstr_size, "cannot create a mutex");
+        goto fail;
+    }
+    if (pthread_cond_init(&w->cp_cv, NULL) != 0) {
+        pthread_mutex_destroy(&w->cp_mu);
+        xs_errstr_set(errstr, errstr_size, "cannot create a condition variable");
+        goto fail;
+    }
+    w->cp_init = true;
+    if (pthread_create(&w->writer, NULL, cp_writer, w) != 0) {
+        xs_errstr_set(errstr, errstr_size, "cannot start the checkpoint writer");
+        goto fail;
+    }
+    w->writer_on = true;
     xs_backend_t backend;
     xs_store_backend(w->store, &backend);
     xs_engine_opts_t eo;
@@ -831,12 +985,18 @@ void xs_worker_stats(const xs_worker_t *w, xs_worker_stats_t *st)
     *st = w->st;
 }
 
+/* Every 1024 events: whether the dirty records exceed checkpoint.dirty.bytes.
+ * xs_engine_stats() walks the cache, so it runs once per 1024 events, not
+ * on every loop turn while the count stays a multiple of 1024. */
 static bool dirty_over(xs_worker_t *w)
 {
-    if ((w->st.events & 1023) != 0)
+    if ((w->st.events & 1023) != 0 || w->st.events == w->dirty_checked)
         return false;
+    w->dirty_checked = w->st.events;
     xs_engine_stats_t es;
+    pthread_mutex_lock(&w->mu);
     xs_engine_stats(w->engine, &es);
+    pthread_mutex_unlock(&w->mu);
     return es.dirty_bytes > w->dirty_limit;
 }
 
@@ -884,11 +1044,10 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
             refresh_gauges(w);
             last_gauges = t;
         }
-        pthread_mutex_lock(&w->mu);
-        bool over = dirty_over(w);
-        pthread_mutex_unlock(&w->mu);
-        if (t - last_cp >= interval || over) {
-            if ((err = checkpoint(w, errstr, errstr_size)) != XS_OK)
+        if ((err = checkpoint_finish(w, errstr, errstr_size)) != XS_OK)
+            break;
+        if (t - last_cp >= interval || dirty_over(w)) {
+            if ((err = checkpoint_begin(w, errstr, errstr_size)) != XS_OK)
                 break;
             last_cp = now_ms();
         }
@@ -908,6 +1067,9 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
     }
     xs_err_t cerr = XS_OK;
     char cstr[512] = "";
+    checkpoint_wait(w); /* a batch in flight was filled before any failure */
+    if (!err)
+        err = checkpoint_finish(w, errstr, errstr_size);
     w->failed = err != XS_OK;
     if (!err)
         cerr = checkpoint(w, cstr, sizeof(cstr));
@@ -934,7 +1096,18 @@ void xs_worker_destroy(xs_worker_t *w)
     if (!w)
         return;
     xs_http_destroy(w->http); /* first: no query may run past this point */
-    xs_consumer_destroy(w->consumer);
+    xs_consumer_destroy(w->consumer); /* may checkpoint (on_revoke) */
+    if (w->writer_on) {
+        pthread_mutex_lock(&w->cp_mu);
+        w->cp_stop = true; /* the writer finishes a batch in flight first */
+        pthread_cond_broadcast(&w->cp_cv);
+        pthread_mutex_unlock(&w->cp_mu);
+        pthread_join(w->writer, NULL);
+    }
+    if (w->cp_init) {
+        pthread_cond_destroy(&w->cp_cv);
+        pthread_mutex_destroy(&w->cp_mu);
+    }
     xs_producer_destroy(w->producer);
     xs_codec_destroy(w->codec);
     xs_engine_destroy(w->engine);
@@ -943,6 +1116,8 @@ void xs_worker_destroy(xs_worker_t *w)
     for (size_t i = 0; i < w->n_parts; i++)
         free(w->parts[i].topic);
     free(w->parts);
+    free(w->cp_offs);
+    free(w->commit_offs);
     for (size_t i = 0; i < w->n_bare; i++)
         free(w->bare_topics[i]);
     free(w->bare_topics);

@@ -164,6 +164,17 @@ int64_t xs_consumer_lag(xs_consumer_t *c);
 xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition,
                             int64_t offset, bool async, char *errstr, size_t errstr_size);
 
+/* One partition's next offset to consume, for xs_consumer_commit_offsets(). */
+typedef struct xs_offset {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} xs_offset_t;
+
+/* Commits the offsets of n partitions in one request (n == 0: nothing to do). */
+xs_err_t xs_consumer_commit_offsets(xs_consumer_t *c, const xs_offset_t *offsets, size_t n,
+                                    bool async, char *errstr, size_t errstr_size);
+
 /* Pauses / resumes fetching of every assigned partition (backpressure). */
 xs_err_t xs_consumer_pause_all(xs_consumer_t *c, bool pause);
 

@@ -14,6 +14,10 @@
  *      assignment the worker seeks to the offsets stored in RocksDB).
  * A crash between 1 and 2 replays the tail on restart: the state is rebuilt
  * exactly and the lists republished with the same list_id (at least once).
+ * The batch of step 2 is filled on the worker thread and written by a
+ * checkpoint writer thread while the loop goes on; step 3 and the cache trim
+ * follow on the worker thread once it is written, and the next checkpoint
+ * waits for that. Revocation and shutdown checkpoint synchronously.
  *
  * Operations: when http.address is set, xs_worker_new() starts the HTTP
  * endpoint (include/xsell/http.h): /metrics, /healthz (the loop turns),
