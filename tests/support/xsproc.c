@@ -107,10 +107,19 @@ char *xsp_read_file(const char *path, size_t *len)
 
 bool xsp_wait_log(const char *path, const char *needle, pid_t pid, int timeout_ms)
 {
+    return xsp_wait_log_count(path, needle, 1, pid, timeout_ms);
+}
+
+bool xsp_wait_log_count(const char *path, const char *needle, int count, pid_t pid,
+                        int timeout_ms)
+{
     int64_t deadline = xsp_now_ms() + timeout_ms;
     for (;;) {
         char *text = xsp_read_file(path, NULL);
-        bool found = text && strstr(text, needle);
+        int seen = 0;
+        for (const char *at = text; at && seen < count && (at = strstr(at, needle)); at++)
+            seen++;
+        bool found = seen >= count;
         free(text);
         if (found)
             return true;
@@ -238,15 +247,16 @@ static xs_err_t produce_cb(void *opaque, const xs_event_t *ev)
     return XS_OK;
 }
 
+static const xs_kv_t dataset_conf[] = {
+    {"compression.codec", "zstd"},
+    {"linger.ms", "200"},
+    {"batch.num.messages", "1000000"},
+    {"batch.size", "100000000"},
+};
+
 uint64_t xsp_produce_dataset(const char *bootstrap, const char *format, const char *path,
                              uint64_t max_events)
 {
-    static const xs_kv_t conf[] = {
-        {"compression.codec", "zstd"},
-        {"linger.ms", "200"},
-        {"batch.num.messages", "1000000"},
-        {"batch.size", "100000000"},
-    };
     char errstr[512] = "";
     produce_ctx_t c = {0};
     xs_dataset_opts_t dopts;
@@ -254,7 +264,8 @@ uint64_t xsp_produce_dataset(const char *bootstrap, const char *format, const ch
     assert_true(fmt >= 0);
     c.codec = xs_codec_new(errstr, sizeof(errstr));
     assert_non_null(c.codec);
-    c.p = xs_producer_new(bootstrap, conf, XS_ARRAY_SIZE(conf), errstr, sizeof(errstr));
+    c.p = xs_producer_new(bootstrap, dataset_conf, XS_ARRAY_SIZE(dataset_conf), errstr,
+                          sizeof(errstr));
     if (!c.p)
         fail_msg("producer: %s", errstr);
     xs_dataset_opts_default(&dopts);
@@ -269,6 +280,99 @@ uint64_t xsp_produce_dataset(const char *bootstrap, const char *format, const ch
     xs_codec_destroy(c.codec);
     xs_buf_free(&c.buf);
     return c.n;
+}
+
+struct xsp_feed {
+    xs_producer_t *p;
+    xs_codec_t *codec;
+    xs_buf_t data; /* key, then value, of every message */
+    struct feed_msg {
+        const char *topic;
+        size_t key, key_len, val_len;
+    } *m;
+    size_t n, cap;
+};
+
+static xs_err_t feed_keep(void *opaque, const xs_event_t *ev)
+{
+    xsp_feed_t *f = opaque;
+    const char *key = ev->kind == XS_KIND_ITEM ? ev->item_id : ev->user_id;
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 4096;
+        f->m = realloc(f->m, f->cap * sizeof(*f->m));
+        assert_non_null(f->m);
+    }
+    struct feed_msg *m = &f->m[f->n++];
+    m->topic = ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
+               : ev->kind == XS_KIND_CART ? "xsell.cart"
+                                          : "xsell.catalog";
+    m->key = f->data.len;
+    m->key_len = strlen(key);
+    assert_int_equal(xs_buf_append(&f->data, key, m->key_len), XS_OK);
+    size_t before = f->data.len;
+    if (xs_codec_encode_event(f->codec, ev, &f->data) != XS_OK)
+        fail_msg("encode event");
+    m->val_len = f->data.len - before;
+    return XS_OK;
+}
+
+xsp_feed_t *xsp_feed_load(const char *bootstrap, const char *format, const char *path,
+                          uint64_t max_events)
+{
+    char errstr[512] = "";
+    xsp_feed_t *f = calloc(1, sizeof(*f));
+    xs_dataset_opts_t dopts;
+    int fmt = xs_format_from_name(format);
+    assert_non_null(f);
+    assert_true(fmt >= 0);
+    f->codec = xs_codec_new(errstr, sizeof(errstr));
+    assert_non_null(f->codec);
+    f->p = xs_producer_new(bootstrap, dataset_conf, XS_ARRAY_SIZE(dataset_conf), errstr,
+                           sizeof(errstr));
+    if (!f->p)
+        fail_msg("producer: %s", errstr);
+    xs_dataset_opts_default(&dopts);
+    dopts.max_events = max_events;
+    const char *paths[] = {path};
+    if (xs_dataset_read((xs_format_t)fmt, paths, 1, &dopts, feed_keep, f, NULL, errstr,
+                        sizeof(errstr)))
+        fail_msg("read %s: %s", path, errstr);
+    return f;
+}
+
+size_t xsp_feed_count(const xsp_feed_t *f)
+{
+    return f->n;
+}
+
+const char *xsp_feed_topic(const xsp_feed_t *f, size_t i)
+{
+    return i < f->n ? f->m[i].topic : NULL;
+}
+
+void xsp_feed_produce(xsp_feed_t *f, size_t from, size_t to)
+{
+    char errstr[512] = "";
+    for (size_t i = from; i < to && i < f->n; i++) {
+        const struct feed_msg *m = &f->m[i];
+        const uint8_t *k = f->data.data + m->key;
+        if (xs_producer_send(f->p, m->topic, -1, k, m->key_len, k + m->key_len, m->val_len, NULL,
+                             0, errstr, sizeof(errstr)))
+            fail_msg("produce: %s", errstr);
+    }
+    if (xs_producer_flush(f->p, 120000, errstr, sizeof(errstr)))
+        fail_msg("flush: %s", errstr);
+}
+
+void xsp_feed_free(xsp_feed_t *f)
+{
+    if (!f)
+        return;
+    xs_producer_destroy(f->p);
+    xs_codec_destroy(f->codec);
+    xs_buf_free(&f->data);
+    free(f->m);
+    free(f);
 }
 
 /* ---- list ids --------------------------------------------------------------- */

@@ -28,6 +28,9 @@ bool xsp_wait(pid_t pid, int timeout_ms, int *status);
 /* True once file `path` contains `needle`; polls until timeout_ms, or until
  * pid (when > 0) has exited. */
 bool xsp_wait_log(const char *path, const char *needle, pid_t pid, int timeout_ms);
+/* The same, once `needle` occurs at least `count` times. */
+bool xsp_wait_log_count(const char *path, const char *needle, int count, pid_t pid,
+                        int timeout_ms);
 /* Runs argv to completion with stdout to out_path; returns the exit code (-1 signal). */
 int xsp_run(char *const argv[], const char *out_path);
 /* Whole file, NUL-terminated; *len without the NUL. Caller frees. */
@@ -46,6 +49,21 @@ void xsp_assert_same_text(const char *what, const char *a, size_t la, const char
  * event, so 200k events fit the mock's 5 MiB per partition). Returns the count. */
 uint64_t xsp_produce_dataset(const char *bootstrap, const char *format, const char *path,
                              uint64_t max_events);
+
+/*
+ * A data set read once and held as encoded messages, produced in slices (to
+ * keep a worker busy for as long as a test needs, whatever its speed). Same
+ * topics, keys and producer settings as xsp_produce_dataset().
+ */
+typedef struct xsp_feed xsp_feed_t;
+xsp_feed_t *xsp_feed_load(const char *bootstrap, const char *format, const char *path,
+                          uint64_t max_events);
+size_t xsp_feed_count(const xsp_feed_t *f);
+/* The topic of message i. */
+const char *xsp_feed_topic(const xsp_feed_t *f, size_t i);
+/* Produces messages [from, to) and flushes. */
+void xsp_feed_produce(xsp_feed_t *f, size_t from, size_t to);
+void xsp_feed_free(xsp_feed_t *f);
 
 /* The list ids found in an output topic, sorted; total counts duplicates. */
 typedef struct xsp_ids {
