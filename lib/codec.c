@@ -738,29 +738,38 @@ out:
     return err;
 }
 
+/* Decodes a message that must be a CrossSellList into its tree. */
+static xs_err_t decode_list_root(xs_codec_t *codec, const void *data, size_t len,
+                                 xs_apool_t *pool, rv_t *root, char *reason, size_t reason_size)
+{
+    const writer_entry_t *entry = NULL;
+    if (!codec || (!data && len)) {
+        xs_errstr_set(reason, reason_size, "invalid argument");
+        return XS_ERR_INVALID;
+    }
+    xs_err_t err = decode_tree(codec, data, len, -1, pool, &entry, root, NULL, reason, reason_size);
+    if (err)
+        return err;
+    if (entry->kind != XS_KIND_LIST) {
+        xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
+                      xs_kind_name(entry->kind));
+        return XS_ERR_SCHEMA;
+    }
+    return XS_OK;
+}
+
 xs_err_t xs_codec_decode_list(xs_codec_t *codec, const void *data, size_t len, xs_list_t *list,
                               char *reason, size_t reason_size)
 {
     max_align_t local[XS_DECODE_LOCAL_BYTES / sizeof(max_align_t)];
     xs_apool_t pool;
-    const writer_entry_t *entry = NULL;
     rv_t root = {NULL, NULL};
     mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
-    xs_err_t err = XS_ERR_INVALID;
+    xs_err_t err;
     xs_apool_init(&pool, local, sizeof(local));
     xs_list_init(list);
-    if (!codec || (!data && len)) {
-        xs_errstr_set(reason, reason_size, "invalid argument");
+    if ((err = decode_list_root(codec, data, len, &pool, &root, reason, reason_size)))
         goto out;
-    }
-    if ((err = decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size)))
-        goto out;
-    if (entry->kind != XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
-                      xs_kind_name(entry->kind));
-        err = XS_ERR_SCHEMA;
-        goto out;
-    }
     map_list(&m, root, list);
     err = m.err;
 out:
@@ -788,24 +797,13 @@ xs_err_t xs_codec_peek_list(xs_codec_t *codec, const void *data, size_t len, xs_
 {
     max_align_t local[XS_DECODE_LOCAL_BYTES / sizeof(max_align_t)];
     xs_apool_t pool;
-    const writer_entry_t *entry = NULL;
     rv_t root = {NULL, NULL};
     mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
-    xs_err_t err = XS_ERR_INVALID;
+    xs_err_t err;
     xs_apool_init(&pool, local, sizeof(local));
     memset(ref, 0, sizeof(*ref));
-    if (!codec || (!data && len)) {
-        xs_errstr_set(reason, reason_size, "invalid argument");
+    if ((err = decode_list_root(codec, data, len, &pool, &root, reason, reason_size)))
         goto out;
-    }
-    if ((err = decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size)))
-        goto out;
-    if (entry->kind != XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
-                      xs_kind_name(entry->kind));
-        err = XS_ERR_SCHEMA;
-        goto out;
-    }
     if (!ref_str(&m, root, RF_LIST_ID, &ref->list_id, &ref->list_id_len) ||
         !ref_str(&m, root, RF_USER_ID, &ref->user_id, &ref->user_id_len) ||
         !ref_str(&m, rv_field(&m, root, RF_TRIGGER), RF_EVENT_ID, &ref->trigger_event_id,
