@@ -777,6 +777,21 @@ static void top_update(const xs_engine_t *e, xs_item_t *it, xs_class_t cls, int 
     xs_item_top_set(it, cls, idx, entry_sim(&e->params, en, it->n_users[cls], n_j, n_all));
 }
 
+/* Similarity of a sketch entry of it with the neighbour's current user
+ * count (the entry's lower bound when the neighbour is unknown). */
+static xs_err_t current_sim(xs_engine_t *e, const xs_params_t *P, const xs_item_t *it,
+                            xs_class_t cls, const xs_ss_entry_t *en, double n_all, double *sim,
+                            char *errstr, size_t errstr_size)
+{
+    cached_item_t *cj = NULL;
+    xs_err_t err = get_item(e, en->item, false, &cj, errstr, errstr_size);
+    if (err)
+        return err;
+    double n_j = cj ? cj->st.n_users[cls] : en->count - en->err;
+    *sim = entry_sim(P, en, it->n_users[cls], n_j, n_all);
+    return XS_OK;
+}
+
 /* Re-scores the sketch entry at the item's sweep cursor (other than `skip`,
  * just scored) with its neighbour's current count, and advances the cursor. */
 static xs_err_t sweep_one(xs_engine_t *e, xs_item_t *it, xs_class_t cls, int skip, double n_all,
@@ -791,13 +806,11 @@ static xs_err_t sweep_one(xs_engine_t *e, xs_item_t *it, xs_class_t cls, int ski
     if (pos == skip)
         return XS_OK;
     const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[pos];
-    cached_item_t *cj = NULL;
-    xs_err_t err = get_item(e, en->item, false, &cj, errstr, errstr_size);
-    if (err)
-        return err;
-    double n_j = cj ? cj->st.n_users[cls] : en->count - en->err;
-    xs_item_top_set(it, cls, pos, entry_sim(&e->params, en, it->n_users[cls], n_j, n_all));
-    return XS_OK;
+    double sim = 0;
+    xs_err_t err = current_sim(e, &e->params, it, cls, en, n_all, &sim, errstr, errstr_size);
+    if (!err)
+        xs_item_top_set(it, cls, pos, sim);
+    return err;
 }
 
 /* Lists ranked whole last with fewer than half the users of now (or never). */
@@ -817,13 +830,12 @@ static xs_err_t rescore_all(xs_engine_t *e, cached_item_t *c, char *errstr, size
         double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
         xs_item_top_clear(&c->st, (xs_class_t)cls);
         for (int k = 0; k < c->st.n_pairs[cls]; k++) {
-            cached_item_t *cj = NULL;
-            xs_err_t err = get_item(e, en[k].item, false, &cj, errstr, errstr_size);
+            double sim = 0;
+            xs_err_t err = current_sim(e, &e->params, &c->st, (xs_class_t)cls, &en[k], n_all,
+                                       &sim, errstr, errstr_size);
             if (err)
                 return err;
-            double n_j = cj ? cj->st.n_users[cls] : en[k].count - en[k].err;
-            xs_item_top_set(&c->st, (xs_class_t)cls, k,
-                            entry_sim(&e->params, &en[k], c->st.n_users[cls], n_j, n_all));
+            xs_item_top_set(&c->st, (xs_class_t)cls, k, sim);
         }
     }
     c->st.scored_at = e->users_total;
@@ -1177,11 +1189,10 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             for (int k = 0; k < n_en; k++) {
                 if (en[k].count - en[k].err < (uint32_t)P->min_support)
                     continue;
-                cached_item_t *cj = NULL;
-                if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)) != XS_OK)
+                double sim = 0;
+                if ((err = current_sim(e, P, &ci->st, (xs_class_t)cls, &en[k], n_all, &sim,
+                                       errstr, errstr_size)) != XS_OK)
                     return err;
-                double n_j = cj ? cj->st.n_users[cls] : en[k].count - en[k].err;
-                double sim = entry_sim(P, &en[k], ci->st.n_users[cls], n_j, n_all);
                 if (sim <= 0)
                     continue;
                 e->sims[n_sim++] = (sim_t){en[k].item, sim};
