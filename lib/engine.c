@@ -53,6 +53,13 @@ typedef struct cached_name {
     char *title;
 } cached_name_t;
 
+typedef struct dirty_vec {
+    void **v;
+    size_t n, cap;
+} dirty_vec_t;
+
+enum { DIRTY_USERS, DIRTY_ITEMS, DIRTY_NAMES };
+
 typedef struct trend_entry {
     uint64_t item;
     double weight; /* relative to trend_ref */
@@ -108,6 +115,12 @@ struct xs_engine {
     xs_hmap_t users, items, names;
     uint64_t tick;
     size_t cache_bytes;
+    /* The dirty records of each map, so a checkpoint and the dirty-bytes
+     * check cost O(dirty), not O(cache). A record is in its vector exactly
+     * while its dirty flag is set; when a vector cannot grow, dirty_walk
+     * makes the next flush find the dirty records by walking the maps. */
+    dirty_vec_t dirty[3]; /* users, items, names */
+    bool dirty_walk;
 
     /* globals (meta "globals") */
     uint64_t users_total, users_bought;
@@ -341,6 +354,41 @@ static xs_err_t backend_get(xs_engine_t *e, xs_cf_t cf, const void *key, size_t 
     return e->backend.get(e->backend.opaque, cf, key, klen, &e->val, found, errstr, errstr_size);
 }
 
+/* Sets a record's dirty flag; a record turning dirty joins its map's vector. */
+static void mark_dirty(xs_engine_t *e, int map, bool *flag, void *rec)
+{
+    if (*flag)
+        return;
+    *flag = true;
+    dirty_vec_t *d = &e->dirty[map];
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 1024;
+        void **v = realloc(d->v, cap * sizeof(*v));
+        if (!v) {
+            e->dirty_walk = true; /* the next flush finds it by walking the maps */
+            return;
+        }
+        d->v = v;
+        d->cap = cap;
+    }
+    d->v[d->n++] = rec;
+}
+
+static void user_dirty(xs_engine_t *e, cached_user_t *u)
+{
+    mark_dirty(e, DIRTY_USERS, &u->dirty, u);
+}
+
+static void item_dirty(xs_engine_t *e, cached_item_t *c)
+{
+    mark_dirty(e, DIRTY_ITEMS, &c->dirty, c);
+}
+
+static void name_dirty(xs_engine_t *e, cached_name_t *n)
+{
+    mark_dirty(e, DIRTY_NAMES, &n->dirty, n);
+}
+
 static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool create,
                          cached_user_t **out, bool *is_new, char *errstr, size_t errstr_size)
 {
@@ -525,7 +573,6 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
         }
     } else {
         n->id = xs_strdup(id);
-        n->dirty = true;
         if (!n->id) {
             free_name(n);
             return XS_ERR_NOMEM;
@@ -536,6 +583,8 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
         return err;
     }
     e->cache_bytes += name_bytes(n);
+    if (!found)
+        name_dirty(e, n);
     *out = n;
     return XS_OK;
 }
@@ -596,6 +645,9 @@ static void free_all(xs_engine_t *e)
     for (size_t i = 0; i < e->names.cap; i++)
         if (e->names.ents[i].key)
             free_name(e->names.ents[i].val);
+    for (int m = 0; m < 3; m++)
+        e->dirty[m].n = 0;
+    e->dirty_walk = false;
     xs_hmap_free(&e->users);
     xs_hmap_free(&e->items);
     xs_hmap_free(&e->names);
@@ -607,6 +659,8 @@ void xs_engine_destroy(xs_engine_t *e)
     if (!e)
         return;
     free_all(e);
+    for (int m = 0; m < 3; m++)
+        free(e->dirty[m].v);
     free(e->deltas);
     free(e->cands);
     free(e->cand_pos);
@@ -635,14 +689,10 @@ void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st)
     st->items_cached = e->items.len;
     st->users_total = e->users_total;
     st->users_bought = e->users_bought;
-    size_t dirty = 0;
-    for (size_t i = 0; i < e->users.cap; i++)
-        if (e->users.ents[i].key && ((cached_user_t *)e->users.ents[i].val)->dirty)
-            dirty += sizeof(cached_user_t);
-    for (size_t i = 0; i < e->items.cap; i++)
-        if (e->items.ents[i].key && ((cached_item_t *)e->items.ents[i].val)->dirty)
-            dirty += sizeof(cached_item_t);
-    st->dirty_bytes = dirty;
+    /* unknown after a failed allocation: over any bound, so a checkpoint comes */
+    st->dirty_bytes = e->dirty_walk ? SIZE_MAX
+                                    : e->dirty[DIRTY_USERS].n * sizeof(cached_user_t) +
+                                          e->dirty[DIRTY_ITEMS].n * sizeof(cached_item_t);
 }
 
 /* ---- user stage ---------------------------------------------------------------------- */
@@ -839,7 +889,7 @@ static xs_err_t rescore_all(xs_engine_t *e, cached_item_t *c, char *errstr, size
         }
     }
     c->st.scored_at = e->users_total;
-    c->dirty = true;
+    item_dirty(e, c);
     return XS_OK;
 }
 
@@ -854,7 +904,7 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
         if (!d->b) {
             if (a->st.n_users[d->cls] < UINT32_MAX)
                 a->st.n_users[d->cls]++;
-            a->dirty = true;
+            item_dirty(e, a);
             continue;
         }
         if ((err = get_item(e, d->b, true, &b, errstr, errstr_size)) != XS_OK)
@@ -877,8 +927,8 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
                 (err = sweep_one(e, &b->st, cls, ib, n_all, errstr, errstr_size)))
                 break;
         }
-        a->dirty = true;
-        b->dirty = true;
+        item_dirty(e, a);
+        item_dirty(e, b);
         e->st.pair_updates++;
     }
     e->n_deltas = 0;
@@ -1456,7 +1506,7 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
         if ((err = get_name(e, ci->st.category, ev->category, &cn, errstr, errstr_size)))
             return err;
     }
-    ci->dirty = true;
+    item_dirty(e, ci);
     if (ev->title && (!n->title || strcmp(n->title, ev->title) != 0)) {
         char *t = xs_strdup(ev->title);
         if (!t)
@@ -1465,7 +1515,7 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
         free(n->title);
         n->title = t;
         e->cache_bytes += name_bytes(n);
-        n->dirty = true;
+        name_dirty(e, n);
     }
     return XS_OK;
 }
@@ -1504,7 +1554,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
         e->st.duplicates++;
         return XS_OK;
     }
-    u->dirty = true;
+    user_dirty(e, u);
     if (is_new) {
         e->users_total++;
         e->meta_dirty = true;
@@ -1541,7 +1591,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
                     return err;
                 if (!ci->st.category && !(ci->st.flags & XS_ITEM_F_CATALOG)) {
                     ci->st.category = cat;
-                    ci->dirty = true;
+                    item_dirty(e, ci);
                 }
             }
             ctx_add(ctx, &n_ctx, 64, j, SP->w_trigger);
@@ -1793,39 +1843,75 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
 
 /* ---- checkpoint ------------------------------------------------------------------------ */
 
+/* Rebuilds the dirty vectors from the maps (after a vector could not grow). */
+static xs_err_t dirty_rebuild(xs_engine_t *e)
+{
+    xs_hmap_t *maps[3] = {&e->users, &e->items, &e->names};
+    for (int m = 0; m < 3; m++) {
+        dirty_vec_t *d = &e->dirty[m];
+        d->n = 0;
+        for (size_t i = 0; i < maps[m]->cap; i++) {
+            void *v = maps[m]->ents[i].key ? maps[m]->ents[i].val : NULL;
+            if (!v || !(m == DIRTY_USERS   ? ((cached_user_t *)v)->dirty
+                        : m == DIRTY_ITEMS ? ((cached_item_t *)v)->dirty
+                                           : ((cached_name_t *)v)->dirty))
+                continue;
+            if (d->n == d->cap) {
+                size_t cap = d->cap ? d->cap * 2 : 1024;
+                void **nv = realloc(d->v, cap * sizeof(*nv));
+                if (!nv)
+                    return XS_ERR_NOMEM;
+                d->v = nv;
+                d->cap = cap;
+            }
+            d->v[d->n++] = v;
+        }
+    }
+    e->dirty_walk = false;
+    return XS_OK;
+}
+
+/* Encodes one dirty record of map m and hands it to put; clean once put. */
+static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_t *b)
+{
+    uint8_t key[10];
+    xs_err_t err;
+    xs_buf_reset(b);
+    if (m == DIRTY_USERS) {
+        cached_user_t *u = rec;
+        if (!(err = xs_profile_encode(&u->prof, b)) &&
+            !(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),
+                        b->data, b->len)))
+            u->dirty = false;
+    } else if (m == DIRTY_ITEMS) {
+        cached_item_t *c = rec;
+        if (!(err = xs_item_encode(&c->st, b)) &&
+            !(err = put(opaque, XS_CF_ITEMS, key, xs_key_u64(key, c->item), b->data, b->len)))
+            c->dirty = false;
+    } else {
+        cached_name_t *n = rec;
+        if (!(err = encode_name(n, b)) &&
+            !(err = put(opaque, XS_CF_NAMES, key, xs_key_u64(key, n->h), b->data, b->len)))
+            n->dirty = false;
+    }
+    return err;
+}
+
 xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errstr,
                          size_t errstr_size)
 {
     xs_buf_t b = {0};
-    xs_err_t err = XS_OK;
-    uint8_t key[10];
-    for (size_t i = 0; i < e->users.cap && !err; i++) {
-        cached_user_t *u = e->users.ents[i].key ? e->users.ents[i].val : NULL;
-        if (!u || !u->dirty)
-            continue;
-        xs_buf_reset(&b);
-        if (!(err = xs_profile_encode(&u->prof, &b)))
-            err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user), b.data,
-                      b.len);
-        u->dirty = err != XS_OK;
-    }
-    for (size_t i = 0; i < e->items.cap && !err; i++) {
-        cached_item_t *c = e->items.ents[i].key ? e->items.ents[i].val : NULL;
-        if (!c || !c->dirty)
-            continue;
-        xs_buf_reset(&b);
-        if (!(err = xs_item_encode(&c->st, &b)))
-            err = put(opaque, XS_CF_ITEMS, key, xs_key_u64(key, c->item), b.data, b.len);
-        c->dirty = err != XS_OK;
-    }
-    for (size_t i = 0; i < e->names.cap && !err; i++) {
-        cached_name_t *n = e->names.ents[i].key ? e->names.ents[i].val : NULL;
-        if (!n || !n->dirty)
-            continue;
-        xs_buf_reset(&b);
-        if (!(err = encode_name(n, &b)))
-            err = put(opaque, XS_CF_NAMES, key, xs_key_u64(key, n->h), b.data, b.len);
-        n->dirty = err != XS_OK;
+    xs_err_t err = e->dirty_walk ? dirty_rebuild(e) : XS_OK;
+    for (int m = 0; m < 3 && !err; m++) {
+        dirty_vec_t *d = &e->dirty[m];
+        size_t i = 0;
+        while (i < d->n && !(err = flush_one(m, d->v[i], put, opaque, &b)))
+            i++;
+        /* the first i are clean now; what failed stays dirty and listed */
+        if (i) {
+            memmove(d->v, d->v + i, (d->n - i) * sizeof(*d->v));
+            d->n -= i;
+        }
     }
     if (!err && e->meta_dirty) {
         xs_buf_reset(&b);

@@ -115,7 +115,6 @@ struct xs_worker {
     xs_err_t hook_err; /* error raised inside a rebalance hook */
     char hook_errstr[640];
     size_t dirty_limit;
-    uint64_t dirty_checked; /* st.events at the last dirty_over() check */
     bool failed; /* after a fatal error no checkpoint may store offsets */
     bool from_beginning;
     pthread_mutex_t mu; /* engine + parts, shared with HTTP queries */
@@ -985,14 +984,10 @@ void xs_worker_stats(const xs_worker_t *w, xs_worker_stats_t *st)
     *st = w->st;
 }
 
-/* Every 1024 events: whether the dirty records exceed checkpoint.dirty.bytes.
- * xs_engine_stats() walks the cache, so it runs once per 1024 events, not
- * on every loop turn while the count stays a multiple of 1024. */
+/* Whether the dirty records exceed checkpoint.dirty.bytes (the engine keeps
+ * its dirty records listed, so this costs no walk of the cache). */
 static bool dirty_over(xs_worker_t *w)
 {
-    if ((w->st.events & 1023) != 0 || w->st.events == w->dirty_checked)
-        return false;
-    w->dirty_checked = w->st.events;
     xs_engine_stats_t es;
     pthread_mutex_lock(&w->mu);
     xs_engine_stats(w->engine, &es);

@@ -198,7 +198,8 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
 void xs_neighbours_free(xs_neighbour_t *v, int n);
 void xs_item_info_clear(xs_item_info_t *info);
 
-/* Hands every dirty record to put, then marks them clean. */
+/* Hands every dirty record to put, then marks them clean. Costs O(dirty
+ * records): the engine lists records as they turn dirty. */
 xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errstr,
                          size_t errstr_size);
 /* Evicts clean records (LRU) until the cache is within its budget. */

@@ -496,6 +496,77 @@ static void test_queries_leave_lists_alone(void **state)
     xs_engine_destroy(e);
 }
 
+/* Stores into the kv_map_t and counts per column family in put_n; fails
+ * once put_left calls have succeeded. */
+static int put_left, put_n[XS_CF__COUNT];
+static xs_err_t failing_put(void *opaque, xs_cf_t cf, const void *key, size_t klen,
+                            const void *val, size_t vlen)
+{
+    if (put_left-- <= 0)
+        return XS_ERR_IO;
+    put_n[cf]++;
+    return map_put(opaque, cf, key, klen, val, vlen);
+}
+
+static uint64_t dirty_bytes(const xs_engine_t *e)
+{
+    xs_engine_stats_t st;
+    xs_engine_stats(e, &st);
+    return st.dirty_bytes;
+}
+
+/* The engine lists records as they turn dirty: a flush hands each dirty
+ * record exactly once, keeps what a failed put did not take, and evicted
+ * records never linger in the lists (ASan checks the last part). */
+static void test_flush_hands_each_dirty_record_once(void **state)
+{
+    (void)state;
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    kv_map_t *m = calloc(1, sizeof(*m));
+    xs_backend_t be = {m, map_get};
+    o.backend = &be;
+    o.cache_bytes = 1; /* every trim evicts every clean record */
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    assert_non_null(e);
+    const char *cl[] = {"camera", "lens", NULL};
+    basket(e, "u-1", cl);
+    basket(e, "u-2", cl);
+    assert_true(dirty_bytes(e) > 0);
+    /* 2 users, 2 items, 2 names; the third put fails */
+    memset(put_n, 0, sizeof(put_n));
+    put_left = 2;
+    assert_int_not_equal(xs_engine_flush(e, failing_put, m, NULL, 0), XS_OK);
+    assert_int_equal(put_n[XS_CF_USERS] + put_n[XS_CF_ITEMS] + put_n[XS_CF_NAMES], 2);
+    assert_true(dirty_bytes(e) > 0);
+    put_left = 1000;
+    assert_int_equal(xs_engine_flush(e, failing_put, m, NULL, 0), XS_OK);
+    assert_int_equal(put_n[XS_CF_USERS], 2);
+    assert_int_equal(put_n[XS_CF_ITEMS], 2);
+    assert_int_equal(put_n[XS_CF_NAMES], 2);
+    assert_int_equal(dirty_bytes(e), 0);
+    int n[XS_CF__COUNT] = {0};
+    assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
+    assert_int_equal(n[XS_CF_USERS] + n[XS_CF_ITEMS] + n[XS_CF_NAMES], 0);
+
+    /* evicted, loaded again, dirtied again */
+    xs_engine_trim(e);
+    xs_engine_stats_t st;
+    xs_engine_stats(e, &st);
+    assert_int_equal(st.users_cached + st.items_cached, 0);
+    const char *c[] = {"camera", NULL};
+    basket(e, "u-3", c); /* a new buyer of the camera: its count moves */
+    memset(n, 0, sizeof(n));
+    assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
+    assert_int_equal(n[XS_CF_USERS], 1);
+    assert_int_equal(n[XS_CF_ITEMS], 1);
+    assert_int_equal(n[XS_CF_NAMES], 0);
+    xs_engine_destroy(e);
+    for (int i = 0; i < m->n; i++)
+        free(m->recs[i].val);
+    free(m);
+}
+
 static void test_flush_and_reload(void **state)
 {
     (void)state;
@@ -542,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_bought_item_not_suggested),
         cmocka_unit_test(test_duplicate_event_ignored),
         cmocka_unit_test(test_flush_and_reload),
+        cmocka_unit_test(test_flush_hands_each_dirty_record_once),
         cmocka_unit_test(test_queries_leave_lists_alone),
         cmocka_unit_test(test_out_of_stock_never_appears),
         cmocka_unit_test(test_repurchasable_item_comes_back),
