@@ -33,14 +33,14 @@ typedef struct cached_user {
     uint64_t user;
     uint64_t tick;
     uint16_t partition;
-    bool dirty;
+    uint32_t dirty_ep; /* 0 clean; else the checkpoint epoch it turned dirty in */
     xs_profile_t prof;
 } cached_user_t;
 
 typedef struct cached_item {
     uint64_t item;
     uint64_t tick;
-    bool dirty;
+    uint32_t dirty_ep;
     xs_item_t st;
     xs_hmap_t *exact; /* reference mode: per class, other item -> count */
 } cached_item_t;
@@ -48,7 +48,7 @@ typedef struct cached_item {
 typedef struct cached_name {
     uint64_t h;
     uint64_t tick;
-    bool dirty;
+    uint32_t dirty_ep;
     char *id;
     char *title;
 } cached_name_t;
@@ -117,10 +117,22 @@ struct xs_engine {
     size_t cache_bytes;
     /* The dirty records of each map, so a checkpoint and the dirty-bytes
      * check cost O(dirty), not O(cache). A record is in its vector exactly
-     * while its dirty flag is set; when a vector cannot grow, dirty_walk
-     * makes the next flush find the dirty records by walking the maps. */
+     * while it is dirty in the current epoch (dirty_ep == ep); when a
+     * vector cannot grow, dirty_walk makes the next snapshot find the dirty
+     * records by walking the maps. */
     dirty_vec_t dirty[3]; /* users, items, names */
     bool dirty_walk;
+    uint32_t ep; /* the current checkpoint epoch, >= 1 */
+    /* The snapshot in progress (xs_engine_snapshot_begin): the records dirty
+     * in epoch snap_ep, handed to snap_put by xs_engine_snapshot_step() or,
+     * when about to be read or changed first, by get_*(). */
+    bool snap_active;
+    uint32_t snap_ep;
+    dirty_vec_t snap[3];
+    size_t snap_at[3];
+    xs_put_fn snap_put;
+    void *snap_opaque;
+    xs_buf_t snap_buf;
 
     /* globals (meta "globals") */
     uint64_t users_total, users_bought;
@@ -354,12 +366,14 @@ static xs_err_t backend_get(xs_engine_t *e, xs_cf_t cf, const void *key, size_t 
     return e->backend.get(e->backend.opaque, cf, key, klen, &e->val, found, errstr, errstr_size);
 }
 
-/* Sets a record's dirty flag; a record turning dirty joins its map's vector. */
-static void mark_dirty(xs_engine_t *e, int map, bool *flag, void *rec)
+/* Marks a record dirty in the current epoch; it joins its map's vector. A
+ * record of the snapshot in progress was handed over when get_*() found it,
+ * before anything could change it, so it is clean (0) or current here. */
+static void mark_dirty(xs_engine_t *e, int map, uint32_t *ep, void *rec)
 {
-    if (*flag)
+    if (*ep == e->ep)
         return;
-    *flag = true;
+    *ep = e->ep;
     dirty_vec_t *d = &e->dirty[map];
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 1024;
@@ -376,17 +390,28 @@ static void mark_dirty(xs_engine_t *e, int map, bool *flag, void *rec)
 
 static void user_dirty(xs_engine_t *e, cached_user_t *u)
 {
-    mark_dirty(e, DIRTY_USERS, &u->dirty, u);
+    mark_dirty(e, DIRTY_USERS, &u->dirty_ep, u);
 }
 
 static void item_dirty(xs_engine_t *e, cached_item_t *c)
 {
-    mark_dirty(e, DIRTY_ITEMS, &c->dirty, c);
+    mark_dirty(e, DIRTY_ITEMS, &c->dirty_ep, c);
 }
 
 static void name_dirty(xs_engine_t *e, cached_name_t *n)
 {
-    mark_dirty(e, DIRTY_NAMES, &n->dirty, n);
+    mark_dirty(e, DIRTY_NAMES, &n->dirty_ep, n);
+}
+
+static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_t *b);
+
+/* A record of the snapshot in progress goes to it before it is used: the
+ * snapshot holds the value it had when the snapshot began. */
+static inline xs_err_t snap_touch(xs_engine_t *e, int map, uint32_t ep, void *rec)
+{
+    if (!ep || ep == e->ep)
+        return XS_OK;
+    return flush_one(map, rec, e->snap_put, e->snap_opaque, &e->snap_buf);
 }
 
 static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool create,
@@ -398,6 +423,9 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
     if (is_new)
         *is_new = false;
     if (u) {
+        xs_err_t err = snap_touch(e, DIRTY_USERS, u->dirty_ep, u);
+        if (err)
+            return err;
         e->st.cache_hits++;
         u->tick = ++e->tick;
         *out = u;
@@ -417,7 +445,7 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
     u->user = user;
     u->partition = partition;
     u->tick = ++e->tick;
-    u->dirty = false;
+    u->dirty_ep = 0;
     if (found) {
         char why[128];
         err = xs_profile_decode(&u->prof, e->val.data, e->val.len, why, sizeof(why));
@@ -447,6 +475,9 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
     cached_item_t *c = xs_hmap_get(&e->items, item);
     *out = NULL;
     if (c) {
+        xs_err_t err = snap_touch(e, DIRTY_ITEMS, c->dirty_ep, c);
+        if (err)
+            return err;
         e->st.cache_hits++;
         c->tick = ++e->tick;
         *out = c;
@@ -465,7 +496,7 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
         return XS_ERR_NOMEM;
     c->item = item;
     c->tick = ++e->tick;
-    c->dirty = false;
+    c->dirty_ep = 0;
     c->exact = NULL;
     if (e->exact_pairs && !(c->exact = calloc(XS_CLASS__COUNT, sizeof(xs_hmap_t)))) {
         free(c);
@@ -546,6 +577,9 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
     cached_name_t *n = xs_hmap_get(&e->names, h);
     *out = NULL;
     if (n) {
+        xs_err_t err = snap_touch(e, DIRTY_NAMES, n->dirty_ep, n);
+        if (err)
+            return err;
         n->tick = ++e->tick;
         *out = n;
         return XS_OK;
@@ -599,6 +633,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         return NULL;
     }
     e->params = opts->params;
+    e->ep = 1;
     if (opts->experiment)
         e->experiment = *opts->experiment;
     if (e->experiment.n_arms < 0 || e->experiment.n_arms > XS_MAX_ARMS) {
@@ -646,8 +681,9 @@ static void free_all(xs_engine_t *e)
         if (e->names.ents[i].key)
             free_name(e->names.ents[i].val);
     for (int m = 0; m < 3; m++)
-        e->dirty[m].n = 0;
+        e->dirty[m].n = e->snap[m].n = e->snap_at[m] = 0;
     e->dirty_walk = false;
+    e->snap_active = false; /* abandoned: its records are gone */
     xs_hmap_free(&e->users);
     xs_hmap_free(&e->items);
     xs_hmap_free(&e->names);
@@ -659,8 +695,11 @@ void xs_engine_destroy(xs_engine_t *e)
     if (!e)
         return;
     free_all(e);
-    for (int m = 0; m < 3; m++)
+    for (int m = 0; m < 3; m++) {
         free(e->dirty[m].v);
+        free(e->snap[m].v);
+    }
+    xs_buf_free(&e->snap_buf);
     free(e->deltas);
     free(e->cands);
     free(e->cand_pos);
@@ -1852,9 +1891,9 @@ static xs_err_t dirty_rebuild(xs_engine_t *e)
         d->n = 0;
         for (size_t i = 0; i < maps[m]->cap; i++) {
             void *v = maps[m]->ents[i].key ? maps[m]->ents[i].val : NULL;
-            if (!v || !(m == DIRTY_USERS   ? ((cached_user_t *)v)->dirty
-                        : m == DIRTY_ITEMS ? ((cached_item_t *)v)->dirty
-                                           : ((cached_name_t *)v)->dirty))
+            if (!v || (m == DIRTY_USERS   ? ((cached_user_t *)v)->dirty_ep
+                       : m == DIRTY_ITEMS ? ((cached_item_t *)v)->dirty_ep
+                                          : ((cached_name_t *)v)->dirty_ep) != e->ep)
                 continue;
             if (d->n == d->cap) {
                 size_t cap = d->cap ? d->cap * 2 : 1024;
@@ -1882,47 +1921,116 @@ static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_
         if (!(err = xs_profile_encode(&u->prof, b)) &&
             !(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),
                         b->data, b->len)))
-            u->dirty = false;
+            u->dirty_ep = 0;
     } else if (m == DIRTY_ITEMS) {
         cached_item_t *c = rec;
         if (!(err = xs_item_encode(&c->st, b)) &&
             !(err = put(opaque, XS_CF_ITEMS, key, xs_key_u64(key, c->item), b->data, b->len)))
-            c->dirty = false;
+            c->dirty_ep = 0;
     } else {
         cached_name_t *n = rec;
         if (!(err = encode_name(n, b)) &&
             !(err = put(opaque, XS_CF_NAMES, key, xs_key_u64(key, n->h), b->data, b->len)))
-            n->dirty = false;
+            n->dirty_ep = 0;
     }
     return err;
+}
+
+xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, size_t *n_records,
+                                  char *errstr, size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    *n_records = 0;
+    if (e->snap_active) {
+        xs_errstr_set(errstr, errstr_size, "snapshot: one is in progress already");
+        return XS_ERR_INVALID;
+    }
+    if (e->dirty_walk && (err = dirty_rebuild(e)) != XS_OK) {
+        xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+        return err;
+    }
+    /* the current vectors become the snapshot's; the epoch moves on */
+    for (int m = 0; m < 3; m++) {
+        dirty_vec_t t = e->snap[m];
+        e->snap[m] = e->dirty[m];
+        e->dirty[m] = t;
+        e->dirty[m].n = 0;
+        e->snap_at[m] = 0;
+        *n_records += e->snap[m].n;
+    }
+    e->snap_ep = e->ep;
+    if (++e->ep == 0)
+        e->ep = 1; /* after 4 billion checkpoints; no record is older than one epoch */
+    e->snap_put = put;
+    e->snap_opaque = opaque;
+    e->snap_active = *n_records > 0;
+    if (e->meta_dirty) { /* the globals, as they are now */
+        static const char gk[] = "globals";
+        xs_buf_reset(&e->snap_buf);
+        if (!(err = encode_meta(e, &e->snap_buf)))
+            err = put(opaque, XS_CF_META, gk, sizeof(gk) - 1, e->snap_buf.data, e->snap_buf.len);
+        if (err)
+            xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+        else
+            e->meta_dirty = false;
+        ++*n_records;
+    }
+    return err;
+}
+
+xs_err_t xs_engine_snapshot_step(xs_engine_t *e, size_t max, bool *done, char *errstr,
+                                 size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    size_t n = 0;
+    for (int m = 0; m < 3 && e->snap_active; m++) {
+        dirty_vec_t *d = &e->snap[m];
+        while (e->snap_at[m] < d->n && (!max || n < max)) {
+            void *rec = d->v[e->snap_at[m]];
+            uint32_t ep = m == DIRTY_USERS   ? ((cached_user_t *)rec)->dirty_ep
+                          : m == DIRTY_ITEMS ? ((cached_item_t *)rec)->dirty_ep
+                                             : ((cached_name_t *)rec)->dirty_ep;
+            /* not the snapshot's any more: handed over when an event touched it */
+            if (ep == e->snap_ep) {
+                if ((err = flush_one(m, rec, e->snap_put, e->snap_opaque, &e->snap_buf))) {
+                    xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+                    return err;
+                }
+                n++;
+            }
+            e->snap_at[m]++;
+        }
+        if (e->snap_at[m] < d->n)
+            break;
+    }
+    if (e->snap_active && e->snap_at[DIRTY_NAMES] == e->snap[DIRTY_NAMES].n &&
+        e->snap_at[DIRTY_ITEMS] == e->snap[DIRTY_ITEMS].n &&
+        e->snap_at[DIRTY_USERS] == e->snap[DIRTY_USERS].n) {
+        for (int m = 0; m < 3; m++)
+            e->snap[m].n = e->snap_at[m] = 0;
+        e->snap_active = false;
+    }
+    *done = !e->snap_active;
+    return err;
+}
+
+bool xs_engine_snapshot_active(const xs_engine_t *e)
+{
+    return e->snap_active;
 }
 
 xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errstr,
                          size_t errstr_size)
 {
-    xs_buf_t b = {0};
-    xs_err_t err = e->dirty_walk ? dirty_rebuild(e) : XS_OK;
-    for (int m = 0; m < 3 && !err; m++) {
-        dirty_vec_t *d = &e->dirty[m];
-        size_t i = 0;
-        while (i < d->n && !(err = flush_one(m, d->v[i], put, opaque, &b)))
-            i++;
-        /* the first i are clean now; what failed stays dirty and listed */
-        if (i) {
-            memmove(d->v, d->v + i, (d->n - i) * sizeof(*d->v));
-            d->n -= i;
-        }
-    }
-    if (!err && e->meta_dirty) {
-        xs_buf_reset(&b);
-        static const char gk[] = "globals";
-        if (!(err = encode_meta(e, &b)))
-            err = put(opaque, XS_CF_META, gk, sizeof(gk) - 1, b.data, b.len);
-        e->meta_dirty = err != XS_OK;
-    }
-    xs_buf_free(&b);
-    if (err)
-        xs_errstr_set(errstr, errstr_size, "flush: %s", xs_err2str(err));
+    size_t n = 0;
+    bool done = false;
+    xs_err_t err = XS_OK;
+    if (e->snap_active) /* finish the one in progress first */
+        err = xs_engine_snapshot_step(e, 0, &done, errstr, errstr_size);
+    if (!err)
+        err = xs_engine_snapshot_begin(e, put, opaque, &n, errstr, errstr_size);
+    if (!err)
+        err = xs_engine_snapshot_step(e, 0, &done, errstr, errstr_size);
     return err;
 }
 
@@ -1952,9 +2060,9 @@ void xs_engine_trim(xs_engine_t *e)
             if (!maps[m]->ents[i].key)
                 continue;
             void *v = maps[m]->ents[i].val;
-            bool dirty = m == 0   ? ((cached_user_t *)v)->dirty
-                         : m == 1 ? ((cached_item_t *)v)->dirty
-                                  : ((cached_name_t *)v)->dirty;
+            bool dirty = (m == 0   ? ((cached_user_t *)v)->dirty_ep
+                          : m == 1 ? ((cached_item_t *)v)->dirty_ep
+                                   : ((cached_name_t *)v)->dirty_ep) != 0;
             uint64_t tick = m == 0   ? ((cached_user_t *)v)->tick
                             : m == 1 ? ((cached_item_t *)v)->tick
                                      : ((cached_name_t *)v)->tick;

@@ -198,10 +198,31 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
 void xs_neighbours_free(xs_neighbour_t *v, int n);
 void xs_item_info_clear(xs_item_info_t *info);
 
-/* Hands every dirty record to put, then marks them clean. Costs O(dirty
- * records): the engine lists records as they turn dirty. */
+/* Hands every dirty record to put, then marks them clean (a snapshot in
+ * progress is completed first). Costs O(dirty records): the engine lists
+ * records as they turn dirty. */
 xs_err_t xs_engine_flush(xs_engine_t *e, xs_put_fn put, void *opaque, char *errstr,
                          size_t errstr_size);
+
+/*
+ * A checkpoint spread over time. xs_engine_snapshot_begin() freezes the
+ * state as it is: the globals go to put at once, and every record dirty at
+ * this instant goes to put with the value it has now, either from
+ * xs_engine_snapshot_step() or, when something (an event, a query) looks the
+ * record up before that, right then, before it can change. What events do
+ * afterwards belongs to the next snapshot. So the records put are exactly
+ * the state at the instant of begin, as xs_engine_flush() at that instant
+ * would have put them, while the caller goes on processing events.
+ * *n_records counts what is to be put (0: nothing was dirty). put must stay
+ * valid until the snapshot is done. Nothing is evicted while one is in
+ * progress: eviction (xs_engine_trim) keeps dirty records, and these are.
+ */
+xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, size_t *n_records,
+                                  char *errstr, size_t errstr_size);
+/* Puts up to max of the snapshot's records (0: all); *done once all are. */
+xs_err_t xs_engine_snapshot_step(xs_engine_t *e, size_t max, bool *done, char *errstr,
+                                 size_t errstr_size);
+bool xs_engine_snapshot_active(const xs_engine_t *e);
 /* Evicts clean records (LRU) until the cache is within its budget. */
 void xs_engine_trim(xs_engine_t *e);
 /* Drops every cached record (dirty ones too): after a rebalance the store is the truth. */

@@ -533,17 +533,20 @@ static void test_flush_hands_each_dirty_record_once(void **state)
     basket(e, "u-1", cl);
     basket(e, "u-2", cl);
     assert_true(dirty_bytes(e) > 0);
-    /* 2 users, 2 items, 2 names; the third put fails */
+    /* the globals, 2 users, 2 items, 2 names; the fourth put fails */
     memset(put_n, 0, sizeof(put_n));
-    put_left = 2;
+    put_left = 3;
     assert_int_not_equal(xs_engine_flush(e, failing_put, m, NULL, 0), XS_OK);
+    assert_int_equal(put_n[XS_CF_META], 1);
     assert_int_equal(put_n[XS_CF_USERS] + put_n[XS_CF_ITEMS] + put_n[XS_CF_NAMES], 2);
-    assert_true(dirty_bytes(e) > 0);
+    assert_true(xs_engine_snapshot_active(e)); /* the rest is still to be put */
     put_left = 1000;
     assert_int_equal(xs_engine_flush(e, failing_put, m, NULL, 0), XS_OK);
+    assert_int_equal(put_n[XS_CF_META], 1);
     assert_int_equal(put_n[XS_CF_USERS], 2);
     assert_int_equal(put_n[XS_CF_ITEMS], 2);
     assert_int_equal(put_n[XS_CF_NAMES], 2);
+    assert_false(xs_engine_snapshot_active(e));
     assert_int_equal(dirty_bytes(e), 0);
     int n[XS_CF__COUNT] = {0};
     assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
@@ -565,6 +568,67 @@ static void test_flush_hands_each_dirty_record_once(void **state)
     for (int i = 0; i < m->n; i++)
         free(m->recs[i].val);
     free(m);
+}
+
+static void kv_free(kv_map_t *m)
+{
+    for (int i = 0; i < m->n; i++)
+        free(m->recs[i].val);
+    free(m);
+}
+
+/* A snapshot holds the state at the instant it began, while events go on:
+ * records those events change are put with their earlier value; it equals
+ * a flush at that instant of an engine that saw the same events. */
+static void test_snapshot_is_the_state_when_it_began(void **state)
+{
+    (void)state;
+    int seq0 = seq;
+    int64_t clock0 = clock_ms;
+    xs_engine_t *ref = camera_world();
+    seq = seq0;
+    clock_ms = clock0;
+    xs_engine_t *e = camera_world();
+    kv_map_t *want = calloc(1, sizeof(*want)), *got = calloc(1, sizeof(*got));
+    assert_int_equal(xs_engine_flush(ref, map_put, want, NULL, 0), XS_OK);
+    size_t n = 0;
+    bool done = false;
+    assert_int_equal(xs_engine_snapshot_begin(e, map_put, got, &n, NULL, 0), XS_OK);
+    assert_true(n > 10);
+    assert_true(xs_engine_snapshot_active(e));
+    assert_int_equal(xs_engine_snapshot_step(e, 1, &done, NULL, 0), XS_OK);
+    assert_false(done);
+    /* events that change records of the snapshot: the camera, the lens, clt-0 */
+    xs_list_t list;
+    bool has;
+    const char *cam[] = {"camera", NULL}, *cb[] = {"camera", "bag", NULL};
+    cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
+    xs_list_clear(&list);
+    basket(e, "clt-0", cb);
+    assert_true(xs_engine_snapshot_active(e));
+    assert_int_equal(xs_engine_snapshot_step(e, 0, &done, NULL, 0), XS_OK);
+    assert_true(done);
+    assert_false(xs_engine_snapshot_active(e));
+    assert_int_equal(got->n, want->n);
+    for (int i = 0; i < want->n; i++) {
+        const kv_rec_t *w = &want->recs[i];
+        int k = 0;
+        while (k < got->n && !(got->recs[k].cf == w->cf && got->recs[k].klen == w->klen &&
+                               !memcmp(got->recs[k].key, w->key, w->klen)))
+            k++;
+        assert_true(k < got->n);
+        assert_int_equal(got->recs[k].vlen, w->vlen);
+        assert_memory_equal(got->recs[k].val, w->val, w->vlen);
+    }
+    /* what the events did is the next snapshot's */
+    int c[XS_CF__COUNT] = {0};
+    assert_int_equal(xs_engine_flush(e, count_put, c, NULL, 0), XS_OK);
+    assert_int_equal(c[XS_CF_USERS], 2); /* newbie, clt-0 */
+    assert_true(c[XS_CF_ITEMS] >= 2);     /* camera, bag */
+    xs_engine_destroy(ref);
+    xs_engine_destroy(e);
+    kv_free(want);
+    kv_free(got);
 }
 
 static void test_flush_and_reload(void **state)
@@ -614,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_event_ignored),
         cmocka_unit_test(test_flush_and_reload),
         cmocka_unit_test(test_flush_hands_each_dirty_record_once),
+        cmocka_unit_test(test_snapshot_is_the_state_when_it_began),
         cmocka_unit_test(test_queries_leave_lists_alone),
         cmocka_unit_test(test_out_of_stock_never_appears),
         cmocka_unit_test(test_repurchasable_item_comes_back),
