@@ -47,8 +47,8 @@ static const key_def_t keys[] = {
     {"state.sync", T_BOOL, "false", 0, 0, NULL,
      "fsync the RocksDB WAL at every checkpoint (survives power loss, not just crashes)."},
     {"commit.interval.ms", T_INT, "1000", 10, 3600000, NULL,
-     "Checkpoint interval: producer flushed, state and offsets written in one batch, "
-     "offsets committed to Kafka."},
+     "Checkpoint interval: the state at an instant and its offsets written in one batch "
+     "once the producer acknowledged its lists, offsets committed to Kafka."},
     {"checkpoint.dirty.bytes", T_INT, "67108864", 4096, 64 * GiB, NULL,
      "Checkpoint early when this many bytes of cached state are dirty."},
     {"cache.max.bytes", T_INT, "536870912", 1048576, 1024 * GiB, NULL,

@@ -291,11 +291,19 @@ struct xs_producer {
     char first_failure[512]; /* first failure since the last flush */
     bool fatal;              /* idempotence fatal error raised */
     char fatal_msg[512];
+    /* marks: a message carries the mark epoch it was sent in (its opaque);
+     * unacknowledged messages sent before the latest mark / after it */
+    uint64_t mark_epoch;
+    uint64_t out_before, out_after;
 };
 
 static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     xs_producer_t *p = opaque;
+    if ((uint64_t)(uintptr_t)rkm->_private < p->mark_epoch)
+        p->out_before--;
+    else
+        p->out_after--;
     if (!rkm->err) {
         p->delivered++;
         return;
@@ -394,7 +402,7 @@ xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition
                           const xs_header_t *headers, size_t n_headers, char *errstr,
                           size_t errstr_size)
 {
-    rd_kafka_vu_t fixed[6];
+    rd_kafka_vu_t fixed[7];
     rd_kafka_vu_t *vus = fixed;
     size_t n = 0;
     xs_err_t ret = XS_OK;
@@ -405,7 +413,7 @@ xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition
         return XS_ERR_KAFKA;
     }
     if (n_headers > 0) {
-        vus = calloc(5 + n_headers, sizeof(*vus));
+        vus = calloc(6 + n_headers, sizeof(*vus));
         if (!vus) {
             xs_errstr_set(errstr, errstr_size, "kafka: produce to %s: out of memory", topic);
             return XS_ERR_NOMEM;
@@ -417,6 +425,8 @@ xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition
     vus[n++].u.i32 = partition < 0 ? RD_KAFKA_PARTITION_UA : partition;
     vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
     vus[n++].u.i = RD_KAFKA_MSG_F_COPY;
+    vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[n++].u.ptr = (void *)(uintptr_t)p->mark_epoch;
     if (key) {
         vus[n].vtype = RD_KAFKA_VTYPE_KEY;
         vus[n].u.mem.ptr = (void *)key;
@@ -435,8 +445,10 @@ xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition
     for (;;) {
         rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
         rd_kafka_resp_err_t code;
-        if (!error)
+        if (!error) {
+            p->out_after++;
             break;
+        }
         code = rd_kafka_error_code(error);
         if (code == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_error_destroy(error);
@@ -491,6 +503,31 @@ xs_err_t xs_producer_flush(xs_producer_t *p, int timeout_ms, char *errstr, size_
         ret = XS_ERR_KAFKA;
     }
     return ret;
+}
+
+void xs_producer_mark(xs_producer_t *p)
+{
+    p->out_before += p->out_after;
+    p->out_after = 0;
+    p->mark_epoch++;
+}
+
+xs_err_t xs_producer_marked_done(xs_producer_t *p, bool *done, char *errstr, size_t errstr_size)
+{
+    rd_kafka_poll(p->rk, 0);
+    *done = p->out_before == 0;
+    if (p->fatal) {
+        xs_errstr_set(errstr, errstr_size, "kafka: producer fatal error: %s", p->fatal_msg);
+        return XS_ERR_KAFKA;
+    }
+    if (p->failed_since_flush > 0) {
+        xs_errstr_set(errstr, errstr_size, "kafka: delivery: %llu message(s) failed, first: %s",
+                      (unsigned long long)p->failed_since_flush, p->first_failure);
+        p->failed_since_flush = 0;
+        p->first_failure[0] = '\0';
+        return XS_ERR_KAFKA;
+    }
+    return XS_OK;
 }
 
 int xs_producer_outq_len(xs_producer_t *p)

@@ -6,27 +6,38 @@
  * checkpoint batches to RocksDB; the HTTP server (when http.address is set)
  * answers on its own thread. The engine and the partition table are shared
  * with the HTTP queries under `mu`, which the worker holds per message
- * (process), while a checkpoint takes the engine's dirty records and while it
- * finishes (not for the producer flush nor the batch write) and in the
- * rebalance hooks, so a query waits at most for one message or one engine
- * flush. Metrics live in a registry with its own lock; health and readiness
- * are atomics.
+ * (process), while a checkpoint starts, puts a step of its records and
+ * finishes (not while waiting for the producer nor for the batch write) and
+ * in the rebalance hooks, so a query waits at most for one message or one
+ * step (a whole snapshot when a checkpoint is completed synchronously).
+ * Metrics live in a registry with its own lock; health and readiness are
+ * atomics.
  *
- * Checkpoints run in three steps, so that the RocksDB write does not stall
- * the loop:
- *   begin   (worker thread) wait until the previous checkpoint finished;
- *           flush the producer; under mu the engine hands its dirty records
- *           to the batch and the next offset of every partition that moved
- *           joins them (cp_offs keeps which);
- *   write   (writer thread) the batch, atomically;
- *   finish  (worker thread, the first loop turn after the write) under mu:
- *           the partitions' stored offsets move, they are committed to Kafka
- *           and the engine trims its cache.
- * The engine marks records clean when it hands them over but evicts only in
- * xs_engine_trim(), after the write: until then a record whose latest value
- * is only in the batch stays cached, so nothing reads its old value from
- * RocksDB. Revocation and shutdown run a whole checkpoint synchronously
- * (checkpoint()), after the one in flight.
+ * Checkpoints run in steps, so that neither encoding the state nor waiting
+ * for the producer nor the RocksDB write stalls the loop:
+ *   start    (worker thread, none in flight) under mu: the next offset of
+ *            every partition that moved goes into the batch (cp_offs keeps
+ *            which) and the engine's snapshot begins: the state as it is
+ *            at this instant (xs_engine_snapshot_begin); the producer is
+ *            marked;
+ *   snapshot (worker thread, a few records per loop turn, all of them on
+ *            an idle turn) the engine puts the snapshot's records into the
+ *            batch; a record an event is about to touch first is put right
+ *            then, with its value at the start; then the loop waits, without
+ *            blocking, for the producer to acknowledge everything sent
+ *            before the mark (the lists of the events in the snapshot);
+ *   write    (writer thread) the batch, atomically;
+ *   finish   (worker thread, the first loop turn after the write) under mu:
+ *            the partitions' stored offsets move, they are committed to
+ *            Kafka and the engine trims its cache.
+ * So the batch is exactly the state after the events before the start, with
+ * their offsets, and written only once their output is acknowledged. The
+ * engine evicts only in xs_engine_trim(), after the write, and never a
+ * record still to be put, so nothing reads an old value from RocksDB.
+ * Revocation, shutdown and dirty records over checkpoint.dirty.bytes while
+ * one is in flight complete it on the worker thread first (checkpoint_drain;
+ * the last is the backpressure of a slow disk); revocation and shutdown
+ * then run a whole checkpoint synchronously (checkpoint()).
  */
 #include "xsell/worker.h"
 
@@ -50,8 +61,14 @@
 #include "xsell/sketch.h"
 #include "xsell/store.h"
 
-/* Checkpoint states: nothing in flight; the writer writes the batch; written, finish due. */
-enum { CP_IDLE, CP_WRITING, CP_WRITTEN };
+/* Checkpoint states: nothing in flight; the engine's snapshot is being put
+ * into the batch and the producer's acknowledgements awaited, on the loop;
+ * the writer writes the batch; written, finish due. */
+enum { CP_IDLE, CP_SNAPSHOT, CP_WRITING, CP_WRITTEN };
+
+/* Snapshot records the loop puts into the batch per turn while events come;
+ * a turn without an event puts all that remain. */
+#define XS_CP_STEP_RECORDS 128
 
 typedef struct cp_offset {
     size_t part; /* index in parts (entries are never removed) */
@@ -169,7 +186,7 @@ static part_t *find_part(xs_worker_t *w, const char *topic, int32_t partition, b
 
 /* ---- checkpoint ------------------------------------------------------------ */
 
-/* The writer thread: writes each batch handed over by checkpoint_begin(). */
+/* The writer thread: writes each batch handed over by checkpoint_advance(). */
 static void *cp_writer(void *arg)
 {
     xs_worker_t *w = arg;
@@ -256,23 +273,21 @@ static xs_err_t cp_offs_reserve(xs_worker_t *w)
 }
 
 /*
- * Finishes the checkpoint in flight, flushes the producer and fills the batch
- * (under mu). *empty: nothing to write (no dirty record, no offset moved).
+ * Starts a checkpoint (none in flight): under mu, the next offset of every
+ * partition that moved goes into the batch (cp_offs keeps which) and the
+ * engine's snapshot begins; the producer is marked, so the batch is written
+ * only once what the snapshot's events produced is acknowledged. *started
+ * is false when there is nothing to write (no dirty record, no offset moved).
  */
-static xs_err_t checkpoint_fill(xs_worker_t *w, bool *empty, char *errstr, size_t errstr_size)
+static xs_err_t checkpoint_start(xs_worker_t *w, bool *started, char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
-    *empty = true;
+    size_t n_records = 0;
+    *started = false;
     if (w->failed) {
         xs_errstr_set(errstr, errstr_size, "worker failed earlier: no checkpoint");
         return XS_ERR_INVALID;
     }
-    checkpoint_wait(w);
-    if ((err = checkpoint_finish(w, errstr, errstr_size)))
-        return err;
-    w->cp_t0 = now_ms();
-    if ((err = xs_producer_flush(w->producer, 60000, errstr, errstr_size)))
-        return err; /* nothing written: a restart replays from the last checkpoint */
     pthread_mutex_lock(&w->mu);
     xs_batch_clear(w->batch);
     w->n_cp_offs = 0;
@@ -280,8 +295,6 @@ static xs_err_t checkpoint_fill(xs_worker_t *w, bool *empty, char *errstr, size_
         xs_errstr_set(errstr, errstr_size, "out of memory");
         goto out;
     }
-    if ((err = xs_engine_flush(w->engine, xs_batch_put_fn, w->batch, errstr, errstr_size)))
-        goto out;
     for (size_t i = 0; i < w->n_parts; i++) {
         part_t *p = &w->parts[i];
         if (p->next >= 0 && p->next != p->stored) {
@@ -289,19 +302,47 @@ static xs_err_t checkpoint_fill(xs_worker_t *w, bool *empty, char *errstr, size_
             w->cp_offs[w->n_cp_offs++] = (cp_offset_t){i, p->next};
         }
     }
-    *empty = xs_batch_count(w->batch) == 0;
+    if ((err = xs_engine_snapshot_begin(w->engine, xs_batch_put_fn, w->batch, &n_records, errstr,
+                                        errstr_size)))
+        goto out;
+    if (n_records || w->n_cp_offs) {
+        xs_producer_mark(w->producer);
+        w->cp_t0 = now_ms();
+        atomic_store(&w->cp_state, CP_SNAPSHOT);
+        *started = true;
+    }
 out:
     pthread_mutex_unlock(&w->mu);
     return err;
 }
 
-/* A checkpoint whose batch the writer thread writes; finished by a later loop turn. */
-static xs_err_t checkpoint_begin(xs_worker_t *w, char *errstr, size_t errstr_size)
+/* Puts up to max snapshot records (0: all) into the batch (under mu); once
+ * all are in and the producer acknowledged everything before the mark (or,
+ * with flush, after waiting for it), hands the batch to the writer thread
+ * (or writes it here, with sync). */
+static xs_err_t checkpoint_advance(xs_worker_t *w, size_t max, bool flush, bool sync,
+                                   char *errstr, size_t errstr_size)
 {
-    bool empty = true;
-    xs_err_t err = checkpoint_fill(w, &empty, errstr, errstr_size);
-    if (err || empty)
+    bool done = false, acked = false;
+    if (atomic_load(&w->cp_state) != CP_SNAPSHOT)
+        return XS_OK;
+    pthread_mutex_lock(&w->mu);
+    xs_err_t err = xs_engine_snapshot_step(w->engine, max, &done, errstr, errstr_size);
+    pthread_mutex_unlock(&w->mu);
+    if (err || !done)
         return err;
+    if (flush)
+        err = xs_producer_flush(w->producer, 60000, errstr, errstr_size), acked = !err;
+    else
+        err = xs_producer_marked_done(w->producer, &acked, errstr, errstr_size);
+    if (err || !acked)
+        return err; /* nothing written: a restart replays from the last checkpoint */
+    if (sync) {
+        w->cp_err = xs_store_write(w->store, w->batch, w->state_sync, w->cp_errstr,
+                                   sizeof(w->cp_errstr));
+        atomic_store(&w->cp_state, CP_WRITTEN);
+        return XS_OK;
+    }
     pthread_mutex_lock(&w->cp_mu);
     atomic_store(&w->cp_state, CP_WRITING);
     pthread_cond_signal(&w->cp_cv);
@@ -309,17 +350,27 @@ static xs_err_t checkpoint_begin(xs_worker_t *w, char *errstr, size_t errstr_siz
     return XS_OK;
 }
 
-/* A whole checkpoint on the calling thread (rebalance, shutdown). */
+/* Completes the checkpoint in flight, if any, on the calling thread. */
+static xs_err_t checkpoint_drain(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    xs_err_t err = checkpoint_advance(w, 0, true, true, errstr, errstr_size);
+    if (err)
+        return err;
+    checkpoint_wait(w);
+    return checkpoint_finish(w, errstr, errstr_size);
+}
+
+/* A whole checkpoint on the calling thread (rebalance, shutdown, a dirty
+ * state over its bound), after the one in flight. */
 static xs_err_t checkpoint(xs_worker_t *w, char *errstr, size_t errstr_size)
 {
-    bool empty = true;
-    xs_err_t err = checkpoint_fill(w, &empty, errstr, errstr_size);
-    if (err || empty)
-        return err;
-    w->cp_err = xs_store_write(w->store, w->batch, w->state_sync, w->cp_errstr,
-                               sizeof(w->cp_errstr));
-    atomic_store(&w->cp_state, CP_WRITTEN);
-    return checkpoint_finish(w, errstr, errstr_size);
+    bool started = false;
+    xs_err_t err = checkpoint_drain(w, errstr, errstr_size);
+    if (!err)
+        err = checkpoint_start(w, &started, errstr, errstr_size);
+    if (!err && started)
+        err = checkpoint_drain(w, errstr, errstr_size);
+    return err;
 }
 
 /* ---- rebalance hooks ------------------------------------------------------------ */
@@ -1011,7 +1062,10 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
             w->until_end ? "true" : "false");
     while (!*stop) {
         xs_msg_t m;
-        err = xs_consumer_poll(w->consumer, 100, &m, errstr, errstr_size);
+        /* while a checkpoint is in flight, turn often enough to move it on */
+        int cp = atomic_load(&w->cp_state);
+        err = xs_consumer_poll(w->consumer, cp == CP_IDLE ? 100 : 2, &m, errstr, errstr_size);
+        bool idle = err == XS_ERR_EOF;
         if (w->hook_err) {
             err = w->hook_err;
             xs_errstr_set(errstr, errstr_size, "%s", w->hook_errstr);
@@ -1039,10 +1093,18 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
             refresh_gauges(w);
             last_gauges = t;
         }
-        if ((err = checkpoint_finish(w, errstr, errstr_size)) != XS_OK)
+        if ((err = checkpoint_advance(w, idle ? 0 : XS_CP_STEP_RECORDS, false, false, errstr,
+                                      errstr_size)) != XS_OK ||
+            (err = checkpoint_finish(w, errstr, errstr_size)) != XS_OK)
             break;
-        if (t - last_cp >= interval || dirty_over(w)) {
-            if ((err = checkpoint_begin(w, errstr, errstr_size)) != XS_OK)
+        bool over = dirty_over(w);
+        /* over the bound with one in flight (a slow disk): wait for it */
+        if (over && atomic_load(&w->cp_state) != CP_IDLE &&
+            (err = checkpoint_drain(w, errstr, errstr_size)) != XS_OK)
+            break;
+        if ((over || t - last_cp >= interval) && atomic_load(&w->cp_state) == CP_IDLE) {
+            bool started = false;
+            if ((err = checkpoint_start(w, &started, errstr, errstr_size)) != XS_OK)
                 break;
             last_cp = now_ms();
         }

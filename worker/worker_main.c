@@ -9,7 +9,8 @@
  * Flags override the config file (whatever their order on the command line).
  * --from-beginning replays every partition from its first offset; it needs
  * an empty state directory, or --reset-state (--yes when it is not empty). SIGINT/SIGTERM stop it cleanly: a final
- * checkpoint (producer flushed, state and offsets written), then exit 0.
+ * checkpoint (the state and its offsets written once the producer acknowledged
+ * its lists), then exit 0.
  */
 #include <errno.h>
 #include <signal.h>

@@ -80,6 +80,15 @@ void xs_producer_poll(xs_producer_t *p);
  * since the previous flush (errstr says the first failure), else XS_OK.
  */
 xs_err_t xs_producer_flush(xs_producer_t *p, int timeout_ms, char *errstr, size_t errstr_size);
+/*
+ * Marks, to wait for acknowledgements without blocking: after
+ * xs_producer_mark(), xs_producer_marked_done() serves delivery reports
+ * without blocking and sets *done once every message sent before the latest
+ * mark has its report. Returns XS_ERR_KAFKA, like flush, if any delivery
+ * failed since the previous flush or check, or on a fatal producer error.
+ */
+void xs_producer_mark(xs_producer_t *p);
+xs_err_t xs_producer_marked_done(xs_producer_t *p, bool *done, char *errstr, size_t errstr_size);
 /* Messages queued but not yet acknowledged. */
 int xs_producer_outq_len(xs_producer_t *p);
 uint64_t xs_producer_delivered(const xs_producer_t *p);

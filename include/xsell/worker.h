@@ -6,24 +6,29 @@
  * dead-letter topic with the reason, and the partition moves on); apply it
  * to the engine; publish the list it triggered (key = user_id). Every
  * commit.interval.ms, or when the cache holds checkpoint.dirty.bytes of
- * dirty state, a checkpoint:
- *   1. flush the producer: every list caused so far is acknowledged;
- *   2. one RocksDB WriteBatch with every dirty record and the next offset of
- *      every partition that moved;
- *   3. commit the same offsets to Kafka (for lag monitoring only: on every
- *      assignment the worker seeks to the offsets stored in RocksDB).
- * A crash between 1 and 2 replays the tail on restart: the state is rebuilt
- * exactly and the lists republished with the same list_id (at least once).
- * The batch of step 2 is filled on the worker thread and written by a
- * checkpoint writer thread while the loop goes on; step 3 and the cache trim
- * follow on the worker thread once it is written, and the next checkpoint
- * waits for that. Revocation and shutdown checkpoint synchronously.
+ * dirty state, a checkpoint of the state at that instant:
+ *   1. the engine's snapshot of every dirty record and the next offset of
+ *      every partition that moved go into one RocksDB WriteBatch;
+ *   2. once every list caused so far is acknowledged by the producer, the
+ *      batch is written;
+ *   3. the same offsets are committed to Kafka (for lag monitoring only: on
+ *      every assignment the worker seeks to the offsets stored in RocksDB).
+ * A crash before 2 completes replays the tail on restart: the state is
+ * rebuilt exactly and the lists republished with the same list_id (at
+ * least once). None of it stalls the loop: the snapshot is put into the
+ * batch a few records per loop turn (a record an event is about to change
+ * goes in first, with its value at the snapshot's instant), the producer's
+ * acknowledgements are awaited without blocking, the batch is written by a
+ * checkpoint writer thread; step 3 and the cache trim follow on the worker
+ * thread once it is written. The next checkpoint starts after that; dirty
+ * state over its bound while one is in flight waits for it (backpressure).
+ * Revocation and shutdown checkpoint synchronously.
  *
  * Operations: when http.address is set, xs_worker_new() starts the HTTP
  * endpoint (include/xsell/http.h): /metrics, /healthz (the loop turns),
  * /readyz (caught up with what the partitions held at the last assignment)
  * and the queries, which run on the HTTP thread under a lock the worker
- * holds per message and per checkpoint write. A user query looks for the
+ * holds per message and per checkpoint step. A user query looks for the
  * user's profile in each assigned partition; a user unknown to this worker
  * gets the cold-start list (trending items), with "known_user": false.
  *
