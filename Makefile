@@ -48,6 +48,7 @@ bench: build
 	@$(BUILD)/bin/xsell bench core --events 2000000 --users 1000000 --items 100000
 	@$(BUILD)/bin/xsell bench state --events 1000000 --users 1000000 --items 100000
 	@$(BUILD)/bin/xsell bench e2e --e2e-events 100000 --rate 10000 --rate-seconds 10
+	@$(BUILD)/bin/xsell bench e2e --partitions 1 --e2e-events 100000 --rate 10000 --rate-seconds 10
 
 # The demo, then the broker and the worker (HTTP on 127.0.0.1:8080) stay up until Ctrl-C.
 demo-serve: build
