@@ -97,7 +97,7 @@ static void set_str(avro_value_t *rec, const char *name, const char *s)
 
 static avro_value_t field(avro_value_t *rec, const char *name)
 {
-    avro_value_t f;
+    avro_value_t f = {0};
     assert_int_equal(avro_value_get_by_name(rec, name, &f, NULL), 0);
     return f;
 }
