@@ -366,6 +366,28 @@ static xs_err_t backend_get(xs_engine_t *e, xs_cf_t cf, const void *key, size_t 
     return e->backend.get(e->backend.opaque, cf, key, klen, &e->val, found, errstr, errstr_size);
 }
 
+static xs_err_t dirty_push(dirty_vec_t *d, void *rec)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 1024;
+        void **v = realloc(d->v, cap * sizeof(*v));
+        if (!v)
+            return XS_ERR_NOMEM;
+        d->v = v;
+        d->cap = cap;
+    }
+    d->v[d->n++] = rec;
+    return XS_OK;
+}
+
+/* The dirty epoch of a record of map m. */
+static uint32_t dirty_ep_of(int m, const void *rec)
+{
+    return m == DIRTY_USERS   ? ((const cached_user_t *)rec)->dirty_ep
+           : m == DIRTY_ITEMS ? ((const cached_item_t *)rec)->dirty_ep
+                              : ((const cached_name_t *)rec)->dirty_ep;
+}
+
 /* Marks a record dirty in the current epoch; it joins its map's vector. A
  * record of the snapshot in progress was handed over when get_*() found it,
  * before anything could change it, so it is clean (0) or current here. */
@@ -374,18 +396,8 @@ static void mark_dirty(xs_engine_t *e, int map, uint32_t *ep, void *rec)
     if (*ep == e->ep)
         return;
     *ep = e->ep;
-    dirty_vec_t *d = &e->dirty[map];
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 1024;
-        void **v = realloc(d->v, cap * sizeof(*v));
-        if (!v) {
-            e->dirty_walk = true; /* the next flush finds it by walking the maps */
-            return;
-        }
-        d->v = v;
-        d->cap = cap;
-    }
-    d->v[d->n++] = rec;
+    if (dirty_push(&e->dirty[map], rec) != XS_OK)
+        e->dirty_walk = true; /* the next snapshot finds it by walking the maps */
 }
 
 static void user_dirty(xs_engine_t *e, cached_user_t *u)
@@ -1891,19 +1903,8 @@ static xs_err_t dirty_rebuild(xs_engine_t *e)
         d->n = 0;
         for (size_t i = 0; i < maps[m]->cap; i++) {
             void *v = maps[m]->ents[i].key ? maps[m]->ents[i].val : NULL;
-            if (!v || (m == DIRTY_USERS   ? ((cached_user_t *)v)->dirty_ep
-                       : m == DIRTY_ITEMS ? ((cached_item_t *)v)->dirty_ep
-                                          : ((cached_name_t *)v)->dirty_ep) != e->ep)
-                continue;
-            if (d->n == d->cap) {
-                size_t cap = d->cap ? d->cap * 2 : 1024;
-                void **nv = realloc(d->v, cap * sizeof(*nv));
-                if (!nv)
-                    return XS_ERR_NOMEM;
-                d->v = nv;
-                d->cap = cap;
-            }
-            d->v[d->n++] = v;
+            if (v && dirty_ep_of(m, v) == e->ep && dirty_push(d, v) != XS_OK)
+                return XS_ERR_NOMEM;
         }
     }
     e->dirty_walk = false;
@@ -1987,11 +1988,8 @@ xs_err_t xs_engine_snapshot_step(xs_engine_t *e, size_t max, bool *done, char *e
         dirty_vec_t *d = &e->snap[m];
         while (e->snap_at[m] < d->n && (!max || n < max)) {
             void *rec = d->v[e->snap_at[m]];
-            uint32_t ep = m == DIRTY_USERS   ? ((cached_user_t *)rec)->dirty_ep
-                          : m == DIRTY_ITEMS ? ((cached_item_t *)rec)->dirty_ep
-                                             : ((cached_name_t *)rec)->dirty_ep;
             /* not the snapshot's any more: handed over when an event touched it */
-            if (ep == e->snap_ep) {
+            if (dirty_ep_of(m, rec) == e->snap_ep) {
                 if ((err = flush_one(m, rec, e->snap_put, e->snap_opaque, &e->snap_buf))) {
                     xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
                     return err;
@@ -2060,9 +2058,7 @@ void xs_engine_trim(xs_engine_t *e)
             if (!maps[m]->ents[i].key)
                 continue;
             void *v = maps[m]->ents[i].val;
-            bool dirty = (m == 0   ? ((cached_user_t *)v)->dirty_ep
-                          : m == 1 ? ((cached_item_t *)v)->dirty_ep
-                                   : ((cached_name_t *)v)->dirty_ep) != 0;
+            bool dirty = dirty_ep_of(m, v) != 0;
             uint64_t tick = m == 0   ? ((cached_user_t *)v)->tick
                             : m == 1 ? ((cached_item_t *)v)->tick
                                      : ((cached_name_t *)v)->tick;
