@@ -1185,6 +1185,17 @@ static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, si
     return set_str(dst, hex);
 }
 
+/* Whether the n picks (categories cats) hold category_cap items of cat already. */
+static bool category_full(const xs_params_t *P, const uint64_t *cats, int n, uint64_t cat)
+{
+    if (!cat || P->category_cap <= 0)
+        return false;
+    int same = 0;
+    for (int k = 0; k < n; k++)
+        same += cats[k] == cat;
+    return same >= P->category_cap;
+}
+
 /*
  * The scorer. ctx holds the trigger items already (weight w_trigger); the
  * profile adds cart, purchases and views. Fills list->items. With refresh
@@ -1380,13 +1391,8 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         for (size_t i = 0; i < n_fin && picks < n_want; i++) {
             const candidate_t *f = &cand[fin[i]];
             uint64_t cat = f->st ? f->st->st.category : 0;
-            if (cat && P->category_cap > 0) {
-                int same = 0;
-                for (int q = 0; q < picks; q++)
-                    same += cats[q] == cat;
-                if (same >= P->category_cap)
-                    continue;
-            }
+            if (category_full(P, cats, picks, cat))
+                continue;
             cats[picks++] = cat;
             if (picks == n_want)
                 last = f->final;
@@ -1400,13 +1406,8 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         candidate_t *cd = &cand[fin[i]];
         const cached_item_t *st = cd->st; /* looked up by the rules above */
         uint64_t cat = st ? st->st.category : 0;
-        if (cat && P->category_cap > 0) {
-            int same = 0;
-            for (int k = 0; k < n_out; k++)
-                same += cats[k] == cat;
-            if (same >= P->category_cap)
-                continue;
-        }
+        if (category_full(P, cats, n_out, cat))
+            continue;
         xs_rec_t *r = &list->items[n_out];
         if ((err = name_of(e, cd->item, &r->item_id, errstr, errstr_size)) != XS_OK)
             return err;
@@ -1460,12 +1461,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             for (int k = 0; k < n_out && !dup; k++)
                 dup = strcmp(list->items[k].item_id, tmp) == 0;
             uint64_t cat = st ? st->st.category : 0;
-            if (!dup && cat && P->category_cap > 0) {
-                int same = 0;
-                for (int k = 0; k < n_out; k++)
-                    same += cats[k] == cat;
-                dup = same >= P->category_cap;
-            }
+            dup = dup || category_full(P, cats, n_out, cat);
             if (dup) {
                 free(tmp);
                 continue;
