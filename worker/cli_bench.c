@@ -62,6 +62,7 @@ typedef struct bench_opts {
     double rate_seconds;
     int partitions;
     uint64_t e2e_events; /* e2e maximum-rate run */
+    bool digest;         /* core/state: digest of every list, for comparing builds */
 } bench_opts_t;
 
 /* ---- event source: synthetic chunks or a data set held in memory ---------------- */
@@ -249,6 +250,18 @@ static int count_rec(void *opaque, const void *key, size_t key_len, const void *
     return 0;
 }
 
+/* Folds a list, Avro-encoded as the worker publishes it (every field), into
+ * *digest. Two builds that compute the same lists print the same digest. */
+static xs_err_t digest_list(xs_codec_t *codec, xs_buf_t *b, const xs_list_t *list,
+                            uint64_t *digest)
+{
+    xs_buf_reset(b);
+    xs_err_t err = xs_codec_encode_list(codec, list, b);
+    if (!err)
+        *digest = (*digest ^ xs_hash(b->data, b->len)) * UINT64_C(0x100000001b3);
+    return err;
+}
+
 static int run_engine_bench(const bench_opts_t *o, bool with_state)
 {
     char errstr[1024] = "";
@@ -260,10 +273,14 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
     xs_engine_opts_t eo;
     xs_backend_t backend;
     xs_list_t list;
-    uint64_t events = 0, lists = 0, since_cp = 0;
-    double busy = 0;
+    uint64_t events = 0, lists = 0, since_cp = 0, digest = 0;
+    double busy = 0, digest_s = 0;
     char *dir = NULL;
+    xs_codec_t *codec = NULL;
+    xs_buf_t enc = {0};
     xs_list_init(&list);
+    if (o->digest && !(codec = xs_codec_new(errstr, sizeof(errstr))))
+        goto out;
     xs_engine_opts_default(&eo);
     xs_settings_params(o->cfg, &eo.params);
     if (xs_settings_experiment(o->cfg, &eo.params, &experiment, errstr, sizeof(errstr)) != XS_OK)
@@ -312,6 +329,14 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
                 goto out_src;
             }
             lists += has;
+            if (has && codec) {
+                double t1 = mono_s();
+                if (digest_list(codec, &enc, &list, &digest) != XS_OK) {
+                    snprintf(errstr, sizeof(errstr), "cannot encode list %s", list.list_id);
+                    goto out_src;
+                }
+                digest_s += mono_s() - t1;
+            }
             xs_list_clear(&list);
             events++;
             if (with_state && ++since_cp >= o->checkpoint_events) {
@@ -322,6 +347,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
         }
         busy += mono_s() - t0;
     }
+    busy -= digest_s; /* the figures are the engine's, with or without --digest */
     if (with_state) {
         double t0 = mono_s();
         if (checkpoint(e, &st, errstr, sizeof(errstr)) != XS_OK)
@@ -366,6 +392,8 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
                fp.item_bytes_avg, fp.user_bytes_max, fp.item_bytes_max);
         if (recall >= 0)
             printf(",\"planted_recall_at5\":%.3f", recall);
+        if (codec)
+            printf(",\"lists_digest\":\"%016" PRIx64 "\"", digest);
         if (with_state)
             printf(",\"checkpoints\":%" PRIu64 ",\"checkpoint_seconds\":%.3f,"
                    "\"compact_seconds\":%.3f,\"disk_users\":%" PRIu64 ",\"disk_items\":%" PRIu64
@@ -392,6 +420,8 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
                peak / 1048576.0);
         if (recall >= 0)
             printf("  planted pairs found in top-5: %.1f%%\n", recall * 100);
+        if (codec)
+            printf("  lists digest    %016" PRIx64 "\n", digest);
         if (with_state) {
             printf("  checkpoints     %12" PRIu64 " (%.2f s)\n", st.checkpoints,
                    st.checkpoint_seconds);
@@ -409,6 +439,8 @@ out:
     if (rc)
         fprintf(stderr, "xsell bench: %s\n", *errstr ? errstr : "failed");
     xs_list_clear(&list);
+    xs_buf_free(&enc);
+    xs_codec_destroy(codec);
     xs_engine_destroy(e);
     xs_batch_destroy(st.batch);
     xs_store_close(st.store);
@@ -984,6 +1016,7 @@ static void usage(FILE *out)
             "usage: xsell bench core|state|e2e [--json] [--events N] [--users N] [--items N]\n"
             "                  [--seed S] [--complements N] [--dataset FORMAT FILE...]\n"
             "                  [--config FILE] [--set key=value]...\n"
+            "  core, state: [--digest] (a digest of every list, to compare builds)\n"
             "  state: [--state-dir D] [--checkpoint-events N] [--cache-mb M]\n"
             "  e2e:   [--partitions P] [--e2e-events N] [--rate EVENTS_PER_S] [--rate-seconds S]\n");
 }
@@ -1023,6 +1056,8 @@ int xs_cli_bench(int argc, char **argv)
             goto out;
         } else if (!strcmp(a, "--json")) {
             o.json = true;
+        } else if (!strcmp(a, "--digest")) {
+            o.digest = true;
         } else if (!strcmp(a, "--events") && more) {
             if (!xs_cli_parse_u64(a, argv[++i], &o.so.n_events, errstr, sizeof(errstr)))
                 goto bad;
