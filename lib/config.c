@@ -71,6 +71,9 @@ static const key_def_t keys[] = {
      "weights (trigger, cart, purchases, views) rather than the raw LLR magnitudes decide."},
     {"model.category_boost", T_DOUBLE, "0.2", 0, 10, NULL,
      "Score boost for candidates in the user's favourite categories."},
+    {"model.max_context", T_INT, "12", 1, 64, NULL,
+     "The scorer reads the neighbour lists of this many context items (trigger, cart, "
+     "purchases, views; the heaviest first): the main cost per list (docs/BENCHMARKS.md)."},
     {"list.length.product_page", T_INT, "4", 0, 20, NULL, "Items on PRODUCT_PAGE lists."},
     {"list.length.cart", T_INT, "6", 0, 20, NULL, "Items on CART lists."},
     {"list.length.checkout", T_INT, "3", 0, 20, NULL, "Items on CHECKOUT lists."},
@@ -98,8 +101,8 @@ static const key_def_t keys[] = {
     {"experiment.arms", T_STR, "", 0, 0, NULL,
      "Arms and traffic shares, e.g. `control:10,cooc:90`. Each arm may override scoring "
      "keys with `experiment.arm.<arm>.<key>` (model.similarity, model.min_support, "
-     "model.viewed_weight, model.category_boost, list.*) and "
-     "`experiment.arm.<arm>.popularity_only = true` (a trending-only control arm)."},
+     "model.viewed_weight, model.category_boost, model.normalize, model.max_context, list.*) "
+     "and `experiment.arm.<arm>.popularity_only = true` (a trending-only control arm)."},
     {"http.address", T_ADDR, "127.0.0.1:8080", 0, 0, NULL,
      "HTTP endpoint (/metrics, /healthz, /readyz, /v1 queries) as host:port or [v6]:port; "
      "loopback by default; port 0 picks a free port; empty: no HTTP server."},
@@ -247,9 +250,10 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
         }
         static const char *const arm_keys[] = {
             "model.similarity", "model.llr_min", "model.min_support", "model.viewed_weight",
-            "model.category_boost", "model.normalize", "list.length.product_page", "list.length.cart",
-            "list.length.checkout", "list.length.post_purchase", "list.category_cap",
-            "list.rebuy_days", "list.suppress_minutes", "list.trending_backfill"};
+            "model.category_boost", "model.normalize", "model.max_context",
+            "list.length.product_page", "list.length.cart", "list.length.checkout",
+            "list.length.post_purchase", "list.category_cap", "list.rebuy_days",
+            "list.suppress_minutes", "list.trending_backfill"};
         for (size_t i = 0; i < XS_ARRAY_SIZE(arm_keys); i++)
             if (!strcmp(param, arm_keys[i]))
                 return validate(param, value, origin, errstr, errstr_size);

@@ -25,6 +25,8 @@ static void apply(xs_params_t *P, const char *key, const char *v)
                        !strcmp(v, "on");
     else if (!strcmp(key, "model.category_boost"))
         P->category_boost = atof(v);
+    else if (!strcmp(key, "model.max_context"))
+        P->max_context = atoi(v);
     else if (!strcmp(key, "list.length.product_page"))
         P->list_len[XS_PLACEMENT_PRODUCT_PAGE] = atoi(v);
     else if (!strcmp(key, "list.length.cart"))
@@ -48,11 +50,11 @@ static void apply(xs_params_t *P, const char *key, const char *v)
 }
 
 static const char *const scoring_keys[] = {
-    "model.similarity",        "model.llr_min",      "model.min_support",
-    "model.viewed_weight",     "model.category_boost", "model.normalize", "list.length.product_page",
-    "list.length.cart",        "list.length.checkout", "list.length.post_purchase",
-    "list.category_cap",       "list.rebuy_days",    "list.suppress_minutes",
-    "list.trending_backfill"};
+    "model.similarity",         "model.llr_min",           "model.min_support",
+    "model.viewed_weight",      "model.category_boost",    "model.normalize",
+    "model.max_context",        "list.length.product_page", "list.length.cart",
+    "list.length.checkout",     "list.length.post_purchase", "list.category_cap",
+    "list.rebuy_days",          "list.suppress_minutes",   "list.trending_backfill"};
 
 void xs_settings_params(const xs_config_t *cfg, xs_params_t *P)
 {

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "xsell/config.h"
+#include "xsell/settings.h"
 
 static char conf_path[256];
 
@@ -130,6 +131,8 @@ static void test_bad_values_of_every_type(void **state)
     expect_bad_line("experiment.arm.a.model.kmax = 3", "an arm cannot override 'model.kmax'");
     expect_bad_line("experiment.arm.a.model.similarity = pearson", "is not one of");
     expect_bad_line("experiment.arm.a.popularity_only = perhaps", "is not a boolean");
+    expect_bad_line("model.max_context = 0", "out of range [1, 64]");
+    expect_bad_line("experiment.arm.a.model.max_context = 65", "out of range [1, 64]");
     expect_bad_line("schema.confluent.x1 = CartEvent a.avsc", "schema id must be a non-negative");
     expect_bad_line("schema.confluent.7 = CartEvent",
                     "expected '<ClickEvent|CartEvent|ItemUpdate>");
@@ -150,6 +153,10 @@ static void test_good_values(void **state)
         {"model.similarity", "llr-cosine"},
         {"model.viewed_weight", "0"},
         {"experiment.arm.b.list.length.cart", "3"},
+        {"model.max_context", "6"},
+        {"experiment.name", "context"},
+        {"experiment.arms", "a:50,b:50"},
+        {"experiment.arm.b.model.max_context", "2"},
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         if (xs_config_set(cfg, ok[i][0], ok[i][1], "test", errstr, sizeof(errstr)) != XS_OK)
@@ -157,6 +164,15 @@ static void test_good_values(void **state)
     assert_string_equal(xs_config_str(cfg, "http.address"), "");
     assert_int_equal(xs_config_int(cfg, "cache.max.bytes"), 64 * 1024 * 1024);
     assert_true(xs_config_bool(cfg, "state.sync"));
+    xs_params_t P;
+    xs_experiment_t x;
+    xs_settings_params(cfg, &P);
+    assert_int_equal(P.max_context, 6);
+    assert_int_equal(xs_settings_experiment(cfg, &P, &x, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(x.n_arms, 2);
+    assert_int_equal(x.arms[0].params.max_context, 6);
+    assert_int_equal(x.arms[1].params.max_context, 2);
+    assert_int_equal(x.arms[1].params.list_len[XS_PLACEMENT_CART], 3);
     xs_config_destroy(cfg);
 }
 

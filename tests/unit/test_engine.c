@@ -109,6 +109,37 @@ static void test_camera_cart_list(void **state)
     xs_engine_destroy(e);
 }
 
+/* The scorer reads the lists of model.max_context context items, the
+ * heaviest first: the trigger (1.0) before the cart (0.8). */
+static void test_max_context_bounds_the_context(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    const char *socks[] = {"socks", NULL}, *cam[] = {"camera", NULL};
+    for (int max = 12; max >= 1; max -= 11) {
+        xs_engine_params(e)->max_context = max;
+        char user[32];
+        snprintf(user, sizeof(user), "two-carts-%d", max);
+        xs_list_t list;
+        bool has = false;
+        cart(e, user, XS_CART_ADD, socks, &list, &has);
+        xs_list_clear(&list);
+        cart(e, user, XS_CART_ADD, cam, &list, &has);
+        assert_true(has);
+        assert_string_equal(list.items[0].item_id, "lens");
+        bool shoes = false;
+        for (int i = 0; i < list.n_items; i++)
+            if (!strcmp(list.items[i].item_id, "shoes")) {
+                shoes = list.items[i].source == XS_SOURCE_BOUGHT_TOGETHER;
+                if (shoes)
+                    assert_string_equal(list.items[i].because_of[0], "socks");
+            }
+        assert_int_equal(shoes, max > 1); /* socks in the cart is the second context item */
+        xs_list_clear(&list);
+    }
+    xs_engine_destroy(e);
+}
+
 static void test_cold_start_gets_trending(void **state)
 {
     (void)state;
@@ -673,6 +704,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_camera_cart_list),
+        cmocka_unit_test(test_max_context_bounds_the_context),
         cmocka_unit_test(test_cold_start_gets_trending),
         cmocka_unit_test(test_bought_item_not_suggested),
         cmocka_unit_test(test_duplicate_event_ignored),
