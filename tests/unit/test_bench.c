@@ -88,11 +88,51 @@ static void test_bench_core_json(void **state)
     assert_true(out[0] == '{' && strchr(out, '}'));
 }
 
+/* Runs `xsell bench core --json --digest` with extra arguments; returns the
+ * digest (16 hex chars) in out. */
+static void bench_digest(const char *bin, const char *extra, char out[17])
+{
+    char cmd[1024], buf[8192] = "";
+    snprintf(cmd, sizeof(cmd),
+             "%s/xsell bench core --json --digest --events 20000 --users 2000 --items 500 "
+             "--seed 3 %s",
+             bin, extra);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = 0;
+    assert_int_equal(pclose(f), 0);
+    const char *d = strstr(buf, "\"lists_digest\":\"");
+    if (!d)
+        fail_msg("no lists_digest in: %s", buf);
+    d += strlen("\"lists_digest\":\"");
+    assert_true(strlen(d) > 16 && d[16] == '"');
+    memcpy(out, d, 16);
+    out[16] = 0;
+}
+
+/* The digest is the lists': the same run gives the same digest, a setting
+ * that changes the lists changes it. */
+static void test_bench_digest(void **state)
+{
+    (void)state;
+    const char *bin = getenv("XS_BIN_DIR");
+    if (!bin)
+        skip();
+    char a[17], b[17], c[17];
+    bench_digest(bin, "", a);
+    bench_digest(bin, "", b);
+    bench_digest(bin, "--set model.max_context=1", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synth_deterministic),
         cmocka_unit_test(test_bench_core_json),
+        cmocka_unit_test(test_bench_digest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
