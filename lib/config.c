@@ -218,8 +218,19 @@ static bool in_choices(const char *choices, const char *v)
     return false;
 }
 
-static xs_err_t validate(const char *key, const char *value, const char *origin, char *errstr,
-                         size_t errstr_size);
+/* Scoring keys (settings.c applies them to the base parameters and to each arm's). */
+static const char *const scoring_keys[] = {
+    "model.similarity",       "model.llr_min",         "model.min_support",
+    "model.viewed_weight",    "model.category_boost",  "model.normalize",
+    "model.max_context",      "list.length.product_page", "list.length.cart",
+    "list.length.checkout",   "list.length.post_purchase", "list.category_cap",
+    "list.rebuy_days",        "list.suppress_minutes", "list.trending_backfill"};
+
+const char *const *xs_config_arm_keys(size_t *n)
+{
+    *n = XS_ARRAY_SIZE(scoring_keys);
+    return scoring_keys;
+}
 
 static xs_err_t validate(const char *key, const char *value, const char *origin, char *errstr,
                          size_t errstr_size)
@@ -248,13 +259,9 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
             }
             return XS_OK;
         }
-        static const char *const arm_keys[] = {
-            "model.similarity", "model.llr_min", "model.min_support", "model.viewed_weight",
-            "model.category_boost", "model.normalize", "model.max_context",
-            "list.length.product_page", "list.length.cart", "list.length.checkout",
-            "list.length.post_purchase", "list.category_cap", "list.rebuy_days",
-            "list.suppress_minutes", "list.trending_backfill"};
-        for (size_t i = 0; i < XS_ARRAY_SIZE(arm_keys); i++)
+        size_t n_arm_keys = 0;
+        const char *const *arm_keys = xs_config_arm_keys(&n_arm_keys);
+        for (size_t i = 0; i < n_arm_keys; i++)
             if (!strcmp(param, arm_keys[i]))
                 return validate(param, value, origin, errstr, errstr_size);
         xs_errstr_set(errstr, errstr_size, "%s: '%s': an arm cannot override '%s'", o, key, param);

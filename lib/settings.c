@@ -49,12 +49,6 @@ static void apply(xs_params_t *P, const char *key, const char *v)
                              !strcmp(v, "on");
 }
 
-static const char *const scoring_keys[] = {
-    "model.similarity",         "model.llr_min",           "model.min_support",
-    "model.viewed_weight",      "model.category_boost",    "model.normalize",
-    "model.max_context",        "list.length.product_page", "list.length.cart",
-    "list.length.checkout",     "list.length.post_purchase", "list.category_cap",
-    "list.rebuy_days",          "list.suppress_minutes",   "list.trending_backfill"};
 
 void xs_settings_params(const xs_config_t *cfg, xs_params_t *P)
 {
@@ -62,8 +56,10 @@ void xs_settings_params(const xs_config_t *cfg, xs_params_t *P)
     P->half_life_hours = xs_config_double(cfg, "model.half_life.hours");
     P->window_hours = xs_config_double(cfg, "model.window.hours");
     P->kmax = (int)xs_config_int(cfg, "model.kmax");
-    for (size_t i = 0; i < XS_ARRAY_SIZE(scoring_keys); i++)
-        apply(P, scoring_keys[i], xs_config_str(cfg, scoring_keys[i]));
+    size_t n_keys = 0;
+    const char *const *keys = xs_config_arm_keys(&n_keys);
+    for (size_t i = 0; i < n_keys; i++)
+        apply(P, keys[i], xs_config_str(cfg, keys[i]));
 }
 
 xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
@@ -107,11 +103,13 @@ xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
         arm->share = share;
         arm->params = *base;
         char key[160];
-        for (size_t i = 0; i < XS_ARRAY_SIZE(scoring_keys); i++) {
-            snprintf(key, sizeof(key), "experiment.arm.%s.%s", arm->name, scoring_keys[i]);
+        size_t n_keys = 0;
+        const char *const *keys = xs_config_arm_keys(&n_keys);
+        for (size_t i = 0; i < n_keys; i++) {
+            snprintf(key, sizeof(key), "experiment.arm.%s.%s", arm->name, keys[i]);
             const char *v = xs_config_get_raw(cfg, key);
             if (v)
-                apply(&arm->params, scoring_keys[i], v);
+                apply(&arm->params, keys[i], v);
         }
         snprintf(key, sizeof(key), "experiment.arm.%s.popularity_only", arm->name);
         const char *v = xs_config_get_raw(cfg, key);

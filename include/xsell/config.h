@@ -50,6 +50,10 @@ bool xs_config_bool(const xs_config_t *cfg, const char *key);
 /* The value set for any key (table, pass-through or pattern), or NULL when unset. */
 const char *xs_config_get_raw(const xs_config_t *cfg, const char *key);
 
+/* The scoring keys an experiment arm may override (experiment.arm.<arm>.<key>,
+ * besides popularity_only); *n receives their number. */
+const char *const *xs_config_arm_keys(size_t *n);
+
 /* Pass-through entries for a prefix ("kafka." or "rocksdb."), prefix stripped.
  * The array and strings stay owned by cfg; valid until the next set. */
 const xs_kv_t *xs_config_passthrough(const xs_config_t *cfg, const char *prefix, size_t *n);
