@@ -624,8 +624,9 @@ static void map_event(mctx_t *m, xs_event_kind_t kind, rv_t root, xs_event_t *ev
     }
 }
 
-static void map_list(mctx_t *m, rv_t root, xs_list_t *list)
+static void map_list(mctx_t *m, rv_t root, void *out)
 {
+    xs_list_t *list = out;
     char *id = m_field_str(m, root, RF_LIST_ID);
     if (id && strlen(id) >= sizeof(list->list_id))
         merr(m, XS_ERR_DECODE, "list_id longer than %zu bytes", sizeof(list->list_id) - 1);
@@ -738,44 +739,45 @@ out:
     return err;
 }
 
-/* Decodes a message that must be a CrossSellList into its tree. */
-static xs_err_t decode_list_root(xs_codec_t *codec, const void *data, size_t len,
-                                 xs_apool_t *pool, rv_t *root, char *reason, size_t reason_size)
+/* What a list decoder does with the tree of a CrossSellList (m->err on failure). */
+typedef void (*list_map_fn)(mctx_t *m, rv_t root, void *out);
+
+/* Decodes a message that must be a CrossSellList into its tree (in a pool on
+ * the stack, spilling to the heap) and hands the root to fn. */
+static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len, list_map_fn fn,
+                                 void *out, char *reason, size_t reason_size)
 {
+    max_align_t local[XS_DECODE_LOCAL_BYTES / sizeof(max_align_t)];
+    xs_apool_t pool;
     const writer_entry_t *entry = NULL;
+    rv_t root = {NULL, NULL};
+    mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
     if (!codec || (!data && len)) {
         xs_errstr_set(reason, reason_size, "invalid argument");
         return XS_ERR_INVALID;
     }
-    xs_err_t err = decode_tree(codec, data, len, -1, pool, &entry, root, NULL, reason, reason_size);
-    if (err)
-        return err;
-    if (entry->kind != XS_KIND_LIST) {
+    xs_apool_init(&pool, local, sizeof(local));
+    xs_err_t err = decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size);
+    if (!err && entry->kind != XS_KIND_LIST) {
         xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
                       xs_kind_name(entry->kind));
-        return XS_ERR_SCHEMA;
+        err = XS_ERR_SCHEMA;
     }
-    return XS_OK;
+    if (!err) {
+        fn(&m, root, out);
+        err = m.err;
+    }
+    xs_apool_free(&pool);
+    return err;
 }
 
 xs_err_t xs_codec_decode_list(xs_codec_t *codec, const void *data, size_t len, xs_list_t *list,
                               char *reason, size_t reason_size)
 {
-    max_align_t local[XS_DECODE_LOCAL_BYTES / sizeof(max_align_t)];
-    xs_apool_t pool;
-    rv_t root = {NULL, NULL};
-    mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
-    xs_err_t err;
-    xs_apool_init(&pool, local, sizeof(local));
     xs_list_init(list);
-    if ((err = decode_list_root(codec, data, len, &pool, &root, reason, reason_size)))
-        goto out;
-    map_list(&m, root, list);
-    err = m.err;
-out:
+    xs_err_t err = decode_list_with(codec, data, len, map_list, list, reason, reason_size);
     if (err)
         xs_list_clear(list);
-    xs_apool_free(&pool);
     return err;
 }
 
@@ -792,29 +794,26 @@ static bool ref_str(const mctx_t *m, rv_t rec, rfield_t f, const char **p, size_
     return true;
 }
 
+static void map_list_ref(mctx_t *m, rv_t root, void *out)
+{
+    xs_list_ref_t *ref = out;
+    if (!ref_str(m, root, RF_LIST_ID, &ref->list_id, &ref->list_id_len) ||
+        !ref_str(m, root, RF_USER_ID, &ref->user_id, &ref->user_id_len) ||
+        !ref_str(m, rv_field(m, root, RF_TRIGGER), RF_EVENT_ID, &ref->trigger_event_id,
+                 &ref->trigger_event_id_len)) {
+        xs_errstr_set(m->reason, m->reason_size,
+                      "CrossSellList without list_id, user_id or trigger");
+        m->err = XS_ERR_DECODE;
+    }
+}
+
 xs_err_t xs_codec_peek_list(xs_codec_t *codec, const void *data, size_t len, xs_list_ref_t *ref,
                             char *reason, size_t reason_size)
 {
-    max_align_t local[XS_DECODE_LOCAL_BYTES / sizeof(max_align_t)];
-    xs_apool_t pool;
-    rv_t root = {NULL, NULL};
-    mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
-    xs_err_t err;
-    xs_apool_init(&pool, local, sizeof(local));
     memset(ref, 0, sizeof(*ref));
-    if ((err = decode_list_root(codec, data, len, &pool, &root, reason, reason_size)))
-        goto out;
-    if (!ref_str(&m, root, RF_LIST_ID, &ref->list_id, &ref->list_id_len) ||
-        !ref_str(&m, root, RF_USER_ID, &ref->user_id, &ref->user_id_len) ||
-        !ref_str(&m, rv_field(&m, root, RF_TRIGGER), RF_EVENT_ID, &ref->trigger_event_id,
-                 &ref->trigger_event_id_len)) {
-        xs_errstr_set(reason, reason_size, "CrossSellList without list_id, user_id or trigger");
-        err = XS_ERR_DECODE;
-    }
-out:
+    xs_err_t err = decode_list_with(codec, data, len, map_list_ref, ref, reason, reason_size);
     if (err)
         memset(ref, 0, sizeof(*ref));
-    xs_apool_free(&pool);
     return err;
 }
 
@@ -1113,6 +1112,18 @@ static uint8_t *put_opt_str(uint8_t *p, const char *s)
     return s ? put_str(p, s) : p;
 }
 
+/* An array of n strings: one block (when n > 0), then the end marker. */
+static uint8_t *put_str_array(uint8_t *p, char *const *s, int n)
+{
+    if (n > 0) {
+        p = put_long(p, n);
+        for (int i = 0; i < n; i++)
+            p = put_str(p, s[i]);
+    }
+    *p++ = 0;
+    return p;
+}
+
 /*
  * An upper bound of the list's body size, or 0 for what fill_list() refuses:
  * a missing required string, a count or an enum out of range.
@@ -1172,12 +1183,7 @@ xs_err_t xs_codec_encode_list(xs_codec_t *codec, const xs_list_t *list, xs_buf_t
     p = put_long(p, list->generated_at);
     p = put_str(p, list->trigger_event_id);
     p = put_str(p, list->trigger_type);
-    if (list->n_trigger_items > 0) {
-        p = put_long(p, list->n_trigger_items);
-        for (int i = 0; i < list->n_trigger_items; i++)
-            p = put_str(p, list->trigger_items[i]);
-    }
-    *p++ = 0;
+    p = put_str_array(p, list->trigger_items, list->n_trigger_items);
     p = put_long(p, list->placement);
     p = put_opt_str(p, list->experiment);
     p = put_opt_str(p, list->arm);
@@ -1188,12 +1194,7 @@ xs_err_t xs_codec_encode_list(xs_codec_t *codec, const xs_list_t *list, xs_buf_t
             p = put_str(p, r->item_id);
             p = put_double(p, r->score);
             p = put_long(p, r->source);
-            if (r->n_because > 0) {
-                p = put_long(p, r->n_because);
-                for (int k = 0; k < r->n_because; k++)
-                    p = put_str(p, r->because_of[k]);
-            }
-            *p++ = 0;
+            p = put_str_array(p, r->because_of, r->n_because);
         }
     }
     *p++ = 0;
