@@ -688,14 +688,63 @@ static void part_update_caught(xs_part_t *pt)
 }
 
 /*
- * Adds a partition about to be assigned at `start` (librdkafka offset):
- * queries its watermarks and derives what is known of position/caught.
+ * Reads the low and high watermarks of every partition of `list` into lo[i]
+ * and hi[i] (-1 where unknown): two ListOffsets rounds (earliest, latest)
+ * for the whole list, one request per leader broker each, sharing one time
+ * budget, instead of two round trips per partition. This runs in the
+ * rebalance callback, on the thread that processes events, so its time is
+ * bounded whatever the number of partitions or the state of the brokers.
  */
-static xs_err_t part_add(xs_consumer_t *c, const char *topic, int32_t partition, int64_t start)
+static void query_watermarks(xs_consumer_t *c, const rd_kafka_topic_partition_list_t *list,
+                             int64_t *lo, int64_t *hi)
+{
+    for (int i = 0; i < list->cnt; i++)
+        lo[i] = hi[i] = -1;
+    if (list->cnt == 0)
+        return;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *why = NULL;
+    for (int round = 0; round < 2; round++) {
+        int64_t *out = round == 0 ? lo : hi;
+        rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(list->cnt);
+        for (int i = 0; i < list->cnt; i++)
+            rd_kafka_topic_partition_list_add(q, list->elems[i].topic, list->elems[i].partition)
+                ->offset = round == 0 ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long spent = (t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L;
+        long left = XS_WATERMARK_TIMEOUT_MS - spent;
+        rd_kafka_resp_err_t rderr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (left > 0)
+            rderr = rd_kafka_offsets_for_times(c->rk, q, (int)left);
+        /* q holds the partitions of list, in its order */
+        for (int i = 0; i < list->cnt; i++) {
+            const rd_kafka_topic_partition_t *r = &q->elems[i];
+            if (!r->err && r->offset >= 0) /* a partition answered before a timeout counts */
+                out[i] = r->offset;
+            else if (!why)
+                why = rd_kafka_err2str(rderr ? rderr : r->err);
+        }
+        rd_kafka_topic_partition_list_destroy(q);
+    }
+    int failed = 0;
+    for (int i = 0; i < list->cnt; i++)
+        failed += lo[i] < 0 || hi[i] < 0;
+    if (failed)
+        /* Not fatal: a partition-EOF event will still mark them caught up. */
+        XS_WARN("could not read partition watermarks", "partitions=%d of=%d error=\"%s\"", failed,
+                list->cnt, why ? why : "unknown");
+}
+
+/*
+ * Adds a partition about to be assigned at `start` (librdkafka offset), with
+ * its watermarks (-1: unknown), and derives what is known of position/caught.
+ */
+static xs_err_t part_add(xs_consumer_t *c, const char *topic, int32_t partition, int64_t start,
+                         int64_t lo, int64_t hi)
 {
     xs_part_t *pt = NULL;
-    rd_kafka_resp_err_t rderr;
-    int64_t lo = -1, hi = -1;
 
     if (part_find(c, topic, partition))
         part_remove(c, topic, partition);
@@ -716,15 +765,6 @@ static xs_err_t part_add(xs_consumer_t *c, const char *topic, int32_t partition,
     pt->partition = partition;
     pt->start = start;
     pt->position = -1;
-
-    rderr = rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi,
-                                             XS_WATERMARK_TIMEOUT_MS);
-    if (rderr) {
-        /* Not fatal: a partition-EOF event will still mark it caught up. */
-        XS_WARN("could not read partition watermarks", "topic=%s partition=%d error=\"%s\"", topic,
-                (int)partition, rd_kafka_err2str(rderr));
-        lo = hi = -1;
-    }
     pt->lo = lo;
     pt->hi = hi;
     if (start >= 0)
@@ -750,10 +790,19 @@ static void assign_prepare(xs_consumer_t *c, rd_kafka_topic_partition_list_t *li
         if (c->hooks.on_assign)
             c->hooks.on_assign(c->hooks.opaque, tp->topic, tp->partition, &off);
         tp->offset = to_rd_offset(off);
-        if (part_add(c, tp->topic, tp->partition, tp->offset) != XS_OK)
+    }
+    size_t n = list->cnt > 0 ? (size_t)list->cnt : 0;
+    int64_t *wm = n ? malloc(2 * n * sizeof(*wm)) : NULL;
+    if (wm)
+        query_watermarks(c, list, wm, wm + n);
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        if (part_add(c, tp->topic, tp->partition, tp->offset, wm ? wm[i] : -1,
+                     wm ? wm[n + (size_t)i] : -1) != XS_OK)
             XS_ERROR("out of memory tracking partition", "topic=%s partition=%d", tp->topic,
                      (int)tp->partition);
     }
+    free(wm);
 }
 
 static void revoke_notify(xs_consumer_t *c, const rd_kafka_topic_partition_list_t *list)
