@@ -17,7 +17,8 @@
  * trim); the synthetic events are generated in chunks outside the timed
  * region. e2e times the whole pipeline from the first produce call to the
  * arrival of the last output message, for xsell and for a passthrough on
- * the same broker (consume, decode nothing, produce one message per input);
+ * the same broker (consume, decode nothing, produce one message per input;
+ * the same two input topics as the worker);
  * latency is the time from the produce call of a trigger event to the
  * arrival of its list at a consumer of the output topic, in one process on
  * one clock (CLOCK_MONOTONIC).
@@ -453,6 +454,7 @@ out:
 /* ---- e2e: the worker on the development broker, against a passthrough ---------------- */
 
 #define PT_IN "bench.passthrough.in"
+#define PT_IN_CART "bench.passthrough.in.cart"
 #define PT_OUT "bench.passthrough.out"
 
 /* Encoded input events; index = position in the stream. */
@@ -660,15 +662,18 @@ out:
     return NULL;
 }
 
-/* The baseline: consume, decode nothing, produce one message per input. */
+/* The baseline: consume, decode nothing, produce one message per input. It
+ * reads the same layout as the worker (click and cart events on two topics
+ * of the same partition count), so both pay the broker for as many
+ * partitions and message sets. */
 static void *passthrough_thread(void *arg)
 {
     e2e_t *x = arg;
     char errstr[512] = "";
-    const char *topics[] = {PT_IN};
+    const char *topics[] = {PT_IN, PT_IN_CART};
     xs_kv_t cconf[] = {{"fetch.wait.max.ms", "1"}};
     xs_kv_t pconf[] = {{"linger.ms", "1"}};
-    xs_consumer_opts_t co = {.bootstrap = x->bootstrap, .topics = topics, .n_topics = 1,
+    xs_consumer_opts_t co = {.bootstrap = x->bootstrap, .topics = topics, .n_topics = 2,
                              .start_offset = XS_OFFSET_BEGINNING, .conf = cconf, .n_conf = 1};
     xs_consumer_t *c = xs_consumer_new(&co, errstr, sizeof(errstr));
     xs_producer_t *p = c ? xs_producer_new(x->bootstrap, pconf, 1, errstr, sizeof(errstr)) : NULL;
@@ -711,7 +716,8 @@ static xs_err_t feed(e2e_t *x, xs_producer_t *p, size_t from, size_t to, bool pa
             }
         }
         const enc_events_t *v = &x->ev;
-        const char *topic = passthrough ? PT_IN : v->is_cart[i] ? "xsell.cart" : "xsell.clicks";
+        const char *topic = passthrough ? (v->is_cart[i] ? PT_IN_CART : PT_IN)
+                            : v->is_cart[i] ? "xsell.cart" : "xsell.clicks";
         atomic_store(&x->sent_us[i], mono_us());
         xs_err_t err = xs_producer_send(p, topic, -1, v->data.data + v->key_off[i], v->key_len[i],
                                         v->data.data + v->off[i], v->len[i], NULL, 0, errstr,
@@ -820,7 +826,7 @@ static int run_e2e(const bench_opts_t *o)
         goto out;
     x.bootstrap = xs_devbroker_bootstraps(db);
     const char *topics[] = {"xsell.clicks", "xsell.cart",    "xsell.catalog", "xsell.cross-sell",
-                            "xsell.dlq",    PT_IN,           PT_OUT};
+                            "xsell.dlq",    PT_IN,           PT_IN_CART, PT_OUT};
     for (size_t i = 0; i < XS_ARRAY_SIZE(topics); i++)
         if (xs_devbroker_create_topic(db, topics[i], o->partitions, errstr, sizeof(errstr)))
             goto out;
