@@ -1,7 +1,8 @@
 /*
- * The synthetic workload generator and a smoke run of `xsell bench core`:
- * the generator is deterministic and produces the documented event mix;
- * the bench prints one JSON object with its figures. No timing is asserted
+ * The synthetic workload generator and smoke runs of `xsell bench core`
+ * and `xsell bench e2e`: the generator is deterministic and produces the
+ * documented event mix; the bench prints one JSON object with its figures,
+ * and the e2e bench counts and measures every message. No timing is asserted
  * (benchmarks print figures; they are not timed tests).
  */
 #include <setjmp.h>
@@ -79,8 +80,9 @@ static void test_bench_core_json(void **state)
     size_t n = fread(out, 1, sizeof(out) - 1, f);
     out[n] = 0;
     assert_int_equal(pclose(f), 0);
-    const char *fields[] = {"\"mode\":\"core\"", "\"events\":20000", "\"events_per_s\":",
-                            "\"lists_per_s\":", "\"rss_peak_bytes\":", "\"user_bytes_encoded_avg\":",
+    const char *fields[] = {"\"mode\":\"core\"",           "\"events\":20000",
+                            "\"events_per_s\":",           "\"lists_per_s\":",
+                            "\"rss_peak_bytes\":",         "\"user_bytes_encoded_avg\":",
                             "\"item_bytes_encoded_avg\":", "\"planted_recall_at5\":"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (!strstr(out, fields[i]))
@@ -127,12 +129,63 @@ static void test_bench_digest(void **state)
     assert_string_not_equal(a, c);
 }
 
+/* The integer after `"key":` in the part of the JSON object that follows
+ * `after` (a field name that opens a sub-object), or -1. */
+static long long json_int(const char *json, const char *after, const char *key)
+{
+    const char *p = strstr(json, after);
+    char k[128];
+    snprintf(k, sizeof(k), "\"%s\":", key);
+    p = p ? strstr(p, k) : NULL;
+    return p ? strtoll(p + strlen(k), NULL, 10) : -1;
+}
+
+/* A small e2e run on the development broker: every event goes through the
+ * passthrough (its two input topics) and is measured; the worker's lists
+ * arrive and are measured; both phases report. No timing is asserted. */
+static void test_bench_e2e_json(void **state)
+{
+    (void)state;
+    const char *bin = getenv("XS_BIN_DIR");
+    if (!bin)
+        skip();
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s/xsell bench e2e --json --e2e-events 3000 --rate 2000 --rate-seconds 1 "
+             "--partitions 2 --users 2000 --items 500 2>/dev/null",
+             bin);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char out[8192] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = 0;
+    assert_int_equal(pclose(f), 0);
+    assert_true(out[0] == '{' && strchr(out, '}'));
+    /* the passthrough: all 3,000 (clicks and carts) delivered and measured */
+    assert_int_equal(json_int(out, "\"passthrough\"", "delivered"), 3000);
+    assert_int_equal(json_int(out, "\"passthrough\"", "n"), 3000);
+    assert_int_equal(json_int(out, "\"latency_ms_at_fixed_rate\"", "n"), 2000);
+    /* xsell: every event processed, lists for most, each list measured */
+    assert_int_equal(json_int(out, "\"xsell_max_rate\"", "events"), 3000);
+    long long lists = json_int(out, "\"xsell_max_rate\"", "lists");
+    assert_true(lists > 1500 && lists <= 3000);
+    assert_int_equal(json_int(out, "\"xsell_max_rate\"", "n"), lists);
+    long long fixed = json_int(out, "\"xsell_fixed_rate\"", "lists");
+    assert_true(fixed > 1000 && fixed <= 2000);
+    assert_int_equal(json_int(out, "\"xsell_fixed_rate\"", "n"), fixed);
+    const char *fields[] = {"\"ratio_vs_passthrough\":", "\"p99\":", "\"rss_peak_bytes\":"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (!strstr(out, fields[i]))
+            fail_msg("missing %s in: %s", fields[i], out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synth_deterministic),
         cmocka_unit_test(test_bench_core_json),
         cmocka_unit_test(test_bench_digest),
+        cmocka_unit_test(test_bench_e2e_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
