@@ -65,21 +65,29 @@ static void test_synth_deterministic(void **state)
     assert_int_equal(a[3], 0);
 }
 
+/* Runs `XS_BIN_DIR/xsell bench ARGS` (stderr dropped), asserts it exits 0,
+ * and returns what it printed in out (one JSON object with --json). */
+static void run_bench(const char *bin, const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s/xsell bench %s 2>/dev/null", bin, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = 0;
+    assert_int_equal(pclose(f), 0);
+    assert_true(out[0] == '{' && strchr(out, '}'));
+}
+
 static void test_bench_core_json(void **state)
 {
     (void)state;
     const char *bin = getenv("XS_BIN_DIR");
     if (!bin)
         skip();
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd),
-             "%s/xsell bench core --json --events 20000 --users 2000 --items 500 --seed 3", bin);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    char out[8192] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = 0;
-    assert_int_equal(pclose(f), 0);
+    char out[8192];
+    run_bench(bin, "core --json --events 20000 --users 2000 --items 500 --seed 3", out,
+              sizeof(out));
     const char *fields[] = {"\"mode\":\"core\"",           "\"events\":20000",
                             "\"events_per_s\":",           "\"lists_per_s\":",
                             "\"rss_peak_bytes\":",         "\"user_bytes_encoded_avg\":",
@@ -87,23 +95,16 @@ static void test_bench_core_json(void **state)
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (!strstr(out, fields[i]))
             fail_msg("missing %s in: %s", fields[i], out);
-    assert_true(out[0] == '{' && strchr(out, '}'));
 }
 
 /* Runs `xsell bench core --json --digest` with extra arguments; returns the
  * digest (16 hex chars) in out. */
 static void bench_digest(const char *bin, const char *extra, char out[17])
 {
-    char cmd[1024], buf[8192] = "";
-    snprintf(cmd, sizeof(cmd),
-             "%s/xsell bench core --json --digest --events 20000 --users 2000 --items 500 "
-             "--seed 3 %s",
-             bin, extra);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = 0;
-    assert_int_equal(pclose(f), 0);
+    char args[512], buf[8192];
+    snprintf(args, sizeof(args),
+             "core --json --digest --events 20000 --users 2000 --items 500 --seed 3 %s", extra);
+    run_bench(bin, args, buf, sizeof(buf));
     const char *d = strstr(buf, "\"lists_digest\":\"");
     if (!d)
         fail_msg("no lists_digest in: %s", buf);
@@ -149,18 +150,11 @@ static void test_bench_e2e_json(void **state)
     const char *bin = getenv("XS_BIN_DIR");
     if (!bin)
         skip();
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd),
-             "%s/xsell bench e2e --json --e2e-events 3000 --rate 2000 --rate-seconds 1 "
-             "--partitions 2 --users 2000 --items 500 2>/dev/null",
-             bin);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    char out[8192] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = 0;
-    assert_int_equal(pclose(f), 0);
-    assert_true(out[0] == '{' && strchr(out, '}'));
+    char out[8192];
+    run_bench(bin,
+              "e2e --json --e2e-events 3000 --rate 2000 --rate-seconds 1 --partitions 2 "
+              "--users 2000 --items 500",
+              out, sizeof(out));
     /* the passthrough: all 3,000 (clicks and carts) delivered and measured */
     assert_int_equal(json_int(out, "\"passthrough\"", "delivered"), 3000);
     assert_int_equal(json_int(out, "\"passthrough\"", "n"), 3000);
