@@ -702,8 +702,7 @@ static void query_watermarks(xs_consumer_t *c, const rd_kafka_topic_partition_li
         lo[i] = hi[i] = -1;
     if (list->cnt == 0)
         return;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t deadline = mono_ms() + XS_WATERMARK_TIMEOUT_MS;
     const char *why = NULL;
     for (int round = 0; round < 2; round++) {
         int64_t *out = round == 0 ? lo : hi;
@@ -711,10 +710,7 @@ static void query_watermarks(xs_consumer_t *c, const rd_kafka_topic_partition_li
         for (int i = 0; i < list->cnt; i++)
             rd_kafka_topic_partition_list_add(q, list->elems[i].topic, list->elems[i].partition)
                 ->offset = round == 0 ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long spent = (t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L;
-        long left = XS_WATERMARK_TIMEOUT_MS - spent;
+        int64_t left = deadline - mono_ms();
         rd_kafka_resp_err_t rderr = RD_KAFKA_RESP_ERR__TIMED_OUT;
         if (left > 0)
             rderr = rd_kafka_offsets_for_times(c->rk, q, (int)left);
