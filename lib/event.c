@@ -176,6 +176,10 @@ static xs_err_t check_str(const char *name, const char *v, bool required, size_t
         xs_errstr_set(reason, reason_size, "%s too long (%zu > %zu bytes)", name, len, max);
         return XS_ERR_TOO_LARGE;
     }
+    if (!xs_utf8_valid(v, len)) {
+        xs_errstr_set(reason, reason_size, "%s is not valid UTF-8", name);
+        return XS_ERR_VALIDATION;
+    }
     return XS_OK;
 }
 
@@ -198,6 +202,10 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
             xs_errstr_set(reason, reason_size, "title too long (%zu > %zu bytes)",
                           strlen(ev->title), 4 * max);
             return XS_ERR_TOO_LARGE;
+        }
+        if (ev->title && !xs_utf8_valid(ev->title, strlen(ev->title))) {
+            xs_errstr_set(reason, reason_size, "title is not valid UTF-8");
+            return XS_ERR_VALIDATION;
         }
         CHECK("brand", ev->brand, false);
     } else if (ev->kind == XS_KIND_CLICK || ev->kind == XS_KIND_CART) {

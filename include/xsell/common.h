@@ -71,6 +71,10 @@ typedef struct xs_kv {
 char *xs_strndup(const char *s, size_t len);
 char *xs_strdup(const char *s); /* NULL in, NULL out */
 
+/* true when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * encoded UTF-16 surrogates, nothing above U+10FFFF). */
+bool xs_utf8_valid(const char *s, size_t len);
+
 #define XS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define XS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define XS_MAX(a, b) ((a) > (b) ? (a) : (b))

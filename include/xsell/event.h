@@ -136,6 +136,9 @@ void xs_event_limits_default(xs_event_limits_t *lim);
  * Checks required fields and limits. On failure returns XS_ERR_VALIDATION
  * (or XS_ERR_TOO_LARGE) and writes a short machine-friendly reason such as
  * "missing user_id" or "too many lines (12000 > 1000)" into reason.
+ * Every string field (ids, category, title, brand, currency) must be
+ * well-formed UTF-8 ("user_id is not valid UTF-8"): xsell stores them and
+ * publishes them in Avro strings, which strict readers decode as UTF-8.
  */
 xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, char *reason,
                            size_t reason_size);

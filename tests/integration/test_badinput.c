@@ -25,6 +25,14 @@
  * an xsell.reason header naming the right problem (headers read with
  * kcat, which the development tooling already requires).
  * Runtime: about 10 s (group join ~3 s).
+ *
+ * test_bad_utf8: ids and strings that are not well-formed UTF-8 (bytes
+ * 0xFF 0xFE, an encoded surrogate, overlong forms, a code point above
+ * U+10FFFF, a cut sequence) in every string field of clicks, cart events
+ * and catalog updates, between good events that do publish lists: each is
+ * dead-lettered with a "... is not valid UTF-8" reason; the state holds
+ * only good users, items and names; every published list holds only good,
+ * well-formed strings.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -520,10 +528,192 @@ static void test_bad_input(void **state)
     free(dir);
 }
 
+/* ======================================================================== */
+/* Invalid UTF-8                                                            */
+/* ======================================================================== */
+
+#define U_USERS 12
+#define U_ITEMS 4
+
+static const char *const bad_utf8[] = {
+    "\xff\xfe",         /* never valid bytes */
+    "u-\xed\xa0\x80",   /* encoded surrogate U+D800 */
+    "\xc0\xaf",         /* overlong '/' */
+    "x\xe0\x80\xaf",    /* overlong 3-byte '/' */
+    "\xf4\x90\x80\x80", /* above U+10FFFF */
+    "ab\xe2\x82",       /* cut sequence */
+};
+
+static bool list_is_clean(const xs_list_t *l, const uint64_t *good, size_t n_good)
+{
+    if (!xs_utf8_valid(l->user_id, strlen(l->user_id)) ||
+        !xs_utf8_valid(l->trigger_event_id, strlen(l->trigger_event_id)))
+        return false;
+    for (int i = 0; i < l->n_trigger_items; i++)
+        if (!in_list(xs_hash_str(l->trigger_items[i]), good, n_good))
+            return false;
+    for (int i = 0; i < l->n_items; i++) {
+        if (!in_list(xs_hash_str(l->items[i].item_id), good, n_good))
+            return false;
+        for (int j = 0; j < l->items[i].n_because; j++)
+            if (!in_list(xs_hash_str(l->items[i].because_of[j]), good, n_good))
+                return false;
+    }
+    return true;
+}
+
+static void test_bad_utf8(void **state)
+{
+    (void)state;
+    char errstr[1024] = "";
+    xs_devbroker_t *db = xst_devbroker(1);
+    const char *bs = xs_devbroker_bootstraps(db);
+    xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
+    assert_non_null(codec);
+    xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
+    assert_non_null(p);
+    char *dir = xst_tmpdir("badutf8");
+    xs_event_t ev;
+    char id[48], user[32], item[32];
+    uint64_t good_items[U_ITEMS], good_names[U_ITEMS + 1];
+    size_t n_good = 0, n_bad_sent = 0;
+    const size_t n_kinds = XS_ARRAY_SIZE(bad_utf8);
+
+    for (int i = 0; i < U_ITEMS; i++) {
+        snprintf(item, sizeof(item), "g-%d", i);
+        xst_item_event(&ev, item, "A title \xc3\xa9t\xc3\xa9", "kitchen", true, T0);
+        xst_produce_event(p, codec, &ev);
+        xs_event_clear(&ev);
+        good_items[i] = good_names[i] = xs_hash_str(item);
+        n_good++;
+    }
+    good_names[U_ITEMS] = xs_hash_str("kitchen");
+    /* Catalog updates with a bad item_id, title, category or brand. */
+    for (size_t k = 0; k < n_kinds; k++) {
+        for (int f = 0; f < 4; f++) {
+            snprintf(item, sizeof(item), "g-%d", (int)k % U_ITEMS);
+            xst_item_event(&ev, f == 0 ? bad_utf8[k] : item, f == 1 ? bad_utf8[k] : "t",
+                           f == 2 ? bad_utf8[k] : "kitchen", true, T0);
+            if (f == 3)
+                ev.brand = strdup(bad_utf8[k]);
+            xst_produce_event(p, codec, &ev);
+            xs_event_clear(&ev);
+            n_bad_sent++;
+        }
+    }
+    for (int i = 0; i < U_USERS; i++) {
+        snprintf(user, sizeof(user), "good-%d", i);
+        snprintf(id, sizeof(id), "add-%d", i);
+        const char *two[] = {i % 2 ? "g-0" : "g-2", i % 3 ? "g-1" : "g-3", NULL};
+        xst_cart_event(&ev, id, user, XS_CART_ADD, T0 + i * 1000, two);
+        xst_produce_event(p, codec, &ev);
+        xs_event_clear(&ev);
+        n_good++;
+        /* One bad string in one field of a click or a cart event by this user. */
+        const char *bad = bad_utf8[(size_t)i % n_kinds];
+        for (int f = 0; f < 8; f++) {
+            snprintf(id, sizeof(id), "bad-%d-%d", i, f);
+            const char *one[] = {f == 3 ? bad : "g-0", NULL};
+            if (f < 3 || f == 6) {
+                xst_click_event(&ev, f == 2 ? bad : id, f == 0 ? bad : user,
+                                XS_CLICK_PRODUCT_VIEW, T0 + i * 1000 + 10 + f,
+                                f == 1 ? bad : "g-1", f == 6 ? bad : NULL);
+            } else {
+                xst_cart_event(&ev, id, user, XS_CART_ADD, T0 + i * 1000 + 10 + f, one);
+                if (f == 4)
+                    ev.currency = strdup(bad);
+                if (f == 5)
+                    ev.session_id = strdup(bad);
+                if (f == 7)
+                    ev.order_id = strdup(bad);
+            }
+            xst_produce_event(p, codec, &ev);
+            xs_event_clear(&ev);
+            n_bad_sent++;
+        }
+    }
+    assert_int_equal(xs_producer_flush(p, 30000, errstr, sizeof(errstr)), XS_OK);
+
+    xs_config_t *cfg = xst_worker_config(bs, dir, "badutf8");
+    if (xs_config_set(cfg, "http.address", "", "test", errstr, sizeof(errstr)))
+        fail_msg("config: %s", errstr);
+    xst_run_t r = xst_run_worker_until_end(cfg);
+    xs_config_destroy(cfg);
+    fprintf(stderr, "bad utf-8: events %llu, lists %llu, dead letters %llu (sent %zu bad)\n",
+            (unsigned long long)r.events, (unsigned long long)r.lists,
+            (unsigned long long)r.dlq, n_bad_sent);
+    assert_int_equal(r.dlq, n_bad_sent);
+    assert_int_equal(r.events, n_good);
+    assert_true(r.lists > 0);
+
+    /* State: the good users, items and names only. */
+    xs_store_t *s = xs_store_open(dir, NULL, 0, true, errstr, sizeof(errstr));
+    if (!s)
+        fail_msg("open: %s", errstr);
+    users_ctx_t *u = calloc(1, sizeof(*u));
+    assert_non_null(u);
+    assert_int_equal(xs_store_iterate(s, XS_CF_USERS, collect_user, u, errstr, sizeof(errstr)),
+                     XS_OK);
+    assert_int_equal(u->n, U_USERS);
+    for (size_t i = 0; i < u->n; i++) {
+        assert_int_equal(u->prof[i].n_events, 1);
+        assert_int_equal(u->prof[i].n_items, 2);
+    }
+    hashes_ctx_t items = {0}, names = {0};
+    assert_int_equal(xs_store_iterate(s, XS_CF_ITEMS, collect_key, &items, errstr, sizeof(errstr)),
+                     XS_OK);
+    assert_int_equal(xs_store_iterate(s, XS_CF_NAMES, collect_key, &names, errstr, sizeof(errstr)),
+                     XS_OK);
+    assert_int_equal(items.n, U_ITEMS);
+    for (size_t i = 0; i < items.n; i++)
+        assert_true(in_list(items.v[i], good_items, U_ITEMS));
+    assert_int_equal(names.n, U_ITEMS + 1);
+    for (size_t i = 0; i < names.n; i++)
+        assert_true(in_list(names.v[i], good_names, U_ITEMS + 1));
+    xs_store_close(s);
+    free(u);
+
+    /* Published lists: good strings only. */
+    xst_lists_t lists = xst_read_lists(bs, codec, "xsell.cross-sell");
+    size_t n_lists = lists.n;
+    assert_int_equal(lists.n, r.lists);
+    for (size_t i = 0; i < lists.n; i++)
+        if (!list_is_clean(&lists.v[i], good_items, U_ITEMS))
+            fail_msg("list %zu (user %s) holds a string that is not a good item", i,
+                     lists.v[i].user_id);
+    xst_lists_free(&lists);
+
+    /* Reasons, through kcat. */
+    char cmd[1024], hdr_path[600];
+    snprintf(hdr_path, sizeof(hdr_path), "%s/dlq-headers.txt", dir);
+    snprintf(cmd, sizeof(cmd),
+             "kcat -b '%s' -C -t xsell.dlq -o beginning -e -q -f '%%h\\n' > '%s'", bs, hdr_path);
+    if (system(cmd) != 0)
+        fail_msg("kcat failed (is kcat installed? deploy/install-deps.sh installs it): %s", cmd);
+    size_t hl = 0, lines = 0;
+    char *hdrs = xsp_read_file(hdr_path, &hl);
+    assert_non_null(hdrs);
+    for (char *line = strtok(hdrs, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strstr(line, "is not valid UTF-8"))
+            fail_msg("dead letter reason: %.200s", line);
+        lines++;
+    }
+    assert_int_equal(lines, n_bad_sent);
+    fprintf(stderr, "bad utf-8: %zu dead letters with a UTF-8 reason, %zu clean lists\n", lines,
+            n_lists);
+    free(hdrs);
+    xs_producer_destroy(p);
+    xs_codec_destroy(codec);
+    xs_devbroker_destroy(db);
+    xst_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_bad_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
