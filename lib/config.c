@@ -110,7 +110,9 @@ static const key_def_t keys[] = {
      "When set, the bound HTTP address (host:port, with the actual port) is written to this "
      "file once the server listens (for port 0)."},
     {"http.max.connections", T_INT, "64", 1, 10000, NULL,
-     "Concurrent HTTP connections accepted; further ones are refused."},
+     "Concurrent HTTP connections. When fewer than 1/8 of them (at least 1) are free, a new "
+     "connection closes the one that has waited longest without a request in progress "
+     "(slow or idle clients), so health probes always get a slot."},
     {"http.timeout.seconds", T_INT, "10", 1, 3600, NULL, "Idle HTTP connections are closed "
      "after this time."},
     {"metrics.attribution.lists", T_INT, "65536", 16, 16777216, NULL,

@@ -21,6 +21,25 @@
  *
  * MHD runs one internal polling thread, so callbacks never run
  * concurrently; the service serialises with the worker on its own lock.
+ *
+ * Connection budget (probes must not starve): every connection is tracked
+ * from MHD's connection notification; one with no request in progress
+ * (still sending its request line and headers, however slowly, or idle
+ * between keep-alive requests) is "waiting". When a new connection arrives
+ * and fewer than max_connections / 8 (at least 1) slots are free, the
+ * waiting connection that has waited longest is shut down (shutdown(2) on
+ * its socket; MHD sees end-of-file and closes it). So a new connection, a
+ * kubelet probe among them, is always accepted at once and answered as soon
+ * as its request arrives, whatever other clients hold open; clients that
+ * trickle bytes to hold slots lose them to newcomers.
+ *
+ * Raw NUL bytes: MHD 0.9.75 hands the request target to uri_cb as a C
+ * string, so a NUL byte in the request line would cut it short unseen.
+ * MHD leaves the request line in its connection buffer, method, target and
+ * version in that order; on_request compares the distances between them
+ * with the lengths of the strings it was given and answers 400 when a NUL
+ * hid part of the line (both pointers are checked to lie in one short span
+ * before anything between them is read).
  */
 #include "xsell/http.h"
 
@@ -34,6 +53,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -47,18 +67,33 @@
 #define XS_HTTP_ITEM_MAX_N 100
 #define XS_HTTP_ITEM_DEFAULT_N 10
 
+/* A connection, from MHD's STARTED to its CLOSED notification. */
+typedef struct conn {
+    struct conn *prev, *next;
+    int fd;
+    bool busy; /* a request is being answered */
+    bool shed; /* shut down by the budget, not yet closed by MHD */
+    double since; /* waiting since (connected or last answer), monotonic ms */
+} conn_t;
+
 struct xs_http {
     struct MHD_Daemon *daemon;
     xs_http_service_t svc;
     size_t max_id_len;
     int port;
     char address[300];
+    /* Connection budget (MHD thread only). */
+    conn_t *conns; /* oldest first */
+    conn_t *conns_tail;
+    unsigned n_open;   /* tracked connections not shed */
+    unsigned max_open; /* shed the longest-waiting one above this */
 };
 
 /* Per-request context, created from the request line. */
 typedef struct req {
     char *target; /* raw request-target; NULL when too long */
     size_t target_len;
+    const char *raw; /* the target in MHD's buffer (compared, see on_request) */
     bool too_long;
     bool responded;
 } req_t;
@@ -86,38 +121,6 @@ static int hexval(char c)
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
-}
-
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1, cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2, cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
-    }
-    return true;
 }
 
 /*
@@ -155,7 +158,7 @@ static char *decode_component(const char *s, size_t len, bool plus_space, char *
         out[n++] = (char)c;
     }
     out[n] = '\0';
-    if (!utf8_valid((const unsigned char *)out, n)) {
+    if (!xs_utf8_valid(out, n)) {
         xs_errstr_set(errstr, errstr_size, "invalid UTF-8 in the URL");
         goto fail;
     }
@@ -592,6 +595,105 @@ out:
 /* MHD callbacks                                                            */
 /* ======================================================================== */
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7F)
+            return true;
+    return false;
+}
+
+/*
+ * false when a raw NUL byte cut the method or the target short. In MHD's
+ * buffer the request line is "method\0[spaces]target\0version": the target
+ * begins right after the method's terminator and any spaces, and the
+ * version right after the target's terminator. A NUL inside the method or
+ * the target makes a string shorter than its span.
+ */
+static bool request_line_whole(const char *method, const char *target, size_t target_len,
+                               const char *version)
+{
+    uintptr_t m = (uintptr_t)method, t = (uintptr_t)target, v = (uintptr_t)version;
+    size_t span = XS_HTTP_CONN_MEMORY;
+    if (!target)
+        return true;
+    if (m < t && t - m <= span) {
+        for (uintptr_t p = m + strlen(method) + 1; p < t; p++)
+            if (*(const char *)p != ' ')
+                return false;
+    }
+    if (t < v && v - t <= span && v - t - 1 != target_len)
+        return false;
+    return true;
+}
+
+static conn_t *conn_of(struct MHD_Connection *con)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* MHD's connection notifications: keeps the budget (see the top of the file). */
+static void on_connection(void *cls, struct MHD_Connection *con, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    xs_http_t *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_t *c = calloc(1, sizeof(*c));
+        *socket_context = c;
+        if (!c || !ci)
+            return;
+        c->fd = ci->connect_fd;
+        c->since = mono_ms();
+        c->prev = h->conns_tail;
+        if (h->conns_tail)
+            h->conns_tail->next = c;
+        else
+            h->conns = c;
+        h->conns_tail = c;
+        h->n_open++;
+        while (h->n_open > h->max_open) {
+            conn_t *oldest = NULL;
+            for (conn_t *x = h->conns; x; x = x->next)
+                if (x != c && !x->busy && !x->shed && (!oldest || x->since < oldest->since))
+                    oldest = x;
+            if (!oldest)
+                break; /* every other connection has a request in progress */
+            shutdown(oldest->fd, SHUT_RDWR);
+            oldest->shed = true;
+            h->n_open--;
+            XS_DEBUG("http connection shed", "waited_ms=%.0f open=%u", mono_ms() - oldest->since,
+                     h->n_open);
+        }
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_t *c = *socket_context;
+        if (!c)
+            return;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            h->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        else
+            h->conns_tail = c->prev;
+        if (!c->shed)
+            h->n_open--;
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
 static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
@@ -600,11 +702,12 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *con)
     if (!rq)
         return NULL;
     size_t len = uri ? strlen(uri) : 0;
+    rq->raw = uri;
+    rq->target_len = len;
     if (len > XS_HTTP_MAX_URL) {
         rq->too_long = true;
     } else {
         rq->target = xs_strndup(uri ? uri : "", len);
-        rq->target_len = len;
     }
     return rq;
 }
@@ -613,8 +716,12 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)con;
     (void)toe;
+    conn_t *c = conn_of(con);
+    if (c) {
+        c->busy = false;
+        c->since = mono_ms();
+    }
     req_t *rq = *con_cls;
     if (rq) {
         free(rq->target);
@@ -638,19 +745,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, resp_t *r)
     return ret;
 }
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)url;
-    (void)version;
     (void)upload_data;
     xs_http_t *h = cls;
     req_t *rq = *con_cls;
@@ -660,8 +759,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         *upload_data_size = 0; /* a body after the answer: discarded */
         return MHD_YES;
     }
+    conn_t *c = conn_of(con);
+    if (c)
+        c->busy = true;
     if (!rq || (!rq->too_long && !rq->target)) {
         resp_error(&r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    } else if (has_control(method) ||
+               !request_line_whole(method, rq->raw, rq->target_len, version)) {
+        resp_error(&r, MHD_HTTP_BAD_REQUEST, "NUL or control character in the request line");
     } else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
                strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         char safe[20];
@@ -769,14 +874,17 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
     }
     h->svc = *svc;
     h->max_id_len = opts->max_id_len ? opts->max_id_len : 256;
+    unsigned max_conn = opts->max_connections ? opts->max_connections : 64;
+    unsigned reserve = max_conn / 8 ? max_conn / 8 : 1;
+    h->max_open = max_conn > reserve ? max_conn - reserve : max_conn;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, h,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(opts->max_connections ? opts->max_connections : 64),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, h, MHD_OPTION_CONNECTION_LIMIT, max_conn,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 10),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)XS_HTTP_CONN_MEMORY, MHD_OPTION_END);
     if (!h->daemon) {

@@ -20,8 +20,14 @@
  * and repeated parameters are rejected. Names of placements and classes are
  * case-insensitive.
  *
+ * NUL or control bytes anywhere in the request line (method or target,
+ * raw or percent-encoded) are a 400.
+ *
  * Bounds: one server thread (requests are served one at a time; the
- * queries are short), at most max_connections connections, a per-connection
+ * queries are short), at most max_connections connections, of which 1/8
+ * (at least 1) are kept free for newcomers by closing the connection that
+ * has waited longest without a request in progress (slow clients cannot
+ * starve the probes), a per-connection
  * memory pool of 32 KiB (request line and headers), URLs up to
  * XS_HTTP_MAX_URL bytes (longer: 414), no request bodies (every endpoint
  * is GET), idle connections closed after timeout_s.

@@ -16,6 +16,15 @@
  *     parameters, percent-encoding, UTF-8, overlong URLs, wrong methods,
  *     bodies, garbage request lines), after which the server still answers;
  *   - SIGTERM: final checkpoint, exit 0.
+ *
+ * Against the HTTP server alone (lib/http.c in-process, a service that is
+ * always healthy and ready):
+ *   - raw NUL and control bytes anywhere in the request line (method or
+ *     target, before or after the '?') are a 400, as %00 is;
+ *   - 80 slow clients each holding a connection open with an unfinished
+ *     request (a byte every second, more connections than
+ *     http.max.connections): /healthz still answers 200 within a second,
+ *     five times in a row.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,9 +45,12 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <cmocka.h>
 
+#include "xsell/http.h"
 #include "xsell/json.h"
+#include "xsproc.h"
 #include "xstest.h"
 
 #define T0 INT64_C(1704067200000) /* 2024-01-01 */
@@ -954,10 +966,147 @@ static void test_endpoints(void **state)
     free(dir);
 }
 
+/* ======================================================================== */
+/* The HTTP server alone: raw bytes in the request line, slow clients       */
+/* ======================================================================== */
+
+static bool svc_always(void *opaque, char *reason, size_t reason_size)
+{
+    (void)opaque;
+    (void)reason;
+    (void)reason_size;
+    return true;
+}
+
+static xs_http_t *start_bare_server(void)
+{
+    char errstr[256] = "";
+    xs_http_opts_t o = {.address = "127.0.0.1:0"}; /* 64 connections, 10 s idle timeout */
+    xs_http_service_t svc = {.healthy = svc_always, .ready = svc_always};
+    xs_http_t *h = xs_http_new(&o, &svc, errstr, sizeof(errstr));
+    if (!h)
+        fail_msg("http: %s", errstr);
+    snprintf(http_host, sizeof(http_host), "127.0.0.1");
+    http_port = xs_http_port(h);
+    return h;
+}
+
+static void test_request_line_raw_bytes(void **state)
+{
+    (void)state;
+    xs_http_t *h = start_bare_server();
+    static const struct {
+        const char *line; /* request line without CRLF */
+        size_t len;
+        int status;
+    } cases[] = {
+#define L(s, st) {s, sizeof(s) - 1, st}
+        L("GET /healthz HTTP/1.1", 200),
+        L("GET /healthz?x=1 HTTP/1.1", 400),
+        L("GET /healthz%00?x=1 HTTP/1.1", 400),
+        L("GET /healthz\0?x=1 HTTP/1.1", 400),
+        L("GET /healthz\0 HTTP/1.1", 400),
+        L("GET /healthz?\0 HTTP/1.1", 400),
+        L("GET \0/healthz HTTP/1.1", 400),
+        L("GET\0 /healthz HTTP/1.1", 400),
+        L("GE\0T /healthz HTTP/1.1", 400),
+        L("GET /v1/items/a\0b/neighbours HTTP/1.1", 400),
+        L("GET /healthz\x01 HTTP/1.1", 400),
+        L("GET /healthz\x1b[2J HTTP/1.1", 400),
+        L("GET /healthz\x7f HTTP/1.1", 400),
+        L("GET /healthz\t HTTP/1.1", 400),
+        L("GET /healthz\r?x HTTP/1.1", 400),
+        L("GET /readyz?a=\x02 HTTP/1.1", 400),
+        L("GE\x01T /healthz HTTP/1.1", 400),
+        L("GET\x7f /healthz HTTP/1.1", 400),
+        L("GET /readyz HTTP/1.1", 200),
+#undef L
+    };
+    for (size_t i = 0; i < XS_ARRAY_SIZE(cases); i++) {
+        xs_buf_t b = {0};
+        xs_buf_append(&b, cases[i].line, cases[i].len);
+        xs_buf_append_str(&b, "\r\nHost: x\r\nConnection: close\r\n\r\n");
+        http_resp_t r = http_raw(b.data, b.len);
+        if (r.status != cases[i].status)
+            fail_msg("case %zu: status %d, want %d (body %s)", i, r.status, cases[i].status,
+                     r.body);
+        if (r.status == 400)
+            assert_non_null(r.json); /* our JSON error, not MHD's page */
+        resp_free(&r);
+        xs_buf_free(&b);
+    }
+    http_resp_t r = http_get("/healthz");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    xs_http_destroy(h);
+}
+
+#define N_SLOW 80
+
+typedef struct slow_clients {
+    int fd[N_SLOW];
+    volatile int stop;
+} slow_clients_t;
+
+/* Every second, one more byte of an endless header on every connection. */
+static void *slow_loop(void *arg)
+{
+    slow_clients_t *sc = arg;
+    while (!sc->stop) {
+        for (int i = 0; i < N_SLOW; i++)
+            if (sc->fd[i] >= 0)
+                (void)send(sc->fd[i], "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        for (int t = 0; t < 10 && !sc->stop; t++)
+            usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+static void test_probes_under_slow_clients(void **state)
+{
+    (void)state;
+    xs_http_t *h = start_bare_server();
+    slow_clients_t sc = {.stop = 0};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port)};
+    inet_pton(AF_INET, http_host, &sa.sin_addr);
+    for (int i = 0; i < N_SLOW; i++) {
+        sc.fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(sc.fd[i] >= 0);
+        if (connect(sc.fd[i], (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            fail_msg("connect: %s", strerror(errno));
+        static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        assert_true(send(sc.fd[i], head, sizeof(head) - 1, MSG_NOSIGNAL) > 0);
+    }
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_loop, &sc), 0);
+    sleep(3); /* the server has seen every slow client and their first bytes */
+    double worst = 0;
+    for (int k = 0; k < 5; k++) {
+        int64_t t0 = xsp_now_ms();
+        http_resp_t r = http_get(k % 2 ? "/readyz" : "/healthz");
+        double ms = (double)(xsp_now_ms() - t0);
+        worst = ms > worst ? ms : worst;
+        fprintf(stderr, "probe %d under %d slow clients: status %d in %.0f ms\n", k, N_SLOW,
+                r.status, ms);
+        assert_int_equal(r.status, 200);
+        assert_true(ms < 1000);
+        resp_free(&r);
+        usleep(500 * 1000);
+    }
+    sc.stop = 1;
+    pthread_join(th, NULL);
+    for (int i = 0; i < N_SLOW; i++)
+        close(sc.fd[i]);
+    fprintf(stderr, "probes under %d slow clients: worst %.0f ms\n", N_SLOW, worst);
+    xs_http_destroy(h);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_line_raw_bytes),
+        cmocka_unit_test(test_probes_under_slow_clients),
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_endpoints),
     };
