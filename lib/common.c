@@ -23,6 +23,9 @@ static const char *const err_names[XS_ERR__COUNT] = {
     [XS_ERR_STORE] = "state store error",
     [XS_ERR_CONFIG] = "configuration error",
     [XS_ERR_EOF] = "end of input",
+    [XS_ERR_NOSPACE] = "no space left on the state device",
+    [XS_ERR_TIMEOUT] = "timed out",
+    [XS_ERR_INPUT_LOST] = "input lost",
 };
 
 const char *xs_err2str(xs_err_t err)

@@ -42,9 +42,12 @@ static const char *const cf_rocks_names[XS_CF__COUNT] = {"users", "items", "name
 
 static xs_err_t rocks_err(char *rerr, const char *what, char *errstr, size_t errstr_size)
 {
+    /* Status::NoSpace() (ENOSPC), as such or as the background error that
+     * stops every later write. */
+    bool nospace = strstr(rerr, "No space left on device") != NULL;
     xs_errstr_set(errstr, errstr_size, "rocksdb: %s: %s", what, rerr);
     free(rerr);
-    return XS_ERR_STORE;
+    return nospace ? XS_ERR_NOSPACE : XS_ERR_STORE;
 }
 
 static xs_err_t check_format(xs_store_t *s, char *errstr, size_t errstr_size)
@@ -113,6 +116,12 @@ xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, b
     rocksdb_options_set_max_open_files(s->opts, 512);
     rocksdb_options_increase_parallelism(s->opts, 2);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    /* RocksDB's own LOG file lives in the state directory: on a full device
+     * its writer fails, and Debian's librocksdb (built with assertions)
+     * aborts on the next line written after a failed one (exit 134) while
+     * RocksDB logs its error recovery. Only fatal messages by default;
+     * rocksdb.info_log_level=INFO_LEVEL brings the LOG back (and the abort). */
+    rocksdb_options_set_info_log_level(s->opts, 4 /* FATAL_LEVEL */);
     if (n_opts) {
         for (size_t i = 0; i < n_opts; i++)
             xs_buf_printf(&ostr, "%s%s=%s", i ? ";" : "", opts[i].key, opts[i].value);

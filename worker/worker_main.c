@@ -11,6 +11,13 @@
  * an empty state directory, or --reset-state (--yes when it is not empty). SIGINT/SIGTERM stop it cleanly: a final
  * checkpoint (the state and its offsets written once the producer acknowledged
  * its lists), then exit 0.
+ *
+ * Exit status (docs/GUARANTEES.md): 0 stopped cleanly; 1 failed (the log says
+ * why; the next start replays from the last checkpoint); 2 bad command line
+ * or configuration; 3 the state directory's device is full (nothing past the
+ * last checkpoint stored; free space and restart); 4 --until-end gave up on
+ * an unreachable broker (kafka.unreachable.timeout.ms); 5 input was deleted
+ * before it was consumed and input.offset.out_of_range = fail.
  */
 #include <errno.h>
 #include <signal.h>
@@ -57,7 +64,24 @@ static void usage(FILE *out)
             "beginning); needs --yes\n"
             "                       when the directory is not empty\n"
             "  --print-config       print the effective configuration (secrets masked) and "
-            "exit\n");
+            "exit\n\n"
+            "exit status: 0 ok, 1 failed, 2 usage or configuration, 3 state device full,\n"
+            "             4 broker unreachable (--until-end), 5 input lost to retention\n");
+}
+
+/* The exit status of a failed run (see the top of the file). */
+static int exit_status(xs_err_t err)
+{
+    switch (err) {
+    case XS_ERR_NOSPACE:
+        return 3;
+    case XS_ERR_TIMEOUT:
+        return 4;
+    case XS_ERR_INPUT_LOST:
+        return 5;
+    default:
+        return 1;
+    }
 }
 
 static char *read_line_file(const char *path)
@@ -197,11 +221,22 @@ int main(int argc, char **argv)
     xs_worker_opts_t wo = {.config = cfg, .until_end = until_end,
                            .from_beginning = from_beginning};
     if (!(w = xs_worker_new(&wo, errstr, sizeof(errstr)))) {
-        XS_ERROR("cannot start", "error=\"%s\"", errstr);
+        /* opening the store on a full device: the same status as a full device later */
+        if (strstr(errstr, "No space left on device"))
+            rc = exit_status(XS_ERR_NOSPACE);
+        XS_ERROR("cannot start", "exit=%d error=\"%s\"", rc, errstr);
         goto out;
     }
-    if (xs_worker_run(w, &stop_flag, errstr, sizeof(errstr)) != XS_OK) {
-        XS_ERROR("worker failed", "error=\"%s\"", errstr);
+    xs_err_t err = xs_worker_run(w, &stop_flag, errstr, sizeof(errstr));
+    if (err == XS_ERR_NOSPACE) {
+        rc = exit_status(err);
+        XS_ERROR("state directory full", "state_dir=%s exit=%d error=\"%s\" action=\"free space "
+                 "on the device and restart: the worker resumes from its last checkpoint\"",
+                 dir, rc, errstr);
+        goto out;
+    } else if (err != XS_OK) {
+        rc = exit_status(err);
+        XS_ERROR("worker failed", "exit=%d error=\"%s\"", rc, errstr);
         goto out;
     }
     rc = 0;

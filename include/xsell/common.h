@@ -33,6 +33,9 @@ typedef enum xs_err {
     XS_ERR_STORE,      /* RocksDB reported an error */
     XS_ERR_CONFIG,     /* bad configuration */
     XS_ERR_EOF,        /* end of input */
+    XS_ERR_NOSPACE,    /* the state store's device is full (RocksDB NoSpace) */
+    XS_ERR_TIMEOUT,    /* gave up waiting (e.g. for an unreachable broker) */
+    XS_ERR_INPUT_LOST, /* input deleted before it was consumed (offset out of range) */
     XS_ERR__COUNT
 } xs_err_t;
 
