@@ -29,6 +29,7 @@ struct xs_store {
     rocksdb_writeoptions_t *wopts_sync;
     rocksdb_column_family_handle_t *cf[XS_CF__COUNT];
     bool read_only;
+    char *wal_damage; /* RocksDB's report of a damaged WAL at open, or NULL */
 };
 
 struct xs_batch {
@@ -39,6 +40,9 @@ struct xs_batch {
 };
 
 static const char *const cf_rocks_names[XS_CF__COUNT] = {"users", "items", "names", "meta"};
+
+/* rocksdb::WALRecoveryMode */
+enum { WAL_ABSOLUTE = 1, WAL_POINT_IN_TIME = 2 };
 
 static xs_err_t rocks_err(char *rerr, const char *what, char *errstr, size_t errstr_size)
 {
@@ -122,6 +126,7 @@ xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, b
      * RocksDB logs its error recovery. Only fatal messages by default;
      * rocksdb.info_log_level=INFO_LEVEL brings the LOG back (and the abort). */
     rocksdb_options_set_info_log_level(s->opts, 4 /* FATAL_LEVEL */);
+    rocksdb_options_set_wal_recovery_mode(s->opts, WAL_POINT_IN_TIME);
     if (n_opts) {
         for (size_t i = 0; i < n_opts; i++)
             xs_buf_printf(&ostr, "%s%s=%s", i ? ";" : "", opts[i].key, opts[i].value);
@@ -141,12 +146,27 @@ xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, b
         names[i + 1] = cf_rocks_names[i];
         cf_opts[i + 1] = s->opts;
     }
-    if (read_only)
+    if (read_only) {
         s->db = rocksdb_open_for_read_only_column_families(s->opts, dir, XS_CF__COUNT + 1, names,
                                                            cf_opts, handles, 0, &rerr);
-    else
-        s->db = rocksdb_open_column_families(s->opts, dir, XS_CF__COUNT + 1, names, cf_opts,
-                                             handles, &rerr);
+    } else {
+        /* See xs_store_open() in store.h: a strict open that reports damage,
+         * then, if there is any, the point-in-time one. */
+        int mode = rocksdb_options_get_wal_recovery_mode(s->opts);
+        if (mode != WAL_ABSOLUTE) {
+            rocksdb_options_set_wal_recovery_mode(s->opts, WAL_ABSOLUTE);
+            s->db = rocksdb_open_column_families(s->opts, dir, XS_CF__COUNT + 1, names, cf_opts,
+                                                 handles, &rerr);
+            rocksdb_options_set_wal_recovery_mode(s->opts, mode);
+            if (rerr && strstr(rerr, "Corruption")) {
+                s->wal_damage = rerr;
+                rerr = NULL;
+            }
+        }
+        if (!s->db && !rerr)
+            s->db = rocksdb_open_column_families(s->opts, dir, XS_CF__COUNT + 1, names, cf_opts,
+                                                 handles, &rerr);
+    }
     if (rerr) {
         rocks_err(rerr, dir, errstr, errstr_size);
         goto fail;
@@ -185,7 +205,13 @@ void xs_store_close(xs_store_t *s)
         rocksdb_writeoptions_destroy(s->wopts_sync);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
+    free(s->wal_damage);
     free(s);
+}
+
+const char *xs_store_wal_damage(const xs_store_t *s)
+{
+    return s->wal_damage;
 }
 
 xs_err_t xs_store_get(xs_store_t *s, xs_cf_t cf, const void *key, size_t key_len, xs_buf_t *val,

@@ -88,7 +88,7 @@ typedef struct part {
 enum {
     M_EVENTS, M_DLQ, M_DECODE_ERRORS, M_LISTS, M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE,
     M_UNATTRIBUTED, M_LAG, M_CHECKPOINTS, M_CP_LAST, M_CP_SECONDS, M_CACHE_RATIO, M_CACHE_HITS,
-    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M__COUNT
+    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M_WAL_DAMAGED, M__COUNT
 };
 
 /* A worker loop that has not turned for this long is reported unhealthy
@@ -594,6 +594,12 @@ static xs_err_t define_metrics(xs_worker_t *w)
     id[M_ROCKSDB_BYTES] = xs_metrics_define(m, "xsell_rocksdb_size_bytes", XS_METRIC_GAUGE,
                                           "Live SST files and memtables of the state store.",
                                           NULL);
+    id[M_WAL_DAMAGED] = xs_metrics_define(m, "xsell_state_wal_damaged", XS_METRIC_GAUGE,
+                                          "1 when this process started from a damaged RocksDB "
+                                          "write-ahead log: the state went back to the last "
+                                          "checkpoint before the damage, and the input after "
+                                          "it is replayed.",
+                                          NULL);
     for (int i = 0; i < M__COUNT; i++)
         if (id[i] < 0)
             return XS_ERR_NOMEM;
@@ -954,6 +960,14 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
                              errstr_size);
     if (!w->store)
         goto fail;
+    if (xs_store_wal_damage(w->store)) {
+        XS_ERROR("state write-ahead log damaged", "state_dir=%s error=\"%s\" action=\"recovered "
+                 "to the last intact checkpoint; the input after it is consumed again\"",
+                 xs_config_str(cfg, "state.dir"), xs_store_wal_damage(w->store));
+        xs_metrics_set(w->metrics, w->mid[M_WAL_DAMAGED], NULL, 1);
+    } else {
+        xs_metrics_set(w->metrics, w->mid[M_WAL_DAMAGED], NULL, 0);
+    }
     if (!(w->batch = xs_batch_new(w->store))) {
         xs_errstr_set(errstr, errstr_size, "out of memory");
         goto fail;

@@ -32,10 +32,25 @@ typedef struct xs_batch xs_batch_t;
  * Opens (creating when missing unless read_only) the database in dir.
  * opts are "rocksdb.*" config entries with the prefix stripped, applied with
  * RocksDB's option-string parser (e.g. {"write_buffer_size", "67108864"}).
+ *
+ * Write-ahead log recovery: point-in-time (RocksDB's kPointInTimeRecovery,
+ * chosen here; rocksdb.wal_recovery_mode overrides it). Every checkpoint is
+ * one WriteBatch, one WAL record, so replaying the WAL up to its first
+ * damaged record restores the state of an earlier checkpoint with the
+ * offsets that go with it, and the worker replays the input from there;
+ * skipping damaged records (kSkipAnyCorruptedRecords) would apply later
+ * checkpoints over a missing one, and absolute consistency would refuse to
+ * start after a torn last write. A writable open first tries absolute
+ * consistency, which reports any damage (checksum mismatch, truncated
+ * record) and opens nothing; only then is the store opened point-in-time,
+ * and xs_store_wal_damage() returns RocksDB's report.
  */
 xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, bool read_only,
                           char *errstr, size_t errstr_size);
 void xs_store_close(xs_store_t *s); /* NULL is a no-op */
+/* NULL, or what RocksDB found damaged in the write-ahead log at open (the
+ * store then holds the state of the last checkpoint before the damage). */
+const char *xs_store_wal_damage(const xs_store_t *s);
 
 /* A missing key is *found = false, not an error. The value is appended to val. */
 xs_err_t xs_store_get(xs_store_t *s, xs_cf_t cf, const void *key, size_t key_len, xs_buf_t *val,
