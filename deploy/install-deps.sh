@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages xsell needs to build, test and run its demo.
+# Installs the Debian 12 packages xsell needs to build, test and run its demo,
+# and the jars of the Apache Kafka broker the tests run against.
 # Idempotent: installs only what is missing. Works as root or through sudo.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ packages=(
   kcat curl python3 python3-confluent-kafka python3-avro
   clang libclang-rt-14-dev
   python3-yaml
+  openjdk-17-jre-headless maven
 )
 
 missing=()
@@ -19,7 +21,15 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# The real Kafka broker's jars (tests, `make bench`, `make demo KAFKA=real`):
+# resolved by Maven once, then cached (tests/kafka/kafka.sh fetch).
+fetch_kafka() {
+  [ "${XS_KAFKA_TESTS:-ON}" = OFF ] && return 0
+  bash "$(dirname "$0")/../tests/kafka/kafka.sh" fetch >/dev/null
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  fetch_kafka
   exit 0
 fi
 
@@ -35,4 +45,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fetch_kafka
 echo "install-deps: done" >&2

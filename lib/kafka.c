@@ -1208,3 +1208,221 @@ xs_err_t xs_consumer_pause_all(xs_consumer_t *c, bool pause)
     }
     return XS_OK;
 }
+
+/* ======================================================================== */
+/* Topic administration (Admin API)                                         */
+/* ======================================================================== */
+
+/* A producer handle for Admin requests and metadata (it never produces). */
+static rd_kafka_t *admin_handle(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                                char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *rkconf = rd_kafka_conf_new();
+    if (conf_set(rkconf, "bootstrap.servers", bootstrap ? bootstrap : "", errstr, errstr_size) !=
+            XS_OK ||
+        conf_apply(rkconf, NULL, conf, n_conf, errstr, errstr_size) != XS_OK) {
+        rd_kafka_conf_destroy(rkconf);
+        return NULL;
+    }
+    rd_kafka_conf_set_error_cb(rkconf, handle_error_cb);
+    return handle_new(RD_KAFKA_PRODUCER, rkconf, errstr, errstr_size);
+}
+
+/* Waits for the result event of an Admin request on q (NULL on timeout). */
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
+                                    int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return NULL;
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)XS_MIN(left, 1000));
+        if (!ev)
+            continue;
+        if (rd_kafka_event_type(ev) == type)
+            return ev;
+        rd_kafka_event_destroy(ev);
+    }
+}
+
+/* Fills info from a full metadata request; partitions -1 when the topic does not exist. */
+static xs_err_t describe_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                                  xs_topic_info_t *info, char *errstr, size_t errstr_size)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t rderr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (rderr) {
+        xs_errstr_set(errstr, errstr_size, "kafka: metadata: %s", rd_kafka_err2str(rderr));
+        return XS_ERR_KAFKA;
+    }
+    info->partitions = -1;
+    info->replication = -1;
+    info->leaderless = 0;
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *t = &md->topics[i];
+        if (strcmp(t->topic, topic) != 0 || t->err)
+            continue;
+        info->partitions = t->partition_cnt;
+        for (int p = 0; p < t->partition_cnt; p++) {
+            if (p == 0)
+                info->replication = t->partitions[p].replica_cnt;
+            if (t->partitions[p].err || t->partitions[p].leader < 0)
+                info->leaderless++;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return XS_OK;
+}
+
+xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                                const xs_topic_spec_t *topics, size_t n, int timeout_ms,
+                                char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = admin_handle(bootstrap, conf, n_conf, errstr, errstr_size);
+    if (!rk)
+        return XS_ERR_KAFKA;
+    xs_err_t ret = XS_OK;
+    char rderr[512];
+    rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof(*nt));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_event_t *ev = NULL;
+    if (!nt) {
+        xs_errstr_set(errstr, errstr_size, "kafka: create topics: out of memory");
+        ret = XS_ERR_NOMEM;
+        goto out;
+    }
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        nt[i] = rd_kafka_NewTopic_new(topics[i].name, topics[i].partitions,
+                                      topics[i].replication > 0 ? topics[i].replication : -1,
+                                      rderr, sizeof(rderr));
+        if (!nt[i]) {
+            xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: %s", topics[i].name,
+                          rderr);
+            ret = XS_ERR_INVALID;
+            goto out;
+        }
+        for (size_t k = 0; k < topics[i].n_configs; k++)
+            if (rd_kafka_NewTopic_set_config(nt[i], topics[i].configs[k].key,
+                                             topics[i].configs[k].value)) {
+                xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: bad config %s",
+                              topics[i].name, topics[i].configs[k].key);
+                ret = XS_ERR_INVALID;
+                goto out;
+            }
+    }
+    rd_kafka_CreateTopics(rk, nt, n, opts, q);
+    ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout_ms + 5000);
+    if (!ev || rd_kafka_event_error(ev)) {
+        xs_errstr_set(errstr, errstr_size, "kafka: create topics: %s",
+                      ev ? rd_kafka_event_error_string(ev) : "timed out");
+        ret = XS_ERR_KAFKA;
+        goto out;
+    }
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);
+        if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            XS_INFO("topic exists", "topic=%s", rd_kafka_topic_result_name(res[i]));
+        } else if (err) {
+            const char *why = rd_kafka_topic_result_error_string(res[i]);
+            xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: %s",
+                          rd_kafka_topic_result_name(res[i]), why ? why : rd_kafka_err2str(err));
+            ret = XS_ERR_KAFKA;
+            goto out;
+        } else {
+            XS_INFO("topic created", "topic=%s", rd_kafka_topic_result_name(res[i]));
+        }
+    }
+    /* Created is not yet usable: wait until every partition has a leader. */
+    for (size_t i = 0; i < n; i++) {
+        int64_t deadline = mono_ms() + timeout_ms;
+        xs_topic_info_t info;
+        for (;;) {
+            if (describe_metadata(rk, topics[i].name, timeout_ms, &info, errstr, errstr_size) ==
+                    XS_OK &&
+                info.partitions > 0 && info.leaderless == 0)
+                break;
+            if (mono_ms() >= deadline) {
+                xs_errstr_set(errstr, errstr_size,
+                              "kafka: create topic %s: no leader for every partition after %d ms",
+                              topics[i].name, timeout_ms);
+                ret = XS_ERR_KAFKA;
+                goto out;
+            }
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    for (size_t i = 0; nt && i < n; i++)
+        if (nt[i])
+            rd_kafka_NewTopic_destroy(nt[i]);
+    free(nt);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return ret;
+}
+
+xs_err_t xs_kafka_describe_topic(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                                 const char *topic, int timeout_ms, xs_topic_info_t *info,
+                                 char *errstr, size_t errstr_size)
+{
+    memset(info, 0, sizeof(*info));
+    info->partitions = -1;
+    rd_kafka_t *rk = admin_handle(bootstrap, conf, n_conf, errstr, errstr_size);
+    if (!rk)
+        return XS_ERR_KAFKA;
+    xs_err_t ret = describe_metadata(rk, topic, timeout_ms, info, errstr, errstr_size);
+    if (ret != XS_OK || info->partitions < 0)
+        goto out;
+
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_DescribeConfigs(rk, &cr, 1, opts, q);
+    rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout_ms + 5000);
+    if (!ev || rd_kafka_event_error(ev)) {
+        xs_errstr_set(errstr, errstr_size, "kafka: describe configs of %s: %s", topic,
+                      ev ? rd_kafka_event_error_string(ev) : "timed out");
+        ret = XS_ERR_KAFKA;
+    } else {
+        size_t n_res = 0, n_cfg = 0;
+        const rd_kafka_ConfigResource_t **res = rd_kafka_DescribeConfigs_result_resources(
+            rd_kafka_event_DescribeConfigs_result(ev), &n_res);
+        for (size_t i = 0; i < n_res && ret == XS_OK; i++) {
+            if (rd_kafka_ConfigResource_error(res[i])) {
+                xs_errstr_set(errstr, errstr_size, "kafka: describe configs of %s: %s", topic,
+                              rd_kafka_ConfigResource_error_string(res[i]));
+                ret = XS_ERR_KAFKA;
+                break;
+            }
+            const rd_kafka_ConfigEntry_t **cfg = rd_kafka_ConfigResource_configs(res[i], &n_cfg);
+            for (size_t k = 0; k < n_cfg; k++) {
+                const char *name = rd_kafka_ConfigEntry_name(cfg[k]);
+                const char *value = rd_kafka_ConfigEntry_value(cfg[k]);
+                if (name && value && strcmp(name, "cleanup.policy") == 0)
+                    snprintf(info->cleanup_policy, sizeof(info->cleanup_policy), "%s", value);
+            }
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_ConfigResource_destroy(cr);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+out:
+    rd_kafka_destroy(rk);
+    return ret;
+}

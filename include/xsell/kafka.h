@@ -192,6 +192,37 @@ int xs_kafka_partition_count(const char *bootstrap, const xs_kv_t *conf, size_t 
                              const char *topic, int timeout_ms, char *errstr,
                              size_t errstr_size);
 
+/* ---- topic administration (Admin API; real brokers, not the mock) -------- */
+
+typedef struct xs_topic_spec {
+    const char *name;
+    int partitions;
+    int replication;        /* <= 0: the broker's default.replication.factor */
+    const xs_kv_t *configs; /* topic configs, e.g. cleanup.policy=compact */
+    size_t n_configs;
+} xs_topic_spec_t;
+
+/*
+ * Creates the topics (CreateTopics) and waits until every partition of each
+ * has a leader. A topic that exists already is left as it is (not an error:
+ * xs_kafka_describe_topic() tells what it is).
+ */
+xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                                const xs_topic_spec_t *topics, size_t n, int timeout_ms,
+                                char *errstr, size_t errstr_size);
+
+typedef struct xs_topic_info {
+    int partitions;          /* -1: no such topic */
+    int replication;         /* replicas of partition 0 */
+    int leaderless;          /* partitions without a leader right now */
+    char cleanup_policy[32]; /* "delete", "compact", "compact,delete" */
+} xs_topic_info_t;
+
+/* Metadata plus DescribeConfigs of one topic; XS_OK with partitions -1 when it does not exist. */
+xs_err_t xs_kafka_describe_topic(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                                 const char *topic, int timeout_ms, xs_topic_info_t *info,
+                                 char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,8 @@
 /*
  * End-to-end scenario on the development broker (librdkafka's mock cluster,
- * over TCP), a real RocksDB state directory and real Avro:
+ * over TCP), or on a real Kafka broker (ctest's kafka_test_scenario:
+ * XS_KAFKA_BOOTSTRAP_FILE, see xstest.h), a real RocksDB state directory and
+ * real Avro:
  *
  *   phase 1: four shoppers buy camera + lens + tripod, one buys camera +
  *            lens, one camera + bag, six buy socks (three with shoes); the
@@ -52,8 +54,8 @@ static void test_camera_scenario(void **state)
 {
     (void)state;
     char errstr[512] = "";
-    xs_devbroker_t *db = xst_devbroker(4);
-    const char *bs = xs_devbroker_bootstraps(db);
+    xst_broker_t *db = xst_broker("scenario", 4);
+    const char *bs = xst_bootstrap(db);
     xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
     assert_non_null(codec);
     xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
@@ -109,7 +111,7 @@ static void test_camera_scenario(void **state)
     assert_int_equal(r2.events, 1); /* resumed from the stored offsets */
     assert_int_equal(r2.lists, 1);
 
-    xst_lists_t lists = xst_read_lists(bs, codec, "xsell.cross-sell");
+    xst_lists_t lists = xst_read_lists(bs, codec, xst_topic("xsell.cross-sell"));
     assert_int_equal(lists.n, r1.lists + r2.lists);
     const xs_list_t *l = xst_find_list(&lists, "newbie-add-camera");
     assert_non_null(l);
@@ -140,7 +142,7 @@ static void test_camera_scenario(void **state)
     xs_config_destroy(cfg);
     xs_producer_destroy(p);
     xs_codec_destroy(codec);
-    xs_devbroker_destroy(db);
+    xst_broker_free(db);
     xst_rmrf(dir);
     free(dir);
 }
@@ -155,8 +157,8 @@ static void test_rules_and_experiment_end_to_end(void **state)
 {
     (void)state;
     char errstr[512] = "";
-    xs_devbroker_t *db = xst_devbroker(2);
-    const char *bs = xs_devbroker_bootstraps(db);
+    xst_broker_t *db = xst_broker("rules", 2);
+    const char *bs = xst_bootstrap(db);
     xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
     xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
     assert_non_null(codec);
@@ -206,7 +208,7 @@ static void test_rules_and_experiment_end_to_end(void **state)
     xs_params_t base;
     xs_settings_params(cfg, &base);
     assert_int_equal(xs_settings_experiment(cfg, &base, &x, errstr, sizeof(errstr)), XS_OK);
-    xst_lists_t lists = xst_read_lists(bs, codec, "xsell.cross-sell");
+    xst_lists_t lists = xst_read_lists(bs, codec, xst_topic("xsell.cross-sell"));
     int arms[2] = {0, 0};
     for (int i = 0; i < 12; i++) {
         snprintf(id, sizeof(id), "new-%d-add", i);
@@ -233,7 +235,7 @@ static void test_rules_and_experiment_end_to_end(void **state)
     xs_config_destroy(cfg);
     xs_producer_destroy(p);
     xs_codec_destroy(codec);
-    xs_devbroker_destroy(db);
+    xst_broker_free(db);
     xst_rmrf(dir);
     free(dir);
 }

@@ -4,6 +4,7 @@
  * no plain fork), their output appended to a log file the test can poll.
  */
 #include "xsproc.h"
+#include "xstest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -233,9 +234,9 @@ static xs_err_t produce_cb(void *opaque, const xs_event_t *ev)
 {
     produce_ctx_t *c = opaque;
     char errstr[512] = "";
-    const char *topic = ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
-                        : ev->kind == XS_KIND_CART ? "xsell.cart"
-                                                   : "xsell.catalog";
+    const char *topic = xst_topic(ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
+                                  : ev->kind == XS_KIND_CART ? "xsell.cart"
+                                                             : "xsell.catalog");
     const char *key = ev->kind == XS_KIND_ITEM ? ev->item_id : ev->user_id;
     xs_buf_reset(&c->buf);
     if (xs_codec_encode_event(c->codec, ev, &c->buf) != XS_OK)
@@ -303,9 +304,9 @@ static xs_err_t feed_keep(void *opaque, const xs_event_t *ev)
         assert_non_null(f->m);
     }
     struct feed_msg *m = &f->m[f->n++];
-    m->topic = ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
-               : ev->kind == XS_KIND_CART ? "xsell.cart"
-                                          : "xsell.catalog";
+    m->topic = xst_topic(ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
+                         : ev->kind == XS_KIND_CART ? "xsell.cart"
+                                                    : "xsell.catalog");
     m->key = f->data.len;
     m->key_len = strlen(key);
     assert_int_equal(xs_buf_append(&f->data, key, m->key_len), XS_OK);

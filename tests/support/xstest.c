@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "xsell/store.h"
@@ -69,9 +71,9 @@ void xst_produce_event(xs_producer_t *p, xs_codec_t *codec, const xs_event_t *ev
     xs_buf_t b = {0};
     char errstr[512] = "";
     assert_int_equal(xs_codec_encode_event(codec, ev, &b), XS_OK);
-    const char *topic = ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
-                        : ev->kind == XS_KIND_CART ? "xsell.cart"
-                                                   : "xsell.catalog";
+    const char *topic = xst_topic(ev->kind == XS_KIND_CLICK  ? "xsell.clicks"
+                                  : ev->kind == XS_KIND_CART ? "xsell.cart"
+                                                             : "xsell.catalog");
     const char *key = ev->kind == XS_KIND_ITEM ? ev->item_id : ev->user_id;
     xs_err_t err = xs_producer_send(p, topic, -1, key, strlen(key), b.data, b.len, NULL, 0,
                                     errstr, sizeof(errstr));
@@ -87,7 +89,12 @@ xs_config_t *xst_worker_config(const char *bootstrap, const char *state_dir, con
     const char *kv[][2] = {
         {"kafka.bootstrap.servers", bootstrap},
         {"state.dir", state_dir},
-        {"group.id", group},
+        {"group.id", xst_group(group)},
+        {"topics.clicks", xst_topic("xsell.clicks")},
+        {"topics.cart", xst_topic("xsell.cart")},
+        {"topics.catalog", xst_topic("xsell.catalog")},
+        {"topics.output", xst_topic("xsell.cross-sell")},
+        {"topics.dlq", xst_topic("xsell.dlq")},
         {"commit.interval.ms", "200"},
         {"log.progress.seconds", "0"},
         {"http.address", ""}, /* no HTTP server: tests must not bind a fixed port */
@@ -186,4 +193,155 @@ xs_devbroker_t *xst_devbroker(int partitions)
         if (xs_devbroker_create_topic(db, topics[i], partitions, errstr, sizeof(errstr)))
             fail_msg("create topic %s: %s", topics[i], errstr);
     return db;
+}
+
+/* ---- the broker under test: mock or external -------------------------- */
+
+struct xst_broker {
+    xs_devbroker_t *db;
+    char *bootstrap;
+};
+
+static char topic_prefix[128];
+
+bool xst_external(void)
+{
+    const char *bs = getenv("XS_KAFKA_BOOTSTRAP");
+    const char *file = getenv("XS_KAFKA_BOOTSTRAP_FILE");
+    return (bs && *bs) || (file && *file);
+}
+
+static char *external_bootstrap(void)
+{
+    const char *bs = getenv("XS_KAFKA_BOOTSTRAP");
+    if (bs && *bs)
+        return strdup(bs);
+    const char *file = getenv("XS_KAFKA_BOOTSTRAP_FILE");
+    FILE *f = fopen(file, "r");
+    if (!f)
+        fail_msg("XS_KAFKA_BOOTSTRAP_FILE %s: cannot read it (is the broker up?)", file);
+    char line[1024] = "";
+    if (!fgets(line, sizeof(line), f))
+        line[0] = 0;
+    fclose(f);
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0])
+        fail_msg("XS_KAFKA_BOOTSTRAP_FILE %s is empty", file);
+    return strdup(line);
+}
+
+/* Interned: the same name gives the same pointer, valid for the whole process. */
+static const char *prefixed(const char *name)
+{
+    static struct {
+        char name[128], full[256];
+    } tab[64];
+    static size_t n;
+    if (!topic_prefix[0])
+        return name;
+    char full[256];
+    snprintf(full, sizeof(full), "%s%s", topic_prefix, name);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(tab[i].full, full) == 0)
+            return tab[i].full;
+    assert_true(n < 64);
+    snprintf(tab[n].name, sizeof(tab[n].name), "%s", name);
+    snprintf(tab[n].full, sizeof(tab[n].full), "%s", full);
+    return tab[n++].full;
+}
+
+const char *xst_topic(const char *name)
+{
+    return prefixed(name);
+}
+
+const char *xst_group(const char *name)
+{
+    return prefixed(name);
+}
+
+char *xst_topics_config(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/topics.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "topics.clicks = %s\n", xst_topic("xsell.clicks"));
+    fprintf(f, "topics.cart = %s\n", xst_topic("xsell.cart"));
+    fprintf(f, "topics.catalog = %s\n", xst_topic("xsell.catalog"));
+    fprintf(f, "topics.output = %s\n", xst_topic("xsell.cross-sell"));
+    fprintf(f, "topics.dlq = %s\n", xst_topic("xsell.dlq"));
+    fclose(f);
+    return strdup(path);
+}
+
+xst_broker_t *xst_broker_topics(const char *tag, const char *const *names, const int *partitions,
+                                size_t n)
+{
+    char errstr[512] = "";
+    xst_broker_t *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
+    if (!xst_external()) {
+        topic_prefix[0] = 0;
+        b->db = xs_devbroker_new(1, errstr, sizeof(errstr));
+        if (!b->db)
+            fail_msg("devbroker: %s", errstr);
+        for (size_t i = 0; i < n; i++)
+            if (xs_devbroker_create_topic(b->db, names[i], partitions[i], errstr, sizeof(errstr)))
+                fail_msg("create topic %s: %s", names[i], errstr);
+        b->bootstrap = strdup(xs_devbroker_bootstraps(b->db));
+        return b;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(topic_prefix, sizeof(topic_prefix), "%s-%ld-%lld.", tag, (long)getpid(),
+             (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+    b->bootstrap = external_bootstrap();
+    fprintf(stderr, "external broker %s, topics and groups prefixed %s\n", b->bootstrap,
+            topic_prefix);
+    const char *rf_env = getenv("XS_KAFKA_REPLICATION");
+    int rf = rf_env ? atoi(rf_env) : 1;
+    xs_topic_spec_t *specs = calloc(n, sizeof(*specs));
+    char(*full)[256] = calloc(n, sizeof(*full));
+    assert_non_null(specs);
+    assert_non_null(full);
+    static const xs_kv_t compact[] = {{"cleanup.policy", "compact"}};
+    for (size_t i = 0; i < n; i++) {
+        snprintf(full[i], sizeof(full[i]), "%s", xst_topic(names[i]));
+        bool catalog = strcmp(names[i], "xsell.catalog") == 0;
+        specs[i] = (xs_topic_spec_t){full[i], partitions[i], rf, catalog ? compact : NULL,
+                                     catalog ? 1 : 0};
+    }
+    if (xs_kafka_create_topics(b->bootstrap, NULL, 0, specs, n, 30000, errstr, sizeof(errstr)))
+        fail_msg("create topics on %s: %s", b->bootstrap, errstr);
+    free(specs);
+    free(full);
+    return b;
+}
+
+xst_broker_t *xst_broker(const char *tag, int partitions)
+{
+    const char *names[] = {"xsell.clicks", "xsell.cart", "xsell.catalog", "xsell.cross-sell",
+                           "xsell.dlq"};
+    int parts[] = {partitions, partitions, partitions, partitions, partitions};
+    return xst_broker_topics(tag, names, parts, 5);
+}
+
+const char *xst_bootstrap(const xst_broker_t *b)
+{
+    return b->bootstrap;
+}
+
+xs_devbroker_t *xst_broker_dev(const xst_broker_t *b)
+{
+    return b->db;
+}
+
+void xst_broker_free(xst_broker_t *b)
+{
+    if (!b)
+        return;
+    xs_devbroker_destroy(b->db);
+    free(b->bootstrap);
+    free(b);
 }

@@ -50,4 +50,32 @@ const xs_list_t *xst_find_list(const xst_lists_t *l, const char *event_id);
 /* A development broker with the default topics, `partitions` each. */
 xs_devbroker_t *xst_devbroker(int partitions);
 
+/*
+ * The broker a test runs against. By default a development broker (the
+ * mock, in-process). When XS_KAFKA_BOOTSTRAP (a bootstrap string) or
+ * XS_KAFKA_BOOTSTRAP_FILE (a file holding one, written by
+ * tests/kafka/kafka.sh start) is set, an external broker (a real Kafka),
+ * shared with other tests: then every topic name and group id the test uses
+ * goes through xst_topic()/xst_group(), which prefix them with a name unique
+ * to this process ("<tag>-<pid>-<ms>."), and the topics are created through
+ * the Admin API (replication 1, or 3 when XS_KAFKA_REPLICATION=3).
+ * xst_topic("xsell.clicks") is "xsell.clicks" on the mock.
+ */
+typedef struct xst_broker xst_broker_t;
+bool xst_external(void);
+/* The default topics (clicks, cart, catalog, cross-sell, dlq), `partitions` each. */
+xst_broker_t *xst_broker(const char *tag, int partitions);
+/* Topics names[i] (unprefixed) with partitions[i] each. */
+xst_broker_t *xst_broker_topics(const char *tag, const char *const *names, const int *partitions,
+                                size_t n);
+const char *xst_bootstrap(const xst_broker_t *b);
+/* The development broker, NULL on an external broker. */
+xs_devbroker_t *xst_broker_dev(const xst_broker_t *b);
+void xst_broker_free(xst_broker_t *b);
+/* The name this test uses for topic / group `name` (static storage, valid for the process). */
+const char *xst_topic(const char *name);
+const char *xst_group(const char *name);
+/* Writes a worker config file setting topics.* to the test's names; returns its path (free). */
+char *xst_topics_config(const char *dir);
+
 #endif
