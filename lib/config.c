@@ -43,6 +43,14 @@ static const key_def_t keys[] = {
     {"topics.bare", T_STR, "", 0, 0, NULL,
      "Comma-separated input topics whose messages are bare Avro bodies (no framing) written "
      "with the reader schema of the topic's kind."},
+    {"input.offset.out_of_range", T_ENUM, "fail", 0, 0, "fail|skip",
+     "An input partition whose stored offset is below its low watermark (the input was "
+     "deleted, e.g. by retention, before it was consumed): `fail` stops the worker (exit "
+     "status 5), `skip` goes on from the low watermark; both log an error and count the lost "
+     "messages in xsell_input_lost_messages_total."},
+    {"broker.unreachable.timeout.ms", T_INT, "60000", 0, 86400000, NULL,
+     "With --until-end: give up (exit status 4) once no Kafka broker has been reachable for "
+     "this long; 0 waits forever."},
     {"state.dir", T_STR, "xsell-state", 0, 0, NULL, "RocksDB state directory."},
     {"state.sync", T_BOOL, "false", 0, 0, NULL,
      "fsync the RocksDB WAL at every checkpoint (survives power loss, not just crashes)."},

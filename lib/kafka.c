@@ -320,6 +320,8 @@ static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *
     }
 }
 
+static void consumer_brokers_down(xs_consumer_t *c, const char *reason);
+
 /* Error callback shared by every handle. Only a producer's opaque is an
  * xs_producer_t; consumers see their fatal errors in rd_kafka_consumer_poll. */
 static void handle_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -336,10 +338,19 @@ static void handle_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
         }
         return;
     }
+    /* Every broker down: an outage worth a warning (once, until one answers
+     * again; see xs_consumer_brokers_down()). */
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER && opaque)
+            consumer_brokers_down(opaque, reason);
+        else
+            XS_WARN("kafka brokers unreachable", "client=%s error=\"%s\"", rd_kafka_name(rk),
+                    reason);
+        return;
+    }
     /* Connection churn is routine (broker restarts, idle disconnects);
      * librdkafka retries on its own. */
-    if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
-        err == RD_KAFKA_RESP_ERR__RESOLVE)
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__RESOLVE)
         XS_DEBUG("kafka transient error", "client=%s error=\"%s\"", rd_kafka_name(rk), reason);
     else
         XS_WARN("kafka error", "client=%s error=\"%s\"", rd_kafka_name(rk), reason);
@@ -634,6 +645,11 @@ struct xs_consumer {
 
     uint64_t eof_events;
     uint64_t transient_errors;
+
+    /* Broker connectivity (see xs_consumer_brokers_down()); set from the
+     * error callback, which runs inside rd_kafka_consumer_poll(). */
+    bool brokers_down;
+    int64_t down_since, next_probe;
 };
 
 static int64_t to_rd_offset(int64_t off)
@@ -964,7 +980,9 @@ xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr, siz
     if (conf_set(rkconf, "bootstrap.servers", opts->bootstrap, errstr, errstr_size) != XS_OK ||
         conf_set(rkconf, "group.id", c->group ? opts->group_id : groupless_id, errstr,
                  errstr_size) != XS_OK ||
-        conf_apply(rkconf, defaults, opts->conf, opts->n_conf, errstr, errstr_size) != XS_OK)
+        conf_apply(rkconf, defaults, opts->conf, opts->n_conf, errstr, errstr_size) != XS_OK ||
+        (opts->offset_reset_error &&
+         conf_set(rkconf, "auto.offset.reset", "error", errstr, errstr_size) != XS_OK))
         goto fail;
     rd_kafka_conf_set_opaque(rkconf, c);
     rd_kafka_conf_set_error_cb(rkconf, handle_error_cb);
@@ -1026,6 +1044,127 @@ void xs_consumer_destroy(xs_consumer_t *c)
     free(c);
 }
 
+/* The start of a broker outage (from the error callback). */
+static void consumer_brokers_down(xs_consumer_t *c, const char *reason)
+{
+    if (c->brokers_down)
+        return;
+    c->brokers_down = true;
+    c->down_since = mono_ms();
+    c->next_probe = c->down_since + 1000;
+    XS_WARN("kafka brokers unreachable", "client=%s error=\"%s\"", rd_kafka_name(c->rk), reason);
+}
+
+/* The end of a broker outage. */
+static void brokers_back(xs_consumer_t *c)
+{
+    c->brokers_down = false;
+    XS_INFO("kafka brokers reachable", "client=%s down_s=%.1f", rd_kafka_name(c->rk),
+            (mono_ms() - c->down_since) / 1e3);
+}
+
+/* During an outage, asks for metadata every second (200 ms budget): the
+ * first answer ends it, even when there is nothing to consume. */
+static void probe_brokers(xs_consumer_t *c)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    c->next_probe = mono_ms() + 1000;
+    if (rd_kafka_metadata(c->rk, 0, NULL, &md, 200) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        brokers_back(c);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+}
+
+bool xs_consumer_brokers_down(xs_consumer_t *c, int64_t *down_ms)
+{
+    if (down_ms)
+        *down_ms = c->brokers_down ? mono_ms() - c->down_since : 0;
+    return c->brokers_down;
+}
+
+xs_err_t xs_consumer_watermarks(xs_consumer_t *c, const char *topic, int32_t partition,
+                                int64_t *lo, int64_t *hi, int timeout_ms, char *errstr,
+                                size_t errstr_size)
+{
+    rd_kafka_resp_err_t rderr =
+        rd_kafka_query_watermark_offsets(c->rk, topic, partition, lo, hi, timeout_ms);
+    if (rderr) {
+        xs_errstr_set(errstr, errstr_size, "kafka: watermarks of %s [%d]: %s", topic,
+                      (int)partition, rd_kafka_err2str(rderr));
+        return XS_ERR_KAFKA;
+    }
+    return XS_OK;
+}
+
+/*
+ * Assigns the partition again at offset: a partition whose fetcher stopped
+ * (auto.offset.reset=error) refuses a seek. Cooperative: unassign and assign
+ * it alone; eager: the whole assignment again, every other partition at its
+ * position (the offset after the last message returned, or where it started).
+ */
+static rd_kafka_error_t *reassign_at(xs_consumer_t *c, const char *topic, int32_t partition,
+                                     int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_error_t *error = NULL;
+    if (c->group && strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0) {
+        l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+        if (!(error = rd_kafka_incremental_unassign(c->rk, l)))
+            error = rd_kafka_incremental_assign(c->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        return error;
+    }
+    rd_kafka_resp_err_t rderr = rd_kafka_assignment(c->rk, &l);
+    for (int i = 0; !rderr && i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &l->elems[i];
+        const xs_part_t *pt = part_find(c, tp->topic, tp->partition);
+        if (tp->partition == partition && strcmp(tp->topic, topic) == 0)
+            tp->offset = offset;
+        else
+            tp->offset = pt && pt->position >= 0 ? pt->position : pt ? pt->start : tp->offset;
+    }
+    if (!rderr)
+        rderr = rd_kafka_assign(c->rk, l);
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+    return rderr ? rd_kafka_error_new(rderr, "%s", rd_kafka_err2str(rderr)) : NULL;
+}
+
+xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition,
+                          int64_t offset, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    xs_err_t ret = XS_OK;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, l, 10000);
+    if ((error && rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__STATE) ||
+        (!error && l->elems[0].err == RD_KAFKA_RESP_ERR__STATE)) {
+        if (error)
+            rd_kafka_error_destroy(error);
+        l->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        error = reassign_at(c, topic, partition, offset);
+    }
+    if (error) {
+        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic,
+                      (int)partition, (long long)offset, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        ret = XS_ERR_KAFKA;
+    } else if (l->elems[0].err) {
+        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic,
+                      (int)partition, (long long)offset, rd_kafka_err2str(l->elems[0].err));
+        ret = XS_ERR_KAFKA;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    xs_part_t *pt = part_find(c, topic, partition);
+    if (!ret && pt) {
+        pt->position = offset;
+        pt->caught = false;
+        part_update_caught(pt);
+    }
+    return ret;
+}
+
 /* Errors that will not go away by retrying. */
 static bool consumer_error_is_fatal(rd_kafka_resp_err_t err)
 {
@@ -1060,12 +1199,16 @@ xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char 
         xs_part_t *pt;
 
         if (!rkm) {
+            if (c->brokers_down && mono_ms() >= c->next_probe)
+                probe_brokers(c);
             if (mono_ms() >= deadline)
                 return XS_ERR_EOF;
             continue;
         }
         topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : NULL;
         pt = topic ? part_find(c, topic, rkm->partition) : NULL;
+        if (c->brokers_down && (!rkm->err || rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
+            brokers_back(c); /* a fetch answered */
 
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             c->eof_events++;
@@ -1076,6 +1219,18 @@ xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char 
             XS_DEBUG("partition end reached", "topic=%s partition=%d offset=%lld",
                      topic ? topic : "?", (int)rkm->partition, (long long)rkm->offset);
             rd_kafka_message_destroy(rkm);
+        } else if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && topic) {
+            /* auto.offset.reset=error: the fetch offset is out of range */
+            xs_errstr_set(errstr, errstr_size, "kafka: %s [%d] offset %lld: %s", topic,
+                          (int)rkm->partition, (long long)rkm->offset,
+                          rd_kafka_message_errstr(rkm));
+            c->last = rkm;
+            memset(msg, 0, sizeof(*msg));
+            msg->topic = topic;
+            msg->partition = rkm->partition;
+            msg->offset = rkm->offset;
+            msg->timestamp = -1;
+            return XS_ERR_INPUT_LOST;
         } else if (rkm->err) {
             if (consumer_error_is_fatal(rkm->err)) {
                 char why[512];
@@ -1423,6 +1578,48 @@ xs_err_t xs_kafka_describe_topic(const char *bootstrap, const xs_kv_t *conf, siz
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_queue_destroy(q);
 out:
+    rd_kafka_destroy(rk);
+    return ret;
+}
+
+xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                                 const char *topic, int32_t partition, int64_t before,
+                                 int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = admin_handle(bootstrap, conf, n_conf, errstr, errstr_size);
+    if (!rk)
+        return XS_ERR_KAFKA;
+    xs_err_t ret = XS_OK;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = before;
+    rd_kafka_DeleteRecords_t *dr = rd_kafka_DeleteRecords_new(l);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETERECORDS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_DeleteRecords(rk, &dr, 1, opts, q);
+    rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DELETERECORDS_RESULT, timeout_ms + 5000);
+    if (!ev || rd_kafka_event_error(ev)) {
+        xs_errstr_set(errstr, errstr_size, "kafka: delete records: %s",
+                      ev ? rd_kafka_event_error_string(ev) : "timed out");
+        ret = XS_ERR_KAFKA;
+    } else {
+        const rd_kafka_topic_partition_list_t *res =
+            rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+        if (!res || res->cnt != 1 || res->elems[0].err) {
+            xs_errstr_set(errstr, errstr_size, "kafka: delete records of %s [%d]: %s", topic,
+                          (int)partition,
+                          res && res->cnt == 1 ? rd_kafka_err2str(res->elems[0].err)
+                                               : "no result");
+            ret = XS_ERR_KAFKA;
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_DeleteRecords_destroy(dr);
+    rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_destroy(rk);
     return ret;
 }

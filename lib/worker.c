@@ -88,7 +88,7 @@ typedef struct part {
 enum {
     M_EVENTS, M_DLQ, M_DECODE_ERRORS, M_LISTS, M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE,
     M_UNATTRIBUTED, M_LAG, M_CHECKPOINTS, M_CP_LAST, M_CP_SECONDS, M_CACHE_RATIO, M_CACHE_HITS,
-    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M_WAL_DAMAGED, M__COUNT
+    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M_WAL_DAMAGED, M_INPUT_LOST, M__COUNT
 };
 
 /* A worker loop that has not turned for this long is reported unhealthy
@@ -142,6 +142,13 @@ struct xs_worker {
     xs_http_t *http;
     atomic_bool running, ready;
     _Atomic double heartbeat_ms;
+    /* why not ready (read by /readyz): brokers down for this long (0: up),
+     * partitions assigned, input lost and the policy stops the worker */
+    _Atomic double brokers_down_ms;
+    atomic_int n_assigned;
+    atomic_bool input_lost;
+    bool skip_lost_input; /* input.offset.out_of_range = skip */
+    double unreachable_timeout_ms;
 };
 
 static double now_ms(void)
@@ -594,6 +601,11 @@ static xs_err_t define_metrics(xs_worker_t *w)
     id[M_ROCKSDB_BYTES] = xs_metrics_define(m, "xsell_rocksdb_size_bytes", XS_METRIC_GAUGE,
                                           "Live SST files and memtables of the state store.",
                                           NULL);
+    id[M_INPUT_LOST] = xs_metrics_define(m, "xsell_input_lost_messages_total", XS_METRIC_COUNTER,
+                                         "Input messages deleted (by retention) before they were "
+                                         "consumed, by topic and partition: skipped with "
+                                         "input.offset.out_of_range=skip, else the worker stops.",
+                                         "topic,partition");
     id[M_WAL_DAMAGED] = xs_metrics_define(m, "xsell_state_wal_damaged", XS_METRIC_GAUGE,
                                           "1 when this process started from a damaged RocksDB "
                                           "write-ahead log: the state went back to the last "
@@ -785,11 +797,63 @@ static bool svc_healthy(void *opaque, char *reason, size_t reason_size)
 static bool svc_ready(void *opaque, char *reason, size_t reason_size)
 {
     xs_worker_t *w = opaque;
+    double down = atomic_load(&w->brokers_down_ms);
     if (atomic_load(&w->running) && atomic_load(&w->ready))
         return true;
-    xs_errstr_set(reason, reason_size, "%s",
-                  atomic_load(&w->running) ? "catching up after assignment" : "not running");
+    if (!atomic_load(&w->running))
+        xs_errstr_set(reason, reason_size, "not running");
+    else if (atomic_load(&w->input_lost))
+        xs_errstr_set(reason, reason_size, "input lost to retention (input.offset.out_of_range "
+                                           "= fail): stopping");
+    else if (down > 0)
+        xs_errstr_set(reason, reason_size, "Kafka brokers unreachable for %.0f s", down / 1e3);
+    else if (atomic_load(&w->n_assigned) == 0)
+        xs_errstr_set(reason, reason_size, "no partitions assigned yet (joining the group)");
+    else
+        xs_errstr_set(reason, reason_size, "catching up after assignment");
     return false;
+}
+
+/*
+ * An assigned partition's stored offset is below its low watermark (input
+ * deleted before it was consumed; the consumer stopped the partition). Logs
+ * and counts the lost messages; with skip, goes on from the low watermark,
+ * else returns XS_ERR_INPUT_LOST (the worker stops, exit status 5).
+ */
+static xs_err_t input_lost(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t errstr_size)
+{
+    int64_t lo = -1, hi = -1;
+    char e[256] = "", part[16];
+    xs_err_t err = xs_consumer_watermarks(w->consumer, m->topic, m->partition, &lo, &hi, 10000, e,
+                                          sizeof(e));
+    int64_t lost = !err && lo > m->offset ? lo - m->offset : -1;
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    if (lost > 0)
+        xs_metrics_add(w->metrics, w->mid[M_INPUT_LOST], (const char *[]){m->topic, part},
+                       (double)lost);
+    if (!w->skip_lost_input || lost <= 0) {
+        atomic_store(&w->input_lost, true);
+        XS_ERROR("input lost", "topic=%s partition=%d offset=%" PRId64 " low_watermark=%" PRId64
+                 " lost=%" PRId64 " policy=fail action=\"the input from offset %" PRId64
+                 " on was deleted before it was consumed: rebuild the state from what is left "
+                 "(--reset-state --from-beginning) or set input.offset.out_of_range=skip\"",
+                 m->topic, (int)m->partition, m->offset, lo, lost, m->offset);
+        xs_errstr_set(errstr, errstr_size, "input lost: %s [%d] offset %" PRId64
+                      " is below the low watermark %" PRId64 "%s%s", m->topic, (int)m->partition,
+                      m->offset, lo, err ? ": " : "", err ? e : "");
+        return XS_ERR_INPUT_LOST;
+    }
+    XS_ERROR("input lost", "topic=%s partition=%d offset=%" PRId64 " low_watermark=%" PRId64
+             " lost=%" PRId64 " policy=skip action=\"skipped to the low watermark\"",
+             m->topic, (int)m->partition, m->offset, lo, lost);
+    if ((err = xs_consumer_seek(w->consumer, m->topic, m->partition, lo, errstr, errstr_size)))
+        return err;
+    pthread_mutex_lock(&w->mu);
+    part_t *p = find_part(w, m->topic, m->partition, false);
+    if (p)
+        p->next = lo; /* the next checkpoint stores it even if nothing follows */
+    pthread_mutex_unlock(&w->mu);
+    return XS_OK;
 }
 
 /* Takes mu, waiting at most XS_QUERY_LOCK_MS (the worker may be blocked on
@@ -944,6 +1008,8 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     }
     w->dirty_limit = (size_t)xs_config_int(cfg, "checkpoint.dirty.bytes");
     w->state_sync = xs_config_bool(cfg, "state.sync");
+    w->skip_lost_input = !strcmp(xs_config_str(cfg, "input.offset.out_of_range"), "skip");
+    w->unreachable_timeout_ms = (double)xs_config_int(cfg, "broker.unreachable.timeout.ms");
     xs_event_limits_default(&w->limits);
     w->limits.max_id_len = (size_t)xs_config_int(cfg, "limits.max_id_len");
     w->limits.max_lines = (size_t)xs_config_int(cfg, "limits.max_lines");
@@ -1033,6 +1099,7 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
         .conf = kconf,
         .n_conf = n_kafka,
         .hooks = {w, on_assign, on_revoke},
+        .offset_reset_error = true,
     };
     if (!(w->consumer = xs_consumer_new(&co, errstr, errstr_size)))
         goto fail;
@@ -1091,10 +1158,28 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
             pthread_mutex_unlock(&w->mu);
             if (err != XS_OK)
                 break;
+        } else if (err == XS_ERR_INPUT_LOST) {
+            if ((err = input_lost(w, &m, errstr, errstr_size)) != XS_OK)
+                break;
         } else if (err != XS_ERR_EOF) {
             break;
         }
         err = XS_OK;
+        {
+            int64_t down = 0;
+            xs_consumer_brokers_down(w->consumer, &down);
+            atomic_store(&w->brokers_down_ms, (double)down);
+            atomic_store(&w->n_assigned, xs_consumer_assigned_count(w->consumer));
+            if (w->until_end && w->unreachable_timeout_ms > 0 &&
+                (double)down >= w->unreachable_timeout_ms) {
+                xs_errstr_set(errstr, errstr_size,
+                              "--until-end: no Kafka broker reachable for %.0f s "
+                              "(broker.unreachable.timeout.ms)",
+                              (double)down / 1e3);
+                err = XS_ERR_TIMEOUT;
+                break;
+            }
+        }
         xs_producer_poll(w->producer);
         double t = now_ms();
         atomic_store(&w->heartbeat_ms, t);

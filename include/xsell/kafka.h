@@ -125,6 +125,10 @@ typedef struct xs_consumer_opts {
     const xs_kv_t *conf;       /* passed to librdkafka after the defaults */
     size_t n_conf;
     xs_consumer_hooks_t hooks;
+    /* auto.offset.reset=error (whatever conf says): an offset out of range
+     * (below the low watermark: deleted by retention) is returned by
+     * xs_consumer_poll() as XS_ERR_INPUT_LOST instead of a silent reset. */
+    bool offset_reset_error;
 } xs_consumer_opts_t;
 
 /* Defaults: enable.auto.commit=false, enable.auto.offset.store=false,
@@ -151,7 +155,10 @@ typedef struct xs_msg {
  * filled (valid until the next poll or destroy), XS_ERR_EOF when the
  * timeout passed without a message (not an error), or XS_ERR_KAFKA for a
  * fatal consumer error. Partition-EOF and transient broker errors are
- * handled inside (counted, logged at debug) and never returned.
+ * handled inside (counted, logged at debug) and never returned. With
+ * offset_reset_error, XS_ERR_INPUT_LOST: the partition's fetch offset is out
+ * of range; msg->topic, partition and offset (the offset asked for) say
+ * which, the partition stops until xs_consumer_seek().
  */
 xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char *errstr,
                           size_t errstr_size);
@@ -165,6 +172,27 @@ bool xs_consumer_caught_up(xs_consumer_t *c);
 
 /* Number of partitions currently assigned. */
 int xs_consumer_assigned_count(xs_consumer_t *c);
+
+/*
+ * Broker connectivity, as librdkafka reports it: true while every broker is
+ * down (from "all brokers are down" until a broker answers again; logged at
+ * warn once per outage, and its end at info); *down_ms: for how long.
+ */
+bool xs_consumer_brokers_down(xs_consumer_t *c, int64_t *down_ms);
+
+/* The partition's low and high watermarks now (a ListOffsets round trip). */
+xs_err_t xs_consumer_watermarks(xs_consumer_t *c, const char *topic, int32_t partition,
+                                int64_t *lo, int64_t *hi, int timeout_ms, char *errstr,
+                                size_t errstr_size);
+/* Moves an assigned partition's fetch position to offset (and restarts a stopped one). */
+xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition,
+                          int64_t offset, char *errstr, size_t errstr_size);
+
+/* Deletes the records of a partition below `before` (Admin DeleteRecords; the
+ * low watermark becomes `before`), as retention would. Real brokers only. */
+xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
+                                 const char *topic, int32_t partition, int64_t before,
+                                 int timeout_ms, char *errstr, size_t errstr_size);
 
 /* Sum over assigned partitions of (high watermark - position); -1 unknown. */
 int64_t xs_consumer_lag(xs_consumer_t *c);
