@@ -832,12 +832,16 @@ static xs_err_t input_lost(xs_worker_t *w, const xs_msg_t *m, char *errstr, size
         xs_metrics_add(w->metrics, w->mid[M_INPUT_LOST], (const char *[]){m->topic, part},
                        (double)lost);
     if (!w->skip_lost_input || lost <= 0) {
+        /* with skip too when there is nothing to skip to: the watermark is
+         * unknown, or the offset is past the end (a topic recreated) */
         atomic_store(&w->input_lost, true);
         XS_ERROR("input lost", "topic=%s partition=%d offset=%" PRId64 " low_watermark=%" PRId64
-                 " lost=%" PRId64 " policy=fail action=\"the input from offset %" PRId64
-                 " on was deleted before it was consumed: rebuild the state from what is left "
-                 "(--reset-state --from-beginning) or set input.offset.out_of_range=skip\"",
-                 m->topic, (int)m->partition, m->offset, lo, lost, m->offset);
+                 " lost=%" PRId64 " policy=%s action=\"stopping: the input from offset %" PRId64
+                 " on is not there: rebuild the state from what is left "
+                 "(--reset-state --from-beginning)%s\"",
+                 m->topic, (int)m->partition, m->offset, lo, lost,
+                 w->skip_lost_input ? "skip" : "fail", m->offset,
+                 w->skip_lost_input ? "" : " or set input.offset.out_of_range=skip");
         xs_errstr_set(errstr, errstr_size, "input lost: %s [%d] offset %" PRId64
                       " is below the low watermark %" PRId64 "%s%s", m->topic, (int)m->partition,
                       m->offset, lo, err ? ": " : "", err ? e : "");
@@ -1167,8 +1171,8 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
         err = XS_OK;
         {
             int64_t down = 0;
-            xs_consumer_brokers_down(w->consumer, &down);
-            atomic_store(&w->brokers_down_ms, (double)down);
+            bool brokers_down = xs_consumer_brokers_down(w->consumer, &down);
+            atomic_store(&w->brokers_down_ms, brokers_down ? XS_MAX((double)down, 1.0) : 0.0);
             atomic_store(&w->n_assigned, xs_consumer_assigned_count(w->consumer));
             if (w->until_end && w->unreachable_timeout_ms > 0 &&
                 (double)down >= w->unreachable_timeout_ms) {
