@@ -52,8 +52,9 @@ bench: build
 	@$(BUILD)/bin/xsell bench state --events 1000000 --users 1000000 --items 100000
 	@$(BUILD)/bin/xsell bench e2e --e2e-events 100000 --rate 10000 --rate-seconds 10
 	@$(BUILD)/bin/xsell bench e2e --partitions 1 --e2e-events 100000 --rate 10000 --rate-seconds 10
-	@echo "== bench e2e on Apache Kafka (one KRaft node on loopback, tests/kafka/kafka.sh)"
+	@echo "== bench e2e on Apache Kafka (one KRaft node on loopback, tests/kafka/kafka.sh; a first run warms the JVM up, not shown)"
 	@bash tests/kafka/kafka.sh run --dir $(BUILD)/kafka-bench -- sh -c '\
+	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --e2e-events 50000 --rate 10000 --rate-seconds 2 >/dev/null 2>&1; \
 	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --e2e-events 100000 --rate 10000 --rate-seconds 10 && \
 	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --partitions 1 --e2e-events 100000 --rate 10000 --rate-seconds 10'
 
