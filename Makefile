@@ -5,6 +5,9 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 15
+# `make demo KAFKA=real`: the demo on a real Apache Kafka broker (default: the
+# development broker in process).
+KAFKA ?= dev
 
 .PHONY: all deps build build-asan fuzz test test-fast demo demo-serve clean format
 
@@ -41,7 +44,7 @@ test-fast: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit
 
 demo: build
-	@bash deploy/demo.sh
+	@KAFKA=$(KAFKA) bash deploy/demo.sh
 
 # Benchmark programs (figures, not tests): see docs/BENCHMARKS.md.
 bench: build
@@ -49,10 +52,15 @@ bench: build
 	@$(BUILD)/bin/xsell bench state --events 1000000 --users 1000000 --items 100000
 	@$(BUILD)/bin/xsell bench e2e --e2e-events 100000 --rate 10000 --rate-seconds 10
 	@$(BUILD)/bin/xsell bench e2e --partitions 1 --e2e-events 100000 --rate 10000 --rate-seconds 10
+	@echo "== bench e2e on Apache Kafka (one KRaft node on loopback, tests/kafka/kafka.sh; a first run warms the JVM up, not shown)"
+	@bash tests/kafka/kafka.sh run --dir $(BUILD)/kafka-bench -- sh -c '\
+	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --e2e-events 50000 --rate 10000 --rate-seconds 2 >/dev/null 2>&1; \
+	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --e2e-events 100000 --rate 10000 --rate-seconds 10 && \
+	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --partitions 1 --e2e-events 100000 --rate 10000 --rate-seconds 10'
 
 # The demo, then the broker and the worker (HTTP on 127.0.0.1:8080) stay up until Ctrl-C.
 demo-serve: build
-	@XSELL_DEMO_KEEP=1 bash deploy/demo.sh
+	@KAFKA=$(KAFKA) XSELL_DEMO_KEEP=1 bash deploy/demo.sh
 
 format:
 	@clang-format -i lib/*.c lib/*.h include/xsell/*.h worker/*.c worker/*.h tests/unit/*.c tests/integration/*.c

@@ -5,6 +5,9 @@
 # cross-sell lists it published, with product names. Stops all it started,
 # unless XSELL_DEMO_KEEP=1 (`make demo-serve`): then the broker and the worker
 # keep running, with the worker's HTTP API on $XSELL_DEMO_HTTP, until Ctrl-C.
+# KAFKA=real (`make demo KAFKA=real`): the same demo on a real Apache Kafka
+# broker (one KRaft node on loopback, tests/kafka/kafka.sh; Java 17 and the
+# jars deploy/install-deps.sh fetched), its topics made by `xsell topics create`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +18,8 @@ PARTITIONS=${XSELL_DEMO_PARTITIONS:-32}
 SAMPLE=${XSELL_DEMO_SAMPLE:-4}
 HTTP=${XSELL_DEMO_HTTP:-127.0.0.1:8080}
 KEEP=${XSELL_DEMO_KEEP:-0}
+KAFKA=${KAFKA:-dev}
+case "$KAFKA" in dev|real) ;; *) echo "demo: KAFKA must be dev or real, not '$KAFKA'" >&2; exit 2 ;; esac
 
 if [ ! -r "$DATA" ]; then
   echo "demo: cannot read the data set $DATA (the shared data directory must sit beside the checkout)" >&2
@@ -26,16 +31,24 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ "$KAFKA" = real ]; then bash tests/kafka/kafka.sh stop --dir "$WORK/kafka" || true; fi
 }
 trap cleanup EXIT INT TERM
 
 t0=$(date +%s)
-echo "== starting the development broker ($PARTITIONS partitions per topic)"
-"$BIN/xsell" devbroker --partitions "$PARTITIONS" --bootstrap-file "$WORK/bootstrap" \
-  >"$WORK/devbroker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
-[ -s "$WORK/bootstrap" ] || { echo "demo: the broker did not start; see $WORK/devbroker.log" >&2; exit 1; }
+if [ "$KAFKA" = real ]; then
+  echo "== starting Apache Kafka ${XS_KAFKA_VERSION:-3.9.2} (one KRaft node) and creating the topics ($PARTITIONS partitions)"
+  bash tests/kafka/kafka.sh start --dir "$WORK/kafka" --owner $$ >"$WORK/bootstrap"
+  "$BIN/xsell" topics create --bootstrap-file "$WORK/bootstrap" --partitions "$PARTITIONS" \
+    2>"$WORK/topics.log" | sed 's/^/   /'
+else
+  echo "== starting the development broker ($PARTITIONS partitions per topic)"
+  "$BIN/xsell" devbroker --partitions "$PARTITIONS" --bootstrap-file "$WORK/bootstrap" \
+    >"$WORK/devbroker.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
+  [ -s "$WORK/bootstrap" ] || { echo "demo: the broker did not start; see $WORK/devbroker.log" >&2; exit 1; }
+fi
 echo "   bootstrap: $(cat "$WORK/bootstrap")"
 
 echo "== loading $DATA"

@@ -1413,6 +1413,7 @@ static xs_err_t describe_metadata(rd_kafka_t *rk, const char *topic, int timeout
     }
     info->partitions = -1;
     info->replication = -1;
+    info->leader = -1;
     info->leaderless = 0;
     for (int i = 0; i < md->topic_cnt; i++) {
         const struct rd_kafka_metadata_topic *t = &md->topics[i];
@@ -1420,8 +1421,10 @@ static xs_err_t describe_metadata(rd_kafka_t *rk, const char *topic, int timeout
             continue;
         info->partitions = t->partition_cnt;
         for (int p = 0; p < t->partition_cnt; p++) {
-            if (p == 0)
+            if (p == 0) {
                 info->replication = t->partitions[p].replica_cnt;
+                info->leader = t->partitions[p].leader;
+            }
             if (t->partitions[p].err || t->partitions[p].leader < 0)
                 info->leaderless++;
         }

@@ -96,6 +96,8 @@ enum {
 #define XS_HEALTH_STALL_MS 120000.0
 /* Longest wait of an HTTP query for the worker's lock. */
 #define XS_QUERY_LOCK_MS 5000
+/* Budget of each metadata request of the start-up partition parity check. */
+#define XS_PARITY_TIMEOUT_MS 5000
 
 struct xs_worker {
     const xs_config_t *cfg;
@@ -967,6 +969,33 @@ static xs_err_t start_http(xs_worker_t *w, char *errstr, size_t errstr_size)
     return XS_OK;
 }
 
+/*
+ * The click and cart topics are both keyed by user and must have the same
+ * partition count, so that one user's events of both kinds land on the same
+ * partition number and so in the same worker's state. Refuses to start when
+ * the broker's metadata shows different counts; a topic not (yet) known or
+ * a metadata failure is left to the consumer (it waits for it).
+ */
+static xs_err_t check_input_parity(xs_worker_t *w, const char *bootstrap, const xs_kv_t *kconf,
+                                   size_t n_kafka, char *errstr, size_t errstr_size)
+{
+    char why[512];
+    int clicks = xs_kafka_partition_count(bootstrap, kconf, n_kafka, w->topic_clicks,
+                                          XS_PARITY_TIMEOUT_MS, why, sizeof(why));
+    int cart = clicks > 0 ? xs_kafka_partition_count(bootstrap, kconf, n_kafka, w->topic_cart,
+                                                     XS_PARITY_TIMEOUT_MS, why, sizeof(why))
+                          : -1;
+    if (clicks > 0 && cart > 0 && clicks != cart) {
+        xs_errstr_set(errstr, errstr_size,
+                      "input topics %s (%d partitions) and %s (%d partitions) must have the same "
+                      "partition count: both are keyed by user_id and one user's events must land "
+                      "on the same partition number (`xsell topics check` reports the topics)",
+                      w->topic_clicks, clicks, w->topic_cart, cart);
+        return XS_ERR_CONFIG;
+    }
+    return XS_OK;
+}
+
 xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t errstr_size)
 {
     const xs_config_t *cfg = opts->config;
@@ -1086,6 +1115,8 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
         goto fail;
     }
     if (!(w->producer = xs_producer_new(bootstrap, kconf, n_kafka, errstr, errstr_size)))
+        goto fail;
+    if (check_input_parity(w, bootstrap, kconf, n_kafka, errstr, errstr_size) != XS_OK)
         goto fail;
     const char *topics[3];
     size_t n_topics = 0;

@@ -6,8 +6,10 @@
  *                     [--cache-mb M]                   the engine over RocksDB, with
  *                                                      checkpoints; bytes on disk
  *   xsell bench e2e   [--json] [workload] [--rate R] [--partitions P]
+ *                     [--bootstrap B | --bootstrap-file F]
  *                                                      the worker on the development
- *                                                      broker, against a passthrough
+ *                                                      broker (or on the Kafka cluster
+ *                                                      at B), against a passthrough
  *   workload: --events N --users N --items N --seed S (synthetic, lib/synth.c)
  *             or --dataset FORMAT FILE... (a real data set, as `xsell eval` reads it)
  *   --config FILE / --set key=value: engine and worker settings (as the worker)
@@ -22,6 +24,11 @@
  * latency is the time from the produce call of a trigger event to the
  * arrival of its list at a consumer of the output topic, in one process on
  * one clock (CLOCK_MONOTONIC).
+ *
+ * External broker (--bootstrap). The run creates its own topics through the
+ * Admin API, named "bench-<pid>-<ms>." + the usual name (a real broker keeps
+ * what earlier runs wrote), with the broker's default replication; the
+ * worker's group id gets the same prefix. The topics are left on the broker.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -63,6 +70,8 @@ typedef struct bench_opts {
     double rate_seconds;
     int partitions;
     uint64_t e2e_events; /* e2e maximum-rate run */
+    const char *bootstrap;      /* e2e: an external broker (NULL: the development broker) */
+    const char *bootstrap_file; /* e2e: its bootstrap string in a file */
     bool digest;         /* core/state: digest of every list, for comparing builds */
 } bench_opts_t;
 
@@ -582,6 +591,10 @@ static int64_t mono_us(void)
 typedef struct e2e {
     const bench_opts_t *o;
     const char *bootstrap;
+    bool external;
+    /* topic names: the usual ones on the development broker, prefixed on an external one */
+    char t_clicks[160], t_cart[160], t_catalog[160], t_out[160], t_dlq[160];
+    char t_pt_in[160], t_pt_in_cart[160], t_pt_out[160], group[160];
     enc_events_t ev;
     _Atomic int64_t *sent_us;   /* per event: produce call time, 0 = not sent */
     int64_t *lat_xsell_us;      /* per event: latency of its list (-1 none) */
@@ -600,7 +613,7 @@ static void *meter_thread(void *arg)
 {
     e2e_t *x = arg;
     char errstr[512] = "";
-    const char *topics[] = {"xsell.cross-sell", PT_OUT};
+    const char *topics[] = {x->t_out, x->t_pt_out};
     xs_consumer_opts_t co = {.bootstrap = x->bootstrap, .topics = topics, .n_topics = 2,
                              .start_offset = XS_OFFSET_BEGINNING};
     xs_kv_t conf[] = {{"fetch.wait.max.ms", "1"}, {"log.connection.close", "false"}};
@@ -625,7 +638,7 @@ static void *meter_thread(void *arg)
         }
         int64_t now = mono_us();
         char reason[256];
-        bool pt = strcmp(m.topic, PT_OUT) == 0;
+        bool pt = strcmp(m.topic, x->t_pt_out) == 0;
         uint64_t h = 0;
         if (pt) {
             xs_event_kind_t kind;
@@ -670,7 +683,7 @@ static void *passthrough_thread(void *arg)
 {
     e2e_t *x = arg;
     char errstr[512] = "";
-    const char *topics[] = {PT_IN, PT_IN_CART};
+    const char *topics[] = {x->t_pt_in, x->t_pt_in_cart};
     xs_kv_t cconf[] = {{"fetch.wait.max.ms", "1"}};
     xs_kv_t pconf[] = {{"linger.ms", "1"}};
     xs_consumer_opts_t co = {.bootstrap = x->bootstrap, .topics = topics, .n_topics = 2,
@@ -681,7 +694,7 @@ static void *passthrough_thread(void *arg)
         xs_msg_t m;
         xs_err_t err = xs_consumer_poll(c, 50, &m, errstr, sizeof(errstr));
         if (err == XS_OK)
-            err = xs_producer_send(p, PT_OUT, -1, m.key, m.key_len, m.value, m.value_len, NULL, 0,
+            err = xs_producer_send(p, x->t_pt_out, -1, m.key, m.key_len, m.value, m.value_len, NULL, 0,
                                    errstr, sizeof(errstr));
         if (err && err != XS_ERR_EOF)
             break;
@@ -716,8 +729,8 @@ static xs_err_t feed(e2e_t *x, xs_producer_t *p, size_t from, size_t to, bool pa
             }
         }
         const enc_events_t *v = &x->ev;
-        const char *topic = passthrough ? (v->is_cart[i] ? PT_IN_CART : PT_IN)
-                            : v->is_cart[i] ? "xsell.cart" : "xsell.clicks";
+        const char *topic = passthrough ? (v->is_cart[i] ? x->t_pt_in_cart : x->t_pt_in)
+                            : v->is_cart[i] ? x->t_cart : x->t_clicks;
         atomic_store(&x->sent_us[i], mono_us());
         xs_err_t err = xs_producer_send(p, topic, -1, v->data.data + v->key_off[i], v->key_len[i],
                                         v->data.data + v->off[i], v->len[i], NULL, 0, errstr,
@@ -788,12 +801,55 @@ static const char *const e2e_overrides[][2] = {
     {"commit.interval.ms", "200"},
 };
 
+/*
+ * The broker and the topics: a development broker in process, or the
+ * external one of --bootstrap with topics of this run's own (Admin API).
+ */
+static xs_err_t set_up_broker(e2e_t *x, xs_devbroker_t **db, char **bs_owned, char *errstr,
+                              size_t errstr_size)
+{
+    const bench_opts_t *o = x->o;
+    char prefix[96] = "";
+    x->external = o->bootstrap || o->bootstrap_file;
+    if (x->external) {
+        if (xs_cli_bootstrap(o->bootstrap, o->bootstrap_file, 10000, bs_owned, errstr,
+                             errstr_size) != XS_OK)
+            return XS_ERR_INVALID;
+        x->bootstrap = *bs_owned;
+        snprintf(prefix, sizeof(prefix), "bench-%ld-%lld.", (long)getpid(),
+                 (long long)time(NULL));
+    }
+    char *names[] = {x->t_clicks, x->t_cart,    x->t_catalog,     x->t_out,
+                     x->t_dlq,    x->t_pt_in,   x->t_pt_in_cart,  x->t_pt_out};
+    const char *base[] = {"xsell.clicks", "xsell.cart", "xsell.catalog", "xsell.cross-sell",
+                          "xsell.dlq",    PT_IN,        PT_IN_CART,      PT_OUT};
+    for (size_t i = 0; i < XS_ARRAY_SIZE(names); i++)
+        snprintf(names[i], sizeof(x->t_clicks), "%s%s", prefix, base[i]);
+    snprintf(x->group, sizeof(x->group), "%sxsell-bench", prefix);
+    if (!x->external) {
+        if (!(*db = xs_devbroker_new(1, errstr, errstr_size)))
+            return XS_ERR_KAFKA;
+        x->bootstrap = xs_devbroker_bootstraps(*db);
+        for (size_t i = 0; i < XS_ARRAY_SIZE(names); i++)
+            if (xs_devbroker_create_topic(*db, names[i], o->partitions, errstr, errstr_size))
+                return XS_ERR_KAFKA;
+        return XS_OK;
+    }
+    static const xs_kv_t compact[] = {{"cleanup.policy", "compact"}};
+    xs_topic_spec_t specs[XS_ARRAY_SIZE(names)];
+    for (size_t i = 0; i < XS_ARRAY_SIZE(names); i++)
+        specs[i] = (xs_topic_spec_t){names[i], o->partitions, -1, i == 2 ? compact : NULL, i == 2};
+    return xs_kafka_create_topics(x->bootstrap, NULL, 0, specs, XS_ARRAY_SIZE(specs), 30000,
+                                  errstr, errstr_size);
+}
+
 static int run_e2e(const bench_opts_t *o)
 {
     char errstr[1024] = "";
     int rc = 1;
     e2e_t x;
     xs_devbroker_t *db = NULL;
+    char *bs_owned = NULL;
     xs_producer_t *prod = NULL;
     xs_config_t *cfg = NULL;
     pthread_t th_meter, th_pt, th_worker;
@@ -822,14 +878,8 @@ static int run_e2e(const bench_opts_t *o)
     for (size_t i = 0; i < x.ev.n; i++)
         x.lat_xsell_us[i] = x.lat_pt_us[i] = -1;
 
-    if (!(db = xs_devbroker_new(1, errstr, sizeof(errstr))))
+    if (set_up_broker(&x, &db, &bs_owned, errstr, sizeof(errstr)) != XS_OK)
         goto out;
-    x.bootstrap = xs_devbroker_bootstraps(db);
-    const char *topics[] = {"xsell.clicks", "xsell.cart",    "xsell.catalog", "xsell.cross-sell",
-                            "xsell.dlq",    PT_IN,           PT_IN_CART, PT_OUT};
-    for (size_t i = 0; i < XS_ARRAY_SIZE(topics); i++)
-        if (xs_devbroker_create_topic(db, topics[i], o->partitions, errstr, sizeof(errstr)))
-            goto out;
     xs_kv_t pconf[] = {{"linger.ms", "1"}};
     if (!(prod = xs_producer_new(x.bootstrap, pconf, 1, errstr, sizeof(errstr))))
         goto out;
@@ -896,8 +946,10 @@ static int run_e2e(const bench_opts_t *o)
         }
     }
     const char *fixed[][2] = {{"kafka.bootstrap.servers", x.bootstrap}, {"state.dir", dir},
-                              {"group.id", "xsell-bench"}, {"http.address", ""},
-                              {"log.progress.seconds", "0"}};
+                              {"group.id", x.group}, {"http.address", ""},
+                              {"log.progress.seconds", "0"}, {"topics.clicks", x.t_clicks},
+                              {"topics.cart", x.t_cart}, {"topics.catalog", x.t_catalog},
+                              {"topics.output", x.t_out}, {"topics.dlq", x.t_dlq}};
     for (size_t i = 0; i < XS_ARRAY_SIZE(fixed); i++)
         if (xs_config_set(cfg, fixed[i][0], fixed[i][1], "bench", errstr, sizeof(errstr)))
             goto out;
@@ -946,8 +998,10 @@ static int run_e2e(const bench_opts_t *o)
     if (o->json) {
         printf("{\"mode\":\"e2e\",");
         workload_json(o, x.ev.n);
-        printf(",\"partitions\":%d,\"broker\":\"librdkafka mock cluster, in process\",",
-               o->partitions);
+        printf(",\"partitions\":%d,\"broker\":\"%s\",", o->partitions,
+               x.external ? "external" : "librdkafka mock cluster, in process");
+        if (x.external)
+            printf("\"bootstrap\":\"%s\",", x.bootstrap);
         printf("\"passthrough\":{\"events\":%zu,\"delivered\":%" PRIu64
                ",\"seconds\":%.3f,\"events_per_s\":%.0f,",
                n_max, pt_n, pt_s, pt_eps);
@@ -970,7 +1024,12 @@ static int run_e2e(const bench_opts_t *o)
         }
         printf("},\"rss_peak_bytes\":%" PRIu64 "}\n", peak);
     } else {
-        printf("xsell bench e2e: %d partitions, development broker in process\n", o->partitions);
+        if (x.external)
+            printf("xsell bench e2e: %d partitions, broker at %s (topics %s*)\n", o->partitions,
+                   x.bootstrap, x.group);
+        else
+            printf("xsell bench e2e: %d partitions, development broker in process\n",
+                   o->partitions);
         printf("  passthrough  %9.0f events/s   latency ms p50 %.2f p95 %.2f p99 %.2f max %.2f\n",
                pt_eps, lp.p50, lp.p95, lp.p99, lp.max);
         printf("  passthrough at %.0f events/s offered: latency ms p50 %.2f p95 %.2f p99 %.2f "
@@ -1003,6 +1062,7 @@ out:
     xs_worker_destroy(x.worker);
     xs_producer_destroy(prod);
     xs_devbroker_destroy(db);
+    free(bs_owned);
     xs_config_destroy(cfg);
     if (dir_made)
         xs_store_destroy_dir(dir, NULL, 0);
@@ -1024,7 +1084,9 @@ static void usage(FILE *out)
             "                  [--config FILE] [--set key=value]...\n"
             "  core, state: [--digest] (a digest of every list, to compare builds)\n"
             "  state: [--state-dir D] [--checkpoint-events N] [--cache-mb M]\n"
-            "  e2e:   [--partitions P] [--e2e-events N] [--rate EVENTS_PER_S] [--rate-seconds S]\n");
+            "  e2e:   [--partitions P] [--e2e-events N] [--rate EVENTS_PER_S] [--rate-seconds S]\n"
+            "         [--bootstrap B | --bootstrap-file F] (a Kafka cluster; default: the\n"
+            "         development broker in process)\n");
 }
 
 int xs_cli_bench(int argc, char **argv)
@@ -1114,6 +1176,10 @@ int xs_cli_bench(int argc, char **argv)
         } else if (!strcmp(a, "--partitions") && more) {
             if (!xs_cli_parse_int(a, argv[++i], 1, 256, &o.partitions, errstr, sizeof(errstr)))
                 goto bad;
+        } else if (!strcmp(a, "--bootstrap") && more) {
+            o.bootstrap = argv[++i];
+        } else if (!strcmp(a, "--bootstrap-file") && more) {
+            o.bootstrap_file = argv[++i];
         } else if (!strcmp(a, "--e2e-events") && more) {
             if (!xs_cli_parse_u64(a, argv[++i], &o.e2e_events, errstr, sizeof(errstr)))
                 goto bad;

@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
     {"devbroker", xs_cli_devbroker, "run the development Kafka broker (librdkafka mock cluster)"},
     {"produce", xs_cli_produce, "load a dataset or JSON-lines file into the input topics"},
+    {"topics", xs_cli_topics, "create or check the worker's topics on a Kafka cluster (Admin API)"},
     {"tail", xs_cli_tail, "decode the cross-sell output topic as JSON lines"},
     {"eval", xs_cli_eval, "offline prequential evaluation against exact and popularity baselines"},
     {"bench", xs_cli_bench, "benchmarks: engine alone, with RocksDB state, end to end on a broker"},

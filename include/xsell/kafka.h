@@ -242,6 +242,7 @@ xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size
 typedef struct xs_topic_info {
     int partitions;          /* -1: no such topic */
     int replication;         /* replicas of partition 0 */
+    int leader;              /* broker id of partition 0's leader, -1 none */
     int leaderless;          /* partitions without a leader right now */
     char cleanup_policy[32]; /* "delete", "compact", "compact,delete" */
 } xs_topic_info_t;

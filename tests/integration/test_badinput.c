@@ -271,7 +271,7 @@ static void send_bad(xs_producer_t *p, xs_codec_t *codec, xs_buf_t *b)
     assert_non_null(m->value);
     if (b->len)
         memcpy(m->value, b->data, b->len);
-    send_raw(p, kinds[m->kind].topic, m->key, m->value, m->len);
+    send_raw(p, xst_topic(kinds[m->kind].topic), m->key, m->value, m->len);
     n_bad++;
 }
 
@@ -341,8 +341,8 @@ static void test_bad_input(void **state)
     (void)state;
     char errstr[1024] = "";
     int64_t t0 = xsp_now_ms();
-    xs_devbroker_t *db = xst_devbroker(2);
-    const char *bs = xs_devbroker_bootstraps(db);
+    xst_broker_t *db = xst_broker("badinput", 2);
+    const char *bs = xst_bootstrap(db);
     xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
     assert_non_null(codec);
     xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
@@ -453,7 +453,7 @@ static void test_bad_input(void **state)
     free(u);
 
     /* Dead letters: original key and bytes, once each. */
-    const char *topics[] = {"xsell.dlq"};
+    const char *topics[] = {xst_topic("xsell.dlq")};
     xs_consumer_opts_t co = {.bootstrap = bs, .topics = topics, .n_topics = 1,
                              .start_offset = XS_OFFSET_BEGINNING};
     xs_consumer_t *c = xs_consumer_new(&co, errstr, sizeof(errstr));
@@ -484,8 +484,8 @@ static void test_bad_input(void **state)
     char cmd[1024], hdr_path[600];
     snprintf(hdr_path, sizeof(hdr_path), "%s/dlq-headers.txt", dir);
     snprintf(cmd, sizeof(cmd),
-             "kcat -b '%s' -C -t xsell.dlq -o beginning -e -q -f '%%k\\t%%h\\n' > '%s'", bs,
-             hdr_path);
+             "kcat -b '%s' -C -t '%s' -o beginning -e -q -f '%%k\\t%%h\\n' > '%s'", bs,
+             xst_topic("xsell.dlq"), hdr_path);
     if (system(cmd) != 0)
         fail_msg("kcat failed (is kcat installed? deploy/install-deps.sh installs it): %s", cmd);
     size_t hl = 0;
@@ -504,8 +504,8 @@ static void test_bad_input(void **state)
         if (!strstr(reason, kinds[bm->kind].reason))
             fail_msg("%s: reason header '%.200s' does not contain '%s'", bm->key, reason,
                      kinds[bm->kind].reason);
-        char src[64];
-        snprintf(src, sizeof(src), "xsell.source.topic=%s", kinds[bm->kind].topic);
+        char src[320];
+        snprintf(src, sizeof(src), "xsell.source.topic=%s", xst_topic(kinds[bm->kind].topic));
         assert_non_null(strstr(tab, src));
         assert_non_null(strstr(tab, "xsell.source.offset="));
         per_kind[bm->kind]++;
@@ -523,7 +523,7 @@ static void test_bad_input(void **state)
     xs_buf_free(&b);
     xs_producer_destroy(p);
     xs_codec_destroy(codec);
-    xs_devbroker_destroy(db);
+    xst_broker_free(db);
     xst_rmrf(dir);
     free(dir);
 }
@@ -566,8 +566,8 @@ static void test_bad_utf8(void **state)
 {
     (void)state;
     char errstr[1024] = "";
-    xs_devbroker_t *db = xst_devbroker(1);
-    const char *bs = xs_devbroker_bootstraps(db);
+    xst_broker_t *db = xst_broker("badutf8", 1);
+    const char *bs = xst_bootstrap(db);
     xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
     assert_non_null(codec);
     xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
@@ -674,7 +674,7 @@ static void test_bad_utf8(void **state)
     free(u);
 
     /* Published lists: good strings only. */
-    xst_lists_t lists = xst_read_lists(bs, codec, "xsell.cross-sell");
+    xst_lists_t lists = xst_read_lists(bs, codec, xst_topic("xsell.cross-sell"));
     size_t n_lists = lists.n;
     assert_int_equal(lists.n, r.lists);
     for (size_t i = 0; i < lists.n; i++)
@@ -687,7 +687,8 @@ static void test_bad_utf8(void **state)
     char cmd[1024], hdr_path[600];
     snprintf(hdr_path, sizeof(hdr_path), "%s/dlq-headers.txt", dir);
     snprintf(cmd, sizeof(cmd),
-             "kcat -b '%s' -C -t xsell.dlq -o beginning -e -q -f '%%h\\n' > '%s'", bs, hdr_path);
+             "kcat -b '%s' -C -t '%s' -o beginning -e -q -f '%%h\\n' > '%s'", bs,
+             xst_topic("xsell.dlq"), hdr_path);
     if (system(cmd) != 0)
         fail_msg("kcat failed (is kcat installed? deploy/install-deps.sh installs it): %s", cmd);
     size_t hl = 0, lines = 0;
@@ -704,7 +705,7 @@ static void test_bad_utf8(void **state)
     free(hdrs);
     xs_producer_destroy(p);
     xs_codec_destroy(codec);
-    xs_devbroker_destroy(db);
+    xst_broker_free(db);
     xst_rmrf(dir);
     free(dir);
 }

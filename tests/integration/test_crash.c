@@ -31,6 +31,9 @@
  * stored offsets advance monotonically across kills.
  * Runtime (2 cores): about 150 s in the normal build (200,000 events); the
  * ASan+UBSan build runs the same test on the first 60,000 events.
+ * XS_CRASH_EVENTS overrides the count. On a real Kafka broker (ctest's
+ * kafka_test_crash, XS_KAFKA_BOOTSTRAP_FILE) the same test runs on topics
+ * and groups of its own (xstest.h).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -56,9 +59,9 @@
 #endif
 #endif
 #ifdef XS_ASAN
-#define N_EVENTS 60000 /* the sanitizer build: same test, 4x slower per event */
+#define N_EVENTS_DEFAULT 60000 /* the sanitizer build: same test, 4x slower per event */
 #else
-#define N_EVENTS 200000
+#define N_EVENTS_DEFAULT 200000
 #endif
 #define MIN_KILLS 10
 #define OUT_PARTITIONS 16
@@ -71,28 +74,12 @@ static unsigned rng_next(void)
     return (rng_state >> 8) & 0xffffff;
 }
 
-static xs_devbroker_t *crash_broker(void)
+static xst_broker_t *crash_broker(void)
 {
-    char errstr[512] = "";
-    xs_devbroker_t *db = xs_devbroker_new(1, errstr, sizeof(errstr));
-    if (!db)
-        fail_msg("devbroker: %s", errstr);
-    const struct {
-        const char *name;
-        int partitions;
-    } topics[] = {
-        {"xsell.clicks", 1},
-        {"xsell.cart", 1},
-        {"xsell.catalog", 1},
-        {"xsell.dlq", 1},
-        {"xsell.cross-sell.ref", OUT_PARTITIONS},
-        {"xsell.cross-sell.crash", OUT_PARTITIONS},
-    };
-    for (size_t i = 0; i < XS_ARRAY_SIZE(topics); i++)
-        if (xs_devbroker_create_topic(db, topics[i].name, topics[i].partitions, errstr,
-                                      sizeof(errstr)))
-            fail_msg("create topic %s: %s", topics[i].name, errstr);
-    return db;
+    const char *names[] = {"xsell.clicks", "xsell.cart", "xsell.catalog", "xsell.dlq",
+                           "xsell.cross-sell.ref", "xsell.cross-sell.crash"};
+    const int partitions[] = {1, 1, 1, 1, OUT_PARTITIONS, OUT_PARTITIONS};
+    return xst_broker_topics("crash", names, partitions, XS_ARRAY_SIZE(names));
 }
 
 static void set(xs_config_t *cfg, const char *k, const char *v)
@@ -103,18 +90,21 @@ static void set(xs_config_t *cfg, const char *k, const char *v)
 }
 
 /* Starts one crash-run worker; returns its pid. */
-static pid_t start_worker(const char *bs, const char *dir, int run, bool until_end,
-                          const char *log)
+static pid_t start_worker(const char *bs, const char *dir, const char *topics_conf, int run,
+                          bool until_end, const char *log)
 {
-    char bin[1024], group[32], bsset[512];
+    char bin[1024], name[32], group[256], bsset[512], output[300];
     snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
-    snprintf(group, sizeof(group), "crash-%d", run);
+    snprintf(name, sizeof(name), "crash-%d", run);
+    snprintf(group, sizeof(group), "%s", xst_group(name));
     snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
+    snprintf(output, sizeof(output), "topics.output=%s", xst_topic("xsell.cross-sell.crash"));
     char *argv[] = {bin,
+                    "--config", (char *)topics_conf,
                     "--set", bsset,
                     "--state-dir", (char *)dir,
                     "--group", group,
-                    "--set", "topics.output=xsell.cross-sell.crash",
+                    "--set", output,
                     "--set", "commit.interval.ms=250",
                     "--set", "cache.max.bytes=1048576",
                     "--set", "checkpoint.dirty.bytes=262144",
@@ -139,11 +129,14 @@ static void test_crash_recovery(void **state)
     rng_state = seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL);
     fprintf(stderr, "crash test: seed %u (XS_CRASH_SEED to repeat)\n", rng_state);
 
-    xs_devbroker_t *db = crash_broker();
-    const char *bs = xs_devbroker_bootstraps(db);
+    const char *n_env = getenv("XS_CRASH_EVENTS");
+    const uint64_t N_EVENTS = n_env ? strtoull(n_env, NULL, 10) : N_EVENTS_DEFAULT;
+    xst_broker_t *db = crash_broker();
+    const char *bs = xst_bootstrap(db);
     xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
     assert_non_null(codec);
     char *tmp = xst_tmpdir("crash");
+    char *topics_conf = xst_topics_config(tmp);
     char dir_a[600], dir_b[600], log[600], dump_a[600], dump_b[600];
     snprintf(dir_a, sizeof(dir_a), "%s/state-ref", tmp);
     snprintf(dir_b, sizeof(dir_b), "%s/state-crash", tmp);
@@ -156,15 +149,15 @@ static void test_crash_recovery(void **state)
 
     /* Reference: uninterrupted, in-process. */
     xs_config_t *cfg = xst_worker_config(bs, dir_a, "reference");
-    set(cfg, "topics.output", "xsell.cross-sell.ref");
+    set(cfg, "topics.output", xst_topic("xsell.cross-sell.ref"));
     set(cfg, "commit.interval.ms", "1000");
     set(cfg, "http.address", "");
     xst_run_t ref = xst_run_worker_until_end(cfg);
     xs_config_destroy(cfg);
     assert_int_equal(ref.events, N_EVENTS); /* nothing lost to retention, nothing rejected */
     assert_int_equal(ref.dlq, 0);
-    int64_t end_cart = xsp_stored_offset(dir_a, "xsell.cart", 0);
-    int64_t end_catalog = xsp_stored_offset(dir_a, "xsell.catalog", 0);
+    int64_t end_cart = xsp_stored_offset(dir_a, xst_topic("xsell.cart"), 0);
+    int64_t end_catalog = xsp_stored_offset(dir_a, xst_topic("xsell.catalog"), 0);
     assert_int_equal(end_cart + end_catalog, N_EVENTS);
     int64_t t_ref = xsp_now_ms();
 
@@ -173,7 +166,7 @@ static void test_crash_recovery(void **state)
     int64_t last_off = -1;
     while (mid < MIN_KILLS) {
         snprintf(log, sizeof(log), "%s/worker-%d.log", tmp, run);
-        pid_t pid = start_worker(bs, dir_b, run, false, log);
+        pid_t pid = start_worker(bs, dir_b, topics_conf, run, false, log);
         if (!xsp_wait_log(log, "partitions assigned", pid, 60000))
             fail_msg("run %d: no partition assignment within 60 s (log %s)", run, log);
         /* Every fourth start dies during start-up (first fetch, producer
@@ -195,7 +188,7 @@ static void test_crash_recovery(void **state)
         assert_true(xsp_wait(pid, 30000, &status));
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         kills++;
-        int64_t off = xsp_stored_offset(dir_b, "xsell.cart", 0);
+        int64_t off = xsp_stored_offset(dir_b, xst_topic("xsell.cart"), 0);
         assert_true(off >= last_off); /* a checkpoint is never undone */
         if (!startup && off > last_off && off < end_cart)
             mid++;
@@ -215,7 +208,7 @@ static void test_crash_recovery(void **state)
 
     /* Graceful stop: SIGTERM mid-stream is a final checkpoint and exit 0. */
     snprintf(log, sizeof(log), "%s/worker-%d.log", tmp, run);
-    pid_t pid = start_worker(bs, dir_b, run, false, log);
+    pid_t pid = start_worker(bs, dir_b, topics_conf, run, false, log);
     assert_true(xsp_wait_log(log, "partitions assigned", pid, 60000));
     xsp_sleep_ms(300);
     assert_int_equal(kill(pid, SIGTERM), 0);
@@ -224,7 +217,7 @@ static void test_crash_recovery(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_true(xsp_wait_log(log, "status=ok", 0, 1000));
-    int64_t off_term = xsp_stored_offset(dir_b, "xsell.cart", 0);
+    int64_t off_term = xsp_stored_offset(dir_b, xst_topic("xsell.cart"), 0);
     assert_true(off_term >= last_off);
     fprintf(stderr, "crash test: run %d stopped by SIGTERM, exit 0, stored cart offset %lld\n",
             run, (long long)off_term);
@@ -232,13 +225,13 @@ static void test_crash_recovery(void **state)
 
     /* Last start: to the end. */
     snprintf(log, sizeof(log), "%s/worker-%d.log", tmp, run);
-    pid = start_worker(bs, dir_b, run, true, log);
+    pid = start_worker(bs, dir_b, topics_conf, run, true, log);
     if (!xsp_wait(pid, 600000, &status))
         fail_msg("final run did not finish within 600 s (log %s)", log);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    assert_int_equal(xsp_stored_offset(dir_b, "xsell.cart", 0), end_cart);
-    assert_int_equal(xsp_stored_offset(dir_b, "xsell.catalog", 0), end_catalog);
+    assert_int_equal(xsp_stored_offset(dir_b, xst_topic("xsell.cart"), 0), end_cart);
+    assert_int_equal(xsp_stored_offset(dir_b, xst_topic("xsell.catalog"), 0), end_catalog);
     int64_t t_crash = xsp_now_ms();
 
     /* Same state, byte for byte. */
@@ -249,8 +242,8 @@ static void test_crash_recovery(void **state)
     xsp_assert_same_text("state dumps (reference vs crash run)", a, la, b, lb);
 
     /* Every list of the reference run, and nothing else. */
-    xsp_ids_t ids_ref = xsp_read_list_ids(bs, codec, "xsell.cross-sell.ref");
-    xsp_ids_t ids_crash = xsp_read_list_ids(bs, codec, "xsell.cross-sell.crash");
+    xsp_ids_t ids_ref = xsp_read_list_ids(bs, codec, xst_topic("xsell.cross-sell.ref"));
+    xsp_ids_t ids_crash = xsp_read_list_ids(bs, codec, xst_topic("xsell.cross-sell.crash"));
     assert_int_equal(ids_ref.total, ref.lists);
     assert_int_equal(ids_ref.n, ids_ref.total); /* one list per trigger */
     size_t missing = 0, extra = 0;
@@ -275,7 +268,8 @@ static void test_crash_recovery(void **state)
     xsp_ids_free(&ids_ref);
     xsp_ids_free(&ids_crash);
     xs_codec_destroy(codec);
-    xs_devbroker_destroy(db);
+    xst_broker_free(db);
+    free(topics_conf);
     xst_rmrf(tmp);
     free(tmp);
 }

@@ -450,6 +450,14 @@ static prom_t scrape(void)
     return p;
 }
 
+/* The label set topic="<the test's name of topic>"<rest> (static buffer). */
+static const char *topic_label(const char *topic, const char *rest)
+{
+    static char buf[512];
+    snprintf(buf, sizeof(buf), "topic=\"%s\"%s", xst_topic(topic), rest);
+    return buf;
+}
+
 /* Scrapes until the events and dead letters reach the expected totals. */
 static prom_t scrape_until(double events, double dlq, double ready)
 {
@@ -477,7 +485,7 @@ static xst_lists_t read_published(const char *bs, xs_codec_t *codec, prom_t *m)
 {
     xst_lists_t lists = {0};
     for (int i = 0; i < 100; i++) {
-        lists = xst_read_lists(bs, codec, "xsell.cross-sell");
+        lists = xst_read_lists(bs, codec, xst_topic("xsell.cross-sell"));
         if (lists.n > 0 && prom_sum(m, "xsell_lists_published_total") == (double)lists.n)
             return lists;
         xst_lists_free(&lists);
@@ -627,8 +635,8 @@ static void test_endpoints(void **state)
 {
     (void)state;
     char errstr[512] = "";
-    xs_devbroker_t *db = xst_devbroker(2);
-    const char *bs = xs_devbroker_bootstraps(db);
+    xst_broker_t *db = xst_broker("http", 2);
+    const char *bs = xst_bootstrap(db);
     xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
     assert_non_null(codec);
     xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
@@ -646,13 +654,16 @@ static void test_endpoints(void **state)
 
     char set_port[700];
     snprintf(set_port, sizeof(set_port), "http.port.file=%s", portfile);
+    char *topics_conf = xst_topics_config(dir);
     char *argv[] = {(char *)worker_bin(),
+                    "--config",
+                    topics_conf,
                     "--bootstrap",
                     (char *)bs,
                     "--state-dir",
                     statedir,
                     "--group",
-                    "http-test",
+                    (char *)xst_group("http-test"),
                     "--http",
                     "127.0.0.1:0",
                     "--from-beginning",
@@ -728,7 +739,7 @@ static void test_endpoints(void **state)
     ev.list_id = strdup(cited->list_id);
     xst_produce_event(p, codec, &ev);
     xs_event_clear(&ev);
-    assert_int_equal(xs_producer_send(p, "xsell.clicks", -1, "k", 1, "\xC3\x01garbage", 9, NULL, 0,
+    assert_int_equal(xs_producer_send(p, xst_topic("xsell.clicks"), -1, "k", 1, "\xC3\x01garbage", 9, NULL, 0,
                                       errstr, sizeof(errstr)),
                      XS_OK);
     assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
@@ -739,14 +750,14 @@ static void test_endpoints(void **state)
     m = scrape_until(n_events, 1, 1);
     lists = read_published(bs, codec, &m);
     char labels[256];
-    assert_true(prom_value(&m, "xsell_events_total", "topic=\"xsell.cart\",type=\"PURCHASE\"") ==
-                purchases);
-    assert_true(
-        prom_value(&m, "xsell_events_total", "topic=\"xsell.catalog\",type=\"ITEM_UPDATE\"") == 6);
     assert_true(prom_value(&m, "xsell_events_total",
-                           "topic=\"xsell.clicks\",type=\"RECOMMENDATION_CLICK\"") == 4);
+                           topic_label("xsell.cart", ",type=\"PURCHASE\"")) == purchases);
+    assert_true(prom_value(&m, "xsell_events_total",
+                           topic_label("xsell.catalog", ",type=\"ITEM_UPDATE\"")) == 6);
+    assert_true(prom_value(&m, "xsell_events_total",
+                           topic_label("xsell.clicks", ",type=\"RECOMMENDATION_CLICK\"")) == 4);
     assert_true(prom_value(&m, "xsell_dlq_messages_total", "reason=\"decode\"") == 1);
-    assert_true(prom_value(&m, "xsell_decode_errors_total", "topic=\"xsell.clicks\"") == 1);
+    assert_true(prom_value(&m, "xsell_decode_errors_total", topic_label("xsell.clicks", "")) == 1);
     /* Lists by placement and arm: exactly what the output topic holds. */
     assert_true(prom_sum(&m, "xsell_lists_published_total") == (double)lists.n);
     assert_true(prom_sum(&m, "xsell_impressions_total") == (double)lists.n);
@@ -961,7 +972,8 @@ static void test_endpoints(void **state)
 
     xs_producer_destroy(p);
     xs_codec_destroy(codec);
-    xs_devbroker_destroy(db);
+    xst_broker_free(db);
+    free(topics_conf);
     xst_rmrf(dir);
     free(dir);
 }

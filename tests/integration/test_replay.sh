@@ -11,7 +11,9 @@
 # Also checks the replay refusals: --from-beginning on a non-empty state
 # directory without --reset-state, and --reset-state without --yes.
 #
-# Environment (set by ctest): XS_BIN_DIR, XS_DATA_DIR.
+# Environment (set by ctest): XS_BIN_DIR, XS_DATA_DIR; XS_KAFKA_BOOTSTRAP_FILE
+# (ctest's kafka_test_replay) runs it on that broker instead of a development
+# broker, on topics and groups of its own, created with `xsell topics create`.
 set -euo pipefail
 : "${XS_BIN_DIR:?}" "${XS_DATA_DIR:?}"
 XSELL="$XS_BIN_DIR/xsell"
@@ -30,36 +32,54 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 head -n 3000 "$DATA" >"$tmp/a.csv"
 sed -n '3001,6000p' "$DATA" >"$tmp/b.csv"
 
-"$XSELL" devbroker --partitions 1 --bootstrap-file "$tmp/bs" >/dev/null 2>"$tmp/broker.err" &
-broker_pid=$!
-for _ in $(seq 100); do [[ -s "$tmp/bs" ]] && break; sleep 0.1; done
-[[ -s "$tmp/bs" ]] || fail "devbroker did not start"
+prefix="" # of topic and group names, on a shared broker
+if [[ -n "${XS_KAFKA_BOOTSTRAP_FILE:-}" ]]; then
+    prefix="replay-$$-$(date +%s%N)."
+    cp "$XS_KAFKA_BOOTSTRAP_FILE" "$tmp/bs" || fail "no broker: $XS_KAFKA_BOOTSTRAP_FILE"
+else
+    "$XSELL" devbroker --partitions 1 --bootstrap-file "$tmp/bs" >/dev/null 2>"$tmp/broker.err" &
+    broker_pid=$!
+    for _ in $(seq 100); do [[ -s "$tmp/bs" ]] && break; sleep 0.1; done
+    [[ -s "$tmp/bs" ]] || fail "devbroker did not start"
+fi
+topics=(--set "topics.clicks=${prefix}xsell.clicks" --set "topics.cart=${prefix}xsell.cart"
+    --set "topics.catalog=${prefix}xsell.catalog" --set "topics.output=${prefix}xsell.cross-sell"
+    --set "topics.dlq=${prefix}xsell.dlq")
+produce_topics=(--click-topic "${prefix}xsell.clicks" --cart-topic "${prefix}xsell.cart"
+    --catalog-topic "${prefix}xsell.catalog")
+if [[ -n "$prefix" ]]; then
+    "$XSELL" topics create --bootstrap-file "$tmp/bs" --partitions 1 "${topics[@]}" \
+        >/dev/null 2>"$tmp/topics.err" || fail "topics create: $(cat "$tmp/topics.err")"
+fi
 
 run_worker() { # state-dir group extra-args...
     local dir=$1 group=$2
     shift 2
-    "$WORKER" --bootstrap-file "$tmp/bs" --state-dir "$dir" --group "$group" \
-        --set http.address= --set log.level=warn --until-end "$@" 2>>"$tmp/worker.err" ||
+    "$WORKER" --bootstrap-file "$tmp/bs" --state-dir "$dir" --group "$prefix$group" \
+        "${topics[@]}" --set http.address= --set log.level=warn --until-end "$@" \
+        2>>"$tmp/worker.err" ||
         fail "worker ($dir $*) exited with $?; $(tail -5 "$tmp/worker.err")"
 }
 
 echo "=== incremental: load A, run; load B, run"
-"$XSELL" produce --bootstrap-file "$tmp/bs" --format baskets "$tmp/a.csv" >/dev/null 2>&1 ||
+"$XSELL" produce --bootstrap-file "$tmp/bs" "${produce_topics[@]}" --format baskets \
+    "$tmp/a.csv" >/dev/null 2>&1 ||
     fail "produce A"
 run_worker "$tmp/inc" inc
 "$XSELL" inspect --state "$tmp/inc" --dump >"$tmp/inc-a.dump" || fail "inspect after A"
-"$XSELL" produce --bootstrap-file "$tmp/bs" --format baskets "$tmp/b.csv" >/dev/null 2>&1 ||
+"$XSELL" produce --bootstrap-file "$tmp/bs" "${produce_topics[@]}" --format baskets \
+    "$tmp/b.csv" >/dev/null 2>&1 ||
     fail "produce B"
 run_worker "$tmp/inc" inc
 "$XSELL" inspect --state "$tmp/inc" --dump >"$tmp/inc.dump" || fail "inspect after B"
 
 echo "=== refusals"
-if "$WORKER" --bootstrap-file "$tmp/bs" --state-dir "$tmp/inc" --set http.address= \
+if "$WORKER" --bootstrap-file "$tmp/bs" --state-dir "$tmp/inc" "${topics[@]}" --set http.address= \
     --from-beginning --until-end 2>"$tmp/refuse1.err"; then
     fail "--from-beginning on a non-empty state directory was accepted"
 fi
 grep -q -- "--reset-state" "$tmp/refuse1.err" || fail "refusal does not mention --reset-state"
-if "$WORKER" --bootstrap-file "$tmp/bs" --state-dir "$tmp/inc" --set http.address= \
+if "$WORKER" --bootstrap-file "$tmp/bs" --state-dir "$tmp/inc" "${topics[@]}" --set http.address= \
     --reset-state --until-end 2>"$tmp/refuse2.err"; then
     fail "--reset-state without --yes was accepted on a non-empty directory"
 fi

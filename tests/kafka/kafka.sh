@@ -23,7 +23,7 @@
 #   XS_KAFKA_VERSION  Apache Kafka release (default 3.9.2, the supported one; see README)
 #   XS_KAFKA_CACHE    jar cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/xsell/kafka); the jars
 #                     of a version are resolved by Maven (tests/kafka/pom.xml, through
-#                     ~/.m2) once, then copied to $XS_KAFKA_CACHE/<version>; later runs
+#                     ~/.m2) once, then copied to $XS_KAFKA_CACHE/<version>-<pom hash>; later runs
 #                     neither call Maven nor download anything
 #   XS_KAFKA_HEAP     JVM heap per node (default 512m)
 #   JAVA              the java binary (default java on PATH; Java 17 or later)
@@ -49,7 +49,8 @@ alive() {
     [[ $st != Z ]]
 }
 
-jars_dir() { echo "$cache/$version"; }
+# One directory per version and per content of pom.xml (a changed descriptor resolves again).
+jars_dir() { echo "$cache/$version-$(sha1sum "$here/pom.xml" | cut -c1-8)"; }
 
 fetch() {
     local jd
@@ -62,7 +63,9 @@ fetch() {
     log "resolving Apache Kafka $version with Maven into $jd"
     rm -rf "$jd.tmp"
     mkdir -p "$jd.tmp"
-    mvn -q -B -f "$here/pom.xml" -Dkafka.version="$version" dependency:copy-dependencies \
+    local major=()
+    [[ $version == 3.* ]] || major=(-Dkafka4)
+    mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -Dkafka.version="$version" "${major[@]}" dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$jd.tmp" >&2 ||
         die "Maven could not resolve org.apache.kafka:kafka_2.13:$version"
     ls "$jd.tmp"/kafka_2.13-"$version".jar >/dev/null 2>&1 || die "no kafka_2.13-$version.jar"
@@ -82,7 +85,8 @@ node_java() { # node -> starts the node's JVM in the background, writes its pid
     # Its own session (setsid): a terminal's Ctrl-C or a test's process group
     # signal does not reach it; stop/kill address it by pid.
     setsid "$java" -Xms128m -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true \
-        -Dlog4j.configuration="file:$dir/log4j.properties" -Dkafka.logs.dir="$dir/node$i" \
+        -Dlog4j.configuration="file:$dir/log4j.properties" \
+        -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/node$i" \
         -cp "$jd/*" kafka.Kafka "$dir/node$i/server.properties" \
         </dev/null >>"$dir/node$i/stdout.log" 2>&1 &
     echo $! >"$dir/node$i/pid"
@@ -125,6 +129,21 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.org.apache.kafka.controller=INFO
 log4j.logger.state.change.logger=WARN
 EOF
+    # The same for Kafka 4.x, which logs through log4j2.
+    cat >"$dir/log4j2.properties" <<'EOF'
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = FILE
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.state.name = state.change.logger
+logger.state.level = warn
+EOF
     for i in $(seq "$n"); do
         cat >"$dir/node$i/server.properties" <<EOF
 process.roles=broker,controller
@@ -152,6 +171,12 @@ log.retention.hours=-1
 log.retention.bytes=-1
 num.network.threads=2
 num.io.threads=4
+# Fail over within seconds when a node dies (defaults 9 s and 30 s): the
+# controller fences a node after 4 s without heartbeat, a leader drops a
+# follower from the ISR after 5 s without fetch (acks=all waits until then).
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+replica.lag.time.max.ms=5000
 EOF
     done
 }
@@ -164,6 +189,7 @@ format_storage() {
     echo "$cid" >"$dir/cluster.id"
     for i in $(seq "$n"); do
         "$java" -Xmx256m -Dlog4j.configuration="file:$dir/log4j.properties" \
+            -Dlog4j2.configurationFile="$dir/log4j2.properties" \
             -Dkafka.logs.dir="$dir/node$i" -cp "$jd/*" kafka.tools.StorageTool format \
             -t "$cid" -c "$dir/node$i/server.properties" >"$dir/node$i/format.log" 2>&1 &
         pids+=($!)
