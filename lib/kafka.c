@@ -58,6 +58,12 @@
  * opts->start_offset, and also offers each partition to hooks.on_assign
  * (preset to opts->start_offset) so a caller keeping offsets elsewhere can
  * seek; on_revoke runs for each partition at destroy.
+ *
+ * Admin. xs_kafka_create_topics / xs_kafka_describe_topic use a throw-away
+ * producer handle and its own queue for the CreateTopics / DescribeConfigs
+ * results; partitions, replicas and leaders come from a full metadata
+ * request. A topic that CreateTopics reports is not usable until every
+ * partition has a leader, so create polls metadata until then.
  */
 #include "xsell/kafka.h"
 

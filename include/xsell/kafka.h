@@ -10,6 +10,8 @@
  *   xs_consumer_t   a consumer, either in a consumer group (subscribe; the
  *                   caller decides each assigned partition's start offset)
  *                   or group-less (assign every partition of the topics).
+ * Plus topic administration through the Admin API (create, describe) for
+ * real clusters: `xsell topics`, the tests and the benchmarks on real Kafka.
  *
  * Configuration: every handle takes an array of xs_kv_t passed verbatim to
  * librdkafka (rd_kafka_conf_set) after xsell's defaults, so user values win.

@@ -9,7 +9,9 @@
 #                                       free ports, wait until every node answers, print the
 #                                       bootstrap string (host:port,...) on stdout and return;
 #                                       the nodes are stopped when process PID exits (default:
-#                                       the caller of kafka.sh; 0: never)
+#                                       the caller of kafka.sh; 0: never). In a script:
+#                                       bs=$(kafka.sh start --owner $$). Three nodes:
+#                                       replication 3 and min.insync.replicas 2 by default
 #   kafka.sh stop [--dir D]             stop every node (SIGTERM, SIGKILL after 20 s), remove D
 #   kafka.sh kill NODE [--dir D]        SIGKILL node NODE (1..N), for fault tests
 #   kafka.sh restart NODE [--dir D]     start node NODE again on its ports and data; wait for it
@@ -65,9 +67,13 @@ fetch() {
     mkdir -p "$jd.tmp"
     local major=()
     [[ $version == 3.* ]] || major=(-Dkafka4)
-    mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -Dkafka.version="$version" "${major[@]}" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$jd.tmp" >&2 ||
+    mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -Dkafka.version="$version" "${major[@]}" \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$jd.tmp" \
+        >"$jd.tmp.log" 2>&1 || {
+        cat "$jd.tmp.log" >&2
         die "Maven could not resolve org.apache.kafka:kafka_2.13:$version"
+    }
+    rm -f "$jd.tmp.log"
     ls "$jd.tmp"/kafka_2.13-"$version".jar >/dev/null 2>&1 || die "no kafka_2.13-$version.jar"
     touch "$jd.tmp/.complete"
     rm -rf "$jd"

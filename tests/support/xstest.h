@@ -1,6 +1,7 @@
 /*
  * Test support: temporary directories, event builders, producing encoded
- * events to the development broker and reading the output topic back.
+ * events to the broker under test (the development broker, or a real Kafka:
+ * xst_broker() below) and reading the output topic back.
  */
 #ifndef XSELL_XSTEST_H
 #define XSELL_XSTEST_H
