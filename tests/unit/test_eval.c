@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "xsell/eval.h"
+#include "xsell/hash.h"
 
 typedef struct text {
     char *s;
@@ -84,6 +85,35 @@ static void run(text_t *t, bool popularity, xs_eval_result_t *res)
     unlink(path);
     if (rc)
         fail_msg("xs_eval_run: %s", err);
+}
+
+/* xs_published_t, the definition shared with the worker's live metric. */
+static void test_published_rank(void **state)
+{
+    (void)state;
+    xs_list_t l;
+    xs_list_init(&l);
+    const char *ids[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        l.items[i].item_id = strdup(ids[i]);
+    l.n_items = 3;
+    l.trigger_items[0] = strdup("t");
+    l.n_trigger_items = 1;
+    l.generated_at = 42;
+    l.placement = XS_PLACEMENT_CART;
+    xs_published_t p;
+    xs_published_note(&p, &l);
+    xs_list_clear(&l);
+    assert_int_equal(p.n_items, 3);
+    assert_int_equal(p.placement, XS_PLACEMENT_CART);
+    assert_int_equal(p.ts, 42);
+    assert_true(p.trigger == xs_hash_str("t"));
+    assert_int_equal(xs_published_rank(&p, "a", 0), 1);
+    assert_int_equal(xs_published_rank(&p, "c", 0), 3);
+    assert_int_equal(xs_published_rank(&p, "c", 2), 0); /* beyond the first k */
+    assert_int_equal(xs_published_rank(&p, "c", 10), 3);
+    assert_int_equal(xs_published_rank(&p, "t", 0), 0);
+    assert_int_equal(xs_published_rank(&p, "", 0), 0);
 }
 
 /*
@@ -386,6 +416,7 @@ static void test_violations_recount(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_published_rank),
         cmocka_unit_test(test_point_uses_previous_list),
         cmocka_unit_test(test_top_items_exact_llr),
         cmocka_unit_test(test_view_points),
