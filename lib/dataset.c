@@ -1599,7 +1599,8 @@ static xs_err_t yc_read_file(rr_ctx_t *c, sink_t *s, const char *path, char *err
     c_time = csv_column(&rec, "Time");
     if (c_session < 0 || c_item < 0 || c_time < 0) {
         xs_errstr_set(errstr, errstr_size,
-                      "%s:%" PRIu64 ": expected a tab-separated header SessionId<TAB>ItemId<TAB>Time",
+                      "%s:%" PRIu64
+                      ": expected a tab-separated header SessionId<TAB>ItemId<TAB>Time",
                       path, rec.lineno);
         err = XS_ERR_DECODE;
         goto out;
@@ -1758,8 +1759,8 @@ static xs_err_t baskets_line(sink_t *s, char *line, size_t len, bool comma, uint
         /* Hand the collected lines over to the event: the last
          * XS_PROFILE_MAX_ITEMS, those the profile still holds from their ADD
          * (naming the earlier ones again would count their pairs twice). */
-        size_t skip = basket.n_lines > XS_PROFILE_MAX_ITEMS ? basket.n_lines - XS_PROFILE_MAX_ITEMS
-                                                            : 0;
+        size_t skip =
+            basket.n_lines > XS_PROFILE_MAX_ITEMS ? basket.n_lines - XS_PROFILE_MAX_ITEMS : 0;
         for (size_t k = 0; k < skip; k++)
             free(basket.lines[k].item_id);
         memmove(basket.lines, basket.lines + skip, (basket.n_lines - skip) * sizeof(*basket.lines));
@@ -1794,8 +1795,8 @@ static xs_err_t read_baskets(const char *const *paths, size_t n_paths, sink_t *s
             if (tlen == 0)
                 continue;
             s->stats->rows++;
-            if ((err = baskets_line(s, line, len, comma, line_base + lr.lineno, &basket_no, &clock)) !=
-                XS_OK)
+            if ((err = baskets_line(s, line, len, comma, line_base + lr.lineno, &basket_no,
+                                    &clock)) != XS_OK)
                 goto out;
         }
         if (err == XS_ERR_EOF)

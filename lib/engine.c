@@ -1897,8 +1897,8 @@ xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls
         return XS_ERR_INVALID;
     if (e->exact_pairs) {
         /* the scorer ranks every pair now: xs_engine_neighbours' ranking, > 0 only */
-        xs_err_t err = xs_engine_neighbours(e, item_id, cls, n, out, n_out, NULL, errstr,
-                                            errstr_size);
+        xs_err_t err =
+            xs_engine_neighbours(e, item_id, cls, n, out, n_out, NULL, errstr, errstr_size);
         while (!err && *n_out > 0 && (*out)[*n_out - 1].similarity <= 0) {
             (*n_out)--;
             free((*out)[*n_out].item_id);
@@ -1916,9 +1916,9 @@ xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls
     xs_top_t sorted[XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED];
     memcpy(sorted, t, (size_t)nt * sizeof(*t));
     for (int i = 1; i < nt; i++)
-        for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
-                                  (sorted[k].sim == sorted[k - 1].sim &&
-                                   sorted[k].item < sorted[k - 1].item));
+        for (int k = i;
+             k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
+                       (sorted[k].sim == sorted[k - 1].sim && sorted[k].item < sorted[k - 1].item));
              k--) {
             xs_top_t x = sorted[k];
             sorted[k] = sorted[k - 1];

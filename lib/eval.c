@@ -54,8 +54,8 @@ typedef struct eval_ctx {
     int k;
     double rebuy_ms;
     xs_eval_result_t *res;
-    xs_hmap_t users;       /* user hash -> eval_user_t* */
-    xs_hmap_t item_idx;    /* item hash -> index + 1 */
+    xs_hmap_t users;    /* user hash -> eval_user_t* */
+    xs_hmap_t item_idx; /* item hash -> index + 1 */
     item_rec_t *items;
     size_t n_items, cap_items;
     xs_hmap_t cart;        /* pair(user, item) -> basket << 32 | quantity */
@@ -65,7 +65,7 @@ typedef struct eval_ctx {
     xs_hmap_t recommended; /* item hash -> 1 */
     point_t *points;
     size_t n_points, cap_points;
-    uint32_t *tx;          /* closed transactions: item indices, each ended by UINT32_MAX */
+    uint32_t *tx; /* closed transactions: item indices, each ended by UINT32_MAX */
     size_t n_tx, cap_tx;
     uint64_t n_transactions;
     char *errstr;
@@ -256,7 +256,8 @@ static xs_err_t observe(eval_ctx_t *c, const xs_event_t *ev, eval_user_t *u, uin
             qty += l->quantity > 0 ? l->quantity : 1;
             if (qty > INT32_MAX)
                 qty = INT32_MAX;
-            err = xs_hmap_put(&c->cart, key, (void *)(((uintptr_t)u->basket << 32) | (uintptr_t)qty));
+            err =
+                xs_hmap_put(&c->cart, key, (void *)(((uintptr_t)u->basket << 32) | (uintptr_t)qty));
             if (!err)
                 err = tx_open_add(c, u, uh, ih, idx);
             break;

@@ -727,8 +727,8 @@ static void json_name(xs_store_t *s, uint64_t h, FILE *out)
     xs_buf_free(&js);
 }
 
-xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE *out,
-                              char *errstr, size_t errstr_size)
+xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE *out, char *errstr,
+                              size_t errstr_size)
 {
     uint64_t h = xs_hash_str(item_id);
     uint8_t key[8];
@@ -744,8 +744,8 @@ xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE 
         goto out;
     if (!found) {
         err = XS_ERR_NOT_FOUND;
-        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record",
-                      item_id, h);
+        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record", item_id,
+                      h);
         goto out;
     }
     if (!(it = malloc(sizeof(*it))) || !(other = malloc(sizeof(*other))) ||
@@ -757,16 +757,15 @@ xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE 
     if ((err = xs_item_decode(it, val.data, val.len, errstr, errstr_size)))
         goto out;
     xs_buf_reset(&val);
-    if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr,
-                            errstr_size)))
+    if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr, errstr_size)))
         goto out;
     if (found && (err = xs_globals_decode(g, val.data, val.len, errstr, errstr_size)))
         goto out;
     fputc('{', out);
     json_name(s, h, out);
     fprintf(out,
-            ",\"users\":{\"bought\":%" PRIu32 ",\"bought_total\":%" PRIu64
-            ",\"viewed\":%" PRIu32 ",\"viewed_total\":%" PRIu64 "}",
+            ",\"users\":{\"bought\":%" PRIu32 ",\"bought_total\":%" PRIu64 ",\"viewed\":%" PRIu32
+            ",\"viewed_total\":%" PRIu64 "}",
             it->n_users[XS_CLASS_BOUGHT], g->users_bought, it->n_users[XS_CLASS_VIEWED],
             g->users_total);
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
@@ -807,12 +806,12 @@ xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE 
             if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
                 xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
                 n_j = other->n_users[cls];
-            double llr = xs_similarity(XS_SIM_LLR, rows[i].count - rows[i].err,
-                                       it->n_users[cls], n_j, n_all, 0);
+            double llr = xs_similarity(XS_SIM_LLR, rows[i].count - rows[i].err, it->n_users[cls],
+                                       n_j, n_all, 0);
             fprintf(out, "%s{", i ? "," : "");
             json_name(s, rows[i].item, out);
-            fprintf(out, ",\"count\":%" PRIu32 ",\"err\":%" PRIu32 ",\"llr\":%.4f}",
-                    rows[i].count, rows[i].err, llr);
+            fprintf(out, ",\"count\":%" PRIu32 ",\"err\":%" PRIu32 ",\"llr\":%.4f}", rows[i].count,
+                    rows[i].err, llr);
         }
         fprintf(out, "]}");
     }

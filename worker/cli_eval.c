@@ -40,10 +40,11 @@ static void *run_thread(void *arg)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets|yoochoose\n"
-                 "                  [--json] [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
-                 "                  [--max-events N] [--threads N] [--models LIST] FILE...\n"
-                 "  --models LIST  subset of xsell,exact,popularity (default: all three)\n");
+    fprintf(out,
+            "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets|yoochoose\n"
+            "                  [--json] [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
+            "                  [--max-events N] [--threads N] [--models LIST] FILE...\n"
+            "  --models LIST  subset of xsell,exact,popularity (default: all three)\n");
 }
 
 /* A JSON string (item ids are data: escape what JSON wants escaped). */
@@ -107,9 +108,9 @@ static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
                "\"bytes_per_item_avg\":%.1f,\"bytes_per_item_max\":%llu,"
                "\"bytes_per_user_avg\":%.1f,\"bytes_per_user_max\":%llu,\"users\":%llu,"
                "\"items\":%llu,",
-               i ? "," : "", r->name, (unsigned long long)r->events,
-               (unsigned long long)r->points, (unsigned long long)r->hits, xs_eval_hitrate(r),
-               xs_eval_mrr(r), xs_placement_name(r->placement), xs_eval_coverage(r),
+               i ? "," : "", r->name, (unsigned long long)r->events, (unsigned long long)r->points,
+               (unsigned long long)r->hits, xs_eval_hitrate(r), xs_eval_mrr(r),
+               xs_placement_name(r->placement), xs_eval_coverage(r),
                r->seconds > 0 ? r->events / r->seconds : 0, r->footprint.item_bytes_avg,
                (unsigned long long)r->footprint.item_bytes_max, r->footprint.user_bytes_avg,
                (unsigned long long)r->footprint.user_bytes_max,

@@ -56,8 +56,8 @@ typedef struct xs_eval_rate {
 } xs_eval_rate_t;
 
 typedef struct xs_eval_decile {
-    xs_eval_rate_t rate;   /* headline points whose trigger item is in this decile */
-    uint64_t items;        /* items in the decile */
+    xs_eval_rate_t rate; /* headline points whose trigger item is in this decile */
+    uint64_t items;      /* items in the decile */
     uint64_t interactions_min, interactions_max;
 } xs_eval_decile_t;
 
@@ -84,9 +84,9 @@ typedef struct xs_eval_result {
     uint64_t points;    /* headline evaluation points (cart, else view) */
     uint64_t hits;
     double mrr_sum;
-    xs_placement_t placement;  /* of the headline points */
-    xs_eval_rate_t cart, view; /* the two kinds of points */
-    xs_eval_rate_t live[XS_PLACEMENT__COUNT]; /* every ADD line, last list of each placement */
+    xs_placement_t placement;                  /* of the headline points */
+    xs_eval_rate_t cart, view;                 /* the two kinds of points */
+    xs_eval_rate_t live[XS_PLACEMENT__COUNT];  /* every ADD line, last list of each placement */
     xs_eval_decile_t deciles[XS_EVAL_DECILES]; /* 0: the most popular tenth of the items */
     xs_eval_violations_t viol;
     /* the most popular items' lists (not for popularity-only runs) */

@@ -103,8 +103,8 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
  * title, similarity) and "<class>_sketch" (tracked, and the top `top`
  * entries by guaranteed count: item, title, count, err, llr).
  */
-xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE *out,
-                              char *errstr, size_t errstr_size);
+xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE *out, char *errstr,
+                              size_t errstr_size);
 
 #ifdef __cplusplus
 }

@@ -48,8 +48,9 @@ static void cart(text_t *t, const char *type, const char *u, int sec, const char
 {
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", items);
-    put(t, "{\"kind\":\"cart\",\"event_id\":\"e%d\",\"user_id\":\"%s\",\"type\":\"%s\",\"ts\":%lld,"
-           "\"lines\":[",
+    put(t,
+        "{\"kind\":\"cart\",\"event_id\":\"e%d\",\"user_id\":\"%s\",\"type\":\"%s\",\"ts\":%lld,"
+        "\"lines\":[",
         ++t->seq, u, type, 1700000000000LL + sec * 1000LL);
     int i = 0;
     for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save))
@@ -80,8 +81,7 @@ static void run(text_t *t, bool popularity, xs_eval_result_t *res)
         eo.params.list_len[p] = 10;
     const char *paths[] = {path};
     char err[256] = "";
-    xs_err_t rc = xs_eval_run("t", &eo, 10, XS_FORMAT_JSONL, paths, 1, NULL, res, err,
-                              sizeof(err));
+    xs_err_t rc = xs_eval_run("t", &eo, 10, XS_FORMAT_JSONL, paths, 1, NULL, res, err, sizeof(err));
     unlink(path);
     if (rc)
         fail_msg("xs_eval_run: %s", err);
@@ -383,8 +383,8 @@ static void test_violations_recount(void **state)
     v->engine = xs_engine_new(&eo, NULL, 0);
     assert_non_null(v->engine);
     const char *paths[] = {path};
-    assert_int_equal(
-        xs_dataset_read(XS_FORMAT_JSONL, paths, 1, NULL, nv_event, v, NULL, NULL, 0), XS_OK);
+    assert_int_equal(xs_dataset_read(XS_FORMAT_JSONL, paths, 1, NULL, nv_event, v, NULL, NULL, 0),
+                     XS_OK);
     unlink(path);
     xs_engine_destroy(v->engine);
 
@@ -416,10 +416,8 @@ static void test_violations_recount(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_published_rank),
-        cmocka_unit_test(test_point_uses_previous_list),
-        cmocka_unit_test(test_top_items_exact_llr),
-        cmocka_unit_test(test_view_points),
+        cmocka_unit_test(test_published_rank),      cmocka_unit_test(test_point_uses_previous_list),
+        cmocka_unit_test(test_top_items_exact_llr), cmocka_unit_test(test_view_points),
         cmocka_unit_test(test_violations_recount),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
