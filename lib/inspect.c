@@ -24,7 +24,7 @@
 #include "xsell/sketch.h"
 
 #define META_VERSION 1
-#define NAME_VERSION 1
+#define NAME_VERSION 2
 
 /* ======================================================================== */
 /* Decoders                                                                 */
@@ -45,6 +45,7 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
     xs_wire_reader_t r = {p, p + len, false};
     char **dst[2] = {&n->id, &n->title};
     n->id = n->title = NULL;
+    n->family = 0;
     if (len < 2 || p[0] != 'N') {
         xs_errstr_set(errstr, errstr_size, "not a name record (bad magic)");
         return XS_ERR_DECODE;
@@ -71,7 +72,9 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
         }
         r.p += l;
     }
-    if (r.p != r.end) {
+    if (p[1] >= 2)
+        n->family = xs_wire_get_u64(&r);
+    if (r.bad || r.p != r.end) {
         xs_name_rec_clear(n);
         xs_errstr_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
         return XS_ERR_DECODE;
@@ -248,6 +251,8 @@ static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_
         xs_buf_printf(out, " title=");
         put_quoted(out, n.title, strlen(n.title));
     }
+    if (n.family)
+        xs_buf_printf(out, " family=%016" PRIx64, n.family);
     xs_buf_append_u8(out, '\n');
     xs_name_rec_clear(&n);
     return XS_OK;

@@ -34,7 +34,7 @@
 #define FP_INT 0x7275d51a3f395c8fULL /* canonical "int" */
 #define FP_CLICK 0x298ca07f081c213dULL
 #define FP_CART 0xec21391cfcb21acbULL
-#define FP_ITEM 0x2a13cfd950e729e3ULL
+#define FP_ITEM 0x3e067e6c6512e232ULL
 #define FP_LIST 0x42e174b61c6d3505ULL
 #define FP_S1 0x58489cd2a7a01f4aULL
 
