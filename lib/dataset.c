@@ -70,7 +70,18 @@
  *                "whole milk" into two items.) Basket numbers n continue
  *                across files. An item listed twice in a basket becomes one
  *                line with quantity 2. A line with no items after trimming
- *                (",,") counts as skipped_other.
+ *                (",,") counts as skipped_other. Times: the b-th basket
+ *                starts at 2000-01-03T00:00:00Z + (b - 1) minutes (or 1 ms
+ *                after the previous basket's PURCHASE, if that is later); its
+ *                k-th ADD is at start + k - 1 ms and its PURCHASE at start +
+ *                n_items ms, so every event has its own time, in basket
+ *                order, and no tie is left to the engine's tie-breaks (item
+ *                hashes). The PURCHASE names the basket's items, except in a
+ *                basket of more than XS_PROFILE_MAX_ITEMS (32) items: then
+ *                only its last 32. The user profile holds 32 items, so the
+ *                earlier ones have left it by then, and a PURCHASE naming
+ *                them would be a new interaction to the engine, paired with
+ *                the basket a second time.
  *   jsonl        File order; the caller is responsible for ordering. Unknown
  *                fields are ignored; a field of the wrong type, an unknown
  *                "type"/"kind" symbol or a missing required field is an
@@ -100,6 +111,7 @@
 #include "xsell/hash.h"
 #include "xsell/json.h"
 #include "xsell/log.h"
+#include "xsell/profile.h"
 
 #define XS_DATASET_MAX_LINE (64u << 20) /* one line or CSV record */
 #define XS_CSV_MAX_FIELDS 64
@@ -1582,12 +1594,16 @@ static xs_err_t file_has_comma(line_reader_t *lr, bool *has, char *errstr, size_
 }
 
 static xs_err_t baskets_line(sink_t *s, char *line, size_t len, bool comma, uint64_t n,
-                             uint64_t *basket_no)
+                             uint64_t *basket_no, int64_t *clock)
 {
     xs_err_t err = XS_OK;
     char user[32];
     snprintf(user, sizeof(user), "basket-%" PRIu64, n);
+    /* A basket starts on its minute, or after the previous one when that
+     * ran over; its events are 1 ms apart (see the file header). */
     int64_t ts = XS_TS_BASKETS + (int64_t)*basket_no * 60000;
+    if (ts <= *clock)
+        ts = *clock + 1;
     xs_event_t basket;
     xs_event_init(&basket, XS_KIND_CART);
 
@@ -1623,19 +1639,27 @@ static xs_err_t baskets_line(sink_t *s, char *line, size_t len, bool comma, uint
     }
     (*basket_no)++;
     for (size_t k = 0; k < basket.n_lines; k++) {
-        err =
-            cart_event(s, XS_CART_ADD, str_fmt("%s-%zu", user, k + 1), user, user, NULL, NULL, ts);
+        err = cart_event(s, XS_CART_ADD, str_fmt("%s-%zu", user, k + 1), user, user, NULL, NULL,
+                         ts + (int64_t)k);
         if (!err)
             err = xs_event_add_line(&s->ev, basket.lines[k].item_id, basket.lines[k].quantity, 0,
                                     false);
         if (err || (err = emit(s)) != XS_OK)
             goto out;
     }
-    err = cart_event(s, XS_CART_PURCHASE, str_fmt("%s-P", user), user, user, user, NULL, ts);
+    *clock = ts + (int64_t)basket.n_lines;
+    err = cart_event(s, XS_CART_PURCHASE, str_fmt("%s-P", user), user, user, user, NULL, *clock);
     if (!err) {
-        /* Hand the collected lines over to the event. */
+        /* Hand the collected lines over to the event: the last
+         * XS_PROFILE_MAX_ITEMS, those the profile still holds from their ADD
+         * (naming the earlier ones again would count their pairs twice). */
+        size_t skip = basket.n_lines > XS_PROFILE_MAX_ITEMS ? basket.n_lines - XS_PROFILE_MAX_ITEMS
+                                                            : 0;
+        for (size_t k = 0; k < skip; k++)
+            free(basket.lines[k].item_id);
+        memmove(basket.lines, basket.lines + skip, (basket.n_lines - skip) * sizeof(*basket.lines));
         s->ev.lines = basket.lines;
-        s->ev.n_lines = basket.n_lines;
+        s->ev.n_lines = basket.n_lines - skip;
         basket.lines = NULL;
         basket.n_lines = 0;
         err = emit(s);
@@ -1650,6 +1674,7 @@ static xs_err_t read_baskets(const char *const *paths, size_t n_paths, sink_t *s
 {
     xs_err_t err = XS_OK;
     uint64_t line_base = 0, basket_no = 0;
+    int64_t clock = INT64_MIN;
     line_reader_t lr = {0};
     for (size_t p = 0; p < n_paths && !err; p++) {
         bool comma = false;
@@ -1664,7 +1689,7 @@ static xs_err_t read_baskets(const char *const *paths, size_t n_paths, sink_t *s
             if (tlen == 0)
                 continue;
             s->stats->rows++;
-            if ((err = baskets_line(s, line, len, comma, line_base + lr.lineno, &basket_no)) !=
+            if ((err = baskets_line(s, line, len, comma, line_base + lr.lineno, &basket_no, &clock)) !=
                 XS_OK)
                 goto out;
         }

@@ -31,8 +31,10 @@
  *                  epoch milliseconds or an ISO-8601 UTC string.
  *   baskets        One basket per line (items separated by commas when the
  *                  file has any comma, else by whitespace), replayed in file
- *                  order as user "basket-<n>": an ADD per item, then a
- *                  PURCHASE; synthetic times one minute apart.
+ *                  order as user "basket-<n>": an ADD per item in basket
+ *                  order, then a PURCHASE (of the last 32 items when the
+ *                  basket holds more); synthetic times, baskets one minute
+ *                  apart, the events of a basket 1 ms apart.
  */
 #ifndef XSELL_DATASET_H
 #define XSELL_DATASET_H
