@@ -77,8 +77,8 @@
  *                n_items ms, so every event has its own time, in basket
  *                order, and no tie is left to the engine's tie-breaks (item
  *                hashes). The PURCHASE names the basket's items, except in a
- *                basket of more than XS_PROFILE_MAX_ITEMS (32) items: then
- *                only its last 32. The user profile holds 32 items, so the
+ *                basket of more than XS_PROFILE_MAX_ITEMS (24) items: then
+ *                only its last 24. The user profile holds 24 items, so the
  *                earlier ones have left it by then, and a PURCHASE naming
  *                them would be a new interaction to the engine, paired with
  *                the basket a second time.

@@ -302,7 +302,8 @@ static void test_worst_case_record_within_1kib(void **state)
     }
     p.n_buckets = XS_PROFILE_REBUY_BUCKETS;
     for (int i = 0; i < XS_PROFILE_DEDUP; i++)
-        xs_profile_check_dedup(&p, ~(uint64_t)i);
+        xs_profile_check_dedup(&p, (uint64_t)i + 1);
+    assert_int_equal(p.n_dedup, XS_PROFILE_DEDUP);
     for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
         uint64_t items[XS_PROFILE_SEEN];
         for (int k = 0; k < XS_PROFILE_SEEN; k++)
@@ -316,7 +317,7 @@ static void test_worst_case_record_within_1kib(void **state)
     assert_int_equal(xs_profile_encode(&p, &buf), XS_OK);
     print_message("worst-case user record: %zu bytes\n", buf.len);
     assert_true(buf.len <= XS_PROFILE_MAX_BYTES);
-    assert_true(buf.len >= 1000); /* it is the worst case: near the stated 1,017 */
+    assert_int_equal(buf.len, 1017); /* the worst case stated in profile.h */
     xs_profile_t q;
     assert_int_equal(xs_profile_decode(&q, buf.data, buf.len, NULL, 0), XS_OK);
     /* one millisecond further back is forgotten */
