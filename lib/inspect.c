@@ -336,12 +336,27 @@ static xs_err_t format_user(const uint8_t *k, size_t kl, const uint8_t *v, size_
     for (int i = 0; i < p->n_cart; i++)
         xs_buf_printf(out, "user %s cart %d h=%016" PRIx64 " qty=%" PRId32 "\n", id, i,
                       p->cart[i].item, p->cart[i].qty);
+    if (p->n_over) {
+        xs_buf_printf(out, "user %s cart_over n=%u bits=", id, p->n_over);
+        put_hex(out, p->cart_over.bits, sizeof(p->cart_over.bits));
+        xs_buf_append_u8(out, '\n');
+    }
+    for (int i = 0; i < p->n_buckets; i++) {
+        xs_buf_printf(out, "user %s rebuy %d lo=%" PRId64 " hi=%" PRId64 " bits=", id, i,
+                      p->rebuy[i].lo, p->rebuy[i].hi);
+        put_hex(out, p->rebuy[i].bloom.bits, sizeof(p->rebuy[i].bloom.bits));
+        xs_buf_append_u8(out, '\n');
+    }
     for (int i = 0; i < p->n_dedup; i++)
         xs_buf_printf(out, "user %s dedup %d %08" PRIx32 "\n", id, i, p->dedup[i]);
-    for (int i = 0; i < XS_PLACEMENT__COUNT; i++)
-        xs_buf_printf(out, "user %s last_list %s hash=%08" PRIx32 " ts=%" PRId64 "\n", id,
+    for (int i = 0; i < XS_PLACEMENT__COUNT; i++) {
+        xs_buf_printf(out, "user %s last_list %s hash=%08" PRIx32 " ts=%" PRId64 " seen=", id,
                       xs_placement_name((xs_placement_t)i), p->last_list_hash[i],
                       p->last_list_ts[i]);
+        for (int f = 0; f < p->last_n[i]; f++)
+            xs_buf_printf(out, "%s%04x", f ? "," : "", p->last_fp[i][f]);
+        xs_buf_append_u8(out, '\n');
+    }
     free(p);
     return XS_OK;
 }
@@ -547,7 +562,8 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
             print_name(s, p->cats[k].cat, out, false);
             fputc('\n', out);
         }
-        fprintf(out, "  cart (%u lines):\n", p->n_cart);
+        fprintf(out, "  cart (%u lines%s):\n", p->n_cart,
+                p->n_over ? ", and older lines in the overflow filter" : "");
         for (int k = 0; k < p->n_cart; k++) {
             fprintf(out, "    %6" PRId32 " x ", p->cart[k].qty);
             print_name(s, p->cart[k].item, out, true);
@@ -561,6 +577,11 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
             fprintf(out, "    %s  ", t1);
             print_name(s, p->items[k].item, out, true);
             fputc('\n', out);
+        }
+        for (int k = 0; k < p->n_buckets; k++) {
+            format_time(p->rebuy[k].lo, t1, sizeof(t1));
+            format_time(p->rebuy[k].hi, t2, sizeof(t2));
+            fprintf(out, "    and older purchases bought %s .. %s (rebuy filter)\n", t1, t2);
         }
         fprintf(out, "  recent event ids remembered: %u\n", p->n_dedup);
         fprintf(out, "  last lists:\n");

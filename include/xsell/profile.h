@@ -38,7 +38,10 @@
  * which only makes the rule stricter; a bucket holds items bought up to one
  * horizon before its hi, so an evicted purchase is excluded for up to twice
  * the window. A line removed from the cart after it overflowed stays in the
- * filter until the cart is cleared (by a PURCHASE).
+ * filter until the cart is cleared (by a PURCHASE). A purchase evicted while
+ * the longest window was shorter than it is now (list.rebuy_days raised
+ * between runs) may have been left out: the new window holds for purchases
+ * evicted after the change.
  *
  * Stored format (xs_profile_encode), version 2, little-endian; "back" is a
  * varint distance in ms before last_ts (< 2^35: at most 5 bytes):
