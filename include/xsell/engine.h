@@ -164,9 +164,12 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
  * event, a duplicate included): per placement, the added lines for which a
  * last published list was remembered in the user's profile (opportunities)
  * and those whose item was among its first XS_PROFILE_SEEN items (hits;
- * 16-bit fingerprints: a false hit about 1 in 6,500). The state read is the
- * profile's, so it survives restarts with the rest of the state. arm: the
- * user's experiment arm, -1 without experiment or event.
+ * 16-bit fingerprints: a false hit about 1 in 6,500). The definition of
+ * xs_published_t below, at k = 10, kept within the profile's bytes (a whole
+ * xs_published_t per placement would not fit in 1 KiB): the worker's
+ * xsell_list_add_* metrics. The state read is the profile's, so it survives
+ * restarts with the rest of the state. arm: the user's experiment arm, -1
+ * without experiment or event.
  */
 typedef struct xs_add_outcome {
     uint32_t opportunities[XS_PLACEMENT__COUNT];
