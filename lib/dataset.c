@@ -120,7 +120,7 @@
 #define XS_TS_BASKETS INT64_C(946857600000)     /* 2000-01-03T00:00:00Z */
 
 static const char *const format_names[XS_FORMAT__COUNT] = {"online-retail", "retailrocket", "jsonl",
-                                                           "baskets"};
+                                                           "baskets", "yoochoose"};
 
 /* ======================================================================
  * Public: names and options
@@ -1564,6 +1564,133 @@ out:
 }
 
 /* ======================================================================
+ * Private: yoochoose (RecSys Challenge 2015 clicks, session-rec layout)
+ * ====================================================================== */
+
+/* "1396437466.94" (epoch seconds, up to millisecond decimals) -> epoch ms. */
+static bool parse_epoch_seconds(const char *f, int64_t *ms)
+{
+    const char *dot = strchr(f, '.');
+    char whole[24];
+    size_t wl = dot ? (size_t)(dot - f) : strlen(f);
+    int64_t sec = 0, frac = 0;
+    if (wl == 0 || wl >= sizeof(whole))
+        return false;
+    memcpy(whole, f, wl);
+    whole[wl] = '\0';
+    if (!parse_i64(whole, &sec) || sec < 0 || sec > INT64_MAX / 1000 - 1)
+        return false;
+    if (dot) {
+        const char *p = dot + 1;
+        int n = 0;
+        if (!*p)
+            return false;
+        for (; *p; p++, n++) {
+            if (!isdigit((unsigned char)*p))
+                return false;
+            if (n < 3)
+                frac = frac * 10 + (*p - '0');
+        }
+        for (; n < 3; n++)
+            frac *= 10;
+    }
+    *ms = sec * 1000 + frac;
+    return true;
+}
+
+static xs_err_t yc_read_file(rr_ctx_t *c, sink_t *s, const char *path, char *errstr,
+                             size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    line_reader_t lr = {0};
+    csv_record_t rec = {0};
+    int c_session = -1, c_item = -1, c_time = -1;
+    size_t n_cols = 0;
+    if ((err = lr_open(&lr, path, errstr, errstr_size)) != XS_OK)
+        goto out;
+    err = csv_next(&lr, &rec, '\t', errstr, errstr_size);
+    if (err == XS_ERR_EOF) {
+        xs_errstr_set(errstr, errstr_size, "%s:1: empty file (expected a header)", path);
+        err = XS_ERR_DECODE;
+    }
+    if (err)
+        goto out;
+    n_cols = rec.n_fields;
+    c_session = csv_column(&rec, "SessionId");
+    c_item = csv_column(&rec, "ItemId");
+    c_time = csv_column(&rec, "Time");
+    if (c_session < 0 || c_item < 0 || c_time < 0) {
+        xs_errstr_set(errstr, errstr_size,
+                      "%s:%" PRIu64 ": expected a tab-separated header SessionId<TAB>ItemId<TAB>Time",
+                      path, rec.lineno);
+        err = XS_ERR_DECODE;
+        goto out;
+    }
+    while ((err = csv_next(&lr, &rec, '\t', errstr, errstr_size)) == XS_OK) {
+        s->stats->rows++;
+        if (rec.n_fields != n_cols) {
+            bad_row(s, path, rec.lineno, "wrong field count");
+            continue;
+        }
+        const char *session = csv_field(&rec, (size_t)c_session);
+        const char *item = csv_field(&rec, (size_t)c_item);
+        int64_t ts = 0;
+        uint32_t u = 0, it = 0;
+        if (!*item) {
+            bad_row(s, path, rec.lineno, "no ItemId");
+            continue;
+        }
+        if (!parse_epoch_seconds(csv_field(&rec, (size_t)c_time), &ts)) {
+            bad_row(s, path, rec.lineno, "bad Time");
+            continue;
+        }
+        if (!*session) {
+            s->stats->skipped_no_user++;
+            continue;
+        }
+        if ((err = strtab_intern(&c->users, session, strlen(session), &u, NULL)) != XS_OK ||
+            (err = strtab_intern(&c->items, item, strlen(item), &it, NULL)) != XS_OK ||
+            (err = rr_add_unit(c, ts, u, it, RR_VIEW)) != XS_OK)
+            goto out;
+    }
+    if (err == XS_ERR_EOF)
+        err = XS_OK;
+out:
+    bad_rows_summary(s, path);
+    csv_free(&rec);
+    lr_close(&lr);
+    return err;
+}
+
+static xs_err_t read_yoochoose(const char *const *paths, size_t n_paths, sink_t *s, char *errstr,
+                               size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    rr_ctx_t c = {0};
+    for (size_t i = 0; i < n_paths && !err; i++)
+        err = yc_read_file(&c, s, paths[i], errstr, errstr_size);
+    if (!err)
+        qsort(c.units, c.n_units, sizeof(*c.units), rr_cmp_units_time);
+    for (size_t i = 0; i < c.n_units && !err; i++) {
+        const rr_unit_t *u = &c.units[i];
+        const char *session = strtab_str(&c.users, u->visitor);
+        const char *item = strtab_str(&c.items, u->ref);
+        xs_event_init(&s->ev, XS_KIND_CLICK);
+        s->ev.type = XS_CLICK_PRODUCT_VIEW;
+        s->ev.ts = u->ts;
+        if (!(s->ev.event_id = str_fmt("yc-%s-%s-%" PRId64, session, item, u->ts)))
+            err = XS_ERR_NOMEM;
+        if (!err && !(err = set_str(&s->ev.user_id, session)) &&
+            !(err = set_str(&s->ev.session_id, session)) && !(err = set_str(&s->ev.item_id, item)))
+            err = emit(s);
+    }
+    strtab_free(&c.users);
+    strtab_free(&c.items);
+    free(c.units);
+    return err;
+}
+
+/* ======================================================================
  * Private: baskets
  * ====================================================================== */
 
@@ -2027,6 +2154,9 @@ xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_pat
         break;
     case XS_FORMAT_BASKETS:
         err = read_baskets(paths, n_paths, &s, errstr, errstr_size);
+        break;
+    case XS_FORMAT_YOOCHOOSE:
+        err = read_yoochoose(paths, n_paths, &s, errstr, errstr_size);
         break;
     default:
         err = XS_ERR_INVALID;

@@ -40,8 +40,8 @@ static void *run_thread(void *arg)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets [--json]\n"
-                 "                  [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
+    fprintf(out, "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets|yoochoose\n"
+                 "                  [--json] [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
                  "                  [--max-events N] [--threads N] [--models LIST] FILE...\n"
                  "  --models LIST  subset of xsell,exact,popularity (default: all three)\n");
 }

@@ -178,6 +178,7 @@ static void test_format_names(void **state)
         assert_int_equal(xs_format_from_name(xs_format_name((xs_format_t)i)), i);
     assert_int_equal(xs_format_from_name("online-retail"), XS_FORMAT_ONLINE_RETAIL);
     assert_int_equal(xs_format_from_name("baskets"), XS_FORMAT_BASKETS);
+    assert_int_equal(xs_format_from_name("yoochoose"), XS_FORMAT_YOOCHOOSE);
     assert_int_equal(xs_format_from_name("csv"), -1);
     assert_int_equal(xs_format_from_name(NULL), -1);
     xs_dataset_opts_t o;
@@ -630,6 +631,48 @@ static void test_baskets_big(void **state)
     collect_free(&c);
 }
 
+/* ---- yoochoose -------------------------------------------------------- */
+
+static void test_yoochoose(void **state)
+{
+    fixture_t *f = *state;
+    const char *a = write_file(f, "train.txt.gz",
+                               "SessionId\tItemId\tTime\n"
+                               "3\t10\t1396437466.94\n"
+                               "3\t11\t1396438212.318\n"
+                               "6\t10\t1396437000\n",
+                               true);
+    const char *b = write_file(f, "test.txt",
+                               "SessionId\tItemId\tTime\n"
+                               "1\t12\t1396437466.940\n" /* ties with session 3: file order */
+                               "1\t13\tnoon\n"
+                               "1\t13\n"
+                               "\t13\t1396437466.5\n",
+                               false);
+    const char *paths[] = {a, b};
+    collect_t c = {0};
+    xs_dataset_stats_t st;
+    assert_int_equal(
+        xs_dataset_read(XS_FORMAT_YOOCHOOSE, paths, 2, NULL, collect_cb, &c, &st, NULL, 0), XS_OK);
+    assert_int_equal(st.rows, 7);
+    assert_int_equal(st.bad_rows, 2);
+    assert_int_equal(st.skipped_no_user, 1);
+    assert_int_equal(c.n, 4);
+    check_view(&c.evs[0], "yc-6-10-1396437000000", "6", "10", INT64_C(1396437000000));
+    check_view(&c.evs[1], "yc-3-10-1396437466940", "3", "10", INT64_C(1396437466940));
+    check_view(&c.evs[2], "yc-1-12-1396437466940", "1", "12", INT64_C(1396437466940));
+    check_view(&c.evs[3], "yc-3-11-1396438212318", "3", "11", INT64_C(1396438212318));
+    assert_string_equal(c.evs[3].session_id, "3");
+    collect_free(&c);
+
+    char err[256] = "";
+    const char *bad = write_file(f, "bad.txt", "visitorid\titemid\n1\t2\n", false);
+    assert_int_equal(read1(XS_FORMAT_YOOCHOOSE, bad, NULL, &c, &st, err, sizeof(err)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(err, "SessionId"));
+    assert_int_equal(c.n, 0);
+}
+
 /* ---- jsonl ------------------------------------------------------------ */
 
 static void test_jsonl(void **state)
@@ -887,6 +930,31 @@ static void test_real_fimi_retail(void **state)
     tally_free(&t);
 }
 
+/* Both session-rec files (PROVENANCE.md: 70,278 + 13,568 clicks, 17,794 +
+ * 3,416 sessions, 2,933 items); first and last by time, merged. */
+static void test_real_yoochoose(void **state)
+{
+    (void)state;
+    tally_t t = {0};
+    xs_dataset_stats_t st;
+    char p1[1024], p2[1024], err[512] = "";
+    const char *paths[] = {
+        data_path("yoochoose-clicks-100k/yoochoose-clicks-100k_train_full.txt.gz", p1, sizeof(p1)),
+        data_path("yoochoose-clicks-100k/yoochoose-clicks-100k_test.txt", p2, sizeof(p2))};
+    xs_err_t rc =
+        xs_dataset_read(XS_FORMAT_YOOCHOOSE, paths, 2, NULL, tally_cb, &t, &st, err, sizeof(err));
+    if (rc != XS_OK)
+        fail_msg("reading yoochoose: %s: %s", xs_err2str(rc), err);
+    assert_false(t.ts_decreased);
+    assert_int_equal(st.rows, 70278 + 13568);
+    assert_int_equal(t.views, 70278 + 13568);
+    assert_int_equal(t.n, 70278 + 13568);
+    assert_int_equal(st.bad_rows + st.skipped_no_user, 0);
+    assert_string_equal(t.first.event_id, "yc-5182-214821026-1396314141719");
+    assert_string_equal(t.last.event_id, "yc-4986-214537535-1396918201534");
+    tally_free(&t);
+}
+
 static void test_real_caserec(void **state)
 {
     (void)state;
@@ -965,12 +1033,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_baskets_comma, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baskets_whitespace_gz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baskets_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yoochoose, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jsonl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jsonl_errors, setup, teardown),
         cmocka_unit_test(test_real_online_retail),
         cmocka_unit_test(test_real_groceries),
         cmocka_unit_test(test_real_fimi_retail),
         cmocka_unit_test(test_real_caserec),
+        cmocka_unit_test(test_real_yoochoose),
         cmocka_unit_test(test_real_caserec_users),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -223,12 +223,173 @@ static void test_view_points(void **state)
     free(t.s);
 }
 
+/* ---- violations, recounted naively from the lists the engine publishes ---- */
+
+#define NV_MAX 4096
+typedef struct naive {
+    xs_engine_t *engine;
+    struct {
+        char user[16], item[16];
+        int qty;
+        int64_t bought; /* 0: never */
+    } e[NV_MAX];
+    int n;
+    int64_t now;
+    uint64_t lists, items, in_cart, rebuy, in_cart_lists, rebuy_lists;
+} naive_t;
+
+static int nv_find(naive_t *v, const char *u, const char *it)
+{
+    for (int i = 0; i < v->n; i++)
+        if (!strcmp(v->e[i].user, u) && !strcmp(v->e[i].item, it))
+            return i;
+    assert_true(v->n < NV_MAX);
+    snprintf(v->e[v->n].user, sizeof(v->e[0].user), "%s", u);
+    snprintf(v->e[v->n].item, sizeof(v->e[0].item), "%s", it);
+    v->e[v->n].qty = 0;
+    v->e[v->n].bought = 0;
+    return v->n++;
+}
+
+static xs_err_t nv_event(void *opaque, const xs_event_t *ev)
+{
+    naive_t *v = opaque;
+    xs_list_t l;
+    bool has = false;
+    xs_list_init(&l);
+    assert_int_equal(xs_engine_process(v->engine, 0, ev, &l, &has, NULL, 0), XS_OK);
+    if (ev->kind != XS_KIND_CART) {
+        xs_list_clear(&l);
+        return XS_OK;
+    }
+    if (ev->ts > v->now) /* one shopper at a time in this replay: the user's clock */
+        v->now = ev->ts;
+    for (size_t i = 0; i < ev->n_lines; i++) {
+        int k = nv_find(v, ev->user_id, ev->lines[i].item_id);
+        if (ev->type == XS_CART_ADD)
+            v->e[k].qty += ev->lines[i].quantity;
+        if (ev->type == XS_CART_PURCHASE)
+            v->e[k].bought = v->now;
+    }
+    if (ev->type == XS_CART_PURCHASE)
+        for (int k = 0; k < v->n; k++)
+            if (!strcmp(v->e[k].user, ev->user_id))
+                v->e[k].qty = 0;
+    if (has) {
+        bool c = false, r = false;
+        v->lists++;
+        for (int i = 0; i < l.n_items; i++) {
+            int k = nv_find(v, ev->user_id, l.items[i].item_id);
+            v->items++;
+            if (v->e[k].qty > 0) {
+                v->in_cart++;
+                c = true;
+            }
+            if (v->e[k].bought && v->now - v->e[k].bought < 30 * 86400000LL) {
+                v->rebuy++;
+                r = true;
+            }
+        }
+        v->in_cart_lists += c;
+        v->rebuy_lists += r;
+    }
+    xs_list_clear(&l);
+    return XS_OK;
+}
+
+/*
+ * Forty best sellers; one shopper fills a cart with all forty (more than
+ * the profile's 24 cart lines and 32 items), buys them, then, a day later,
+ * adds five other items. The evaluation's
+ * counts from its own exact state equal a plain recount over the lists the
+ * engine publishes, whatever the engine's rules let through.
+ */
+static void test_violations_recount(void **state)
+{
+    (void)state;
+    text_t t = {0};
+    int s = 0;
+    char u[16], items[512];
+    for (int b = 0; b < 8; b++) { /* the best sellers, bought in baskets of four */
+        for (int k = 0; k < 10; k++) {
+            snprintf(u, sizeof(u), "t%d-%d", b, k);
+            snprintf(items, sizeof(items), "I%d,I%d,I%d,I%d", 4 * k + 1, 4 * k + 2, 4 * k + 3,
+                     4 * k + 4);
+            cart(&t, "ADD", u, s++, items);
+            cart(&t, "PURCHASE", u, s++, items);
+        }
+    }
+    items[0] = '\0';
+    for (int i = 1; i <= 40; i++) {
+        char one[8];
+        snprintf(one, sizeof(one), "I%d", i);
+        cart(&t, "ADD", "big", s++, one);
+        snprintf(items + strlen(items), sizeof(items) - strlen(items), "%sI%d", i > 1 ? "," : "",
+                 i);
+    }
+    cart(&t, "PURCHASE", "big", s++, items);
+    s += 86400;
+    for (int i = 0; i < 5; i++) {
+        char one[8];
+        snprintf(one, sizeof(one), "J%d", i);
+        cart(&t, "ADD", "big", s++, one);
+    }
+    xs_eval_result_t *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    run(&t, false, r);
+
+    char path[] = "/tmp/xs_eval_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, t.s, t.len), (ssize_t)t.len);
+    close(fd);
+    naive_t *v = calloc(1, sizeof(*v));
+    assert_non_null(v);
+    xs_engine_opts_t eo;
+    xs_engine_opts_default(&eo);
+    eo.cache_bytes = 0;
+    for (int p = 0; p < XS_PLACEMENT__COUNT; p++)
+        eo.params.list_len[p] = 10;
+    v->engine = xs_engine_new(&eo, NULL, 0);
+    assert_non_null(v->engine);
+    const char *paths[] = {path};
+    assert_int_equal(
+        xs_dataset_read(XS_FORMAT_JSONL, paths, 1, NULL, nv_event, v, NULL, NULL, 0), XS_OK);
+    unlink(path);
+    xs_engine_destroy(v->engine);
+
+    uint64_t lists = 0, items_n = 0, in_cart = 0, rebuy = 0, in_cart_lists = 0, rebuy_lists = 0;
+    for (int p = 0; p < XS_PLACEMENT__COUNT; p++) {
+        lists += r->viol.lists[p];
+        items_n += r->viol.items[p];
+        in_cart += r->viol.in_cart_items[p];
+        rebuy += r->viol.rebuy_items[p];
+        in_cart_lists += r->viol.in_cart_lists[p];
+        rebuy_lists += r->viol.rebuy_lists[p];
+    }
+    print_message("lists %llu items %llu: in cart %llu (%llu lists), rebuy %llu (%llu lists)\n",
+                  (unsigned long long)v->lists, (unsigned long long)v->items,
+                  (unsigned long long)v->in_cart, (unsigned long long)v->in_cart_lists,
+                  (unsigned long long)v->rebuy, (unsigned long long)v->rebuy_lists);
+    assert_true(v->lists > 0 && v->items > 0);
+    assert_int_equal(lists, v->lists);
+    assert_int_equal(items_n, v->items);
+    assert_int_equal(in_cart, v->in_cart);
+    assert_int_equal(rebuy, v->rebuy);
+    assert_int_equal(in_cart_lists, v->in_cart_lists);
+    assert_int_equal(rebuy_lists, v->rebuy_lists);
+    free(v);
+    free(r);
+    free(t.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_point_uses_previous_list),
         cmocka_unit_test(test_top_items_exact_llr),
         cmocka_unit_test(test_view_points),
+        cmocka_unit_test(test_violations_recount),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
