@@ -34,7 +34,7 @@
  * lines and the overflow filter, xs_profile_bought_within() from the items'
  * exact purchase times and from the rebuy buckets whose hi is inside the
  * window. A Bloom filter answers "maybe" for some items never added (false
- * positives: about 1 % at 20 items in a filter, 10 % at 50, 50 % at 200),
+ * positives: about 1 % at 20 items in a filter, 10 % at 50, 70 % at 200),
  * which only makes the rule stricter; a bucket holds items bought up to one
  * horizon before its hi, so an evicted purchase is excluded for up to twice
  * the window. A line removed from the cart after it overflowed stays in the
