@@ -98,6 +98,7 @@ typedef enum rfield {
     RF_MODEL,
     RF_NAME,
     RF_VERSION,
+    RF_FAMILY,
     RF__COUNT
 } rfield_t;
 
@@ -106,7 +107,7 @@ static const char *const rfield_name[RF__COUNT] = {
     "category",   "order_id",  "currency",   "lines",         "quantity", "unit_price",   "title",
     "brand",      "price",     "in_stock",   "repurchasable", "deleted",  "generated_at", "trigger",
     "item_ids",   "placement", "experiment", "arm",           "items",    "score",        "source",
-    "because_of", "model",     "name",       "version",
+    "because_of", "model",     "name",       "version",       "family",
 };
 
 /* Stack room for a decoded tree: an event or a full list needs no malloc. */
@@ -584,6 +585,7 @@ static void map_event(mctx_t *m, xs_event_kind_t kind, rv_t root, xs_event_t *ev
         ev->title = m_field_str(m, root, RF_TITLE);
         ev->category = m_field_str(m, root, RF_CATEGORY);
         ev->brand = m_field_str(m, root, RF_BRAND);
+        ev->family = m_field_str(m, root, RF_FAMILY);
         ev->has_price = m_double(rv_field(m, root, RF_PRICE), &ev->price);
         ev->in_stock = m_bool(rv_field(m, root, RF_IN_STOCK));
         ev->repurchasable = m_bool(rv_field(m, root, RF_REPURCHASABLE));
@@ -914,6 +916,7 @@ static int fill_event(avro_value_t *rec, const xs_event_t *ev)
         rc = rc || av_opt_str(rec, "title", ev->title);
         rc = rc || av_opt_str(rec, "category", ev->category);
         rc = rc || av_opt_str(rec, "brand", ev->brand);
+        rc = rc || av_opt_str(rec, "family", ev->family);
         rc = rc || av_opt_double(rec, "price", ev->has_price, ev->price);
         rc = rc || av_bool(rec, "in_stock", ev->in_stock);
         rc = rc || av_bool(rec, "repurchasable", ev->repurchasable);

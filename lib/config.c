@@ -65,7 +65,7 @@ static const key_def_t keys[] = {
      "Half-life of user affinities (event time)."},
     {"model.window.hours", T_DOUBLE, "720", 0.01, 1e6, NULL,
      "Co-occurrence window: items a user touched within this time form pairs."},
-    {"model.kmax", T_INT, "24", 1, 32, NULL,
+    {"model.kmax", T_INT, "24", 1, 24, NULL,
      "At most this many recent items pair with a new interaction (work per event)."},
     {"model.similarity", T_ENUM, "llr", 0, 0, "llr|cosine|jaccard|lift|llr-cosine|count|confidence",
      "Neighbour ranking measure."},
@@ -88,8 +88,16 @@ static const key_def_t keys[] = {
     {"list.length.post_purchase", T_INT, "6", 0, 20, NULL,
      "Items on POST_PURCHASE lists (post-purchase email)."},
     {"list.category_cap", T_INT, "2", 0, 20, NULL, "Max items per category in a list (0: no cap)."},
-    {"list.rebuy_days", T_DOUBLE, "30", 0, 3650, NULL,
-     "Items bought within this many days are not suggested (unless repurchasable)."},
+    {"list.family_cap", T_INT, "1", 0, 20, NULL,
+     "Max items per product family (ItemUpdate.family: colour/print variants) in a list "
+     "(0: no cap)."},
+    {"list.family_exclude", T_BOOL, "true", 0, 0, NULL,
+     "On CART, CHECKOUT and POST_PURCHASE lists (complements), no item of the family of a "
+     "trigger item or of a cart line; PRODUCT_PAGE lists may show variants (family_cap applies)."},
+    {"list.rebuy_days", T_DOUBLE, "30", 0, 365, NULL,
+     "Items bought within this many days are not suggested (unless repurchasable), whatever "
+     "the length of the purchase history (purchases beyond the profile's items are kept in "
+     "time-bucketed Bloom filters)."},
     {"list.suppress_minutes", T_DOUBLE, "10", 0, 100000, NULL,
      "An identical list for the same user and placement is not re-published within this time."},
     {"list.trending_backfill", T_BOOL, "true", 0, 0, NULL,
@@ -234,7 +242,8 @@ static const char *const scoring_keys[] = {
     "model.viewed_weight",    "model.category_boost",  "model.normalize",
     "model.max_context",      "list.length.product_page", "list.length.cart",
     "list.length.checkout",   "list.length.post_purchase", "list.category_cap",
-    "list.rebuy_days",        "list.suppress_minutes", "list.trending_backfill"};
+    "list.family_cap",        "list.family_exclude",   "list.rebuy_days",
+    "list.suppress_minutes",  "list.trending_backfill"};
 
 const char *const *xs_config_arm_keys(size_t *n)
 {

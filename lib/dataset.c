@@ -36,6 +36,9 @@
  *                "damaged") as its title: one ItemUpdate per distinct kept
  *                StockCode in order of first kept appearance; title = first
  *                non-empty Description with surrounding spaces trimmed;
+ *                family = the StockCode's leading digits when only letters
+ *                follow them (85099B -> 85099: colour/print variants),
+ *                else none;
  *                price = UnitPrice of the first kept row; ts = earliest
  *                InvoiceDate of any parsed row in the input.
  *                Invoices are grouped by InvoiceNo (even when their rows are
@@ -74,8 +77,8 @@
  *                n_items ms, so every event has its own time, in basket
  *                order, and no tie is left to the engine's tie-breaks (item
  *                hashes). The PURCHASE names the basket's items, except in a
- *                basket of more than XS_PROFILE_MAX_ITEMS (32) items: then
- *                only its last 32. The user profile holds 32 items, so the
+ *                basket of more than XS_PROFILE_MAX_ITEMS (24) items: then
+ *                only its last 24. The user profile holds 24 items, so the
  *                earlier ones have left it by then, and a PURCHASE naming
  *                them would be a new interaction to the engine, paired with
  *                the basket a second time.
@@ -984,6 +987,23 @@ static xs_err_t or_emit_invoice(or_ctx_t *c, sink_t *s, uint32_t inv, const uint
     return err;
 }
 
+/* The product family of a StockCode: its leading digits when only ASCII
+ * letters follow them (85099B, 85099C and 85099F are colour variants of
+ * 85099; 22423 is its own family), else none (NULL: DCGS0003, gift_0001_10). */
+static xs_err_t or_family(const char *code, char **out)
+{
+    size_t d = 0;
+    while (code[d] >= '0' && code[d] <= '9')
+        d++;
+    if (!d)
+        return XS_OK;
+    for (size_t i = d; code[i]; i++)
+        if (!((code[i] >= 'A' && code[i] <= 'Z') || (code[i] >= 'a' && code[i] <= 'z')))
+            return XS_OK;
+    *out = xs_strndup(code, d);
+    return *out ? XS_OK : XS_ERR_NOMEM;
+}
+
 static xs_err_t or_deliver(or_ctx_t *c, sink_t *s)
 {
     xs_err_t err = XS_OK;
@@ -1000,6 +1020,8 @@ static xs_err_t or_deliver(or_ctx_t *c, sink_t *s)
         ev->has_price = true;
         ev->in_stock = true;
         err = set_str(&ev->item_id, strtab_str(&c->items, (uint32_t)i));
+        if (!err)
+            err = or_family(ev->item_id, &ev->family);
         if (!err && c->item[i].title)
             err = set_str(&ev->title, pool_str(&c->text, c->item[i].title - 1));
         if (err || (err = emit(s)) != XS_OK)
@@ -1994,6 +2016,7 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
             (err = json_str(obj, "title", false, &ev->title, why, why_size)) ||
             (err = json_str(obj, "category", false, &ev->category, why, why_size)) ||
             (err = json_str(obj, "brand", false, &ev->brand, why, why_size)) ||
+            (err = json_str(obj, "family", false, &ev->family, why, why_size)) ||
             (err = json_num(obj, "price", &ev->price, &has, why, why_size)) ||
             (err = json_bool(obj, "in_stock", &ev->in_stock, why, why_size)) ||
             (err = json_bool(obj, "repurchasable", &ev->repurchasable, why, why_size)) ||

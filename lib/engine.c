@@ -51,6 +51,7 @@ typedef struct cached_name {
     uint32_t dirty_ep;
     char *id;
     char *title;
+    uint64_t family; /* items: hash of ItemUpdate.family, 0 = none */
 } cached_name_t;
 
 typedef struct dirty_vec {
@@ -76,6 +77,7 @@ typedef struct candidate {
     double bv;    /* bought-together minus viewed-together contributions */
     double final; /* score after the category boost (rules passed) */
     const cached_item_t *st;
+    uint64_t family; /* looked up with the rules */
     float because_w[XS_BECAUSE_MAX];
     uint8_t because[XS_BECAUSE_MAX]; /* context positions, n_because used */
     uint8_t n_because;
@@ -158,6 +160,8 @@ struct xs_engine {
     xs_buf_t val;
 
     xs_engine_stats_t st;
+    int64_t rebuy_ms;          /* the longest rebuy window of the base and every arm */
+    xs_add_outcome_t outcome;  /* of the last xs_engine_process() */
 };
 
 static void free_item(cached_item_t *c)
@@ -198,6 +202,8 @@ void xs_params_default(xs_params_t *p)
     p->list_len[XS_PLACEMENT_CHECKOUT] = 3;
     p->list_len[XS_PLACEMENT_POST_PURCHASE] = 6;
     p->category_cap = 2;
+    p->family_cap = 1;
+    p->family_exclude = true;
     p->rebuy_days = 30;
     p->suppress_minutes = 10;
     p->trending_backfill = true;
@@ -548,10 +554,11 @@ static void free_name(cached_name_t *n)
     free(n);
 }
 
+/* 'N' 02 | varint len id | varint len title | family u64 (version 1: no family). */
 static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
 {
     xs_wire_reader_t r = {p, p + len, false};
-    if (len < 2 || p[0] != 'N' || p[1] != 1)
+    if (len < 2 || p[0] != 'N' || p[1] < 1 || p[1] > 2)
         return XS_ERR_DECODE;
     r.p += 2;
     char **dst[2] = {&n->id, &n->title};
@@ -566,19 +573,22 @@ static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
         }
         r.p += l;
     }
-    return r.p == r.end ? XS_OK : XS_ERR_DECODE;
+    if (p[1] >= 2)
+        n->family = xs_wire_get_u64(&r);
+    return !r.bad && r.p == r.end ? XS_OK : XS_ERR_DECODE;
 }
 
 static xs_err_t encode_name(const cached_name_t *n, xs_buf_t *b)
 {
     size_t il = strlen(n->id), tl = n->title ? strlen(n->title) : 0;
     xs_buf_append_u8(b, 'N');
-    xs_buf_append_u8(b, 1);
+    xs_buf_append_u8(b, 2);
     xs_wire_varint(b, il);
     xs_buf_append(b, n->id, il);
     xs_wire_varint(b, tl);
     if (tl)
         xs_buf_append(b, n->title, tl);
+    xs_wire_u64(b, n->family);
     return b->data ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -671,6 +681,18 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         xs_engine_destroy(e);
         return NULL;
     }
+    /* Purchases evicted from a profile are kept for the longest window any arm applies. */
+    double rebuy_days = e->params.rebuy_days;
+    for (int a = 0; a < e->experiment.n_arms; a++)
+        if (e->experiment.arms[a].params.rebuy_days > rebuy_days)
+            rebuy_days = e->experiment.arms[a].params.rebuy_days;
+    if (!(rebuy_days >= 0 && rebuy_days * 86400e3 < (double)XS_PROFILE_HORIZON_MS)) {
+        xs_errstr_set(errstr, errstr_size, "rebuy_days must be within 0..%.0f",
+                      (double)XS_PROFILE_HORIZON_MS / 86400e3);
+        xs_engine_destroy(e);
+        return NULL;
+    }
+    e->rebuy_ms = (int64_t)ceil(rebuy_days * 86400e3);
     bool found = false;
     static const char gk[] = "globals";
     if (backend_get(e, XS_CF_META, gk, sizeof(gk) - 1, &found, errstr, errstr_size) != XS_OK ||
@@ -724,6 +746,11 @@ void xs_engine_destroy(xs_engine_t *e)
     free(e->model_name);
     free(e->model_version);
     free(e);
+}
+
+void xs_engine_last_outcome(const xs_engine_t *e, xs_add_outcome_t *o)
+{
+    *o = e->outcome;
 }
 
 xs_params_t *xs_engine_params(xs_engine_t *e)
@@ -806,7 +833,7 @@ static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signa
         w_sig[i] = win[i].sig;
     }
     bool was_bought_user = p->flags & XS_PROFILE_F_BOUGHT;
-    xs_signal_t prev = xs_profile_touch(p, j, sig, weight, now, hl);
+    xs_signal_t prev = xs_profile_touch(p, j, sig, weight, now, hl, e->rebuy_ms);
     xs_err_t err = XS_OK;
     if (prev == XS_SIG_NONE) {
         err = push_delta(e, j, 0, XS_CLASS_VIEWED);
@@ -1069,6 +1096,7 @@ static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
             candidate_t *c = &e->cands[e->n_cands];
             c->item = item;
             c->score = c->bv = 0;
+            c->family = 0;
             c->n_because = 0;
             e->cand_gen[i] = e->gen;
             e->cand_pos[i] = (uint32_t)e->n_cands++;
@@ -1146,7 +1174,10 @@ static inline void cand_add(xs_engine_t *e, uint64_t item, double contrib, int c
 }
 
 
-/* True when the rules let `item` appear for this user. */
+/* True when the rules let `item` appear for this user: in stock, not
+ * deleted, not a context item (but a past purchase, left to the rebuy rule),
+ * not in the cart (lines or overflow filter), not bought within rebuy_days
+ * (items or rebuy filter) unless repurchasable. */
 static bool allowed(const xs_params_t *P, const xs_profile_t *p, const ctx_item_t *ctx, int n_ctx,
                     uint64_t item, const cached_item_t *st, int64_t now)
 {
@@ -1159,11 +1190,39 @@ static bool allowed(const xs_params_t *P, const xs_profile_t *p, const ctx_item_
         return true;
     if (xs_profile_in_cart(p, item))
         return false;
-    int k = xs_profile_find(p, item);
-    if (k >= 0 && p->items[k].bought_ts && !(st && (st->st.flags & XS_ITEM_F_REPURCHASABLE)) &&
-        now - p->items[k].bought_ts < (int64_t)(P->rebuy_days * 86400e3))
+    if (!(st && (st->st.flags & XS_ITEM_F_REPURCHASABLE)) &&
+        xs_profile_bought_within(p, item, now, (int64_t)ceil(P->rebuy_days * 86400e3)))
         return false;
     return true;
+}
+
+/* The item's product family (ItemUpdate.family hash), 0 when none is known. */
+static xs_err_t family_of(xs_engine_t *e, uint64_t item, uint64_t *fam, char *errstr,
+                          size_t errstr_size)
+{
+    cached_name_t *n = NULL;
+    xs_err_t err = get_name(e, item, NULL, &n, errstr, errstr_size);
+    *fam = n ? n->family : 0;
+    return err;
+}
+
+static bool family_in(const uint64_t *fams, int n, uint64_t fam)
+{
+    for (int k = 0; fam && k < n; k++)
+        if (fams[k] == fam)
+            return true;
+    return false;
+}
+
+/* Whether the n picks (families fams) hold family_cap items of fam already. */
+static bool family_full(const xs_params_t *P, const uint64_t *fams, int n, uint64_t fam)
+{
+    if (!fam || P->family_cap <= 0)
+        return false;
+    int same = 0;
+    for (int k = 0; k < n; k++)
+        same += fams[k] == fam;
+    return same >= P->family_cap;
 }
 
 static xs_err_t set_str(char **dst, const char *s)
@@ -1209,6 +1268,22 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
     xs_err_t err = XS_OK;
     const int ctx_cap = 64;
     double hl = P->half_life_hours * 3600e3;
+    /* Placements that want complements (CART, CHECKOUT, POST_PURCHASE) show
+     * nothing of the families of the trigger items and the cart lines: a
+     * colour variant of what is in the cart is a substitute, not a
+     * complement. PRODUCT_PAGE may (the shopper is still choosing). */
+    uint64_t xfam[64 + XS_PROFILE_MAX_CART];
+    int n_xfam = 0;
+    if (P->family_exclude && placement != XS_PLACEMENT_PRODUCT_PAGE) {
+        for (int i = 0; i < n_ctx + (p ? p->n_cart : 0); i++) {
+            uint64_t f = 0;
+            if ((err = family_of(e, i < n_ctx ? ctx[i].item : p->cart[i - n_ctx].item, &f,
+                                 errstr, errstr_size)) != XS_OK)
+                return err;
+            if (f && !family_in(xfam, n_xfam, f))
+                xfam[n_xfam++] = f;
+        }
+    }
     if (p) {
         for (int i = 0; i < p->n_cart; i++)
             ctx_add(ctx, &n_ctx, ctx_cap, p->cart[i].item, P->w_cart);
@@ -1369,6 +1444,11 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             return err;
         if (!allowed(P, p, ctx, n_ctx, cd->item, st, now))
             continue;
+        if ((n_xfam || P->family_cap > 0) &&
+            (err = family_of(e, cd->item, &cd->family, errstr, errstr_size)) != XS_OK)
+            return err;
+        if (family_in(xfam, n_xfam, cd->family))
+            continue;
         cd->final = cd->score;
         if (st && st->st.category && max_cat > 0 && P->category_boost > 0) {
             for (int k = 0; k < p->n_cats; k++)
@@ -1385,29 +1465,31 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             fin[k] = fin[k - 1];
         fin[k] = (uint32_t)(cd - cand);
         /* the capped list of what is final so far */
-        uint64_t cats[XS_LIST_MAX_ITEMS];
+        uint64_t cats[XS_LIST_MAX_ITEMS], fams[XS_LIST_MAX_ITEMS];
         int picks = 0;
         last = -1;
         for (size_t i = 0; i < n_fin && picks < n_want; i++) {
             const candidate_t *f = &cand[fin[i]];
             uint64_t cat = f->st ? f->st->st.category : 0;
-            if (category_full(P, cats, picks, cat))
+            if (category_full(P, cats, picks, cat) || family_full(P, fams, picks, f->family))
                 continue;
+            fams[picks] = f->family;
             cats[picks++] = cat;
             if (picks == n_want)
                 last = f->final;
         }
     }
 
-    /* Pick with the category cap. */
-    uint64_t cats[XS_LIST_MAX_ITEMS];
+    /* Pick with the category and family caps. */
+    uint64_t cats[XS_LIST_MAX_ITEMS], fams[XS_LIST_MAX_ITEMS];
     int n_out = 0;
     for (size_t i = 0; i < n_fin && n_out < n_want; i++) {
         candidate_t *cd = &cand[fin[i]];
         const cached_item_t *st = cd->st; /* looked up by the rules above */
         uint64_t cat = st ? st->st.category : 0;
-        if (category_full(P, cats, n_out, cat))
+        if (category_full(P, cats, n_out, cat) || family_full(P, fams, n_out, cd->family))
             continue;
+        fams[n_out] = cd->family;
         xs_rec_t *r = &list->items[n_out];
         if ((err = name_of(e, cd->item, &r->item_id, errstr, errstr_size)) != XS_OK)
             return err;
@@ -1456,12 +1538,18 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                 return err;
             if (!allowed(P, p, ctx, n_ctx, t->item, st, now))
                 continue;
+            uint64_t fam = 0;
+            if ((n_xfam || P->family_cap > 0) &&
+                (err = family_of(e, t->item, &fam, errstr, errstr_size)) != XS_OK)
+                return err;
+            if (family_in(xfam, n_xfam, fam))
+                continue;
             if ((err = name_of(e, t->item, &tmp, errstr, errstr_size)) != XS_OK)
                 return err;
             for (int k = 0; k < n_out && !dup; k++)
                 dup = strcmp(list->items[k].item_id, tmp) == 0;
             uint64_t cat = st ? st->st.category : 0;
-            dup = dup || category_full(P, cats, n_out, cat);
+            dup = dup || category_full(P, cats, n_out, cat) || family_full(P, fams, n_out, fam);
             if (dup) {
                 free(tmp);
                 continue;
@@ -1471,6 +1559,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             r->score = top > 0 ? t->weight / top : 0;
             r->source = XS_SOURCE_TRENDING;
             cats[n_out] = cat;
+            fams[n_out] = fam;
             list->n_items = ++n_out;
         }
     }
@@ -1547,6 +1636,11 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
     f |= ev->repurchasable ? XS_ITEM_F_REPURCHASABLE : 0;
     f |= ev->deleted ? XS_ITEM_F_DELETED : 0;
     ci->st.flags = f;
+    uint64_t fam = ev->family && *ev->family ? xs_hash_str(ev->family) : 0;
+    if (n->family != fam) {
+        n->family = fam;
+        name_dirty(e, n);
+    }
     if (ev->category) {
         ci->st.category = xs_hash_str(ev->category);
         cached_name_t *cn = NULL;
@@ -1578,6 +1672,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
                            xs_list_t *list, bool *has_list, char *errstr, size_t errstr_size)
 {
     *has_list = false;
+    memset(&e->outcome, 0, sizeof(e->outcome));
+    e->outcome.arm = -1;
     e->st.events++;
     if (ev->kind == XS_KIND_ITEM) {
         e->st.item_updates++;
@@ -1608,8 +1704,10 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     }
     int64_t now = ev->ts > p->last_ts ? ev->ts : p->last_ts;
     p->last_ts = now;
+    xs_profile_forget(p, e->rebuy_ms);
     if (p->n_events < UINT32_MAX)
         p->n_events++;
+    e->outcome.arm = arm;
 
     /* --- user stage --- */
     ctx_item_t ctx[64];
@@ -1679,8 +1777,18 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
                 xs_profile_cart_remove(p, j, l->quantity);
                 continue;
             }
-            if (ev->type == XS_CART_ADD)
+            if (ev->type == XS_CART_ADD) {
+                /* The live quality signal: was the added item on the last
+                 * list shown to the user for each placement? */
+                for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
+                    int has = xs_profile_last_list_has(p, pl, j);
+                    if (has < 0)
+                        continue;
+                    e->outcome.opportunities[pl]++;
+                    e->outcome.hits[pl] += (uint32_t)has;
+                }
                 xs_profile_cart_add(p, j, l->quantity);
+            }
             if ((err = user_touch(e, p, j, sig, w, now)))
                 return err;
             if (ev->type == XS_CART_ADD || ev->type == XS_CART_PURCHASE)
@@ -1722,8 +1830,11 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
         xs_list_clear(list);
         return XS_OK;
     }
-    p->last_list_hash[placement] = h;
-    p->last_list_ts[placement] = now;
+    uint64_t shown[XS_PROFILE_SEEN];
+    int n_shown = 0;
+    for (int i = 0; i < list->n_items && n_shown < XS_PROFILE_SEEN; i++)
+        shown[n_shown++] = xs_hash_str(list->items[i].item_id);
+    xs_profile_set_last_list(p, placement, h, now, shown, n_shown);
     e->st.lists++;
     *has_list = true;
     return XS_OK;

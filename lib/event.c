@@ -92,6 +92,7 @@ void xs_event_clear(xs_event_t *ev)
     free(ev->currency);
     free(ev->title);
     free(ev->brand);
+    free(ev->family);
     xs_event_init(ev, XS_KIND_CLICK);
 }
 
@@ -132,10 +133,10 @@ xs_err_t xs_event_copy(xs_event_t *dst, const xs_event_t *src)
     dst->n_lines = 0;
     char **d[] = {&dst->event_id, &dst->user_id, &dst->session_id, &dst->list_id,
                   &dst->item_id,  &dst->category, &dst->order_id, &dst->currency,
-                  &dst->title,    &dst->brand};
+                  &dst->title,    &dst->brand,    &dst->family};
     const char *s[] = {src->event_id, src->user_id,  src->session_id, src->list_id,
                        src->item_id,  src->category, src->order_id,   src->currency,
-                       src->title,    src->brand};
+                       src->title,    src->brand,    src->family};
     for (size_t i = 0; i < XS_ARRAY_SIZE(d); i++)
         *d[i] = NULL;
     xs_err_t err = XS_OK;
@@ -208,6 +209,7 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
             return XS_ERR_VALIDATION;
         }
         CHECK("brand", ev->brand, false);
+        CHECK("family", ev->family, false);
     } else if (ev->kind == XS_KIND_CLICK || ev->kind == XS_KIND_CART) {
         CHECK("event_id", ev->event_id, true);
         CHECK("user_id", ev->user_id, true);

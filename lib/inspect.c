@@ -26,7 +26,7 @@
 #include "xsell/sketch.h"
 
 #define META_VERSION 1
-#define NAME_VERSION 1
+#define NAME_VERSION 2
 
 /* ======================================================================== */
 /* Decoders                                                                 */
@@ -47,6 +47,7 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
     xs_wire_reader_t r = {p, p + len, false};
     char **dst[2] = {&n->id, &n->title};
     n->id = n->title = NULL;
+    n->family = 0;
     if (len < 2 || p[0] != 'N') {
         xs_errstr_set(errstr, errstr_size, "not a name record (bad magic)");
         return XS_ERR_DECODE;
@@ -73,7 +74,9 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
         }
         r.p += l;
     }
-    if (r.p != r.end) {
+    if (p[1] >= 2)
+        n->family = xs_wire_get_u64(&r);
+    if (r.bad || r.p != r.end) {
         xs_name_rec_clear(n);
         xs_errstr_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
         return XS_ERR_DECODE;
@@ -250,6 +253,8 @@ static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_
         xs_buf_printf(out, " title=");
         put_quoted(out, n.title, strlen(n.title));
     }
+    if (n.family)
+        xs_buf_printf(out, " family=%016" PRIx64, n.family);
     xs_buf_append_u8(out, '\n');
     xs_name_rec_clear(&n);
     return XS_OK;
@@ -333,12 +338,27 @@ static xs_err_t format_user(const uint8_t *k, size_t kl, const uint8_t *v, size_
     for (int i = 0; i < p->n_cart; i++)
         xs_buf_printf(out, "user %s cart %d h=%016" PRIx64 " qty=%" PRId32 "\n", id, i,
                       p->cart[i].item, p->cart[i].qty);
+    if (p->n_over) {
+        xs_buf_printf(out, "user %s cart_over n=%u bits=", id, p->n_over);
+        put_hex(out, p->cart_over.bits, sizeof(p->cart_over.bits));
+        xs_buf_append_u8(out, '\n');
+    }
+    for (int i = 0; i < p->n_buckets; i++) {
+        xs_buf_printf(out, "user %s rebuy %d lo=%" PRId64 " hi=%" PRId64 " bits=", id, i,
+                      p->rebuy[i].lo, p->rebuy[i].hi);
+        put_hex(out, p->rebuy[i].bloom.bits, sizeof(p->rebuy[i].bloom.bits));
+        xs_buf_append_u8(out, '\n');
+    }
     for (int i = 0; i < p->n_dedup; i++)
         xs_buf_printf(out, "user %s dedup %d %08" PRIx32 "\n", id, i, p->dedup[i]);
-    for (int i = 0; i < XS_PLACEMENT__COUNT; i++)
-        xs_buf_printf(out, "user %s last_list %s hash=%08" PRIx32 " ts=%" PRId64 "\n", id,
+    for (int i = 0; i < XS_PLACEMENT__COUNT; i++) {
+        xs_buf_printf(out, "user %s last_list %s hash=%08" PRIx32 " ts=%" PRId64 " seen=", id,
                       xs_placement_name((xs_placement_t)i), p->last_list_hash[i],
                       p->last_list_ts[i]);
+        for (int f = 0; f < p->last_n[i]; f++)
+            xs_buf_printf(out, "%s%04x", f ? "," : "", p->last_fp[i][f]);
+        xs_buf_append_u8(out, '\n');
+    }
     free(p);
     return XS_OK;
 }
@@ -544,7 +564,8 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
             print_name(s, p->cats[k].cat, out, false);
             fputc('\n', out);
         }
-        fprintf(out, "  cart (%u lines):\n", p->n_cart);
+        fprintf(out, "  cart (%u lines%s):\n", p->n_cart,
+                p->n_over ? ", and older lines in the overflow filter" : "");
         for (int k = 0; k < p->n_cart; k++) {
             fprintf(out, "    %6" PRId32 " x ", p->cart[k].qty);
             print_name(s, p->cart[k].item, out, true);
@@ -558,6 +579,11 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
             fprintf(out, "    %s  ", t1);
             print_name(s, p->items[k].item, out, true);
             fputc('\n', out);
+        }
+        for (int k = 0; k < p->n_buckets; k++) {
+            format_time(p->rebuy[k].lo, t1, sizeof(t1));
+            format_time(p->rebuy[k].hi, t2, sizeof(t2));
+            fprintf(out, "    and older purchases bought %s .. %s (rebuy filter)\n", t1, t2);
         }
         fprintf(out, "  recent event ids remembered: %u\n", p->n_dedup);
         fprintf(out, "  last lists:\n");

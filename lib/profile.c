@@ -1,7 +1,7 @@
 /*
- * profile.c — user profiles: bounded decayed affinities, cart, dedup ring,
- * and their versioned stored format. See include/xsell/profile.h for the
- * layout and invariants.
+ * profile.c — user profiles: bounded decayed affinities, cart, exclusion
+ * filters, dedup ring, last lists, and their versioned stored format. See
+ * include/xsell/profile.h for the layout and invariants.
  */
 #include "xsell/profile.h"
 
@@ -13,6 +13,207 @@
 void xs_profile_init(xs_profile_t *p)
 {
     memset(p, 0, sizeof(*p));
+}
+
+/* ---- bfloat16 ------------------------------------------------------------------------- */
+
+static uint16_t bf16_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_float(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+/* f rounded to the nearest bfloat16 (ties to even); finite stays finite. */
+static float bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    if (!isfinite(f))
+        return f;
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    if ((r & 0x7f800000u) == 0x7f800000u) /* rounded up to infinity: the largest finite */
+        r = (u & 0x80000000u) | 0x7f7f0000u;
+    memcpy(&f, &r, sizeof(f));
+    return f;
+}
+
+/* ---- Bloom filters -------------------------------------------------------------------- */
+
+/* splitmix64 of the item hash: the filter's bit positions and the list
+ * fingerprints come from different bits of it. */
+static uint64_t mix(uint64_t x)
+{
+    x += UINT64_C(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+void xs_bloom_add(xs_bloom_t *b, uint64_t item)
+{
+    uint64_t z = mix(item);
+    for (int k = 0; k < XS_PROFILE_BLOOM_K; k++) {
+        unsigned bit = (unsigned)(z >> (8 * k)) & (XS_PROFILE_BLOOM_BYTES * 8 - 1);
+        b->bits[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+    }
+}
+
+bool xs_bloom_has(const xs_bloom_t *b, uint64_t item)
+{
+    uint64_t z = mix(item);
+    for (int k = 0; k < XS_PROFILE_BLOOM_K; k++) {
+        unsigned bit = (unsigned)(z >> (8 * k)) & (XS_PROFILE_BLOOM_BYTES * 8 - 1);
+        if (!(b->bits[bit >> 3] & (1u << (bit & 7))))
+            return false;
+    }
+    return true;
+}
+
+uint16_t xs_profile_fp(uint64_t item)
+{
+    return (uint16_t)(mix(item) >> 48);
+}
+
+/* ---- rebuy buckets -------------------------------------------------------------------- */
+
+/* Keeps the buckets ordered by hi (then lo), so the layout is canonical. */
+static void buckets_sort(xs_profile_t *p)
+{
+    for (int i = 1; i < p->n_buckets; i++)
+        for (int k = i; k > 0; k--) {
+            xs_rebuy_bucket_t *a = &p->rebuy[k - 1], *b = &p->rebuy[k];
+            if (a->hi < b->hi || (a->hi == b->hi && a->lo <= b->lo))
+                break;
+            xs_rebuy_bucket_t t = *a;
+            *a = *b;
+            *b = t;
+        }
+}
+
+static void bucket_drop(xs_profile_t *p, int i)
+{
+    memmove(&p->rebuy[i], &p->rebuy[i + 1], (size_t)(p->n_buckets - i - 1) * sizeof(p->rebuy[0]));
+    p->n_buckets--;
+    memset(&p->rebuy[p->n_buckets], 0, sizeof(p->rebuy[0]));
+}
+
+/*
+ * Records that item was bought at t (and was evicted from the items): into
+ * the bucket whose span stays within rebuy_ms with t, else a new bucket,
+ * else (all in use and none expired) the bucket whose span grows least.
+ * Never loses an item that a window <= rebuy_ms could need.
+ */
+static void rebuy_add(xs_profile_t *p, uint64_t item, int64_t t, int64_t now, int64_t rebuy_ms)
+{
+    if (rebuy_ms <= 0 || now - t >= rebuy_ms)
+        return; /* outside every window */
+    for (int i = p->n_buckets - 1; i >= 0; i--)
+        if (now - p->rebuy[i].hi >= rebuy_ms)
+            bucket_drop(p, i);
+    int best = -1;
+    int64_t best_span = 0;
+    for (int i = 0; i < p->n_buckets; i++) {
+        const xs_rebuy_bucket_t *b = &p->rebuy[i];
+        int64_t lo = t < b->lo ? t : b->lo, hi = t > b->hi ? t : b->hi;
+        if (best < 0 || hi - lo < best_span) {
+            best = i;
+            best_span = hi - lo;
+        }
+    }
+    if ((best < 0 || best_span > rebuy_ms) && p->n_buckets < XS_PROFILE_REBUY_BUCKETS) {
+        best = p->n_buckets++;
+        p->rebuy[best] = (xs_rebuy_bucket_t){.lo = t, .hi = t};
+    }
+    xs_rebuy_bucket_t *b = &p->rebuy[best];
+    if (t < b->lo)
+        b->lo = t;
+    if (t > b->hi)
+        b->hi = t;
+    xs_bloom_add(&b->bloom, item);
+    buckets_sort(p);
+}
+
+bool xs_profile_bought_within(const xs_profile_t *p, uint64_t item, int64_t now,
+                              int64_t window_ms)
+{
+    if (window_ms <= 0)
+        return false;
+    int k = xs_profile_find(p, item);
+    if (k >= 0 && p->items[k].bought_ts && now - p->items[k].bought_ts < window_ms)
+        return true;
+    for (int i = 0; i < p->n_buckets; i++)
+        if (now - p->rebuy[i].hi < window_ms && xs_bloom_has(&p->rebuy[i].bloom, item))
+            return true;
+    return false;
+}
+
+void xs_profile_forget(xs_profile_t *p, int64_t rebuy_ms)
+{
+    int64_t cut = p->last_ts - XS_PROFILE_HORIZON_MS; /* kept: times > cut */
+    int n = 0;
+    for (int i = 0; i < p->n_items; i++)
+        if (p->items[i].ts > cut)
+            p->items[n++] = p->items[i];
+    memset(&p->items[n], 0, (size_t)(p->n_items - n) * sizeof(p->items[0]));
+    p->n_items = (uint8_t)n;
+    n = 0;
+    for (int i = 0; i < p->n_cats; i++)
+        if (p->cats[i].ts > cut)
+            p->cats[n++] = p->cats[i];
+    memset(&p->cats[n], 0, (size_t)(p->n_cats - n) * sizeof(p->cats[0]));
+    p->n_cats = (uint8_t)n;
+    for (int i = 0; i < XS_PLACEMENT__COUNT; i++)
+        if (p->last_list_hash[i] && p->last_list_ts[i] <= cut) {
+            p->last_list_hash[i] = 0;
+            p->last_list_ts[i] = 0;
+            p->last_n[i] = 0;
+            memset(p->last_fp[i], 0, sizeof(p->last_fp[i]));
+        }
+    for (int i = p->n_buckets - 1; i >= 0; i--) {
+        if (p->last_ts - p->rebuy[i].hi >= rebuy_ms)
+            bucket_drop(p, i);
+        else if (p->rebuy[i].lo <= cut)
+            p->rebuy[i].lo = cut + 1; /* lo only steers insertion: clamping it loses nothing */
+    }
+}
+
+/* ---- last lists ----------------------------------------------------------------------- */
+
+void xs_profile_set_last_list(xs_profile_t *p, int placement, uint32_t h, int64_t ts,
+                              const uint64_t *items, int n)
+{
+    if (placement < 0 || placement >= XS_PLACEMENT__COUNT)
+        return;
+    p->last_list_hash[placement] = h;
+    p->last_list_ts[placement] = h ? ts : 0;
+    memset(p->last_fp[placement], 0, sizeof(p->last_fp[placement]));
+    if (n > XS_PROFILE_SEEN)
+        n = XS_PROFILE_SEEN;
+    if (!h || n < 0)
+        n = 0;
+    for (int i = 0; i < n; i++)
+        p->last_fp[placement][i] = xs_profile_fp(items[i]);
+    p->last_n[placement] = (uint8_t)n;
+}
+
+int xs_profile_last_list_has(const xs_profile_t *p, int placement, uint64_t item)
+{
+    if (placement < 0 || placement >= XS_PLACEMENT__COUNT || !p->last_list_hash[placement])
+        return -1;
+    uint16_t fp = xs_profile_fp(item);
+    for (int i = 0; i < p->last_n[placement]; i++)
+        if (p->last_fp[placement][i] == fp)
+            return 1;
+    return 0;
 }
 
 float xs_profile_decay(float score, int64_t from, int64_t now, double half_life_ms)
@@ -64,13 +265,15 @@ static int weakest_item(const xs_profile_t *p, int64_t now, double half_life_ms)
 }
 
 xs_signal_t xs_profile_touch(xs_profile_t *p, uint64_t item, xs_signal_t signal, float weight,
-                             int64_t now, double half_life_ms)
+                             int64_t now, double half_life_ms, int64_t rebuy_ms)
 {
     int i = xs_profile_find(p, item);
     xs_signal_t prev = XS_SIG_NONE;
     if (i < 0) {
         if (p->n_items == XS_PROFILE_MAX_ITEMS) {
             i = weakest_item(p, now, half_life_ms);
+            if (p->items[i].bought_ts)
+                rebuy_add(p, p->items[i].item, p->items[i].bought_ts, now, rebuy_ms);
         } else {
             i = p->n_items++;
         }
@@ -81,7 +284,7 @@ xs_signal_t xs_profile_touch(xs_profile_t *p, uint64_t item, xs_signal_t signal,
     xs_profile_item_t *it = &p->items[i];
     /* Event time may go backwards slightly across producers: never decay into the future. */
     int64_t t = now > it->ts ? now : it->ts;
-    it->score = xs_profile_decay(it->score, it->ts, t, half_life_ms) + weight;
+    it->score = bf16_round(xs_profile_decay(it->score, it->ts, t, half_life_ms) + weight);
     it->ts = t;
     if (signal > it->signal)
         it->signal = (uint8_t)signal;
@@ -119,7 +322,7 @@ void xs_profile_touch_cat(xs_profile_t *p, uint64_t cat, float weight, int64_t n
     }
     xs_profile_cat_t *c = &p->cats[i];
     int64_t t = now > c->ts ? now : c->ts;
-    c->score = xs_profile_decay(c->score, c->ts, t, half_life_ms) + weight;
+    c->score = bf16_round(xs_profile_decay(c->score, c->ts, t, half_life_ms) + weight);
     c->ts = t;
 }
 
@@ -133,6 +336,9 @@ void xs_profile_cart_add(xs_profile_t *p, uint64_t item, int32_t qty)
         }
     }
     if (p->n_cart == XS_PROFILE_MAX_CART) {
+        xs_bloom_add(&p->cart_over, p->cart[0].item);
+        if (p->n_over < UINT8_MAX)
+            p->n_over++;
         memmove(&p->cart[0], &p->cart[1], (XS_PROFILE_MAX_CART - 1) * sizeof(p->cart[0]));
         p->n_cart--;
     }
@@ -155,7 +361,10 @@ void xs_profile_cart_remove(xs_profile_t *p, uint64_t item, int32_t qty)
 
 void xs_profile_cart_clear(xs_profile_t *p)
 {
+    memset(p->cart, 0, sizeof(p->cart));
     p->n_cart = 0;
+    memset(&p->cart_over, 0, sizeof(p->cart_over));
+    p->n_over = 0;
 }
 
 bool xs_profile_in_cart(const xs_profile_t *p, uint64_t item)
@@ -163,7 +372,7 @@ bool xs_profile_in_cart(const xs_profile_t *p, uint64_t item)
     for (int i = 0; i < p->n_cart; i++)
         if (p->cart[i].item == item)
             return true;
-    return false;
+    return p->n_over && xs_bloom_has(&p->cart_over, item);
 }
 
 /* Times are stored as non-negative distances back from last_ts. */
@@ -171,6 +380,20 @@ static uint64_t back(int64_t last, int64_t ts)
 {
     return last > ts ? (uint64_t)(last - ts) : 0;
 }
+
+static xs_err_t put_u32(xs_buf_t *out, uint32_t h)
+{
+    uint8_t b[4] = {(uint8_t)h, (uint8_t)(h >> 8), (uint8_t)(h >> 16), (uint8_t)(h >> 24)};
+    return xs_buf_append(out, b, 4);
+}
+
+static xs_err_t put_u16(xs_buf_t *out, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    return xs_buf_append(out, b, 2);
+}
+
+#define SIG_BOUGHT 0x80
 
 xs_err_t xs_profile_encode(const xs_profile_t *p, xs_buf_t *out)
 {
@@ -185,15 +408,16 @@ xs_err_t xs_profile_encode(const xs_profile_t *p, xs_buf_t *out)
     for (int i = 0; i < p->n_items; i++) {
         const xs_profile_item_t *it = &p->items[i];
         err |= xs_wire_u64(out, it->item);
-        err |= xs_buf_append_u8(out, it->signal);
-        err |= xs_wire_f32(out, it->score);
+        err |= xs_buf_append_u8(out, (uint8_t)(it->signal | (it->bought_ts ? SIG_BOUGHT : 0)));
+        err |= put_u16(out, bf16_bits(it->score));
         err |= xs_wire_varint(out, back(L, it->ts));
-        err |= xs_wire_varint(out, it->bought_ts ? back(L, it->bought_ts) + 1 : 0);
+        if (it->bought_ts)
+            err |= xs_wire_varint(out, back(L, it->bought_ts));
     }
     err |= xs_buf_append_u8(out, p->n_cats);
     for (int i = 0; i < p->n_cats; i++) {
         err |= xs_wire_u64(out, p->cats[i].cat);
-        err |= xs_wire_f32(out, p->cats[i].score);
+        err |= put_u16(out, bf16_bits(p->cats[i].score));
         err |= xs_wire_varint(out, back(L, p->cats[i].ts));
     }
     err |= xs_buf_append_u8(out, p->n_cart);
@@ -201,18 +425,29 @@ xs_err_t xs_profile_encode(const xs_profile_t *p, xs_buf_t *out)
         err |= xs_wire_u64(out, p->cart[i].item);
         err |= xs_wire_varint(out, (uint64_t)(p->cart[i].qty < 0 ? 0 : p->cart[i].qty));
     }
+    err |= xs_buf_append_u8(out, p->n_over);
+    if (p->n_over)
+        err |= xs_buf_append(out, p->cart_over.bits, XS_PROFILE_BLOOM_BYTES);
+    err |= xs_buf_append_u8(out, p->n_buckets);
+    for (int i = 0; i < p->n_buckets; i++) {
+        const xs_rebuy_bucket_t *b = &p->rebuy[i];
+        err |= xs_wire_varint(out, back(L, b->hi));
+        err |= xs_wire_varint(out, back(b->hi, b->lo));
+        err |= xs_buf_append(out, b->bloom.bits, XS_PROFILE_BLOOM_BYTES);
+    }
     err |= xs_buf_append_u8(out, p->n_dedup);
     err |= xs_buf_append_u8(out, p->dedup_pos);
-    for (int i = 0; i < p->n_dedup; i++) {
-        uint32_t h = p->dedup[i];
-        uint8_t b[4] = {(uint8_t)h, (uint8_t)(h >> 8), (uint8_t)(h >> 16), (uint8_t)(h >> 24)};
-        err |= xs_buf_append(out, b, 4);
-    }
+    for (int i = 0; i < p->n_dedup; i++)
+        err |= put_u32(out, p->dedup[i]);
     for (int i = 0; i < XS_PLACEMENT__COUNT; i++) {
         uint32_t h = p->last_list_hash[i];
-        uint8_t b[4] = {(uint8_t)h, (uint8_t)(h >> 8), (uint8_t)(h >> 16), (uint8_t)(h >> 24)};
-        err |= xs_buf_append(out, b, 4);
-        err |= xs_wire_varint(out, h ? back(L, p->last_list_ts[i]) : 0);
+        err |= put_u32(out, h);
+        if (!h)
+            continue;
+        err |= xs_wire_varint(out, back(L, p->last_list_ts[i]));
+        err |= xs_buf_append_u8(out, p->last_n[i]);
+        for (int k = 0; k < p->last_n[i]; k++)
+            err |= put_u16(out, p->last_fp[i][k]);
     }
     return err ? XS_ERR_NOMEM : XS_OK;
 }
@@ -236,6 +471,18 @@ static int64_t ts_back(xs_wire_reader_t *r, int64_t last, uint64_t d)
     return last - (int64_t)d;
 }
 
+static uint16_t get_u16(xs_wire_reader_t *r)
+{
+    uint16_t v = xs_wire_get_u8(r);
+    return (uint16_t)(v | (uint16_t)xs_wire_get_u8(r) << 8);
+}
+
+static void get_bloom(xs_wire_reader_t *r, xs_bloom_t *b)
+{
+    for (int i = 0; i < XS_PROFILE_BLOOM_BYTES; i++)
+        b->bits[i] = xs_wire_get_u8(r);
+}
+
 xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *errstr,
                            size_t errstr_size)
 {
@@ -249,6 +496,14 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
         xs_errstr_set(errstr, errstr_size,
                       "user profile format version %u is newer than this build (%u)", r.p[1],
                       XS_PROFILE_VERSION);
+        return XS_ERR_VERSION;
+    }
+    if (r.p[1] < XS_PROFILE_VERSION) {
+        xs_errstr_set(errstr, errstr_size,
+                      "user profile format version %u is older than this build's (%u), which "
+                      "keeps the cart and purchases beyond its caps in filters the old records "
+                      "lack: rebuild the state (--reset-state --yes --from-beginning)",
+                      r.p[1], XS_PROFILE_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -265,11 +520,15 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     for (int i = 0; i < n && !r.bad; i++) {
         xs_profile_item_t *it = &p->items[i];
         it->item = xs_wire_get_u64(&r);
-        it->signal = xs_wire_get_u8(&r);
-        it->score = xs_wire_get_f32(&r);
+        uint8_t sig = xs_wire_get_u8(&r);
+        it->signal = sig & (uint8_t)~SIG_BOUGHT;
+        it->score = bf16_float(get_u16(&r));
         it->ts = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
-        uint64_t b = xs_wire_get_varint(&r);
-        it->bought_ts = b ? ts_back(&r, p->last_ts, b - 1) : 0;
+        if (sig & SIG_BOUGHT) {
+            it->bought_ts = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
+            if (!it->bought_ts)
+                r.bad = true; /* 0 means "never" */
+        }
         if (it->signal > XS_SIG_PURCHASE || !isfinite(it->score))
             r.bad = true;
     }
@@ -279,8 +538,10 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
         r.bad = true;
     for (int i = 0; i < n && !r.bad; i++) {
         p->cats[i].cat = xs_wire_get_u64(&r);
-        p->cats[i].score = xs_wire_get_f32(&r);
+        p->cats[i].score = bf16_float(get_u16(&r));
         p->cats[i].ts = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
+        if (!isfinite(p->cats[i].score))
+            r.bad = true;
     }
     p->n_cats = r.bad ? 0 : n;
     n = xs_wire_get_u8(&r);
@@ -292,6 +553,22 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
         p->cart[i].qty = q > INT32_MAX ? INT32_MAX : (int32_t)q;
     }
     p->n_cart = r.bad ? 0 : n;
+    p->n_over = xs_wire_get_u8(&r);
+    if (p->n_over)
+        get_bloom(&r, &p->cart_over);
+    n = xs_wire_get_u8(&r);
+    if (n > XS_PROFILE_REBUY_BUCKETS)
+        r.bad = true;
+    for (int i = 0; i < n && !r.bad; i++) {
+        xs_rebuy_bucket_t *b = &p->rebuy[i];
+        b->hi = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
+        b->lo = ts_back(&r, b->hi, xs_wire_get_varint(&r));
+        get_bloom(&r, &b->bloom);
+        if (i > 0 && (b->hi < p->rebuy[i - 1].hi ||
+                      (b->hi == p->rebuy[i - 1].hi && b->lo < p->rebuy[i - 1].lo)))
+            r.bad = true; /* not in canonical order */
+    }
+    p->n_buckets = r.bad ? 0 : n;
     n = xs_wire_get_u8(&r);
     p->dedup_pos = xs_wire_get_u8(&r);
     if (n > XS_PROFILE_DEDUP || p->dedup_pos >= XS_PROFILE_DEDUP)
@@ -301,7 +578,15 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     p->n_dedup = r.bad ? 0 : n;
     for (int i = 0; i < XS_PLACEMENT__COUNT && !r.bad; i++) {
         p->last_list_hash[i] = get_u32(&r);
+        if (!p->last_list_hash[i])
+            continue;
         p->last_list_ts[i] = ts_back(&r, p->last_ts, xs_wire_get_varint(&r));
+        n = xs_wire_get_u8(&r);
+        if (n > XS_PROFILE_SEEN)
+            r.bad = true;
+        for (int k = 0; k < n && !r.bad; k++)
+            p->last_fp[i][k] = get_u16(&r);
+        p->last_n[i] = r.bad ? 0 : n;
     }
     if (r.bad || r.p != r.end) {
         xs_profile_init(p);

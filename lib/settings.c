@@ -37,6 +37,11 @@ static void apply(xs_params_t *P, const char *key, const char *v)
         P->list_len[XS_PLACEMENT_POST_PURCHASE] = atoi(v);
     else if (!strcmp(key, "list.category_cap"))
         P->category_cap = atoi(v);
+    else if (!strcmp(key, "list.family_cap"))
+        P->family_cap = atoi(v);
+    else if (!strcmp(key, "list.family_exclude"))
+        P->family_exclude = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") ||
+                            !strcmp(v, "on");
     else if (!strcmp(key, "list.rebuy_days"))
         P->rebuy_days = atof(v);
     else if (!strcmp(key, "list.suppress_minutes"))

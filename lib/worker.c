@@ -88,7 +88,8 @@ typedef struct part {
 enum {
     M_EVENTS, M_DLQ, M_DECODE_ERRORS, M_LISTS, M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE,
     M_UNATTRIBUTED, M_LAG, M_CHECKPOINTS, M_CP_LAST, M_CP_SECONDS, M_CACHE_RATIO, M_CACHE_HITS,
-    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M_WAL_DAMAGED, M_INPUT_LOST, M__COUNT
+    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M_WAL_DAMAGED, M_INPUT_LOST, M_ADD_OPPS,
+    M_ADD_HITS, M__COUNT
 };
 
 /* A worker loop that has not turned for this long is reported unhealthy
@@ -140,6 +141,8 @@ struct xs_worker {
     bool mu_init;
     xs_metrics_t *metrics;
     int mid[M__COUNT];
+    char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
+    int n_arms;
     xs_listmap_t *listmap;
     xs_http_t *http;
     atomic_bool running, ready;
@@ -532,6 +535,22 @@ static void count_event(xs_worker_t *w, const char *topic, const xs_event_t *ev,
     xs_metrics_add(w->metrics, w->mid[M_REVENUE], (const char *[]){arm}, revenue);
 }
 
+/* The live quality signal: at a cart ADD, per placement, whether each added
+ * item was on the last list published to the user for that placement. */
+static void count_adds(xs_worker_t *w)
+{
+    xs_add_outcome_t o;
+    xs_engine_last_outcome(w->engine, &o);
+    const char *arm = o.arm >= 0 && o.arm < w->n_arms ? w->arm_names[o.arm] : "none";
+    for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
+        if (!o.opportunities[pl])
+            continue;
+        const char *lv[] = {xs_placement_name((xs_placement_t)pl), arm};
+        xs_metrics_add(w->metrics, w->mid[M_ADD_OPPS], lv, o.opportunities[pl]);
+        xs_metrics_add(w->metrics, w->mid[M_ADD_HITS], lv, o.hits[pl]);
+    }
+}
+
 static void count_list(xs_worker_t *w, const xs_list_t *list)
 {
     const char *arm = list->arm && *list->arm ? list->arm : "none";
@@ -577,6 +596,16 @@ static xs_err_t define_metrics(xs_worker_t *w)
                                          "Clicks and purchases whose list_id is unknown or no "
                                          "longer remembered (metrics.attribution.lists).",
                                          "kind");
+    id[M_ADD_OPPS] = xs_metrics_define(
+        m, "xsell_list_add_opportunities_total", XS_METRIC_COUNTER,
+        "Items added to a cart (ADD lines) by users with a remembered last list for the "
+        "placement, by placement and the user's experiment arm.",
+        "placement,arm");
+    id[M_ADD_HITS] = xs_metrics_define(
+        m, "xsell_list_add_hits_total", XS_METRIC_COUNTER,
+        "Of those, items that were among the first 10 of the last list published to the user "
+        "for the placement (hits / opportunities: a live HitRate@10).",
+        "placement,arm");
     id[M_LAG] = xs_metrics_define(m, "xsell_consumer_lag_messages", XS_METRIC_GAUGE,
                                 "Messages behind the high watermark over the assigned "
                                 "partitions (-1 unknown).",
@@ -696,6 +725,8 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
         goto out;
     w->st.events++;
     count_event(w, m->topic, &ev, dups);
+    if (ev.kind == XS_KIND_CART && ev.type == XS_CART_ADD)
+        count_adds(w);
     if (has_list) {
         xs_buf_reset(&w->out);
         if ((err = xs_codec_encode_list(w->codec, &list, &w->out)) != XS_OK) {
@@ -1099,6 +1130,17 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     eo.cache_bytes = (size_t)xs_config_int(cfg, "cache.max.bytes");
     if (!(w->engine = xs_engine_new(&eo, errstr, errstr_size)))
         goto fail;
+    /* The live hit-rate series exist from the start, at 0, for every placement and arm. */
+    w->n_arms = experiment.n_arms;
+    for (int a = 0; a < experiment.n_arms; a++)
+        snprintf(w->arm_names[a], sizeof(w->arm_names[a]), "%s", experiment.arms[a].name);
+    for (int a = 0; a < (w->n_arms ? w->n_arms : 1); a++)
+        for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
+            const char *lv[] = {xs_placement_name((xs_placement_t)pl),
+                                w->n_arms ? w->arm_names[a] : "none"};
+            xs_metrics_add(w->metrics, w->mid[M_ADD_OPPS], lv, 0);
+            xs_metrics_add(w->metrics, w->mid[M_ADD_HITS], lv, 0);
+        }
     if (!(w->codec = xs_codec_new(errstr, errstr_size)))
         goto fail;
     if (xs_config_each_confluent_schema(cfg, add_confluent, w, errstr, errstr_size) != XS_OK)

@@ -32,7 +32,7 @@
  *   baskets        One basket per line (items separated by commas when the
  *                  file has any comma, else by whitespace), replayed in file
  *                  order as user "basket-<n>": an ADD per item in basket
- *                  order, then a PURCHASE (of the last 32 items when the
+ *                  order, then a PURCHASE (of the last 24 items when the
  *                  basket holds more); synthetic times, baskets one minute
  *                  apart, the events of a basket 1 ms apart.
  *   yoochoose      RecSys Challenge 2015 clicks as session-rec prepares them:

@@ -73,7 +73,9 @@ typedef struct xs_params {
     int max_context;          /* context items considered */
     int list_len[XS_PLACEMENT__COUNT];
     int category_cap;         /* max items per category in one list; 0 = no cap */
-    double rebuy_days;        /* do not suggest items bought within this many days */
+    int family_cap;           /* max items per product family in one list; 0 = no cap */
+    bool family_exclude;      /* complements placements: no item of a context item's family */
+    double rebuy_days;        /* do not suggest items bought within this many days (<= 365) */
     double suppress_minutes;  /* identical list for the same placement not re-published */
     bool trending_backfill;   /* fill short lists with trending items */
     bool popularity_only;     /* control arm: trending items only */
@@ -156,6 +158,26 @@ void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st);
  */
 xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t *ev,
                            xs_list_t *list, bool *has_list, char *errstr, size_t errstr_size);
+
+/*
+ * What the last xs_engine_process() saw at a cart ADD (zeros for any other
+ * event, a duplicate included): per placement, the added lines for which a
+ * last published list was remembered in the user's profile (opportunities)
+ * and those whose item was among its first XS_PROFILE_SEEN items (hits;
+ * 16-bit fingerprints: a false hit about 1 in 6,500). The definition of
+ * xs_published_t below, at k = 10, kept within the profile's bytes (a whole
+ * xs_published_t per placement would not fit in 1 KiB): the worker's
+ * xsell_list_add_* metrics. The state read is the profile's, so it survives
+ * restarts with the rest of the state. arm: the user's experiment arm, -1
+ * without experiment or event.
+ */
+typedef struct xs_add_outcome {
+    uint32_t opportunities[XS_PLACEMENT__COUNT];
+    uint32_t hits[XS_PLACEMENT__COUNT];
+    int arm;
+} xs_add_outcome_t;
+
+void xs_engine_last_outcome(const xs_engine_t *e, xs_add_outcome_t *o);
 
 /*
  * Builds the list the user would get now for `placement`, without changing

@@ -106,6 +106,7 @@ typedef struct xs_event {
     /* ItemUpdate (item_id above, ts above) */
     char *title; /* optional */
     char *brand; /* optional */
+    char *family; /* optional (item update): product family, e.g. colour variants of one product */
     double price;
     bool has_price;
     bool in_stock;      /* default true */

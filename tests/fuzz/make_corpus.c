@@ -144,13 +144,15 @@ static int stored_seeds(const char *dir)
         for (int i = 0; i < n; i++) {
             int64_t now = 1704067200000 + i * 60000;
             p.last_ts = now;
-            xs_profile_touch(&p, 1000 + (uint64_t)i, (xs_signal_t)(1 + i % 3), 1.0f + i, now, hl);
+            xs_profile_touch(&p, 1000 + (uint64_t)i, (xs_signal_t)(1 + i % 3), 1.0f + i, now, hl,
+                             INT64_C(30) * 86400000);
             xs_profile_touch_cat(&p, 50 + (uint64_t)(i % 10), 1.0f, now, hl);
             xs_profile_cart_add(&p, 1000 + (uint64_t)i, 1 + i % 4);
             xs_profile_check_dedup(&p, 777 + (uint64_t)i);
         }
-        p.last_list_hash[1] = 0xabcdef;
-        p.last_list_ts[1] = p.last_ts - 1000;
+        /* the full one has cart overflow and rebuy filters too */
+        uint64_t shown[XS_PROFILE_SEEN] = {1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009};
+        xs_profile_set_last_list(&p, 1, 0xabcdef, p.last_ts - 1000, shown, variant ? 9 : 2);
         xs_buf_reset(&b);
         if (xs_profile_encode(&p, &b) != XS_OK)
             return 1;

@@ -25,6 +25,12 @@
  *                  kills that land mid-stream), then one start is stopped
  *                  with SIGTERM (must exit 0), then a last start runs to the
  *                  end (--until-end).
+ * Both runs turn the product-family rule off (list.family_cap=0,
+ * list.family_exclude=false): families come from the catalog topic, which
+ * interleaves with the cart topic by arrival, not by event time, so lists
+ * that read them would depend on that interleaving, which differs between an
+ * in-process and a separate worker (stock flags and categories would too;
+ * UCI has neither).
  * Asserts: `xsell inspect --dump` of A and B are byte-identical; every
  * list_id of the reference run appears in the crash run's output and the
  * crash run publishes no list_id the reference did not (determinism);
@@ -111,6 +117,8 @@ static pid_t start_worker(const char *bs, const char *dir, const char *topics_co
                     "--set", "log.progress.seconds=0",
                     "--set", "log.level=debug", /* checkpoint lines */
                     "--set", "http.address=",
+                    "--set", "list.family_cap=0", /* see the top of the file */
+                    "--set", "list.family_exclude=false",
                     until_end ? "--until-end" : NULL,
                     NULL};
     return xsp_spawn(argv, log);
@@ -152,6 +160,8 @@ static void test_crash_recovery(void **state)
     set(cfg, "topics.output", xst_topic("xsell.cross-sell.ref"));
     set(cfg, "commit.interval.ms", "1000");
     set(cfg, "http.address", "");
+    set(cfg, "list.family_cap", "0"); /* see the top of the file */
+    set(cfg, "list.family_exclude", "false");
     xst_run_t ref = xst_run_worker_until_end(cfg);
     xs_config_destroy(cfg);
     assert_int_equal(ref.events, N_EVENTS); /* nothing lost to retention, nothing rejected */

@@ -705,6 +705,18 @@ static void test_endpoints(void **state)
     resp_free(&r);
 
     prom_t m = scrape_until(n_events, 0, 1);
+    /* The live hit-rate counters exist for every placement and arm from the start. */
+    for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++)
+        for (int a = 0; a < 2; a++) {
+            char lv[128];
+            snprintf(lv, sizeof(lv), "placement=\"%s\",arm=\"%s\"",
+                     xs_placement_name((xs_placement_t)pl), a ? "b" : "a");
+            assert_false(isnan(prom_value(&m, "xsell_list_add_opportunities_total", lv)));
+            assert_false(isnan(prom_value(&m, "xsell_list_add_hits_total", lv)));
+        }
+    /* no product page was ever shown, so no add could come from one */
+    assert_true(prom_value(&m, "xsell_list_add_opportunities_total",
+                           "placement=\"PRODUCT_PAGE\",arm=\"a\"") == 0);
     r = http_get("/readyz");
     assert_int_equal(r.status, 200);
     assert_string_equal(jstr(r.json, "status"), "ready");
@@ -793,6 +805,7 @@ static void test_endpoints(void **state)
     assert_true(prom_value(&m, "xsell_cache_hits_total", NULL) > 0);
     assert_true(prom_value(&m, "xsell_rocksdb_size_bytes", NULL) > 0);
     assert_true(prom_value(&m, "xsell_metrics_overflow_total", NULL) == 0);
+
     free(m.s);
     xst_lists_free(&lists);
 
@@ -956,6 +969,60 @@ static void test_endpoints(void **state)
     resp_free(&r);
     m = scrape();
     assert_true(prom_sum(&m, "xsell_events_total") == n_events);
+    free(m.s);
+
+    /* The live quality signal, deterministically (last, so the counts above
+     * stay the scenario's): a new shopper adds the
+     * camera (a CART list is published: lens first), then the lens (on that
+     * list: an opportunity and a hit), then a kettle (not on it: an
+     * opportunity only). */
+    m = scrape_until(n_events, 1, 1);
+    lists = read_published(bs, codec, &m);
+    double opps0 = prom_sum(&m, "xsell_list_add_opportunities_total");
+    double hits0 = prom_sum(&m, "xsell_list_add_hits_total");
+    assert_true(opps0 > 0 && hits0 <= opps0); /* the scenario's shoppers */
+    free(m.s);
+    size_t n_lists0 = lists.n;
+    xst_lists_free(&lists);
+    const char *camera1[] = {"camera", NULL}, *lens1[] = {"lens", NULL},
+               *kettle1[] = {"kettle", NULL};
+    xst_cart_event(&ev, "live-1", "live-shopper", XS_CART_ADD, ts += 60000, camera1);
+    xst_produce_event(p, codec, &ev);
+    xs_event_clear(&ev);
+    assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
+    n_events += 1;
+    m = scrape_until(n_events, 1, 1);
+    assert_true(prom_sum(&m, "xsell_list_add_opportunities_total") == opps0); /* nothing shown yet */
+    lists = read_published(bs, codec, &m);
+    assert_int_equal(lists.n, n_lists0 + 1);
+    const xs_list_t *shown = NULL; /* lists come partition by partition */
+    for (size_t i = 0; i < lists.n; i++)
+        if (!strcmp(lists.v[i].user_id, "live-shopper")) {
+            assert_null(shown);
+            shown = &lists.v[i];
+        }
+    assert_non_null(shown);
+    assert_int_equal(shown->placement, XS_PLACEMENT_CART);
+    assert_string_equal(shown->items[0].item_id, "lens");
+    char live_labels[128];
+    snprintf(live_labels, sizeof(live_labels), "placement=\"CART\",arm=\"%s\"", shown->arm);
+    double opps_arm = prom_value(&m, "xsell_list_add_opportunities_total", live_labels);
+    double hits_arm = prom_value(&m, "xsell_list_add_hits_total", live_labels);
+    free(m.s);
+    xst_lists_free(&lists);
+    xst_cart_event(&ev, "live-2", "live-shopper", XS_CART_ADD, ts += 60000, lens1);
+    xst_produce_event(p, codec, &ev);
+    xs_event_clear(&ev);
+    xst_cart_event(&ev, "live-3", "live-shopper", XS_CART_ADD, ts += 60000, kettle1);
+    xst_produce_event(p, codec, &ev);
+    xs_event_clear(&ev);
+    assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
+    n_events += 2;
+    m = scrape_until(n_events, 1, 1);
+    assert_true(prom_value(&m, "xsell_list_add_opportunities_total", live_labels) == opps_arm + 2);
+    assert_true(prom_value(&m, "xsell_list_add_hits_total", live_labels) == hits_arm + 1);
+    assert_true(prom_sum(&m, "xsell_list_add_opportunities_total") == opps0 + 2);
+    assert_true(prom_sum(&m, "xsell_list_add_hits_total") == hits0 + 1);
     free(m.s);
 
     /* SIGTERM: final checkpoint, exit 0. */

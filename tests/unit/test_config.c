@@ -101,7 +101,7 @@ static void test_bad_values_of_every_type(void **state)
     expect_bad_line("commit.interval.ms = 9",
                     "commit.interval.ms: 9 is out of range [10, 3600000]");
     expect_bad_line("commit.interval.ms = 3600001", "out of range");
-    expect_bad_line("model.kmax = 33", "model.kmax: 33 is out of range [1, 32]");
+    expect_bad_line("model.kmax = 25", "model.kmax: 25 is out of range [1, 24]");
     expect_bad_line("cache.max.bytes = 99999999999999999999", "is not an integer");
     expect_bad_line("http.max.connections = 0", "out of range [1, 10000]");
     expect_bad_line("metrics.attribution.lists = 8", "out of range");
@@ -201,7 +201,7 @@ static void test_override_order(void **state)
     assert_string_equal(xs_config_str(cfg, "log.level"), "warn"); /* untouched by --set */
     assert_int_equal(xs_config_set_pair(cfg, "model.kmax=0", "--set", errstr, sizeof(errstr)),
                      XS_ERR_CONFIG);
-    assert_string_equal(errstr, "--set: model.kmax: 0 is out of range [1, 32]");
+    assert_string_equal(errstr, "--set: model.kmax: 0 is out of range [1, 24]");
     assert_int_equal(xs_config_int(cfg, "model.kmax"), 24); /* a rejected value changes nothing */
     assert_int_equal(xs_config_set_pair(cfg, "no-equals-sign", "--set", errstr, sizeof(errstr)),
                      XS_ERR_CONFIG);

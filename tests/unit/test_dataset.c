@@ -272,6 +272,7 @@ static void check_retail_events(const collect_t *c, const xs_dataset_stats_t *st
     assert_int_equal(e[0].kind, XS_KIND_ITEM);
     assert_string_equal(e[0].item_id, "22000");
     assert_string_equal(e[0].title, "TRAY, \"BREAKFAST\" IN BED");
+    assert_string_equal(e[0].family, "22000"); /* the numeric stock code */
     assert_true(e[0].has_price && e[0].price == 1.5);
     assert_true(e[0].in_stock);
     assert_int_equal(e[0].ts, T07);
@@ -593,7 +594,7 @@ static void test_baskets_whitespace_gz(void **state)
     collect_free(&c);
 }
 
-/* A basket over the profile's 32 items: its PURCHASE names the last 32 (the
+/* A basket over the profile's 24 items: its PURCHASE names the last 24 (the
  * earlier ones would be paired again); one over 60,000 items pushes the next
  * basket's start past its PURCHASE, so times never tie or go back. */
 static void test_baskets_big(void **state)
@@ -615,11 +616,11 @@ static void test_baskets_big(void **state)
     assert_int_equal(read1(XS_FORMAT_BASKETS, path, NULL, &c, &st, NULL, 0), XS_OK);
     assert_int_equal(c.n, 40 + 1 + big + 1 + 3);
     const xs_event_t *p1 = &c.evs[40];
-    check_cart(p1, XS_CART_PURCHASE, "basket-1-P", "basket-1", TB + 40, 32);
-    check_line(p1, 0, "9", 1, false, 0);
-    check_line(p1, 31, "40", 1, false, 0);
+    check_cart(p1, XS_CART_PURCHASE, "basket-1-P", "basket-1", TB + 40, 24);
+    check_line(p1, 0, "17", 1, false, 0);
+    check_line(p1, 23, "40", 1, false, 0);
     const xs_event_t *p2 = &c.evs[40 + 1 + big];
-    check_cart(p2, XS_CART_PURCHASE, "basket-2-P", "basket-2", TB + 60000 + (int64_t)big, 32);
+    check_cart(p2, XS_CART_PURCHASE, "basket-2-P", "basket-2", TB + 60000 + (int64_t)big, 24);
     /* basket 3 would start at TB + 120000, before basket 2's PURCHASE */
     check_cart(&c.evs[c.n - 3], XS_CART_ADD, "basket-3-1", "basket-3",
                TB + 60000 + (int64_t)big + 1, 1);
@@ -877,6 +878,7 @@ static void test_real_online_retail(void **state)
     assert_int_equal(t.first.kind, XS_KIND_ITEM);
     assert_string_equal(t.first.item_id, "85123A");
     assert_string_equal(t.first.title, "WHITE HANGING HEART T-LIGHT HOLDER");
+    assert_string_equal(t.first.family, "85123"); /* 85123A: a colour of 85123 */
     assert_true(t.first.price == 2.55);
     assert_int_equal(t.first.ts, INT64_C(1291191960000)); /* 2010-12-01 08:26:00 */
     assert_string_equal(t.first_cart.event_id, "536365-1");
@@ -895,7 +897,8 @@ static void test_real_groceries(void **state)
     assert_int_equal(t.purchases, 9835);
     assert_int_equal(t.adds,
                      43367); /* item occurrences, PROVENANCE.md; no duplicates in a basket */
-    assert_int_equal(t.purchase_lines, 43367);
+    /* baskets over the profile's 24 items name their last 24: sum of min(items, 24) */
+    assert_int_equal(t.purchase_lines, 43335);
     assert_int_equal(t.n, 9835 + 43367);
     assert_int_equal(st.skipped_other + st.bad_rows, 0);
     /* the last basket has 5 items: its PURCHASE 5 ms after its start */
@@ -916,10 +919,10 @@ static void test_real_fimi_retail(void **state)
     assert_int_equal(t.purchases, 88162);
     assert_int_equal(t.adds, 908576);
     assert_int_equal(t.n, 88162 + 908576);
-    /* 2,000 baskets hold more than 32 items (76 at most): their PURCHASE
-     * names the last 32, sum over baskets of min(items, 32) */
-    assert_int_equal(t.purchase_lines, 893233);
-    assert_int_equal(t.max_purchase_lines, 32);
+    /* baskets of more than 24 items (76 at most): their PURCHASE names the
+     * last 24, sum over baskets of min(items, 24) */
+    assert_int_equal(t.purchase_lines, 862619);
+    assert_int_equal(t.max_purchase_lines, 24);
     assert_false(t.ts_decreased);
     assert_false(t.ts_tied);
     assert_string_equal(t.first.event_id, "basket-1-1");

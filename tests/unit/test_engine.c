@@ -700,10 +700,322 @@ static void test_flush_and_reload(void **state)
     free(m);
 }
 
+/* ---- exclusions for carts and histories of any length ---------------------------------- */
+
+#define DAY INT64_C(86400000)
+
+static void item_family(xs_engine_t *e, const char *item, const char *family)
+{
+    xs_event_t ev;
+    xs_list_t list;
+    bool has;
+    xs_event_init(&ev, XS_KIND_ITEM);
+    ev.item_id = strdup(item);
+    ev.family = family ? strdup(family) : NULL;
+    ev.in_stock = true;
+    ev.ts = clock_ms;
+    xs_list_init(&list);
+    assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
+    xs_event_clear(&ev);
+}
+
+/* n items "i000".."i<n-1>"; shopper k buys k, k + 37, k + 74, ... (8 items,
+ * mod n), so an item's neighbours lie 37 apart: a shopper who adds or buys
+ * them in order meets neighbours of what she does now far back in her
+ * history, beyond any fixed number of cart lines or profile items. */
+static xs_engine_t *chain_world(int n)
+{
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    assert_non_null(e);
+    char ids[8][16], u[32];
+    for (int k = 0; k < n; k++) {
+        const char *b[9];
+        for (int j = 0; j < 8; j++) {
+            snprintf(ids[j], sizeof(ids[j]), "i%03d", (k + 37 * j) % n);
+            b[j] = ids[j];
+        }
+        b[8] = NULL;
+        snprintf(u, sizeof(u), "chain-%d", k);
+        basket(e, u, b);
+    }
+    return e;
+}
+
+/* A cart of 200 items, added one by one: no list ever shows an item of it
+ * (exact reference: the set added so far). */
+static void test_cart_of_200_items_never_listed(void **state)
+{
+    (void)state;
+    xs_engine_t *e = chain_world(220);
+    char id[16];
+    int listed = 0;
+    for (int i = 0; i < 200; i++) {
+        snprintf(id, sizeof(id), "i%03d", i);
+        const char *one[] = {id, NULL};
+        xs_list_t list;
+        bool has = false;
+        cart(e, "big", XS_CART_ADD, one, &list, &has);
+        for (int k = 0; has && k < list.n_items; k++) {
+            int x = -1;
+            assert_int_equal(sscanf(list.items[k].item_id, "i%d", &x), 1);
+            assert_true(x > i); /* never an item already in the cart */
+            listed++;
+        }
+        xs_list_clear(&list);
+    }
+    assert_true(listed > 0); /* lists were not simply empty */
+    xs_engine_destroy(e);
+}
+
+/* Purchases across 60 days, two a day: no list shows an item the user
+ * bought less than rebuy_days (30) before the list (exact reference: the
+ * purchase times); older purchases may come back. */
+static void test_purchases_across_60_days_respect_rebuy(void **state)
+{
+    (void)state;
+    xs_engine_t *e = chain_world(160);
+    int64_t bought[160];
+    for (int i = 0; i < 160; i++)
+        bought[i] = -1;
+    int64_t start = clock_ms + DAY;
+    int listed = 0, old_back = 0;
+    char id[16];
+    for (int i = 0; i < 120; i++) {
+        clock_ms = start + (int64_t)i * DAY / 2 - 60000; /* cart() adds a minute */
+        snprintf(id, sizeof(id), "i%03d", i);
+        const char *one[] = {id, NULL};
+        xs_list_t list;
+        bool has = false;
+        cart(e, "buyer", XS_CART_PURCHASE, one, &list, &has);
+        bought[i] = clock_ms;
+        for (int k = 0; has && k < list.n_items; k++) {
+            int x = -1;
+            assert_int_equal(sscanf(list.items[k].item_id, "i%d", &x), 1);
+            if (bought[x] >= 0) {
+                assert_true(clock_ms - bought[x] >= 30 * DAY);
+                old_back++;
+            }
+            listed++;
+        }
+        xs_list_clear(&list);
+    }
+    /* and a CART list after the last purchase */
+    const char *other[] = {"i150", NULL};
+    xs_list_t list;
+    bool has = false;
+    cart(e, "buyer", XS_CART_ADD, other, &list, &has);
+    assert_true(has);
+    for (int k = 0; k < list.n_items; k++) {
+        int x = -1;
+        assert_int_equal(sscanf(list.items[k].item_id, "i%d", &x), 1);
+        if (bought[x] >= 0)
+            assert_true(clock_ms - bought[x] >= 30 * DAY);
+    }
+    xs_list_clear(&list);
+    print_message("lists after purchases: %d items, %d bought more than 30 days before\n", listed,
+                  old_back);
+    assert_true(listed > 0);
+    xs_engine_destroy(e);
+}
+
+/* An adversarial user: thousands of events of every kind at times jumping
+ * between 2000 and 2100, huge quantities, many categories, carts that never
+ * end: the stored user record stays within XS_PROFILE_MAX_BYTES. */
+static void test_user_record_bound_under_adversarial_events(void **state)
+{
+    (void)state;
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    o.params.rebuy_days = 365;
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    assert_non_null(e);
+    uint64_t x = 42;
+    const int64_t lo = INT64_C(946684800000), hi = INT64_C(4102444800000);
+    char errstr[256];
+    for (int i = 0; i < 4000; i++) {
+        x = x * UINT64_C(6364136223846793005) + 1442695040888963407u;
+        uint32_t r = (uint32_t)(x >> 33);
+        xs_event_t ev;
+        char id[48], item[32], cat[32];
+        int kind = r % 4;
+        xs_event_init(&ev, kind == 0 ? XS_KIND_CLICK : XS_KIND_CART);
+        snprintf(id, sizeof(id), "adv-%d", i);
+        ev.event_id = strdup(id);
+        ev.user_id = strdup("mallory");
+        /* mostly recent, sometimes far back, sometimes a jump forward */
+        int64_t span = (r >> 8) % 16 == 0 ? (hi - lo) : 400 * DAY;
+        ev.ts = hi - (int64_t)((x >> 11) % (uint64_t)span);
+        snprintf(item, sizeof(item), "adv-item-%u", (unsigned)((x >> 20) % 5000));
+        if (kind == 0) {
+            ev.type = XS_CLICK_PRODUCT_VIEW;
+            ev.item_id = strdup(item);
+            snprintf(cat, sizeof(cat), "adv-cat-%u", (unsigned)((x >> 40) % 300));
+            ev.category = strdup(cat);
+        } else {
+            ev.type = kind == 3 && (r >> 4) % 8 == 0 ? XS_CART_PURCHASE : XS_CART_ADD;
+            for (int l = 0; l < 1 + (int)((r >> 12) % 5); l++) {
+                snprintf(item, sizeof(item), "adv-item-%u", (unsigned)((x >> (l * 7)) % 5000));
+                xs_event_add_line(&ev, item, INT32_MAX, 0, false);
+            }
+        }
+        xs_list_t list;
+        bool has;
+        xs_list_init(&list);
+        assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, errstr, sizeof(errstr)), XS_OK);
+        xs_list_clear(&list);
+        xs_event_clear(&ev);
+    }
+    xs_footprint_t fp;
+    xs_engine_footprint(e, &fp);
+    print_message("adversarial user record: %llu bytes\n", (unsigned long long)fp.user_bytes_max);
+    assert_true(fp.user_bytes_max <= XS_PROFILE_MAX_BYTES);
+    xs_engine_destroy(e);
+}
+
+/* ---- product families --------------------------------------------------------------------- */
+
+/* A cake stand bought with three colour variants of one lunch bag and a
+ * candle holder. */
+static xs_engine_t *family_world(int family_cap, bool family_exclude)
+{
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    o.params.family_cap = family_cap;
+    o.params.family_exclude = family_exclude;
+    o.params.trending_backfill = false;
+    o.params.category_cap = 0;
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    assert_non_null(e);
+    item_family(e, "85099B", "85099");
+    item_family(e, "85099C", "85099");
+    item_family(e, "85099F", "85099");
+    item_family(e, "22423", "22423");
+    item_family(e, "21733", "21733");
+    char u[32];
+    for (int i = 0; i < 6; i++) {
+        const char *b[] = {"22423", "85099B", "85099C", "85099F", "21733", NULL};
+        snprintf(u, sizeof(u), "fam-%d", i);
+        basket(e, u, b);
+        const char *n[] = {"noise", NULL};
+        snprintf(u, sizeof(u), "noise-%d", i);
+        basket(e, u, n);
+    }
+    return e;
+}
+
+static int count_prefix(const xs_list_t *l, const char *prefix)
+{
+    int n = 0;
+    for (int i = 0; i < l->n_items; i++)
+        n += strncmp(l->items[i].item_id, prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+static void view(xs_engine_t *e, const char *user, const char *item, xs_list_t *list, bool *has)
+{
+    xs_event_t ev;
+    char id[64];
+    xs_event_init(&ev, XS_KIND_CLICK);
+    snprintf(id, sizeof(id), "ev-%d", ++seq);
+    ev.event_id = strdup(id);
+    ev.user_id = strdup(user);
+    ev.type = XS_CLICK_PRODUCT_VIEW;
+    ev.item_id = strdup(item);
+    ev.ts = (clock_ms += 60000);
+    xs_list_init(list);
+    assert_int_equal(xs_engine_process(e, 0, &ev, list, has, NULL, 0), XS_OK);
+    xs_event_clear(&ev);
+}
+
+static void test_family_rule(void **state)
+{
+    (void)state;
+    for (int rule = 1; rule >= 0; rule--) {
+        xs_engine_t *e = family_world(rule ? 1 : 0, rule);
+        xs_list_t list;
+        bool has = false;
+        /* CART with the cake stand: at most one lunch bag colour */
+        const char *stand[] = {"22423", NULL};
+        cart(e, "s1", XS_CART_ADD, stand, &list, &has);
+        assert_true(has);
+        assert_true(list_has(&list, "21733"));
+        if (rule)
+            assert_int_equal(count_prefix(&list, "85099"), 1);
+        else
+            assert_int_equal(count_prefix(&list, "85099"), 3);
+        xs_list_clear(&list);
+        /* CART with a lunch bag: complements only, no other colour of it */
+        const char *bag[] = {"85099B", NULL};
+        cart(e, "s2", XS_CART_ADD, bag, &list, &has);
+        assert_true(has);
+        assert_true(list_has(&list, "22423"));
+        assert_true(list_has(&list, "21733"));
+        if (rule)
+            assert_int_equal(count_prefix(&list, "85099"), 0);
+        else
+            assert_int_equal(count_prefix(&list, "85099"), 2);
+        xs_list_clear(&list);
+        /* ... nor of a lunch bag already in the cart (not the trigger) */
+        const char *holder[] = {"21733", NULL};
+        cart(e, "s2", XS_CART_ADD, holder, &list, &has);
+        assert_true(has);
+        if (rule)
+            assert_int_equal(count_prefix(&list, "85099"), 0);
+        xs_list_clear(&list);
+        /* PRODUCT_PAGE of a lunch bag: another colour may be shown, one */
+        view(e, "s3", "85099B", &list, &has);
+        assert_true(has);
+        assert_int_equal(list.placement, XS_PLACEMENT_PRODUCT_PAGE);
+        if (rule)
+            assert_int_equal(count_prefix(&list, "85099"), 1);
+        else
+            assert_int_equal(count_prefix(&list, "85099"), 2);
+        xs_list_clear(&list);
+        xs_engine_destroy(e);
+    }
+}
+
+/* ---- live quality signal ------------------------------------------------------------------ */
+
+static void test_add_outcome_against_last_list(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    xs_list_t list;
+    bool has = false;
+    xs_add_outcome_t o;
+    const char *cam[] = {"camera", NULL}, *lens[] = {"lens", NULL}, *other[] = {"unseen", NULL};
+    cart(e, "shopper", XS_CART_ADD, cam, &list, &has);
+    xs_engine_last_outcome(e, &o);
+    assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 0); /* nothing shown before */
+    assert_true(has && list_has(&list, "lens"));
+    xs_list_clear(&list);
+    cart(e, "shopper", XS_CART_ADD, lens, &list, &has); /* from the list */
+    xs_engine_last_outcome(e, &o);
+    assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 1);
+    assert_int_equal(o.hits[XS_PLACEMENT_CART], 1);
+    assert_int_equal(o.opportunities[XS_PLACEMENT_PRODUCT_PAGE], 0);
+    assert_false(list_has(&list, "unseen"));
+    xs_list_clear(&list);
+    cart(e, "shopper", XS_CART_ADD, other, &list, &has); /* not from it */
+    xs_engine_last_outcome(e, &o);
+    assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 1);
+    assert_int_equal(o.hits[XS_PLACEMENT_CART], 0);
+    xs_list_clear(&list);
+    xs_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_camera_cart_list),
+        cmocka_unit_test(test_cart_of_200_items_never_listed),
+        cmocka_unit_test(test_purchases_across_60_days_respect_rebuy),
+        cmocka_unit_test(test_user_record_bound_under_adversarial_events),
+        cmocka_unit_test(test_family_rule),
+        cmocka_unit_test(test_add_outcome_against_last_list),
         cmocka_unit_test(test_max_context_bounds_the_context),
         cmocka_unit_test(test_cold_start_gets_trending),
         cmocka_unit_test(test_bought_item_not_suggested),
