@@ -69,6 +69,7 @@ typedef struct xs_params {
     double viewed_weight;     /* weight of VIEWED_TOGETHER relative to BOUGHT_TOGETHER */
     bool normalize;           /* scale each context item's similarities to a maximum of 1 */
     double category_boost;    /* score *= 1 + boost * (category affinity / max affinity) */
+    double popularity_prior;  /* trending items join with this x best score x relative weight */
     double w_trigger, w_cart, w_purchase, w_view; /* context weights */
     int max_context;          /* context items considered */
     int list_len[XS_PLACEMENT__COUNT];

@@ -73,7 +73,9 @@ extern "C" {
 
 #define XS_SKETCH_BOUGHT_CAP 160
 #define XS_SKETCH_VIEWED_CAP 48
-#define XS_ITEM_VERSION 2
+#define XS_ITEM_VERSION 3
+/* Decay base of the summaries (HeavyKeeper's b). */
+#define XS_SKETCH_DECAY_BASE 1.08
 #ifndef XS_TOP_BOUGHT
 #define XS_TOP_BOUGHT 64
 #endif
@@ -131,10 +133,10 @@ typedef struct xs_item {
     uint8_t top_slot_bought[XS_SKETCH_BOUGHT_CAP];
     uint8_t top_slot_viewed[XS_SKETCH_VIEWED_CAP];
     uint8_t top_weak[XS_CLASS__COUNT];
-    /* Not stored, valid with the index: the minimum count of a full summary
-     * (0: unknown) and where the backward search for it resumes. */
-    uint32_t min_count[XS_CLASS__COUNT];
-    int16_t min_pos[XS_CLASS__COUNT];
+    /* Not stored, always valid: the summary's total, the sum of its counts
+     * (SpaceSaving adds exactly one per update, so this is the number of
+     * pairs the item took part in: its marginal in the pair table). */
+    uint64_t pair_total[XS_CLASS__COUNT];
 } xs_item_t;
 
 void xs_item_init(xs_item_t *it);
@@ -146,6 +148,21 @@ const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls);
  * position of its entry. When it replaces an entry, the neighbour list drops
  * the replaced one. */
 int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other);
+
+/* The number of pairs counted into a class's summary (its marginal). */
+static inline uint64_t xs_item_pair_total(const xs_item_t *it, xs_class_t cls)
+{
+    return it->pair_total[cls];
+}
+
+/* The two positions (buckets) of a full summary of n entries that `other`
+ * may take (sketch.h, "Summaries"). */
+static inline void xs_item_buckets(uint64_t other, int n, int *p1, int *p2)
+{
+    uint64_t h = other * UINT64_C(0xd6e8feb86659fd93);
+    *p1 = (int)((h >> 32) % (uint64_t)n);
+    *p2 = (int)((h & 0xffffffffu) % (uint64_t)n);
+}
 
 /* The neighbour list of a class (unordered). */
 const xs_top_t *xs_item_top(const xs_item_t *it, xs_class_t cls, int *n);
