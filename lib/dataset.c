@@ -67,7 +67,18 @@
  *                "whole milk" into two items.) Basket numbers n continue
  *                across files. An item listed twice in a basket becomes one
  *                line with quantity 2. A line with no items after trimming
- *                (",,") counts as skipped_other.
+ *                (",,") counts as skipped_other. Times: the b-th basket
+ *                starts at 2000-01-03T00:00:00Z + (b - 1) minutes (or 1 ms
+ *                after the previous basket's PURCHASE, if that is later); its
+ *                k-th ADD is at start + k - 1 ms and its PURCHASE at start +
+ *                n_items ms, so every event has its own time, in basket
+ *                order, and no tie is left to the engine's tie-breaks (item
+ *                hashes). The PURCHASE names the basket's items, except in a
+ *                basket of more than XS_PROFILE_MAX_ITEMS (32) items: then
+ *                only its last 32. The user profile holds 32 items, so the
+ *                earlier ones have left it by then, and a PURCHASE naming
+ *                them would be a new interaction to the engine, paired with
+ *                the basket a second time.
  *   jsonl        File order; the caller is responsible for ordering. Unknown
  *                fields are ignored; a field of the wrong type, an unknown
  *                "type"/"kind" symbol or a missing required field is an
@@ -97,6 +108,7 @@
 #include "xsell/hash.h"
 #include "xsell/json.h"
 #include "xsell/log.h"
+#include "xsell/profile.h"
 
 #define XS_DATASET_MAX_LINE (64u << 20) /* one line or CSV record */
 #define XS_CSV_MAX_FIELDS 64
@@ -105,7 +117,7 @@
 #define XS_TS_BASKETS INT64_C(946857600000)     /* 2000-01-03T00:00:00Z */
 
 static const char *const format_names[XS_FORMAT__COUNT] = {"online-retail", "retailrocket", "jsonl",
-                                                           "baskets"};
+                                                           "baskets", "yoochoose"};
 
 /* ======================================================================
  * Public: names and options
@@ -1530,6 +1542,133 @@ out:
 }
 
 /* ======================================================================
+ * Private: yoochoose (RecSys Challenge 2015 clicks, session-rec layout)
+ * ====================================================================== */
+
+/* "1396437466.94" (epoch seconds, up to millisecond decimals) -> epoch ms. */
+static bool parse_epoch_seconds(const char *f, int64_t *ms)
+{
+    const char *dot = strchr(f, '.');
+    char whole[24];
+    size_t wl = dot ? (size_t)(dot - f) : strlen(f);
+    int64_t sec = 0, frac = 0;
+    if (wl == 0 || wl >= sizeof(whole))
+        return false;
+    memcpy(whole, f, wl);
+    whole[wl] = '\0';
+    if (!parse_i64(whole, &sec) || sec < 0 || sec > INT64_MAX / 1000 - 1)
+        return false;
+    if (dot) {
+        const char *p = dot + 1;
+        int n = 0;
+        if (!*p)
+            return false;
+        for (; *p; p++, n++) {
+            if (!isdigit((unsigned char)*p))
+                return false;
+            if (n < 3)
+                frac = frac * 10 + (*p - '0');
+        }
+        for (; n < 3; n++)
+            frac *= 10;
+    }
+    *ms = sec * 1000 + frac;
+    return true;
+}
+
+static xs_err_t yc_read_file(rr_ctx_t *c, sink_t *s, const char *path, char *errstr,
+                             size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    line_reader_t lr = {0};
+    csv_record_t rec = {0};
+    int c_session = -1, c_item = -1, c_time = -1;
+    size_t n_cols = 0;
+    if ((err = lr_open(&lr, path, errstr, errstr_size)) != XS_OK)
+        goto out;
+    err = csv_next(&lr, &rec, '\t', errstr, errstr_size);
+    if (err == XS_ERR_EOF) {
+        xs_errstr_set(errstr, errstr_size, "%s:1: empty file (expected a header)", path);
+        err = XS_ERR_DECODE;
+    }
+    if (err)
+        goto out;
+    n_cols = rec.n_fields;
+    c_session = csv_column(&rec, "SessionId");
+    c_item = csv_column(&rec, "ItemId");
+    c_time = csv_column(&rec, "Time");
+    if (c_session < 0 || c_item < 0 || c_time < 0) {
+        xs_errstr_set(errstr, errstr_size,
+                      "%s:%" PRIu64 ": expected a tab-separated header SessionId<TAB>ItemId<TAB>Time",
+                      path, rec.lineno);
+        err = XS_ERR_DECODE;
+        goto out;
+    }
+    while ((err = csv_next(&lr, &rec, '\t', errstr, errstr_size)) == XS_OK) {
+        s->stats->rows++;
+        if (rec.n_fields != n_cols) {
+            bad_row(s, path, rec.lineno, "wrong field count");
+            continue;
+        }
+        const char *session = csv_field(&rec, (size_t)c_session);
+        const char *item = csv_field(&rec, (size_t)c_item);
+        int64_t ts = 0;
+        uint32_t u = 0, it = 0;
+        if (!*item) {
+            bad_row(s, path, rec.lineno, "no ItemId");
+            continue;
+        }
+        if (!parse_epoch_seconds(csv_field(&rec, (size_t)c_time), &ts)) {
+            bad_row(s, path, rec.lineno, "bad Time");
+            continue;
+        }
+        if (!*session) {
+            s->stats->skipped_no_user++;
+            continue;
+        }
+        if ((err = strtab_intern(&c->users, session, strlen(session), &u, NULL)) != XS_OK ||
+            (err = strtab_intern(&c->items, item, strlen(item), &it, NULL)) != XS_OK ||
+            (err = rr_add_unit(c, ts, u, it, RR_VIEW)) != XS_OK)
+            goto out;
+    }
+    if (err == XS_ERR_EOF)
+        err = XS_OK;
+out:
+    bad_rows_summary(s, path);
+    csv_free(&rec);
+    lr_close(&lr);
+    return err;
+}
+
+static xs_err_t read_yoochoose(const char *const *paths, size_t n_paths, sink_t *s, char *errstr,
+                               size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    rr_ctx_t c = {0};
+    for (size_t i = 0; i < n_paths && !err; i++)
+        err = yc_read_file(&c, s, paths[i], errstr, errstr_size);
+    if (!err)
+        qsort(c.units, c.n_units, sizeof(*c.units), rr_cmp_units_time);
+    for (size_t i = 0; i < c.n_units && !err; i++) {
+        const rr_unit_t *u = &c.units[i];
+        const char *session = strtab_str(&c.users, u->visitor);
+        const char *item = strtab_str(&c.items, u->ref);
+        xs_event_init(&s->ev, XS_KIND_CLICK);
+        s->ev.type = XS_CLICK_PRODUCT_VIEW;
+        s->ev.ts = u->ts;
+        if (!(s->ev.event_id = str_fmt("yc-%s-%s-%" PRId64, session, item, u->ts)))
+            err = XS_ERR_NOMEM;
+        if (!err && !(err = set_str(&s->ev.user_id, session)) &&
+            !(err = set_str(&s->ev.session_id, session)) && !(err = set_str(&s->ev.item_id, item)))
+            err = emit(s);
+    }
+    strtab_free(&c.users);
+    strtab_free(&c.items);
+    free(c.units);
+    return err;
+}
+
+/* ======================================================================
  * Private: baskets
  * ====================================================================== */
 
@@ -1560,12 +1699,16 @@ static xs_err_t file_has_comma(line_reader_t *lr, bool *has, char *errstr, size_
 }
 
 static xs_err_t baskets_line(sink_t *s, char *line, size_t len, bool comma, uint64_t n,
-                             uint64_t *basket_no)
+                             uint64_t *basket_no, int64_t *clock)
 {
     xs_err_t err = XS_OK;
     char user[32];
     snprintf(user, sizeof(user), "basket-%" PRIu64, n);
+    /* A basket starts on its minute, or after the previous one when that
+     * ran over; its events are 1 ms apart (see the file header). */
     int64_t ts = XS_TS_BASKETS + (int64_t)*basket_no * 60000;
+    if (ts <= *clock)
+        ts = *clock + 1;
     xs_event_t basket;
     xs_event_init(&basket, XS_KIND_CART);
 
@@ -1601,19 +1744,27 @@ static xs_err_t baskets_line(sink_t *s, char *line, size_t len, bool comma, uint
     }
     (*basket_no)++;
     for (size_t k = 0; k < basket.n_lines; k++) {
-        err =
-            cart_event(s, XS_CART_ADD, str_fmt("%s-%zu", user, k + 1), user, user, NULL, NULL, ts);
+        err = cart_event(s, XS_CART_ADD, str_fmt("%s-%zu", user, k + 1), user, user, NULL, NULL,
+                         ts + (int64_t)k);
         if (!err)
             err = xs_event_add_line(&s->ev, basket.lines[k].item_id, basket.lines[k].quantity, 0,
                                     false);
         if (err || (err = emit(s)) != XS_OK)
             goto out;
     }
-    err = cart_event(s, XS_CART_PURCHASE, str_fmt("%s-P", user), user, user, user, NULL, ts);
+    *clock = ts + (int64_t)basket.n_lines;
+    err = cart_event(s, XS_CART_PURCHASE, str_fmt("%s-P", user), user, user, user, NULL, *clock);
     if (!err) {
-        /* Hand the collected lines over to the event. */
+        /* Hand the collected lines over to the event: the last
+         * XS_PROFILE_MAX_ITEMS, those the profile still holds from their ADD
+         * (naming the earlier ones again would count their pairs twice). */
+        size_t skip = basket.n_lines > XS_PROFILE_MAX_ITEMS ? basket.n_lines - XS_PROFILE_MAX_ITEMS
+                                                            : 0;
+        for (size_t k = 0; k < skip; k++)
+            free(basket.lines[k].item_id);
+        memmove(basket.lines, basket.lines + skip, (basket.n_lines - skip) * sizeof(*basket.lines));
         s->ev.lines = basket.lines;
-        s->ev.n_lines = basket.n_lines;
+        s->ev.n_lines = basket.n_lines - skip;
         basket.lines = NULL;
         basket.n_lines = 0;
         err = emit(s);
@@ -1628,6 +1779,7 @@ static xs_err_t read_baskets(const char *const *paths, size_t n_paths, sink_t *s
 {
     xs_err_t err = XS_OK;
     uint64_t line_base = 0, basket_no = 0;
+    int64_t clock = INT64_MIN;
     line_reader_t lr = {0};
     for (size_t p = 0; p < n_paths && !err; p++) {
         bool comma = false;
@@ -1642,7 +1794,7 @@ static xs_err_t read_baskets(const char *const *paths, size_t n_paths, sink_t *s
             if (tlen == 0)
                 continue;
             s->stats->rows++;
-            if ((err = baskets_line(s, line, len, comma, line_base + lr.lineno, &basket_no)) !=
+            if ((err = baskets_line(s, line, len, comma, line_base + lr.lineno, &basket_no, &clock)) !=
                 XS_OK)
                 goto out;
         }
@@ -1979,6 +2131,9 @@ xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_pat
         break;
     case XS_FORMAT_BASKETS:
         err = read_baskets(paths, n_paths, &s, errstr, errstr_size);
+        break;
+    case XS_FORMAT_YOOCHOOSE:
+        err = read_yoochoose(paths, n_paths, &s, errstr, errstr_size);
         break;
     default:
         err = XS_ERR_INVALID;

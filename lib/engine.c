@@ -1958,6 +1958,89 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
     return XS_OK;
 }
 
+xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
+                             xs_neighbour_t **out, int *n_out, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (cls < 0 || cls >= XS_CLASS__COUNT || n < 0)
+        return XS_ERR_INVALID;
+    if (e->exact_pairs) {
+        /* the scorer ranks every pair now: xs_engine_neighbours' ranking, > 0 only */
+        xs_err_t err = xs_engine_neighbours(e, item_id, cls, n, out, n_out, NULL, errstr,
+                                            errstr_size);
+        while (!err && *n_out > 0 && (*out)[*n_out - 1].similarity <= 0) {
+            (*n_out)--;
+            free((*out)[*n_out].item_id);
+            free((*out)[*n_out].title);
+            (*out)[*n_out] = (xs_neighbour_t){0};
+        }
+        return err;
+    }
+    cached_item_t *ci = NULL;
+    xs_err_t err = get_item(e, xs_hash_str(item_id), false, &ci, errstr, errstr_size);
+    if (err || !ci)
+        return err;
+    int nt = 0;
+    const xs_top_t *t = xs_item_top(&ci->st, cls, &nt);
+    xs_top_t sorted[XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED];
+    memcpy(sorted, t, (size_t)nt * sizeof(*t));
+    for (int i = 1; i < nt; i++)
+        for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
+                                  (sorted[k].sim == sorted[k - 1].sim &&
+                                   sorted[k].item < sorted[k - 1].item));
+             k--) {
+            xs_top_t x = sorted[k];
+            sorted[k] = sorted[k - 1];
+            sorted[k - 1] = x;
+        }
+    int m = nt < n ? nt : n;
+    xs_neighbour_t *v = calloc(m ? (size_t)m : 1, sizeof(*v));
+    if (!v)
+        return XS_ERR_NOMEM;
+    for (int k = 0; !err && k < m; k++) {
+        v[k].count = xs_item_pair_count(&ci->st, cls, sorted[k].item, &v[k].err);
+        v[k].similarity = sorted[k].sim;
+        err = name_of(e, sorted[k].item, &v[k].item_id, errstr, errstr_size);
+        cached_name_t *nm = NULL;
+        if (!err)
+            err = get_name(e, sorted[k].item, NULL, &nm, errstr, errstr_size);
+        if (!err && nm && nm->title && !(v[k].title = xs_strdup(nm->title)))
+            err = XS_ERR_NOMEM;
+    }
+    if (err) {
+        xs_neighbours_free(v, m);
+        return err;
+    }
+    *out = v;
+    *n_out = m;
+    return XS_OK;
+}
+
+/* ---- the quality signal ---------------------------------------------------------------- */
+
+void xs_published_note(xs_published_t *p, const xs_list_t *list)
+{
+    memset(p, 0, sizeof(*p));
+    int n = list->n_items < XS_LIST_MAX_ITEMS ? list->n_items : XS_LIST_MAX_ITEMS;
+    for (int i = 0; i < n; i++)
+        p->items[i] = xs_hash_str(list->items[i].item_id);
+    p->n_items = (uint8_t)n;
+    p->trigger = list->n_trigger_items > 0 ? xs_hash_str(list->trigger_items[0]) : 0;
+    p->ts = list->generated_at;
+    p->placement = (uint8_t)list->placement;
+}
+
+int xs_published_rank(const xs_published_t *p, const char *item_id, int k)
+{
+    uint64_t h = xs_hash_str(item_id);
+    int n = k > 0 && k < p->n_items ? k : p->n_items;
+    for (int i = 0; h && i < n; i++)
+        if (p->items[i] == h)
+            return i + 1;
+    return 0;
+}
+
 /* ---- checkpoint ------------------------------------------------------------------------ */
 
 /* Rebuilds the dirty vectors from the maps (after a vector could not grow). */

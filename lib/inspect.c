@@ -11,6 +11,8 @@
  */
 #include "xsell/inspect.h"
 
+#include "xsell/json.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -698,6 +700,133 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
         }
     }
     fprintf(out, "  lists last ranked whole at %" PRIu64 " users\n", it->scored_at);
+    err = XS_OK;
+out:
+    free(it);
+    free(other);
+    free(g);
+    xs_buf_free(&val);
+    return err;
+}
+
+/* A name record's id and title as JSON members ("item":..., "title":...|null). */
+static void json_name(xs_store_t *s, uint64_t h, FILE *out)
+{
+    uint8_t key[8];
+    xs_buf_t val = {0}, js = {0};
+    bool found = false;
+    xs_name_rec_t n = {0};
+    char hex[24];
+    const char *id = hex, *title = NULL;
+    snprintf(hex, sizeof(hex), "#%016" PRIx64, h);
+    xs_key_u64(key, h);
+    if (xs_store_get(s, XS_CF_NAMES, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
+        xs_name_decode(&n, val.data, val.len, NULL, 0) == XS_OK) {
+        id = n.id;
+        title = n.title;
+    }
+    xs_json_write_string(&js, id, strlen(id));
+    fprintf(out, "\"item\":%.*s,\"title\":", (int)js.len, js.data ? (const char *)js.data : "\"\"");
+    xs_buf_reset(&js);
+    if (title && xs_json_write_string(&js, title, strlen(title)) == XS_OK && js.data)
+        fprintf(out, "%.*s", (int)js.len, (const char *)js.data);
+    else
+        fprintf(out, "null");
+    xs_name_rec_clear(&n);
+    xs_buf_free(&val);
+    xs_buf_free(&js);
+}
+
+xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE *out,
+                              char *errstr, size_t errstr_size)
+{
+    uint64_t h = xs_hash_str(item_id);
+    uint8_t key[8];
+    xs_buf_t val = {0};
+    bool found = false;
+    xs_item_t *it = NULL, *other = NULL;
+    xs_globals_t *g = NULL;
+    nb_row_t rows[XS_SKETCH_BOUGHT_CAP + XS_SKETCH_VIEWED_CAP];
+    static const char gk[] = "globals";
+    xs_err_t err;
+    xs_key_u64(key, h);
+    if ((err = xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, errstr_size)))
+        goto out;
+    if (!found) {
+        err = XS_ERR_NOT_FOUND;
+        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record",
+                      item_id, h);
+        goto out;
+    }
+    if (!(it = malloc(sizeof(*it))) || !(other = malloc(sizeof(*other))) ||
+        !(g = calloc(1, sizeof(*g)))) {
+        err = XS_ERR_NOMEM;
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    if ((err = xs_item_decode(it, val.data, val.len, errstr, errstr_size)))
+        goto out;
+    xs_buf_reset(&val);
+    if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr,
+                            errstr_size)))
+        goto out;
+    if (found && (err = xs_globals_decode(g, val.data, val.len, errstr, errstr_size)))
+        goto out;
+    fputc('{', out);
+    json_name(s, h, out);
+    fprintf(out,
+            ",\"users\":{\"bought\":%" PRIu32 ",\"bought_total\":%" PRIu64
+            ",\"viewed\":%" PRIu32 ",\"viewed_total\":%" PRIu64 "}",
+            it->n_users[XS_CLASS_BOUGHT], g->users_bought, it->n_users[XS_CLASS_VIEWED],
+            g->users_total);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        const char *cname = cls == XS_CLASS_BOUGHT ? "bought" : "viewed";
+        /* the stored neighbour list, what the scorer reads, best first */
+        int nt = 0;
+        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
+        xs_top_t sorted[XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED];
+        memcpy(sorted, t, (size_t)nt * sizeof(*t));
+        for (int i = 1; i < nt; i++)
+            for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
+                                      (sorted[k].sim == sorted[k - 1].sim &&
+                                       sorted[k].item < sorted[k - 1].item));
+                 k--) {
+                xs_top_t x = sorted[k];
+                sorted[k] = sorted[k - 1];
+                sorted[k - 1] = x;
+            }
+        fprintf(out, ",\"%s_list\":[", cname);
+        for (int i = 0; i < nt; i++) {
+            fprintf(out, "%s{", i ? "," : "");
+            json_name(s, sorted[i].item, out);
+            fprintf(out, ",\"similarity\":%.6g}", (double)sorted[i].sim);
+        }
+        fputc(']', out);
+        /* the sketch's top entries by guaranteed count */
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        int n = it->n_pairs[cls];
+        double n_all = cls == XS_CLASS_BOUGHT ? (double)g->users_bought : (double)g->users_total;
+        for (int i = 0; i < n; i++)
+            rows[i] = (nb_row_t){e[i].item, e[i].count, e[i].err};
+        qsort(rows, (size_t)n, sizeof(rows[0]), cmp_row);
+        fprintf(out, ",\"%s_sketch\":{\"tracked\":%d,\"top\":[", cname, n);
+        for (int i = 0; i < n && i < top; i++) {
+            double n_j = rows[i].count - rows[i].err;
+            xs_buf_reset(&val);
+            xs_key_u64(key, rows[i].item);
+            if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
+                xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
+                n_j = other->n_users[cls];
+            double llr = xs_similarity(XS_SIM_LLR, rows[i].count - rows[i].err,
+                                       it->n_users[cls], n_j, n_all, 0);
+            fprintf(out, "%s{", i ? "," : "");
+            json_name(s, rows[i].item, out);
+            fprintf(out, ",\"count\":%" PRIu32 ",\"err\":%" PRIu32 ",\"llr\":%.4f}",
+                    rows[i].count, rows[i].err, llr);
+        }
+        fprintf(out, "]}");
+    }
+    fprintf(out, ",\"scored_at\":%" PRIu64 "}\n", it->scored_at);
     err = XS_OK;
 out:
     free(it);

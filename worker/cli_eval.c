@@ -40,10 +40,60 @@ static void *run_thread(void *arg)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets [--json]\n"
-                 "                  [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
+    fprintf(out, "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets|yoochoose\n"
+                 "                  [--json] [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
                  "                  [--max-events N] [--threads N] [--models LIST] FILE...\n"
                  "  --models LIST  subset of xsell,exact,popularity (default: all three)\n");
+}
+
+/* A JSON string (item ids are data: escape what JSON wants escaped). */
+static void json_str(const char *v)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void json_rate(const char *key, const xs_eval_rate_t *r)
+{
+    printf("\"%s\":{\"points\":%llu,\"hits\":%llu,\"hitrate\":%.6f,\"mrr\":%.6f}", key,
+           (unsigned long long)r->points, (unsigned long long)r->hits, xs_eval_rate_hit(r),
+           xs_eval_rate_mrr(r));
+}
+
+/* The popular items' list report, summarised. */
+typedef struct top_summary {
+    int items, with_k, empty;
+    double mean_len, mean_overlap; /* overlap: share of the exact top k found */
+    int overlap_items;
+} top_summary_t;
+
+static top_summary_t top_summary(const xs_eval_result_t *r, int k)
+{
+    top_summary_t s = {0};
+    s.items = r->n_top;
+    for (int i = 0; i < r->n_top; i++) {
+        const xs_eval_top_item_t *t = &r->top[i];
+        s.with_k += t->list_len >= k;
+        s.empty += t->list_len == 0;
+        s.mean_len += t->list_len;
+        if (t->ref_len > 0) {
+            s.mean_overlap += (double)t->overlap / t->ref_len;
+            s.overlap_items++;
+        }
+    }
+    if (s.items)
+        s.mean_len /= s.items;
+    if (s.overlap_items)
+        s.mean_overlap /= s.overlap_items;
+    return s;
 }
 
 static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
@@ -51,17 +101,75 @@ static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
     printf("{\"format\":\"%s\",\"k\":%d,\"results\":[", fmt_name, k);
     for (int i = 0; i < n; i++) {
         const xs_eval_result_t *r = &runs[i].res;
-        printf("%s{\"model\":\"%s\",\"events\":%llu,\"points\":%llu,\"hitrate\":%.6f,"
-               "\"mrr\":%.6f,\"coverage\":%.6f,\"events_per_s\":%.0f,"
+        printf("%s{\"model\":\"%s\",\"events\":%llu,\"points\":%llu,\"hits\":%llu,"
+               "\"hitrate\":%.6f,\"mrr\":%.6f,\"placement\":\"%s\",\"coverage\":%.6f,"
+               "\"events_per_s\":%.0f,"
                "\"bytes_per_item_avg\":%.1f,\"bytes_per_item_max\":%llu,"
                "\"bytes_per_user_avg\":%.1f,\"bytes_per_user_max\":%llu,\"users\":%llu,"
-               "\"items\":%llu}",
+               "\"items\":%llu,",
                i ? "," : "", r->name, (unsigned long long)r->events,
-               (unsigned long long)r->points, xs_eval_hitrate(r), xs_eval_mrr(r),
-               xs_eval_coverage(r), r->seconds > 0 ? r->events / r->seconds : 0,
-               r->footprint.item_bytes_avg, (unsigned long long)r->footprint.item_bytes_max,
-               r->footprint.user_bytes_avg, (unsigned long long)r->footprint.user_bytes_max,
+               (unsigned long long)r->points, (unsigned long long)r->hits, xs_eval_hitrate(r),
+               xs_eval_mrr(r), xs_placement_name(r->placement), xs_eval_coverage(r),
+               r->seconds > 0 ? r->events / r->seconds : 0, r->footprint.item_bytes_avg,
+               (unsigned long long)r->footprint.item_bytes_max, r->footprint.user_bytes_avg,
+               (unsigned long long)r->footprint.user_bytes_max,
                (unsigned long long)r->footprint.users, (unsigned long long)r->footprint.items);
+        json_rate("cart_points", &r->cart);
+        putchar(',');
+        json_rate("view_points", &r->view);
+        printf(",\"live\":{");
+        for (int p = 0; p < XS_PLACEMENT__COUNT; p++) {
+            if (p)
+                putchar(',');
+            json_rate(xs_placement_name((xs_placement_t)p), &r->live[p]);
+        }
+        printf("},\"deciles\":[");
+        for (int d = 0; d < XS_EVAL_DECILES; d++) {
+            const xs_eval_decile_t *D = &r->deciles[d];
+            printf("%s{\"decile\":%d,\"items\":%llu,\"interactions_min\":%llu,"
+                   "\"interactions_max\":%llu,",
+                   d ? "," : "", d + 1, (unsigned long long)D->items,
+                   (unsigned long long)D->interactions_min,
+                   (unsigned long long)D->interactions_max);
+            json_rate("rate", &D->rate);
+            putchar('}');
+        }
+        printf("],\"violations\":{");
+        const xs_eval_violations_t *v = &r->viol;
+        uint64_t tot[6] = {0};
+        for (int p = 0; p < XS_PLACEMENT__COUNT; p++) {
+            printf("%s\"%s\":{\"lists\":%llu,\"items\":%llu,\"in_cart_items\":%llu,"
+                   "\"rebuy_items\":%llu,\"in_cart_lists\":%llu,\"rebuy_lists\":%llu}",
+                   p ? "," : "", xs_placement_name((xs_placement_t)p),
+                   (unsigned long long)v->lists[p], (unsigned long long)v->items[p],
+                   (unsigned long long)v->in_cart_items[p], (unsigned long long)v->rebuy_items[p],
+                   (unsigned long long)v->in_cart_lists[p], (unsigned long long)v->rebuy_lists[p]);
+            tot[0] += v->lists[p];
+            tot[1] += v->items[p];
+            tot[2] += v->in_cart_items[p];
+            tot[3] += v->rebuy_items[p];
+            tot[4] += v->in_cart_lists[p];
+            tot[5] += v->rebuy_lists[p];
+        }
+        printf(",\"total\":{\"lists\":%llu,\"items\":%llu,\"in_cart_items\":%llu,"
+               "\"rebuy_items\":%llu,\"in_cart_lists\":%llu,\"rebuy_lists\":%llu}}",
+               (unsigned long long)tot[0], (unsigned long long)tot[1], (unsigned long long)tot[2],
+               (unsigned long long)tot[3], (unsigned long long)tot[4], (unsigned long long)tot[5]);
+        top_summary_t s = top_summary(r, k);
+        printf(",\"top_items\":{\"class\":\"%s\",\"transactions\":%llu,\"items\":%d,"
+               "\"with_k\":%d,\"empty\":%d,\"mean_len\":%.3f,\"mean_overlap\":%.4f,"
+               "\"list\":[",
+               r->top_class == XS_CLASS_BOUGHT ? "bought" : "viewed",
+               (unsigned long long)r->transactions, s.items, s.with_k, s.empty, s.mean_len,
+               s.mean_overlap);
+        for (int t = 0; t < r->n_top; t++) {
+            const xs_eval_top_item_t *T = &r->top[t];
+            printf("%s{\"item\":", t ? "," : "");
+            json_str(T->item_id);
+            printf(",\"transactions\":%u,\"list_len\":%d,\"ref_len\":%d,\"overlap\":%d}",
+                   T->transactions, T->list_len, T->ref_len, T->overlap);
+        }
+        printf("]}}");
     }
     printf("]}\n");
 }
@@ -69,8 +177,12 @@ static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
 static void print_table(const run_t *runs, int n, const char *fmt_name, int k)
 {
     const xs_eval_result_t *x = &runs[0].res;
-    printf("data set: %s, %llu events, %llu evaluation points, %llu items, k = %d\n\n", fmt_name,
-           (unsigned long long)x->events, (unsigned long long)x->points,
+    printf("data set: %s, %llu events, %llu evaluation points (%s lists: %s), %llu items, "
+           "k = %d\n\n",
+           fmt_name, (unsigned long long)x->events, (unsigned long long)x->points,
+           xs_placement_name(x->placement),
+           x->placement == XS_PLACEMENT_CART ? "cart ADDs after the first of a basket"
+                                             : "PRODUCT_VIEWs after the first",
            (unsigned long long)x->catalog_items, k);
     printf("%-28s %10s %8s %9s %10s %16s %16s\n", "model", "HitRate@k", "MRR@k", "coverage",
            "events/s", "bytes/item avg|max", "bytes/user avg|max");
@@ -90,6 +202,59 @@ static void print_table(const run_t *runs, int n, const char *fmt_name, int k)
         printf("(bytes/item of the reference row are its sketch records; it counts with %llu "
                "exact co-occurrence entries instead)\n",
                (unsigned long long)runs[1].res.footprint.exact_pairs);
+    }
+    printf("\nHitRate@k by popularity decile of the trigger item (1 = most popular tenth):\n");
+    printf("%-28s", "model");
+    for (int d = 0; d < XS_EVAL_DECILES; d++)
+        printf(" %6d", d + 1);
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        printf("%-28s", runs[i].res.name);
+        for (int d = 0; d < XS_EVAL_DECILES; d++)
+            printf(" %6.3f", xs_eval_rate_hit(&runs[i].res.deciles[d].rate));
+        printf("\n");
+    }
+    printf("%-28s", "(points)");
+    for (int d = 0; d < XS_EVAL_DECILES; d++)
+        printf(" %6llu", (unsigned long long)x->deciles[d].rate.points);
+    printf("\n\nat every cart ADD, against the last list of each placement (the live metric):\n");
+    for (int i = 0; i < n; i++) {
+        printf("%-28s", runs[i].res.name);
+        for (int p = 0; p < XS_PLACEMENT__COUNT; p++)
+            printf("  %s %.4f (%llu)", xs_placement_name((xs_placement_t)p),
+                   xs_eval_rate_hit(&runs[i].res.live[p]),
+                   (unsigned long long)runs[i].res.live[p].points);
+        printf("\n");
+    }
+    printf("\nrule violations in published lists (exact cart and purchases kept by eval):\n");
+    for (int i = 0; i < n; i++) {
+        const xs_eval_violations_t *v = &runs[i].res.viol;
+        uint64_t l = 0, it = 0, ci = 0, ri = 0, cl = 0, rl = 0;
+        for (int p = 0; p < XS_PLACEMENT__COUNT; p++) {
+            l += v->lists[p];
+            it += v->items[p];
+            ci += v->in_cart_items[p];
+            ri += v->rebuy_items[p];
+            cl += v->in_cart_lists[p];
+            rl += v->rebuy_lists[p];
+        }
+        printf("%-28s %llu lists, %llu items: in cart %llu items (%llu lists), bought within "
+               "rebuy_days %llu items (%llu lists)\n",
+               runs[i].res.name, (unsigned long long)l, (unsigned long long)it,
+               (unsigned long long)ci, (unsigned long long)cl, (unsigned long long)ri,
+               (unsigned long long)rl);
+    }
+    printf("\nthe %d most popular items' %s neighbour lists (as the scorer reads them) against "
+           "their exact top %d by LLR over %llu transactions:\n",
+           x->n_top, x->top_class == XS_CLASS_BOUGHT ? "bought" : "viewed", k,
+           (unsigned long long)x->transactions);
+    for (int i = 0; i < n; i++) {
+        if (runs[i].res.n_top == 0)
+            continue;
+        top_summary_t s = top_summary(&runs[i].res, k);
+        printf("%-28s %d of %d with >= %d neighbours, %d empty, mean length %.1f, mean overlap "
+               "of the top %d %.3f\n",
+               runs[i].res.name, s.with_k, s.items, k, s.empty, s.mean_len, k, s.mean_overlap);
     }
 }
 
@@ -184,6 +349,9 @@ int xs_cli_eval(int argc, char **argv)
         runs[r].n_paths = files.n;
         runs[r].dopts = dopts;
     }
+    for (int r = 0; r < 3; r++) /* the worker publishes lists of list.length.*: k each */
+        for (int p = 0; p < XS_PLACEMENT__COUNT; p++)
+            runs[r].eo.params.list_len[p] = k;
     runs[1].eo.exact_pairs = true;
     runs[2].eo.params.popularity_only = true;
     /* Keep the selected models, in the fixed order xsell, exact, popularity. */

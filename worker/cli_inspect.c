@@ -27,12 +27,13 @@ static void inspect_usage(FILE *out)
 {
     fprintf(out, "usage: xsell inspect --state DIR --dump\n"
                  "       xsell inspect --state DIR [--half-life-hours H] user ID\n"
-                 "       xsell inspect --state DIR [--top N] item ID\n\n"
+                 "       xsell inspect --state DIR [--top N] [--json] item ID\n\n"
                  "  --state DIR            the worker's state directory (opened read-only)\n"
                  "  --dump                 canonical sorted text of every record (for diff)\n"
                  "  --half-life-hours H    affinity half-life for decayed views (default 720,\n"
                  "                         as model.half_life.hours)\n"
-                 "  --top N                neighbours shown per signal (default 10)\n");
+                 "  --top N                neighbours shown per signal (default 10)\n"
+                 "  --json                 item: one JSON object (the whole neighbour lists)\n");
 }
 
 int xs_cli_inspect(int argc, char **argv)
@@ -42,11 +43,12 @@ int xs_cli_inspect(int argc, char **argv)
         {"dump", no_argument, NULL, 'd'},
         {"half-life-hours", required_argument, NULL, 'l'},
         {"top", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
-    bool dump = false;
+    bool dump = false, json = false;
     double half_life = 720;
     int top = 10, opt, rc = 0;
     char errstr[1024] = "";
@@ -76,6 +78,9 @@ int xs_cli_inspect(int argc, char **argv)
             if (!xs_cli_parse_int("--top", optarg, 1, 1000, &top, errstr, sizeof(errstr)))
                 goto usage_error;
             break;
+        case 'j':
+            json = true;
+            break;
         case 'h':
             inspect_usage(stdout);
             goto out;
@@ -96,6 +101,10 @@ int xs_cli_inspect(int argc, char **argv)
         snprintf(errstr, sizeof(errstr), "give either --dump or one of: user ID, item ID");
         goto usage_error;
     }
+    if (json && !view_item) {
+        snprintf(errstr, sizeof(errstr), "--json goes with item ID");
+        goto usage_error;
+    }
     if (!xs_store_dir_nonempty(dir)) {
         fprintf(stderr, "xsell inspect: %s is not a state directory (missing or empty)\n", dir);
         rc = 1;
@@ -110,6 +119,8 @@ int xs_cli_inspect(int argc, char **argv)
         err = xs_inspect_dump(store, stdout, errstr, sizeof(errstr));
     else if (view_user)
         err = xs_inspect_user(store, argv[optind + 1], half_life, stdout, errstr, sizeof(errstr));
+    else if (json)
+        err = xs_inspect_item_json(store, argv[optind + 1], top, stdout, errstr, sizeof(errstr));
     else
         err = xs_inspect_item(store, argv[optind + 1], top, stdout, errstr, sizeof(errstr));
     if (err) {

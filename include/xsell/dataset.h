@@ -31,8 +31,17 @@
  *                  epoch milliseconds or an ISO-8601 UTC string.
  *   baskets        One basket per line (items separated by commas when the
  *                  file has any comma, else by whitespace), replayed in file
- *                  order as user "basket-<n>": an ADD per item, then a
- *                  PURCHASE; synthetic times one minute apart.
+ *                  order as user "basket-<n>": an ADD per item in basket
+ *                  order, then a PURCHASE (of the last 32 items when the
+ *                  basket holds more); synthetic times, baskets one minute
+ *                  apart, the events of a basket 1 ms apart.
+ *   yoochoose      RecSys Challenge 2015 clicks as session-rec prepares them:
+ *                  tab-separated SessionId, ItemId, Time (epoch seconds with
+ *                  millisecond decimals), header first, plain or .gz; several
+ *                  files (train, test) are merged. One PRODUCT_VIEW per row,
+ *                  user_id = session_id = SessionId, id
+ *                  "yc-<session>-<item>-<ms>", delivered by (Time, file
+ *                  order). Clicks only: no cart, no purchase.
  */
 #ifndef XSELL_DATASET_H
 #define XSELL_DATASET_H
@@ -50,6 +59,7 @@ typedef enum xs_format {
     XS_FORMAT_RETAILROCKET,
     XS_FORMAT_JSONL,
     XS_FORMAT_BASKETS,
+    XS_FORMAT_YOOCHOOSE,
     XS_FORMAT__COUNT
 } xs_format_t;
 

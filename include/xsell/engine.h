@@ -197,6 +197,17 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
                               xs_neighbour_t **out, int *n_out, xs_item_info_t *info,
                               char *errstr, size_t errstr_size);
 void xs_neighbours_free(xs_neighbour_t *v, int n);
+
+/*
+ * The neighbour list of item_id in class cls as the scorer reads it: the
+ * item's stored list (similarity descending, then item hash ascending), or,
+ * where the scorer ranks whole sketches (exact reference mode), every entry
+ * with similarity > 0 ranked now. At most n entries; ownership as
+ * xs_engine_neighbours (count/err are the sketch entry's). An unknown item
+ * gives an empty list.
+ */
+xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
+                             xs_neighbour_t **out, int *n_out, char *errstr, size_t errstr_size);
 void xs_item_info_clear(xs_item_info_t *info);
 
 /* Hands every dirty record to put, then marks them clean (a snapshot in
@@ -237,6 +248,28 @@ typedef struct xs_footprint {
     uint64_t exact_pairs; /* reference mode: co-occurrence entries held */
 } xs_footprint_t;
 void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp);
+
+/*
+ * The quality signal, one definition for `xsell eval` and the worker's live
+ * metric: when a user adds item x to the cart, the opportunity for a
+ * placement is the last list published to that user for that placement (the
+ * list of the user's latest trigger event for it; a suppressed list is
+ * identical to it), and it is a hit at rank r when x is its r-th item.
+ * xs_published_t keeps what that needs of a published list (about 180
+ * bytes): note every list as it is published, look the added item up before
+ * the ADD is processed (the ADD publishes the next list).
+ */
+typedef struct xs_published {
+    uint64_t items[XS_LIST_MAX_ITEMS]; /* item hashes (xs_hash_str), in list order */
+    uint64_t trigger;                  /* hash of the list's first trigger item, 0: none */
+    int64_t ts;                        /* generated_at */
+    uint8_t n_items;
+    uint8_t placement;
+} xs_published_t;
+
+void xs_published_note(xs_published_t *p, const xs_list_t *list);
+/* 1-based rank of item_id in p (of its first k items when k > 0), 0 when absent. */
+int xs_published_rank(const xs_published_t *p, const char *item_id, int k);
 
 /* Exposes a parameter set by arm name for experiments (see config). */
 xs_params_t *xs_engine_params(xs_engine_t *e);

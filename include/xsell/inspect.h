@@ -99,6 +99,15 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
  */
 xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out, char *errstr,
                          size_t errstr_size);
+/*
+ * The same as one JSON object on one line: "item", "title", "users"
+ * (bought, bought_total, viewed, viewed_total), per class "<class>_list"
+ * (the whole stored neighbour list the scorer reads, best first: item,
+ * title, similarity) and "<class>_sketch" (tracked, and the top `top`
+ * entries by guaranteed count: item, title, count, err, llr).
+ */
+xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE *out,
+                              char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }

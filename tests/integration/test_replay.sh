@@ -9,7 +9,8 @@
 # are the first 6,000 baskets of ../shared/data/groceries (two loads of 3,000;
 # the second load numbers its baskets from 1 again, so its users return).
 # Also checks the replay refusals: --from-beginning on a non-empty state
-# directory without --reset-state, and --reset-state without --yes.
+# directory without --reset-state, and --reset-state without --yes, and that
+# `xsell inspect --json item` shows the neighbour list the text view shows.
 #
 # Environment (set by ctest): XS_BIN_DIR, XS_DATA_DIR.
 set -euo pipefail
@@ -82,3 +83,26 @@ if ! cmp -s "$tmp/inc.dump" "$tmp/rebuild.dump"; then
     fail "incremental and rebuilt state differ"
 fi
 echo "PASS: incremental == rebuilt ($users users, $items items, $(wc -l <"$tmp/inc.dump") dump lines)"
+
+echo "=== inspect --json item: the text view's list, best first"
+"$XSELL" inspect --state "$tmp/inc" --json item "whole milk" >"$tmp/item.json" ||
+    fail "inspect --json item"
+"$XSELL" inspect --state "$tmp/inc" --top 1000 item "whole milk" >"$tmp/item.txt" ||
+    fail "inspect item"
+# the text view prints the list as "    <similarity>  <id> (<title>)" lines
+sed -n '/^  bought neighbour list/,/^  viewed together/p' "$tmp/item.txt" |
+    sed -n 's/^ *[0-9][0-9.]*  \(.*\)$/\1/p' >"$tmp/item.ids"
+python3 - "$tmp/item.json" "$tmp/item.ids" <<'EOF' || fail "inspect --json disagrees with the text view"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ids = [l.rstrip("\n") for l in open(sys.argv[2])]
+lst = d["bought_list"]
+assert d["item"] == "whole milk", d["item"]
+assert len(lst) == len(ids) > 0, (len(lst), len(ids))
+shown = [e["item"] + (" (%s)" % e["title"] if e["title"] else "") for e in lst]
+assert shown == ids, (shown[:5], ids[:5])
+sims = [e["similarity"] for e in lst]
+assert all(x > 0 for x in sims) and sims == sorted(sims, reverse=True), sims[:5]
+assert d["bought_sketch"]["tracked"] > 0 and d["users"]["bought"] > 0
+EOF
+echo "PASS: inspect --json item lists the same $(wc -l <"$tmp/item.ids") neighbours"

@@ -178,6 +178,7 @@ static void test_format_names(void **state)
         assert_int_equal(xs_format_from_name(xs_format_name((xs_format_t)i)), i);
     assert_int_equal(xs_format_from_name("online-retail"), XS_FORMAT_ONLINE_RETAIL);
     assert_int_equal(xs_format_from_name("baskets"), XS_FORMAT_BASKETS);
+    assert_int_equal(xs_format_from_name("yoochoose"), XS_FORMAT_YOOCHOOSE);
     assert_int_equal(xs_format_from_name("csv"), -1);
     assert_int_equal(xs_format_from_name(NULL), -1);
     xs_dataset_opts_t o;
@@ -536,23 +537,25 @@ static void test_baskets_comma(void **state)
     assert_int_equal(st.skipped_other, 1);
     assert_int_equal(c.n, 9);
     const xs_event_t *e = c.evs;
+    /* Every event of a basket has its own time, in basket order (1 ms
+     * apart), the PURCHASE last; baskets start one minute apart. */
     check_cart(&e[0], XS_CART_ADD, "basket-1-1", "basket-1", TB, 1);
     check_line(&e[0], 0, "citrus fruit", 1, false, 0);
-    check_cart(&e[1], XS_CART_ADD, "basket-1-2", "basket-1", TB, 1);
+    check_cart(&e[1], XS_CART_ADD, "basket-1-2", "basket-1", TB + 1, 1);
     check_line(&e[1], 0, "semi-finished bread", 1, false, 0);
-    check_cart(&e[2], XS_CART_ADD, "basket-1-3", "basket-1", TB, 1);
-    check_cart(&e[3], XS_CART_PURCHASE, "basket-1-P", "basket-1", TB, 3);
+    check_cart(&e[2], XS_CART_ADD, "basket-1-3", "basket-1", TB + 2, 1);
+    check_cart(&e[3], XS_CART_PURCHASE, "basket-1-P", "basket-1", TB + 3, 3);
     check_line(&e[3], 0, "citrus fruit", 1, false, 0);
     check_line(&e[3], 1, "semi-finished bread", 1, false, 0);
     check_line(&e[3], 2, "margarine", 1, false, 0);
     check_cart(&e[4], XS_CART_ADD, "basket-3-1", "basket-3", TB + 60000, 1);
     check_line(&e[4], 0, "whole milk", 1, false, 0);
-    check_cart(&e[5], XS_CART_PURCHASE, "basket-3-P", "basket-3", TB + 60000, 1);
+    check_cart(&e[5], XS_CART_PURCHASE, "basket-3-P", "basket-3", TB + 60001, 1);
     check_cart(&e[6], XS_CART_ADD, "basket-4-1", "basket-4", TB + 120000, 1);
     check_line(&e[6], 0, "yogurt", 2, false, 0);
-    check_cart(&e[7], XS_CART_ADD, "basket-4-2", "basket-4", TB + 120000, 1);
+    check_cart(&e[7], XS_CART_ADD, "basket-4-2", "basket-4", TB + 120001, 1);
     check_line(&e[7], 0, "soda", 1, false, 0);
-    check_cart(&e[8], XS_CART_PURCHASE, "basket-4-P", "basket-4", TB + 120000, 2);
+    check_cart(&e[8], XS_CART_PURCHASE, "basket-4-P", "basket-4", TB + 120002, 2);
     check_line(&e[8], 0, "yogurt", 2, false, 0);
     check_line(&e[8], 1, "soda", 1, false, 0);
     collect_free(&c);
@@ -570,14 +573,14 @@ static void test_baskets_whitespace_gz(void **state)
         xs_dataset_read(XS_FORMAT_BASKETS, paths, 2, NULL, collect_cb, &c, &st, NULL, 0), XS_OK);
     assert_int_equal(c.n, 9);
     assert_int_equal(st.rows, 3);
-    check_cart(&c.evs[3], XS_CART_PURCHASE, "basket-1-P", "basket-1", TB, 3);
+    check_cart(&c.evs[3], XS_CART_PURCHASE, "basket-1-P", "basket-1", TB + 3, 3);
     check_line(&c.evs[3], 2, "2", 1, false, 0);
-    check_cart(&c.evs[6], XS_CART_PURCHASE, "basket-3-P", "basket-3", TB + 60000, 2);
+    check_cart(&c.evs[6], XS_CART_PURCHASE, "basket-3-P", "basket-3", TB + 60002, 2);
     check_line(&c.evs[6], 0, "3", 2, false, 0);
     check_line(&c.evs[6], 1, "4", 1, false, 0);
     /* Line numbers continue in the second file (3 lines before it). */
     check_cart(&c.evs[7], XS_CART_ADD, "basket-4-1", "basket-4", TB + 120000, 1);
-    check_cart(&c.evs[8], XS_CART_PURCHASE, "basket-4-P", "basket-4", TB + 120000, 1);
+    check_cart(&c.evs[8], XS_CART_PURCHASE, "basket-4-P", "basket-4", TB + 120001, 1);
     collect_free(&c);
 
     xs_dataset_opts_t o;
@@ -588,6 +591,85 @@ static void test_baskets_whitespace_gz(void **state)
     assert_int_equal(st.events, 5);
     assert_int_equal(st.rows, 2); /* stopped inside the second basket */
     collect_free(&c);
+}
+
+/* A basket over the profile's 32 items: its PURCHASE names the last 32 (the
+ * earlier ones would be paired again); one over 60,000 items pushes the next
+ * basket's start past its PURCHASE, so times never tie or go back. */
+static void test_baskets_big(void **state)
+{
+    fixture_t *f = *state;
+    size_t big = 60001, cap = big * 8 + 64, len = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (int i = 1; i <= 40; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%s%d", i > 1 ? " " : "", i);
+    text[len++] = '\n';
+    for (size_t i = 0; i < big; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%s%zu", i ? " " : "", i + 1000);
+    len += (size_t)snprintf(text + len, cap - len, "\nx y\n");
+    const char *path = write_file(f, "big.dat", text, false);
+    free(text);
+    collect_t c = {0};
+    xs_dataset_stats_t st;
+    assert_int_equal(read1(XS_FORMAT_BASKETS, path, NULL, &c, &st, NULL, 0), XS_OK);
+    assert_int_equal(c.n, 40 + 1 + big + 1 + 3);
+    const xs_event_t *p1 = &c.evs[40];
+    check_cart(p1, XS_CART_PURCHASE, "basket-1-P", "basket-1", TB + 40, 32);
+    check_line(p1, 0, "9", 1, false, 0);
+    check_line(p1, 31, "40", 1, false, 0);
+    const xs_event_t *p2 = &c.evs[40 + 1 + big];
+    check_cart(p2, XS_CART_PURCHASE, "basket-2-P", "basket-2", TB + 60000 + (int64_t)big, 32);
+    /* basket 3 would start at TB + 120000, before basket 2's PURCHASE */
+    check_cart(&c.evs[c.n - 3], XS_CART_ADD, "basket-3-1", "basket-3",
+               TB + 60000 + (int64_t)big + 1, 1);
+    check_cart(&c.evs[c.n - 1], XS_CART_PURCHASE, "basket-3-P", "basket-3",
+               TB + 60000 + (int64_t)big + 3, 2);
+    for (size_t i = 1; i < c.n; i++)
+        assert_true(c.evs[i].ts > c.evs[i - 1].ts);
+    collect_free(&c);
+}
+
+/* ---- yoochoose -------------------------------------------------------- */
+
+static void test_yoochoose(void **state)
+{
+    fixture_t *f = *state;
+    const char *a = write_file(f, "train.txt.gz",
+                               "SessionId\tItemId\tTime\n"
+                               "3\t10\t1396437466.94\n"
+                               "3\t11\t1396438212.318\n"
+                               "6\t10\t1396437000\n",
+                               true);
+    const char *b = write_file(f, "test.txt",
+                               "SessionId\tItemId\tTime\n"
+                               "1\t12\t1396437466.940\n" /* ties with session 3: file order */
+                               "1\t13\tnoon\n"
+                               "1\t13\n"
+                               "\t13\t1396437466.5\n",
+                               false);
+    const char *paths[] = {a, b};
+    collect_t c = {0};
+    xs_dataset_stats_t st;
+    assert_int_equal(
+        xs_dataset_read(XS_FORMAT_YOOCHOOSE, paths, 2, NULL, collect_cb, &c, &st, NULL, 0), XS_OK);
+    assert_int_equal(st.rows, 7);
+    assert_int_equal(st.bad_rows, 2);
+    assert_int_equal(st.skipped_no_user, 1);
+    assert_int_equal(c.n, 4);
+    check_view(&c.evs[0], "yc-6-10-1396437000000", "6", "10", INT64_C(1396437000000));
+    check_view(&c.evs[1], "yc-3-10-1396437466940", "3", "10", INT64_C(1396437466940));
+    check_view(&c.evs[2], "yc-1-12-1396437466940", "1", "12", INT64_C(1396437466940));
+    check_view(&c.evs[3], "yc-3-11-1396438212318", "3", "11", INT64_C(1396438212318));
+    assert_string_equal(c.evs[3].session_id, "3");
+    collect_free(&c);
+
+    char err[256] = "";
+    const char *bad = write_file(f, "bad.txt", "visitorid\titemid\n1\t2\n", false);
+    assert_int_equal(read1(XS_FORMAT_YOOCHOOSE, bad, NULL, &c, &st, err, sizeof(err)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(err, "SessionId"));
+    assert_int_equal(c.n, 0);
 }
 
 /* ---- jsonl ------------------------------------------------------------ */
@@ -699,8 +781,9 @@ typedef struct tally {
     uint64_t n;
     uint64_t items, views, adds, purchases, purchase_lines;
     int64_t last_ts;
-    bool ts_decreased;
+    bool ts_decreased, ts_tied;
     uint64_t first_decrease;
+    size_t max_purchase_lines;
     xs_event_t first, first_cart, last;
     bool have_first, have_first_cart;
 } tally_t;
@@ -712,6 +795,8 @@ static xs_err_t tally_cb(void *opaque, const xs_event_t *ev)
         t->ts_decreased = true;
         t->first_decrease = t->n;
     }
+    if (t->n && ev->ts == t->last_ts)
+        t->ts_tied = true;
     t->last_ts = ev->ts;
     t->n++;
     if (ev->kind == XS_KIND_ITEM)
@@ -723,6 +808,8 @@ static xs_err_t tally_cb(void *opaque, const xs_event_t *ev)
     else if (ev->kind == XS_KIND_CART && ev->type == XS_CART_PURCHASE) {
         t->purchases++;
         t->purchase_lines += ev->n_lines;
+        if (ev->n_lines > t->max_purchase_lines)
+            t->max_purchase_lines = ev->n_lines;
     }
     if (!t->have_first) {
         assert_int_equal(xs_event_copy(&t->first, ev), XS_OK);
@@ -811,8 +898,11 @@ static void test_real_groceries(void **state)
     assert_int_equal(t.purchase_lines, 43367);
     assert_int_equal(t.n, 9835 + 43367);
     assert_int_equal(st.skipped_other + st.bad_rows, 0);
-    assert_int_equal(t.last.ts, TB + INT64_C(9834) * 60000);
+    /* the last basket has 5 items: its PURCHASE 5 ms after its start */
+    assert_int_equal(t.last.ts, TB + INT64_C(9834) * 60000 + 5);
     assert_string_equal(t.last.event_id, "basket-9835-P");
+    assert_false(t.ts_decreased);
+    assert_false(t.ts_tied);
     tally_free(&t);
 }
 
@@ -826,8 +916,39 @@ static void test_real_fimi_retail(void **state)
     assert_int_equal(t.purchases, 88162);
     assert_int_equal(t.adds, 908576);
     assert_int_equal(t.n, 88162 + 908576);
+    /* 2,000 baskets hold more than 32 items (76 at most): their PURCHASE
+     * names the last 32, sum over baskets of min(items, 32) */
+    assert_int_equal(t.purchase_lines, 893233);
+    assert_int_equal(t.max_purchase_lines, 32);
+    assert_false(t.ts_decreased);
+    assert_false(t.ts_tied);
     assert_string_equal(t.first.event_id, "basket-1-1");
     assert_string_equal(t.first.lines[0].item_id, "0");
+    tally_free(&t);
+}
+
+/* Both session-rec files (PROVENANCE.md: 70,278 + 13,568 clicks, 17,794 +
+ * 3,416 sessions, 2,933 items); first and last by time, merged. */
+static void test_real_yoochoose(void **state)
+{
+    (void)state;
+    tally_t t = {0};
+    xs_dataset_stats_t st;
+    char p1[1024], p2[1024], err[512] = "";
+    const char *paths[] = {
+        data_path("yoochoose-clicks-100k/yoochoose-clicks-100k_train_full.txt.gz", p1, sizeof(p1)),
+        data_path("yoochoose-clicks-100k/yoochoose-clicks-100k_test.txt", p2, sizeof(p2))};
+    xs_err_t rc =
+        xs_dataset_read(XS_FORMAT_YOOCHOOSE, paths, 2, NULL, tally_cb, &t, &st, err, sizeof(err));
+    if (rc != XS_OK)
+        fail_msg("reading yoochoose: %s: %s", xs_err2str(rc), err);
+    assert_false(t.ts_decreased);
+    assert_int_equal(st.rows, 70278 + 13568);
+    assert_int_equal(t.views, 70278 + 13568);
+    assert_int_equal(t.n, 70278 + 13568);
+    assert_int_equal(st.bad_rows + st.skipped_no_user, 0);
+    assert_string_equal(t.first.event_id, "yc-5182-214821026-1396314141719");
+    assert_string_equal(t.last.event_id, "yc-4986-214537535-1396918201534");
     tally_free(&t);
 }
 
@@ -908,12 +1029,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retailrocket_caserec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baskets_comma, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baskets_whitespace_gz, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_baskets_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yoochoose, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jsonl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jsonl_errors, setup, teardown),
         cmocka_unit_test(test_real_online_retail),
         cmocka_unit_test(test_real_groceries),
         cmocka_unit_test(test_real_fimi_retail),
         cmocka_unit_test(test_real_caserec),
+        cmocka_unit_test(test_real_yoochoose),
         cmocka_unit_test(test_real_caserec_users),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
