@@ -8,9 +8,11 @@
  * purchase, each item i among the user's most recent kmax interactions
  * inside the time window forms one pair (i, j), counted once per user and
  * class. The user-side cut (kmax) bounds the work per event; the item side
- * is bounded by the fixed SpaceSaving capacity of each sketch, which plays
- * the role of the fmax cut (frequent items keep only their strongest
- * neighbours).
+ * is bounded by the fixed capacity of each summary (sketch.h: decaying
+ * bucket entries, O(1) per pair), which plays the role of the fmax cut
+ * (frequent items keep only their strongest neighbours, with counts that
+ * are guaranteed lower bounds). The similarities' marginals are the pair
+ * totals of the same sampled pairs (DESIGN.md, "Lessons measured").
  */
 #include "xsell/engine.h"
 
