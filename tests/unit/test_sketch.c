@@ -242,6 +242,47 @@ static void test_item_round_trip_and_bound(void **state)
     free(b);
 }
 
+/* A version 2 record (SpaceSaving, no pair totals, lists ranked with the
+ * old marginals) decodes: its total is the sum of its counts (exact for
+ * SpaceSaving), its lists are dropped and scored_at is 0, so the engine
+ * ranks it anew; version 3 refuses a total below the sum of its counts. */
+static void test_item_version_2_migrates(void **state)
+{
+    (void)state;
+    static const uint8_t v2[] = {
+        'I', 2, XS_ITEM_F_CATALOG, 0, 0, 0, 0, 0, 0, 0, 0, /* flags, category */
+        7, 3,                                   /* n_bought, n_viewed */
+        2,                                      /* bought entries */
+        0x11, 0, 0, 0, 0, 0, 0, 0, 9, 2,        /* item 0x11: 9 +- 2 */
+        0x22, 0, 0, 0, 0, 0, 0, 0, 4, 0,        /* item 0x22: 4 */
+        1, 0, 0x80, 0x3f,                       /* list: position 0, sim 1.0 */
+        1,                                      /* sweep */
+        0, 0, 0,                                /* viewed: none, no list, sweep */
+        5};                                     /* scored_at */
+    xs_item_t *it = malloc(sizeof(*it));
+    char errstr[128];
+    assert_int_equal(xs_item_decode(it, v2, sizeof(v2), errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(it->n_pairs[XS_CLASS_BOUGHT], 2);
+    assert_int_equal(xs_item_pair_total(it, XS_CLASS_BOUGHT), 13);
+    assert_int_equal(xs_item_pair_total(it, XS_CLASS_VIEWED), 0);
+    assert_int_equal(it->n_top[XS_CLASS_BOUGHT], 0);
+    assert_true(it->scored_at == 0);
+    /* re-encoded as version 3, with the total; a total below the counts is corrupt */
+    xs_buf_t buf = {0};
+    assert_int_equal(xs_item_encode(it, &buf), XS_OK);
+    assert_int_equal(buf.data[1], XS_ITEM_VERSION);
+    xs_item_t *b = malloc(sizeof(*b));
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_pair_total(b, XS_CLASS_BOUGHT), 13);
+    size_t at = 3 + 8 + 2 + 1 + 2 * 10 + 1 + 1; /* after the bought list and sweep */
+    assert_int_equal(buf.data[at], 13);
+    buf.data[at] = 12;
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    xs_buf_free(&buf);
+    free(b);
+    free(it);
+}
+
 /* The summary as sketch.h specifies it, without the position index:
  * linear search; when full, the weaker of the arriving item's two buckets
  * decays by one with probability 1.08^-count (the coin: SplitMix64's
@@ -494,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_spacesaving_zipf_1_1),
         cmocka_unit_test(test_spacesaving_zipf_0_8),
         cmocka_unit_test(test_popular_item_keeps_heavy_hitters),
+        cmocka_unit_test(test_item_version_2_migrates),
         cmocka_unit_test(test_llr_hand_computed),
         cmocka_unit_test(test_similarities),
         cmocka_unit_test(test_item_round_trip_and_bound),
