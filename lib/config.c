@@ -79,6 +79,11 @@ static const key_def_t keys[] = {
      "weights (trigger, cart, purchases, views) rather than the raw LLR magnitudes decide."},
     {"model.category_boost", T_DOUBLE, "0.2", 0, 10, NULL,
      "Score boost for candidates in the user's favourite categories."},
+    {"model.popularity_prior", T_DOUBLE, "4", 0, 100, NULL,
+     "Popularity prior: the decayed best-sellers join a list's candidates with this x odds^2 "
+     "x the best co-occurrence score x their weight relative to the top seller; odds = s/(1-s), "
+     "s the ten best-sellers' share of recent purchases (the engine measures it): weight where "
+     "demand is concentrated, almost none in a long tail. 0: off."},
     {"model.max_context", T_INT, "12", 1, 64, NULL,
      "The scorer reads the neighbour lists of this many context items (trigger, cart, "
      "purchases, views; the heaviest first): the main cost per list (docs/BENCHMARKS.md)."},
@@ -240,7 +245,7 @@ static bool in_choices(const char *choices, const char *v)
 static const char *const scoring_keys[] = {
     "model.similarity",       "model.llr_min",         "model.min_support",
     "model.viewed_weight",    "model.category_boost",  "model.normalize",
-    "model.max_context",      "list.length.product_page", "list.length.cart",
+    "model.max_context",      "model.popularity_prior", "list.length.product_page", "list.length.cart",
     "list.length.checkout",   "list.length.post_purchase", "list.category_cap",
     "list.family_cap",        "list.family_exclude",   "list.rebuy_days",
     "list.suppress_minutes",  "list.trending_backfill"};

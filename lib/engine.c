@@ -8,9 +8,11 @@
  * purchase, each item i among the user's most recent kmax interactions
  * inside the time window forms one pair (i, j), counted once per user and
  * class. The user-side cut (kmax) bounds the work per event; the item side
- * is bounded by the fixed SpaceSaving capacity of each sketch, which plays
- * the role of the fmax cut (frequent items keep only their strongest
- * neighbours).
+ * is bounded by the fixed capacity of each summary (sketch.h: decaying
+ * bucket entries, O(1) per pair), which plays the role of the fmax cut
+ * (frequent items keep only their strongest neighbours, with counts that
+ * are guaranteed lower bounds). The similarities' marginals are the pair
+ * totals of the same sampled pairs (DESIGN.md, "Lessons measured").
  */
 #include "xsell/engine.h"
 
@@ -24,7 +26,7 @@
 #include "xsell/hash.h"
 
 #define TREND_CAP 128
-#define META_VERSION 1
+#define META_VERSION 2
 #define W_VIEW 1.0f
 #define W_CART 3.0f
 #define W_PURCHASE 5.0f
@@ -75,6 +77,7 @@ typedef struct candidate {
     uint64_t item;
     double score;
     double bv;    /* bought-together minus viewed-together contributions */
+    double prior; /* the popularity prior's part of score */
     double final; /* score after the category boost (rules passed) */
     const cached_item_t *st;
     uint64_t family; /* looked up with the rules */
@@ -138,6 +141,7 @@ struct xs_engine {
 
     /* globals (meta "globals") */
     uint64_t users_total, users_bought;
+    uint64_t pairs_total[XS_CLASS__COUNT]; /* pairs counted per class, both directions once */
     trend_entry_t trend[TREND_CAP];
     int n_trend;
     int trend_order[TREND_CAP]; /* indexes by weight, descending; kept between lists */
@@ -192,6 +196,7 @@ void xs_params_default(xs_params_t *p)
     p->min_support = 2;
     p->viewed_weight = 0.3;
     p->category_boost = 0.2;
+    p->popularity_prior = 4.0;
     p->w_trigger = 1.0;
     p->w_cart = 0.8;
     p->w_purchase = 0.5;
@@ -292,6 +297,8 @@ static xs_err_t encode_meta(const xs_engine_t *e, xs_buf_t *b)
         xs_wire_u64(b, e->trend[i].item);
         encode_f64(b, e->trend[i].weight);
     }
+    for (int c = 0; c < XS_CLASS__COUNT; c++)
+        xs_wire_varint(b, e->pairs_total[c]);
     return b->data ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -308,6 +315,13 @@ static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *
                       META_VERSION);
         return XS_ERR_VERSION;
     }
+    if (p[1] < 2) {
+        xs_errstr_set(errstr, errstr_size,
+                      "meta/globals: format version %u has no pair totals (version 2 has); "
+                      "rebuild the state from the input (--reset-state --yes --from-beginning)",
+                      p[1]);
+        return XS_ERR_VERSION;
+    }
     r.p += 2;
     e->users_total = xs_wire_get_varint(&r);
     e->users_bought = xs_wire_get_varint(&r);
@@ -319,6 +333,8 @@ static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *
         e->trend[i].item = xs_wire_get_u64(&r);
         e->trend[i].weight = decode_f64(&r);
     }
+    for (int c = 0; c < XS_CLASS__COUNT; c++)
+        e->pairs_total[c] = xs_wire_get_varint(&r);
     e->n_trend = r.bad ? 0 : (int)n;
     e->n_trend_order = 0;
     if (r.bad || r.p != r.end) {
@@ -887,7 +903,13 @@ static const xs_ss_entry_t *pairs_of(xs_engine_t *e, const cached_item_t *ci, in
     return e->exact_scratch;
 }
 
-/* Similarity of a sketch entry of item i (n_i users) with n_j, n_all. */
+/* The pair table's total for a class: every pair counted in both items. */
+static double pair_n(const xs_engine_t *e, int cls)
+{
+    return 2.0 * (double)e->pairs_total[cls];
+}
+
+/* Similarity of a sketch entry of item i (n_i pairs) with n_j, n_all. */
 static double entry_sim(const xs_params_t *P, const xs_ss_entry_t *en, double n_i, double n_j,
                         double n_all)
 {
@@ -902,7 +924,8 @@ static void top_update(const xs_engine_t *e, xs_item_t *it, xs_class_t cls, int 
                        double n_all)
 {
     const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[idx];
-    xs_item_top_set(it, cls, idx, entry_sim(&e->params, en, it->n_users[cls], n_j, n_all));
+    xs_item_top_set(it, cls, idx,
+                    entry_sim(&e->params, en, (double)xs_item_pair_total(it, cls), n_j, n_all));
 }
 
 /* Similarity of a sketch entry of it with the neighbour's current user
@@ -915,8 +938,8 @@ static xs_err_t current_sim(xs_engine_t *e, const xs_params_t *P, const xs_item_
     xs_err_t err = get_item(e, en->item, false, &cj, errstr, errstr_size);
     if (err)
         return err;
-    double n_j = cj ? cj->st.n_users[cls] : en->count - en->err;
-    *sim = entry_sim(P, en, it->n_users[cls], n_j, n_all);
+    double n_j = cj ? (double)xs_item_pair_total(&cj->st, cls) : en->count - en->err;
+    *sim = entry_sim(P, en, (double)xs_item_pair_total(it, cls), n_j, n_all);
     return XS_OK;
 }
 
@@ -944,7 +967,7 @@ static xs_err_t sweep_one(xs_engine_t *e, xs_item_t *it, xs_class_t cls, int ski
 /* Lists ranked whole last with fewer than half the users of now (or never). */
 static bool lists_stale(const xs_engine_t *e, const cached_item_t *c)
 {
-    return e->users_total > 2 * c->st.scored_at;
+    return e->pairs_total[0] + e->pairs_total[1] > 2 * c->st.scored_at;
 }
 
 /*
@@ -955,7 +978,7 @@ static xs_err_t rescore_all(xs_engine_t *e, cached_item_t *c, char *errstr, size
 {
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         const xs_ss_entry_t *en = xs_item_pairs_const(&c->st, (xs_class_t)cls);
-        double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
+        double n_all = pair_n(e, cls);
         xs_item_top_clear(&c->st, (xs_class_t)cls);
         for (int k = 0; k < c->st.n_pairs[cls]; k++) {
             double sim = 0;
@@ -966,7 +989,7 @@ static xs_err_t rescore_all(xs_engine_t *e, cached_item_t *c, char *errstr, size
             xs_item_top_set(&c->st, (xs_class_t)cls, k, sim);
         }
     }
-    c->st.scored_at = e->users_total;
+    c->st.scored_at = e->pairs_total[0] + e->pairs_total[1];
     item_dirty(e, c);
     return XS_OK;
 }
@@ -991,6 +1014,10 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
             if ((err = exact_add(&a->exact[d->cls], d->b)) ||
                 (err = exact_add(&b->exact[d->cls], d->a)))
                 break;
+            a->st.pair_total[d->cls]++; /* the same marginals, exactly */
+            b->st.pair_total[d->cls]++;
+            e->pairs_total[d->cls]++;
+            e->meta_dirty = true;
         } else {
             xs_class_t cls = (xs_class_t)d->cls;
             if ((lists_stale(e, a) && (err = rescore_all(e, a, errstr, errstr_size))) ||
@@ -998,9 +1025,13 @@ static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
                 break;
             int ia = xs_item_add_pair(&a->st, cls, d->b);
             int ib = xs_item_add_pair(&b->st, cls, d->a);
-            double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
-            top_update(e, &a->st, cls, ia, b->st.n_users[cls], n_all);
-            top_update(e, &b->st, cls, ib, a->st.n_users[cls], n_all);
+            e->pairs_total[cls]++;
+            e->meta_dirty = true;
+            double n_all = pair_n(e, cls);
+            if (ia >= 0)
+                top_update(e, &a->st, cls, ia, (double)xs_item_pair_total(&b->st, cls), n_all);
+            if (ib >= 0)
+                top_update(e, &b->st, cls, ib, (double)xs_item_pair_total(&a->st, cls), n_all);
             if ((err = sweep_one(e, &a->st, cls, ia, n_all, errstr, errstr_size)) ||
                 (err = sweep_one(e, &b->st, cls, ib, n_all, errstr, errstr_size)))
                 break;
@@ -1095,7 +1126,7 @@ static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
         if (e->cand_gen[i] != e->gen) {
             candidate_t *c = &e->cands[e->n_cands];
             c->item = item;
-            c->score = c->bv = 0;
+            c->score = c->bv = c->prior = 0;
             c->family = 0;
             c->n_because = 0;
             e->cand_gen[i] = e->gen;
@@ -1106,6 +1137,30 @@ static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
         if (c->item == item)
             return c;
     }
+}
+
+/* The trending entries by weight, descending: the previous order, extended
+ * by new entries, then insertion-sorted: nearly sorted already, so this is
+ * about linear. The order is total (items are distinct), so the result does
+ * not depend on the start. */
+static const int *trend_sort(xs_engine_t *e)
+{
+    int *order = e->trend_order;
+    for (int i = e->n_trend_order; i < e->n_trend; i++)
+        order[i] = i;
+    e->n_trend_order = e->n_trend;
+    for (int i = 1; i < e->n_trend; i++)
+        for (int k = i; k > 0; k--) {
+            const trend_entry_t *a = &e->trend[order[k]], *b = &e->trend[order[k - 1]];
+            if (a->weight > b->weight || (a->weight == b->weight && a->item < b->item)) {
+                int t = order[k];
+                order[k] = order[k - 1];
+                order[k - 1] = t;
+            } else {
+                break;
+            }
+        }
+    return order;
 }
 
 /* a ranks before b by final score (ties: smaller item). */
@@ -1331,7 +1386,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             }
         }
     }
-    if ((err = cand_begin(e, bound + 1)) != XS_OK)
+    if ((err = cand_begin(e, bound + (size_t)e->n_trend + 1)) != XS_OK)
         return err;
     for (int c = 0; c < n_use && !P->popularity_only; c++) {
         cached_item_t *ci = cis[c];
@@ -1365,7 +1420,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             int n_en = 0, n_sim = 0;
             double max_sim = 0;
             const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
-            double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
+            double n_all = pair_n(e, cls);
             if ((size_t)n_en > e->cap_sims) {
                 sim_t *v = realloc(e->sims, (size_t)n_en * sizeof(*v));
                 if (!v)
@@ -1389,6 +1444,38 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             double scale = P->normalize && max_sim > 0 ? cw / max_sim : cw;
             for (int k = 0; k < n_sim; k++)
                 cand_add(e, e->sims[k].item, scale * e->sims[k].sim, cls, c);
+        }
+    }
+
+    /* Popularity prior: the decayed best-sellers join the candidates with
+     * popularity_prior x odds^2 x (their weight / the best-seller's) x the
+     * best co-occurrence score. odds = s / (1 - s), s the share of the ten
+     * best-sellers in the trending summary's total (SpaceSaving: the counts
+     * sum to the decayed stream): how often a shopper's next item is a top
+     * seller, measured by the engine on its own stream. Concentrated demand
+     * (supermarket baskets, s ~ 0.33) gives the prior weight; a long tail
+     * (s ~ 0.08) almost none. On the scale of the evidence whatever the
+     * similarity measure, and only where there is evidence (a list without
+     * any is the trending backfill's), once the summary is full (128 items
+     * sold: before that, ten are no head). Measured: docs/EVALUATION.md. */
+    if (P->popularity_prior > 0 && e->n_cands > 0 && e->n_trend == TREND_CAP) {
+        double best = 0, top = 0, all = 0, head = 0;
+        for (size_t i = 0; i < e->n_cands; i++)
+            best = e->cands[i].score > best ? e->cands[i].score : best;
+        const int *order = trend_sort(e);
+        for (int i = 0; i < e->n_trend; i++) {
+            all += e->trend[order[i]].weight;
+            head += i < 10 ? e->trend[order[i]].weight : 0;
+        }
+        top = e->trend[order[0]].weight;
+        double share = all > 0 ? head / all : 0;
+        double odds = share < 0.5 ? share / (1 - share) : 1.0;
+        best *= odds * odds;
+        for (int i = 0; i < e->n_trend && best > 0 && top > 0; i++) {
+            candidate_t *cd = cand_get(e, e->trend[i].item);
+            double w = P->popularity_prior * best * e->trend[i].weight / top;
+            cd->score += w;
+            cd->prior += w;
         }
     }
 
@@ -1496,8 +1583,9 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         list->n_items = ++n_out;
         cats[n_out - 1] = cat;
         r->score = cd->final;
-        r->source =
-            cd->bv >= 0 ? XS_SOURCE_BOUGHT_TOGETHER : XS_SOURCE_VIEWED_TOGETHER;
+        r->source = cd->prior * 2 > cd->score ? XS_SOURCE_TRENDING
+                    : cd->bv >= 0           ? XS_SOURCE_BOUGHT_TOGETHER
+                                            : XS_SOURCE_VIEWED_TOGETHER;
         because_sort(cd);
         for (int k = 0; k < cd->n_because; k++) {
             if ((err = name_of(e, ctx[cd->because[k]].item, &r->because_of[k], errstr,
@@ -1510,24 +1598,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
 
     /* Trending backfill (cold start, thin signal, control arm). */
     if (n_out < n_want && (P->trending_backfill || P->popularity_only) && e->n_trend > 0) {
-        /* The previous order, extended by new entries, then insertion-sorted:
-         * nearly sorted already, so this is about linear. The order is total
-         * (items are distinct), so the result does not depend on the start. */
-        int *order = e->trend_order;
-        for (int i = e->n_trend_order; i < e->n_trend; i++)
-            order[i] = i;
-        e->n_trend_order = e->n_trend;
-        for (int i = 1; i < e->n_trend; i++)
-            for (int k = i; k > 0; k--) {
-                const trend_entry_t *a = &e->trend[order[k]], *b = &e->trend[order[k - 1]];
-                if (a->weight > b->weight || (a->weight == b->weight && a->item < b->item)) {
-                    int t = order[k];
-                    order[k] = order[k - 1];
-                    order[k - 1] = t;
-                } else {
-                    break;
-                }
-            }
+        const int *order = trend_sort(e);
         double top = e->trend[order[0]].weight;
         for (int i = 0; i < e->n_trend && n_out < n_want; i++) {
             const trend_entry_t *t = &e->trend[order[i]];
@@ -1955,8 +2026,8 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
     nb_sort_t *tmp = calloc(n_en ? (size_t)n_en : 1, sizeof(*tmp));
     if (!tmp)
         return XS_ERR_NOMEM;
-    double n_all = cls == XS_CLASS_BOUGHT ? (double)e->users_bought : (double)e->users_total;
-    uint32_t n_i = ci->st.n_users[cls];
+    double n_all = pair_n(e, cls);
+    double n_i = (double)xs_item_pair_total(&ci->st, cls);
     int m = 0;
     for (int k = 0; k < n_en; k++) {
         uint32_t cnt = en[k].count - en[k].err;
@@ -1965,7 +2036,8 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
             break;
         double sim = cnt >= (uint32_t)e->params.min_support
                          ? xs_similarity(e->params.similarity, cnt, n_i,
-                                         cj ? cj->st.n_users[cls] : cnt, n_all, e->params.llr_min)
+                                         cj ? (double)xs_item_pair_total(&cj->st, cls) : cnt,
+                                         n_all, e->params.llr_min)
                          : 0;
         tmp[m++] = (nb_sort_t){en[k].item, en[k].count, en[k].err, sim};
     }

@@ -25,7 +25,7 @@
 #include "xsell/profile.h"
 #include "xsell/sketch.h"
 
-#define META_VERSION 1
+#define META_VERSION 2
 #define NAME_VERSION 2
 
 /* ======================================================================== */
@@ -111,6 +111,8 @@ xs_err_t xs_globals_decode(xs_globals_t *g, const void *data, size_t len, char *
         uint64_t v = xs_wire_get_u64(&r);
         memcpy(&g->trend_weight[i], &v, 8);
     }
+    for (int c = 0; c < 2 && p[1] >= 2 && !r.bad; c++)
+        g->pairs_total[c] = xs_wire_get_varint(&r);
     if (r.bad || r.p != r.end) {
         memset(g, 0, sizeof(*g));
         xs_errstr_set(errstr, errstr_size, "corrupt globals record (%s)",
@@ -207,8 +209,10 @@ static xs_err_t format_meta(const uint8_t *k, size_t kl, const uint8_t *v, size_
         }
         xs_buf_printf(out,
                       "meta globals users_total=%" PRIu64 " users_bought=%" PRIu64
-                      " trend_ref=%" PRId64 " trend_n=%d\n",
-                      g->users_total, g->users_bought, g->trend_ref, g->n_trend);
+                      " pairs_bought=%" PRIu64 " pairs_viewed=%" PRIu64 " trend_ref=%" PRId64
+                      " trend_n=%d\n",
+                      g->users_total, g->users_bought, g->pairs_total[0], g->pairs_total[1],
+                      g->trend_ref, g->n_trend);
         for (int i = 0; i < g->n_trend; i++)
             xs_buf_printf(out, "meta globals trend %d item=%016" PRIx64 " weight=%a\n", i,
                           g->trend_item[i], g->trend_weight[i]);
@@ -277,10 +281,12 @@ static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_
     uint64_t h = be64(k);
     xs_buf_printf(out,
                   "item %016" PRIx64 " flags=0x%02x category=%016" PRIx64 " n_bought=%" PRIu32
-                  " n_viewed=%" PRIu32 " pairs_bought=%u pairs_viewed=%u\n",
+                  " n_viewed=%" PRIu32 " pairs_bought=%u pairs_viewed=%u total_bought=%" PRIu64
+                  " total_viewed=%" PRIu64 "\n",
                   h, it->flags, it->category, it->n_users[XS_CLASS_BOUGHT],
                   it->n_users[XS_CLASS_VIEWED], it->n_pairs[XS_CLASS_BOUGHT],
-                  it->n_pairs[XS_CLASS_VIEWED]);
+                  it->n_pairs[XS_CLASS_VIEWED], xs_item_pair_total(it, XS_CLASS_BOUGHT),
+                  xs_item_pair_total(it, XS_CLASS_VIEWED));
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
         for (int i = 0; i < it->n_pairs[cls]; i++)
@@ -659,6 +665,9 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
     fprintf(out, "  users: bought %" PRIu32 " of %" PRIu64 ", viewed %" PRIu32 " of %" PRIu64 "\n",
             it->n_users[XS_CLASS_BOUGHT], g->users_bought, it->n_users[XS_CLASS_VIEWED],
             g->users_total);
+    fprintf(out, "  pairs: bought %" PRIu64 " of %" PRIu64 ", viewed %" PRIu64 " of %" PRIu64 "\n",
+            xs_item_pair_total(it, XS_CLASS_BOUGHT), 2 * g->pairs_total[0],
+            xs_item_pair_total(it, XS_CLASS_VIEWED), 2 * g->pairs_total[1]);
     fprintf(out, "  catalog:%s%s%s%s\n", (it->flags & XS_ITEM_F_CATALOG) ? " listed" : " unlisted",
             (it->flags & XS_ITEM_F_OUT_OF_STOCK) ? ", out of stock" : ", in stock",
             (it->flags & XS_ITEM_F_REPURCHASABLE) ? ", repurchasable" : "",
@@ -672,7 +681,7 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
         int n = it->n_pairs[cls];
-        double n_all = cls == XS_CLASS_BOUGHT ? (double)g->users_bought : (double)g->users_total;
+        double n_all = 2.0 * (double)g->pairs_total[cls]; /* the pair table's total */
         for (int i = 0; i < n; i++)
             rows[i] = (nb_row_t){e[i].item, e[i].count, e[i].err};
         qsort(rows, (size_t)n, sizeof(rows[0]), cmp_row);
@@ -685,9 +694,10 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
             xs_key_u64(key, rows[i].item);
             if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
                 xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
-                n_j = other->n_users[cls];
+                n_j = (double)xs_item_pair_total(other, (xs_class_t)cls);
             double llr = xs_similarity(XS_SIM_LLR, rows[i].count - rows[i].err,
-                                       it->n_users[cls], n_j, n_all, 0);
+                                       (double)xs_item_pair_total(it, (xs_class_t)cls), n_j,
+                                       n_all, 0);
             fprintf(out, "    %7" PRIu32 " %5" PRIu32 " %7" PRIu32 " %9.2f  ", rows[i].count,
                     rows[i].err, rows[i].count - rows[i].err, llr);
             print_name(s, rows[i].item, out, true);

@@ -25,6 +25,8 @@ static void apply(xs_params_t *P, const char *key, const char *v)
                        !strcmp(v, "on");
     else if (!strcmp(key, "model.category_boost"))
         P->category_boost = atof(v);
+    else if (!strcmp(key, "model.popularity_prior"))
+        P->popularity_prior = atof(v);
     else if (!strcmp(key, "model.max_context"))
         P->max_context = atoi(v);
     else if (!strcmp(key, "list.length.product_page"))

@@ -71,7 +71,6 @@ static void index_build(xs_item_t *it)
             sl[slot_find(e, sl, mask, e[i].item)] = (uint8_t)(i + 1);
     }
     it->indexed = true;
-    it->min_count[0] = it->min_count[1] = 0;
 }
 
 /* Removes `item` (present) by backward shift: no tombstones. */
@@ -116,34 +115,26 @@ static void top_drop(xs_item_t *it, xs_class_t cls, int idx)
     it->top_weak[cls] = 0;
 }
 
-/*
- * The entry a full summary replaces: the last one among those with the
- * minimum count. Within one minimum level the entries at that level only
- * leave it (counts never decrease, and the replaced entry rises above it),
- * so the backward search resumes where it stopped, and only a new level
- * costs a full scan: O(1) amortised, the same choice as a full scan.
- */
-static int find_min(xs_item_t *it, xs_class_t cls, const xs_ss_entry_t *e, int n)
+/* b^-c for the decay (b = XS_SKETCH_DECAY_BASE), from a table filled once. */
+#define DECAY_TABLE 512
+static double decay_table[DECAY_TABLE];
+static pthread_once_t decay_once = PTHREAD_ONCE_INIT;
+
+static void decay_init(void)
 {
-    for (;;) {
-        uint32_t m = it->min_count[cls];
-        if (m) {
-            for (int i = it->min_pos[cls]; i >= 0; i--) {
-                if (e[i].count == m) {
-                    it->min_pos[cls] = (int16_t)i;
-                    return i;
-                }
-            }
-        }
-        m = UINT32_MAX;
-        for (int i = 0; i < n; i++)
-            if (e[i].count < m)
-                m = e[i].count;
-        it->min_count[cls] = m ? m : 1;
-        it->min_pos[cls] = (int16_t)(n - 1);
-        if (!m) /* not reachable: counts start at 1 */
-            return n - 1;
-    }
+    for (int c = 0; c < DECAY_TABLE; c++)
+        decay_table[c] = pow(XS_SKETCH_DECAY_BASE, -(double)c);
+}
+
+/* A uniform number in [0, 1) that depends only on the arriving item and the
+ * summary's total: the same input decays the same entries on every replay. */
+static double decay_coin(uint64_t other, uint64_t total)
+{
+    uint64_t z = other ^ (total * UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
 }
 
 int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
@@ -156,6 +147,7 @@ int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
         index_build(it);
     uint16_t n = it->n_pairs[cls];
     unsigned s = slot_find(e, sl, mask, other);
+    uint64_t total = it->pair_total[cls]++;
     if (sl[s]) {
         xs_ss_entry_t *x = &e[sl[s] - 1];
         if (x->count < UINT32_MAX)
@@ -168,13 +160,23 @@ int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
         it->n_pairs[cls] = (uint16_t)(n + 1);
         return n;
     }
-    /* Replace the minimum; ties go to the later entry (the most recently
-     * replaced minimum). */
-    int min = find_min(it, cls, e, n);
+    /* Full: of the two entries at the positions `other` hashes to (its
+     * buckets), the weaker (ties: the first) decays by one with probability
+     * b^-count; at zero, `other` takes its place. */
+    int p1, p2;
+    xs_item_buckets(other, n, &p1, &p2);
+    int min = e[p2].count < e[p1].count ? p2 : p1;
     uint32_t c = e[min].count;
+    pthread_once(&decay_once, decay_init);
+    if (c >= DECAY_TABLE || decay_coin(other, total) >= decay_table[c])
+        return -1;
+    if (c > 1) {
+        e[min].count = c - 1;
+        return -1;
+    }
     slot_remove(e, sl, mask, e[min].item);
     top_drop(it, cls, min);
-    e[min] = (xs_ss_entry_t){other, c < UINT32_MAX ? c + 1 : c, c};
+    e[min] = (xs_ss_entry_t){other, 1, 0};
     sl[slot_find(e, sl, mask, other)] = (uint8_t)(min + 1);
     return min;
 }
@@ -312,6 +314,7 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
             err |= xs_buf_append_u8(out, (uint8_t)(b >> 8));
         }
         err |= xs_buf_append_u8(out, it->sweep[cls]);
+        err |= xs_wire_varint(out, it->pair_total[cls]);
     }
     err |= xs_wire_varint(out, it->scored_at);
     return err ? XS_ERR_NOMEM : XS_OK;
@@ -355,6 +358,7 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
                 r.bad = true;
             e[i].count = (uint32_t)c;
             e[i].err = (uint32_t)er;
+            it->pair_total[cls] += c;
         }
         it->n_pairs[cls] = (uint16_t)n;
         if (version < 2)
@@ -383,9 +387,20 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         it->sweep[cls] = xs_wire_get_u8(&r);
         if (it->sweep[cls] > n)
             r.bad = true;
+        if (version >= 3) { /* older: SpaceSaving, whose counts sum to the total */
+            uint64_t total = xs_wire_get_varint(&r);
+            if (total < it->pair_total[cls])
+                r.bad = true;
+            it->pair_total[cls] = total;
+        }
     }
     if (version >= 2 && !r.bad)
         it->scored_at = xs_wire_get_varint(&r);
+    if (version < 3 && !r.bad) { /* ranked with other marginals: rank anew on first use */
+        xs_item_top_clear(it, XS_CLASS_BOUGHT);
+        xs_item_top_clear(it, XS_CLASS_VIEWED);
+        it->scored_at = 0;
+    }
     if (r.bad || r.p != r.end) {
         xs_item_init(it);
         xs_errstr_set(errstr, errstr_size, "corrupt item sketch (%s)",

@@ -29,7 +29,13 @@
  * Neighbour lists: the item stage keeps each item's top neighbours per class
  * in its record (sketch.h, "Neighbour lists"), re-scored as pairs are
  * counted, by a round-robin sweep, and whole when the user total has doubled;
- * the scorer merges the context items' lists. Lists are stored state that
+ * the scorer merges the context items' lists. The similarities read the pair
+ * table: k11 the pair's guaranteed count, the marginals each item's pair
+ * total, the total twice the pairs counted (meta "globals" version 2); the
+ * kmax window samples pairs and marginals alike. The scorer adds to the
+ * summed similarities a popularity prior (model.popularity_prior, see
+ * score() in lib/engine.c) weighted by how concentrated recent demand is,
+ * which the engine measures on its own stream. Lists are stored state that
  * depends only on the input, never on what was queried or when the engine
  * started. An experiment arm that ranks with another similarity, and the
  * exact reference mode, rank whole sketches from the current counts instead.
@@ -69,6 +75,7 @@ typedef struct xs_params {
     double viewed_weight;     /* weight of VIEWED_TOGETHER relative to BOUGHT_TOGETHER */
     bool normalize;           /* scale each context item's similarities to a maximum of 1 */
     double category_boost;    /* score *= 1 + boost * (category affinity / max affinity) */
+    double popularity_prior;  /* trending items join with this x best score x relative weight */
     double w_trigger, w_cart, w_purchase, w_view; /* context weights */
     int max_context;          /* context items considered */
     int list_len[XS_PLACEMENT__COUNT];
@@ -196,7 +203,7 @@ typedef struct xs_neighbour {
     char *item_id;     /* owned; free with xs_neighbours_free */
     char *title;       /* owned, NULL when the catalog has none */
     uint32_t count;    /* co-occurrence estimate */
-    uint32_t err;      /* SpaceSaving over-estimation bound */
+    uint32_t err;      /* over-estimation bound (0: count is a lower bound) */
     double similarity; /* by the configured measure (0: filtered out) */
 } xs_neighbour_t;
 

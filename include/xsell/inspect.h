@@ -54,11 +54,14 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
                         size_t errstr_size);
 void xs_name_rec_clear(xs_name_rec_t *n);
 
-/* meta "globals": 'M' 01 | varint users_total | varint users_bought |
- * trend_ref u64 LE | varint n | n x { item u64 LE | weight f64 LE }. */
+/* meta "globals": 'M' 02 | varint users_total | varint users_bought |
+ * trend_ref u64 LE | varint n | n x { item u64 LE | weight f64 LE } |
+ * varint pairs_bought | varint pairs_viewed (version 2: the pair table's
+ * totals; version 1, without them, decodes with 0). */
 #define XS_GLOBALS_TREND_CAP 128
 typedef struct xs_globals {
     uint64_t users_total, users_bought;
+    uint64_t pairs_total[2]; /* pairs counted per class (bought, viewed) */
     int64_t trend_ref;
     int n_trend;
     uint64_t trend_item[XS_GLOBALS_TREND_CAP];

@@ -3,20 +3,42 @@
  * similarity measures. Pure C, no I/O.
  *
  * Each item keeps, per signal class (BOUGHT: cart or purchase; VIEWED: any
- * interaction), the number of distinct users who had it (n_bought, n_viewed)
- * and a SpaceSaving heavy-hitter summary of the items co-occurring with it
- * (Metwally, Agrawal, El Abbadi: "Efficient computation of frequent and
- * top-k elements in data streams", 2005). A summary of capacity m holds at
- * most m entries (item, count, err): count over-estimates the true pair
- * count c by at most err, err <= N/m where N is the summary's total, and
- * every item with c > N/m is present. So memory per item is fixed and the
- * strong neighbours are kept with a known error bound.
+ * interaction), the number of distinct users who had it (n_bought,
+ * n_viewed; shown, not used by the similarities), the number of pairs it
+ * took part in (its pair total, the marginal of the pair table), and a
+ * bounded summary of the items co-occurring with it.
+ *
+ * Summaries. A summary of capacity m holds at most m entries (item, count,
+ * err). An arriving partner that has an entry increments it; while there
+ * is room it gets a new entry with count 1; once full, it hashes to two
+ * positions (its buckets, xs_item_buckets), and the weaker of the two
+ * entries there decays by one with probability b^-count (b = 1.08); at
+ * zero the arriving partner takes its place with count 1. This is
+ * HeavyKeeper's count-with-exponential-decay (Gong et al., "HeavyKeeper: An
+ * Accurate Algorithm for Finding Top-k Elephant Flows", USENIX ATC 2018),
+ * with its d = 2 arrays folded into one. A count only grows with its own
+ * partner's arrivals, so it never over-estimates: count is a guaranteed
+ * lower bound of the pair count (err is 0; the field stays for the API),
+ * exact since the entry last entered; a strong entry is practically never
+ * decayed (1.08^-60 < 1 %), while a weak one (a tail partner) is decayed by
+ * the tail's own arrivals and gives way. The coin is a hash of the
+ * partner and the item's pair total, so the same input decays the same
+ * entries: replay and restart give the same summary.
+ *
+ * Why not SpaceSaving (Metwally et al. 2005, this module until record
+ * version 3): its error bound N/m is the whole problem for a best seller.
+ * UCI's most-bought product takes part in ~88,000 pairs with thousands of
+ * partners, its strongest a few hundred each (under 1 % of its stream):
+ * with m = 160, N/m ~ 550 swamped them (entries like 555 +- 547, guaranteed
+ * count ~8), so its list was empty. With the decay, the 100 most-bought UCI
+ * products keep lists of 21 to 64 neighbours whose top 10 overlaps the exact
+ * invoice-LLR top 10 by 7.6 of 10 on average (docs/EVALUATION.md);
+ * tests/unit/test_sketch.c checks a synthetic stream of that shape against
+ * exact counts.
  *
  * An update does not scan: an in-memory open-addressing index from item
- * to entry position (built lazily, never stored) finds the item in O(1).
- * Only an update that must replace the minimum of a full summary scans for
- * it (the last entry among those tied at the minimum count, as before the
- * index existed), so hits and fills cost O(1) and results are identical.
+ * to entry position (built lazily, never stored) finds the item in O(1),
+ * and a full summary looks at two positions only: O(1) per update.
  *
  * Catalog fields (category, in stock, repurchasable, deleted) live here too,
  * because every scoring rule that needs them already reads this record.
@@ -26,39 +48,48 @@
  * what the scorer reads: it merges a few short lists per trigger instead of
  * ranking whole sketches. The item stage maintains them incrementally: every
  * time a pair (i, j) is counted, j's similarity in i's list is recomputed
- * from the counts of that moment (k11 lower bound, n_i, n_j, totals) and j
+ * from the counts of that moment (k11 the guaranteed count, n_i and n_j the
+ * two items' pair totals, n twice the pairs counted in all: the pair table,
+ * so the marginals come from the same sampled window as k11) and j
  * enters, moves within or leaves the list (xs_item_top_set). Counts move on
  * between co-occurrences, so each update also re-scores one more entry of
  * the sketch, round robin from a stored cursor (`sweep`): a busy item
  * re-ranks its whole sketch every ~200 updates. A quiet item is re-ranked
- * whole when the engine next uses it and the number of users has doubled
- * since it last was (`scored_at`): similarities such as LLR depend on that
- * total. All of this depends only on the input, so a list is a pure
+ * whole when the engine next uses it and the number of pairs counted has
+ * doubled since it last was (`scored_at`): similarities such as LLR depend
+ * on that total. All of this depends only on the input, so a list is a pure
  * function of it: replaying the input, or restarting from any checkpoint,
  * gives the same lists. A list entry refers to its sketch entry by
- * position; when SpaceSaving replaces an entry, the list drops it.
+ * position; when the summary replaces an entry, the list drops it (an
+ * arrival that is not kept changes no list).
  * Similarities are kept as bfloat16 (the upper half of a float: 8
  * significant bits, neighbours closer than ~0.4 % tie and are ordered by
  * item), in memory as on disk, so a reloaded list is the same list.
  *
- * Stored format (xs_item_encode), version 2:
- *   'I' | 02 | flags u8 | category u64 | varint n_bought | varint n_viewed |
+ * Stored format (xs_item_encode), version 3:
+ *   'I' | 03 | flags u8 | category u64 | varint n_bought | varint n_viewed |
  *   varint n_b | n_b x { item u64 | varint count | varint err } |
  *   varint t_b | t_b x { position u8 | similarity bf16 LE } | sweep_b u8 |
+ *   varint total_b |
  *   varint n_v | n_v x { item u64 | varint count | varint err } |
  *   varint t_v | t_v x { position u8 | similarity bf16 LE } | sweep_v u8 |
+ *   varint total_v |
  *   varint scored_at
- * Version 1 had no lists; such records decode with scored_at 0, so the
- * engine ranks them on first use.
+ * total_x is the class's pair total (>= the sum of its counts). Versions 1
+ * and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
+ * exact for SpaceSaving) decode with empty lists and scored_at 0, so the
+ * engine ranks them anew, with the pair-table marginals, on first use.
  * An entry takes at most 8 + 5 + 5 = 18 bytes (typically ~11) and a list
  * entry 3, so with the capacities below an item is at most
- * 3 + 8 + 10 + 10 + 4 + 208 x 18 + 2 + 96 x 3 + 2 + 10 = 4,081 bytes: under
- * 4 KiB. The capacities were chosen with `xsell eval` (docs/EVALUATION.md):
- * 160 bought-together entries keep the HitRate of the exact, unbounded counts
- * on the UCI Online Retail data; lists of 64 and 32 keep the figures of
- * ranking whole sketches on all four data sets (32 and 16 cost 10 % of the
- * hits on RetailRocket, whose shoppers have seen many of their context
- * items' best neighbours already).
+ * 3 + 8 + 10 + 10 + 4 + 208 x 18 + 2 + 96 x 3 + 2 + 20 + 10 = 4,101 bytes
+ * in theory; err is 0 now (1 byte, not 5), so the real bound is
+ * 4,101 - 208 x 4 = 3,269 bytes: under 4 KiB (the test fills every field
+ * to its worst and checks <= 4,096). The capacities were chosen with
+ * `xsell eval` (docs/EVALUATION.md): 160 bought-together entries kept the
+ * HitRate of the exact, unbounded counts on the UCI Online Retail data;
+ * lists of 64 and 32 keep the figures of ranking whole sketches on all four
+ * data sets (32 and 16 cost 10 % of the hits on RetailRocket, whose
+ * shoppers have seen many of their context items' best neighbours already).
  */
 #ifndef XSELL_SKETCH_H
 #define XSELL_SKETCH_H
@@ -73,7 +104,9 @@ extern "C" {
 
 #define XS_SKETCH_BOUGHT_CAP 160
 #define XS_SKETCH_VIEWED_CAP 48
-#define XS_ITEM_VERSION 2
+#define XS_ITEM_VERSION 3
+/* Decay base of the summaries (HeavyKeeper's b). */
+#define XS_SKETCH_DECAY_BASE 1.08
 #ifndef XS_TOP_BOUGHT
 #define XS_TOP_BOUGHT 64
 #endif
@@ -131,10 +164,9 @@ typedef struct xs_item {
     uint8_t top_slot_bought[XS_SKETCH_BOUGHT_CAP];
     uint8_t top_slot_viewed[XS_SKETCH_VIEWED_CAP];
     uint8_t top_weak[XS_CLASS__COUNT];
-    /* Not stored, valid with the index: the minimum count of a full summary
-     * (0: unknown) and where the backward search for it resumes. */
-    uint32_t min_count[XS_CLASS__COUNT];
-    int16_t min_pos[XS_CLASS__COUNT];
+    /* Stored: the number of pairs the item took part in, per class (every
+     * xs_item_add_pair, kept or not): its marginal in the pair table. */
+    uint64_t pair_total[XS_CLASS__COUNT];
 } xs_item_t;
 
 void xs_item_init(xs_item_t *it);
@@ -142,10 +174,26 @@ void xs_item_init(xs_item_t *it);
 xs_ss_entry_t *xs_item_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap);
 const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls);
 
-/* SpaceSaving update: counts one more co-occurrence of `other`; returns the
- * position of its entry. When it replaces an entry, the neighbour list drops
- * the replaced one. */
+/* Counts one more co-occurrence of `other` (see "Summaries"); returns the
+ * position of its entry, or -1 when it is not kept (a full summary whose
+ * bucket entry only decayed). When it replaces an entry, the neighbour list
+ * drops the replaced one. */
 int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other);
+
+/* The number of pairs counted into a class's summary (its marginal). */
+static inline uint64_t xs_item_pair_total(const xs_item_t *it, xs_class_t cls)
+{
+    return it->pair_total[cls];
+}
+
+/* The two positions (buckets) of a full summary of n entries that `other`
+ * may take (sketch.h, "Summaries"). */
+static inline void xs_item_buckets(uint64_t other, int n, int *p1, int *p2)
+{
+    uint64_t h = other * UINT64_C(0xd6e8feb86659fd93);
+    *p1 = (int)((h >> 32) % (uint64_t)n);
+    *p2 = (int)((h & 0xffffffffu) % (uint64_t)n);
+}
 
 /* The neighbour list of a class (unordered). */
 const xs_top_t *xs_item_top(const xs_item_t *it, xs_class_t cls, int *n);
