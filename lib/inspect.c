@@ -624,17 +624,15 @@ static int cmp_row(const void *a, const void *b)
     return x->item < y->item ? -1 : x->item > y->item;
 }
 
-xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out, char *errstr,
-                         size_t errstr_size)
+/* Both item views: the item's record and the globals. *it, *other (scratch for
+ * neighbours' records) and *g are allocated here and freed by the caller. */
+static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_item_t **it,
+                          xs_item_t **other, xs_globals_t **g, char *errstr, size_t errstr_size)
 {
-    uint64_t h = xs_hash_str(item_id);
+    static const char gk[] = "globals";
     uint8_t key[8];
     xs_buf_t val = {0};
     bool found = false;
-    xs_item_t *it = NULL, *other = NULL;
-    xs_globals_t *g = NULL;
-    nb_row_t rows[XS_SKETCH_BOUGHT_CAP + XS_SKETCH_VIEWED_CAP];
-    static const char gk[] = "globals";
     xs_err_t err;
     xs_key_u64(key, h);
     if ((err = xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, errstr_size)))
@@ -645,19 +643,81 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
                       item_id, h);
         goto out;
     }
-    if (!(it = malloc(sizeof(*it))) || !(other = malloc(sizeof(*other))) ||
-        !(g = calloc(1, sizeof(*g)))) {
+    if (!(*it = malloc(sizeof(**it))) || !(*other = malloc(sizeof(**other))) ||
+        !(*g = calloc(1, sizeof(**g)))) {
         err = XS_ERR_NOMEM;
         xs_errstr_set(errstr, errstr_size, "out of memory");
         goto out;
     }
-    if ((err = xs_item_decode(it, val.data, val.len, errstr, errstr_size)))
+    if ((err = xs_item_decode(*it, val.data, val.len, errstr, errstr_size)))
         goto out;
     xs_buf_reset(&val);
     if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr,
                             errstr_size)))
         goto out;
-    if (found && (err = xs_globals_decode(g, val.data, val.len, errstr, errstr_size)))
+    if (found && (err = xs_globals_decode(*g, val.data, val.len, errstr, errstr_size)))
+        goto out;
+out:
+    xs_buf_free(&val);
+    return err;
+}
+
+/* The sketch's entries of one class, by guaranteed count; returns how many. */
+static int sketch_rows(const xs_item_t *it, xs_class_t cls, nb_row_t *rows)
+{
+    const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
+    int n = it->n_pairs[cls];
+    for (int i = 0; i < n; i++)
+        rows[i] = (nb_row_t){e[i].item, e[i].count, e[i].err};
+    qsort(rows, (size_t)n, sizeof(rows[0]), cmp_row);
+    return n;
+}
+
+/* A sketch entry's LLR as the item stage computes it: over the pair table (the
+ * item's and the neighbour's pair totals, twice the pairs counted). */
+static double row_llr(xs_store_t *s, const xs_item_t *it, const xs_globals_t *g, xs_class_t cls,
+                      const nb_row_t *row, xs_item_t *other)
+{
+    uint8_t key[8];
+    xs_buf_t val = {0};
+    bool found = false;
+    double n_j = row->count - row->err;
+    xs_key_u64(key, row->item);
+    if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
+        xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
+        n_j = (double)xs_item_pair_total(other, cls);
+    xs_buf_free(&val);
+    return xs_similarity(XS_SIM_LLR, row->count - row->err, (double)xs_item_pair_total(it, cls),
+                         n_j, 2.0 * (double)g->pairs_total[cls], 0);
+}
+
+/* The stored neighbour list (what the scorer reads), best first; returns its length. */
+static int sorted_top(const xs_item_t *it, xs_class_t cls, xs_top_t *sorted)
+{
+    int nt = 0;
+    const xs_top_t *t = xs_item_top(it, cls, &nt);
+    memcpy(sorted, t, (size_t)nt * sizeof(*t));
+    for (int i = 1; i < nt; i++)
+        for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
+                                  (sorted[k].sim == sorted[k - 1].sim &&
+                                   sorted[k].item < sorted[k - 1].item));
+             k--) {
+            xs_top_t x = sorted[k];
+            sorted[k] = sorted[k - 1];
+            sorted[k - 1] = x;
+        }
+    return nt;
+}
+
+xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out, char *errstr,
+                         size_t errstr_size)
+{
+    uint64_t h = xs_hash_str(item_id);
+    xs_item_t *it = NULL, *other = NULL;
+    xs_globals_t *g = NULL;
+    nb_row_t rows[XS_SKETCH_BOUGHT_CAP + XS_SKETCH_VIEWED_CAP];
+    xs_err_t err;
+    if ((err = load_item(s, item_id, h, &it, &other, &g, errstr, errstr_size)))
         goto out;
     fprintf(out, "item ");
     print_name(s, h, out, true);
@@ -679,44 +739,19 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
         fprintf(out, "-");
     fputc('\n', out);
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
-        int n = it->n_pairs[cls];
-        double n_all = 2.0 * (double)g->pairs_total[cls]; /* the pair table's total */
-        for (int i = 0; i < n; i++)
-            rows[i] = (nb_row_t){e[i].item, e[i].count, e[i].err};
-        qsort(rows, (size_t)n, sizeof(rows[0]), cmp_row);
+        int n = sketch_rows(it, (xs_class_t)cls, rows);
         fprintf(out, "  %s together (%d tracked, top %d):\n",
                 cls == XS_CLASS_BOUGHT ? "bought" : "viewed", n, XS_MIN(n, top));
         fprintf(out, "    %7s %5s %7s %9s  item\n", "count", "err", ">=", "llr");
         for (int i = 0; i < n && i < top; i++) {
-            double n_j = rows[i].count - rows[i].err;
-            xs_buf_reset(&val);
-            xs_key_u64(key, rows[i].item);
-            if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
-                xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
-                n_j = (double)xs_item_pair_total(other, (xs_class_t)cls);
-            double llr = xs_similarity(XS_SIM_LLR, rows[i].count - rows[i].err,
-                                       (double)xs_item_pair_total(it, (xs_class_t)cls), n_j,
-                                       n_all, 0);
+            double llr = row_llr(s, it, g, (xs_class_t)cls, &rows[i], other);
             fprintf(out, "    %7" PRIu32 " %5" PRIu32 " %7" PRIu32 " %9.2f  ", rows[i].count,
                     rows[i].err, rows[i].count - rows[i].err, llr);
             print_name(s, rows[i].item, out, true);
             fputc('\n', out);
         }
-        /* the stored neighbour list: what the scorer reads */
-        int nt = 0;
-        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
         xs_top_t sorted[XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED];
-        memcpy(sorted, t, (size_t)nt * sizeof(*t));
-        for (int i = 1; i < nt; i++)
-            for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
-                                      (sorted[k].sim == sorted[k - 1].sim &&
-                                       sorted[k].item < sorted[k - 1].item));
-                 k--) {
-                xs_top_t x = sorted[k];
-                sorted[k] = sorted[k - 1];
-                sorted[k - 1] = x;
-            }
+        int nt = sorted_top(it, (xs_class_t)cls, sorted);
         fprintf(out, "  %s neighbour list (%d, as the scorer reads it):\n",
                 cls == XS_CLASS_BOUGHT ? "bought" : "viewed", nt);
         for (int i = 0; i < nt && i < top; i++) {
@@ -731,7 +766,6 @@ out:
     free(it);
     free(other);
     free(g);
-    xs_buf_free(&val);
     return err;
 }
 
@@ -767,35 +801,11 @@ xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE 
                               size_t errstr_size)
 {
     uint64_t h = xs_hash_str(item_id);
-    uint8_t key[8];
-    xs_buf_t val = {0};
-    bool found = false;
     xs_item_t *it = NULL, *other = NULL;
     xs_globals_t *g = NULL;
     nb_row_t rows[XS_SKETCH_BOUGHT_CAP + XS_SKETCH_VIEWED_CAP];
-    static const char gk[] = "globals";
     xs_err_t err;
-    xs_key_u64(key, h);
-    if ((err = xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, errstr_size)))
-        goto out;
-    if (!found) {
-        err = XS_ERR_NOT_FOUND;
-        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record", item_id,
-                      h);
-        goto out;
-    }
-    if (!(it = malloc(sizeof(*it))) || !(other = malloc(sizeof(*other))) ||
-        !(g = calloc(1, sizeof(*g)))) {
-        err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
-        goto out;
-    }
-    if ((err = xs_item_decode(it, val.data, val.len, errstr, errstr_size)))
-        goto out;
-    xs_buf_reset(&val);
-    if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr, errstr_size)))
-        goto out;
-    if (found && (err = xs_globals_decode(g, val.data, val.len, errstr, errstr_size)))
+    if ((err = load_item(s, item_id, h, &it, &other, &g, errstr, errstr_size)))
         goto out;
     fputc('{', out);
     json_name(s, h, out);
@@ -807,19 +817,8 @@ xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE 
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         const char *cname = cls == XS_CLASS_BOUGHT ? "bought" : "viewed";
         /* the stored neighbour list, what the scorer reads, best first */
-        int nt = 0;
-        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
         xs_top_t sorted[XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED];
-        memcpy(sorted, t, (size_t)nt * sizeof(*t));
-        for (int i = 1; i < nt; i++)
-            for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
-                                      (sorted[k].sim == sorted[k - 1].sim &&
-                                       sorted[k].item < sorted[k - 1].item));
-                 k--) {
-                xs_top_t x = sorted[k];
-                sorted[k] = sorted[k - 1];
-                sorted[k - 1] = x;
-            }
+        int nt = sorted_top(it, (xs_class_t)cls, sorted);
         fprintf(out, ",\"%s_list\":[", cname);
         for (int i = 0; i < nt; i++) {
             fprintf(out, "%s{", i ? "," : "");
@@ -828,22 +827,10 @@ xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE 
         }
         fputc(']', out);
         /* the sketch's top entries by guaranteed count */
-        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
-        int n = it->n_pairs[cls];
-        double n_all = cls == XS_CLASS_BOUGHT ? (double)g->users_bought : (double)g->users_total;
-        for (int i = 0; i < n; i++)
-            rows[i] = (nb_row_t){e[i].item, e[i].count, e[i].err};
-        qsort(rows, (size_t)n, sizeof(rows[0]), cmp_row);
+        int n = sketch_rows(it, (xs_class_t)cls, rows);
         fprintf(out, ",\"%s_sketch\":{\"tracked\":%d,\"top\":[", cname, n);
         for (int i = 0; i < n && i < top; i++) {
-            double n_j = rows[i].count - rows[i].err;
-            xs_buf_reset(&val);
-            xs_key_u64(key, rows[i].item);
-            if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
-                xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
-                n_j = other->n_users[cls];
-            double llr = xs_similarity(XS_SIM_LLR, rows[i].count - rows[i].err, it->n_users[cls],
-                                       n_j, n_all, 0);
+            double llr = row_llr(s, it, g, (xs_class_t)cls, &rows[i], other);
             fprintf(out, "%s{", i ? "," : "");
             json_name(s, rows[i].item, out);
             fprintf(out, ",\"count\":%" PRIu32 ",\"err\":%" PRIu32 ",\"llr\":%.4f}", rows[i].count,
@@ -857,6 +844,5 @@ out:
     free(it);
     free(other);
     free(g);
-    xs_buf_free(&val);
     return err;
 }
