@@ -744,11 +744,16 @@ static xs_err_t feed(e2e_t *x, xs_producer_t *p, size_t from, size_t to, bool pa
 }
 
 /* Waits until `counter` has not moved for quiet_ms (or timeout_ms passed). */
-static void wait_quiet(atomic_uint_fast64_t *counter, int quiet_ms, int timeout_ms)
+/* Waits until *counter has reached at_least and then not changed for quiet_ms
+ * (or timeout_ms in all). A consumer still joining its group counts nothing
+ * for a while: without at_least, that silence would read as the end. */
+static void wait_quiet(atomic_uint_fast64_t *counter, uint64_t at_least, int quiet_ms,
+                       int timeout_ms)
 {
     int64_t start = xs_cli_now_ms(), last_change = start;
     uint64_t last = atomic_load(counter);
-    while (xs_cli_now_ms() - last_change < quiet_ms && xs_cli_now_ms() - start < timeout_ms) {
+    while ((last < at_least || xs_cli_now_ms() - last_change < quiet_ms) &&
+           xs_cli_now_ms() - start < timeout_ms) {
         xs_cli_sleep_ms(20);
         uint64_t now = atomic_load(counter);
         if (now != last) {
@@ -893,19 +898,19 @@ static int run_e2e(const bench_opts_t *o)
     pt_on = true;
     if (feed(&x, prod, 0, n_warm, true, 0, errstr, sizeof(errstr)))
         goto out;
-    wait_quiet(&x.n_pt, 1000, 30000);
+    wait_quiet(&x.n_pt, n_warm, 1000, 30000);
     uint64_t pt0 = atomic_load(&x.n_pt);
     int64_t t_pt0 = mono_us();
     if (feed(&x, prod, n_warm, n_warm + n_max, true, 0, errstr, sizeof(errstr)))
         goto out;
-    wait_quiet(&x.n_pt, 1500, 120000);
+    wait_quiet(&x.n_pt, pt0 + n_max, 1500, 120000);
     double pt_s = (atomic_load(&x.last_pt_us) - t_pt0) / 1e6;
     uint64_t pt_n = atomic_load(&x.n_pt) - pt0;
     /* the broker's own latency floor: the passthrough at the fixed rate */
     if (feed(&x, prod, n_warm + n_max, n_warm + n_max + n_rate, true, o->rate, errstr,
              sizeof(errstr)))
         goto out;
-    wait_quiet(&x.n_pt, 1500, 60000);
+    wait_quiet(&x.n_pt, pt0 + n_max + n_rate, 1500, 60000);
     atomic_store(&x.stop_pt, 1);
     pthread_join(th_pt, NULL);
     pt_on = false;
@@ -963,12 +968,12 @@ static int run_e2e(const bench_opts_t *o)
         goto out;
     for (int i = 0; i < 600 && atomic_load(&x.n_lists) == 0; i++)
         xs_cli_sleep_ms(50);
-    wait_quiet(&x.n_lists, 1000, 30000);
+    wait_quiet(&x.n_lists, 0, 1000, 30000);
     uint64_t l0 = atomic_load(&x.n_lists);
     int64_t t_x0 = mono_us();
     if (feed(&x, prod, n_warm, n_warm + n_max, false, 0, errstr, sizeof(errstr)))
         goto out;
-    wait_quiet(&x.n_lists, 1500, 300000);
+    wait_quiet(&x.n_lists, 0, 1500, 300000);
     double x_s = (atomic_load(&x.last_list_us) - t_x0) / 1e6;
     uint64_t x_lists = atomic_load(&x.n_lists) - l0;
 
@@ -978,7 +983,7 @@ static int run_e2e(const bench_opts_t *o)
              sizeof(errstr)))
         goto out;
     double r_feed_s = (mono_us() - t_r0) / 1e6;
-    wait_quiet(&x.n_lists, 1500, 60000);
+    wait_quiet(&x.n_lists, 0, 1500, 60000);
     uint64_t r_lists = atomic_load(&x.n_lists) - l1;
     x.worker_stop = 1;
     pthread_join(th_worker, NULL);
