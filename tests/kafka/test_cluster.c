@@ -155,6 +155,8 @@ static void test_broker_killed_mid_run(void **state)
                     "--set", "commit.interval.ms=250",
                     "--set", "log.progress.seconds=0",
                     "--set", "http.address=",
+                    "--set", "list.family_cap=0", /* as in test_crash: see below */
+                    "--set", "list.family_exclude=false",
                     NULL};
     pid_t pid = xsp_spawn(argv, log);
     int status = 0;
@@ -213,6 +215,12 @@ static void test_broker_killed_mid_run(void **state)
     /* Reference: the same input, no fault, in-process. */
     xs_config_t *cfg = xst_worker_config(bs, dir_a, "reference");
     set(cfg, "topics.output", xst_topic("xsell.cross-sell.ref"));
+    /* The product-family rule is off in both runs: families come from the
+     * catalog topic, which interleaves with the cart topic by arrival, not by
+     * event time, so the lists (and the last-list fingerprints the profiles
+     * keep) would depend on that interleaving (docs/GUARANTEES.md, known limit). */
+    set(cfg, "list.family_cap", "0");
+    set(cfg, "list.family_exclude", "false");
     xst_run_t ref = xst_run_worker_until_end(cfg);
     xs_config_destroy(cfg);
     assert_int_equal(ref.events, n_events);
