@@ -190,8 +190,13 @@ EOF
 format_storage() {
     local n=$1 i cid jd pids=()
     jd=$(jars_dir)
-    # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding.
-    cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding. One
+    # that starts with '-' reads as an option to the tool's argument parser
+    # (1 in 64): draw again, as Kafka's own Uuid.randomUuid() does.
+    cid=-
+    while [[ $cid == -* ]]; do
+        cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    done
     echo "$cid" >"$dir/cluster.id"
     for i in $(seq "$n"); do
         "$java" -Xmx256m -Dlog4j.configuration="file:$dir/log4j.properties" \
