@@ -70,8 +70,11 @@ static const key_def_t keys[] = {
     {"model.similarity", T_ENUM, "llr", 0, 0, "llr|cosine|jaccard|lift|llr-cosine|count|confidence",
      "Neighbour ranking measure."},
     {"model.llr_min", T_DOUBLE, "3.84", 0, 1e9, NULL, "LLR threshold of llr-cosine."},
-    {"model.min_support", T_INT, "2", 1, 1000000, NULL,
-     "Minimum co-occurrence count (guaranteed lower bound) for a neighbour."},
+    {"model.min_support", T_INT, "0", 0, 1000000, NULL,
+     "Minimum co-occurrence count (guaranteed lower bound) for a neighbour; 0: set per item "
+     "from its own statistics (2 for an item with fewer than 32 partners that recur, at "
+     "least twice as many pairs as partners; 1 otherwise: in a long tail single "
+     "co-occurrences are the evidence)."},
     {"model.viewed_weight", T_DOUBLE, "0.3", 0, 10, NULL,
      "Weight of VIEWED_TOGETHER evidence relative to BOUGHT_TOGETHER."},
     {"model.normalize", T_BOOL, "false", 0, 0, NULL,

@@ -150,7 +150,7 @@ int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
     uint64_t total = it->pair_total[cls]++;
     if (sl[s]) {
         xs_ss_entry_t *x = &e[sl[s] - 1];
-        if (x->count < UINT32_MAX)
+        if (x->count < XS_SKETCH_COUNT_MAX)
             x->count++;
         return sl[s] - 1;
     }
@@ -301,8 +301,7 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
         err |= xs_wire_varint(out, it->n_pairs[cls]);
         for (int i = 0; i < it->n_pairs[cls]; i++) {
             err |= xs_wire_u64(out, e[i].item);
-            err |= xs_wire_varint(out, e[i].count);
-            err |= xs_wire_varint(out, e[i].err);
+            err |= xs_wire_varint(out, e[i].count - e[i].err); /* the guaranteed count */
         }
         int nt = 0;
         const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
@@ -353,11 +352,12 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         }
         for (uint64_t i = 0; i < n && !r.bad; i++) {
             e[i].item = xs_wire_get_u64(&r);
-            uint64_t c = xs_wire_get_varint(&r), er = xs_wire_get_varint(&r);
-            if (c > UINT32_MAX || er > c)
+            uint64_t c = xs_wire_get_varint(&r), er = version < 4 ? xs_wire_get_varint(&r) : 0;
+            if (c > (version < 4 ? UINT32_MAX : XS_SKETCH_COUNT_MAX) || er > c)
                 r.bad = true;
-            e[i].count = (uint32_t)c;
-            e[i].err = (uint32_t)er;
+            /* Older records' SpaceSaving error: the guaranteed count stays. */
+            e[i].count = (uint32_t)(c - er > XS_SKETCH_COUNT_MAX ? XS_SKETCH_COUNT_MAX : c - er);
+            e[i].err = 0;
             it->pair_total[cls] += c;
         }
         it->n_pairs[cls] = (uint16_t)n;

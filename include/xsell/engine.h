@@ -71,7 +71,7 @@ typedef struct xs_params {
     int kmax;                 /* at most this many window items per new interaction */
     xs_sim_t similarity;      /* neighbour ranking */
     double llr_min;           /* LLR threshold for llr-cosine */
-    int min_support;          /* minimum co-occurrence count for a neighbour */
+    int min_support;          /* minimum co-occurrence count for a neighbour (0: per item) */
     double viewed_weight;     /* weight of VIEWED_TOGETHER relative to BOUGHT_TOGETHER */
     bool normalize;           /* scale each context item's similarities to a maximum of 1 */
     double category_boost;    /* score *= 1 + boost * (category affinity / max affinity) */

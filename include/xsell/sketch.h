@@ -66,30 +66,38 @@
  * significant bits, neighbours closer than ~0.4 % tie and are ordered by
  * item), in memory as on disk, so a reloaded list is the same list.
  *
- * Stored format (xs_item_encode), version 3:
- *   'I' | 03 | flags u8 | category u64 | varint n_bought | varint n_viewed |
- *   varint n_b | n_b x { item u64 | varint count | varint err } |
+ * Stored format (xs_item_encode), version 4:
+ *   'I' | 04 | flags u8 | category u64 | varint n_bought | varint n_viewed |
+ *   varint n_b | n_b x { item u64 | varint count } |
  *   varint t_b | t_b x { position u8 | similarity bf16 LE } | sweep_b u8 |
  *   varint total_b |
- *   varint n_v | n_v x { item u64 | varint count | varint err } |
+ *   varint n_v | n_v x { item u64 | varint count } |
  *   varint t_v | t_v x { position u8 | similarity bf16 LE } | sweep_v u8 |
  *   varint total_v |
  *   varint scored_at
- * total_x is the class's pair total (>= the sum of its counts). Versions 1
- * and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
- * exact for SpaceSaving) decode with empty lists and scored_at 0, so the
- * engine ranks them anew, with the pair-table marginals, on first use.
- * An entry takes at most 8 + 5 + 5 = 18 bytes (typically ~11) and a list
- * entry 3, so with the capacities below an item is at most
- * 3 + 8 + 10 + 10 + 4 + 208 x 18 + 2 + 96 x 3 + 2 + 20 + 10 = 4,101 bytes
- * in theory; err is 0 now (1 byte, not 5), so the real bound is
- * 4,101 - 208 x 4 = 3,269 bytes: under 4 KiB (the test fills every field
- * to its worst and checks <= 4,096). The capacities were chosen with
- * `xsell eval` (docs/EVALUATION.md): 160 bought-together entries kept the
- * HitRate of the exact, unbounded counts on the UCI Online Retail data;
- * lists of 64 and 32 keep the figures of ranking whole sketches on all four
- * data sets (32 and 16 cost 10 % of the hits on RetailRocket, whose
- * shoppers have seen many of their context items' best neighbours already).
+ * total_x is the class's pair total (>= the sum of its counts). Counts
+ * saturate at 2^28 - 1, so a count takes at most 4 bytes. Version 3 stored
+ * an error beside each count (always 0 with the decaying summary); versions
+ * 1 and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
+ * exact for SpaceSaving) decode with their guaranteed counts (count -
+ * error), empty lists and scored_at 0, so the engine ranks them anew, with
+ * the pair-table marginals, on first use.
+ * An entry takes at most 8 + 4 = 12 bytes (typically ~9) and a list entry
+ * 3, so with the capacities below an item is at most
+ * 3 + 8 + 5 + 5 + (2 + 160 x 12 + 1 + 64 x 3 + 1 + 10)
+ *   + (2 + 128 x 12 + 1 + 64 x 3 + 1 + 10) + 10 = 3,899 bytes:
+ * under 4 KiB (tests/unit/test_sketch.c fills every field to its widest
+ * and checks exactly that).
+ *
+ * Capacities, chosen with `xsell eval` on the five shared data sets
+ * (docs/EVALUATION.md): 160 bought-together entries keep the HitRate of the
+ * exact, unbounded counts on UCI Online Retail (128 lose 0.8 % of its
+ * hits); 128 viewed-together entries (48 until version 3) are what the
+ * view-heavy RetailRocket sessions need (48 kept 0.70x of the exact
+ * reference's hits, 96 0.92x, 128 above it, with min_support 1). Lists of 64
+ * per class keep the figures of ranking whole sketches (32 and 16 cost 10 %
+ * of the hits on RetailRocket, whose shoppers have seen many of their
+ * context items' best neighbours already).
  */
 #ifndef XSELL_SKETCH_H
 #define XSELL_SKETCH_H
@@ -103,15 +111,17 @@ extern "C" {
 #endif
 
 #define XS_SKETCH_BOUGHT_CAP 160
-#define XS_SKETCH_VIEWED_CAP 48
-#define XS_ITEM_VERSION 3
+#define XS_SKETCH_VIEWED_CAP 128
+#define XS_ITEM_VERSION 4
+/* Counts saturate here (a varint of at most 4 bytes). */
+#define XS_SKETCH_COUNT_MAX ((1u << 28) - 1)
 /* Decay base of the summaries (HeavyKeeper's b). */
 #define XS_SKETCH_DECAY_BASE 1.08
 #ifndef XS_TOP_BOUGHT
 #define XS_TOP_BOUGHT 64
 #endif
 #ifndef XS_TOP_VIEWED
-#define XS_TOP_VIEWED 32
+#define XS_TOP_VIEWED 64
 #endif
 
 typedef enum xs_class {
@@ -131,9 +141,9 @@ typedef struct xs_ss_entry {
 #define XS_ITEM_F_DELETED 0x04
 #define XS_ITEM_F_CATALOG 0x08 /* an ItemUpdate was seen */
 
-/* Slots of the in-memory position indexes (powers of two, load <= 5/8 and 3/8). */
+/* Slots of the in-memory position indexes (powers of two, load <= 5/8 and 1/2). */
 #define XS_SKETCH_BOUGHT_SLOTS 256
-#define XS_SKETCH_VIEWED_SLOTS 128
+#define XS_SKETCH_VIEWED_SLOTS 256
 
 /* One neighbour-list entry. */
 typedef struct xs_top {

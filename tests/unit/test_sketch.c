@@ -196,23 +196,32 @@ static void test_item_round_trip_and_bound(void **state)
     xs_item_init(a);
     a->category = 0x1234567890abcdefULL;
     a->flags = XS_ITEM_F_CATALOG | XS_ITEM_F_REPURCHASABLE;
-    a->n_users[XS_CLASS_BOUGHT] = 123456;
+    a->n_users[XS_CLASS_BOUGHT] = UINT32_MAX;
     a->n_users[XS_CLASS_VIEWED] = 4000000000u;
-    /* fill both summaries and lists to capacity with worst-case counts */
+    /* fill both summaries and lists to capacity, then every field to its
+     * widest value: counts at their saturation, totals at 2^64 - 1 */
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++)
         for (int k = 0; k < 3 * XS_SKETCH_BOUGHT_CAP; k++)
             for (int r = 0; r < (k % 7) + 1; r++)
                 xs_item_add_pair(a, (xs_class_t)cls, rng());
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-        for (int k = 0; k < a->n_pairs[cls]; k++)
+        uint16_t cap;
+        xs_ss_entry_t *en = xs_item_pairs(a, (xs_class_t)cls, &cap);
+        assert_int_equal(a->n_pairs[cls], cap);
+        for (int k = 0; k < a->n_pairs[cls]; k++) {
+            en[k].count = XS_SKETCH_COUNT_MAX;
             xs_item_top_set(a, (xs_class_t)cls, k, 1.0 + k);
+        }
         a->sweep[cls] = (uint8_t)(a->n_pairs[cls] - 1);
+        a->pair_total[cls] = UINT64_MAX;
     }
     a->scored_at = UINT64_MAX;
     assert_int_equal(a->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT);
     assert_int_equal(a->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
     xs_buf_t buf = {0};
     assert_int_equal(xs_item_encode(a, &buf), XS_OK);
+    print_message("worst-case item record: %zu bytes\n", buf.len);
+    assert_int_equal(buf.len, 3899); /* the worst case stated in sketch.h */
     assert_true(buf.len <= 4096);
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     assert_true(b->category == a->category);
@@ -263,20 +272,24 @@ static void test_item_version_2_migrates(void **state)
     char errstr[128];
     assert_int_equal(xs_item_decode(it, v2, sizeof(v2), errstr, sizeof(errstr)), XS_OK);
     assert_int_equal(it->n_pairs[XS_CLASS_BOUGHT], 2);
+    /* 9 +- 2 keeps its guaranteed count: 7, error 0 (version 4 stores no error) */
+    assert_int_equal(it->bought[0].count, 7);
+    assert_int_equal(it->bought[0].err, 0);
     assert_int_equal(xs_item_pair_total(it, XS_CLASS_BOUGHT), 13);
     assert_int_equal(xs_item_pair_total(it, XS_CLASS_VIEWED), 0);
     assert_int_equal(it->n_top[XS_CLASS_BOUGHT], 0);
     assert_true(it->scored_at == 0);
-    /* re-encoded as version 3, with the total; a total below the counts is corrupt */
+    /* re-encoded as the current version, with the total; a total below the
+     * counts is corrupt */
     xs_buf_t buf = {0};
     assert_int_equal(xs_item_encode(it, &buf), XS_OK);
     assert_int_equal(buf.data[1], XS_ITEM_VERSION);
     xs_item_t *b = malloc(sizeof(*b));
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     assert_int_equal(xs_item_pair_total(b, XS_CLASS_BOUGHT), 13);
-    size_t at = 3 + 8 + 2 + 1 + 2 * 10 + 1 + 1; /* after the bought list and sweep */
+    size_t at = 3 + 8 + 2 + 1 + 2 * 9 + 1 + 1; /* after the bought list and sweep */
     assert_int_equal(buf.data[at], 13);
-    buf.data[at] = 12;
+    buf.data[at] = 10; /* below 7 + 4 */
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     xs_buf_free(&buf);
     free(b);
@@ -432,8 +445,11 @@ static void test_top_lists(void **state)
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     assert_memory_equal(b->top_viewed, it->top_viewed, sizeof(it->top_viewed[0]) * (size_t)n);
     /* locate the viewed list: its count byte follows the viewed entries */
-    /* scored_at 0 (1 byte), pair total (< 128: 1 byte), sweep, list, count */
-    size_t at = buf.len - 1 - 1 - 1 - (size_t)n * 3 - 1;
+    /* scored_at 0 (1 byte), pair total (a varint), sweep, list, count */
+    size_t total_len = 1;
+    for (uint64_t v = it->pair_total[XS_CLASS_VIEWED]; v >= 128; v >>= 7)
+        total_len++;
+    size_t at = buf.len - 1 - total_len - 1 - (size_t)n * 3 - 1;
     assert_int_equal(buf.data[at], n);
     buf.data[at + 1 + 3] = buf.data[at + 1]; /* second position = first */
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
