@@ -670,6 +670,38 @@ static void refresh_gauges(xs_worker_t *w)
 
 /* ---- processing (continued) ------------------------------------------------------------ */
 
+/* A null value on the catalog topic (a tombstone: compaction's way to
+ * delete a key) deletes the item named by the key. A tombstone whose key is
+ * not an item id (missing, empty, too long, NUL or invalid UTF-8) goes to
+ * the DLQ as a validation failure. */
+static xs_err_t tombstone(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t errstr_size)
+{
+    char reason[128] = "";
+    if (!m->key || m->key_len == 0)
+        snprintf(reason, sizeof(reason), "catalog tombstone without a key (item_id)");
+    else if (m->key_len > w->limits.max_id_len)
+        snprintf(reason, sizeof(reason), "catalog tombstone key too long (%zu > %zu bytes)",
+                 m->key_len, w->limits.max_id_len);
+    else if (memchr(m->key, 0, m->key_len) || !xs_utf8_valid(m->key, m->key_len))
+        snprintf(reason, sizeof(reason), "catalog tombstone key is not valid UTF-8");
+    if (*reason) {
+        w->st.dlq_by_reason_validation++;
+        return dead_letter(w, m, reason, "validation", errstr, errstr_size);
+    }
+    char *item = xs_strndup(m->key, m->key_len);
+    if (!item)
+        return XS_ERR_NOMEM;
+    xs_err_t err = xs_engine_delete_item(w->engine, item, errstr, errstr_size);
+    free(item);
+    if (err)
+        return err;
+    w->st.events++;
+    xs_metrics_add(w->metrics, w->mid[M_EVENTS], (const char *[]){m->topic, "TOMBSTONE"}, 1);
+    XS_DEBUG("catalog tombstone", "topic=%s partition=%d offset=%" PRId64, m->topic,
+             m->partition, m->offset);
+    return XS_OK;
+}
+
 static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t errstr_size)
 {
     xs_event_t ev;
@@ -687,6 +719,10 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
                  w->max_message_bytes);
         w->st.dlq_by_reason_size++;
         err = dead_letter(w, m, reason, "too_large", errstr, errstr_size);
+        goto out;
+    }
+    if (!m->value && expect == XS_KIND_ITEM) {
+        err = tombstone(w, m, errstr, errstr_size);
         goto out;
     }
     if (!m->value || m->value_len == 0) {
