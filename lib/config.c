@@ -141,6 +141,9 @@ static const key_def_t keys[] = {
      "attribute clicks and purchases carrying a list_id to an experiment arm; older lists "
      "are forgotten and counted as unattributed."},
     {"log.level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "Log level."},
+    {"log.format", T_ENUM, "logfmt", 0, 0, "logfmt|json",
+     "Log lines on stderr: logfmt (`ts level=info msg=\"...\" key=value`, values escaped) or "
+     "json (one object per line: ts, level, msg, then the fields)."},
     {"log.progress.seconds", T_DOUBLE, "5", 0, 86400, NULL,
      "Interval of progress lines (events/s, lag); 0 disables."},
 };
@@ -468,6 +471,43 @@ xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr,
     free(line);
     fclose(f);
     return err;
+}
+
+int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn report,
+                            void *opaque)
+{
+    char errstr[1024];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        xs_errstr_set(errstr, sizeof(errstr), "%s: %s", path, strerror(errno));
+        report(opaque, errstr);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, bad = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char origin[512];
+        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+        errstr[0] = '\0';
+        xs_err_t err = set_line(cfg, s, origin, errstr, sizeof(errstr));
+        if (err == XS_ERR_NOMEM) {
+            report(opaque, "out of memory");
+            bad++;
+            break;
+        }
+        if (err) {
+            report(opaque, errstr);
+            bad++;
+        }
+    }
+    free(line);
+    fclose(f);
+    return bad;
 }
 
 static const char *lookup(const xs_config_t *cfg, const char *key)

@@ -1632,3 +1632,30 @@ xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, siz
     rd_kafka_destroy(rk);
     return ret;
 }
+
+/* ---- versions and offline checks ------------------------------------------------------- */
+
+const char *xs_kafka_version(void)
+{
+    return rd_kafka_version_str();
+}
+
+int xs_kafka_check_conf(const xs_kv_t *conf, size_t n_conf,
+                        void (*report)(void *opaque, const char *message), void *opaque)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n_conf; i++) {
+        char errstr[1024];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        if (!c) {
+            report(opaque, "kafka: out of memory");
+            return bad + 1;
+        }
+        if (conf_set(c, conf[i].key, conf[i].value, errstr, sizeof(errstr)) != XS_OK) {
+            report(opaque, errstr);
+            bad++;
+        }
+        rd_kafka_conf_destroy(c);
+    }
+    return bad;
+}

@@ -3,14 +3,16 @@
  * single-object fingerprints, so producers in any language can frame
  * messages (C3 01 + fingerprint, little-endian) without a registry.
  *
- * xsell config --doc | --check FILE — prints the configuration table as
- * Markdown (docs/CONFIG.md), or validates a config file.
+ * xsell config --doc | --check FILE... — prints the configuration table as
+ * Markdown (docs/CONFIG.md), or applies to the files every check the worker
+ * applies at start (xs_config_check()) and prints every error, not the first.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "xsell/check.h"
 #include "xsell/codec.h"
 #include "xsell/config.h"
 
@@ -49,6 +51,12 @@ int xs_cli_schemas(int argc, char **argv)
     return 0;
 }
 
+static void print_error(void *opaque, const char *message)
+{
+    (void)opaque;
+    fprintf(stderr, "%s\n", message);
+}
+
 int xs_cli_config(int argc, char **argv)
 {
     char errstr[1024];
@@ -56,16 +64,24 @@ int xs_cli_config(int argc, char **argv)
         xs_config_doc(stdout);
         return 0;
     }
-    if (argc == 3 && !strcmp(argv[1], "--check")) {
+    if (argc >= 3 && !strcmp(argv[1], "--check")) {
+        /* Every file (later ones override earlier ones, as the worker's
+         * --config), then every check the worker applies at start. */
         xs_config_t *cfg = xs_config_new();
-        xs_err_t err = xs_config_load_file(cfg, argv[2], errstr, sizeof(errstr));
-        if (err)
-            fprintf(stderr, "%s\n", errstr);
+        if (!cfg)
+            return 1;
+        int bad = 0;
+        for (int i = 2; i < argc; i++)
+            bad += xs_config_load_file_all(cfg, argv[i], print_error, NULL);
+        bad += xs_config_check(cfg, print_error, NULL);
+        if (bad)
+            fprintf(stderr, "%d error%s\n", bad, bad == 1 ? "" : "s");
         else
             xs_config_dump(cfg, stdout);
         xs_config_destroy(cfg);
-        return err ? 1 : 0;
+        return bad ? 1 : 0;
     }
-    fprintf(stderr, "usage: xsell config --doc | --check FILE\n");
+    (void)errstr;
+    fprintf(stderr, "usage: xsell config --doc | --check FILE...\n");
     return 2;
 }

@@ -254,6 +254,17 @@ xs_err_t xs_kafka_describe_topic(const char *bootstrap, const xs_kv_t *conf, siz
                                  const char *topic, int timeout_ms, xs_topic_info_t *info,
                                  char *errstr, size_t errstr_size);
 
+/* The version of the librdkafka loaded at run time ("2.0.2"). */
+const char *xs_kafka_version(void);
+
+/*
+ * Checks kafka.* passthrough pairs (prefix stripped) with librdkafka's own
+ * parser, without connecting: report(opaque, message) for each pair it
+ * rejects (secret values hidden as in the worker's errors). Returns how many.
+ */
+int xs_kafka_check_conf(const xs_kv_t *conf, size_t n_conf,
+                        void (*report)(void *opaque, const char *message), void *opaque);
+
 #ifdef __cplusplus
 }
 #endif
