@@ -11,6 +11,7 @@ packages=(
   kcat curl python3 python3-confluent-kafka python3-avro
   clang libclang-rt-14-dev
   python3-yaml
+  prometheus
   openjdk-17-jre-headless maven
 )
 

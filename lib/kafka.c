@@ -1312,6 +1312,22 @@ int64_t xs_consumer_lag(xs_consumer_t *c)
     return lag;
 }
 
+int64_t xs_consumer_partition_lag(xs_consumer_t *c, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < c->n_parts; i++) {
+        xs_part_t *pt = &c->parts[i];
+        if (pt->partition != partition || strcmp(pt->topic, topic) != 0)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(c->rk, pt->topic, pt->partition, &lo, &hi) || hi < 0)
+            hi = pt->hi;
+        if (hi < 0 || pt->position < 0)
+            return -1;
+        return hi > pt->position ? hi - pt->position : 0;
+    }
+    return -1;
+}
+
 xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition, int64_t offset,
                             bool async, char *errstr, size_t errstr_size)
 {

@@ -57,6 +57,7 @@
 #include "xsell/kafka.h"
 #include "xsell/log.h"
 #include "xsell/metrics.h"
+#include "xsell/obs.h"
 #include "xsell/settings.h"
 #include "xsell/sketch.h"
 #include "xsell/store.h"
@@ -141,6 +142,7 @@ struct xs_worker {
     bool mu_init;
     xs_metrics_t *metrics;
     int mid[M__COUNT];
+    xs_obs_t *obs; /* histograms, build info, process metrics, per-partition lag */
     char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
     int n_arms;
     xs_listmap_t *listmap;
@@ -241,6 +243,7 @@ static xs_err_t checkpoint_finish(xs_worker_t *w, char *errstr, size_t errstr_si
     atomic_store(&w->cp_state, CP_IDLE);
     if (w->cp_err) {
         xs_errstr_set(errstr, errstr_size, "%s", w->cp_errstr);
+        xs_obs_checkpoint_failed(w->obs);
         return w->cp_err;
     }
     pthread_mutex_lock(&w->mu);
@@ -261,6 +264,7 @@ static xs_err_t checkpoint_finish(xs_worker_t *w, char *errstr, size_t errstr_si
     xs_metrics_add(w->metrics, w->mid[M_CHECKPOINTS], NULL, 1);
     xs_metrics_set(w->metrics, w->mid[M_CP_LAST], NULL, w->st.last_checkpoint_ms / 1e3);
     xs_metrics_add(w->metrics, w->mid[M_CP_SECONDS], NULL, w->st.last_checkpoint_ms / 1e3);
+    xs_obs_checkpoint(w->obs, w->st.last_checkpoint_ms / 1e3);
     XS_DEBUG("checkpoint", "records=%d partitions=%zu ms=%.1f", xs_batch_count(w->batch),
              w->n_cp_offs, w->st.last_checkpoint_ms);
     return XS_OK;
@@ -341,12 +345,16 @@ static xs_err_t checkpoint_advance(xs_worker_t *w, size_t max, bool flush, bool 
     pthread_mutex_lock(&w->mu);
     xs_err_t err = xs_engine_snapshot_step(w->engine, max, &done, errstr, errstr_size);
     pthread_mutex_unlock(&w->mu);
+    if (err)
+        xs_obs_checkpoint_failed(w->obs);
     if (err || !done)
         return err;
     if (flush)
         err = xs_producer_flush(w->producer, 60000, errstr, errstr_size), acked = !err;
     else
         err = xs_producer_marked_done(w->producer, &acked, errstr, errstr_size);
+    if (err)
+        xs_obs_checkpoint_failed(w->obs);
     if (err || !acked)
         return err; /* nothing written: a restart replays from the last checkpoint */
     if (sync) {
@@ -608,7 +616,8 @@ static xs_err_t define_metrics(xs_worker_t *w)
         "placement,arm");
     id[M_LAG] = xs_metrics_define(m, "xsell_consumer_lag_messages", XS_METRIC_GAUGE,
                                 "Messages behind the high watermark over the assigned "
-                                "partitions (-1 unknown).",
+                                "partitions whose lag is known (never -1; "
+                                "xsell_consumer_lag_unknown_partitions counts the others).",
                                 NULL);
     id[M_ASSIGNED] = xs_metrics_define(m, "xsell_assigned_partitions", XS_METRIC_GAUGE,
                                      "Input partitions assigned to this worker.", NULL);
@@ -649,6 +658,41 @@ static xs_err_t define_metrics(xs_worker_t *w)
     return XS_OK;
 }
 
+/* The counters whose labels are known at start exist from the start, at 0
+ * (a rate() or an alert on them works before their first increment). */
+static void touch_series(xs_worker_t *w)
+{
+    xs_metrics_t *m = w->metrics;
+    for (int t = 0; t < XS_CLICK__COUNT; t++)
+        xs_metrics_touch(m, w->mid[M_EVENTS],
+                         (const char *[]){w->topic_clicks, xs_click_type_name((xs_click_type_t)t)});
+    for (int t = 0; t < XS_CART__COUNT; t++)
+        xs_metrics_touch(m, w->mid[M_EVENTS],
+                         (const char *[]){w->topic_cart, xs_cart_type_name((xs_cart_type_t)t)});
+    const char *in[] = {w->topic_clicks, w->topic_cart, w->topic_catalog};
+    for (size_t i = 0; i < XS_ARRAY_SIZE(in); i++)
+        if (*in[i])
+            xs_metrics_touch(m, w->mid[M_DECODE_ERRORS], (const char *[]){in[i]});
+    if (*w->topic_catalog) {
+        xs_metrics_touch(m, w->mid[M_EVENTS], (const char *[]){w->topic_catalog, "ITEM_UPDATE"});
+        xs_metrics_touch(m, w->mid[M_EVENTS], (const char *[]){w->topic_catalog, "TOMBSTONE"});
+    }
+    const char *reasons[] = {"too_large", "empty", "decode", "wrong_type", "validation"};
+    for (size_t i = 0; i < XS_ARRAY_SIZE(reasons); i++)
+        xs_metrics_touch(m, w->mid[M_DLQ], (const char *[]){reasons[i]});
+    xs_metrics_touch(m, w->mid[M_UNATTRIBUTED], (const char *[]){"click"});
+    xs_metrics_touch(m, w->mid[M_UNATTRIBUTED], (const char *[]){"purchase"});
+    for (int a = 0; a < (w->n_arms ? w->n_arms : 1); a++) {
+        const char *arm = w->n_arms ? w->arm_names[a] : "none";
+        for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++)
+            xs_metrics_touch(m, w->mid[M_LISTS],
+                             (const char *[]){xs_placement_name((xs_placement_t)pl), arm});
+        int per_arm[] = {M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE};
+        for (size_t i = 0; i < XS_ARRAY_SIZE(per_arm); i++)
+            xs_metrics_touch(m, w->mid[per_arm[i]], (const char *[]){arm});
+    }
+}
+
 /* Gauges that are sampled rather than counted; on the worker thread. */
 static void refresh_gauges(xs_worker_t *w)
 {
@@ -657,7 +701,23 @@ static void refresh_gauges(xs_worker_t *w)
     xs_engine_stats(w->engine, &es);
     pthread_mutex_unlock(&w->mu);
     w->st.lag = xs_consumer_lag(w->consumer);
-    xs_metrics_set(w->metrics, w->mid[M_LAG], NULL, (double)w->st.lag);
+    /* Per partition; the total over the partitions whose lag is known, and
+     * how many are not known (never -1). */
+    int64_t known = 0;
+    int unknown = 0;
+    for (size_t i = 0; i < w->n_parts; i++) {
+        part_t *p = &w->parts[i];
+        int64_t lag = p->assigned ? xs_consumer_partition_lag(w->consumer, p->topic, p->partition)
+                                  : -1;
+        xs_obs_partition_lag(w->obs, p->topic, p->partition, lag);
+        if (lag >= 0)
+            known += lag;
+        else if (p->assigned)
+            unknown++;
+    }
+    xs_metrics_set(w->metrics, w->mid[M_LAG], NULL, (double)known);
+    xs_obs_lag_unknown(w->obs, unknown);
+    xs_obs_sample_process(w->obs);
     xs_metrics_set(w->metrics, w->mid[M_ASSIGNED], NULL, xs_consumer_assigned_count(w->consumer));
     xs_metrics_set(w->metrics, w->mid[M_READY], NULL, atomic_load(&w->ready) ? 1 : 0);
     xs_metrics_set(w->metrics, w->mid[M_CACHE_HITS], NULL, (double)es.cache_hits);
@@ -775,6 +835,7 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
             goto out;
         w->st.lists++;
         count_list(w, &list);
+        xs_obs_published(w->obs, ev.ts);
     }
 out:
     xs_event_clear(&ev);
@@ -841,6 +902,13 @@ static xs_err_t split_bare(xs_worker_t *w, const char *list)
 }
 
 /* ---- HTTP service (called on the HTTP thread) ------------------------------------- */
+
+static void svc_observe(void *opaque, const char *route, unsigned status, double seconds)
+{
+    xs_worker_t *w = opaque;
+    (void)status;
+    xs_obs_http(w->obs, route, seconds);
+}
 
 static xs_err_t svc_metrics(void *opaque, xs_buf_t *out)
 {
@@ -1028,6 +1096,7 @@ static xs_err_t start_http(xs_worker_t *w, char *errstr, size_t errstr_size)
         .ready = svc_ready,
         .cross_sell = svc_cross_sell,
         .neighbours = svc_neighbours,
+        .observe = svc_observe,
     };
     if (!(w->http = xs_http_new(&ho, &svc, errstr, errstr_size)))
         return XS_ERR_IO;
@@ -1177,6 +1246,14 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
             xs_metrics_add(w->metrics, w->mid[M_ADD_OPPS], lv, 0);
             xs_metrics_add(w->metrics, w->mid[M_ADD_HITS], lv, 0);
         }
+    {
+        const char *in[] = {w->topic_clicks, w->topic_cart, w->topic_catalog};
+        if (!(w->obs = xs_obs_new(w->metrics, in, XS_ARRAY_SIZE(in)))) {
+            xs_errstr_set(errstr, errstr_size, "out of memory (metrics)");
+            goto fail;
+        }
+        touch_series(w);
+    }
     if (!(w->codec = xs_codec_new(errstr, errstr_size)))
         goto fail;
     if (xs_config_each_confluent_schema(cfg, add_confluent, w, errstr, errstr_size) != XS_OK)
@@ -1266,9 +1343,11 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
             break;
         }
         if (err == XS_OK) {
+            double t0 = now_ms();
             pthread_mutex_lock(&w->mu);
             err = process(w, &m, errstr, errstr_size);
             pthread_mutex_unlock(&w->mu);
+            xs_obs_event(w->obs, m.topic, (now_ms() - t0) / 1e3);
             if (err != XS_OK)
                 break;
         } else if (err == XS_ERR_INPUT_LOST) {
@@ -1392,6 +1471,7 @@ void xs_worker_destroy(xs_worker_t *w)
     free(w->bare_topics);
     xs_buf_free(&w->out);
     xs_listmap_destroy(w->listmap);
+    xs_obs_destroy(w->obs);
     xs_metrics_destroy(w->metrics);
     if (w->mu_init)
         pthread_mutex_destroy(&w->mu);

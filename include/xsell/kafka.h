@@ -198,6 +198,8 @@ xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, siz
 
 /* Sum over assigned partitions of (high watermark - position); -1 unknown. */
 int64_t xs_consumer_lag(xs_consumer_t *c);
+/* The same for one partition; -1 when unknown or not assigned. */
+int64_t xs_consumer_partition_lag(xs_consumer_t *c, const char *topic, int32_t partition);
 
 /* Commits `offset` (the next offset to consume) for one partition. */
 xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition,
