@@ -95,6 +95,13 @@ int xs_config_check(const xs_config_t *cfg, xs_report_fn report, void *opaque)
     if (xs_settings_experiment(cfg, &params, &experiment, errstr, sizeof(errstr)) != XS_OK)
         count_report(&c, errstr);
 
+    const char *url = xs_config_str(cfg, "schema.registry.url");
+    if (*url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+        count_report(&c, "schema.registry.url must start with http:// or https://");
+    if (!*url && !strcmp(xs_config_str(cfg, "output.framing"), "confluent"))
+        count_report(&c, "output.framing = confluent needs schema.registry.url (the output "
+                         "schema is registered there)");
+
     if (!(c.codec = xs_codec_new(errstr, sizeof(errstr))))
         count_report(&c, errstr);
     else if (xs_config_each_confluent_schema(cfg, check_schema, &c, errstr, sizeof(errstr)) !=

@@ -43,6 +43,32 @@ static const key_def_t keys[] = {
     {"topics.bare", T_STR, "", 0, 0, NULL,
      "Comma-separated input topics whose messages are bare Avro bodies (no framing) written "
      "with the reader schema of the topic's kind."},
+    {"output.framing", T_ENUM, "single-object", 0, 0, "single-object|confluent",
+     "Framing of the output lists: Avro single-object encoding, or the Confluent wire format "
+     "with CrossSellList registered in schema.registry.url under `<topics.output>-value` "
+     "(TopicNameStrategy), readable by Kafka Connect, ksqlDB and any registry-aware consumer."},
+    {"schema.registry.url", T_STR, "", 0, 0, NULL,
+     "Confluent Schema Registry REST API (e.g. http://registry:8081, or Apicurio's "
+     "http://host:8080/apis/ccompat/v7): a Confluent-framed input message of an unknown id "
+     "fetches that id's writer schema once (then cached); schema.confluent.<id> mappings still "
+     "apply first, as an offline fallback. Empty: no registry."},
+    {"schema.registry.basic.auth.user", T_STR, "", 0, 0, NULL, "Registry HTTP basic auth user."},
+    {"schema.registry.basic.auth.password", T_STR, "", 0, 0, NULL,
+     "Registry HTTP basic auth password (never printed)."},
+    {"schema.registry.bearer.token", T_STR, "", 0, 0, NULL,
+     "Registry bearer token (Authorization: Bearer; never printed); instead of basic auth."},
+    {"schema.registry.ssl.ca.location", T_STR, "", 0, 0, NULL,
+     "CA bundle (PEM) to verify an https registry; empty: the system's."},
+    {"schema.registry.ssl.certificate.location", T_STR, "", 0, 0, NULL,
+     "Client certificate (PEM) for the registry; empty: none."},
+    {"schema.registry.ssl.key.location", T_STR, "", 0, 0, NULL,
+     "Private key (PEM) of that certificate."},
+    {"schema.registry.timeout.ms", T_INT, "10000", 100, 600000, NULL,
+     "Timeout of one registry request."},
+    {"schema.registry.retry.max.ms", T_INT, "30000", 100, 3600000, NULL,
+     "A registry that cannot be reached (refused, timeout, 5xx) is retried with exponential "
+     "backoff from 100 ms up to this interval, for as long as it takes: the message waiting "
+     "for its schema is never dead-lettered because the registry blinked."},
     {"input.offset.out_of_range", T_ENUM, "fail", 0, 0, "fail|skip",
      "An input partition whose stored offset is below its low watermark (the input was "
      "deleted, e.g. by retention, before it was consumed): `fail` stops the worker (exit "
@@ -592,13 +618,16 @@ const char *xs_config_get_raw(const xs_config_t *cfg, const char *key)
 static bool is_secret(const char *key)
 {
     return strstr(key, "password") || strstr(key, "secret") || strstr(key, "sasl.jaas") ||
-           strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key.pem");
+           strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key.pem") ||
+           strstr(key, "token");
 }
 
 void xs_config_dump(const xs_config_t *cfg, FILE *out)
 {
     for (size_t i = 0; i < XS_ARRAY_SIZE(keys); i++)
-        fprintf(out, "%s = %s\n", keys[i].key, lookup(cfg, keys[i].key));
+        fprintf(out, "%s = %s\n", keys[i].key,
+                is_secret(keys[i].key) && *lookup(cfg, keys[i].key) ? "********"
+                                                                    : lookup(cfg, keys[i].key));
     for (size_t i = 0; i < cfg->n; i++)
         if (!find_def(cfg->entries[i].key))
             fprintf(out, "%s = %s\n", cfg->entries[i].key,

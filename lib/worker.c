@@ -41,6 +41,7 @@
  */
 #include "xsell/worker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -49,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "xsell/codec.h"
 #include "xsell/engine.h"
@@ -58,9 +60,11 @@
 #include "xsell/log.h"
 #include "xsell/metrics.h"
 #include "xsell/obs.h"
+#include "xsell/registry.h"
 #include "xsell/settings.h"
 #include "xsell/sketch.h"
 #include "xsell/store.h"
+#include "schemas.h"
 
 /* Checkpoint states: nothing in flight; the engine's snapshot is being put
  * into the batch and the producer's acknowledgements awaited, on the loop;
@@ -143,6 +147,17 @@ struct xs_worker {
     xs_metrics_t *metrics;
     int mid[M__COUNT];
     xs_obs_t *obs; /* histograms, build info, process metrics, per-partition lag */
+
+    /* Schema Registry (schema.registry.url; NULL without): unknown Confluent
+     * ids of the input are fetched once (the codec then keeps them); ids the
+     * registry does not know are remembered so a flood of them asks once. */
+    xs_registry_t *registry;
+    double registry_retry_max_ms;
+    int32_t registry_missing[64];
+    size_t n_registry_missing, registry_missing_next;
+    bool out_confluent;    /* output.framing = confluent */
+    int32_t out_schema_id; /* CrossSellList's id in the registry, -1 until registered */
+    volatile sig_atomic_t *stop;
     char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
     int n_arms;
     xs_listmap_t *listmap;
@@ -730,6 +745,144 @@ static void refresh_gauges(xs_worker_t *w)
 
 /* ---- processing (continued) ------------------------------------------------------------ */
 
+/* Sleeps ms in small steps, keeping the loop's heartbeat fresh (a wait on
+ * the registry is not a stalled worker); false when a stop was asked. */
+static bool wait_ms(xs_worker_t *w, double ms)
+{
+    for (double t0 = now_ms(); now_ms() - t0 < ms;) {
+        if (w->stop && *w->stop)
+            return false;
+        atomic_store(&w->heartbeat_ms, now_ms());
+        xs_producer_poll(w->producer);
+        usleep(20000);
+    }
+    return !(w->stop && *w->stop);
+}
+
+typedef xs_err_t (*registry_call_fn)(xs_worker_t *w, void *arg, char *errstr, size_t errstr_size);
+
+/* Calls fn until the registry answers: a registry that cannot be reached
+ * (XS_ERR_IO) or refuses the credentials (XS_ERR_CONFIG: they may be fixed
+ * in the registry) is asked again with exponential backoff from 100 ms up
+ * to schema.registry.retry.max.ms, for as long as it takes. XS_ERR_EOF when
+ * a stop was asked while waiting; any other answer is returned. */
+static xs_err_t registry_retry(xs_worker_t *w, const char *what, registry_call_fn fn, void *arg,
+                               char *errstr, size_t errstr_size)
+{
+    double backoff = 100;
+    for (int attempt = 1;; attempt++) {
+        xs_err_t err = fn(w, arg, errstr, errstr_size);
+        if (err != XS_ERR_IO && err != XS_ERR_CONFIG) {
+            if (attempt > 1)
+                XS_INFO("schema registry back", "what=\"%s\" attempts=%d", what, attempt);
+            return err;
+        }
+        XS_WARN("schema registry unavailable", "what=\"%s\" attempt=%d retry_in_ms=%.0f "
+                "error=\"%s\"", what, attempt, backoff, errstr);
+        if (!wait_ms(w, backoff))
+            return XS_ERR_EOF;
+        backoff = XS_MIN(backoff * 2, w->registry_retry_max_ms);
+    }
+}
+
+typedef struct fetch_arg {
+    int32_t id;
+    char *schema;
+} fetch_arg_t;
+
+static xs_err_t fetch_call(xs_worker_t *w, void *arg, char *errstr, size_t errstr_size)
+{
+    fetch_arg_t *a = arg;
+    return xs_registry_schema_by_id(w->registry, a->id, &a->schema, errstr, errstr_size);
+}
+
+/*
+ * Before a message is processed (outside the lock): a Confluent-framed value
+ * whose schema id the codec does not know has its writer schema fetched from
+ * the registry and added, as the writer of the topic's record kind (then the
+ * decode resolves it against xsell's reader schema). An id the registry does
+ * not have, or a schema that does not resolve, is left unknown: the message
+ * is dead-lettered by the decode as any unknown id ("unknown schema id N").
+ * XS_ERR_EOF: a stop was asked while the registry was unavailable (the
+ * message is not applied, its offset not stored).
+ */
+static xs_err_t resolve_schema(xs_worker_t *w, const xs_msg_t *m, char *errstr,
+                               size_t errstr_size)
+{
+    const uint8_t *v = m->value;
+    int kind = topic_kind(w, m->topic);
+    if (!w->registry || !v || m->value_len < 5 || v[0] != 0x00 || kind < 0 || is_bare(w, m->topic))
+        return XS_OK;
+    int32_t id = (int32_t)((uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4]);
+    if (xs_codec_has_confluent_id(w->codec, id))
+        return XS_OK;
+    for (size_t i = 0; i < w->n_registry_missing; i++)
+        if (w->registry_missing[i] == id)
+            return XS_OK;
+    char what[48], why[1024] = "";
+    snprintf(what, sizeof(what), "schema id %d", (int)id);
+    fetch_arg_t a = {id, NULL};
+    xs_err_t err = registry_retry(w, what, fetch_call, &a, why, sizeof(why));
+    if (err == XS_ERR_EOF || err == XS_ERR_NOMEM) {
+        xs_errstr_set(errstr, errstr_size, "waiting for the schema registry: %s", why);
+        return err;
+    }
+    if (!err)
+        err = xs_codec_add_writer(w->codec, (xs_event_kind_t)kind, a.schema, id, why, sizeof(why));
+    free(a.schema);
+    if (err) {
+        XS_WARN("schema id not usable", "topic=%s id=%d error=\"%s\"", m->topic, (int)id, why);
+        w->registry_missing[w->registry_missing_next++ % XS_ARRAY_SIZE(w->registry_missing)] = id;
+        if (w->n_registry_missing < XS_ARRAY_SIZE(w->registry_missing))
+            w->n_registry_missing++;
+        return XS_OK;
+    }
+    XS_INFO("schema fetched", "topic=%s id=%d kind=%s", m->topic, (int)id,
+            xs_kind_name((xs_event_kind_t)kind));
+    return XS_OK;
+}
+
+static xs_err_t register_call(xs_worker_t *w, void *arg, char *errstr, size_t errstr_size)
+{
+    char subject[512];
+    (void)arg;
+    snprintf(subject, sizeof(subject), "%s-value", w->topic_output);
+    return xs_registry_register(w->registry, subject, xs_schema_text_CrossSellList,
+                                &w->out_schema_id, errstr, errstr_size);
+}
+
+/* output.framing = confluent: CrossSellList registered under the output
+ * topic's value subject (TopicNameStrategy) before the first list. */
+static xs_err_t register_output(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    if (!w->out_confluent || w->out_schema_id >= 0)
+        return XS_OK;
+    char why[1024] = "";
+    xs_err_t err = registry_retry(w, "register CrossSellList", register_call, NULL, why,
+                                  sizeof(why));
+    if (err) {
+        xs_errstr_set(errstr, errstr_size, "output.framing = confluent: %s", why);
+        return err;
+    }
+    XS_INFO("output schema registered", "subject=%s-value id=%d", w->topic_output,
+            (int)w->out_schema_id);
+    return XS_OK;
+}
+
+/* Rewrites a single-object encoded list (C3 01 + 8-byte fingerprint) into
+ * the Confluent wire format (00 + 4-byte big-endian id); the body is the same. */
+static void to_confluent(xs_buf_t *b, int32_t id)
+{
+    assert(b->len >= 10 && b->data[0] == 0xC3 && b->data[1] == 0x01);
+    b->data[5] = 0x00; /* the 5 bytes before the body: 00 id(BE32) */
+    b->data[6] = (uint8_t)(id >> 24);
+    b->data[7] = (uint8_t)(id >> 16);
+    b->data[8] = (uint8_t)(id >> 8);
+    b->data[9] = (uint8_t)id;
+    memmove(b->data, b->data + 5, b->len - 5);
+    b->len -= 5;
+}
+
 /* A null value on the catalog topic (a tombstone: compaction's way to
  * delete a key) deletes the item named by the key. A tombstone whose key is
  * not an item id (missing, empty, too long, NUL or invalid UTF-8) goes to
@@ -829,6 +982,8 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
             xs_errstr_set(errstr, errstr_size, "encode list: %s", xs_err2str(err));
             goto out;
         }
+        if (w->out_confluent)
+            to_confluent(&w->out, w->out_schema_id);
         if ((err = xs_producer_send(w->producer, w->topic_output, -1, list.user_id,
                                     strlen(list.user_id), w->out.data, w->out.len, NULL, 0,
                                     errstr, errstr_size)))
@@ -1258,6 +1413,26 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
         goto fail;
     if (xs_config_each_confluent_schema(cfg, add_confluent, w, errstr, errstr_size) != XS_OK)
         goto fail;
+    w->out_schema_id = -1;
+    w->out_confluent = !strcmp(xs_config_str(cfg, "output.framing"), "confluent");
+    w->registry_retry_max_ms = (double)xs_config_int(cfg, "schema.registry.retry.max.ms");
+    if (*xs_config_str(cfg, "schema.registry.url")) {
+        xs_registry_opts_t ro = {
+            .url = xs_config_str(cfg, "schema.registry.url"),
+            .user = xs_config_str(cfg, "schema.registry.basic.auth.user"),
+            .password = xs_config_str(cfg, "schema.registry.basic.auth.password"),
+            .bearer_token = xs_config_str(cfg, "schema.registry.bearer.token"),
+            .ca_location = xs_config_str(cfg, "schema.registry.ssl.ca.location"),
+            .cert_location = xs_config_str(cfg, "schema.registry.ssl.certificate.location"),
+            .key_location = xs_config_str(cfg, "schema.registry.ssl.key.location"),
+            .timeout_ms = (long)xs_config_int(cfg, "schema.registry.timeout.ms"),
+        };
+        if (!(w->registry = xs_registry_new(&ro, errstr, errstr_size)))
+            goto fail;
+    } else if (w->out_confluent) {
+        xs_errstr_set(errstr, errstr_size, "output.framing = confluent needs schema.registry.url");
+        goto fail;
+    }
 
     const xs_kv_t *kconf = xs_config_passthrough(cfg, "kafka.", &n_kafka);
     const char *bootstrap = NULL;
@@ -1328,6 +1503,7 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
     xs_err_t err = XS_OK;
     atomic_store(&w->heartbeat_ms, last_cp);
     atomic_store(&w->running, true);
+    w->stop = stop;
     XS_INFO("worker started", "state_dir=%s group=%s until_end=%s",
             xs_config_str(w->cfg, "state.dir"), xs_config_str(w->cfg, "group.id"),
             w->until_end ? "true" : "false");
@@ -1340,6 +1516,14 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
         if (w->hook_err) {
             err = w->hook_err;
             xs_errstr_set(errstr, errstr_size, "%s", w->hook_errstr);
+            break;
+        }
+        if (err == XS_OK && ((err = resolve_schema(w, &m, errstr, errstr_size)) != XS_OK ||
+                             (err = register_output(w, errstr, errstr_size)) != XS_OK)) {
+            if (err == XS_ERR_EOF) { /* stopped while waiting for the registry */
+                err = XS_OK;
+                break;
+            }
             break;
         }
         if (err == XS_OK) {
@@ -1472,6 +1656,7 @@ void xs_worker_destroy(xs_worker_t *w)
     xs_buf_free(&w->out);
     xs_listmap_destroy(w->listmap);
     xs_obs_destroy(w->obs);
+    xs_registry_destroy(w->registry);
     xs_metrics_destroy(w->metrics);
     if (w->mu_init)
         pthread_mutex_destroy(&w->mu);

@@ -97,7 +97,8 @@ static void test_each_check(void **state)
     assert_int_equal(m.n, 0);
     /* Missing bootstrap, a RocksDB option RocksDB rejects, a bad value, a
      * secret librdkafka rejects (hidden), an experiment with a bad arm list,
-     * a schema file that is not an Avro schema. */
+     * a schema file that is not an Avro schema, Confluent output framing
+     * without a registry. */
     char *notschema = write_conf("{\"type\": \"nope\"}");
     char text[2048];
     snprintf(text, sizeof(text),
@@ -106,13 +107,15 @@ static void test_each_check(void **state)
              "kafka.sasl.password.nope = hunter2\n"
              "experiment.name = x\n"
              "experiment.arms = a:50,b\n"
-             "schema.confluent.3 = ClickEvent %s\n",
+             "schema.confluent.3 = ClickEvent %s\n"
+             "output.framing = confluent\n",
              notschema);
     int bad = check_file(text, &m);
     unlink(notschema);
     free(notschema);
-    assert_int_equal(bad, 6);
-    assert_int_equal(m.n, 6);
+    assert_int_equal(bad, 7);
+    assert_int_equal(m.n, 7);
+    assert_true(has(&m, "output.framing = confluent needs schema.registry.url"));
     assert_true(has(&m, "kafka.bootstrap.servers is not set"));
     assert_true(has(&m, "rocksdb.write_buffer_size"));
     assert_true(has(&m, ":2: "));
