@@ -47,6 +47,11 @@ static const key_def_t keys[] = {
      "Framing of the output lists: Avro single-object encoding, or the Confluent wire format "
      "with CrossSellList registered in schema.registry.url under `<topics.output>-value` "
      "(TopicNameStrategy), readable by Kafka Connect, ksqlDB and any registry-aware consumer."},
+    {"output.headers.copy", T_STR, "traceparent,tracestate", 0, 0, NULL,
+     "Comma-separated header names (up to 8) copied from the triggering input message onto "
+     "its list (W3C trace context by default). Every list also carries content-type "
+     "(application/vnd.apache.avro+binary), xsell.framing and, with Confluent framing, "
+     "xsell.schema.id."},
     {"schema.registry.url", T_STR, "", 0, 0, NULL,
      "Confluent Schema Registry REST API (e.g. http://registry:8081, or Apicurio's "
      "http://host:8080/apis/ccompat/v7): a Confluent-framed input message of an unknown id "

@@ -1266,6 +1266,7 @@ xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char 
             msg->key_len = rkm->key_len;
             msg->value = rkm->payload;
             msg->value_len = rkm->len;
+            msg->native = rkm;
             {
                 rd_kafka_timestamp_type_t tstype;
                 int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
@@ -1674,4 +1675,13 @@ int xs_kafka_check_conf(const xs_kv_t *conf, size_t n_conf,
         rd_kafka_conf_destroy(c);
     }
     return bad;
+}
+
+bool xs_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (!m->native || rd_kafka_message_headers((rd_kafka_message_t *)m->native, &hdrs) ||
+        !hdrs)
+        return false;
+    return rd_kafka_header_get_last(hdrs, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }

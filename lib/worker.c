@@ -158,6 +158,8 @@ struct xs_worker {
     bool out_confluent;    /* output.framing = confluent */
     int32_t out_schema_id; /* CrossSellList's id in the registry, -1 until registered */
     volatile sig_atomic_t *stop;
+    char copy_headers[8][64]; /* output.headers.copy: trigger headers copied onto its list */
+    int n_copy_headers;
     char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
     int n_arms;
     xs_listmap_t *listmap;
@@ -984,8 +986,25 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
         }
         if (w->out_confluent)
             to_confluent(&w->out, w->out_schema_id);
+        /* Headers: what the value is, then the trigger's trace headers. */
+        xs_header_t h[3 + XS_ARRAY_SIZE(w->copy_headers)];
+        size_t nh = 0;
+        char sid[16];
+        h[nh++] = (xs_header_t){"content-type", "application/vnd.apache.avro+binary", 34};
+        h[nh++] = w->out_confluent ? (xs_header_t){"xsell.framing", "confluent", 9}
+                                   : (xs_header_t){"xsell.framing", "single-object", 13};
+        if (w->out_confluent) {
+            snprintf(sid, sizeof(sid), "%d", (int)w->out_schema_id);
+            h[nh++] = (xs_header_t){"xsell.schema.id", sid, strlen(sid)};
+        }
+        for (int i = 0; i < w->n_copy_headers; i++) {
+            const void *hv = NULL;
+            size_t hl = 0;
+            if (xs_msg_header(m, w->copy_headers[i], &hv, &hl))
+                h[nh++] = (xs_header_t){w->copy_headers[i], hv, hv ? hl : 0};
+        }
         if ((err = xs_producer_send(w->producer, w->topic_output, -1, list.user_id,
-                                    strlen(list.user_id), w->out.data, w->out.len, NULL, 0,
+                                    strlen(list.user_id), w->out.data, w->out.len, h, nh,
                                     errstr, errstr_size)))
             goto out;
         w->st.lists++;
@@ -1413,6 +1432,22 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
         goto fail;
     if (xs_config_each_confluent_schema(cfg, add_confluent, w, errstr, errstr_size) != XS_OK)
         goto fail;
+    {
+        /* output.headers.copy: a comma-separated list of header names */
+        const char *p = xs_config_str(cfg, "output.headers.copy");
+        while (*p && w->n_copy_headers < (int)XS_ARRAY_SIZE(w->copy_headers)) {
+            size_t len = strcspn(p, ",");
+            while (len && p[0] == ' ')
+                p++, len--;
+            size_t l2 = len;
+            while (l2 && p[l2 - 1] == ' ')
+                l2--;
+            if (l2 && l2 < sizeof(w->copy_headers[0]))
+                snprintf(w->copy_headers[w->n_copy_headers++], sizeof(w->copy_headers[0]),
+                         "%.*s", (int)l2, p);
+            p += len + (p[len] == ',');
+        }
+    }
     w->out_schema_id = -1;
     w->out_confluent = !strcmp(xs_config_str(cfg, "output.framing"), "confluent");
     w->registry_retry_max_ms = (double)xs_config_int(cfg, "schema.registry.retry.max.ms");

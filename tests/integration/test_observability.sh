@@ -5,8 +5,9 @@
 #      and runs their unit tests (xsell-alerts.test.yml: each alert fires on
 #      the series it is for and not on the healthy ones);
 #   2. a worker on the development broker (log.format = json) consumes a few
-#      baskets; its /metrics scrape passes `promtool check metrics`, and
-#      every line it logged is a JSON object with ts, level and msg;
+#      baskets; its /metrics scrape passes `promtool check metrics`, its lists
+#      carry the content-type and xsell.framing headers, and every line it
+#      logged is a JSON object with ts, level and msg;
 #   3. tools/check_metric_names.py: every metric the Grafana dashboard
 #      (deploy/grafana/xsell-dashboard.json) and the alert rules query is in
 #      that scrape; a dashboard with a misspelt metric is refused.
@@ -85,6 +86,12 @@ promtool check metrics <"$tmp/metrics.txt" >"$tmp/lint.txt" 2>&1 ||
     fail "promtool check metrics: $(cat "$tmp/lint.txt")"
 [[ ! -s "$tmp/lint.txt" ]] && echo "promtool check metrics: no problems" ||
     echo "promtool check metrics (lint notes): $(tr '\n' ';' <"$tmp/lint.txt")"
+kcat -b "$(cat "$tmp/bs")" -C -t xsell.cross-sell -o beginning -c 1 -e -f '%h\n' \
+    >"$tmp/headers.txt" 2>/dev/null || fail "kcat could not read the output topic"
+grep -q 'content-type=application/vnd.apache.avro+binary' "$tmp/headers.txt" &&
+    grep -q 'xsell.framing=single-object' "$tmp/headers.txt" ||
+    fail "output headers: $(cat "$tmp/headers.txt")"
+echo "output headers: $(cat "$tmp/headers.txt")"
 kill "$worker_pid"
 wait "$worker_pid" || fail "the worker did not stop cleanly on SIGTERM"
 worker_pid=""

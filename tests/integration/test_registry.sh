@@ -15,7 +15,9 @@
 #   3. an independent reader (python3: confluent-kafka consumer, the writer
 #      schema fetched from the registry by the id in each message, Apache
 #      Avro's decoder) decodes every list: keyed by user, triggered by the
-#      produced events, the subject's latest id is the one in the messages.
+#      produced events, the subject's latest id is the one in the messages;
+#      each list carries content-type, xsell.framing, xsell.schema.id and the
+#      traceparent header of its trigger event.
 # Skipped (77) without Java or when the registry cannot be downloaded.
 #
 # Environment (set by ctest): XS_BIN_DIR, XS_SOURCE_DIR.
@@ -92,8 +94,10 @@ for u in range(12):
               "ts": datetime.datetime.fromtimestamp((t0 + n * 1000) / 1000, datetime.timezone.utc)}
         buf = io.BytesIO()
         writer.write(ev, avro.io.BinaryEncoder(buf))
-        p.produce("xsell.cart", key=user.encode(), value=b"\0" + struct.pack(">I", sid) + buf.getvalue())
-        events.append({"event_id": ev["event_id"], "user_id": user})
+        tp = "00-%032x-%016x-01" % (n, n)
+        p.produce("xsell.cart", key=user.encode(), value=b"\0" + struct.pack(">I", sid) + buf.getvalue(),
+                  headers=[("traceparent", tp.encode())])
+        events.append({"event_id": ev["event_id"], "user_id": user, "traceparent": tp})
 # one message with an id the registry does not have
 p.produce("xsell.cart", key=b"stranger", value=b"\0" + struct.pack(">I", 987654) + b"\2x")
 assert p.flush(30) == 0
@@ -162,7 +166,9 @@ import avro.io, avro.schema
 from confluent_kafka import Consumer, TopicPartition
 
 bs, url, produced = sys.argv[1:4]
-events = {e["event_id"]: e["user_id"] for e in json.load(open(produced))["events"]}
+evs = json.load(open(produced))["events"]
+events = {e["event_id"]: e["user_id"] for e in evs}
+trace = {e["event_id"]: e["traceparent"] for e in evs}
 latest = json.load(urllib.request.urlopen(url + "/subjects/xsell.cross-sell-value/versions/latest"))
 c = Consumer({"bootstrap.servers": bs, "group.id": "reader", "enable.auto.commit": False})
 parts = [TopicPartition("xsell.cross-sell", p, 0) for p in range(2)]
@@ -184,6 +190,11 @@ while idle < 20:
     rec = schemas[sid].read(avro.io.BinaryDecoder(io.BytesIO(v[5:])))
     assert rec["user_id"] == m.key().decode(), (rec["user_id"], m.key())
     assert events.get(rec["trigger"]["event_id"]) == rec["user_id"], rec["trigger"]
+    h = {k: v.decode() for k, v in (m.headers() or [])}
+    assert h.get("content-type") == "application/vnd.apache.avro+binary", h
+    assert h.get("xsell.framing") == "confluent", h
+    assert h.get("xsell.schema.id") == str(sid), (h, sid)
+    assert h.get("traceparent") == trace[rec["trigger"]["event_id"]], h
     lists.append(rec)
 c.close()
 assert lists, "no list on the output topic"
@@ -191,7 +202,8 @@ assert set(schemas) == {latest["id"]}, (set(schemas), latest)
 assert latest["subject"] == "xsell.cross-sell-value"
 withitems = [l for l in lists if l["items"]]
 assert withitems, "every list empty"
-print("decoded %d lists (%d with items) with schema id %d from the registry; e.g. %s -> %s" % (
+print("decoded %d lists (%d with items) with schema id %d from the registry, headers "
+      "content-type, xsell.framing, xsell.schema.id and the trigger's traceparent; e.g. %s -> %s" % (
     len(lists), len(withitems), latest["id"], withitems[-1]["user_id"],
     [i["item_id"] for i in withitems[-1]["items"]]))
 PY
