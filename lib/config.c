@@ -3,6 +3,7 @@
  * See include/xsell/config.h.
  */
 #include "xsell/config.h"
+#include "xsell/json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -625,6 +626,31 @@ static bool is_secret(const char *key)
     return strstr(key, "password") || strstr(key, "secret") || strstr(key, "sasl.jaas") ||
            strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key.pem") ||
            strstr(key, "token");
+}
+
+/* One "key": "value" member (value masked for secrets). */
+static xs_err_t json_member(xs_buf_t *out, bool first, const char *key, const char *value)
+{
+    xs_err_t err = first ? XS_OK : xs_buf_append_u8(out, ',');
+    if (!err)
+        err = xs_json_write_string(out, key, strlen(key));
+    if (!err)
+        err = xs_buf_append_u8(out, ':');
+    if (!err)
+        err = is_secret(key) && *value ? xs_json_write_string(out, "********", 8)
+                                       : xs_json_write_string(out, value, strlen(value));
+    return err;
+}
+
+xs_err_t xs_config_dump_json(const xs_config_t *cfg, xs_buf_t *out)
+{
+    xs_err_t err = xs_buf_append_u8(out, '{');
+    for (size_t i = 0; !err && i < XS_ARRAY_SIZE(keys); i++)
+        err = json_member(out, i == 0, keys[i].key, lookup(cfg, keys[i].key));
+    for (size_t i = 0; !err && i < cfg->n; i++)
+        if (!find_def(cfg->entries[i].key))
+            err = json_member(out, false, cfg->entries[i].key, cfg->entries[i].value);
+    return err ? err : xs_buf_append_u8(out, '}');
 }
 
 void xs_config_dump(const xs_config_t *cfg, FILE *out)

@@ -75,6 +75,8 @@ xs_err_t xs_config_each_confluent_schema(const xs_config_t *cfg, xs_config_schem
 
 /* Writes the effective configuration (secrets masked), one "key = value" per line. */
 void xs_config_dump(const xs_config_t *cfg, FILE *out);
+/* The same as one JSON object {"key": "value", ...} (values as strings, secrets masked). */
+xs_err_t xs_config_dump_json(const xs_config_t *cfg, xs_buf_t *out);
 /* Writes the key table as Markdown. */
 void xs_config_doc(FILE *out);
 
