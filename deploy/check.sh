@@ -3,8 +3,11 @@
 #   - YAML of docker-compose.yml and k8s/*.yaml parses (python3-yaml), with the
 #     expected kinds, probes and annotations;
 #   - `kubectl kustomize deploy/k8s` builds, when kubectl is installed;
-#   - the configuration files (deploy/xsell.conf, the ConfigMap's xsell.conf and
-#     the Secret's secrets.conf) pass `xsell config --check`;
+#   - the configuration files (deploy/xsell.conf, and the ConfigMap's xsell.conf
+#     with the Secret's secrets.conf, as the pod loads them) pass
+#     `xsell config --check`;
+#   - the PodDisruptionBudget and the ServiceMonitor select the worker's pods
+#     and Service port;
 #   - the systemd unit passes `systemd-analyze verify` (ExecStart pointed at the
 #     built binary), when systemd-analyze is installed;
 #   - the Dockerfile uses known instructions, its COPY sources exist and its
@@ -31,8 +34,16 @@ for f in sorted(glob.glob("deploy/k8s/*.yaml")):
     for d in yaml.safe_load_all(open(f)):
         if d:
             kinds[d["kind"]] = d
-for k in ("ConfigMap", "Secret", "Service", "StatefulSet", "Kustomization"):
+for k in ("ConfigMap", "Secret", "Service", "StatefulSet", "Kustomization",
+          "PodDisruptionBudget", "ServiceMonitor"):
     assert k in kinds, k
+pdb = kinds["PodDisruptionBudget"]["spec"]
+assert pdb["maxUnavailable"] == 1
+assert pdb["selector"]["matchLabels"] == {"app.kubernetes.io/name": "xsell"}
+sm = kinds["ServiceMonitor"]["spec"]
+assert sm["selector"]["matchLabels"] == kinds["Service"]["metadata"]["labels"]
+assert sm["endpoints"][0]["port"] == kinds["Service"]["spec"]["ports"][0]["name"]
+assert sm["endpoints"][0]["path"] == "/metrics"
 sts = kinds["StatefulSet"]["spec"]
 pod = sts["template"]
 c = pod["spec"]["containers"][0]
@@ -45,7 +56,8 @@ assert sts["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
 assert any(m["mountPath"] == "/var/lib/xsell" for m in c["volumeMounts"])
 open(tmp + "/cm.conf", "w").write(kinds["ConfigMap"]["data"]["xsell.conf"])
 open(tmp + "/secrets.conf", "w").write(kinds["Secret"]["stringData"]["secrets.conf"])
-print("yaml: docker-compose.yml and k8s/*.yaml parse; kinds, probes, annotations ok")
+print("yaml: docker-compose.yml and k8s/*.yaml parse; kinds, probes, annotations, "
+      "PodDisruptionBudget and ServiceMonitor selectors ok")
 PY
 
 if command -v kubectl >/dev/null 2>&1; then
@@ -55,9 +67,10 @@ else
   echo "kubectl: not installed, kustomize build skipped"
 fi
 
-for f in deploy/xsell.conf "$tmp/cm.conf" "$tmp/secrets.conf"; do
-  "$BIN/xsell" config --check "$f" >/dev/null
-done
+# The pod loads the ConfigMap's file then the Secret's (statefulset.yaml):
+# checked together, as the worker reads them.
+"$BIN/xsell" config --check deploy/xsell.conf >/dev/null
+"$BIN/xsell" config --check "$tmp/cm.conf" "$tmp/secrets.conf" >/dev/null
 echo "xsell config --check: deploy/xsell.conf, ConfigMap and Secret files ok"
 
 if command -v systemd-analyze >/dev/null 2>&1; then

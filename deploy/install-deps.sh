@@ -7,10 +7,11 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   librdkafka-dev libavro-dev librocksdb-dev libcmocka-dev libxxhash-dev
-  libmicrohttpd-dev zlib1g-dev
-  kcat curl python3 python3-confluent-kafka python3-avro
+  libmicrohttpd-dev zlib1g-dev libcurl4-openssl-dev libjansson-dev
+  kcat curl unzip python3 python3-confluent-kafka python3-avro
   clang libclang-rt-14-dev
   python3-yaml
+  prometheus
   openjdk-17-jre-headless maven
 )
 
@@ -28,8 +29,16 @@ fetch_kafka() {
   bash "$(dirname "$0")/../tests/kafka/kafka.sh" fetch >/dev/null
 }
 
+# The Schema Registry of test_registry (Apicurio Registry, from Maven Central):
+# downloaded once, then cached (tests/registry/registry.sh fetch).
+fetch_registry() {
+  [ "${XS_REGISTRY_TESTS:-ON}" = OFF ] && return 0
+  bash "$(dirname "$0")/../tests/registry/registry.sh" fetch >/dev/null
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   fetch_kafka
+  fetch_registry
   exit 0
 fi
 
@@ -46,4 +55,5 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fetch_kafka
+fetch_registry
 echo "install-deps: done" >&2

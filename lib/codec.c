@@ -252,6 +252,11 @@ static const writer_entry_t *find_id(const xs_codec_t *codec, int32_t id)
     return NULL;
 }
 
+bool xs_codec_has_confluent_id(const xs_codec_t *codec, int32_t id)
+{
+    return codec && id >= 0 && find_id(codec, id) != NULL;
+}
+
 xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
 {
     xs_codec_t *codec = calloc(1, sizeof(*codec));

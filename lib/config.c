@@ -3,6 +3,7 @@
  * See include/xsell/config.h.
  */
 #include "xsell/config.h"
+#include "xsell/json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -43,6 +44,37 @@ static const key_def_t keys[] = {
     {"topics.bare", T_STR, "", 0, 0, NULL,
      "Comma-separated input topics whose messages are bare Avro bodies (no framing) written "
      "with the reader schema of the topic's kind."},
+    {"output.framing", T_ENUM, "single-object", 0, 0, "single-object|confluent",
+     "Framing of the output lists: Avro single-object encoding, or the Confluent wire format "
+     "with CrossSellList registered in schema.registry.url under `<topics.output>-value` "
+     "(TopicNameStrategy), readable by Kafka Connect, ksqlDB and any registry-aware consumer."},
+    {"output.headers.copy", T_STR, "traceparent,tracestate", 0, 0, NULL,
+     "Comma-separated header names (up to 8) copied from the triggering input message onto "
+     "its list (W3C trace context by default). Every list also carries content-type "
+     "(application/vnd.apache.avro+binary), xsell.framing and, with Confluent framing, "
+     "xsell.schema.id."},
+    {"schema.registry.url", T_STR, "", 0, 0, NULL,
+     "Confluent Schema Registry REST API (e.g. http://registry:8081, or Apicurio's "
+     "http://host:8080/apis/ccompat/v7): a Confluent-framed input message of an unknown id "
+     "fetches that id's writer schema once (then cached); schema.confluent.<id> mappings still "
+     "apply first, as an offline fallback. Empty: no registry."},
+    {"schema.registry.basic.auth.user", T_STR, "", 0, 0, NULL, "Registry HTTP basic auth user."},
+    {"schema.registry.basic.auth.password", T_STR, "", 0, 0, NULL,
+     "Registry HTTP basic auth password (never printed)."},
+    {"schema.registry.bearer.token", T_STR, "", 0, 0, NULL,
+     "Registry bearer token (Authorization: Bearer; never printed); instead of basic auth."},
+    {"schema.registry.ssl.ca.location", T_STR, "", 0, 0, NULL,
+     "CA bundle (PEM) to verify an https registry; empty: the system's."},
+    {"schema.registry.ssl.certificate.location", T_STR, "", 0, 0, NULL,
+     "Client certificate (PEM) for the registry; empty: none."},
+    {"schema.registry.ssl.key.location", T_STR, "", 0, 0, NULL,
+     "Private key (PEM) of that certificate."},
+    {"schema.registry.timeout.ms", T_INT, "10000", 100, 600000, NULL,
+     "Timeout of one registry request."},
+    {"schema.registry.retry.max.ms", T_INT, "30000", 100, 3600000, NULL,
+     "A registry that cannot be reached (refused, timeout, 5xx) is retried with exponential "
+     "backoff from 100 ms up to this interval, for as long as it takes: the message waiting "
+     "for its schema is never dead-lettered because the registry blinked."},
     {"input.offset.out_of_range", T_ENUM, "fail", 0, 0, "fail|skip",
      "An input partition whose stored offset is below its low watermark (the input was "
      "deleted, e.g. by retention, before it was consumed): `fail` stops the worker (exit "
@@ -144,6 +176,9 @@ static const key_def_t keys[] = {
      "attribute clicks and purchases carrying a list_id to an experiment arm; older lists "
      "are forgotten and counted as unattributed."},
     {"log.level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "Log level."},
+    {"log.format", T_ENUM, "logfmt", 0, 0, "logfmt|json",
+     "Log lines on stderr: logfmt (`ts level=info msg=\"...\" key=value`, values escaped) or "
+     "json (one object per line: ts, level, msg, then the fields)."},
     {"log.progress.seconds", T_DOUBLE, "5", 0, 86400, NULL,
      "Interval of progress lines (events/s, lag); 0 disables."},
 };
@@ -473,6 +508,43 @@ xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr,
     return err;
 }
 
+int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn report,
+                            void *opaque)
+{
+    char errstr[1024];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        xs_errstr_set(errstr, sizeof(errstr), "%s: %s", path, strerror(errno));
+        report(opaque, errstr);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, bad = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char origin[512];
+        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+        errstr[0] = '\0';
+        xs_err_t err = set_line(cfg, s, origin, errstr, sizeof(errstr));
+        if (err == XS_ERR_NOMEM) {
+            report(opaque, "out of memory");
+            bad++;
+            break;
+        }
+        if (err) {
+            report(opaque, errstr);
+            bad++;
+        }
+    }
+    free(line);
+    fclose(f);
+    return bad;
+}
+
 static const char *lookup(const xs_config_t *cfg, const char *key)
 {
     for (size_t i = 0; i < cfg->n; i++)
@@ -555,13 +627,41 @@ const char *xs_config_get_raw(const xs_config_t *cfg, const char *key)
 static bool is_secret(const char *key)
 {
     return strstr(key, "password") || strstr(key, "secret") || strstr(key, "sasl.jaas") ||
-           strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key.pem");
+           strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key.pem") ||
+           strstr(key, "token");
+}
+
+/* One "key": "value" member (value masked for secrets). */
+static xs_err_t json_member(xs_buf_t *out, bool first, const char *key, const char *value)
+{
+    xs_err_t err = first ? XS_OK : xs_buf_append_u8(out, ',');
+    if (!err)
+        err = xs_json_write_string(out, key, strlen(key));
+    if (!err)
+        err = xs_buf_append_u8(out, ':');
+    if (!err)
+        err = is_secret(key) && *value ? xs_json_write_string(out, "********", 8)
+                                       : xs_json_write_string(out, value, strlen(value));
+    return err;
+}
+
+xs_err_t xs_config_dump_json(const xs_config_t *cfg, xs_buf_t *out)
+{
+    xs_err_t err = xs_buf_append_u8(out, '{');
+    for (size_t i = 0; !err && i < XS_ARRAY_SIZE(keys); i++)
+        err = json_member(out, i == 0, keys[i].key, lookup(cfg, keys[i].key));
+    for (size_t i = 0; !err && i < cfg->n; i++)
+        if (!find_def(cfg->entries[i].key))
+            err = json_member(out, false, cfg->entries[i].key, cfg->entries[i].value);
+    return err ? err : xs_buf_append_u8(out, '}');
 }
 
 void xs_config_dump(const xs_config_t *cfg, FILE *out)
 {
     for (size_t i = 0; i < XS_ARRAY_SIZE(keys); i++)
-        fprintf(out, "%s = %s\n", keys[i].key, lookup(cfg, keys[i].key));
+        fprintf(out, "%s = %s\n", keys[i].key,
+                is_secret(keys[i].key) && *lookup(cfg, keys[i].key) ? "********"
+                                                                    : lookup(cfg, keys[i].key));
     for (size_t i = 0; i < cfg->n; i++)
         if (!find_def(cfg->entries[i].key))
             fprintf(out, "%s = %s\n", cfg->entries[i].key,

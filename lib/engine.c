@@ -1762,6 +1762,40 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
     return XS_OK;
 }
 
+/* A tombstone on the compacted catalog topic: the item is deleted (the
+ * rules never let it into a list again, as ItemUpdate.deleted) and what the
+ * catalog said about it (title, family, category, stock, repurchasable) is
+ * dropped. Its co-occurrence counts stay: they are the shoppers' history, and
+ * a later ItemUpdate lists the item again with them. */
+xs_err_t xs_engine_delete_item(xs_engine_t *e, const char *item_id, char *errstr,
+                               size_t errstr_size)
+{
+    uint64_t h = xs_hash_str(item_id);
+    cached_item_t *ci = NULL;
+    cached_name_t *n = NULL;
+    xs_err_t err = get_item(e, h, true, &ci, errstr, errstr_size);
+    if (!err)
+        err = get_name(e, h, item_id, &n, errstr, errstr_size);
+    if (err)
+        return err;
+    memset(&e->outcome, 0, sizeof(e->outcome));
+    e->outcome.arm = -1;
+    e->st.events++;
+    e->st.item_updates++;
+    ci->st.flags = XS_ITEM_F_CATALOG | XS_ITEM_F_DELETED;
+    ci->st.category = 0;
+    item_dirty(e, ci);
+    if (n->title || n->family) {
+        e->cache_bytes -= name_bytes(n);
+        free(n->title);
+        n->title = NULL;
+        n->family = 0;
+        e->cache_bytes += name_bytes(n);
+        name_dirty(e, n);
+    }
+    return XS_OK;
+}
+
 static xs_err_t remember_name(xs_engine_t *e, uint64_t h, const char *id, char *errstr,
                               size_t errstr_size)
 {

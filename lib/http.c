@@ -109,6 +109,7 @@ typedef struct resp {
     const char *content_type;
     const char *allow; /* Allow header of a 405 */
     xs_buf_t body;
+    const char *route; /* the route template, for the request duration metric; NULL: "other" */
 } resp_t;
 
 /* ======================================================================== */
@@ -557,6 +558,9 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
         goto out;
     if (n_seg == 1 &&
         (!strcmp(seg[0], "metrics") || !strcmp(seg[0], "healthz") || !strcmp(seg[0], "readyz"))) {
+        r->route = !strcmp(seg[0], "metrics")   ? "/metrics"
+                   : !strcmp(seg[0], "healthz") ? "/healthz"
+                                                : "/readyz";
         if ((st = check_params(params, n_p, NULL, errstr, sizeof(errstr))))
             goto out;
         if (!strcmp(seg[0], "metrics"))
@@ -567,6 +571,7 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
                ((!strcmp(seg[1], "users") && !strcmp(seg[3], "cross-sell")) ||
                 (!strcmp(seg[1], "items") && !strcmp(seg[3], "neighbours")))) {
         bool user = seg[1][0] == 'u';
+        r->route = user ? "/v1/users/{id}/cross-sell" : "/v1/items/{id}/neighbours";
         if (!seg[2][0] || strlen(seg[2]) > h->max_id_len) {
             st = MHD_HTTP_BAD_REQUEST;
             xs_errstr_set(errstr, sizeof(errstr), "%s id must be 1..%zu bytes",
@@ -781,6 +786,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     if (rq)
         rq->responded = true;
     enum MHD_Result ret = send_resp(con, &r);
+    if (h->svc.observe)
+        h->svc.observe(h->svc.opaque, r.route ? r.route : "other", r.status,
+                       (mono_ms() - t0) / 1e3);
     char safe_method[20], safe_target[160];
     XS_DEBUG(
         "http request", "method=\"%s\" target=\"%s\" status=%u ms=%.2f",

@@ -1266,6 +1266,7 @@ xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char 
             msg->key_len = rkm->key_len;
             msg->value = rkm->payload;
             msg->value_len = rkm->len;
+            msg->native = rkm;
             {
                 rd_kafka_timestamp_type_t tstype;
                 int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
@@ -1310,6 +1311,22 @@ int64_t xs_consumer_lag(xs_consumer_t *c)
             lag += hi - pt->position;
     }
     return lag;
+}
+
+int64_t xs_consumer_partition_lag(xs_consumer_t *c, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < c->n_parts; i++) {
+        xs_part_t *pt = &c->parts[i];
+        if (pt->partition != partition || strcmp(pt->topic, topic) != 0)
+            continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(c->rk, pt->topic, pt->partition, &lo, &hi) || hi < 0)
+            hi = pt->hi;
+        if (hi < 0 || pt->position < 0)
+            return -1;
+        return hi > pt->position ? hi - pt->position : 0;
+    }
+    return -1;
 }
 
 xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition, int64_t offset,
@@ -1631,4 +1648,40 @@ xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, siz
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_destroy(rk);
     return ret;
+}
+
+/* ---- versions and offline checks ------------------------------------------------------- */
+
+const char *xs_kafka_version(void)
+{
+    return rd_kafka_version_str();
+}
+
+int xs_kafka_check_conf(const xs_kv_t *conf, size_t n_conf,
+                        void (*report)(void *opaque, const char *message), void *opaque)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n_conf; i++) {
+        char errstr[1024];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        if (!c) {
+            report(opaque, "kafka: out of memory");
+            return bad + 1;
+        }
+        if (conf_set(c, conf[i].key, conf[i].value, errstr, sizeof(errstr)) != XS_OK) {
+            report(opaque, errstr);
+            bad++;
+        }
+        rd_kafka_conf_destroy(c);
+    }
+    return bad;
+}
+
+bool xs_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (!m->native || rd_kafka_message_headers((rd_kafka_message_t *)m->native, &hdrs) ||
+        !hdrs)
+        return false;
+    return rd_kafka_header_get_last(hdrs, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }

@@ -26,7 +26,9 @@
 
 typedef struct series {
     char *values[XS_METRICS_MAX_LABELS];
-    double v;
+    double v;        /* counter, gauge; a histogram's sum */
+    uint64_t *hist;  /* histogram: per-bucket counts (not cumulative), n_bounds + 1 (+Inf) */
+    uint64_t count;  /* histogram: observations */
 } series_t;
 
 typedef struct family {
@@ -37,6 +39,8 @@ typedef struct family {
     int n_labels;
     series_t *series;
     size_t n_series, cap_series;
+    double *bounds; /* histogram: upper bounds, ascending, without +Inf */
+    int n_bounds;
 } family_t;
 
 struct xs_metrics {
@@ -71,10 +75,13 @@ static void family_clear(family_t *f)
     free(f->help);
     for (int i = 0; i < f->n_labels; i++)
         free(f->labels[i]);
-    for (size_t i = 0; i < f->n_series; i++)
+    for (size_t i = 0; i < f->n_series; i++) {
         for (int k = 0; k < f->n_labels; k++)
             free(f->series[i].values[k]);
+        free(f->series[i].hist);
+    }
     free(f->series);
+    free(f->bounds);
     memset(f, 0, sizeof(*f));
 }
 
@@ -100,11 +107,15 @@ static series_t *append_series(family_t *f, const char *const *values, bool over
     }
     series_t *s = &f->series[f->n_series];
     memset(s, 0, sizeof(*s));
+    if (f->type == XS_METRIC_HISTOGRAM &&
+        !(s->hist = calloc((size_t)f->n_bounds + 1, sizeof(*s->hist))))
+        return NULL;
     for (int k = 0; k < f->n_labels; k++) {
         const char *v = overflow ? XS_OVERFLOW_VALUE : values && values[k] ? values[k] : "";
         if (!(s->values[k] = xs_strdup(v))) {
             for (int j = 0; j < k; j++)
                 free(s->values[j]);
+            free(s->hist);
             return NULL;
         }
     }
@@ -209,12 +220,19 @@ void xs_metrics_destroy(xs_metrics_t *m)
     free(m);
 }
 
-int xs_metrics_define(xs_metrics_t *m, const char *name, xs_metric_type_t type, const char *help,
-                      const char *labels)
+static int define(xs_metrics_t *m, const char *name, xs_metric_type_t type, const char *help,
+                  const char *labels, const double *bounds, size_t n_bounds)
 {
     int id = -1;
     if (!m || !valid_name(name, true))
         return -1;
+    if (type == XS_METRIC_HISTOGRAM) {
+        if (n_bounds == 0 || n_bounds > XS_METRICS_MAX_BUCKETS)
+            return -1;
+        for (size_t i = 0; i < n_bounds; i++)
+            if (!isfinite(bounds[i]) || (i && !(bounds[i] > bounds[i - 1])))
+                return -1;
+    }
     pthread_mutex_lock(&m->mu);
     for (int i = 0; i < m->n_fam; i++)
         if (strcmp(m->fam[i].name, name) == 0)
@@ -228,6 +246,12 @@ int xs_metrics_define(xs_metrics_t *m, const char *name, xs_metric_type_t type, 
     f->help = xs_strdup(help ? help : "");
     if (!f->name || !f->help)
         goto fail;
+    if (type == XS_METRIC_HISTOGRAM) {
+        if (!(f->bounds = malloc(n_bounds * sizeof(*f->bounds))))
+            goto fail;
+        memcpy(f->bounds, bounds, n_bounds * sizeof(*f->bounds));
+        f->n_bounds = (int)n_bounds;
+    }
     for (const char *p = labels; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -251,12 +275,71 @@ out:
     return id;
 }
 
+int xs_metrics_define(xs_metrics_t *m, const char *name, xs_metric_type_t type, const char *help,
+                      const char *labels)
+{
+    if (type == XS_METRIC_HISTOGRAM)
+        return -1;
+    return define(m, name, type, help, labels, NULL, 0);
+}
+
+int xs_metrics_define_histogram(xs_metrics_t *m, const char *name, const char *help,
+                                const char *labels, const double *bounds, size_t n_bounds)
+{
+    return define(m, name, XS_METRIC_HISTOGRAM, help, labels, bounds, n_bounds);
+}
+
+void xs_metrics_observe(xs_metrics_t *m, int family, const char *const *values, double v)
+{
+    if (!valid_family(m, family) || m->fam[family].type != XS_METRIC_HISTOGRAM || isnan(v))
+        return;
+    pthread_mutex_lock(&m->mu);
+    family_t *f = &m->fam[family];
+    series_t *s = find_series(m, family, values);
+    if (s) {
+        int b = 0;
+        while (b < f->n_bounds && v > f->bounds[b])
+            b++;
+        s->hist[b]++;
+        s->count++;
+        s->v += v;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void xs_metrics_touch(xs_metrics_t *m, int family, const char *const *values)
+{
+    if (!valid_family(m, family))
+        return;
+    pthread_mutex_lock(&m->mu);
+    find_series(m, family, values);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void xs_metrics_remove(xs_metrics_t *m, int family, const char *const *values)
+{
+    if (!valid_family(m, family))
+        return;
+    pthread_mutex_lock(&m->mu);
+    family_t *f = &m->fam[family];
+    for (size_t i = 0; f->n_labels && i < f->n_series; i++)
+        if (same_values(f, &f->series[i], values)) {
+            for (int k = 0; k < f->n_labels; k++)
+                free(f->series[i].values[k]);
+            free(f->series[i].hist);
+            f->series[i] = f->series[--f->n_series];
+            break;
+        }
+    pthread_mutex_unlock(&m->mu);
+}
+
 void xs_metrics_add(xs_metrics_t *m, int family, const char *const *values, double delta)
 {
     if (!valid_family(m, family))
         return;
     pthread_mutex_lock(&m->mu);
-    series_t *s = find_series(m, family, values);
+    series_t *s = m->fam[family].type == XS_METRIC_HISTOGRAM ? NULL
+                                                              : find_series(m, family, values);
     if (s)
         s->v += delta;
     pthread_mutex_unlock(&m->mu);
@@ -267,7 +350,8 @@ void xs_metrics_set(xs_metrics_t *m, int family, const char *const *values, doub
     if (!valid_family(m, family))
         return;
     pthread_mutex_lock(&m->mu);
-    series_t *s = find_series(m, family, values);
+    series_t *s = m->fam[family].type == XS_METRIC_HISTOGRAM ? NULL
+                                                              : find_series(m, family, values);
     if (s)
         s->v = value;
     pthread_mutex_unlock(&m->mu);
@@ -289,9 +373,55 @@ double xs_metrics_get(xs_metrics_t *m, int family, const char *const *values)
     return v;
 }
 
+/* name + suffix + {labels[, le="bound"]} + ' ' */
+static xs_err_t write_sample_head(xs_buf_t *out, const family_t *f, const series_t *s,
+                                  const char *suffix, const char *le)
+{
+    xs_err_t err = xs_buf_printf(out, "%s%s", f->name, suffix);
+    int n = 0;
+    for (int k = 0; k < f->n_labels && !err; k++, n++) {
+        if ((err = xs_buf_printf(out, "%s%s=\"", k ? "," : "{", f->labels[k])) ||
+            (err = write_escaped(out, s->values[k], true)))
+            break;
+        err = xs_buf_append_u8(out, '"');
+    }
+    if (!err && le)
+        err = xs_buf_printf(out, "%sle=\"%s\"", n ? "," : "{", le);
+    if (!err && (n || le))
+        err = xs_buf_append_u8(out, '}');
+    if (!err)
+        err = xs_buf_append_u8(out, ' ');
+    return err;
+}
+
+static xs_err_t write_histogram(xs_buf_t *out, const family_t *f, const series_t *s)
+{
+    xs_err_t err = XS_OK;
+    uint64_t cum = 0;
+    for (int b = 0; b <= f->n_bounds && !err; b++) {
+        char le[40] = "+Inf";
+        if (b < f->n_bounds) {
+            xs_buf_t tmp = {0};
+            if (write_value(&tmp, f->bounds[b]) == XS_OK && tmp.len < sizeof(le)) {
+                memcpy(le, tmp.data, tmp.len);
+                le[tmp.len] = '\0';
+            }
+            xs_buf_free(&tmp);
+        }
+        cum += s->hist[b];
+        if (!(err = write_sample_head(out, f, s, "_bucket", le)))
+            err = xs_buf_printf(out, "%llu\n", (unsigned long long)cum);
+    }
+    if (!err && !(err = write_sample_head(out, f, s, "_sum", NULL)) &&
+        !(err = write_value(out, s->v)) && !(err = xs_buf_append_u8(out, '\n')) &&
+        !(err = write_sample_head(out, f, s, "_count", NULL)))
+        err = xs_buf_printf(out, "%llu\n", (unsigned long long)s->count);
+    return err;
+}
+
 xs_err_t xs_metrics_render(xs_metrics_t *m, xs_buf_t *out)
 {
-    static const char *const type_names[] = {"counter", "gauge"};
+    static const char *const type_names[] = {"counter", "gauge", "histogram"};
     xs_err_t err = XS_OK;
     pthread_mutex_lock(&m->mu);
     for (int i = 0; i < m->n_fam && !err; i++) {
@@ -300,7 +430,9 @@ xs_err_t xs_metrics_render(xs_metrics_t *m, xs_buf_t *out)
             (err = write_escaped(out, f->help, false)) ||
             (err = xs_buf_printf(out, "\n# TYPE %s %s\n", f->name, type_names[f->type])))
             break;
-        for (size_t s = 0; s < f->n_series && !err; s++) {
+        for (size_t s = 0; s < f->n_series && !err && f->type == XS_METRIC_HISTOGRAM; s++)
+            err = write_histogram(out, f, &f->series[s]);
+        for (size_t s = 0; s < f->n_series && !err && f->type != XS_METRIC_HISTOGRAM; s++) {
             err = xs_buf_append_str(out, f->name);
             for (int k = 0; k < f->n_labels && !err; k++) {
                 if ((err = xs_buf_printf(out, "%s%s=\"", k ? "," : "{", f->labels[k])) ||

@@ -429,3 +429,26 @@ xs_err_t xs_store_destroy_dir(const char *dir, char *errstr, size_t errstr_size)
     }
     return XS_OK;
 }
+
+int xs_store_check_options(const xs_kv_t *opts, size_t n_opts,
+                           void (*report)(void *opaque, const char *message), void *opaque)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n_opts; i++) {
+        char *rerr = NULL, errstr[1024], what[512];
+        xs_buf_t ostr = {0};
+        xs_buf_printf(&ostr, "%s=%s", opts[i].key, opts[i].value);
+        rocksdb_options_t *base = rocksdb_options_create(), *n = rocksdb_options_create();
+        rocksdb_get_options_from_string(base, (const char *)ostr.data, n, &rerr);
+        if (rerr) {
+            snprintf(what, sizeof(what), "option rocksdb.%s", opts[i].key);
+            rocks_err(rerr, what, errstr, sizeof(errstr));
+            report(opaque, errstr);
+            bad++;
+        }
+        rocksdb_options_destroy(n);
+        rocksdb_options_destroy(base);
+        xs_buf_free(&ostr);
+    }
+    return bad;
+}

@@ -41,6 +41,7 @@
  */
 #include "xsell/worker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -49,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "xsell/codec.h"
 #include "xsell/engine.h"
@@ -57,9 +59,12 @@
 #include "xsell/kafka.h"
 #include "xsell/log.h"
 #include "xsell/metrics.h"
+#include "xsell/obs.h"
+#include "xsell/registry.h"
 #include "xsell/settings.h"
 #include "xsell/sketch.h"
 #include "xsell/store.h"
+#include "schemas.h"
 
 /* Checkpoint states: nothing in flight; the engine's snapshot is being put
  * into the batch and the producer's acknowledgements awaited, on the loop;
@@ -141,6 +146,20 @@ struct xs_worker {
     bool mu_init;
     xs_metrics_t *metrics;
     int mid[M__COUNT];
+    xs_obs_t *obs; /* histograms, build info, process metrics, per-partition lag */
+
+    /* Schema Registry (schema.registry.url; NULL without): unknown Confluent
+     * ids of the input are fetched once (the codec then keeps them); ids the
+     * registry does not know are remembered so a flood of them asks once. */
+    xs_registry_t *registry;
+    double registry_retry_max_ms;
+    int32_t registry_missing[64];
+    size_t n_registry_missing, registry_missing_next;
+    bool out_confluent;    /* output.framing = confluent */
+    int32_t out_schema_id; /* CrossSellList's id in the registry, -1 until registered */
+    volatile sig_atomic_t *stop;
+    char copy_headers[8][64]; /* output.headers.copy: trigger headers copied onto its list */
+    int n_copy_headers;
     char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
     int n_arms;
     xs_listmap_t *listmap;
@@ -241,6 +260,7 @@ static xs_err_t checkpoint_finish(xs_worker_t *w, char *errstr, size_t errstr_si
     atomic_store(&w->cp_state, CP_IDLE);
     if (w->cp_err) {
         xs_errstr_set(errstr, errstr_size, "%s", w->cp_errstr);
+        xs_obs_checkpoint_failed(w->obs);
         return w->cp_err;
     }
     pthread_mutex_lock(&w->mu);
@@ -261,6 +281,7 @@ static xs_err_t checkpoint_finish(xs_worker_t *w, char *errstr, size_t errstr_si
     xs_metrics_add(w->metrics, w->mid[M_CHECKPOINTS], NULL, 1);
     xs_metrics_set(w->metrics, w->mid[M_CP_LAST], NULL, w->st.last_checkpoint_ms / 1e3);
     xs_metrics_add(w->metrics, w->mid[M_CP_SECONDS], NULL, w->st.last_checkpoint_ms / 1e3);
+    xs_obs_checkpoint(w->obs, w->st.last_checkpoint_ms / 1e3);
     XS_DEBUG("checkpoint", "records=%d partitions=%zu ms=%.1f", xs_batch_count(w->batch),
              w->n_cp_offs, w->st.last_checkpoint_ms);
     return XS_OK;
@@ -341,12 +362,16 @@ static xs_err_t checkpoint_advance(xs_worker_t *w, size_t max, bool flush, bool 
     pthread_mutex_lock(&w->mu);
     xs_err_t err = xs_engine_snapshot_step(w->engine, max, &done, errstr, errstr_size);
     pthread_mutex_unlock(&w->mu);
+    if (err)
+        xs_obs_checkpoint_failed(w->obs);
     if (err || !done)
         return err;
     if (flush)
         err = xs_producer_flush(w->producer, 60000, errstr, errstr_size), acked = !err;
     else
         err = xs_producer_marked_done(w->producer, &acked, errstr, errstr_size);
+    if (err)
+        xs_obs_checkpoint_failed(w->obs);
     if (err || !acked)
         return err; /* nothing written: a restart replays from the last checkpoint */
     if (sync) {
@@ -608,7 +633,8 @@ static xs_err_t define_metrics(xs_worker_t *w)
         "placement,arm");
     id[M_LAG] = xs_metrics_define(m, "xsell_consumer_lag_messages", XS_METRIC_GAUGE,
                                 "Messages behind the high watermark over the assigned "
-                                "partitions (-1 unknown).",
+                                "partitions whose lag is known (never -1; "
+                                "xsell_consumer_lag_unknown_partitions counts the others).",
                                 NULL);
     id[M_ASSIGNED] = xs_metrics_define(m, "xsell_assigned_partitions", XS_METRIC_GAUGE,
                                      "Input partitions assigned to this worker.", NULL);
@@ -649,6 +675,41 @@ static xs_err_t define_metrics(xs_worker_t *w)
     return XS_OK;
 }
 
+/* The counters whose labels are known at start exist from the start, at 0
+ * (a rate() or an alert on them works before their first increment). */
+static void touch_series(xs_worker_t *w)
+{
+    xs_metrics_t *m = w->metrics;
+    for (int t = 0; t < XS_CLICK__COUNT; t++)
+        xs_metrics_touch(m, w->mid[M_EVENTS],
+                         (const char *[]){w->topic_clicks, xs_click_type_name((xs_click_type_t)t)});
+    for (int t = 0; t < XS_CART__COUNT; t++)
+        xs_metrics_touch(m, w->mid[M_EVENTS],
+                         (const char *[]){w->topic_cart, xs_cart_type_name((xs_cart_type_t)t)});
+    const char *in[] = {w->topic_clicks, w->topic_cart, w->topic_catalog};
+    for (size_t i = 0; i < XS_ARRAY_SIZE(in); i++)
+        if (*in[i])
+            xs_metrics_touch(m, w->mid[M_DECODE_ERRORS], (const char *[]){in[i]});
+    if (*w->topic_catalog) {
+        xs_metrics_touch(m, w->mid[M_EVENTS], (const char *[]){w->topic_catalog, "ITEM_UPDATE"});
+        xs_metrics_touch(m, w->mid[M_EVENTS], (const char *[]){w->topic_catalog, "TOMBSTONE"});
+    }
+    const char *reasons[] = {"too_large", "empty", "decode", "wrong_type", "validation"};
+    for (size_t i = 0; i < XS_ARRAY_SIZE(reasons); i++)
+        xs_metrics_touch(m, w->mid[M_DLQ], (const char *[]){reasons[i]});
+    xs_metrics_touch(m, w->mid[M_UNATTRIBUTED], (const char *[]){"click"});
+    xs_metrics_touch(m, w->mid[M_UNATTRIBUTED], (const char *[]){"purchase"});
+    for (int a = 0; a < (w->n_arms ? w->n_arms : 1); a++) {
+        const char *arm = w->n_arms ? w->arm_names[a] : "none";
+        for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++)
+            xs_metrics_touch(m, w->mid[M_LISTS],
+                             (const char *[]){xs_placement_name((xs_placement_t)pl), arm});
+        int per_arm[] = {M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE};
+        for (size_t i = 0; i < XS_ARRAY_SIZE(per_arm); i++)
+            xs_metrics_touch(m, w->mid[per_arm[i]], (const char *[]){arm});
+    }
+}
+
 /* Gauges that are sampled rather than counted; on the worker thread. */
 static void refresh_gauges(xs_worker_t *w)
 {
@@ -657,7 +718,23 @@ static void refresh_gauges(xs_worker_t *w)
     xs_engine_stats(w->engine, &es);
     pthread_mutex_unlock(&w->mu);
     w->st.lag = xs_consumer_lag(w->consumer);
-    xs_metrics_set(w->metrics, w->mid[M_LAG], NULL, (double)w->st.lag);
+    /* Per partition; the total over the partitions whose lag is known, and
+     * how many are not known (never -1). */
+    int64_t known = 0;
+    int unknown = 0;
+    for (size_t i = 0; i < w->n_parts; i++) {
+        part_t *p = &w->parts[i];
+        int64_t lag = p->assigned ? xs_consumer_partition_lag(w->consumer, p->topic, p->partition)
+                                  : -1;
+        xs_obs_partition_lag(w->obs, p->topic, p->partition, lag);
+        if (lag >= 0)
+            known += lag;
+        else if (p->assigned)
+            unknown++;
+    }
+    xs_metrics_set(w->metrics, w->mid[M_LAG], NULL, (double)known);
+    xs_obs_lag_unknown(w->obs, unknown);
+    xs_obs_sample_process(w->obs);
     xs_metrics_set(w->metrics, w->mid[M_ASSIGNED], NULL, xs_consumer_assigned_count(w->consumer));
     xs_metrics_set(w->metrics, w->mid[M_READY], NULL, atomic_load(&w->ready) ? 1 : 0);
     xs_metrics_set(w->metrics, w->mid[M_CACHE_HITS], NULL, (double)es.cache_hits);
@@ -669,6 +746,176 @@ static void refresh_gauges(xs_worker_t *w)
 }
 
 /* ---- processing (continued) ------------------------------------------------------------ */
+
+/* Sleeps ms in small steps, keeping the loop's heartbeat fresh (a wait on
+ * the registry is not a stalled worker); false when a stop was asked. */
+static bool wait_ms(xs_worker_t *w, double ms)
+{
+    for (double t0 = now_ms(); now_ms() - t0 < ms;) {
+        if (w->stop && *w->stop)
+            return false;
+        atomic_store(&w->heartbeat_ms, now_ms());
+        xs_producer_poll(w->producer);
+        usleep(20000);
+    }
+    return !(w->stop && *w->stop);
+}
+
+typedef xs_err_t (*registry_call_fn)(xs_worker_t *w, void *arg, char *errstr, size_t errstr_size);
+
+/* Calls fn until the registry answers: a registry that cannot be reached
+ * (XS_ERR_IO) or refuses the credentials (XS_ERR_CONFIG: they may be fixed
+ * in the registry) is asked again with exponential backoff from 100 ms up
+ * to schema.registry.retry.max.ms, for as long as it takes. XS_ERR_EOF when
+ * a stop was asked while waiting; any other answer is returned. */
+static xs_err_t registry_retry(xs_worker_t *w, const char *what, registry_call_fn fn, void *arg,
+                               char *errstr, size_t errstr_size)
+{
+    double backoff = 100;
+    for (int attempt = 1;; attempt++) {
+        xs_err_t err = fn(w, arg, errstr, errstr_size);
+        if (err != XS_ERR_IO && err != XS_ERR_CONFIG) {
+            if (attempt > 1)
+                XS_INFO("schema registry back", "what=\"%s\" attempts=%d", what, attempt);
+            return err;
+        }
+        XS_WARN("schema registry unavailable", "what=\"%s\" attempt=%d retry_in_ms=%.0f "
+                "error=\"%s\"", what, attempt, backoff, errstr);
+        if (!wait_ms(w, backoff))
+            return XS_ERR_EOF;
+        backoff = XS_MIN(backoff * 2, w->registry_retry_max_ms);
+    }
+}
+
+typedef struct fetch_arg {
+    int32_t id;
+    char *schema;
+} fetch_arg_t;
+
+static xs_err_t fetch_call(xs_worker_t *w, void *arg, char *errstr, size_t errstr_size)
+{
+    fetch_arg_t *a = arg;
+    return xs_registry_schema_by_id(w->registry, a->id, &a->schema, errstr, errstr_size);
+}
+
+/*
+ * Before a message is processed (outside the lock): a Confluent-framed value
+ * whose schema id the codec does not know has its writer schema fetched from
+ * the registry and added, as the writer of the topic's record kind (then the
+ * decode resolves it against xsell's reader schema). An id the registry does
+ * not have, or a schema that does not resolve, is left unknown: the message
+ * is dead-lettered by the decode as any unknown id ("unknown schema id N").
+ * XS_ERR_EOF: a stop was asked while the registry was unavailable (the
+ * message is not applied, its offset not stored).
+ */
+static xs_err_t resolve_schema(xs_worker_t *w, const xs_msg_t *m, char *errstr,
+                               size_t errstr_size)
+{
+    const uint8_t *v = m->value;
+    int kind = topic_kind(w, m->topic);
+    if (!w->registry || !v || m->value_len < 5 || v[0] != 0x00 || kind < 0 || is_bare(w, m->topic))
+        return XS_OK;
+    int32_t id = (int32_t)((uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4]);
+    if (xs_codec_has_confluent_id(w->codec, id))
+        return XS_OK;
+    for (size_t i = 0; i < w->n_registry_missing; i++)
+        if (w->registry_missing[i] == id)
+            return XS_OK;
+    char what[48], why[1024] = "";
+    snprintf(what, sizeof(what), "schema id %d", (int)id);
+    fetch_arg_t a = {id, NULL};
+    xs_err_t err = registry_retry(w, what, fetch_call, &a, why, sizeof(why));
+    if (err == XS_ERR_EOF || err == XS_ERR_NOMEM) {
+        xs_errstr_set(errstr, errstr_size, "waiting for the schema registry: %s", why);
+        return err;
+    }
+    if (!err)
+        err = xs_codec_add_writer(w->codec, (xs_event_kind_t)kind, a.schema, id, why, sizeof(why));
+    free(a.schema);
+    if (err) {
+        XS_WARN("schema id not usable", "topic=%s id=%d error=\"%s\"", m->topic, (int)id, why);
+        w->registry_missing[w->registry_missing_next++ % XS_ARRAY_SIZE(w->registry_missing)] = id;
+        if (w->n_registry_missing < XS_ARRAY_SIZE(w->registry_missing))
+            w->n_registry_missing++;
+        return XS_OK;
+    }
+    XS_INFO("schema fetched", "topic=%s id=%d kind=%s", m->topic, (int)id,
+            xs_kind_name((xs_event_kind_t)kind));
+    return XS_OK;
+}
+
+static xs_err_t register_call(xs_worker_t *w, void *arg, char *errstr, size_t errstr_size)
+{
+    char subject[512];
+    (void)arg;
+    snprintf(subject, sizeof(subject), "%s-value", w->topic_output);
+    return xs_registry_register(w->registry, subject, xs_schema_text_CrossSellList,
+                                &w->out_schema_id, errstr, errstr_size);
+}
+
+/* output.framing = confluent: CrossSellList registered under the output
+ * topic's value subject (TopicNameStrategy) before the first list. */
+static xs_err_t register_output(xs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    if (!w->out_confluent || w->out_schema_id >= 0)
+        return XS_OK;
+    char why[1024] = "";
+    xs_err_t err = registry_retry(w, "register CrossSellList", register_call, NULL, why,
+                                  sizeof(why));
+    if (err) {
+        xs_errstr_set(errstr, errstr_size, "output.framing = confluent: %s", why);
+        return err;
+    }
+    XS_INFO("output schema registered", "subject=%s-value id=%d", w->topic_output,
+            (int)w->out_schema_id);
+    return XS_OK;
+}
+
+/* Rewrites a single-object encoded list (C3 01 + 8-byte fingerprint) into
+ * the Confluent wire format (00 + 4-byte big-endian id); the body is the same. */
+static void to_confluent(xs_buf_t *b, int32_t id)
+{
+    assert(b->len >= 10 && b->data[0] == 0xC3 && b->data[1] == 0x01);
+    b->data[5] = 0x00; /* the 5 bytes before the body: 00 id(BE32) */
+    b->data[6] = (uint8_t)(id >> 24);
+    b->data[7] = (uint8_t)(id >> 16);
+    b->data[8] = (uint8_t)(id >> 8);
+    b->data[9] = (uint8_t)id;
+    memmove(b->data, b->data + 5, b->len - 5);
+    b->len -= 5;
+}
+
+/* A null value on the catalog topic (a tombstone: compaction's way to
+ * delete a key) deletes the item named by the key. A tombstone whose key is
+ * not an item id (missing, empty, too long, NUL or invalid UTF-8) goes to
+ * the DLQ as a validation failure. */
+static xs_err_t tombstone(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t errstr_size)
+{
+    char reason[128] = "";
+    if (!m->key || m->key_len == 0)
+        snprintf(reason, sizeof(reason), "catalog tombstone without a key (item_id)");
+    else if (m->key_len > w->limits.max_id_len)
+        snprintf(reason, sizeof(reason), "catalog tombstone key too long (%zu > %zu bytes)",
+                 m->key_len, w->limits.max_id_len);
+    else if (memchr(m->key, 0, m->key_len) || !xs_utf8_valid(m->key, m->key_len))
+        snprintf(reason, sizeof(reason), "catalog tombstone key is not valid UTF-8");
+    if (*reason) {
+        w->st.dlq_by_reason_validation++;
+        return dead_letter(w, m, reason, "validation", errstr, errstr_size);
+    }
+    char *item = xs_strndup(m->key, m->key_len);
+    if (!item)
+        return XS_ERR_NOMEM;
+    xs_err_t err = xs_engine_delete_item(w->engine, item, errstr, errstr_size);
+    free(item);
+    if (err)
+        return err;
+    w->st.events++;
+    xs_metrics_add(w->metrics, w->mid[M_EVENTS], (const char *[]){m->topic, "TOMBSTONE"}, 1);
+    XS_DEBUG("catalog tombstone", "topic=%s partition=%d offset=%" PRId64, m->topic,
+             m->partition, m->offset);
+    return XS_OK;
+}
 
 static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t errstr_size)
 {
@@ -687,6 +934,10 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
                  w->max_message_bytes);
         w->st.dlq_by_reason_size++;
         err = dead_letter(w, m, reason, "too_large", errstr, errstr_size);
+        goto out;
+    }
+    if (!m->value && expect == XS_KIND_ITEM) {
+        err = tombstone(w, m, errstr, errstr_size);
         goto out;
     }
     if (!m->value || m->value_len == 0) {
@@ -733,12 +984,32 @@ static xs_err_t process(xs_worker_t *w, const xs_msg_t *m, char *errstr, size_t 
             xs_errstr_set(errstr, errstr_size, "encode list: %s", xs_err2str(err));
             goto out;
         }
+        if (w->out_confluent)
+            to_confluent(&w->out, w->out_schema_id);
+        /* Headers: what the value is, then the trigger's trace headers. */
+        xs_header_t h[3 + XS_ARRAY_SIZE(w->copy_headers)];
+        size_t nh = 0;
+        char sid[16];
+        h[nh++] = (xs_header_t){"content-type", "application/vnd.apache.avro+binary", 34};
+        h[nh++] = w->out_confluent ? (xs_header_t){"xsell.framing", "confluent", 9}
+                                   : (xs_header_t){"xsell.framing", "single-object", 13};
+        if (w->out_confluent) {
+            snprintf(sid, sizeof(sid), "%d", (int)w->out_schema_id);
+            h[nh++] = (xs_header_t){"xsell.schema.id", sid, strlen(sid)};
+        }
+        for (int i = 0; i < w->n_copy_headers; i++) {
+            const void *hv = NULL;
+            size_t hl = 0;
+            if (xs_msg_header(m, w->copy_headers[i], &hv, &hl))
+                h[nh++] = (xs_header_t){w->copy_headers[i], hv, hv ? hl : 0};
+        }
         if ((err = xs_producer_send(w->producer, w->topic_output, -1, list.user_id,
-                                    strlen(list.user_id), w->out.data, w->out.len, NULL, 0,
+                                    strlen(list.user_id), w->out.data, w->out.len, h, nh,
                                     errstr, errstr_size)))
             goto out;
         w->st.lists++;
         count_list(w, &list);
+        xs_obs_published(w->obs, ev.ts);
     }
 out:
     xs_event_clear(&ev);
@@ -805,6 +1076,13 @@ static xs_err_t split_bare(xs_worker_t *w, const char *list)
 }
 
 /* ---- HTTP service (called on the HTTP thread) ------------------------------------- */
+
+static void svc_observe(void *opaque, const char *route, unsigned status, double seconds)
+{
+    xs_worker_t *w = opaque;
+    (void)status;
+    xs_obs_http(w->obs, route, seconds);
+}
 
 static xs_err_t svc_metrics(void *opaque, xs_buf_t *out)
 {
@@ -992,6 +1270,7 @@ static xs_err_t start_http(xs_worker_t *w, char *errstr, size_t errstr_size)
         .ready = svc_ready,
         .cross_sell = svc_cross_sell,
         .neighbours = svc_neighbours,
+        .observe = svc_observe,
     };
     if (!(w->http = xs_http_new(&ho, &svc, errstr, errstr_size)))
         return XS_ERR_IO;
@@ -1141,10 +1420,54 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
             xs_metrics_add(w->metrics, w->mid[M_ADD_OPPS], lv, 0);
             xs_metrics_add(w->metrics, w->mid[M_ADD_HITS], lv, 0);
         }
+    {
+        const char *in[] = {w->topic_clicks, w->topic_cart, w->topic_catalog};
+        if (!(w->obs = xs_obs_new(w->metrics, in, XS_ARRAY_SIZE(in)))) {
+            xs_errstr_set(errstr, errstr_size, "out of memory (metrics)");
+            goto fail;
+        }
+        touch_series(w);
+    }
     if (!(w->codec = xs_codec_new(errstr, errstr_size)))
         goto fail;
     if (xs_config_each_confluent_schema(cfg, add_confluent, w, errstr, errstr_size) != XS_OK)
         goto fail;
+    {
+        /* output.headers.copy: a comma-separated list of header names */
+        const char *p = xs_config_str(cfg, "output.headers.copy");
+        while (*p && w->n_copy_headers < (int)XS_ARRAY_SIZE(w->copy_headers)) {
+            size_t len = strcspn(p, ",");
+            while (len && p[0] == ' ')
+                p++, len--;
+            size_t l2 = len;
+            while (l2 && p[l2 - 1] == ' ')
+                l2--;
+            if (l2 && l2 < sizeof(w->copy_headers[0]))
+                snprintf(w->copy_headers[w->n_copy_headers++], sizeof(w->copy_headers[0]),
+                         "%.*s", (int)l2, p);
+            p += len + (p[len] == ',');
+        }
+    }
+    w->out_schema_id = -1;
+    w->out_confluent = !strcmp(xs_config_str(cfg, "output.framing"), "confluent");
+    w->registry_retry_max_ms = (double)xs_config_int(cfg, "schema.registry.retry.max.ms");
+    if (*xs_config_str(cfg, "schema.registry.url")) {
+        xs_registry_opts_t ro = {
+            .url = xs_config_str(cfg, "schema.registry.url"),
+            .user = xs_config_str(cfg, "schema.registry.basic.auth.user"),
+            .password = xs_config_str(cfg, "schema.registry.basic.auth.password"),
+            .bearer_token = xs_config_str(cfg, "schema.registry.bearer.token"),
+            .ca_location = xs_config_str(cfg, "schema.registry.ssl.ca.location"),
+            .cert_location = xs_config_str(cfg, "schema.registry.ssl.certificate.location"),
+            .key_location = xs_config_str(cfg, "schema.registry.ssl.key.location"),
+            .timeout_ms = (long)xs_config_int(cfg, "schema.registry.timeout.ms"),
+        };
+        if (!(w->registry = xs_registry_new(&ro, errstr, errstr_size)))
+            goto fail;
+    } else if (w->out_confluent) {
+        xs_errstr_set(errstr, errstr_size, "output.framing = confluent needs schema.registry.url");
+        goto fail;
+    }
 
     const xs_kv_t *kconf = xs_config_passthrough(cfg, "kafka.", &n_kafka);
     const char *bootstrap = NULL;
@@ -1215,6 +1538,7 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
     xs_err_t err = XS_OK;
     atomic_store(&w->heartbeat_ms, last_cp);
     atomic_store(&w->running, true);
+    w->stop = stop;
     XS_INFO("worker started", "state_dir=%s group=%s until_end=%s",
             xs_config_str(w->cfg, "state.dir"), xs_config_str(w->cfg, "group.id"),
             w->until_end ? "true" : "false");
@@ -1229,10 +1553,20 @@ xs_err_t xs_worker_run(xs_worker_t *w, volatile sig_atomic_t *stop, char *errstr
             xs_errstr_set(errstr, errstr_size, "%s", w->hook_errstr);
             break;
         }
+        if (err == XS_OK && ((err = resolve_schema(w, &m, errstr, errstr_size)) != XS_OK ||
+                             (err = register_output(w, errstr, errstr_size)) != XS_OK)) {
+            if (err == XS_ERR_EOF) { /* stopped while waiting for the registry */
+                err = XS_OK;
+                break;
+            }
+            break;
+        }
         if (err == XS_OK) {
+            double t0 = now_ms();
             pthread_mutex_lock(&w->mu);
             err = process(w, &m, errstr, errstr_size);
             pthread_mutex_unlock(&w->mu);
+            xs_obs_event(w->obs, m.topic, (now_ms() - t0) / 1e3);
             if (err != XS_OK)
                 break;
         } else if (err == XS_ERR_INPUT_LOST) {
@@ -1356,6 +1690,8 @@ void xs_worker_destroy(xs_worker_t *w)
     free(w->bare_topics);
     xs_buf_free(&w->out);
     xs_listmap_destroy(w->listmap);
+    xs_obs_destroy(w->obs);
+    xs_registry_destroy(w->registry);
     xs_metrics_destroy(w->metrics);
     if (w->mu_init)
         pthread_mutex_destroy(&w->mu);

@@ -3,16 +3,19 @@
  * single-object fingerprints, so producers in any language can frame
  * messages (C3 01 + fingerprint, little-endian) without a registry.
  *
- * xsell config --doc | --check FILE — prints the configuration table as
- * Markdown (docs/CONFIG.md), or validates a config file.
+ * xsell config --doc | --check FILE... — prints the configuration table as
+ * Markdown (docs/CONFIG.md), or applies to the files every check the worker
+ * applies at start (xs_config_check()) and prints every error, not the first.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "xsell/check.h"
 #include "xsell/codec.h"
 #include "xsell/config.h"
+#include "xsell/json.h"
 
 int xs_cli_schemas(int argc, char **argv)
 {
@@ -49,6 +52,20 @@ int xs_cli_schemas(int argc, char **argv)
     return 0;
 }
 
+static void print_error(void *opaque, const char *message)
+{
+    (void)opaque;
+    fprintf(stderr, "%s\n", message);
+}
+
+static void collect_error(void *opaque, const char *message)
+{
+    xs_buf_t *b = opaque;
+    if (b->len)
+        xs_buf_append_u8(b, ',');
+    xs_json_write_string(b, message, strlen(message));
+}
+
 int xs_cli_config(int argc, char **argv)
 {
     char errstr[1024];
@@ -56,16 +73,46 @@ int xs_cli_config(int argc, char **argv)
         xs_config_doc(stdout);
         return 0;
     }
-    if (argc == 3 && !strcmp(argv[1], "--check")) {
-        xs_config_t *cfg = xs_config_new();
-        xs_err_t err = xs_config_load_file(cfg, argv[2], errstr, sizeof(errstr));
-        if (err)
-            fprintf(stderr, "%s\n", errstr);
-        else
-            xs_config_dump(cfg, stdout);
-        xs_config_destroy(cfg);
-        return err ? 1 : 0;
+    bool json = argc >= 2 && !strcmp(argv[1], "--json");
+    if (json) {
+        argc--;
+        argv++;
     }
-    fprintf(stderr, "usage: xsell config --doc | --check FILE\n");
+    if (argc >= 3 && !strcmp(argv[1], "--check")) {
+        /* Every file (later ones override earlier ones, as the worker's
+         * --config), then every check the worker applies at start. With
+         * --json: one object {"ok", "errors": [...], "config": {...}} on
+         * stdout (config only when ok). */
+        xs_config_t *cfg = xs_config_new();
+        xs_buf_t errors = {0}, out = {0};
+        if (!cfg)
+            return 1;
+        xs_report_fn report = json ? collect_error : print_error;
+        void *opaque = json ? &errors : NULL;
+        int bad = 0;
+        for (int i = 2; i < argc; i++)
+            bad += xs_config_load_file_all(cfg, argv[i], report, opaque);
+        bad += xs_config_check(cfg, report, opaque);
+        if (json) {
+            xs_buf_printf(&out, "{\"ok\":%s,\"errors\":[%.*s]", bad ? "false" : "true",
+                          (int)errors.len, errors.len ? (const char *)errors.data : "");
+            if (!bad) {
+                xs_buf_append_str(&out, ",\"config\":");
+                xs_config_dump_json(cfg, &out);
+            }
+            xs_buf_append_str(&out, "}\n");
+            fwrite(out.data, 1, out.len, stdout);
+        } else if (bad) {
+            fprintf(stderr, "%d error%s\n", bad, bad == 1 ? "" : "s");
+        } else {
+            xs_config_dump(cfg, stdout);
+        }
+        xs_buf_free(&errors);
+        xs_buf_free(&out);
+        xs_config_destroy(cfg);
+        return bad ? 1 : 0;
+    }
+    (void)errstr;
+    fprintf(stderr, "usage: xsell config --doc | [--json] --check FILE...\n");
     return 2;
 }

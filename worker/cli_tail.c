@@ -27,6 +27,7 @@
  * runs until SIGINT/SIGTERM. Exit status 0, 1 on a Kafka or output error,
  * 2 on usage errors.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -157,7 +158,7 @@ static void tail_usage(FILE *out)
                  "  --catalog-topic T    titles from this topic (default xsell.catalog)\n"
                  "  --no-catalog         print no titles\n"
                  "  --format json|text   one JSON object per list (default) or a readable block\n"
-                 "  --placement P        only lists of PRODUCT_PAGE, CART, CHECKOUT or POST_PURCHASE\n"
+                 "  --placement P        only lists of PRODUCT_PAGE, CART, CHECKOUT or POST_PURCHASE (any case)\n"
                  "  -X key=value         librdkafka consumer property (repeatable)\n");
 }
 
@@ -452,12 +453,18 @@ int xs_cli_tail(int argc, char **argv)
             }
             o.text = !strcmp(optarg, "text");
             break;
-        case OPT_PLACEMENT:
-            if ((o.placement = xs_placement_from_name(optarg)) < 0) {
+        case OPT_PLACEMENT: {
+            /* case-insensitive, like the HTTP API's placement parameter */
+            char upper[32] = "";
+            size_t len = strlen(optarg);
+            for (size_t i = 0; len < sizeof(upper) && i <= len; i++)
+                upper[i] = (char)toupper((unsigned char)optarg[i]);
+            if ((o.placement = xs_placement_from_name(upper)) < 0) {
                 snprintf(errstr, sizeof(errstr), "--placement: unknown placement '%s'", optarg);
                 goto usage_error;
             }
             break;
+        }
         case 'X':
             if ((err = xs_cli_kvs_add(&kvs, optarg, errstr, sizeof(errstr))) != XS_OK) {
                 if (err == XS_ERR_NOMEM)

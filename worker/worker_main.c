@@ -25,9 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xsell/check.h"
 #include "xsell/config.h"
 #include "xsell/log.h"
 #include "xsell/store.h"
+#include "xsell/version.h"
 #include "xsell/worker.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -45,7 +47,8 @@ static void usage(FILE *out)
             "--bootstrap-file F]\n"
             "                    [--state-dir D] [--group G] [--http ADDR] [--from-beginning] "
             "[--until-end]\n"
-            "                    [--reset-state --yes] [--print-config]\n\n"
+            "                    [--reset-state --yes] [--print-config]\n"
+            "       xsell-worker --version\n\n"
             "  --config FILE        key = value file (see docs/CONFIG.md)\n"
             "  --set key=value      override one key (repeatable)\n"
             "  --bootstrap B        same as --set kafka.bootstrap.servers=B\n"
@@ -64,7 +67,8 @@ static void usage(FILE *out)
             "beginning); needs --yes\n"
             "                       when the directory is not empty\n"
             "  --print-config       print the effective configuration (secrets masked) and "
-            "exit\n\n"
+            "exit\n"
+            "  --version            print the version, git commit and library versions and exit\n\n"
             "exit status: 0 ok, 1 failed, 2 usage or configuration, 3 state device full,\n"
             "             4 broker unreachable (--until-end), 5 input lost to retention\n");
 }
@@ -82,6 +86,12 @@ static int exit_status(xs_err_t err)
     default:
         return 1;
     }
+}
+
+static void print_error(void *opaque, const char *message)
+{
+    (void)opaque;
+    fprintf(stderr, "xsell-worker: %s\n", message);
 }
 
 static char *read_line_file(const char *path)
@@ -104,19 +114,21 @@ int main(int argc, char **argv)
     char errstr[1024] = "";
     int rc = 1;
     bool until_end = false, reset = false, yes = false, print = false, from_beginning = false;
+    int bad_files = 0;
     xs_worker_t *w = NULL;
     xs_config_t *cfg = xs_config_new();
     if (!cfg)
         return 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--version")) {
+            xs_version_print(stdout, "xsell-worker");
+            rc = 0;
+            goto out;
+        }
     /* The config file first, so that every flag overrides it whatever the order. */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            if (xs_config_load_file(cfg, argv[++i], errstr, sizeof(errstr))) {
-                fprintf(stderr, "xsell-worker: %s\n", errstr);
-                rc = 2;
-                goto out;
-            }
-        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            bad_files += xs_config_load_file_all(cfg, argv[++i], print_error, NULL);
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -186,9 +198,22 @@ int main(int argc, char **argv)
         }
     }
     xs_log_set_level((xs_log_level_t)xs_log_level_from_name(xs_config_str(cfg, "log.level")));
+    xs_log_set_format((xs_log_format_t)xs_log_format_from_name(xs_config_str(cfg, "log.format")));
     if (print) {
+        if (bad_files) {
+            rc = 2;
+            goto out;
+        }
         xs_config_dump(cfg, stdout);
         rc = 0;
+        goto out;
+    }
+    /* Every check at once (the same as `xsell config --check`): all the
+     * errors, not the first, before anything is opened. */
+    int bad = bad_files + xs_config_check(cfg, print_error, NULL);
+    if (bad) {
+        fprintf(stderr, "xsell-worker: %d configuration error%s\n", bad, bad == 1 ? "" : "s");
+        rc = 2;
         goto out;
     }
     const char *dir = xs_config_str(cfg, "state.dir");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "xsell/version.h"
 
 static const struct {
     const char *name;
@@ -24,7 +25,8 @@ static const struct {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: xsell COMMAND [OPTIONS]   (xsell COMMAND --help for options)\n\n");
+    fprintf(out, "usage: xsell COMMAND [OPTIONS]   (xsell COMMAND --help for options)\n"
+                 "       xsell --version\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
@@ -37,6 +39,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        xs_version_print(stdout, "xsell");
         return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -55,6 +55,9 @@ void xs_codec_destroy(xs_codec_t *codec); /* NULL is a no-op */
 xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char *schema_json,
                              int32_t confluent_id, char *errstr, size_t errstr_size);
 
+/* True when a writer schema is registered for Confluent schema id `id`. */
+bool xs_codec_has_confluent_id(const xs_codec_t *codec, int32_t id);
+
 /* Sets the writer schema used for bare framing of `kind` (default: reader). */
 xs_err_t xs_codec_set_bare_writer(xs_codec_t *codec, xs_event_kind_t kind,
                                   const char *schema_json, char *errstr, size_t errstr_size);

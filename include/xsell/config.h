@@ -40,6 +40,15 @@ xs_err_t xs_config_set_pair(xs_config_t *cfg, const char *pair, const char *orig
 xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr,
                              size_t errstr_size);
 
+/* Receives one error message of a check that goes on after it (below). */
+typedef void (*xs_report_fn)(void *opaque, const char *message);
+
+/* Loads a file as xs_config_load_file() but goes on after a bad line: every
+ * error ("file:line: message", or the open error) goes to report. Returns how
+ * many; the good lines are set. */
+int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn report,
+                            void *opaque);
+
 /* Typed getters of table keys (the default when unset). Unknown keys abort:
  * they are programming errors. */
 const char *xs_config_str(const xs_config_t *cfg, const char *key);
@@ -66,6 +75,8 @@ xs_err_t xs_config_each_confluent_schema(const xs_config_t *cfg, xs_config_schem
 
 /* Writes the effective configuration (secrets masked), one "key = value" per line. */
 void xs_config_dump(const xs_config_t *cfg, FILE *out);
+/* The same as one JSON object {"key": "value", ...} (values as strings, secrets masked). */
+xs_err_t xs_config_dump_json(const xs_config_t *cfg, xs_buf_t *out);
 /* Writes the key table as Markdown. */
 void xs_config_doc(FILE *out);
 

@@ -167,6 +167,16 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
                            xs_list_t *list, bool *has_list, char *errstr, size_t errstr_size);
 
 /*
+ * Deletes an item, as a tombstone (a null value keyed by item_id) on the
+ * compacted catalog topic asks: flagged deleted, so no list suggests it
+ * again, and its catalog fields (title, family, category, stock,
+ * repurchasable) dropped; its co-occurrence counts stay. A later ItemUpdate
+ * lists it again. Counted as an item update. Errors as xs_engine_process().
+ */
+xs_err_t xs_engine_delete_item(xs_engine_t *e, const char *item_id, char *errstr,
+                               size_t errstr_size);
+
+/*
  * What the last xs_engine_process() saw at a cart ADD (zeros for any other
  * event, a duplicate included): per placement, the added lines for which a
  * last published list was remembered in the user's profile (opportunities)

@@ -72,6 +72,11 @@ typedef struct xs_http_service {
     xs_err_t (*neighbours)(void *opaque, const char *item_id, xs_class_t cls, int n,
                            xs_neighbour_t **out, int *n_out, xs_item_info_t *info, char *errstr,
                            size_t errstr_size);
+    /* Told of every answered request: the route template ("/metrics",
+     * "/v1/users/{id}/cross-sell", ...; "other" for unknown paths and
+     * requests refused before routing), the status and the seconds from the
+     * request to the answer queued. */
+    void (*observe)(void *opaque, const char *route, unsigned status, double seconds);
 } xs_http_service_t;
 
 typedef struct xs_http_opts {

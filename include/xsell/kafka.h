@@ -150,7 +150,12 @@ typedef struct xs_msg {
     const void *value;
     size_t value_len;
     int64_t timestamp; /* message timestamp (ms), -1 if none */
+    const void *native; /* the librdkafka message (headers), NULL when none */
 } xs_msg_t;
+
+/* The value of the last header `name` of a polled message (valid as the
+ * message); false when it has none. value may be NULL for a null header. */
+bool xs_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len);
 
 /*
  * Waits up to timeout_ms for the next message. Returns XS_OK with *msg
@@ -198,6 +203,8 @@ xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, siz
 
 /* Sum over assigned partitions of (high watermark - position); -1 unknown. */
 int64_t xs_consumer_lag(xs_consumer_t *c);
+/* The same for one partition; -1 when unknown or not assigned. */
+int64_t xs_consumer_partition_lag(xs_consumer_t *c, const char *topic, int32_t partition);
 
 /* Commits `offset` (the next offset to consume) for one partition. */
 xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition,
@@ -253,6 +260,17 @@ typedef struct xs_topic_info {
 xs_err_t xs_kafka_describe_topic(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
                                  const char *topic, int timeout_ms, xs_topic_info_t *info,
                                  char *errstr, size_t errstr_size);
+
+/* The version of the librdkafka loaded at run time ("2.0.2"). */
+const char *xs_kafka_version(void);
+
+/*
+ * Checks kafka.* passthrough pairs (prefix stripped) with librdkafka's own
+ * parser, without connecting: report(opaque, message) for each pair it
+ * rejects (secret values hidden as in the worker's errors). Returns how many.
+ */
+int xs_kafka_check_conf(const xs_kv_t *conf, size_t n_conf,
+                        void (*report)(void *opaque, const char *message), void *opaque);
 
 #ifdef __cplusplus
 }

@@ -39,9 +39,11 @@ extern "C" {
 typedef enum xs_metric_type {
     XS_METRIC_COUNTER = 0,
     XS_METRIC_GAUGE,
+    XS_METRIC_HISTOGRAM, /* declared with xs_metrics_define_histogram() */
 } xs_metric_type_t;
 
-#define XS_METRICS_MAX_LABELS 4
+#define XS_METRICS_MAX_LABELS 6
+#define XS_METRICS_MAX_BUCKETS 32
 #define XS_METRICS_MAX_FAMILIES 64
 
 typedef struct xs_metrics xs_metrics_t;
@@ -58,6 +60,24 @@ void xs_metrics_destroy(xs_metrics_t *m); /* NULL is a no-op */
  */
 int xs_metrics_define(xs_metrics_t *m, const char *name, xs_metric_type_t type, const char *help,
                       const char *labels);
+
+/*
+ * Declares a histogram family: bounds are the buckets' upper bounds,
+ * strictly ascending and finite (+Inf is implied), at most
+ * XS_METRICS_MAX_BUCKETS. Rendered as <name>_bucket{...,le="b"} (cumulative),
+ * <name>_sum and <name>_count. -1 as xs_metrics_define(), or for bad bounds.
+ */
+int xs_metrics_define_histogram(xs_metrics_t *m, const char *name, const char *help,
+                                const char *labels, const double *bounds, size_t n_bounds);
+/* One observation into the histogram series of `values` (NaN ignored). */
+void xs_metrics_observe(xs_metrics_t *m, int family, const char *const *values, double v);
+/* Creates the series of `values` at zero when missing, so it renders from the
+ * start rather than after its first update. */
+void xs_metrics_touch(xs_metrics_t *m, int family, const char *const *values);
+
+/* Removes the series of `values` (families with labels only), e.g. a
+ * partition no longer assigned; a later update creates it again. */
+void xs_metrics_remove(xs_metrics_t *m, int family, const char *const *values);
 
 /* Adds delta to (counter) or sets (gauge or counter) the series of `values`
  * (one string per label of the family; NULL values render as ""). Invalid

@@ -48,6 +48,13 @@ typedef struct xs_batch xs_batch_t;
 xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, bool read_only,
                           char *errstr, size_t errstr_size);
 void xs_store_close(xs_store_t *s); /* NULL is a no-op */
+/*
+ * Checks rocksdb.* passthrough pairs (prefix stripped) with RocksDB's option
+ * parser, one pair at a time, without opening anything: report(opaque,
+ * message) for each pair it rejects. Returns how many.
+ */
+int xs_store_check_options(const xs_kv_t *opts, size_t n_opts,
+                           void (*report)(void *opaque, const char *message), void *opaque);
 /* NULL, or what RocksDB found damaged in the write-ahead log at open (the
  * store then holds the state of the last checkpoint before the damage). */
 const char *xs_store_wal_damage(const xs_store_t *s);

@@ -210,6 +210,16 @@ fi
 n_bad=$(grep -c 'undecodable' "$tmp/tail2.err" || true)
 [[ "$n_bad" -eq 3 ]] || fail "expected 3 undecodable reports for xsell.dlq, got $n_bad"
 
+step "xsell tail --placement: any case, like the HTTP API"
+timeout 60 "$XSELL" tail --bootstrap-file "$tmp/bs" --from-beginning --until-end \
+    --placement post_Purchase >/dev/null 2>"$tmp/tail3.err" \
+    || fail "tail --placement post_Purchase failed: $(tail -n 3 "$tmp/tail3.err")"
+set +e
+"$XSELL" tail --bootstrap-file "$tmp/bs" --until-end --placement basket >/dev/null 2>"$tmp/tail4.err"; rc=$?
+set -e
+[[ $rc -eq 2 ]] || fail "tail --placement basket exited $rc, expected 2"
+grep -q "unknown placement 'basket'" "$tmp/tail4.err" || fail "tail --placement basket: $(cat "$tmp/tail4.err")"
+
 # --- 7. shutdown ---------------------------------------------------------------------
 step "SIGTERM stops the broker"
 kill -TERM "$broker_pid"

@@ -241,6 +241,7 @@ typedef struct prom {
     sample_t *s;
     int n;
     char typed[64][128]; /* families with a TYPE line */
+    char types[64][16];  /* their types */
     int n_typed;
 } prom_t;
 
@@ -330,6 +331,7 @@ static prom_t prom_parse(const char *text)
                         if (!strcmp(p.s[i].name, name))
                             fail_msg("metrics line %d: TYPE after samples of %s", lineno, name);
                     assert_true(p.n_typed < 64);
+                    snprintf(p.types[p.n_typed], 16, "%s", type);
                     snprintf(p.typed[p.n_typed++], 128, "%s", name);
                 } else {
                     for (int i = 0; i < n_helped; i++)
@@ -401,18 +403,39 @@ static prom_t prom_parse(const char *text)
             if (end == c + 1 || *end)
                 fail_msg("metrics line %d: bad timestamp", lineno);
         }
-        /* Families are contiguous, declared before use, series unique. */
-        if (typed_index(&p, s->name) < 0)
-            fail_msg("metrics line %d: sample of %s without TYPE", lineno, s->name);
-        if (strcmp(current, s->name) != 0) {
+        /* Families are contiguous, declared before use, series unique; a
+         * histogram's samples are <family>_bucket (with le), _sum, _count. */
+        char family[128];
+        snprintf(family, sizeof(family), "%s", s->name);
+        if (typed_index(&p, s->name) < 0) {
+            static const char *const sfx[] = {"_bucket", "_sum", "_count"};
+            size_t sl = strlen(s->name);
+            for (int k = 0; k < 3; k++) {
+                size_t fl = strlen(sfx[k]);
+                if (sl > fl && !strcmp(s->name + sl - fl, sfx[k])) {
+                    snprintf(family, sizeof(family), "%.*s", (int)(sl - fl), s->name);
+                    int ti = typed_index(&p, family);
+                    if (ti >= 0 && !strcmp(p.types[ti], "histogram"))
+                        break;
+                }
+                snprintf(family, sizeof(family), "%s", s->name);
+            }
+            if (typed_index(&p, family) < 0)
+                fail_msg("metrics line %d: sample of %s without TYPE", lineno, s->name);
+            bool le = strstr(s->labels, "le=\"") != NULL;
+            if (le != (strstr(s->name, "_bucket") != NULL))
+                fail_msg("metrics line %d: le label on a non-bucket sample or a bucket without le",
+                         lineno);
+        }
+        if (strcmp(current, family) != 0) {
             for (int i = 0; i < n_done; i++)
-                if (!strcmp(done[i], s->name))
-                    fail_msg("metrics line %d: samples of %s are not contiguous", lineno, s->name);
+                if (!strcmp(done[i], family))
+                    fail_msg("metrics line %d: samples of %s are not contiguous", lineno, family);
             if (*current) {
                 assert_true(n_done < 64);
                 snprintf(done[n_done++], 128, "%s", current);
             }
-            snprintf(current, sizeof(current), "%s", s->name);
+            snprintf(current, sizeof(current), "%s", family);
         }
         for (int i = 0; i < p.n; i++)
             if (!strcmp(p.s[i].name, s->name) && !strcmp(p.s[i].labels, s->labels))
@@ -429,6 +452,66 @@ static double prom_value(const prom_t *p, const char *name, const char *labels)
         if (!strcmp(p->s[i].name, name) && !strcmp(p->s[i].labels, labels ? labels : ""))
             return p->s[i].v;
     return NAN;
+}
+
+/*
+ * Checks every series of histogram `name`: cumulative buckets in ascending
+ * le order that never decrease, the last one le="+Inf", equal to _count, a
+ * _sum. Returns the total of the _count samples; *n_series the series seen.
+ */
+static double prom_histogram(const prom_t *p, const char *name, int *n_series)
+{
+    char bucket[160], sum[160], count[160];
+    snprintf(bucket, sizeof(bucket), "%s_bucket", name);
+    snprintf(sum, sizeof(sum), "%s_sum", name);
+    snprintf(count, sizeof(count), "%s_count", name);
+    int ti = typed_index(p, name);
+    if (ti < 0 || strcmp(p->types[ti], "histogram"))
+        fail_msg("%s is not a histogram", name);
+    double total = 0;
+    *n_series = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (strcmp(p->s[i].name, count))
+            continue;
+        const char *labels = p->s[i].labels;
+        double c = p->s[i].v, prev = -1, prev_le = -INFINITY;
+        int n_buckets = 0;
+        bool inf = false;
+        for (int k = 0; k < p->n; k++) {
+            if (strcmp(p->s[k].name, bucket))
+                continue;
+            /* the bucket's labels without le must be this series' */
+            char rest[512];
+            const char *le = strstr(p->s[k].labels, "le=\"");
+            assert_non_null(le);
+            size_t pre = (size_t)(le - p->s[k].labels);
+            snprintf(rest, sizeof(rest), "%.*s", (int)(pre ? pre - 1 : 0), p->s[k].labels);
+            if (strcmp(rest, labels))
+                continue;
+            double bound;
+            const char *v0 = le + 4;
+            size_t vl = strcspn(v0, "\"");
+            if (!parse_float(v0, vl, &bound))
+                fail_msg("%s{%s}: bad le", bucket, p->s[k].labels);
+            if (!(bound > prev_le))
+                fail_msg("%s{%s}: le not ascending", bucket, labels);
+            if (p->s[k].v < prev)
+                fail_msg("%s{%s}: buckets not cumulative", bucket, labels);
+            prev_le = bound;
+            prev = p->s[k].v;
+            inf = isinf(bound);
+            n_buckets++;
+        }
+        if (n_buckets < 2 || !inf || prev != c)
+            fail_msg("%s{%s}: %d buckets, last +Inf %d, +Inf %g != count %g", name, labels,
+                     n_buckets, inf, prev, c);
+        double sv = prom_value(p, sum, labels);
+        if (isnan(sv) || sv < 0 || (c == 0 && sv != 0))
+            fail_msg("%s{%s}: sum %g for count %g", name, labels, sv, c);
+        total += c;
+        (*n_series)++;
+    }
+    return total;
 }
 
 static double prom_sum(const prom_t *p, const char *name)
@@ -631,6 +714,86 @@ static void test_command_line(void **state)
     free(dir);
 }
 
+/*
+ * The histograms (structure, and counts that match what happened: every
+ * input message timed, every list published timed from its event, every
+ * checkpoint timed, the scrapes so far timed on their route), build_info
+ * (one series, 1, the labels `xsell-worker --version` prints), the process
+ * metrics, and the per-partition lag (one series per assigned partition,
+ * summing to the total; none unknown).
+ */
+static void check_observability(const prom_t *m, double messages, double lists)
+{
+    int n;
+    double c = prom_histogram(m, "xsell_event_processing_seconds", &n);
+    fprintf(stderr, "processing histogram: %d series, count %g (messages %g)\n", n, c, messages);
+    assert_int_equal(n, 3);
+    assert_true(c == messages);
+    c = prom_histogram(m, "xsell_event_to_publish_seconds", &n);
+    assert_int_equal(n, 1);
+    assert_true(c == lists);
+    assert_true(prom_value(m, "xsell_event_to_publish_seconds_sum", NULL) > 0);
+    c = prom_histogram(m, "xsell_checkpoint_seconds", &n);
+    assert_int_equal(n, 1);
+    assert_true(c == prom_value(m, "xsell_checkpoints_total", NULL));
+    assert_true(prom_value(m, "xsell_checkpoint_last_success_timestamp_seconds", NULL) >
+                1.7e9);
+    assert_true(prom_value(m, "xsell_checkpoint_failures_total", NULL) == 0);
+    prom_histogram(m, "xsell_http_request_duration_seconds", &n);
+    assert_true(n >= 6); /* every route from the start */
+    assert_true(prom_value(m, "xsell_http_request_duration_seconds_count",
+                           "route=\"/metrics\"") >= 1);
+    assert_true(prom_value(m, "xsell_http_request_duration_seconds_count",
+                           "route=\"/v1/users/{id}/cross-sell\"") == 0);
+
+    /* build_info: the labels of `xsell-worker --version`. */
+    char dir_out[] = "/tmp/xsell-version-XXXXXX";
+    int fd = mkstemp(dir_out);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[] = {(char *)worker_bin(), "--version", NULL};
+    assert_int_equal(wait_exit(spawn(argv, dir_out, "/dev/null"), 30), 0);
+    char *text = slurp(dir_out);
+    unlink(dir_out);
+    char version[64], commit[64], rdk[64], rocks[64], avro[64];
+    assert_int_equal(sscanf(text, "xsell-worker %63s (commit %63[^)]) librdkafka %63s RocksDB %63s "
+                                  "(compiled against) Avro-C %63s",
+                            version, commit, rdk, rocks, avro),
+                     5);
+    free(text);
+    char labels[512];
+    snprintf(labels, sizeof(labels),
+             "version=\"%s\",commit=\"%s\",librdkafka=\"%s\",rocksdb=\"%s\",avro=\"%s\"",
+             version, commit, rdk, rocks, avro);
+    fprintf(stderr, "build_info{%s}\n", labels);
+    assert_true(prom_value(m, "xsell_build_info", labels) == 1);
+    int n_build = 0;
+    for (int i = 0; i < m->n; i++)
+        n_build += !strcmp(m->s[i].name, "xsell_build_info");
+    assert_int_equal(n_build, 1);
+
+    /* Process metrics. */
+    assert_true(prom_value(m, "process_cpu_seconds_total", NULL) > 0);
+    assert_true(prom_value(m, "process_resident_memory_bytes", NULL) > 1e6);
+    double fds = prom_value(m, "process_open_fds", NULL);
+    assert_true(fds >= 3 && fds <= prom_value(m, "process_max_fds", NULL));
+    double start = prom_value(m, "process_start_time_seconds", NULL);
+    assert_true(start > 1.7e9 && start <= (double)time(NULL) + 1);
+
+    /* Lag per partition: 3 topics x 2 partitions, known, summing to the total. */
+    int n_part = 0;
+    double sum = 0;
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->s[i].name, "xsell_consumer_partition_lag_messages")) {
+            assert_true(m->s[i].v >= 0);
+            sum += m->s[i].v;
+            n_part++;
+        }
+    assert_int_equal(n_part, 6);
+    assert_true(sum == prom_value(m, "xsell_consumer_lag_messages", NULL));
+    assert_true(prom_value(m, "xsell_consumer_lag_unknown_partitions", NULL) == 0);
+}
+
 static void test_endpoints(void **state)
 {
     (void)state;
@@ -792,7 +955,17 @@ static void test_endpoints(void **state)
     assert_true(prom_value(&m, "xsell_attributed_purchases_total", labels) == 1);
     assert_true(fabs(prom_value(&m, "xsell_attributed_revenue_total", labels) - 24.98) < 1e-9);
     assert_true(prom_value(&m, "xsell_unattributed_events_total", "kind=\"click\"") == 1);
-    assert_true(isnan(prom_value(&m, "xsell_unattributed_events_total", "kind=\"purchase\"")));
+    /* Series present from the start, at zero. */
+    assert_true(prom_value(&m, "xsell_unattributed_events_total", "kind=\"purchase\"") == 0);
+    assert_true(prom_value(&m, "xsell_dlq_messages_total", "reason=\"too_large\"") == 0);
+    assert_true(prom_value(&m, "xsell_decode_errors_total", topic_label("xsell.cart", "")) == 0);
+    assert_true(prom_value(&m, "xsell_events_total",
+                           topic_label("xsell.catalog", ",type=\"TOMBSTONE\"")) == 0);
+    for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
+        snprintf(labels, sizeof(labels), "placement=\"%s\",arm=\"%s\"",
+                 xs_placement_name((xs_placement_t)pl), expect_arm);
+        assert_false(isnan(prom_value(&m, "xsell_lists_published_total", labels)));
+    }
     /* Gauges and checkpoints. */
     assert_true(prom_value(&m, "xsell_assigned_partitions", NULL) == 6);
     assert_true(prom_value(&m, "xsell_ready", NULL) == 1);
@@ -805,6 +978,7 @@ static void test_endpoints(void **state)
     assert_true(prom_value(&m, "xsell_cache_hits_total", NULL) > 0);
     assert_true(prom_value(&m, "xsell_rocksdb_size_bytes", NULL) > 0);
     assert_true(prom_value(&m, "xsell_metrics_overflow_total", NULL) == 0);
+    check_observability(&m, n_events + 1, (double)lists.n);
 
     free(m.s);
     xst_lists_free(&lists);

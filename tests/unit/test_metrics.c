@@ -62,7 +62,7 @@ static void test_values_and_definitions(void **state)
     assert_int_equal(xs_metrics_define(m, "9bad", XS_METRIC_GAUGE, "", NULL), -1);
     assert_int_equal(xs_metrics_define(m, "bad-name", XS_METRIC_GAUGE, "", NULL), -1);
     assert_int_equal(xs_metrics_define(m, "ok", XS_METRIC_GAUGE, "", "a,b-c"), -1);
-    assert_int_equal(xs_metrics_define(m, "ok2", XS_METRIC_GAUGE, "", "a,b,c,d,e"), -1);
+    assert_int_equal(xs_metrics_define(m, "ok2", XS_METRIC_GAUGE, "", "a,b,c,d,e,f,g"), -1);
     xs_metrics_set(m, g, (const char *[]){"half"}, 0.5);
     xs_metrics_set(m, g, (const char *[]){"inf"}, INFINITY);
     xs_metrics_set(m, g, (const char *[]){"ninf"}, -INFINITY);
@@ -155,6 +155,64 @@ static void test_listmap_ring(void **state)
     xs_listmap_destroy(NULL);
 }
 
+/* Histograms: exact rendering (cumulative buckets, +Inf, _sum, _count, le
+ * after the other labels), a series touched at zero, bad bounds refused,
+ * add/set ignored on a histogram, a removed series gone. */
+static void test_histogram(void **state)
+{
+    (void)state;
+    xs_metrics_t *m = xs_metrics_new(0);
+    assert_non_null(m);
+    const double b[] = {0.001, 0.5, 2};
+    int h = xs_metrics_define_histogram(m, "lat_seconds", "Latency.", "route", b, 3);
+    int h0 = xs_metrics_define_histogram(m, "cp_seconds", "Checkpoints.", NULL, b, 3);
+    assert_true(h >= 0 && h0 >= 0);
+    assert_int_equal(xs_metrics_define_histogram(m, "bad1", "", NULL, (double[]){1, 1}, 2), -1);
+    assert_int_equal(xs_metrics_define_histogram(m, "bad2", "", NULL, (double[]){2, 1}, 2), -1);
+    assert_int_equal(xs_metrics_define_histogram(m, "bad3", "", NULL, (double[]){INFINITY}, 1),
+                     -1);
+    assert_int_equal(xs_metrics_define_histogram(m, "bad4", "", NULL, b, 0), -1);
+    assert_int_equal(xs_metrics_define(m, "bad5", XS_METRIC_HISTOGRAM, "", NULL), -1);
+    xs_metrics_touch(m, h, (const char *[]){"/b"});
+    xs_metrics_observe(m, h, (const char *[]){"/a"}, 0.0005);
+    xs_metrics_observe(m, h, (const char *[]){"/a"}, 0.001); /* le is inclusive */
+    xs_metrics_observe(m, h, (const char *[]){"/a"}, 0.25);
+    xs_metrics_observe(m, h, (const char *[]){"/a"}, 7);
+    xs_metrics_observe(m, h, (const char *[]){"/a"}, NAN); /* ignored */
+    xs_metrics_add(m, h, (const char *[]){"/a"}, 100);     /* ignored */
+    xs_metrics_set(m, h, (const char *[]){"/a"}, 100);     /* ignored */
+    xs_metrics_observe(m, h0, NULL, 1);
+    xs_metrics_touch(m, h, (const char *[]){"/gone"});
+    xs_metrics_remove(m, h, (const char *[]){"/gone"});
+    char *text = render(m);
+    const char *want = "# HELP lat_seconds Latency.\n"
+                       "# TYPE lat_seconds histogram\n"
+                       "lat_seconds_bucket{route=\"/b\",le=\"0.001\"} 0\n"
+                       "lat_seconds_bucket{route=\"/b\",le=\"0.5\"} 0\n"
+                       "lat_seconds_bucket{route=\"/b\",le=\"2\"} 0\n"
+                       "lat_seconds_bucket{route=\"/b\",le=\"+Inf\"} 0\n"
+                       "lat_seconds_sum{route=\"/b\"} 0\n"
+                       "lat_seconds_count{route=\"/b\"} 0\n"
+                       "lat_seconds_bucket{route=\"/a\",le=\"0.001\"} 2\n"
+                       "lat_seconds_bucket{route=\"/a\",le=\"0.5\"} 3\n"
+                       "lat_seconds_bucket{route=\"/a\",le=\"2\"} 3\n"
+                       "lat_seconds_bucket{route=\"/a\",le=\"+Inf\"} 4\n"
+                       "lat_seconds_sum{route=\"/a\"} 7.2515\n"
+                       "lat_seconds_count{route=\"/a\"} 4\n"
+                       "# HELP cp_seconds Checkpoints.\n"
+                       "# TYPE cp_seconds histogram\n"
+                       "cp_seconds_bucket{le=\"0.001\"} 0\n"
+                       "cp_seconds_bucket{le=\"0.5\"} 0\n"
+                       "cp_seconds_bucket{le=\"2\"} 1\n"
+                       "cp_seconds_bucket{le=\"+Inf\"} 1\n"
+                       "cp_seconds_sum 1\n"
+                       "cp_seconds_count 1\n";
+    assert_non_null(strstr(text, want));
+    assert_null(strstr(text, "/gone"));
+    free(text);
+    xs_metrics_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_values_and_definitions),
         cmocka_unit_test(test_series_bound),
         cmocka_unit_test(test_listmap_ring),
+        cmocka_unit_test(test_histogram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
