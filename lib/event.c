@@ -277,6 +277,8 @@ void xs_list_clear(xs_list_t *list)
     free(list->arm);
     for (int i = 0; i < list->n_items; i++) {
         free(list->items[i].item_id);
+        free(list->items[i].title);
+        free(list->items[i].category);
         for (int j = 0; j < list->items[i].n_because; j++)
             free(list->items[i].because_of[j]);
     }

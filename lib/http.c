@@ -61,7 +61,7 @@
 #include "xsell/log.h"
 
 #define XS_HTTP_CONN_MEMORY (32 * 1024)
-#define XS_HTTP_MAX_PARAMS 8
+#define XS_HTTP_MAX_PARAMS 16
 #define XS_HTTP_MAX_SEGMENTS 8
 #define XS_HTTP_USER_MAX_N XS_LIST_MAX_ITEMS
 #define XS_HTTP_ITEM_MAX_N 100
@@ -324,6 +324,10 @@ static xs_err_t render_list(xs_buf_t *b, const xs_list_t *l, bool known, int par
             (err = json_str(b, r->item_id)) || (err = xs_buf_append_str(b, ",\"score\":")) ||
             (err = json_num(b, r->score)) || (err = xs_buf_append_str(b, ",\"source\":")) ||
             (err = json_str(b, xs_source_name(r->source))) ||
+            (err = xs_buf_append_str(b, ",\"title\":")) || (err = json_str(b, r->title)) ||
+            (err = xs_buf_append_str(b, ",\"category\":")) || (err = json_str(b, r->category)) ||
+            (err = xs_buf_append_str(b, ",\"price\":")) ||
+            (err = r->has_price ? json_num(b, r->price) : xs_buf_append_str(b, "null")) ||
             (err = xs_buf_append_str(b, ",\"because_of\":[")))
             break;
         for (int k = 0; k < r->n_because && !err; k++)
@@ -399,16 +403,137 @@ static void serve_metrics(xs_http_t *h, resp_t *r)
         resp_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics unavailable");
 }
 
+/* A comma-separated list parameter split in place (s is owned by the
+ * caller): each element 1..max_len bytes, at most max elements. */
+static unsigned split_list(const char *name, char *s, size_t max_len, const char **out, int max,
+                           int *n_out, char *errstr, size_t errstr_size)
+{
+    *n_out = 0;
+    for (char *tok = s; tok;) {
+        char *comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
+        size_t len = strlen(tok);
+        if (len == 0 || len > max_len) {
+            xs_errstr_set(errstr, errstr_size,
+                          "%s: each comma-separated value must be 1..%zu bytes", name, max_len);
+            return MHD_HTTP_BAD_REQUEST;
+        }
+        if (*n_out == max) {
+            xs_errstr_set(errstr, errstr_size, "%s: at most %d values", name, max);
+            return MHD_HTTP_BAD_REQUEST;
+        }
+        out[(*n_out)++] = tok;
+        tok = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* A finite decimal number in [lo, hi] (no hex, no inf/nan). */
+static unsigned parse_number(const char *name, const char *s, double lo, double hi, double *v,
+                             char *errstr, size_t errstr_size)
+{
+    char *end = NULL;
+    bool ok = s && *s && strlen(s) <= 32 && strspn(s, "0123456789.eE+-") == strlen(s);
+    if (ok) {
+        *v = strtod(s, &end);
+        ok = end && *end == '\0' && isfinite(*v) && *v >= lo && *v <= hi;
+    }
+    if (!ok) {
+        xs_errstr_set(errstr, errstr_size, "%s must be a number in %g..%g", name, lo, hi);
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    return 0;
+}
+
+/* The list parameters of the query into rules and items; the strings point
+ * into *store (one allocation, freed by the caller). */
+static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t *rules,
+                            const char **items, int *n_items, char **store, char *errstr,
+                            size_t errstr_size)
+{
+    static const char *const lists[] = {"exclude",     "category",      "exclude_category",
+                                        "boost_items", "boost_category", "items"};
+    size_t total = 0;
+    for (int i = 0; i < n_p; i++)
+        total += strlen(p[i].value) + 1;
+    char *buf = malloc(total + 1), *at = buf;
+    *store = buf;
+    *n_items = 0;
+    memset(rules, 0, sizeof(*rules));
+    if (!buf) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    for (int k = 0; k < 6; k++) {
+        const char *v = param_get(p, n_p, lists[k]);
+        if (!v)
+            continue;
+        size_t len = strlen(v);
+        memcpy(at, v, len + 1);
+        const char **out = k == 0   ? rules->exclude
+                           : k == 1 ? rules->category
+                           : k == 2 ? rules->exclude_category
+                           : k == 3 ? rules->boost_item
+                           : k == 4 ? rules->boost_category
+                                    : items;
+        int *n_out = k == 0   ? &rules->n_exclude
+                     : k == 1 ? &rules->n_category
+                     : k == 2 ? &rules->n_exclude_category
+                     : k == 3 ? &rules->n_boost_item
+                     : k == 4 ? &rules->n_boost_category
+                              : n_items;
+        unsigned st = split_list(lists[k], at, h->max_id_len, out, XS_RULES_MAX, n_out, errstr,
+                                 errstr_size);
+        if (st)
+            return st;
+        at += len + 1;
+    }
+    const char *mp = param_get(p, n_p, "max_price");
+    if (mp) {
+        unsigned st = parse_number("max_price", mp, 0, 1e12, &rules->max_price, errstr,
+                                   errstr_size);
+        if (st)
+            return st;
+        rules->has_max_price = true;
+    }
+    const char *bs = param_get(p, n_p, "boost");
+    if (bs) {
+        unsigned st = parse_number("boost", bs, 0.001, 1000, &rules->boost, errstr, errstr_size);
+        if (st)
+            return st;
+        if (!rules->n_boost_item && !rules->n_boost_category) {
+            xs_errstr_set(errstr, errstr_size, "boost needs boost_items or boost_category");
+            return MHD_HTTP_BAD_REQUEST;
+        }
+    }
+    return 0;
+}
+
+/* GET /v1/users/{user}/cross-sell, and with user NULL GET /v1/cross-sell
+ * (an anonymous shopper's list for the items= of a cart). */
 static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, int n_p, resp_t *r)
 {
-    static const char *const allowed[] = {"placement", "n", "item", NULL};
+    static const char *const allowed_user[] = {
+        "placement", "n", "item", "exclude", "category", "exclude_category", "max_price",
+        "boost_items", "boost_category", "boost", NULL};
+    static const char *const allowed_anon[] = {
+        "placement", "n", "items", "exclude", "category", "exclude_category", "max_price",
+        "boost_items", "boost_category", "boost", NULL};
     char errstr[512] = "";
     char upper[32];
-    unsigned st = check_params(p, n_p, allowed, errstr, sizeof(errstr));
-    int n = 0, placement = XS_PLACEMENT_CART, partition = -1;
+    unsigned st = check_params(p, n_p, user ? allowed_user : allowed_anon, errstr, sizeof(errstr));
+    int n = 0, placement = XS_PLACEMENT_CART, partition = -1, n_items = 0;
     bool known = false;
     xs_list_t list;
+    xs_rules_t *rules = calloc(1, sizeof(*rules));
+    const char *items[XS_RULES_MAX];
+    char *store = NULL;
     xs_list_init(&list);
+    if (!rules) {
+        xs_errstr_set(errstr, sizeof(errstr), "out of memory");
+        st = MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
     if (st)
         goto fail;
     const char *pl = param_get(p, n_p, "placement");
@@ -430,9 +555,21 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
     const char *ns = param_get(p, n_p, "n");
     if (ns && (st = parse_n(ns, XS_HTTP_USER_MAX_N, &n, errstr, sizeof(errstr))))
         goto fail;
+    if ((st = parse_rules(h, p, n_p, rules, items, &n_items, &store, errstr, sizeof(errstr))))
+        goto fail;
     const char *item = param_get(p, n_p, "item");
     if (item && (!*item || strlen(item) > h->max_id_len)) {
         xs_errstr_set(errstr, sizeof(errstr), "item must be 1..%zu bytes", h->max_id_len);
+        st = MHD_HTTP_BAD_REQUEST;
+        goto fail;
+    }
+    if (item) {
+        items[0] = item;
+        n_items = 1;
+    }
+    if (!user && n_items == 0) {
+        xs_errstr_set(errstr, sizeof(errstr),
+                      "items is required: the comma-separated item ids of the cart");
         st = MHD_HTTP_BAD_REQUEST;
         goto fail;
     }
@@ -441,12 +578,13 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         st = MHD_HTTP_NOT_FOUND;
         goto fail;
     }
-    xs_err_t err = h->svc.cross_sell(h->svc.opaque, user, (xs_placement_t)placement, item, n, &list,
-                                     &known, &partition, errstr, sizeof(errstr));
+    xs_err_t err = h->svc.cross_sell(h->svc.opaque, user, (xs_placement_t)placement, items,
+                                     n_items, n, rules, &list, &known, &partition, errstr,
+                                     sizeof(errstr));
     if (err) {
         char safe[80];
-        XS_WARN("http query failed", "user=\"%s\" error=\"%s\"", log_safe(user, safe, sizeof(safe)),
-                errstr);
+        XS_WARN("http query failed", "user=\"%s\" error=\"%s\"",
+                log_safe(user ? user : "(anonymous)", safe, sizeof(safe)), errstr);
         st = err == XS_ERR_IO ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR;
         goto fail;
     }
@@ -458,9 +596,13 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         goto fail;
     }
     xs_list_clear(&list);
+    free(rules);
+    free(store);
     return;
 fail:
     xs_list_clear(&list);
+    free(rules);
+    free(store);
     resp_error(r, st, "%s", errstr);
 }
 
@@ -563,6 +705,8 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
             serve_metrics(h, r);
         else
             serve_probe(h, seg[0][0] == 'r', r);
+    } else if (n_seg == 2 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "cross-sell")) {
+        serve_cross_sell(h, NULL, params, n_p, r);
     } else if (n_seg == 4 && !strcmp(seg[0], "v1") &&
                ((!strcmp(seg[1], "users") && !strcmp(seg[3], "cross-sell")) ||
                 (!strcmp(seg[1], "items") && !strcmp(seg[3], "neighbours")))) {
@@ -581,7 +725,7 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
         st = MHD_HTTP_NOT_FOUND;
         xs_errstr_set(errstr, sizeof(errstr),
                       "no such path (try /metrics, /healthz, /readyz, "
-                      "/v1/users/{id}/cross-sell, /v1/items/{id}/neighbours)");
+                      "/v1/users/{id}/cross-sell, /v1/cross-sell, /v1/items/{id}/neighbours)");
     }
 out:
     if (st)

@@ -908,7 +908,8 @@ static xs_err_t query_lock(xs_worker_t *w, char *errstr, size_t errstr_size)
 }
 
 static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t placement,
-                               const char *item, int n, xs_list_t *list, bool *known,
+                               const char *const *items, int n_items, int n,
+                               const xs_rules_t *rules, xs_list_t *list, bool *known,
                                int *partition, char *errstr, size_t errstr_size)
 {
     xs_worker_t *w = opaque;
@@ -919,7 +920,7 @@ static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t
     if (err)
         return err;
     /* User state is keyed by input partition: look in each assigned one. */
-    for (size_t i = 0; i < w->n_parts && !*known; i++) {
+    for (size_t i = 0; user_id && i < w->n_parts && !*known; i++) {
         const part_t *p = &w->parts[i];
         bool dup = false;
         if (!p->assigned)
@@ -937,8 +938,9 @@ static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t
             *partition = p->partition;
     }
     /* Unknown here: the cold-start list (trending items). */
-    err = xs_engine_recommend(w->engine, (uint16_t)(*known ? *partition : XS_MAX(first, 0)),
-                              user_id, item, placement, n, list, errstr, errstr_size);
+    err = xs_engine_recommend_ex(w->engine, (uint16_t)(*known ? *partition : XS_MAX(first, 0)),
+                                 user_id, items, n_items, placement, n, rules, list, errstr,
+                                 errstr_size);
 out:
     pthread_mutex_unlock(&w->mu);
     return err;

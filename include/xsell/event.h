@@ -156,6 +156,12 @@ typedef struct xs_rec {
     xs_source_t source;
     char *because_of[XS_BECAUSE_MAX];
     int n_because;
+    /* Catalog metadata, filled for queries (xs_engine_recommend_ex), never
+     * encoded in the Avro CrossSellList: owned, NULL when unknown. */
+    char *title;
+    char *category;
+    double price; /* valid when has_price */
+    bool has_price;
 } xs_rec_t;
 
 typedef struct xs_list {

@@ -7,6 +7,11 @@
  *   GET /readyz                               200 once caught up after an assignment
  *   GET /v1/users/{id}/cross-sell?placement=CART&n=5&item=ID
  *                                             the list the user would get now
+ *   GET /v1/cross-sell?items=A,B&placement=CART&n=5
+ *                                             the list of an anonymous cart
+ *       both with the query-time rules exclude=, category=,
+ *       exclude_category=, max_price=, boost_items=, boost_category=, boost=
+ *       (xs_rules_t; comma-separated lists of up to XS_RULES_MAX values)
  *   GET /v1/items/{id}/neighbours?class=bought|viewed&n=10
  *                                             an item's ranked neighbours
  *
@@ -62,12 +67,16 @@ typedef struct xs_http_service {
     bool (*ready)(void *opaque, char *reason, size_t reason_size);
     /*
      * Fills *list (initialised by the caller) with the list user_id would
-     * get now; item may be NULL; n = 0 means the placement's length. Sets
-     * *known (the user has a profile here) and *partition (-1 when unknown).
+     * get now (user_id NULL: an anonymous shopper, no user state), as
+     * xs_engine_recommend_ex(): items[0..n_items) the context (the last one
+     * the trigger; none: n_items 0), n = 0 the placement's length, rules
+     * the query-time rules (never NULL). Sets *known (the user has a
+     * profile here) and *partition (-1 when unknown or anonymous).
      */
     xs_err_t (*cross_sell)(void *opaque, const char *user_id, xs_placement_t placement,
-                           const char *item, int n, xs_list_t *list, bool *known, int *partition,
-                           char *errstr, size_t errstr_size);
+                           const char *const *items, int n_items, int n, const xs_rules_t *rules,
+                           xs_list_t *list, bool *known, int *partition, char *errstr,
+                           size_t errstr_size);
     /* As xs_engine_neighbours(). */
     xs_err_t (*neighbours)(void *opaque, const char *item_id, xs_class_t cls, int n,
                            xs_neighbour_t **out, int *n_out, xs_item_info_t *info, char *errstr,
