@@ -2056,6 +2056,16 @@ out:
     return err;
 }
 
+xs_err_t xs_dataset_event_from_json(const xs_json_t *obj, xs_event_t *ev, char *why,
+                                    size_t why_size)
+{
+    xs_event_init(ev, XS_KIND_CLICK);
+    xs_err_t err = jsonl_event(obj, ev, why, why_size);
+    if (err)
+        xs_event_clear(ev);
+    return err;
+}
+
 static xs_err_t read_jsonl(const char *const *paths, size_t n_paths, sink_t *s, char *errstr,
                            size_t errstr_size)
 {

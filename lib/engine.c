@@ -2165,6 +2165,10 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
             return err;
         if (nm && nm->title && !(info->title = xs_strdup(nm->title)))
             return XS_ERR_NOMEM;
+        if (nm && nm->has_price) {
+            info->price = nm->price;
+            info->has_price = true;
+        }
         if (ci->st.category) {
             nm = NULL;
             if ((err = get_name(e, ci->st.category, NULL, &nm, errstr, errstr_size)))

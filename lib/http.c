@@ -57,6 +57,7 @@
 
 #include <microhttpd.h>
 
+#include "xsell/dataset.h"
 #include "xsell/json.h"
 #include "xsell/log.h"
 
@@ -87,6 +88,15 @@ struct xs_http {
     conn_t *conns_tail;
     unsigned n_open;   /* tracked connections not shed */
     unsigned max_open; /* shed the longest-waiting one above this */
+    /* POST /v1/events */
+    bool events;
+    char *token;
+    size_t token_len;
+    size_t max_body;
+    unsigned events_rate;
+    double bucket;    /* events that may be accepted now */
+    double bucket_ms; /* when the bucket was last filled, monotonic ms */
+    char *shop_dir;   /* /shop/ static files, NULL: none */
 };
 
 /* Per-request context, created from the request line. */
@@ -96,6 +106,9 @@ typedef struct req {
     const char *raw; /* the target in MHD's buffer (compared, see on_request) */
     bool too_long;
     bool responded;
+    bool body_started; /* POST: the headers were accepted, the body is being read */
+    bool body_too_large;
+    xs_buf_t body;
 } req_t;
 
 typedef struct param {
@@ -108,6 +121,8 @@ typedef struct resp {
     unsigned status;
     const char *content_type;
     const char *allow; /* Allow header of a 405 */
+    bool www_auth;     /* WWW-Authenticate: Bearer (401) */
+    bool retry_after;  /* Retry-After: 1 (429) */
     xs_buf_t body;
 } resp_t;
 
@@ -350,6 +365,8 @@ static xs_err_t render_neighbours(xs_buf_t *b, const char *item_id, xs_class_t c
     if ((err = xs_buf_append_str(b, "{\"item_id\":")) || (err = json_str(b, item_id)) ||
         (err = xs_buf_append_str(b, ",\"title\":")) || (err = json_str(b, info->title)) ||
         (err = xs_buf_append_str(b, ",\"category\":")) || (err = json_str(b, info->category)) ||
+        (err = xs_buf_append_str(b, ",\"price\":")) ||
+        (err = info->has_price ? json_num(b, info->price) : xs_buf_append_str(b, "null")) ||
         (err = xs_buf_printf(b,
                              ",\"users\":{\"bought\":%u,\"viewed\":%u},\"in_stock\":%s,"
                              "\"deleted\":%s,\"repurchasable\":%s,\"class\":\"%s\","
@@ -664,6 +681,232 @@ fail:
     resp_error(r, st, "%s", errstr);
 }
 
+/* ======================================================================== */
+/* POST /v1/events                                                          */
+/* ======================================================================== */
+
+bool xs_http_token_equal(const char *given, size_t given_len, const char *want, size_t want_len)
+{
+    /* every byte of want is read whatever given holds: no early exit */
+    unsigned char diff = given_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        diff |= (unsigned char)(want[i] ^ (i < given_len ? given[i] : 0));
+    return diff == 0 && want_len > 0;
+}
+
+static double mono_ms(void);
+
+/* Takes n events from the rate bucket; false when there are not enough. */
+static bool bucket_take(xs_http_t *h, size_t n)
+{
+    if (!h->events_rate)
+        return true;
+    double now = mono_ms();
+    h->bucket += (now - h->bucket_ms) / 1e3 * h->events_rate;
+    h->bucket_ms = now;
+    if (h->bucket > h->events_rate)
+        h->bucket = h->events_rate;
+    if ((double)n > h->bucket)
+        return false;
+    h->bucket -= (double)n;
+    return true;
+}
+
+static const char *kind_name(xs_event_kind_t k)
+{
+    return k == XS_KIND_CLICK ? "click" : k == XS_KIND_CART ? "cart" : "item";
+}
+
+/* Checks made before the body is read: 0 to read it, else the status (r filled). */
+static unsigned events_precheck(xs_http_t *h, struct MHD_Connection *con, const char *target,
+                                resp_t *r)
+{
+    if (strcmp(target, "/v1/events") != 0) {
+        if (!strncmp(target, "/v1/events?", 11))
+            resp_error(r, MHD_HTTP_BAD_REQUEST, "POST /v1/events takes no query parameters");
+        else {
+            resp_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method POST not allowed (GET, HEAD)");
+            r->allow = "GET, HEAD";
+        }
+        return r->status;
+    }
+    if (!h->events || !h->svc.event_check || !h->svc.events_publish) {
+        resp_error(r, MHD_HTTP_NOT_FOUND,
+                   "events over HTTP are not enabled (http.events.enabled, http.auth.token.file)");
+        return r->status;
+    }
+    const char *auth = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        resp_error(r, MHD_HTTP_UNAUTHORIZED, "missing bearer token (Authorization: Bearer ...)");
+        r->www_auth = true;
+        return r->status;
+    }
+    const char *tok = auth + 7;
+    while (*tok == ' ')
+        tok++;
+    if (!xs_http_token_equal(tok, strlen(tok), h->token, h->token_len)) {
+        resp_error(r, MHD_HTTP_UNAUTHORIZED, "wrong bearer token");
+        r->www_auth = true;
+        XS_WARN("http token rejected", "path=/v1/events");
+        return r->status;
+    }
+    const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end == cl || *end || v > h->max_body) {
+            resp_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %zu bytes",
+                       h->max_body);
+            return r->status;
+        }
+    }
+    return 0;
+}
+
+static void serve_events(xs_http_t *h, const xs_buf_t *body, resp_t *r)
+{
+    char why[512] = "";
+    xs_event_t *evs = NULL;
+    char **reasons = NULL;
+    size_t n = 0, n_bad = 0;
+    xs_json_t *root = body->len ? xs_json_parse((const char *)body->data, body->len, why,
+                                                sizeof(why))
+                                : NULL;
+    if (!root) {
+        resp_error(r, MHD_HTTP_BAD_REQUEST, "the body is not JSON: %s",
+                   body->len ? why : "empty body");
+        return;
+    }
+    const xs_json_t *arr = xs_json_type(root) == XS_JSON_OBJECT ? xs_json_get(root, "events")
+                                                                 : root;
+    if (!arr || xs_json_type(arr) != XS_JSON_ARRAY) {
+        resp_error(r, MHD_HTTP_BAD_REQUEST, "expected {\"events\": [...]} or an array of events");
+        goto out;
+    }
+    n = xs_json_size(arr);
+    if (n == 0 || n > XS_HTTP_MAX_EVENTS) {
+        resp_error(r, MHD_HTTP_BAD_REQUEST, "a batch holds 1..%d events, not %zu",
+                   XS_HTTP_MAX_EVENTS, n);
+        goto out;
+    }
+    evs = calloc(n, sizeof(*evs));
+    reasons = calloc(n, sizeof(*reasons));
+    if (!evs || !reasons) {
+        resp_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        why[0] = '\0';
+        xs_err_t err = xs_dataset_event_from_json(xs_json_at(arr, i), &evs[i], why, sizeof(why));
+        if (err == XS_OK) {
+            err = h->svc.event_check(h->svc.opaque, &evs[i], why, sizeof(why));
+            if (err)
+                xs_event_clear(&evs[i]);
+        }
+        if (err) {
+            reasons[i] = xs_strdup(why[0] ? why : xs_err2str(err));
+            n_bad++;
+        }
+    }
+    xs_buf_reset(&r->body);
+    r->content_type = "application/json";
+    if (n_bad) {
+        r->status = MHD_HTTP_BAD_REQUEST;
+        xs_buf_printf(&r->body,
+                      "{\"error\":\"%zu of %zu events are invalid; nothing was produced\","
+                      "\"status\":400,\"accepted\":0,\"results\":[",
+                      n_bad, n);
+        for (size_t i = 0; i < n; i++) {
+            xs_buf_printf(&r->body, "%s{\"index\":%zu,\"status\":\"%s\"", i ? "," : "", i,
+                          reasons[i] ? "invalid" : "valid");
+            if (reasons[i]) {
+                xs_buf_append_str(&r->body, ",\"reason\":");
+                json_str(&r->body, reasons[i]);
+            }
+            xs_buf_append_u8(&r->body, '}');
+        }
+        xs_buf_append_str(&r->body, "]}\n");
+        goto out;
+    }
+    if (!bucket_take(h, n)) {
+        resp_error(r, MHD_HTTP_TOO_MANY_REQUESTS,
+                   "more than http.events.rate = %u events per second; retry later",
+                   h->events_rate);
+        r->retry_after = true;
+        goto out;
+    }
+    if (h->svc.events_publish(h->svc.opaque, evs, n, why, sizeof(why)) != XS_OK) {
+        XS_WARN("http events not produced", "events=%zu error=\"%s\"", n, why);
+        resp_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                   "not every event was acknowledged by Kafka (%s); resend the batch: the "
+                   "worker ignores event ids it has seen",
+                   why);
+        goto out;
+    }
+    r->status = MHD_HTTP_ACCEPTED;
+    xs_buf_printf(&r->body, "{\"accepted\":%zu,\"results\":[", n);
+    for (size_t i = 0; i < n; i++) {
+        xs_buf_printf(&r->body, "%s{\"index\":%zu,\"status\":\"accepted\",\"kind\":\"%s\",\"key\":",
+                      i ? "," : "", i, kind_name(evs[i].kind));
+        json_str(&r->body, evs[i].kind == XS_KIND_ITEM ? evs[i].item_id : evs[i].user_id);
+        xs_buf_append_u8(&r->body, '}');
+    }
+    xs_buf_append_str(&r->body, "]}\n");
+out:
+    for (size_t i = 0; evs && i < n; i++)
+        xs_event_clear(&evs[i]);
+    for (size_t i = 0; reasons && i < n; i++)
+        free(reasons[i]);
+    free(evs);
+    free(reasons);
+    xs_json_free(root);
+}
+
+/* GET /shop/{file}: a plain file name (letters, digits, '-', '_', one
+ * '.'), a known extension, at most 1 MiB, from shop_dir. */
+static void serve_static(xs_http_t *h, const char *name, resp_t *r)
+{
+    static const char *const types[][2] = {{".html", "text/html; charset=utf-8"},
+                                           {".css", "text/css; charset=utf-8"},
+                                           {".js", "text/javascript; charset=utf-8"},
+                                           {".json", "application/json"},
+                                           {".svg", "image/svg+xml"}};
+    if (!h->shop_dir) {
+        resp_error(r, MHD_HTTP_NOT_FOUND, "the demo shop is not served (http.shop.dir)");
+        return;
+    }
+    if (!*name)
+        name = "index.html";
+    size_t len = strlen(name);
+    const char *dot = strchr(name, '.');
+    const char *type = NULL;
+    bool ok = len < 64 && dot && dot != name && strchr(dot + 1, '.') == NULL &&
+              strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+                  len;
+    for (size_t i = 0; ok && !type && i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(dot, types[i][0]))
+            type = types[i][1];
+    if (!ok || !type) {
+        resp_error(r, MHD_HTTP_NOT_FOUND, "no such file");
+        return;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", h->shop_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        resp_error(r, MHD_HTTP_NOT_FOUND, "no such file");
+        return;
+    }
+    char chunk[8192];
+    size_t n;
+    xs_buf_reset(&r->body);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && r->body.len < 1024 * 1024)
+        xs_buf_append(&r->body, chunk, n);
+    fclose(f);
+    r->status = MHD_HTTP_OK;
+    r->content_type = type;
+}
+
 /* Routes a raw request-target ("/path?query") into r. */
 static void route(xs_http_t *h, const char *target, resp_t *r)
 {
@@ -697,6 +940,13 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
     }
     if ((st = parse_query(q ? q + 1 : NULL, params, &n_p, errstr, sizeof(errstr))))
         goto out;
+    if (n_seg >= 1 && !strcmp(seg[0], "shop")) {
+        if (n_seg <= 2)
+            serve_static(h, n_seg == 2 ? seg[1] : "", r);
+        else
+            resp_error(r, MHD_HTTP_NOT_FOUND, "no such file");
+        goto out;
+    }
     if (n_seg == 1 &&
         (!strcmp(seg[0], "metrics") || !strcmp(seg[0], "healthz") || !strcmp(seg[0], "readyz"))) {
         if ((st = check_params(params, n_p, NULL, errstr, sizeof(errstr))))
@@ -869,6 +1119,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
     req_t *rq = *con_cls;
     if (rq) {
         free(rq->target);
+        xs_buf_free(&rq->body);
         free(rq);
     }
     *con_cls = NULL;
@@ -884,6 +1135,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, resp_t *r)
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->allow)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->www_auth)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"xsell\"");
+    if (r->retry_after)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result ret = MHD_queue_response(con, r->status, mr);
     MHD_destroy_response(mr);
     return ret;
@@ -903,6 +1158,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         *upload_data_size = 0; /* a body after the answer: discarded */
         return MHD_YES;
     }
+    if (rq && rq->body_started) {
+        /* POST /v1/events: the body arrives in pieces, then a call without */
+        if (*upload_data_size > 0) {
+            if (!rq->body_too_large && rq->body.len + *upload_data_size <= h->max_body)
+                xs_buf_append(&rq->body, upload_data, *upload_data_size);
+            else
+                rq->body_too_large = true; /* the rest is read and discarded */
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (rq->body_too_large)
+            resp_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %zu bytes",
+                       h->max_body);
+        else
+            serve_events(h, &rq->body, &r);
+        goto answer;
+    }
     conn_t *c = conn_of(con);
     if (c)
         c->busy = true;
@@ -911,6 +1183,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     } else if (has_control(method) ||
                !request_line_whole(method, rq->raw, rq->target_len, version)) {
         resp_error(&r, MHD_HTTP_BAD_REQUEST, "NUL or control character in the request line");
+    } else if (!strcmp(method, MHD_HTTP_METHOD_POST) && !rq->too_long) {
+        if (events_precheck(h, con, rq->target, &r) == 0) {
+            rq->body_started = true; /* read the body (next calls) */
+            return MHD_YES;
+        }
+    } else if ((!strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD)) &&
+               rq->target && !strcmp(rq->target, "/v1/events")) {
+        resp_error(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed (POST)", method);
+        r.allow = "POST";
     } else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
                strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         char safe[20];
@@ -922,6 +1203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     } else {
         route(h, rq->target, &r);
     }
+answer:
     if (rq)
         rq->responded = true;
     enum MHD_Result ret = send_resp(con, &r);
@@ -1018,6 +1300,26 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
     }
     h->svc = *svc;
     h->max_id_len = opts->max_id_len ? opts->max_id_len : 256;
+    h->events = opts->events;
+    h->max_body = opts->max_body ? opts->max_body : 1024 * 1024;
+    h->events_rate = opts->events_rate;
+    if (opts->shop_dir && *opts->shop_dir && !(h->shop_dir = xs_strdup(opts->shop_dir))) {
+        xs_errstr_set(errstr, errstr_size, "http: out of memory");
+        goto fail;
+    }
+    h->bucket = opts->events_rate;
+    h->bucket_ms = mono_ms();
+    if (h->events) {
+        if (!opts->auth_token || !*opts->auth_token) {
+            xs_errstr_set(errstr, errstr_size, "http: events need a bearer token");
+            goto fail;
+        }
+        if (!(h->token = xs_strdup(opts->auth_token))) {
+            xs_errstr_set(errstr, errstr_size, "http: out of memory");
+            goto fail;
+        }
+        h->token_len = strlen(h->token);
+    }
     unsigned max_conn = opts->max_connections ? opts->max_connections : 64;
     unsigned reserve = max_conn / 8 ? max_conn / 8 : 1;
     h->max_open = max_conn > reserve ? max_conn - reserve : max_conn;
@@ -1056,6 +1358,10 @@ void xs_http_destroy(xs_http_t *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    if (h->token)
+        memset(h->token, 0, h->token_len);
+    free(h->token);
+    free(h->shop_dir);
     free(h);
 }
 

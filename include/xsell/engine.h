@@ -267,6 +267,8 @@ typedef struct xs_item_info {
     uint8_t flags;
     char *title;    /* owned, may be NULL */
     char *category; /* owned, may be NULL */
+    double price;   /* ItemUpdate.price, valid when has_price */
+    bool has_price;
 } xs_item_info_t;
 
 /*

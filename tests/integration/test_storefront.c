@@ -8,7 +8,14 @@
  *   - anonymous shoppers: GET /v1/cross-sell?items=...&placement= answers
  *     the list of a cart without user state, the same list as a shopper the
  *     worker does not know gets for the same trigger;
- *   - malformed rule parameters are a 400 with a reason.
+ *   - malformed rule parameters are a 400 with a reason;
+ *   - POST /v1/events: a 404 unless enabled; the bearer token (missing,
+ *     wrong, wrong by one byte of the same length: 401; right: 202); a
+ *     batch with one invalid event is a 400 with the reason of each and
+ *     nothing produced; a valid batch is produced to the input topics, the
+ *     worker reads it and the shopper's list follows; bodies beyond
+ *     http.events.max.bytes are a 413 (by Content-Length, and chunked);
+ *     http.events.rate answers 429 beyond its bucket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +36,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "xsell/http.h"
 #include "xsell/json.h"
 #include "xstest.h"
 
@@ -161,6 +169,20 @@ static http_resp_t http_get(const char *target)
     xs_buf_t b = {0};
     xs_buf_printf(&b, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", target,
                   http_host, http_port);
+    http_resp_t r = http_raw(b.data, b.len);
+    xs_buf_free(&b);
+    return r;
+}
+
+static http_resp_t http_post(const char *target, const char *auth, const char *body)
+{
+    xs_buf_t b = {0};
+    xs_buf_printf(&b, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n", target,
+                  http_host, http_port);
+    if (auth)
+        xs_buf_printf(&b, "Authorization: %s\r\n", auth);
+    xs_buf_printf(&b, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                  strlen(body), body);
     http_resp_t r = http_raw(b.data, b.len);
     xs_buf_free(&b);
     return r;
@@ -439,15 +461,212 @@ static void test_rules_and_anonymous(void **state)
     expect_status("/v1/users/u/cross-sell?boost_items=a&boost=0", 400);
     expect_status("/v1/users/u/cross-sell?exclude=", 400);
 
+    /* Events over HTTP are off unless configured. */
+    r = http_post("/v1/events", "Bearer whatever-token-0123456789", "{\"events\":[]}");
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+
     stop_worker(&w);
     xs_producer_destroy(p);
     xs_codec_destroy(codec);
     xst_broker_free(db);
 }
 
+#define TOKEN "s3cret-token-0123456789abcdef"
+
+static char *click_json(const char *event_id, const char *user, const char *item, int64_t t)
+{
+    xs_buf_t b = {0};
+    xs_buf_printf(&b,
+                  "{\"kind\":\"click\",\"event_id\":\"%s\",\"user_id\":\"%s\","
+                  "\"type\":\"PRODUCT_VIEW\",\"item_id\":\"%s\",\"ts\":%lld}",
+                  event_id, user, item, (long long)t);
+    xs_buf_append_u8(&b, 0);
+    return (char *)b.data;
+}
+
+static bool user_known(const char *user)
+{
+    char target[256];
+    snprintf(target, sizeof(target), "/v1/users/%s/cross-sell", user);
+    http_resp_t r = http_get(target);
+    const xs_json_t *k = r.json ? xs_json_get(r.json, "known_user") : NULL;
+    bool known = k && xs_json_bool(k);
+    resp_free(&r);
+    return known;
+}
+
+static void test_events_over_http(void **state)
+{
+    (void)state;
+    char errstr[512] = "";
+    xst_broker_t *db = xst_broker("storefront-ev", 2);
+    const char *bs = xst_bootstrap(db);
+    xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
+    xs_producer_t *p = xs_producer_new(bs, NULL, 0, errstr, sizeof(errstr));
+    assert_non_null(codec);
+    assert_non_null(p);
+    produce_shop(p, codec);
+    assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
+    char *tdir = xst_tmpdir("storefront-token");
+    char token_file[600], set_token[700];
+    snprintf(token_file, sizeof(token_file), "%s/token", tdir);
+    FILE *f = fopen(token_file, "w");
+    assert_non_null(f);
+    fputs(TOKEN "\n", f);
+    fclose(f);
+    snprintf(set_token, sizeof(set_token), "http.auth.token.file=%s", token_file);
+    const char *extra[] = {"http.events.enabled=true", set_token, "http.events.max.bytes=8192",
+                           "http.events.rate=50", NULL};
+    worker_t w = start_worker(bs, "storefront-events", extra);
+    int64_t t = ts + 3600000;
+    char *c1 = click_json("web-e1", "web-1", "camera", t);
+    xs_buf_t batch = {0};
+    xs_buf_printf(&batch,
+                  "{\"events\":[%s,{\"kind\":\"cart\",\"event_id\":\"web-e2\","
+                  "\"user_id\":\"web-1\",\"type\":\"ADD\",\"lines\":[{\"item_id\":"
+                  "\"camera\",\"quantity\":1,\"unit_price\":300}],\"ts\":%lld}]}",
+                  c1, (long long)(t + 1000));
+    xs_buf_append_u8(&batch, 0);
+    const char *body = (const char *)batch.data;
+
+    /* Write endpoints need the bearer token. */
+    http_resp_t r = http_post("/v1/events", NULL, body);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.headers, "WWW-Authenticate: Bearer"));
+    resp_free(&r);
+    r = http_post("/v1/events", "Bearer wrong", body);
+    assert_int_equal(r.status, 401);
+    resp_free(&r);
+    char same_len[] = "Bearer " TOKEN;
+    same_len[sizeof(same_len) - 2] ^= 1; /* the last byte differs */
+    r = http_post("/v1/events", same_len, body);
+    assert_int_equal(r.status, 401);
+    resp_free(&r);
+    r = http_post("/v1/events", "Basic " TOKEN, body);
+    assert_int_equal(r.status, 401);
+    resp_free(&r);
+    assert_false(user_known("web-1"));
+
+    /* One invalid event: 400, the reason of each, nothing produced. */
+    xs_buf_t bad = {0};
+    char *g1 = click_json("ghost-e1", "ghost", "camera", t);
+    char *g2 = click_json("ghost-e2", "ghost", "camera", 1000); /* 1970: before limits.min_ts */
+    xs_buf_printf(&bad, "{\"events\":[%s,%s,{\"kind\":\"click\",\"user_id\":\"ghost\"}]}", g1,
+                  g2);
+    xs_buf_append_u8(&bad, 0);
+    r = http_post("/v1/events", "Bearer " TOKEN, (const char *)bad.data);
+    assert_int_equal(r.status, 400);
+    assert_non_null(r.json);
+    const xs_json_t *res = xs_json_get(r.json, "results");
+    assert_int_equal(xs_json_size(res), 3);
+    assert_string_equal(jstr(xs_json_at(res, 0), "status"), "valid");
+    assert_string_equal(jstr(xs_json_at(res, 1), "status"), "invalid");
+    assert_non_null(strstr(jstr(xs_json_at(res, 1), "reason"), "timestamp out of range"));
+    assert_string_equal(jstr(xs_json_at(res, 2), "status"), "invalid");
+    assert_non_null(jstr(xs_json_at(res, 2), "reason"));
+    resp_free(&r);
+    r = http_post("/v1/events", "Bearer " TOKEN, "this is not json");
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+
+    /* The right token: 202, each event accepted, keyed by user. */
+    r = http_post("/v1/events", "Bearer " TOKEN, body);
+    if (r.status != 202)
+        fail_msg("POST /v1/events: %d %s", r.status, r.body);
+    assert_int_equal((int)xs_json_number(xs_json_get(r.json, "accepted")), 2);
+    res = xs_json_get(r.json, "results");
+    assert_string_equal(jstr(xs_json_at(res, 0), "status"), "accepted");
+    assert_string_equal(jstr(xs_json_at(res, 1), "kind"), "cart");
+    assert_string_equal(jstr(xs_json_at(res, 1), "key"), "web-1");
+    resp_free(&r);
+    /* The worker reads them from Kafka: the shopper is known, the camera in
+     * the cart is not listed, its complements are. */
+    bool known = false;
+    for (int i = 0; i < 100 && !(known = user_known("web-1")); i++)
+        usleep(100000);
+    assert_true(known);
+    r = get_list("/v1/users/web-1/cross-sell?placement=CART");
+    assert_int_equal(rank_of(&r, "camera"), 0);
+    assert_true(rank_of(&r, "strap") > 0);
+    resp_free(&r);
+    assert_false(user_known("ghost")); /* the rejected batch produced nothing */
+
+    /* Bodies beyond http.events.max.bytes (8192): 413. */
+    char *big = malloc(10000);
+    memset(big, ' ', 9999);
+    big[9999] = 0;
+    memcpy(big, "{\"events\":[", 11);
+    r = http_post("/v1/events", "Bearer " TOKEN, big);
+    assert_int_equal(r.status, 413);
+    resp_free(&r);
+    xs_buf_t chunked = {0};
+    xs_buf_printf(&chunked, "POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                            "Authorization: Bearer " TOKEN "\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 10; i++)
+        xs_buf_printf(&chunked, "3e8\r\n%.*s\r\n", 1000, big);
+    xs_buf_printf(&chunked, "0\r\n\r\n");
+    r = http_raw(chunked.data, chunked.len);
+    assert_int_equal(r.status, 413);
+    resp_free(&r);
+    free(big);
+    xs_buf_free(&chunked);
+
+    /* http.events.rate = 50 per second: a batch of 60 is a 429. */
+    xs_buf_t many = {0};
+    xs_buf_append_str(&many, "{\"events\":[");
+    for (int i = 0; i < 60; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "many-%d", i);
+        char *c = click_json(id, "many", "lens", t + i);
+        xs_buf_printf(&many, "%s%s", i ? "," : "", c);
+        free(c);
+    }
+    xs_buf_append_str(&many, "]}");
+    xs_buf_append_u8(&many, 0);
+    r = http_post("/v1/events", "Bearer " TOKEN, (const char *)many.data);
+    assert_int_equal(r.status, 429);
+    assert_non_null(strstr(r.headers, "Retry-After: 1"));
+    resp_free(&r);
+
+    /* GET on the write endpoint: 405 */
+    r = http_get("/v1/events");
+    assert_int_equal(r.status, 405);
+    resp_free(&r);
+
+    stop_worker(&w);
+    xs_buf_free(&many);
+    xs_buf_free(&batch);
+    xs_buf_free(&bad);
+    free(c1);
+    free(g1);
+    free(g2);
+    xst_rmrf(tdir);
+    free(tdir);
+    xs_producer_destroy(p);
+    xs_codec_destroy(codec);
+    xst_broker_free(db);
+}
+
+/* The token comparison: equal only when every byte and the length match. */
+static void test_token_equal(void **state)
+{
+    (void)state;
+    const char *want = "0123456789abcdef";
+    assert_true(xs_http_token_equal(want, 16, want, 16));
+    assert_false(xs_http_token_equal("0123456789abcdeF", 16, want, 16));
+    assert_false(xs_http_token_equal("1123456789abcdef", 16, want, 16));
+    assert_false(xs_http_token_equal(want, 15, want, 16));           /* a prefix */
+    assert_false(xs_http_token_equal("0123456789abcdef0", 17, want, 16)); /* longer */
+    assert_false(xs_http_token_equal("", 0, want, 16));
+    assert_false(xs_http_token_equal("", 0, "", 0)); /* no token: nothing matches */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_token_equal),
+        cmocka_unit_test(test_events_over_http),
         cmocka_unit_test(test_rules_and_anonymous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
