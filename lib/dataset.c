@@ -2002,9 +2002,9 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
             goto out;
         }
     } else {
-        kind = xs_json_get(obj, "lines")     ? XS_KIND_CART
-               : xs_json_get(obj, "user_id") ? XS_KIND_CLICK
-                                             : XS_KIND_ITEM;
+        kind = xs_json_get(obj, "lines")                                          ? XS_KIND_CART
+               : xs_json_get(obj, "user_id") || xs_json_get(obj, "session_id") ? XS_KIND_CLICK
+                                                                                  : XS_KIND_ITEM;
     }
     xs_event_init(ev, (xs_event_kind_t)kind);
     if ((err = json_ts(obj, &ev->ts, why, why_size)) != XS_OK)
@@ -2027,11 +2027,25 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
     }
 
     if ((err = json_str(obj, "event_id", true, &ev->event_id, why, why_size)) ||
-        (err = json_str(obj, "user_id", true, &ev->user_id, why, why_size)) ||
+        (err = json_str(obj, "user_id", false, &ev->user_id, why, why_size)) ||
         (err = json_str(obj, "session_id", false, &ev->session_id, why, why_size)) ||
         (err = json_str(obj, "list_id", false, &ev->list_id, why, why_size)) ||
         (err = json_str(obj, "type", true, &type_name, why, why_size)))
         goto out;
+    /* A shopper who is not logged in: the session is the user ("session:<id>"). */
+    if (!ev->user_id && ev->session_id) {
+        size_t len = strlen(XS_SESSION_USER_PREFIX) + strlen(ev->session_id) + 1;
+        if (!(ev->user_id = malloc(len))) {
+            err = XS_ERR_NOMEM;
+            goto out;
+        }
+        snprintf(ev->user_id, len, "%s%s", XS_SESSION_USER_PREFIX, ev->session_id);
+    }
+    if (!ev->user_id) {
+        xs_errstr_set(why, why_size, "missing \"user_id\" (or \"session_id\")");
+        err = XS_ERR_DECODE;
+        goto out;
+    }
     ev->type = kind == XS_KIND_CLICK ? xs_click_type_from_name(type_name)
                                      : xs_cart_type_from_name(type_name);
     if (ev->type < 0) {

@@ -15,7 +15,9 @@
  *     nothing produced; a valid batch is produced to the input topics, the
  *     worker reads it and the shopper's list follows; bodies beyond
  *     http.events.max.bytes are a 413 (by Content-Length, and chunked);
- *     http.events.rate answers 429 beyond its bucket.
+ *     http.events.rate answers 429 beyond its bucket;
+ *   - every answer of these tests, recorded, validates against
+ *     docs/openapi.yaml (tools/check_openapi.py, run last).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -121,6 +123,40 @@ static void resp_free(http_resp_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* Every answer is recorded here (method, target, status, content type,
+ * body, request body) for the OpenAPI check. */
+static FILE *record;
+static char record_path[700];
+
+static void record_answer(const void *req, size_t len, const http_resp_t *r)
+{
+    if (!record || !r->status)
+        return;
+    const char *q = req, *sp1 = memchr(q, ' ', len);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - q)) : NULL;
+    const char *hdr_end = memmem(q, len, "\r\n\r\n", 4);
+    if (!sp1 || !sp2)
+        return;
+    const char *ct = strstr(r->headers, "Content-Type: ");
+    size_t ct_len = ct ? strcspn(ct + 14, "\r\n") : 0;
+    xs_buf_t b = {0};
+    xs_buf_append_str(&b, "{\"method\":");
+    xs_json_write_string(&b, q, (size_t)(sp1 - q));
+    xs_buf_append_str(&b, ",\"target\":");
+    xs_json_write_string(&b, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    xs_buf_printf(&b, ",\"status\":%d,\"content_type\":", r->status);
+    xs_json_write_string(&b, ct ? ct + 14 : "", ct_len);
+    xs_buf_append_str(&b, ",\"body\":");
+    xs_json_write_string(&b, r->body, strlen(r->body));
+    if (hdr_end && !memmem(q, (size_t)(hdr_end - q), "chunked", 7)) {
+        xs_buf_append_str(&b, ",\"request_body\":");
+        xs_json_write_string(&b, hdr_end + 4, len - (size_t)(hdr_end + 4 - q));
+    }
+    xs_buf_append_str(&b, "}\n");
+    fwrite(b.data, 1, b.len, record);
+    xs_buf_free(&b);
+}
+
 static http_resp_t http_raw(const void *req, size_t len)
 {
     http_resp_t r = {0};
@@ -161,6 +197,7 @@ static http_resp_t http_raw(const void *req, size_t len)
         r.body = strdup("");
     }
     free(text);
+    record_answer(req, len, &r);
     return r;
 }
 
@@ -461,6 +498,22 @@ static void test_rules_and_anonymous(void **state)
     expect_status("/v1/users/u/cross-sell?boost_items=a&boost=0", 400);
     expect_status("/v1/users/u/cross-sell?exclude=", 400);
 
+    /* The other endpoints, for the OpenAPI check. */
+    r = http_get("/v1/items/camera/neighbours?n=3");
+    assert_int_equal(r.status, 200);
+    assert_true(xs_json_number(xs_json_get(r.json, "price")) == 300);
+    resp_free(&r);
+    expect_status("/v1/items/no-such-item/neighbours", 404);
+    expect_status("/v1/items/camera/neighbours?class=sideways", 400);
+    r = http_get("/metrics");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = http_get("/healthz");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    expect_status("/shop/", 404); /* http.shop.dir not set */
+    expect_status("/no/such/path", 404);
+
     /* Events over HTTP are off unless configured. */
     r = http_post("/v1/events", "Bearer whatever-token-0123456789", "{\"events\":[]}");
     assert_int_equal(r.status, 404);
@@ -516,8 +569,11 @@ static void test_events_over_http(void **state)
     fputs(TOKEN "\n", f);
     fclose(f);
     snprintf(set_token, sizeof(set_token), "http.auth.token.file=%s", token_file);
+    char set_shop[700];
+    const char *src = getenv("XS_SOURCE_DIR");
+    snprintf(set_shop, sizeof(set_shop), "http.shop.dir=%s/shop", src && *src ? src : ".");
     const char *extra[] = {"http.events.enabled=true", set_token, "http.events.max.bytes=8192",
-                           "http.events.rate=50", NULL};
+                           "http.events.rate=50", set_shop, NULL};
     worker_t w = start_worker(bs, "storefront-events", extra);
     int64_t t = ts + 3600000;
     char *c1 = click_json("web-e1", "web-1", "camera", t);
@@ -592,6 +648,24 @@ static void test_events_over_http(void **state)
     resp_free(&r);
     assert_false(user_known("ghost")); /* the rejected batch produced nothing */
 
+    /* A shopper not logged in: a session_id and no user_id is the session's profile. */
+    char anon[512];
+    snprintf(anon, sizeof(anon),
+             "{\"events\":[{\"kind\":\"cart\",\"event_id\":\"anon-1\",\"session_id\":\"s-42\","
+             "\"type\":\"ADD\",\"lines\":[{\"item_id\":\"camera\"}],\"ts\":%lld}]}",
+             (long long)(t + 2000));
+    r = http_post("/v1/events", "Bearer " TOKEN, anon);
+    assert_int_equal(r.status, 202);
+    assert_string_equal(jstr(xs_json_at(xs_json_get(r.json, "results"), 0), "key"), "session:s-42");
+    resp_free(&r);
+    for (int i = 0; i < 100 && !(known = user_known("session:s-42")); i++)
+        usleep(100000);
+    assert_true(known);
+    r = get_list("/v1/users/session:s-42/cross-sell");
+    assert_int_equal(rank_of(&r, "camera"), 0);
+    assert_true(rank_of(&r, "strap") > 0);
+    resp_free(&r);
+
     /* Bodies beyond http.events.max.bytes (8192): 413. */
     char *big = malloc(10000);
     memset(big, ' ', 9999);
@@ -634,6 +708,22 @@ static void test_events_over_http(void **state)
     assert_int_equal(r.status, 405);
     resp_free(&r);
 
+    /* The shop's static files: only plain names of known types. */
+    r = http_get("/shop/");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/html"));
+    assert_non_null(strstr(r.body, "shop.js"));
+    resp_free(&r);
+    r = http_get("/shop/shop.css");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/css"));
+    resp_free(&r);
+    expect_status("/shop/..%2Findex.html", 404);
+    expect_status("/shop/.hidden.js", 404);
+    expect_status("/shop/index.html.bak", 404);
+    expect_status("/shop/a/index.html", 404);
+    expect_status("/shop/missing.html", 404);
+
     stop_worker(&w);
     xs_buf_free(&many);
     xs_buf_free(&batch);
@@ -662,12 +752,35 @@ static void test_token_equal(void **state)
     assert_false(xs_http_token_equal("", 0, "", 0)); /* no token: nothing matches */
 }
 
+/* Every answer recorded above validates against docs/openapi.yaml. */
+static void test_answers_match_openapi(void **state)
+{
+    (void)state;
+    assert_non_null(record);
+    fclose(record);
+    record = NULL;
+    const char *src = getenv("XS_SOURCE_DIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tools/check_openapi.py %s/docs/openapi.yaml %s",
+             src && *src ? src : ".", src && *src ? src : ".", record_path);
+    int rc = system(cmd);
+    assert_int_equal(rc, 0);
+}
+
 int main(void)
 {
+    char *dir = xst_tmpdir("storefront-answers");
+    snprintf(record_path, sizeof(record_path), "%s/answers.jsonl", dir);
+    record = fopen(record_path, "w");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_equal),
         cmocka_unit_test(test_events_over_http),
         cmocka_unit_test(test_rules_and_anonymous),
+        cmocka_unit_test(test_answers_match_openapi),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    if (!failed)
+        xst_rmrf(dir);
+    free(dir);
+    return failed;
 }
