@@ -2002,9 +2002,9 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
             goto out;
         }
     } else {
-        kind = xs_json_get(obj, "lines")                                          ? XS_KIND_CART
+        kind = xs_json_get(obj, "lines")                                       ? XS_KIND_CART
                : xs_json_get(obj, "user_id") || xs_json_get(obj, "session_id") ? XS_KIND_CLICK
-                                                                                  : XS_KIND_ITEM;
+                                                                               : XS_KIND_ITEM;
     }
     xs_event_init(ev, (xs_event_kind_t)kind);
     if ((err = json_ts(obj, &ev->ts, why, why_size)) != XS_OK)

@@ -469,7 +469,7 @@ static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t 
                             const char **items, int *n_items, char **store, char *errstr,
                             size_t errstr_size)
 {
-    static const char *const lists[] = {"exclude",     "category",      "exclude_category",
+    static const char *const lists[] = {"exclude",     "category",       "exclude_category",
                                         "boost_items", "boost_category", "items"};
     size_t total = 0;
     for (int i = 0; i < n_p; i++)
@@ -500,16 +500,16 @@ static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t 
                      : k == 3 ? &rules->n_boost_item
                      : k == 4 ? &rules->n_boost_category
                               : n_items;
-        unsigned st = split_list(lists[k], at, h->max_id_len, out, XS_RULES_MAX, n_out, errstr,
-                                 errstr_size);
+        unsigned st =
+            split_list(lists[k], at, h->max_id_len, out, XS_RULES_MAX, n_out, errstr, errstr_size);
         if (st)
             return st;
         at += len + 1;
     }
     const char *mp = param_get(p, n_p, "max_price");
     if (mp) {
-        unsigned st = parse_number("max_price", mp, 0, 1e12, &rules->max_price, errstr,
-                                   errstr_size);
+        unsigned st =
+            parse_number("max_price", mp, 0, 1e12, &rules->max_price, errstr, errstr_size);
         if (st)
             return st;
         rules->has_max_price = true;
@@ -532,11 +532,11 @@ static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t 
 static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, int n_p, resp_t *r)
 {
     static const char *const allowed_user[] = {
-        "placement", "n", "item", "exclude", "category", "exclude_category", "max_price",
-        "boost_items", "boost_category", "boost", NULL};
+        "placement", "n",           "item",           "exclude", "category", "exclude_category",
+        "max_price", "boost_items", "boost_category", "boost",   NULL};
     static const char *const allowed_anon[] = {
-        "placement", "n", "items", "exclude", "category", "exclude_category", "max_price",
-        "boost_items", "boost_category", "boost", NULL};
+        "placement", "n",           "items",          "exclude", "category", "exclude_category",
+        "max_price", "boost_items", "boost_category", "boost",   NULL};
     char errstr[512] = "";
     char upper[32];
     unsigned st = check_params(p, n_p, user ? allowed_user : allowed_anon, errstr, sizeof(errstr));
@@ -595,9 +595,8 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         st = MHD_HTTP_NOT_FOUND;
         goto fail;
     }
-    xs_err_t err = h->svc.cross_sell(h->svc.opaque, user, (xs_placement_t)placement, items,
-                                     n_items, n, rules, &list, &known, &partition, errstr,
-                                     sizeof(errstr));
+    xs_err_t err = h->svc.cross_sell(h->svc.opaque, user, (xs_placement_t)placement, items, n_items,
+                                     n, rules, &list, &known, &partition, errstr, sizeof(errstr));
     if (err) {
         char safe[80];
         XS_WARN("http query failed", "user=\"%s\" error=\"%s\"",
@@ -769,16 +768,15 @@ static void serve_events(xs_http_t *h, const xs_buf_t *body, resp_t *r)
     xs_event_t *evs = NULL;
     char **reasons = NULL;
     size_t n = 0, n_bad = 0;
-    xs_json_t *root = body->len ? xs_json_parse((const char *)body->data, body->len, why,
-                                                sizeof(why))
-                                : NULL;
+    xs_json_t *root =
+        body->len ? xs_json_parse((const char *)body->data, body->len, why, sizeof(why)) : NULL;
     if (!root) {
         resp_error(r, MHD_HTTP_BAD_REQUEST, "the body is not JSON: %s",
                    body->len ? why : "empty body");
         return;
     }
-    const xs_json_t *arr = xs_json_type(root) == XS_JSON_OBJECT ? xs_json_get(root, "events")
-                                                                 : root;
+    const xs_json_t *arr =
+        xs_json_type(root) == XS_JSON_OBJECT ? xs_json_get(root, "events") : root;
     if (!arr || xs_json_type(arr) != XS_JSON_ARRAY) {
         resp_error(r, MHD_HTTP_BAD_REQUEST, "expected {\"events\": [...]} or an array of events");
         goto out;
@@ -880,9 +878,9 @@ static void serve_static(xs_http_t *h, const char *name, resp_t *r)
     size_t len = strlen(name);
     const char *dot = strchr(name, '.');
     const char *type = NULL;
-    bool ok = len < 64 && dot && dot != name && strchr(dot + 1, '.') == NULL &&
-              strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-                  len;
+    bool ok =
+        len < 64 && dot && dot != name && strchr(dot + 1, '.') == NULL &&
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len;
     for (size_t i = 0; ok && !type && i < sizeof(types) / sizeof(types[0]); i++)
         if (!strcmp(dot, types[i][0]))
             type = types[i][1];

@@ -214,8 +214,8 @@ static http_resp_t http_get(const char *target)
 static http_resp_t http_post(const char *target, const char *auth, const char *body)
 {
     xs_buf_t b = {0};
-    xs_buf_printf(&b, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n", target,
-                  http_host, http_port);
+    xs_buf_printf(&b, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n", target, http_host,
+                  http_port);
     if (auth)
         xs_buf_printf(&b, "Authorization: %s\r\n", auth);
     xs_buf_printf(&b, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
@@ -293,10 +293,11 @@ static void produce_shop(xs_producer_t *p, xs_codec_t *codec)
     static const struct {
         const char *id, *title, *category;
         double price;
-    } catalog[] = {{"camera", "Camera X100", "photo", 300},   {"lens", "Zoom lens 24-70", "photo", 120},
-                   {"tripod", "Travel tripod", "photo", 40},  {"bag", "Camera bag", "bags", 25},
-                   {"strap", "Camera strap", "bags", 12},     {"socks", "Wool socks", "clothes", 5},
-                   {"shoes", "Running shoes", "clothes", NAN}};
+    } catalog[] = {
+        {"camera", "Camera X100", "photo", 300},   {"lens", "Zoom lens 24-70", "photo", 120},
+        {"tripod", "Travel tripod", "photo", 40},  {"bag", "Camera bag", "bags", 25},
+        {"strap", "Camera strap", "bags", 12},     {"socks", "Wool socks", "clothes", 5},
+        {"shoes", "Running shoes", "clothes", NAN}};
     for (size_t i = 0; i < sizeof(catalog) / sizeof(catalog[0]); i++) {
         xs_event_t ev;
         xst_item_event(&ev, catalog[i].id, catalog[i].title, catalog[i].category, true, T0);
@@ -339,11 +340,24 @@ static worker_t start_worker(const char *bs, const char *group, const char *cons
     snprintf(w.err, sizeof(w.err), "%s/worker.err", w.dir);
     snprintf(set_port, sizeof(set_port), "http.port.file=%s", portfile);
     char *topics_conf = xst_topics_config(w.dir);
-    const char *argv[40] = {worker_bin(), "--config",     topics_conf,       "--bootstrap",
-                            bs,           "--state-dir",  statedir,          "--group",
-                            xst_group(group), "--http",   "127.0.0.1:0",     "--from-beginning",
-                            "--set",      set_port,       "--set",           "log.progress.seconds=0",
-                            "--set",      "commit.interval.ms=200"};
+    const char *argv[40] = {worker_bin(),
+                            "--config",
+                            topics_conf,
+                            "--bootstrap",
+                            bs,
+                            "--state-dir",
+                            statedir,
+                            "--group",
+                            xst_group(group),
+                            "--http",
+                            "127.0.0.1:0",
+                            "--from-beginning",
+                            "--set",
+                            set_port,
+                            "--set",
+                            "log.progress.seconds=0",
+                            "--set",
+                            "commit.interval.ms=200"};
     int n = 18;
     for (int i = 0; extra && extra[i]; i++) {
         argv[n++] = "--set";
@@ -488,9 +502,9 @@ static void test_rules_and_anonymous(void **state)
     resp_free(&r);
 
     /* Malformed rules: 400 with a reason. */
-    expect_status("/v1/cross-sell?placement=CART", 400);                 /* no items */
-    expect_status("/v1/cross-sell?items=a,,b", 400);                     /* empty id */
-    expect_status("/v1/cross-sell?items=camera&item=lens", 400);         /* user-only param */
+    expect_status("/v1/cross-sell?placement=CART", 400);         /* no items */
+    expect_status("/v1/cross-sell?items=a,,b", 400);             /* empty id */
+    expect_status("/v1/cross-sell?items=camera&item=lens", 400); /* user-only param */
     expect_status("/v1/users/u/cross-sell?max_price=cheap", 400);
     expect_status("/v1/users/u/cross-sell?max_price=-1", 400);
     expect_status("/v1/users/u/cross-sell?max_price=inf", 400);
@@ -573,7 +587,7 @@ static void test_events_over_http(void **state)
     const char *src = getenv("XS_SOURCE_DIR");
     snprintf(set_shop, sizeof(set_shop), "http.shop.dir=%s/shop", src && *src ? src : ".");
     const char *extra[] = {"http.events.enabled=true", set_token, "http.events.max.bytes=8192",
-                           "http.events.rate=50", set_shop, NULL};
+                           "http.events.rate=50",      set_shop,  NULL};
     worker_t w = start_worker(bs, "storefront-events", extra);
     int64_t t = ts + 3600000;
     char *c1 = click_json("web-e1", "web-1", "camera", t);
@@ -608,8 +622,7 @@ static void test_events_over_http(void **state)
     xs_buf_t bad = {0};
     char *g1 = click_json("ghost-e1", "ghost", "camera", t);
     char *g2 = click_json("ghost-e2", "ghost", "camera", 1000); /* 1970: before limits.min_ts */
-    xs_buf_printf(&bad, "{\"events\":[%s,%s,{\"kind\":\"click\",\"user_id\":\"ghost\"}]}", g1,
-                  g2);
+    xs_buf_printf(&bad, "{\"events\":[%s,%s,{\"kind\":\"click\",\"user_id\":\"ghost\"}]}", g1, g2);
     xs_buf_append_u8(&bad, 0);
     r = http_post("/v1/events", "Bearer " TOKEN, (const char *)bad.data);
     assert_int_equal(r.status, 400);
@@ -675,8 +688,9 @@ static void test_events_over_http(void **state)
     assert_int_equal(r.status, 413);
     resp_free(&r);
     xs_buf_t chunked = {0};
-    xs_buf_printf(&chunked, "POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                            "Authorization: Bearer " TOKEN "\r\nTransfer-Encoding: chunked\r\n\r\n");
+    xs_buf_printf(&chunked,
+                  "POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  "Authorization: Bearer " TOKEN "\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 10; i++)
         xs_buf_printf(&chunked, "3e8\r\n%.*s\r\n", 1000, big);
     xs_buf_printf(&chunked, "0\r\n\r\n");
@@ -746,7 +760,7 @@ static void test_token_equal(void **state)
     assert_true(xs_http_token_equal(want, 16, want, 16));
     assert_false(xs_http_token_equal("0123456789abcdeF", 16, want, 16));
     assert_false(xs_http_token_equal("1123456789abcdef", 16, want, 16));
-    assert_false(xs_http_token_equal(want, 15, want, 16));           /* a prefix */
+    assert_false(xs_http_token_equal(want, 15, want, 16));                /* a prefix */
     assert_false(xs_http_token_equal("0123456789abcdef0", 17, want, 16)); /* longer */
     assert_false(xs_http_token_equal("", 0, want, 16));
     assert_false(xs_http_token_equal("", 0, "", 0)); /* no token: nothing matches */

@@ -100,8 +100,10 @@ static xs_engine_t *phone_world(void)
     for (int i = 0; acc[i]; i++) {
         char title[64];
         snprintf(title, sizeof(title), "Title of %s", acc[i]);
-        item_update(e, acc[i], title, acc[i][1] == 'a' ? "cases" : acc[i][1] == 'h' ? "chargers"
-                                                                                   : "straps",
+        item_update(e, acc[i], title,
+                    acc[i][1] == 'a'   ? "cases"
+                    : acc[i][1] == 'h' ? "chargers"
+                                       : "straps",
                     acc_price[i]);
     }
     item_update(e, "phone", "A phone", "phones", 300);
