@@ -3,7 +3,8 @@
  * filters and the boost of a storefront's query on hand-made scenarios, the
  * catalog metadata of each listed item, and the list of an anonymous cart
  * against the list the worker's path publishes for a shopper who adds the
- * same items.
+ * same items; the catalog price kept in the names records (version 03)
+ * across a flush and a reload, and a version 02 record still read.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +17,8 @@
 #include <cmocka.h>
 
 #include "xsell/engine.h"
+#include "xsell/hash.h"
+#include "xsell/inspect.h"
 
 #define T0 INT64_C(1700000000000)
 
@@ -306,12 +309,142 @@ static void test_anonymous_cart_is_the_worker_list(void **state)
     xs_engine_destroy(e);
 }
 
+/* ---- the names record's price: stored, reloaded; version 02 still read ---- */
+
+#define KV_MAX 4096
+typedef struct kv {
+    int n;
+    xs_cf_t cf[KV_MAX];
+    uint8_t key[KV_MAX][16];
+    size_t klen[KV_MAX];
+    xs_buf_t val[KV_MAX];
+} kv_t;
+
+static xs_err_t kv_put(void *opaque, xs_cf_t cf, const void *key, size_t klen, const void *val,
+                       size_t vlen)
+{
+    kv_t *kv = opaque;
+    int i = 0;
+    for (; i < kv->n; i++)
+        if (kv->cf[i] == cf && kv->klen[i] == klen && !memcmp(kv->key[i], key, klen))
+            break;
+    if (i == kv->n) {
+        assert_true(kv->n < KV_MAX && klen <= 16);
+        kv->n++;
+        kv->cf[i] = cf;
+        kv->klen[i] = klen;
+        memcpy(kv->key[i], key, klen);
+    }
+    xs_buf_reset(&kv->val[i]);
+    return xs_buf_append(&kv->val[i], val, vlen);
+}
+
+static xs_err_t kv_get(void *opaque, xs_cf_t cf, const void *key, size_t klen, xs_buf_t *val,
+                       bool *found, char *errstr, size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    kv_t *kv = opaque;
+    xs_buf_reset(val);
+    *found = false;
+    for (int i = 0; i < kv->n; i++)
+        if (kv->cf[i] == cf && kv->klen[i] == klen && !memcmp(kv->key[i], key, klen)) {
+            *found = true;
+            return xs_buf_append(val, kv->val[i].data, kv->val[i].len);
+        }
+    return XS_OK;
+}
+
+static const xs_buf_t *kv_find(const kv_t *kv, xs_cf_t cf, uint64_t h)
+{
+    uint8_t key[8];
+    xs_key_u64(key, h);
+    for (int i = 0; i < kv->n; i++)
+        if (kv->cf[i] == cf && kv->klen[i] == 8 && !memcmp(kv->key[i], key, 8))
+            return &kv->val[i];
+    return NULL;
+}
+
+static void test_price_is_stored(void **state)
+{
+    (void)state;
+    kv_t *kv = calloc(1, sizeof(*kv));
+    assert_non_null(kv);
+    xs_engine_t *e = phone_world();
+    char errstr[256] = "";
+    assert_int_equal(xs_engine_flush(e, kv_put, kv, errstr, sizeof(errstr)), XS_OK);
+    xs_engine_destroy(e);
+
+    /* The record as stored: version 03, and inspect's decoder reads the price. */
+    const xs_buf_t *v = kv_find(kv, XS_CF_NAMES, xs_hash_str("case-b"));
+    assert_non_null(v);
+    assert_int_equal(v->data[0], 'N');
+    assert_int_equal(v->data[1], 3);
+    xs_name_rec_t nr = {0};
+    assert_int_equal(xs_name_decode(&nr, v->data, v->len, errstr, sizeof(errstr)), XS_OK);
+    assert_string_equal(nr.id, "case-b");
+    assert_true(nr.has_price && nr.price == 25);
+    xs_name_rec_clear(&nr);
+    v = kv_find(kv, XS_CF_NAMES, xs_hash_str("charger-a")); /* no price */
+    assert_int_equal(xs_name_decode(&nr, v->data, v->len, errstr, sizeof(errstr)), XS_OK);
+    assert_false(nr.has_price);
+    xs_name_rec_clear(&nr);
+
+    /* case-a's record rewritten as version 02 (before prices):
+     * 'N' 02 | id | title | family. */
+    uint8_t old[64] = {'N', 2, 6, 'c', 'a', 's', 'e', '-', 'a', 5, 'T', 'i', 't', 'l', 'e'};
+    size_t old_len = 15 + 8; /* family 0 */
+    uint8_t key[8];
+    xs_key_u64(key, xs_hash_str("case-a"));
+    assert_int_equal(kv_put(kv, XS_CF_NAMES, key, 8, old, old_len), XS_OK);
+    assert_int_equal(xs_name_decode(&nr, old, old_len, errstr, sizeof(errstr)), XS_OK);
+    assert_string_equal(nr.title, "Title");
+    assert_false(nr.has_price);
+    xs_name_rec_clear(&nr);
+
+    /* A new engine over the stored records: the prices come back (case-a's
+     * version 02 record: its title, no price). */
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    o.params.category_cap = 0;
+    o.params.trending_backfill = false;
+    o.params.popularity_prior = 0;
+    xs_backend_t be = {kv, kv_get};
+    o.backend = &be;
+    e = xs_engine_new(&o, errstr, sizeof(errstr));
+    assert_non_null(e);
+    const char *phone[] = {"phone"};
+    xs_list_t l = query(e, "someone", phone, 1, NULL, 6);
+    assert_int_equal(rank_of(&l, "case-a"), 1);
+    for (int i = 0; i < l.n_items; i++) {
+        int k = 0;
+        while (acc[k] && strcmp(acc[k], l.items[i].item_id))
+            k++;
+        assert_non_null(acc[k]);
+        if (k == 0) {
+            assert_string_equal(l.items[i].title, "Title");
+            assert_false(l.items[i].has_price);
+            continue;
+        }
+        assert_int_equal(l.items[i].has_price, !isnan(acc_price[k]));
+        if (l.items[i].has_price)
+            assert_true(l.items[i].price == acc_price[k]);
+    }
+    assert_int_equal(l.n_items, 6);
+    xs_list_clear(&l);
+    xs_engine_destroy(e);
+    for (int i = 0; i < kv->n; i++)
+        xs_buf_free(&kv->val[i]);
+    free(kv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_filter_and_boost),
         cmocka_unit_test(test_rules_hold_for_trending_backfill),
         cmocka_unit_test(test_anonymous_cart_is_the_worker_list),
+        cmocka_unit_test(test_price_is_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
