@@ -327,6 +327,19 @@ typedef struct worker {
     char err[600];
 } worker_t;
 
+/* The worker of the running test: killed at exit when an assertion ended
+ * the test before stop_worker(). */
+static pid_t live_worker;
+
+static void kill_live_worker(void)
+{
+    if (live_worker > 0) {
+        kill(live_worker, SIGKILL);
+        waitpid(live_worker, NULL, 0);
+        live_worker = 0;
+    }
+}
+
 /* Starts a worker with HTTP on a free port and waits until it has read the
  * scenario (a known user is known). extra: more --set values, NULL-ended. */
 static worker_t start_worker(const char *bs, const char *group, const char *const *extra)
@@ -364,7 +377,9 @@ static worker_t start_worker(const char *bs, const char *group, const char *cons
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
+    kill_live_worker(); /* a previous test's, if it failed */
     w.pid = spawn((char *const *)argv, out, w.err);
+    live_worker = w.pid;
     free(topics_conf);
     char *addr = NULL;
     for (int i = 0; i < 300 && !(addr && *addr); i++) {
@@ -397,7 +412,9 @@ static worker_t start_worker(const char *bs, const char *group, const char *cons
 static void stop_worker(worker_t *w)
 {
     kill(w->pid, SIGTERM);
-    assert_int_equal(wait_exit(w->pid, 60), 0);
+    int status = wait_exit(w->pid, 60);
+    live_worker = 0;
+    assert_int_equal(status, 0);
     xst_rmrf(w->dir);
     free(w->dir);
 }
@@ -786,6 +803,7 @@ int main(void)
     char *dir = xst_tmpdir("storefront-answers");
     snprintf(record_path, sizeof(record_path), "%s/answers.jsonl", dir);
     record = fopen(record_path, "w");
+    atexit(kill_live_worker);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_equal),
         cmocka_unit_test(test_events_over_http),
