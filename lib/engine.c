@@ -56,6 +56,8 @@ typedef struct cached_name {
     uint64_t family; /* items: hash of ItemUpdate.family, 0 = none */
     double price;    /* items: ItemUpdate.price when has_price */
     bool has_price;
+    int64_t avail_from, avail_until; /* items: the availability window, when has_... */
+    bool has_from, has_until;
 } cached_name_t;
 
 typedef struct dirty_vec {
@@ -179,6 +181,8 @@ struct xs_engine {
     int64_t rebuy_ms;          /* the longest rebuy window of the base and every arm */
     xs_add_outcome_t outcome;  /* of the last xs_engine_process() */
     const rules_c_t *rules;    /* query-time rules of the list being scored, or NULL */
+    int64_t clock;             /* the latest event time processed (in memory) */
+    int64_t list_time;         /* the time the catalog's availability windows are judged at */
 };
 
 static void free_item(cached_item_t *c)
@@ -583,8 +587,9 @@ static void free_name(cached_name_t *n)
     free(n);
 }
 
-/* 'N' 03 | varint len id | varint len title | family u64 | u8 has price [| price f64]
- * (version 1: no family, 2: no price). */
+/* 'N' 03 | varint len id | varint len title | family u64 | u8 flags (1 price,
+ * 2 available_from, 4 available_until) | [price f64] [from i64] [until i64]
+ * (version 1: no family, 2: nothing after the family). */
 static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
 {
     xs_wire_reader_t r = {p, p + len, false};
@@ -605,8 +610,17 @@ static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
     }
     if (p[1] >= 2)
         n->family = xs_wire_get_u64(&r);
-    if (p[1] >= 3 && (n->has_price = xs_wire_get_u8(&r) != 0))
-        n->price = decode_f64(&r);
+    if (p[1] >= 3) {
+        uint8_t flags = xs_wire_get_u8(&r);
+        if ((n->has_price = flags & 1))
+            n->price = decode_f64(&r);
+        if ((n->has_from = flags & 2))
+            n->avail_from = (int64_t)xs_wire_get_u64(&r);
+        if ((n->has_until = flags & 4))
+            n->avail_until = (int64_t)xs_wire_get_u64(&r);
+        if (flags & ~7)
+            return XS_ERR_DECODE;
+    }
     return !r.bad && r.p == r.end ? XS_OK : XS_ERR_DECODE;
 }
 
@@ -621,9 +635,14 @@ static xs_err_t encode_name(const cached_name_t *n, xs_buf_t *b)
     if (tl)
         xs_buf_append(b, n->title, tl);
     xs_wire_u64(b, n->family);
-    xs_buf_append_u8(b, n->has_price ? 1 : 0);
+    xs_buf_append_u8(
+        b, (uint8_t)((n->has_price ? 1 : 0) | (n->has_from ? 2 : 0) | (n->has_until ? 4 : 0)));
     if (n->has_price)
         encode_f64(b, n->price);
+    if (n->has_from)
+        xs_wire_u64(b, (uint64_t)n->avail_from);
+    if (n->has_until)
+        xs_wire_u64(b, (uint64_t)n->avail_until);
     return b->data ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -1357,6 +1376,21 @@ static xs_err_t rules_check(xs_engine_t *e, uint64_t item, const cached_item_t *
     return XS_OK;
 }
 
+/* Whether the catalog's availability window (ItemUpdate.available_from /
+ * available_until) admits item at e->list_time: from <= t < until. */
+static xs_err_t window_check(xs_engine_t *e, uint64_t item, bool *ok, char *errstr,
+                             size_t errstr_size)
+{
+    cached_name_t *n = NULL;
+    *ok = true;
+    xs_err_t err = get_name(e, item, NULL, &n, errstr, errstr_size);
+    if (err || !n)
+        return err;
+    int64_t t = e->list_time;
+    *ok = !(n->has_from && t < n->avail_from) && !(n->has_until && t >= n->avail_until);
+    return XS_OK;
+}
+
 /* Whether the n picks (categories cats) hold category_cap items of cat already. */
 static bool category_full(const xs_params_t *P, const uint64_t *cats, int n, uint64_t cat)
 {
@@ -1593,7 +1627,8 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             continue;
         bool pass = true;
         double rule_factor = 1.0;
-        if ((err = rules_check(e, cd->item, st, &pass, &rule_factor, errstr, errstr_size)))
+        if ((err = rules_check(e, cd->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
+            (pass && (err = window_check(e, cd->item, &pass, errstr, errstr_size))))
             return err;
         if (!pass)
             continue;
@@ -1678,7 +1713,8 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                 continue;
             bool pass = true;
             double rule_factor = 1.0;
-            if ((err = rules_check(e, t->item, st, &pass, &rule_factor, errstr, errstr_size)))
+            if ((err = rules_check(e, t->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
+                (pass && (err = window_check(e, t->item, &pass, errstr, errstr_size))))
                 return err;
             if (!pass)
                 continue;
@@ -1790,6 +1826,16 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
         n->price = ev->has_price ? ev->price : 0;
         name_dirty(e, n);
     }
+    int64_t from = ev->has_available_from ? ev->available_from : 0;
+    int64_t until = ev->has_available_until ? ev->available_until : 0;
+    if (n->has_from != ev->has_available_from || n->has_until != ev->has_available_until ||
+        n->avail_from != from || n->avail_until != until) {
+        n->has_from = ev->has_available_from;
+        n->has_until = ev->has_available_until;
+        n->avail_from = from;
+        n->avail_until = until;
+        name_dirty(e, n);
+    }
     if (ev->category) {
         ci->st.category = xs_hash_str(ev->category);
         cached_name_t *cn = NULL;
@@ -1824,6 +1870,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     memset(&e->outcome, 0, sizeof(e->outcome));
     e->outcome.arm = -1;
     e->st.events++;
+    if (ev->ts > e->clock)
+        e->clock = ev->ts;
     if (ev->kind == XS_KIND_ITEM) {
         e->st.item_updates++;
         return apply_item_update(e, ev, errstr, errstr_size);
@@ -1969,6 +2017,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int n_want = SP->list_len[placement];
     if (n_want > XS_LIST_MAX_ITEMS)
         n_want = XS_LIST_MAX_ITEMS;
+    e->list_time = now; /* availability windows at the trigger's time */
     if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, true, list, errstr,
                      errstr_size)))
         return err;
@@ -2091,6 +2140,10 @@ xs_err_t xs_engine_recommend_ex(xs_engine_t *e, uint16_t partition, const char *
         rc.boost = rules->boost > 0 ? rules->boost : 2.0;
         e->rules = &rc;
     }
+    /* availability windows at the latest event time known: the shopper's, or
+     * any processed event's (the clock is not stored: right after a restart
+     * it starts from the shopper's or 0) */
+    e->list_time = now > e->clock ? now : e->clock;
     err = score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, false, list, errstr,
                 errstr_size);
     e->rules = NULL;

@@ -29,7 +29,8 @@
  *                  "kind": "click" | "cart" | "item" (inferred when absent:
  *                  "lines" -> cart, "user_id" or "session_id" -> click,
  *                  else item). "ts" is epoch milliseconds or an ISO-8601
- *                  UTC string. A click or cart event with a "session_id"
+ *                  UTC string (so are "available_from" and "available_until"
+ *                  of an item). A click or cart event with a "session_id"
  *                  and no "user_id" gets the user id "session:<id>".
  *   baskets        One basket per line (items separated by commas when the
  *                  file has any comma, else by whitespace), replayed in file

@@ -21,7 +21,7 @@
  * Keys (the same bytes the store uses):
  *   users  partition u16 BE + user hash u64 BE   -> xs_profile encoding
  *   items  item hash u64 BE                      -> xs_item encoding
- *   names  hash u64 BE                           -> 'N' 03 id, title, family, price
+ *   names  hash u64 BE                           -> 'N' 03 id, title, family, price, window
  *                                                   (xs_name_rec_t in inspect.h)
  *   meta   "globals"                             -> totals and trending summary
  * Only decay and windows in event time: replaying the same input gives the

@@ -15,7 +15,8 @@
  *     nothing produced; a valid batch is produced to the input topics, the
  *     worker reads it and the shopper's list follows; bodies beyond
  *     http.events.max.bytes are a 413 (by Content-Length, and chunked);
- *     http.events.rate answers 429 beyond its bucket;
+ *     http.events.rate answers 429 beyond its bucket; a catalog event's
+ *     availability window takes the item out of the lists;
  *   - every answer of these tests, recorded, validates against
  *     docs/openapi.yaml (tools/check_openapi.py, run last).
  */
@@ -677,6 +678,41 @@ static void test_events_over_http(void **state)
     assert_true(rank_of(&r, "strap") > 0);
     resp_free(&r);
     assert_false(user_known("ghost")); /* the rejected batch produced nothing */
+
+    /* A catalog event with an availability window (ItemUpdate version 2):
+     * the tripod, from a day after everything so far, leaves every list;
+     * an empty window is refused with its reason. */
+    char item_ev[1024];
+    snprintf(item_ev, sizeof(item_ev),
+             "{\"events\":[{\"kind\":\"item\",\"item_id\":\"tripod\",\"title\":\"Travel "
+             "tripod\",\"category\":\"photo\",\"price\":40,\"available_from\":%lld,"
+             "\"ts\":%lld}]}",
+             (long long)(t + 86400000), (long long)(t + 1500));
+    r = get_list("/v1/cross-sell?items=camera&n=6");
+    assert_true(rank_of(&r, "tripod") > 0);
+    resp_free(&r);
+    r = http_post("/v1/events", "Bearer " TOKEN, item_ev);
+    assert_int_equal(r.status, 202);
+    assert_string_equal(jstr(xs_json_at(xs_json_get(r.json, "results"), 0), "key"), "tripod");
+    resp_free(&r);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        r = get_list("/v1/cross-sell?items=camera&n=6");
+        gone = rank_of(&r, "tripod") == 0 && xs_json_size(items_of(&r)) > 0;
+        resp_free(&r);
+        if (!gone)
+            usleep(100000);
+    }
+    assert_true(gone);
+    snprintf(item_ev, sizeof(item_ev),
+             "[{\"kind\":\"item\",\"item_id\":\"bag\",\"available_from\":%lld,"
+             "\"available_until\":%lld,\"ts\":%lld}]",
+             (long long)(t + 1000), (long long)(t + 1000), (long long)t);
+    r = http_post("/v1/events", "Bearer " TOKEN, item_ev);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(jstr(xs_json_at(xs_json_get(r.json, "results"), 0), "reason"),
+                           "empty availability window"));
+    resp_free(&r);
 
     /* A shopper not logged in: a session_id and no user_id is the session's profile. */
     char anon[512];

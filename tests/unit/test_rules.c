@@ -4,7 +4,9 @@
  * catalog metadata of each listed item, and the list of an anonymous cart
  * against the list the worker's path publishes for a shopper who adds the
  * same items; the catalog price kept in the names records (version 03)
- * across a flush and a reload, and a version 02 record still read.
+ * across a flush and a reload, and a version 02 record still read; the
+ * catalog's availability windows (ItemUpdate.available_from/_until) in
+ * every list.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -438,6 +440,95 @@ static void test_price_is_stored(void **state)
     free(kv);
 }
 
+/* ---- availability windows --------------------------------------------- */
+
+static void item_window(xs_engine_t *e, const char *item, int k, bool has_from, int64_t from,
+                        bool has_until, int64_t until)
+{
+    xs_event_t ev;
+    xs_list_t list;
+    bool has;
+    char title[64];
+    xs_event_init(&ev, XS_KIND_ITEM);
+    snprintf(title, sizeof(title), "Title of %s", item);
+    ev.item_id = strdup(item);
+    ev.title = strdup(title);
+    ev.category = strdup(item[1] == 'a' ? "cases" : "chargers");
+    ev.has_price = !isnan(acc_price[k]);
+    ev.price = ev.has_price ? acc_price[k] : 0;
+    ev.has_available_from = has_from;
+    ev.available_from = from;
+    ev.has_available_until = has_until;
+    ev.available_until = until;
+    ev.ts = clock_ms;
+    xs_list_init(&list);
+    assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
+    xs_event_clear(&ev);
+}
+
+static void test_availability_windows(void **state)
+{
+    (void)state;
+    const int64_t day = 86400000;
+    xs_engine_t *e = phone_world();
+    int64_t t = clock_ms;
+    item_window(e, "case-a", 0, true, t + 10 * day, false, 0); /* not yet */
+    item_window(e, "case-b", 1, false, 0, true, t - 1);        /* no longer */
+    item_window(e, "case-c", 2, true, t - day, true, t + day); /* now */
+    const char *ph[] = {"phone", NULL};
+    const char *phone[] = {"phone"};
+    xs_list_t pub, q;
+    bool has = false;
+    /* the worker's path: windows at the trigger's time */
+    cart(e, "w-1", XS_CART_ADD, ph, &pub, &has);
+    assert_true(has);
+    assert_int_equal(rank_of(&pub, "case-a"), 0);
+    assert_int_equal(rank_of(&pub, "case-b"), 0);
+    assert_int_equal(rank_of(&pub, "case-c"), 1);
+    xs_list_clear(&pub);
+    /* queries: an anonymous cart (the latest event time processed) and a user */
+    q = query(e, NULL, phone, 1, NULL, 6);
+    assert_int_equal(rank_of(&q, "case-a"), 0);
+    assert_int_equal(rank_of(&q, "case-b"), 0);
+    assert_int_equal(rank_of(&q, "case-c"), 1);
+    assert_int_equal(q.n_items, 4);
+    xs_list_clear(&q);
+    /* eleven days on: case-a has come, case-c has gone */
+    clock_ms += 11 * day;
+    cart(e, "w-2", XS_CART_ADD, ph, &pub, &has);
+    assert_int_equal(rank_of(&pub, "case-a"), 1);
+    assert_int_equal(rank_of(&pub, "case-b"), 0);
+    assert_int_equal(rank_of(&pub, "case-c"), 0);
+    xs_list_clear(&pub);
+    q = query(e, "w-1", phone, 1, NULL, 6); /* w-1's own last event is older: the engine's time */
+    assert_int_equal(rank_of(&q, "case-a"), 1);
+    assert_int_equal(rank_of(&q, "case-c"), 0);
+    xs_list_clear(&q);
+    /* a catalog update without a window lifts it */
+    item_window(e, "case-b", 1, false, 0, false, 0);
+    q = query(e, NULL, phone, 1, NULL, 6);
+    assert_int_equal(rank_of(&q, "case-b"), 2);
+    xs_list_clear(&q);
+    xs_engine_destroy(e);
+}
+
+/* The trending backfill obeys the windows too. */
+static void test_availability_in_backfill(void **state)
+{
+    (void)state;
+    xs_engine_t *e = phone_world();
+    xs_engine_params(e)->trending_backfill = true;
+    item_window(e, "case-a", 0, true, clock_ms + 86400000, false, 0);
+    const char *nothing[] = {"never-seen"};
+    xs_list_t q = query(e, NULL, nothing, 1, NULL, 20);
+    assert_true(q.n_items >= 5);
+    assert_int_equal(rank_of(&q, "case-a"), 0);
+    for (int i = 0; i < q.n_items; i++)
+        assert_int_equal(q.items[i].source, XS_SOURCE_TRENDING);
+    xs_list_clear(&q);
+    xs_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +536,8 @@ int main(void)
         cmocka_unit_test(test_rules_hold_for_trending_backfill),
         cmocka_unit_test(test_anonymous_cart_is_the_worker_list),
         cmocka_unit_test(test_price_is_stored),
+        cmocka_unit_test(test_availability_windows),
+        cmocka_unit_test(test_availability_in_backfill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
