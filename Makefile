@@ -58,7 +58,8 @@ bench: build
 	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --e2e-events 100000 --rate 10000 --rate-seconds 10 && \
 	  $(BUILD)/bin/xsell bench e2e --bootstrap "$$XS_KAFKA_BOOTSTRAP" --partitions 1 --e2e-events 100000 --rate 10000 --rate-seconds 10'
 
-# The demo, then the broker and the worker (HTTP on 127.0.0.1:8080) stay up until Ctrl-C.
+# The demo, then the broker and the worker (HTTP on 127.0.0.1:8080, the demo shop on
+# /shop/: the address with its token is printed) stay up until Ctrl-C.
 demo-serve: build
 	@KAFKA=$(KAFKA) XSELL_DEMO_KEEP=1 bash deploy/demo.sh
 

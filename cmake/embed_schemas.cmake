@@ -1,8 +1,12 @@
-# Generates a C file holding every schemas/*.avsc as a string constant:
-#   const char *xs_schema_text_<Name>;
+# Generates a C file holding every schemas/*.avsc, and the earlier versions
+# in schemas/previous/*.avsc (<Name>_<version>.avsc), as string constants:
+#   const char *xs_schema_text_<Name>;  const char *xs_schema_text_<Name>_<version>;
 # Invoked as: cmake -DOUT=file.c -DSCHEMA_DIR=dir -P embed_schemas.cmake
 file(GLOB files ${SCHEMA_DIR}/*.avsc)
+file(GLOB previous ${SCHEMA_DIR}/previous/*.avsc)
 list(SORT files)
+list(SORT previous)
+list(APPEND files ${previous})
 set(body "/* Generated from the schemas directory by cmake/embed_schemas.cmake. Do not edit. */\n#include \"schemas.h\"\n")
 foreach(f ${files})
   get_filename_component(name ${f} NAME_WE)

@@ -4,7 +4,10 @@
 # cart events, the worker run until it has caught up, and a sample of the
 # cross-sell lists it published, with product names. Stops all it started,
 # unless XSELL_DEMO_KEEP=1 (`make demo-serve`): then the broker and the worker
-# keep running, with the worker's HTTP API on $XSELL_DEMO_HTTP, until Ctrl-C.
+# keep running, with the worker's HTTP API on $XSELL_DEMO_HTTP, until Ctrl-C,
+# and the demo shop on http://$XSELL_DEMO_HTTP/shop/ (its address, with the
+# bearer token of POST /v1/events, is printed; the shop's lists come from an
+# A/B experiment of two similarity measures, so each list shows its arm).
 # KAFKA=real (`make demo KAFKA=real`): the same demo on a real Apache Kafka
 # broker (one KRaft node on loopback, tests/kafka/kafka.sh; Java 17 and the
 # jars deploy/install-deps.sh fetched), its topics made by `xsell topics create`.
@@ -55,9 +58,18 @@ echo "== loading $DATA"
 "$BIN/xsell" produce --bootstrap-file "$WORK/bootstrap" --format online-retail "$DATA" \
   2>"$WORK/produce.log" | sed 's/^/   /'
 
+# POST /v1/events and the shop: a fresh bearer token per run.
+od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$WORK/token"
+shop=(--set http.events.enabled=true --set "http.auth.token.file=$WORK/token"
+      --set "http.shop.dir=$PWD/shop")
+if [ "$KEEP" = 1 ]; then
+  shop+=(--set experiment.name=shop-demo --set experiment.arms=llr:50,count:50
+         --set experiment.arm.count.model.similarity=count)
+fi
+
 echo "== running the worker until it has caught up (progress every 5 s; HTTP on $HTTP)"
 "$BIN/xsell-worker" --bootstrap-file "$WORK/bootstrap" --state-dir "$WORK/state" \
-  --set log.progress.seconds=5 --http "$HTTP" 2>"$WORK/worker.log" &
+  --set log.progress.seconds=5 --http "$HTTP" "${shop[@]}" 2>"$WORK/worker.log" &
 wpid=$!
 pids+=($wpid)
 # The worker reports readiness (everything present at assignment consumed) on
@@ -83,6 +95,8 @@ last_blocks 2 "$WORK/cart.txt"
 echo "== done in $(( $(date +%s) - t0 )) s; logs and state in $WORK/"
 if [ "$KEEP" = 1 ]; then
   echo "== serving until Ctrl-C:"
+  echo "   demo shop: http://$HTTP/shop/?token=$(cat "$WORK/token")#/product/85123A"
+  echo "   curl -s 'http://$HTTP/v1/cross-sell?items=85123A,21733&placement=CART'"
   echo "   curl -s http://$HTTP/v1/users/15804/cross-sell?placement=CART"
   echo "   curl -s http://$HTTP/v1/items/23145/neighbours"
   echo "   curl -s http://$HTTP/metrics | grep xsell_lists"

@@ -13,7 +13,11 @@ packages=(
   python3-yaml
   prometheus
   openjdk-17-jre-headless maven
+  chromium nodejs python3-jsonschema
 )
+# npm: Debian's package, unless node came with its own (NodeSource's nodejs
+# ships npm and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -36,9 +40,22 @@ fetch_registry() {
   bash "$(dirname "$0")/../tests/registry/registry.sh" fetch >/dev/null
 }
 
+# The browser test's playwright-core (tests/browser/package-lock.json), no
+# browser download: the test drives Debian's chromium.
+npm_deps() {
+  local dir
+  dir="$(dirname "$0")/../tests/browser"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+     ! cmp -s "$dir/package-lock.json" "$dir/.installed-lock.json"; then
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+     cp package-lock.json .installed-lock.json)
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   fetch_kafka
   fetch_registry
+  npm_deps
   exit 0
 fi
 
@@ -56,4 +73,5 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fetch_kafka
 fetch_registry
+npm_deps
 echo "install-deps: done" >&2

@@ -99,6 +99,8 @@ typedef enum rfield {
     RF_NAME,
     RF_VERSION,
     RF_FAMILY,
+    RF_AVAILABLE_FROM,
+    RF_AVAILABLE_UNTIL,
     RF__COUNT
 } rfield_t;
 
@@ -108,6 +110,7 @@ static const char *const rfield_name[RF__COUNT] = {
     "brand",      "price",     "in_stock",   "repurchasable", "deleted",  "generated_at", "trigger",
     "item_ids",   "placement", "experiment", "arm",           "items",    "score",        "source",
     "because_of", "model",     "name",       "version",       "family",
+    "available_from", "available_until", /* ItemUpdate version 2 */
 };
 
 /* Stack room for a decoded tree: an event or a full list needs no malloc. */
@@ -299,6 +302,14 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
     }
     if (rtables_build(codec, errstr, errstr_size) || !list_writer_check(codec, errstr, errstr_size))
         goto fail;
+    /* Earlier versions of the schemas (schemas/previous/): what producers
+     * wrote with them still decodes by its fingerprint, resolved against
+     * the current reader (new fields take their defaults). */
+    if (xs_codec_add_writer(codec, XS_KIND_ITEM, xs_schema_text_ItemUpdate_1, -1, msg,
+                            sizeof(msg)) != XS_OK) {
+        xs_errstr_set(errstr, errstr_size, "embedded ItemUpdate version 1: %s", msg);
+        goto fail;
+    }
     xs_buf_free(&pcf);
     return codec;
 fail:
@@ -554,6 +565,14 @@ static int64_t m_long(rv_t x)
     return (x.v && (x.v->type == XS_AT_INT || x.v->type == XS_AT_LONG)) ? x.v->u.l : 0;
 }
 
+static bool m_opt_long(rv_t x, int64_t *out)
+{
+    if (!x.v || (x.v->type != XS_AT_INT && x.v->type != XS_AT_LONG))
+        return false;
+    *out = x.v->u.l;
+    return true;
+}
+
 static bool m_double(rv_t x, double *out)
 {
     if (!x.v || (x.v->type != XS_AT_DOUBLE && x.v->type != XS_AT_FLOAT))
@@ -592,6 +611,10 @@ static void map_event(mctx_t *m, xs_event_kind_t kind, rv_t root, xs_event_t *ev
         ev->brand = m_field_str(m, root, RF_BRAND);
         ev->family = m_field_str(m, root, RF_FAMILY);
         ev->has_price = m_double(rv_field(m, root, RF_PRICE), &ev->price);
+        ev->has_available_from =
+            m_opt_long(rv_field(m, root, RF_AVAILABLE_FROM), &ev->available_from);
+        ev->has_available_until =
+            m_opt_long(rv_field(m, root, RF_AVAILABLE_UNTIL), &ev->available_until);
         ev->in_stock = m_bool(rv_field(m, root, RF_IN_STOCK));
         ev->repurchasable = m_bool(rv_field(m, root, RF_REPURCHASABLE));
         ev->deleted = m_bool(rv_field(m, root, RF_DELETED));
@@ -905,6 +928,14 @@ static int av_opt_double(avro_value_t *rec, const char *name, bool has, double v
     return av_branch(rec, name, AVRO_DOUBLE, &b) || avro_value_set_double(&b, v);
 }
 
+static int av_opt_long(avro_value_t *rec, const char *name, bool has, int64_t v)
+{
+    avro_value_t b;
+    if (!has)
+        return av_branch(rec, name, AVRO_NULL, &b) || avro_value_set_null(&b);
+    return av_branch(rec, name, AVRO_INT64, &b) || avro_value_set_long(&b, v);
+}
+
 static int av_append_str(avro_value_t *arr, const char *s)
 {
     avro_value_t e;
@@ -927,6 +958,9 @@ static int fill_event(avro_value_t *rec, const xs_event_t *ev)
         rc = rc || av_bool(rec, "repurchasable", ev->repurchasable);
         rc = rc || av_bool(rec, "deleted", ev->deleted);
         rc = rc || av_long(rec, "ts", ev->ts);
+        rc = rc || av_opt_long(rec, "available_from", ev->has_available_from, ev->available_from);
+        rc =
+            rc || av_opt_long(rec, "available_until", ev->has_available_until, ev->available_until);
         return rc;
     }
     rc = rc || av_str(rec, "event_id", ev->event_id);

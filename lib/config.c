@@ -171,6 +171,21 @@ static const key_def_t keys[] = {
      "(slow or idle clients), so health probes always get a slot."},
     {"http.timeout.seconds", T_INT, "10", 1, 3600, NULL, "Idle HTTP connections are closed "
      "after this time."},
+    {"http.events.enabled", T_BOOL, "false", 0, 0, NULL,
+     "Serve POST /v1/events: JSON batches of click, cart and catalog events, validated as "
+     "Kafka input is and produced as Avro to the input topics (needs http.auth.token.file)."},
+    {"http.auth.token.file", T_STR, "", 0, 0, NULL,
+     "File whose first line is the bearer token (at least 16 bytes) that write endpoints "
+     "(POST /v1/events) require in `Authorization: Bearer <token>`; compared in constant time."},
+    {"http.events.max.bytes", T_INT, "1048576", 1024, 67108864, NULL,
+     "Largest POST /v1/events body; larger ones are answered 413 (a larger Content-Length "
+     "before any byte is read)."},
+    {"http.shop.dir", T_STR, "", 0, 0, NULL,
+     "Directory of the demo shop's static pages, served under /shop/ (`shop/` in the source "
+     "tree; `make demo-serve` sets it); empty: not served."},
+    {"http.events.rate", T_INT, "1000", 0, 10000000, NULL,
+     "Events per second accepted over HTTP (a token bucket holding one second's worth); "
+     "batches beyond it are answered 429 with Retry-After; 0: no limit."},
     {"metrics.attribution.lists", T_INT, "65536", 16, 16777216, NULL,
      "Published lists remembered (list_id -> arm, ring buffer, about 40 bytes each) to "
      "attribute clicks and purchases carrying a list_id to an experiment arm; older lists "

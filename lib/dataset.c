@@ -1910,26 +1910,41 @@ static bool json_int(const xs_json_t *v, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-static xs_err_t json_ts(const xs_json_t *obj, int64_t *ts, char *why, size_t why_size)
+/* A time field: epoch milliseconds or an ISO-8601 string; *has false when
+ * absent or null (an error when required). */
+static xs_err_t json_time(const xs_json_t *obj, const char *key, bool required, int64_t *ts,
+                          bool *has, char *why, size_t why_size)
 {
-    const xs_json_t *v = xs_json_get(obj, "ts");
+    const xs_json_t *v = xs_json_get(obj, key);
+    *has = false;
     if (!v || xs_json_type(v) == XS_JSON_NULL) {
-        xs_errstr_set(why, why_size, "missing \"ts\"");
+        if (!required)
+            return XS_OK;
+        xs_errstr_set(why, why_size, "missing \"%s\"", key);
         return XS_ERR_DECODE;
     }
     if (xs_json_type(v) == XS_JSON_STRING) {
         if (!parse_time(xs_json_string(v), ts)) {
-            xs_errstr_set(why, why_size,
-                          "\"ts\" is not an ISO-8601 time like 2024-05-01T12:00:00Z");
+            xs_errstr_set(why, why_size, "\"%s\" is not an ISO-8601 time like 2024-05-01T12:00:00Z",
+                          key);
             return XS_ERR_DECODE;
         }
+        *has = true;
         return XS_OK;
     }
     if (!json_int(v, INT64_MIN, INT64_MAX, ts)) {
-        xs_errstr_set(why, why_size, "\"ts\" must be epoch milliseconds or an ISO-8601 string");
+        xs_errstr_set(why, why_size, "\"%s\" must be epoch milliseconds or an ISO-8601 string",
+                      key);
         return XS_ERR_DECODE;
     }
+    *has = true;
     return XS_OK;
+}
+
+static xs_err_t json_ts(const xs_json_t *obj, int64_t *ts, char *why, size_t why_size)
+{
+    bool has = false;
+    return json_time(obj, "ts", true, ts, &has, why, why_size);
 }
 
 static xs_err_t json_lines(const xs_json_t *obj, xs_event_t *ev, char *why, size_t why_size)
@@ -2002,9 +2017,9 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
             goto out;
         }
     } else {
-        kind = xs_json_get(obj, "lines")     ? XS_KIND_CART
-               : xs_json_get(obj, "user_id") ? XS_KIND_CLICK
-                                             : XS_KIND_ITEM;
+        kind = xs_json_get(obj, "lines")                                       ? XS_KIND_CART
+               : xs_json_get(obj, "user_id") || xs_json_get(obj, "session_id") ? XS_KIND_CLICK
+                                                                               : XS_KIND_ITEM;
     }
     xs_event_init(ev, (xs_event_kind_t)kind);
     if ((err = json_ts(obj, &ev->ts, why, why_size)) != XS_OK)
@@ -2020,18 +2035,36 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
             (err = json_num(obj, "price", &ev->price, &has, why, why_size)) ||
             (err = json_bool(obj, "in_stock", &ev->in_stock, why, why_size)) ||
             (err = json_bool(obj, "repurchasable", &ev->repurchasable, why, why_size)) ||
-            (err = json_bool(obj, "deleted", &ev->deleted, why, why_size)))
+            (err = json_bool(obj, "deleted", &ev->deleted, why, why_size)) ||
+            (err = json_time(obj, "available_from", false, &ev->available_from,
+                             &ev->has_available_from, why, why_size)) ||
+            (err = json_time(obj, "available_until", false, &ev->available_until,
+                             &ev->has_available_until, why, why_size)))
             goto out;
         ev->has_price = has;
         goto out;
     }
 
     if ((err = json_str(obj, "event_id", true, &ev->event_id, why, why_size)) ||
-        (err = json_str(obj, "user_id", true, &ev->user_id, why, why_size)) ||
+        (err = json_str(obj, "user_id", false, &ev->user_id, why, why_size)) ||
         (err = json_str(obj, "session_id", false, &ev->session_id, why, why_size)) ||
         (err = json_str(obj, "list_id", false, &ev->list_id, why, why_size)) ||
         (err = json_str(obj, "type", true, &type_name, why, why_size)))
         goto out;
+    /* A shopper who is not logged in: the session is the user ("session:<id>"). */
+    if (!ev->user_id && ev->session_id) {
+        size_t len = strlen(XS_SESSION_USER_PREFIX) + strlen(ev->session_id) + 1;
+        if (!(ev->user_id = malloc(len))) {
+            err = XS_ERR_NOMEM;
+            goto out;
+        }
+        snprintf(ev->user_id, len, "%s%s", XS_SESSION_USER_PREFIX, ev->session_id);
+    }
+    if (!ev->user_id) {
+        xs_errstr_set(why, why_size, "missing \"user_id\" (or \"session_id\")");
+        err = XS_ERR_DECODE;
+        goto out;
+    }
     ev->type = kind == XS_KIND_CLICK ? xs_click_type_from_name(type_name)
                                      : xs_cart_type_from_name(type_name);
     if (ev->type < 0) {
@@ -2053,6 +2086,16 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
 out:
     free(kind_name);
     free(type_name);
+    return err;
+}
+
+xs_err_t xs_dataset_event_from_json(const xs_json_t *obj, xs_event_t *ev, char *why,
+                                    size_t why_size)
+{
+    xs_event_init(ev, XS_KIND_CLICK);
+    xs_err_t err = jsonl_event(obj, ev, why, why_size);
+    if (err)
+        xs_event_clear(ev);
     return err;
 }
 

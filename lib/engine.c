@@ -54,6 +54,10 @@ typedef struct cached_name {
     char *id;
     char *title;
     uint64_t family; /* items: hash of ItemUpdate.family, 0 = none */
+    double price;    /* items: ItemUpdate.price when has_price */
+    bool has_price;
+    int64_t avail_from, avail_until; /* items: the availability window, when has_... */
+    bool has_from, has_until;
 } cached_name_t;
 
 typedef struct dirty_vec {
@@ -103,6 +107,16 @@ typedef struct ctx_item {
     double w;
     bool bought; /* only a past purchase: the rebuy rule decides, not the context rule */
 } ctx_item_t;
+
+/* Query-time rules as hashes (xs_rules_t compiled by xs_engine_recommend_ex). */
+typedef struct rules_c {
+    uint64_t excl[XS_RULES_MAX], cat[XS_RULES_MAX], xcat[XS_RULES_MAX];
+    uint64_t bitem[XS_RULES_MAX], bcat[XS_RULES_MAX];
+    int n_excl, n_cat, n_xcat, n_bitem, n_bcat;
+    bool has_max_price;
+    double max_price;
+    double boost;
+} rules_c_t;
 
 struct xs_engine {
     xs_params_t params;
@@ -166,6 +180,9 @@ struct xs_engine {
     xs_engine_stats_t st;
     int64_t rebuy_ms;          /* the longest rebuy window of the base and every arm */
     xs_add_outcome_t outcome;  /* of the last xs_engine_process() */
+    const rules_c_t *rules;    /* query-time rules of the list being scored, or NULL */
+    int64_t clock;             /* the latest event time processed (in memory) */
+    int64_t list_time;         /* the time the catalog's availability windows are judged at */
 };
 
 static void free_item(cached_item_t *c)
@@ -570,11 +587,13 @@ static void free_name(cached_name_t *n)
     free(n);
 }
 
-/* 'N' 02 | varint len id | varint len title | family u64 (version 1: no family). */
+/* 'N' 03 | varint len id | varint len title | family u64 | u8 flags (1 price,
+ * 2 available_from, 4 available_until) | [price f64] [from i64] [until i64]
+ * (version 1: no family, 2: nothing after the family). */
 static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
 {
     xs_wire_reader_t r = {p, p + len, false};
-    if (len < 2 || p[0] != 'N' || p[1] < 1 || p[1] > 2)
+    if (len < 2 || p[0] != 'N' || p[1] < 1 || p[1] > 3)
         return XS_ERR_DECODE;
     r.p += 2;
     char **dst[2] = {&n->id, &n->title};
@@ -591,6 +610,17 @@ static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
     }
     if (p[1] >= 2)
         n->family = xs_wire_get_u64(&r);
+    if (p[1] >= 3) {
+        uint8_t flags = xs_wire_get_u8(&r);
+        if ((n->has_price = flags & 1))
+            n->price = decode_f64(&r);
+        if ((n->has_from = flags & 2))
+            n->avail_from = (int64_t)xs_wire_get_u64(&r);
+        if ((n->has_until = flags & 4))
+            n->avail_until = (int64_t)xs_wire_get_u64(&r);
+        if (flags & ~7)
+            return XS_ERR_DECODE;
+    }
     return !r.bad && r.p == r.end ? XS_OK : XS_ERR_DECODE;
 }
 
@@ -598,13 +628,21 @@ static xs_err_t encode_name(const cached_name_t *n, xs_buf_t *b)
 {
     size_t il = strlen(n->id), tl = n->title ? strlen(n->title) : 0;
     xs_buf_append_u8(b, 'N');
-    xs_buf_append_u8(b, 2);
+    xs_buf_append_u8(b, 3);
     xs_wire_varint(b, il);
     xs_buf_append(b, n->id, il);
     xs_wire_varint(b, tl);
     if (tl)
         xs_buf_append(b, n->title, tl);
     xs_wire_u64(b, n->family);
+    xs_buf_append_u8(
+        b, (uint8_t)((n->has_price ? 1 : 0) | (n->has_from ? 2 : 0) | (n->has_until ? 4 : 0)));
+    if (n->has_price)
+        encode_f64(b, n->price);
+    if (n->has_from)
+        xs_wire_u64(b, (uint64_t)n->avail_from);
+    if (n->has_until)
+        xs_wire_u64(b, (uint64_t)n->avail_until);
     return b->data ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -1328,6 +1366,60 @@ static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, si
     return set_str(dst, hex);
 }
 
+static bool hash_in(const uint64_t *v, int n, uint64_t h)
+{
+    for (int k = 0; k < n; k++)
+        if (v[k] == h)
+            return true;
+    return false;
+}
+
+/* The query-time rules (e->rules, NULL: none) for a candidate that passed
+ * allowed(): *pass, and *factor the boost of its final score. */
+static xs_err_t rules_check(xs_engine_t *e, uint64_t item, const cached_item_t *st, bool *pass,
+                            double *factor, char *errstr, size_t errstr_size)
+{
+    const rules_c_t *R = e->rules;
+    uint64_t cat = st ? st->st.category : 0;
+    *pass = true;
+    *factor = 1.0;
+    if (!R)
+        return XS_OK;
+    if (hash_in(R->excl, R->n_excl, item) || (R->n_cat && !hash_in(R->cat, R->n_cat, cat)) ||
+        (cat && hash_in(R->xcat, R->n_xcat, cat))) {
+        *pass = false;
+        return XS_OK;
+    }
+    if (R->has_max_price) {
+        cached_name_t *n = NULL;
+        xs_err_t err = get_name(e, item, NULL, &n, errstr, errstr_size);
+        if (err)
+            return err;
+        if (!n || !n->has_price || !(n->price <= R->max_price)) {
+            *pass = false;
+            return XS_OK;
+        }
+    }
+    if (hash_in(R->bitem, R->n_bitem, item) || (cat && hash_in(R->bcat, R->n_bcat, cat)))
+        *factor = R->boost;
+    return XS_OK;
+}
+
+/* Whether the catalog's availability window (ItemUpdate.available_from /
+ * available_until) admits item at e->list_time: from <= t < until. */
+static xs_err_t window_check(xs_engine_t *e, uint64_t item, bool *ok, char *errstr,
+                             size_t errstr_size)
+{
+    cached_name_t *n = NULL;
+    *ok = true;
+    xs_err_t err = get_name(e, item, NULL, &n, errstr, errstr_size);
+    if (err || !n)
+        return err;
+    int64_t t = e->list_time;
+    *ok = !(n->has_from && t < n->avail_from) && !(n->has_until && t >= n->avail_until);
+    return XS_OK;
+}
+
 /* Whether the n picks (categories cats) hold category_cap items of cat already. */
 static bool category_full(const xs_params_t *P, const uint64_t *cats, int n, uint64_t cat)
 {
@@ -1523,6 +1615,8 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
         }
     double bmax = max_cat > 0 && P->category_boost > 0 ? P->category_boost : 0;
     double reach = (1.0 + bmax) * (1.0 + 1e-9);
+    if (e->rules && e->rules->boost > 1)
+        reach *= e->rules->boost; /* a boosted candidate may overtake the picks */
     candidate_t *cand = e->cands;
     heap_ent_t *buf = e->heap, prev = {0, 0, 0};
     const size_t batch = (size_t)n_want + 8; /* <= 28 <= cap_cands */
@@ -1561,6 +1655,13 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             return err;
         if (!allowed(P, p, ctx, n_ctx, cd->item, st, now))
             continue;
+        bool pass = true;
+        double rule_factor = 1.0;
+        if ((err = rules_check(e, cd->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
+            (pass && (err = window_check(e, cd->item, &pass, errstr, errstr_size))))
+            return err;
+        if (!pass)
+            continue;
         if ((n_xfam || P->family_cap > 0) &&
             (err = family_of(e, cd->item, &cd->family, errstr, errstr_size)) != XS_OK)
             return err;
@@ -1575,6 +1676,7 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
                                   xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl) /
                                   max_cat;
         }
+        cd->final *= rule_factor;
         cd->st = st;
         /* insert into fin, ordered by final score */
         size_t k = n_fin++;
@@ -1638,6 +1740,13 @@ static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *
             if ((err = get_item(e, t->item, false, &st, errstr, errstr_size)) != XS_OK)
                 return err;
             if (!allowed(P, p, ctx, n_ctx, t->item, st, now))
+                continue;
+            bool pass = true;
+            double rule_factor = 1.0;
+            if ((err = rules_check(e, t->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
+                (pass && (err = window_check(e, t->item, &pass, errstr, errstr_size))))
+                return err;
+            if (!pass)
                 continue;
             uint64_t fam = 0;
             if ((n_xfam || P->family_cap > 0) &&
@@ -1742,6 +1851,21 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
         n->family = fam;
         name_dirty(e, n);
     }
+    if (n->has_price != ev->has_price || (ev->has_price && n->price != ev->price)) {
+        n->has_price = ev->has_price;
+        n->price = ev->has_price ? ev->price : 0;
+        name_dirty(e, n);
+    }
+    int64_t from = ev->has_available_from ? ev->available_from : 0;
+    int64_t until = ev->has_available_until ? ev->available_until : 0;
+    if (n->has_from != ev->has_available_from || n->has_until != ev->has_available_until ||
+        n->avail_from != from || n->avail_until != until) {
+        n->has_from = ev->has_available_from;
+        n->has_until = ev->has_available_until;
+        n->avail_from = from;
+        n->avail_until = until;
+        name_dirty(e, n);
+    }
     if (ev->category) {
         ci->st.category = xs_hash_str(ev->category);
         cached_name_t *cn = NULL;
@@ -1785,11 +1909,14 @@ xs_err_t xs_engine_delete_item(xs_engine_t *e, const char *item_id, char *errstr
     ci->st.flags = XS_ITEM_F_CATALOG | XS_ITEM_F_DELETED;
     ci->st.category = 0;
     item_dirty(e, ci);
-    if (n->title || n->family) {
+    if (n->title || n->family || n->has_price || n->has_from || n->has_until) {
         e->cache_bytes -= name_bytes(n);
         free(n->title);
         n->title = NULL;
         n->family = 0;
+        n->has_price = n->has_from = n->has_until = false;
+        n->price = 0;
+        n->avail_from = n->avail_until = 0;
         e->cache_bytes += name_bytes(n);
         name_dirty(e, n);
     }
@@ -1810,6 +1937,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     memset(&e->outcome, 0, sizeof(e->outcome));
     e->outcome.arm = -1;
     e->st.events++;
+    if (ev->ts > e->clock)
+        e->clock = ev->ts;
     if (ev->kind == XS_KIND_ITEM) {
         e->st.item_updates++;
         return apply_item_update(e, ev, errstr, errstr_size);
@@ -1955,6 +2084,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int n_want = SP->list_len[placement];
     if (n_want > XS_LIST_MAX_ITEMS)
         n_want = XS_LIST_MAX_ITEMS;
+    e->list_time = now; /* availability windows at the trigger's time */
     if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, true, list, errstr,
                      errstr_size)))
         return err;
@@ -1979,36 +2109,114 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
                              const char *trigger_item, xs_placement_t placement, int n,
                              xs_list_t *list, char *errstr, size_t errstr_size)
 {
+    const char *items[1] = {trigger_item};
+    return xs_engine_recommend_ex(e, partition, user_id, items,
+                                  trigger_item && *trigger_item ? 1 : 0, placement, n, NULL, list,
+                                  errstr, errstr_size);
+}
+
+static void rules_hash(uint64_t *out, int *n_out, const char *const *v, int n)
+{
+    *n_out = 0;
+    for (int i = 0; i < n && i < XS_RULES_MAX; i++)
+        if (v[i] && *v[i])
+            out[(*n_out)++] = xs_hash_str(v[i]);
+}
+
+/* Title, category and price of each item of a list (queries only). */
+static xs_err_t list_metadata(xs_engine_t *e, xs_list_t *list, char *errstr, size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    for (int i = 0; i < list->n_items; i++) {
+        xs_rec_t *r = &list->items[i];
+        uint64_t h = xs_hash_str(r->item_id);
+        cached_name_t *n = NULL;
+        cached_item_t *st = NULL;
+        if ((err = get_name(e, h, NULL, &n, errstr, errstr_size)))
+            return err;
+        if (n && n->title && (err = set_str(&r->title, n->title)))
+            return err;
+        if (n && n->has_price) {
+            r->price = n->price;
+            r->has_price = true;
+        }
+        if ((err = get_item(e, h, false, &st, errstr, errstr_size)))
+            return err;
+        if (st && st->st.category) {
+            cached_name_t *cn = NULL;
+            if ((err = get_name(e, st->st.category, NULL, &cn, errstr, errstr_size)))
+                return err;
+            if (cn && (err = set_str(&r->category, cn->id)))
+                return err;
+        }
+    }
+    return XS_OK;
+}
+
+xs_err_t xs_engine_recommend_ex(xs_engine_t *e, uint16_t partition, const char *user_id,
+                                const char *const *items, int n_items, xs_placement_t placement,
+                                int n, const xs_rules_t *rules, xs_list_t *list, char *errstr,
+                                size_t errstr_size)
+{
     cached_user_t *u = NULL;
-    xs_err_t err =
-        get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr, errstr_size);
-    if (err)
+    xs_err_t err = XS_OK;
+    if (user_id &&
+        (err = get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr, errstr_size)))
         return err;
-    int arm = e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, user_id) : -1;
+    int arm = user_id && e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, user_id) : -1;
     const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : &e->params;
     ctx_item_t ctx[64];
     int n_ctx = 0;
-    if (trigger_item && *trigger_item)
-        ctx_add(ctx, &n_ctx, 64, xs_hash_str(trigger_item), SP->w_trigger);
+    if (n_items > XS_RULES_MAX)
+        n_items = XS_RULES_MAX;
+    for (int i = n_items - 1; i >= 0; i--) /* the trigger first, as on the worker's path */
+        if (items[i] && *items[i])
+            ctx_add(ctx, &n_ctx, 64, xs_hash_str(items[i]),
+                    i == n_items - 1 ? SP->w_trigger : SP->w_cart);
     int64_t now = u ? u->prof.last_ts : 0;
     if (n <= 0 || n > XS_LIST_MAX_ITEMS)
         n = SP->list_len[placement];
-    if ((err = set_str(&list->user_id, user_id)) != XS_OK)
+    if (n > XS_LIST_MAX_ITEMS)
+        n = XS_LIST_MAX_ITEMS;
+    if (user_id && (err = set_str(&list->user_id, user_id)) != XS_OK)
         return err;
     if (arm >= 0 && ((err = set_str(&list->experiment, e->experiment.name)) ||
                      (err = set_str(&list->arm, e->experiment.arms[arm].name))))
         return err;
     list->generated_at = now;
-    if (trigger_item && *trigger_item) {
-        if ((err = set_str(&list->trigger_items[0], trigger_item)) != XS_OK)
+    for (int i = 0; i < n_items && list->n_trigger_items < XS_TRIGGER_MAX_ITEMS; i++) {
+        if (!items[i] || !*items[i])
+            continue;
+        if ((err = set_str(&list->trigger_items[list->n_trigger_items], items[i])) != XS_OK)
             return err;
-        list->n_trigger_items = 1;
+        list->n_trigger_items++;
     }
     if ((err = set_str(&list->model_name, e->model_name)) ||
         (err = set_str(&list->model_version, e->model_version)))
         return err;
-    return score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, false, list, errstr,
-                 errstr_size);
+    rules_c_t rc;
+    memset(&rc, 0, sizeof(rc));
+    if (rules) {
+        rules_hash(rc.excl, &rc.n_excl, rules->exclude, rules->n_exclude);
+        rules_hash(rc.cat, &rc.n_cat, rules->category, rules->n_category);
+        rules_hash(rc.xcat, &rc.n_xcat, rules->exclude_category, rules->n_exclude_category);
+        rules_hash(rc.bitem, &rc.n_bitem, rules->boost_item, rules->n_boost_item);
+        rules_hash(rc.bcat, &rc.n_bcat, rules->boost_category, rules->n_boost_category);
+        rc.has_max_price = rules->has_max_price;
+        rc.max_price = rules->max_price;
+        rc.boost = rules->boost > 0 ? rules->boost : 2.0;
+        e->rules = &rc;
+    }
+    /* availability windows at the latest event time known: the shopper's, or
+     * any processed event's (the clock is not stored: right after a restart
+     * it starts from the shopper's or 0) */
+    e->list_time = now > e->clock ? now : e->clock;
+    err = score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, false, list, errstr,
+                errstr_size);
+    e->rules = NULL;
+    if (!err)
+        err = list_metadata(e, list, errstr, errstr_size);
+    return err;
 }
 
 xs_err_t xs_engine_has_user(xs_engine_t *e, uint16_t partition, const char *user_id, bool *found,
@@ -2077,6 +2285,10 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
             return err;
         if (nm && nm->title && !(info->title = xs_strdup(nm->title)))
             return XS_ERR_NOMEM;
+        if (nm && nm->has_price) {
+            info->price = nm->price;
+            info->has_price = true;
+        }
         if (ci->st.category) {
             nm = NULL;
             if ((err = get_name(e, ci->st.category, NULL, &nm, errstr, errstr_size)))

@@ -258,6 +258,28 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
         xs_errstr_set(reason, reason_size, "timestamp out of range (%" PRId64 ")", ev->ts);
         return XS_ERR_VALIDATION;
     }
+    if (ev->kind == XS_KIND_ITEM) {
+        if (ev->has_available_from &&
+            (ev->available_from < lim->min_ts || ev->available_from > lim->max_ts)) {
+            xs_errstr_set(reason, reason_size, "available_from out of range (%" PRId64 ")",
+                          ev->available_from);
+            return XS_ERR_VALIDATION;
+        }
+        if (ev->has_available_until &&
+            (ev->available_until < lim->min_ts || ev->available_until > lim->max_ts)) {
+            xs_errstr_set(reason, reason_size, "available_until out of range (%" PRId64 ")",
+                          ev->available_until);
+            return XS_ERR_VALIDATION;
+        }
+        if (ev->has_available_from && ev->has_available_until &&
+            ev->available_until <= ev->available_from) {
+            xs_errstr_set(reason, reason_size,
+                          "empty availability window (available_until %" PRId64
+                          " <= available_from %" PRId64 ")",
+                          ev->available_until, ev->available_from);
+            return XS_ERR_VALIDATION;
+        }
+    }
     return XS_OK;
 }
 
@@ -277,6 +299,8 @@ void xs_list_clear(xs_list_t *list)
     free(list->arm);
     for (int i = 0; i < list->n_items; i++) {
         free(list->items[i].item_id);
+        free(list->items[i].title);
+        free(list->items[i].category);
         for (int j = 0; j < list->items[i].n_because; j++)
             free(list->items[i].because_of[j]);
     }

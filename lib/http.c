@@ -57,11 +57,12 @@
 
 #include <microhttpd.h>
 
+#include "xsell/dataset.h"
 #include "xsell/json.h"
 #include "xsell/log.h"
 
 #define XS_HTTP_CONN_MEMORY (32 * 1024)
-#define XS_HTTP_MAX_PARAMS 8
+#define XS_HTTP_MAX_PARAMS 16
 #define XS_HTTP_MAX_SEGMENTS 8
 #define XS_HTTP_USER_MAX_N XS_LIST_MAX_ITEMS
 #define XS_HTTP_ITEM_MAX_N 100
@@ -87,6 +88,15 @@ struct xs_http {
     conn_t *conns_tail;
     unsigned n_open;   /* tracked connections not shed */
     unsigned max_open; /* shed the longest-waiting one above this */
+    /* POST /v1/events */
+    bool events;
+    char *token;
+    size_t token_len;
+    size_t max_body;
+    unsigned events_rate;
+    double bucket;    /* events that may be accepted now */
+    double bucket_ms; /* when the bucket was last filled, monotonic ms */
+    char *shop_dir;   /* /shop/ static files, NULL: none */
 };
 
 /* Per-request context, created from the request line. */
@@ -96,6 +106,9 @@ typedef struct req {
     const char *raw; /* the target in MHD's buffer (compared, see on_request) */
     bool too_long;
     bool responded;
+    bool body_started; /* POST: the headers were accepted, the body is being read */
+    bool body_too_large;
+    xs_buf_t body;
 } req_t;
 
 typedef struct param {
@@ -108,6 +121,8 @@ typedef struct resp {
     unsigned status;
     const char *content_type;
     const char *allow; /* Allow header of a 405 */
+    bool www_auth;     /* WWW-Authenticate: Bearer (401) */
+    bool retry_after;  /* Retry-After: 1 (429) */
     xs_buf_t body;
     const char *route; /* the route template, for the request duration metric; NULL: "other" */
 } resp_t;
@@ -325,6 +340,10 @@ static xs_err_t render_list(xs_buf_t *b, const xs_list_t *l, bool known, int par
             (err = json_str(b, r->item_id)) || (err = xs_buf_append_str(b, ",\"score\":")) ||
             (err = json_num(b, r->score)) || (err = xs_buf_append_str(b, ",\"source\":")) ||
             (err = json_str(b, xs_source_name(r->source))) ||
+            (err = xs_buf_append_str(b, ",\"title\":")) || (err = json_str(b, r->title)) ||
+            (err = xs_buf_append_str(b, ",\"category\":")) || (err = json_str(b, r->category)) ||
+            (err = xs_buf_append_str(b, ",\"price\":")) ||
+            (err = r->has_price ? json_num(b, r->price) : xs_buf_append_str(b, "null")) ||
             (err = xs_buf_append_str(b, ",\"because_of\":[")))
             break;
         for (int k = 0; k < r->n_because && !err; k++)
@@ -347,6 +366,8 @@ static xs_err_t render_neighbours(xs_buf_t *b, const char *item_id, xs_class_t c
     if ((err = xs_buf_append_str(b, "{\"item_id\":")) || (err = json_str(b, item_id)) ||
         (err = xs_buf_append_str(b, ",\"title\":")) || (err = json_str(b, info->title)) ||
         (err = xs_buf_append_str(b, ",\"category\":")) || (err = json_str(b, info->category)) ||
+        (err = xs_buf_append_str(b, ",\"price\":")) ||
+        (err = info->has_price ? json_num(b, info->price) : xs_buf_append_str(b, "null")) ||
         (err = xs_buf_printf(b,
                              ",\"users\":{\"bought\":%u,\"viewed\":%u},\"in_stock\":%s,"
                              "\"deleted\":%s,\"repurchasable\":%s,\"class\":\"%s\","
@@ -400,16 +421,137 @@ static void serve_metrics(xs_http_t *h, resp_t *r)
         resp_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics unavailable");
 }
 
+/* A comma-separated list parameter split in place (s is owned by the
+ * caller): each element 1..max_len bytes, at most max elements. */
+static unsigned split_list(const char *name, char *s, size_t max_len, const char **out, int max,
+                           int *n_out, char *errstr, size_t errstr_size)
+{
+    *n_out = 0;
+    for (char *tok = s; tok;) {
+        char *comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
+        size_t len = strlen(tok);
+        if (len == 0 || len > max_len) {
+            xs_errstr_set(errstr, errstr_size,
+                          "%s: each comma-separated value must be 1..%zu bytes", name, max_len);
+            return MHD_HTTP_BAD_REQUEST;
+        }
+        if (*n_out == max) {
+            xs_errstr_set(errstr, errstr_size, "%s: at most %d values", name, max);
+            return MHD_HTTP_BAD_REQUEST;
+        }
+        out[(*n_out)++] = tok;
+        tok = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* A finite decimal number in [lo, hi] (no hex, no inf/nan). */
+static unsigned parse_number(const char *name, const char *s, double lo, double hi, double *v,
+                             char *errstr, size_t errstr_size)
+{
+    char *end = NULL;
+    bool ok = s && *s && strlen(s) <= 32 && strspn(s, "0123456789.eE+-") == strlen(s);
+    if (ok) {
+        *v = strtod(s, &end);
+        ok = end && *end == '\0' && isfinite(*v) && *v >= lo && *v <= hi;
+    }
+    if (!ok) {
+        xs_errstr_set(errstr, errstr_size, "%s must be a number in %g..%g", name, lo, hi);
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    return 0;
+}
+
+/* The list parameters of the query into rules and items; the strings point
+ * into *store (one allocation, freed by the caller). */
+static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t *rules,
+                            const char **items, int *n_items, char **store, char *errstr,
+                            size_t errstr_size)
+{
+    static const char *const lists[] = {"exclude",     "category",       "exclude_category",
+                                        "boost_items", "boost_category", "items"};
+    size_t total = 0;
+    for (int i = 0; i < n_p; i++)
+        total += strlen(p[i].value) + 1;
+    char *buf = malloc(total + 1), *at = buf;
+    *store = buf;
+    *n_items = 0;
+    memset(rules, 0, sizeof(*rules));
+    if (!buf) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    for (int k = 0; k < 6; k++) {
+        const char *v = param_get(p, n_p, lists[k]);
+        if (!v)
+            continue;
+        size_t len = strlen(v);
+        memcpy(at, v, len + 1);
+        const char **out = k == 0   ? rules->exclude
+                           : k == 1 ? rules->category
+                           : k == 2 ? rules->exclude_category
+                           : k == 3 ? rules->boost_item
+                           : k == 4 ? rules->boost_category
+                                    : items;
+        int *n_out = k == 0   ? &rules->n_exclude
+                     : k == 1 ? &rules->n_category
+                     : k == 2 ? &rules->n_exclude_category
+                     : k == 3 ? &rules->n_boost_item
+                     : k == 4 ? &rules->n_boost_category
+                              : n_items;
+        unsigned st =
+            split_list(lists[k], at, h->max_id_len, out, XS_RULES_MAX, n_out, errstr, errstr_size);
+        if (st)
+            return st;
+        at += len + 1;
+    }
+    const char *mp = param_get(p, n_p, "max_price");
+    if (mp) {
+        unsigned st =
+            parse_number("max_price", mp, 0, 1e12, &rules->max_price, errstr, errstr_size);
+        if (st)
+            return st;
+        rules->has_max_price = true;
+    }
+    const char *bs = param_get(p, n_p, "boost");
+    if (bs) {
+        unsigned st = parse_number("boost", bs, 0.001, 1000, &rules->boost, errstr, errstr_size);
+        if (st)
+            return st;
+        if (!rules->n_boost_item && !rules->n_boost_category) {
+            xs_errstr_set(errstr, errstr_size, "boost needs boost_items or boost_category");
+            return MHD_HTTP_BAD_REQUEST;
+        }
+    }
+    return 0;
+}
+
+/* GET /v1/users/{user}/cross-sell, and with user NULL GET /v1/cross-sell
+ * (an anonymous shopper's list for the items= of a cart). */
 static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, int n_p, resp_t *r)
 {
-    static const char *const allowed[] = {"placement", "n", "item", NULL};
+    static const char *const allowed_user[] = {
+        "placement", "n",           "item",           "exclude", "category", "exclude_category",
+        "max_price", "boost_items", "boost_category", "boost",   NULL};
+    static const char *const allowed_anon[] = {
+        "placement", "n",           "items",          "exclude", "category", "exclude_category",
+        "max_price", "boost_items", "boost_category", "boost",   NULL};
     char errstr[512] = "";
     char upper[32];
-    unsigned st = check_params(p, n_p, allowed, errstr, sizeof(errstr));
-    int n = 0, placement = XS_PLACEMENT_CART, partition = -1;
+    unsigned st = check_params(p, n_p, user ? allowed_user : allowed_anon, errstr, sizeof(errstr));
+    int n = 0, placement = XS_PLACEMENT_CART, partition = -1, n_items = 0;
     bool known = false;
     xs_list_t list;
+    xs_rules_t *rules = calloc(1, sizeof(*rules));
+    const char *items[XS_RULES_MAX];
+    char *store = NULL;
     xs_list_init(&list);
+    if (!rules) {
+        xs_errstr_set(errstr, sizeof(errstr), "out of memory");
+        st = MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
     if (st)
         goto fail;
     const char *pl = param_get(p, n_p, "placement");
@@ -431,9 +573,21 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
     const char *ns = param_get(p, n_p, "n");
     if (ns && (st = parse_n(ns, XS_HTTP_USER_MAX_N, &n, errstr, sizeof(errstr))))
         goto fail;
+    if ((st = parse_rules(h, p, n_p, rules, items, &n_items, &store, errstr, sizeof(errstr))))
+        goto fail;
     const char *item = param_get(p, n_p, "item");
     if (item && (!*item || strlen(item) > h->max_id_len)) {
         xs_errstr_set(errstr, sizeof(errstr), "item must be 1..%zu bytes", h->max_id_len);
+        st = MHD_HTTP_BAD_REQUEST;
+        goto fail;
+    }
+    if (item) {
+        items[0] = item;
+        n_items = 1;
+    }
+    if (!user && n_items == 0) {
+        xs_errstr_set(errstr, sizeof(errstr),
+                      "items is required: the comma-separated item ids of the cart");
         st = MHD_HTTP_BAD_REQUEST;
         goto fail;
     }
@@ -442,12 +596,12 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         st = MHD_HTTP_NOT_FOUND;
         goto fail;
     }
-    xs_err_t err = h->svc.cross_sell(h->svc.opaque, user, (xs_placement_t)placement, item, n, &list,
-                                     &known, &partition, errstr, sizeof(errstr));
+    xs_err_t err = h->svc.cross_sell(h->svc.opaque, user, (xs_placement_t)placement, items, n_items,
+                                     n, rules, &list, &known, &partition, errstr, sizeof(errstr));
     if (err) {
         char safe[80];
-        XS_WARN("http query failed", "user=\"%s\" error=\"%s\"", log_safe(user, safe, sizeof(safe)),
-                errstr);
+        XS_WARN("http query failed", "user=\"%s\" error=\"%s\"",
+                log_safe(user ? user : "(anonymous)", safe, sizeof(safe)), errstr);
         st = err == XS_ERR_IO ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR;
         goto fail;
     }
@@ -459,9 +613,13 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         goto fail;
     }
     xs_list_clear(&list);
+    free(rules);
+    free(store);
     return;
 fail:
     xs_list_clear(&list);
+    free(rules);
+    free(store);
     resp_error(r, st, "%s", errstr);
 }
 
@@ -523,6 +681,231 @@ fail:
     resp_error(r, st, "%s", errstr);
 }
 
+/* ======================================================================== */
+/* POST /v1/events                                                          */
+/* ======================================================================== */
+
+bool xs_http_token_equal(const char *given, size_t given_len, const char *want, size_t want_len)
+{
+    /* every byte of want is read whatever given holds: no early exit */
+    unsigned char diff = given_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        diff |= (unsigned char)(want[i] ^ (i < given_len ? given[i] : 0));
+    return diff == 0 && want_len > 0;
+}
+
+static double mono_ms(void);
+
+/* Takes n events from the rate bucket; false when there are not enough. */
+static bool bucket_take(xs_http_t *h, size_t n)
+{
+    if (!h->events_rate)
+        return true;
+    double now = mono_ms();
+    h->bucket += (now - h->bucket_ms) / 1e3 * h->events_rate;
+    h->bucket_ms = now;
+    if (h->bucket > h->events_rate)
+        h->bucket = h->events_rate;
+    if ((double)n > h->bucket)
+        return false;
+    h->bucket -= (double)n;
+    return true;
+}
+
+static const char *kind_name(xs_event_kind_t k)
+{
+    return k == XS_KIND_CLICK ? "click" : k == XS_KIND_CART ? "cart" : "item";
+}
+
+/* Checks made before the body is read: 0 to read it, else the status (r filled). */
+static unsigned events_precheck(xs_http_t *h, struct MHD_Connection *con, const char *target,
+                                resp_t *r)
+{
+    if (strcmp(target, "/v1/events") != 0) {
+        if (!strncmp(target, "/v1/events?", 11))
+            resp_error(r, MHD_HTTP_BAD_REQUEST, "POST /v1/events takes no query parameters");
+        else {
+            resp_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method POST not allowed (GET, HEAD)");
+            r->allow = "GET, HEAD";
+        }
+        return r->status;
+    }
+    if (!h->events || !h->svc.event_check || !h->svc.events_publish) {
+        resp_error(r, MHD_HTTP_NOT_FOUND,
+                   "events over HTTP are not enabled (http.events.enabled, http.auth.token.file)");
+        return r->status;
+    }
+    const char *auth = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        resp_error(r, MHD_HTTP_UNAUTHORIZED, "missing bearer token (Authorization: Bearer ...)");
+        r->www_auth = true;
+        return r->status;
+    }
+    const char *tok = auth + 7;
+    while (*tok == ' ')
+        tok++;
+    if (!xs_http_token_equal(tok, strlen(tok), h->token, h->token_len)) {
+        resp_error(r, MHD_HTTP_UNAUTHORIZED, "wrong bearer token");
+        r->www_auth = true;
+        XS_WARN("http token rejected", "path=/v1/events");
+        return r->status;
+    }
+    const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end == cl || *end || v > h->max_body) {
+            resp_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %zu bytes",
+                       h->max_body);
+            return r->status;
+        }
+    }
+    return 0;
+}
+
+static void serve_events(xs_http_t *h, const xs_buf_t *body, resp_t *r)
+{
+    char why[512] = "";
+    xs_event_t *evs = NULL;
+    char **reasons = NULL;
+    size_t n = 0, n_bad = 0;
+    xs_json_t *root =
+        body->len ? xs_json_parse((const char *)body->data, body->len, why, sizeof(why)) : NULL;
+    if (!root) {
+        resp_error(r, MHD_HTTP_BAD_REQUEST, "the body is not JSON: %s",
+                   body->len ? why : "empty body");
+        return;
+    }
+    const xs_json_t *arr =
+        xs_json_type(root) == XS_JSON_OBJECT ? xs_json_get(root, "events") : root;
+    if (!arr || xs_json_type(arr) != XS_JSON_ARRAY) {
+        resp_error(r, MHD_HTTP_BAD_REQUEST, "expected {\"events\": [...]} or an array of events");
+        goto out;
+    }
+    n = xs_json_size(arr);
+    if (n == 0 || n > XS_HTTP_MAX_EVENTS) {
+        resp_error(r, MHD_HTTP_BAD_REQUEST, "a batch holds 1..%d events, not %zu",
+                   XS_HTTP_MAX_EVENTS, n);
+        goto out;
+    }
+    evs = calloc(n, sizeof(*evs));
+    reasons = calloc(n, sizeof(*reasons));
+    if (!evs || !reasons) {
+        resp_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        why[0] = '\0';
+        xs_err_t err = xs_dataset_event_from_json(xs_json_at(arr, i), &evs[i], why, sizeof(why));
+        if (err == XS_OK) {
+            err = h->svc.event_check(h->svc.opaque, &evs[i], why, sizeof(why));
+            if (err)
+                xs_event_clear(&evs[i]);
+        }
+        if (err) {
+            reasons[i] = xs_strdup(why[0] ? why : xs_err2str(err));
+            n_bad++;
+        }
+    }
+    xs_buf_reset(&r->body);
+    r->content_type = "application/json";
+    if (n_bad) {
+        r->status = MHD_HTTP_BAD_REQUEST;
+        xs_buf_printf(&r->body,
+                      "{\"error\":\"%zu of %zu events are invalid; nothing was produced\","
+                      "\"status\":400,\"accepted\":0,\"results\":[",
+                      n_bad, n);
+        for (size_t i = 0; i < n; i++) {
+            xs_buf_printf(&r->body, "%s{\"index\":%zu,\"status\":\"%s\"", i ? "," : "", i,
+                          reasons[i] ? "invalid" : "valid");
+            if (reasons[i]) {
+                xs_buf_append_str(&r->body, ",\"reason\":");
+                json_str(&r->body, reasons[i]);
+            }
+            xs_buf_append_u8(&r->body, '}');
+        }
+        xs_buf_append_str(&r->body, "]}\n");
+        goto out;
+    }
+    if (!bucket_take(h, n)) {
+        resp_error(r, MHD_HTTP_TOO_MANY_REQUESTS,
+                   "more than http.events.rate = %u events per second; retry later",
+                   h->events_rate);
+        r->retry_after = true;
+        goto out;
+    }
+    if (h->svc.events_publish(h->svc.opaque, evs, n, why, sizeof(why)) != XS_OK) {
+        XS_WARN("http events not produced", "events=%zu error=\"%s\"", n, why);
+        resp_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                   "not every event was acknowledged by Kafka (%s); resend the batch: the "
+                   "worker ignores event ids it has seen",
+                   why);
+        goto out;
+    }
+    r->status = MHD_HTTP_ACCEPTED;
+    xs_buf_printf(&r->body, "{\"accepted\":%zu,\"results\":[", n);
+    for (size_t i = 0; i < n; i++) {
+        xs_buf_printf(&r->body, "%s{\"index\":%zu,\"status\":\"accepted\",\"kind\":\"%s\",\"key\":",
+                      i ? "," : "", i, kind_name(evs[i].kind));
+        json_str(&r->body, evs[i].kind == XS_KIND_ITEM ? evs[i].item_id : evs[i].user_id);
+        xs_buf_append_u8(&r->body, '}');
+    }
+    xs_buf_append_str(&r->body, "]}\n");
+out:
+    for (size_t i = 0; evs && i < n; i++)
+        xs_event_clear(&evs[i]);
+    for (size_t i = 0; reasons && i < n; i++)
+        free(reasons[i]);
+    free(evs);
+    free(reasons);
+    xs_json_free(root);
+}
+
+/* GET /shop/{file}: a plain file name (letters, digits, '-', '_', one
+ * '.'), a known extension, at most 1 MiB, from shop_dir. */
+static void serve_static(xs_http_t *h, const char *name, resp_t *r)
+{
+    static const char *const types[][2] = {{".html", "text/html; charset=utf-8"},
+                                           {".css", "text/css; charset=utf-8"},
+                                           {".js", "text/javascript; charset=utf-8"},
+                                           {".json", "application/json"},
+                                           {".svg", "image/svg+xml"}};
+    if (!h->shop_dir) {
+        resp_error(r, MHD_HTTP_NOT_FOUND, "the demo shop is not served (http.shop.dir)");
+        return;
+    }
+    if (!*name)
+        name = "index.html";
+    size_t len = strlen(name);
+    const char *dot = strchr(name, '.');
+    const char *type = NULL;
+    bool ok =
+        len < 64 && dot && dot != name && strchr(dot + 1, '.') == NULL &&
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len;
+    for (size_t i = 0; ok && !type && i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(dot, types[i][0]))
+            type = types[i][1];
+    if (!ok || !type) {
+        resp_error(r, MHD_HTTP_NOT_FOUND, "no such file");
+        return;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", h->shop_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        resp_error(r, MHD_HTTP_NOT_FOUND, "no such file");
+        return;
+    }
+    char chunk[8192];
+    size_t n;
+    xs_buf_reset(&r->body);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && r->body.len < 1024 * 1024)
+        xs_buf_append(&r->body, chunk, n);
+    fclose(f);
+    r->status = MHD_HTTP_OK;
+    r->content_type = type;
+}
+
 /* Routes a raw request-target ("/path?query") into r. */
 static void route(xs_http_t *h, const char *target, resp_t *r)
 {
@@ -556,6 +939,14 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
     }
     if ((st = parse_query(q ? q + 1 : NULL, params, &n_p, errstr, sizeof(errstr))))
         goto out;
+    if (n_seg >= 1 && !strcmp(seg[0], "shop")) {
+        r->route = "/shop/";
+        if (n_seg <= 2)
+            serve_static(h, n_seg == 2 ? seg[1] : "", r);
+        else
+            resp_error(r, MHD_HTTP_NOT_FOUND, "no such file");
+        goto out;
+    }
     if (n_seg == 1 &&
         (!strcmp(seg[0], "metrics") || !strcmp(seg[0], "healthz") || !strcmp(seg[0], "readyz"))) {
         r->route = !strcmp(seg[0], "metrics")   ? "/metrics"
@@ -567,6 +958,9 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
             serve_metrics(h, r);
         else
             serve_probe(h, seg[0][0] == 'r', r);
+    } else if (n_seg == 2 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "cross-sell")) {
+        r->route = "/v1/cross-sell";
+        serve_cross_sell(h, NULL, params, n_p, r);
     } else if (n_seg == 4 && !strcmp(seg[0], "v1") &&
                ((!strcmp(seg[1], "users") && !strcmp(seg[3], "cross-sell")) ||
                 (!strcmp(seg[1], "items") && !strcmp(seg[3], "neighbours")))) {
@@ -586,7 +980,7 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
         st = MHD_HTTP_NOT_FOUND;
         xs_errstr_set(errstr, sizeof(errstr),
                       "no such path (try /metrics, /healthz, /readyz, "
-                      "/v1/users/{id}/cross-sell, /v1/items/{id}/neighbours)");
+                      "/v1/users/{id}/cross-sell, /v1/cross-sell, /v1/items/{id}/neighbours)");
     }
 out:
     if (st)
@@ -730,6 +1124,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
     req_t *rq = *con_cls;
     if (rq) {
         free(rq->target);
+        xs_buf_free(&rq->body);
         free(rq);
     }
     *con_cls = NULL;
@@ -745,6 +1140,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, resp_t *r)
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->allow)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->www_auth)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"xsell\"");
+    if (r->retry_after)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     enum MHD_Result ret = MHD_queue_response(con, r->status, mr);
     MHD_destroy_response(mr);
     return ret;
@@ -764,6 +1163,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         *upload_data_size = 0; /* a body after the answer: discarded */
         return MHD_YES;
     }
+    if (rq && rq->body_started) {
+        /* POST /v1/events: the body arrives in pieces, then a call without */
+        if (*upload_data_size > 0) {
+            if (!rq->body_too_large && rq->body.len + *upload_data_size <= h->max_body)
+                xs_buf_append(&rq->body, upload_data, *upload_data_size);
+            else
+                rq->body_too_large = true; /* the rest is read and discarded */
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        r.route = "/v1/events";
+        if (rq->body_too_large)
+            resp_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %zu bytes",
+                       h->max_body);
+        else
+            serve_events(h, &rq->body, &r);
+        goto answer;
+    }
     conn_t *c = conn_of(con);
     if (c)
         c->busy = true;
@@ -772,6 +1189,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     } else if (has_control(method) ||
                !request_line_whole(method, rq->raw, rq->target_len, version)) {
         resp_error(&r, MHD_HTTP_BAD_REQUEST, "NUL or control character in the request line");
+    } else if (!strcmp(method, MHD_HTTP_METHOD_POST) && !rq->too_long) {
+        if (!strcmp(rq->target, "/v1/events"))
+            r.route = "/v1/events";
+        if (events_precheck(h, con, rq->target, &r) == 0) {
+            rq->body_started = true; /* read the body (next calls) */
+            return MHD_YES;
+        }
+    } else if ((!strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD)) &&
+               rq->target && !strcmp(rq->target, "/v1/events")) {
+        resp_error(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed (POST)", method);
+        r.allow = "POST";
     } else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
                strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         char safe[20];
@@ -783,6 +1211,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     } else {
         route(h, rq->target, &r);
     }
+answer:
     if (rq)
         rq->responded = true;
     enum MHD_Result ret = send_resp(con, &r);
@@ -882,6 +1311,26 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
     }
     h->svc = *svc;
     h->max_id_len = opts->max_id_len ? opts->max_id_len : 256;
+    h->events = opts->events;
+    h->max_body = opts->max_body ? opts->max_body : 1024 * 1024;
+    h->events_rate = opts->events_rate;
+    if (opts->shop_dir && *opts->shop_dir && !(h->shop_dir = xs_strdup(opts->shop_dir))) {
+        xs_errstr_set(errstr, errstr_size, "http: out of memory");
+        goto fail;
+    }
+    h->bucket = opts->events_rate;
+    h->bucket_ms = mono_ms();
+    if (h->events) {
+        if (!opts->auth_token || !*opts->auth_token) {
+            xs_errstr_set(errstr, errstr_size, "http: events need a bearer token");
+            goto fail;
+        }
+        if (!(h->token = xs_strdup(opts->auth_token))) {
+            xs_errstr_set(errstr, errstr_size, "http: out of memory");
+            goto fail;
+        }
+        h->token_len = strlen(h->token);
+    }
     unsigned max_conn = opts->max_connections ? opts->max_connections : 64;
     unsigned reserve = max_conn / 8 ? max_conn / 8 : 1;
     h->max_open = max_conn > reserve ? max_conn - reserve : max_conn;
@@ -920,6 +1369,10 @@ void xs_http_destroy(xs_http_t *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    if (h->token)
+        memset(h->token, 0, h->token_len);
+    free(h->token);
+    free(h->shop_dir);
     free(h);
 }
 

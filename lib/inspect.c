@@ -26,7 +26,7 @@
 #include "xsell/sketch.h"
 
 #define META_VERSION 2
-#define NAME_VERSION 2
+#define NAME_VERSION 3
 
 /* ======================================================================== */
 /* Decoders                                                                 */
@@ -48,6 +48,9 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
     char **dst[2] = {&n->id, &n->title};
     n->id = n->title = NULL;
     n->family = 0;
+    n->has_price = n->has_from = n->has_until = false;
+    n->price = 0;
+    n->available_from = n->available_until = 0;
     if (len < 2 || p[0] != 'N') {
         xs_errstr_set(errstr, errstr_size, "not a name record (bad magic)");
         return XS_ERR_DECODE;
@@ -76,6 +79,20 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
     }
     if (p[1] >= 2)
         n->family = xs_wire_get_u64(&r);
+    uint8_t flags = p[1] >= 3 ? xs_wire_get_u8(&r) : 0;
+    if ((n->has_price = flags & 1)) {
+        uint64_t v = xs_wire_get_u64(&r);
+        memcpy(&n->price, &v, 8);
+    }
+    if ((n->has_from = flags & 2))
+        n->available_from = (int64_t)xs_wire_get_u64(&r);
+    if ((n->has_until = flags & 4))
+        n->available_until = (int64_t)xs_wire_get_u64(&r);
+    if (flags & ~7) {
+        xs_name_rec_clear(n);
+        xs_errstr_set(errstr, errstr_size, "corrupt name record (unknown flags 0x%02x)", flags);
+        return XS_ERR_DECODE;
+    }
     if (r.bad || r.p != r.end) {
         xs_name_rec_clear(n);
         xs_errstr_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
@@ -259,6 +276,12 @@ static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_
     }
     if (n.family)
         xs_buf_printf(out, " family=%016" PRIx64, n.family);
+    if (n.has_price)
+        xs_buf_printf(out, " price=%.17g", n.price);
+    if (n.has_from)
+        xs_buf_printf(out, " available_from=%" PRId64, n.available_from);
+    if (n.has_until)
+        xs_buf_printf(out, " available_until=%" PRId64, n.available_until);
     xs_buf_append_u8(out, '\n');
     xs_name_rec_clear(&n);
     return XS_OK;

@@ -41,8 +41,14 @@ static const double http_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.
                                       0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
 
 /* Routes of lib/http.c (its resp_t.route values), created at start. */
-static const char *const routes[] = {"/metrics", "/healthz", "/readyz",
-                                     "/v1/users/{id}/cross-sell", "/v1/items/{id}/neighbours",
+static const char *const routes[] = {"/metrics",
+                                     "/healthz",
+                                     "/readyz",
+                                     "/v1/users/{id}/cross-sell",
+                                     "/v1/cross-sell",
+                                     "/v1/items/{id}/neighbours",
+                                     "/v1/events",
+                                     "/shop/",
                                      "other"};
 
 static double wall_seconds(void)

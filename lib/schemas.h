@@ -5,4 +5,6 @@ extern const char *const xs_schema_text_ClickEvent;
 extern const char *const xs_schema_text_CartEvent;
 extern const char *const xs_schema_text_ItemUpdate;
 extern const char *const xs_schema_text_CrossSellList;
+/* Earlier versions (schemas/previous/), decoded by their fingerprints. */
+extern const char *const xs_schema_text_ItemUpdate_1;
 #endif

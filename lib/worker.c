@@ -164,6 +164,9 @@ struct xs_worker {
     int n_arms;
     xs_listmap_t *listmap;
     xs_http_t *http;
+    /* POST /v1/events (http.events.enabled): the HTTP thread's own codec and producer */
+    xs_codec_t *http_codec;
+    xs_producer_t *http_producer;
     atomic_bool running, ready;
     _Atomic double heartbeat_ms;
     /* why not ready (read by /readyz): brokers down for this long (0: up),
@@ -1186,7 +1189,8 @@ static xs_err_t query_lock(xs_worker_t *w, char *errstr, size_t errstr_size)
 }
 
 static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t placement,
-                               const char *item, int n, xs_list_t *list, bool *known,
+                               const char *const *items, int n_items, int n,
+                               const xs_rules_t *rules, xs_list_t *list, bool *known,
                                int *partition, char *errstr, size_t errstr_size)
 {
     xs_worker_t *w = opaque;
@@ -1197,7 +1201,7 @@ static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t
     if (err)
         return err;
     /* User state is keyed by input partition: look in each assigned one. */
-    for (size_t i = 0; i < w->n_parts && !*known; i++) {
+    for (size_t i = 0; user_id && i < w->n_parts && !*known; i++) {
         const part_t *p = &w->parts[i];
         bool dup = false;
         if (!p->assigned)
@@ -1215,8 +1219,9 @@ static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t
             *partition = p->partition;
     }
     /* Unknown here: the cold-start list (trending items). */
-    err = xs_engine_recommend(w->engine, (uint16_t)(*known ? *partition : XS_MAX(first, 0)),
-                              user_id, item, placement, n, list, errstr, errstr_size);
+    err = xs_engine_recommend_ex(w->engine, (uint16_t)(*known ? *partition : XS_MAX(first, 0)),
+                                 user_id, items, n_items, placement, n, rules, list, errstr,
+                                 errstr_size);
 out:
     pthread_mutex_unlock(&w->mu);
     return err;
@@ -1237,6 +1242,89 @@ static xs_err_t svc_neighbours(void *opaque, const char *item_id, xs_class_t cls
     return err;
 }
 
+/* POST /v1/events, on the HTTP thread: the checks Kafka input gets (size of
+ * the encoded message, xs_event_validate, a catalog topic for catalog
+ * events), then produced to the input topics, keyed as producers key them. */
+static xs_err_t svc_event_check(void *opaque, const xs_event_t *ev, char *reason,
+                                size_t reason_size)
+{
+    xs_worker_t *w = opaque;
+    xs_buf_t b = {0};
+    xs_err_t err = XS_OK;
+    if (ev->kind == XS_KIND_ITEM && !*w->topic_catalog) {
+        xs_errstr_set(reason, reason_size, "no catalog topic (topics.catalog is empty)");
+        return XS_ERR_VALIDATION;
+    }
+    if (xs_event_validate(ev, &w->limits, reason, reason_size) != XS_OK)
+        return XS_ERR_VALIDATION;
+    if ((err = xs_codec_encode_event(w->http_codec, ev, &b)) != XS_OK) {
+        xs_errstr_set(reason, reason_size, "cannot be encoded: %s", xs_err2str(err));
+        err = XS_ERR_VALIDATION;
+    } else if (b.len > w->max_message_bytes) {
+        xs_errstr_set(reason, reason_size,
+                      "message of %zu bytes is larger than limits.max_message_bytes (%zu)", b.len,
+                      w->max_message_bytes);
+        err = XS_ERR_TOO_LARGE;
+    }
+    xs_buf_free(&b);
+    return err;
+}
+
+static xs_err_t svc_events_publish(void *opaque, const xs_event_t *evs, size_t n, char *errstr,
+                                   size_t errstr_size)
+{
+    xs_worker_t *w = opaque;
+    xs_buf_t b = {0};
+    xs_err_t err = XS_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        const xs_event_t *ev = &evs[i];
+        const char *topic = ev->kind == XS_KIND_CLICK  ? w->topic_clicks
+                            : ev->kind == XS_KIND_CART ? w->topic_cart
+                                                       : w->topic_catalog;
+        const char *key = ev->kind == XS_KIND_ITEM ? ev->item_id : ev->user_id;
+        xs_buf_reset(&b);
+        if ((err = xs_codec_encode_event(w->http_codec, ev, &b)) != XS_OK) {
+            xs_errstr_set(errstr, errstr_size, "encode: %s", xs_err2str(err));
+            break;
+        }
+        err = xs_producer_send(w->http_producer, topic, -1, key, strlen(key), b.data, b.len, NULL,
+                               0, errstr, errstr_size);
+    }
+    xs_buf_free(&b);
+    if (!err)
+        err = xs_producer_flush(w->http_producer, 10000, errstr, errstr_size);
+    return err ? XS_ERR_IO : XS_OK;
+}
+
+/* The bearer token of the write endpoints from http.auth.token.file: the
+ * file's first line, at least 16 bytes. */
+static char *read_token(const char *path, char *errstr, size_t errstr_size)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        xs_errstr_set(errstr, errstr_size, "http.auth.token.file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    size_t len = strlen(buf);
+    while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+        buf[--len] = '\0';
+    if (len < 16 || strchr(buf, ' ')) {
+        xs_errstr_set(errstr, errstr_size,
+                      "http.auth.token.file %s: the token (first line) must be at least 16 "
+                      "bytes without spaces",
+                      path);
+        return NULL;
+    }
+    char *t = xs_strdup(buf);
+    memset(buf, 0, sizeof(buf));
+    return t;
+}
+
 /* Writes the bound address to path (write + rename: readers never see half). */
 static xs_err_t write_port_file(const char *path, const char *address, char *errstr,
                                 size_t errstr_size)
@@ -1255,13 +1343,29 @@ static xs_err_t start_http(xs_worker_t *w, char *errstr, size_t errstr_size)
 {
     const char *address = xs_config_str(w->cfg, "http.address");
     const char *port_file = xs_config_str(w->cfg, "http.port.file");
+    const char *token_file = xs_config_str(w->cfg, "http.auth.token.file");
+    char *token = NULL;
     if (!*address)
         return XS_OK;
+    bool events = xs_config_bool(w->cfg, "http.events.enabled");
+    if (events && !*token_file) {
+        xs_errstr_set(errstr, errstr_size,
+                      "http.events.enabled needs http.auth.token.file (write endpoints require "
+                      "a bearer token)");
+        return XS_ERR_CONFIG;
+    }
+    if (events && !(token = read_token(token_file, errstr, errstr_size)))
+        return XS_ERR_CONFIG;
     xs_http_opts_t ho = {
         .address = address,
         .max_connections = (unsigned)xs_config_int(w->cfg, "http.max.connections"),
         .timeout_s = (unsigned)xs_config_int(w->cfg, "http.timeout.seconds"),
         .max_id_len = w->limits.max_id_len,
+        .events = events,
+        .auth_token = token,
+        .max_body = (size_t)xs_config_int(w->cfg, "http.events.max.bytes"),
+        .events_rate = (unsigned)xs_config_int(w->cfg, "http.events.rate"),
+        .shop_dir = xs_config_str(w->cfg, "http.shop.dir"),
     };
     xs_http_service_t svc = {
         .opaque = w,
@@ -1271,8 +1375,15 @@ static xs_err_t start_http(xs_worker_t *w, char *errstr, size_t errstr_size)
         .cross_sell = svc_cross_sell,
         .neighbours = svc_neighbours,
         .observe = svc_observe,
+        .event_check = svc_event_check,
+        .events_publish = svc_events_publish,
     };
-    if (!(w->http = xs_http_new(&ho, &svc, errstr, errstr_size)))
+    w->http = xs_http_new(&ho, &svc, errstr, errstr_size);
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    if (!w->http)
         return XS_ERR_IO;
     if (*port_file)
         return write_port_file(port_file, xs_http_address(w->http), errstr, errstr_size);
@@ -1503,6 +1614,12 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     };
     if (!(w->consumer = xs_consumer_new(&co, errstr, errstr_size)))
         goto fail;
+    if (xs_config_bool(cfg, "http.events.enabled") && *xs_config_str(cfg, "http.address")) {
+        kconf = xs_config_passthrough(cfg, "kafka.", &n_kafka);
+        if (!(w->http_codec = xs_codec_new(errstr, errstr_size)) ||
+            !(w->http_producer = xs_producer_new(bootstrap, kconf, n_kafka, errstr, errstr_size)))
+            goto fail;
+    }
     if (start_http(w, errstr, errstr_size) != XS_OK)
         goto fail;
     return w;
@@ -1677,6 +1794,8 @@ void xs_worker_destroy(xs_worker_t *w)
     }
     xs_producer_destroy(w->producer);
     xs_codec_destroy(w->codec);
+    xs_producer_destroy(w->http_producer);
+    xs_codec_destroy(w->http_codec);
     xs_engine_destroy(w->engine);
     xs_batch_destroy(w->batch);
     xs_store_close(w->store);

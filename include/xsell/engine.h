@@ -21,7 +21,8 @@
  * Keys (the same bytes the store uses):
  *   users  partition u16 BE + user hash u64 BE   -> xs_profile encoding
  *   items  item hash u64 BE                      -> xs_item encoding
- *   names  hash u64 BE                           -> 'N' 01 varint len id, varint len title
+ *   names  hash u64 BE                           -> 'N' 03 id, title, family, price, window
+ *                                                   (xs_name_rec_t in inspect.h)
  *   meta   "globals"                             -> totals and trending summary
  * Only decay and windows in event time: replaying the same input gives the
  * same state and the same lists.
@@ -204,6 +205,60 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
                              const char *trigger_item, xs_placement_t placement, int n,
                              xs_list_t *list, char *errstr, size_t errstr_size);
 
+/*
+ * Query-time rules: what a storefront asks of one list (the HTTP list
+ * endpoints' exclude=, category=, exclude_category=, max_price=,
+ * boost_items=, boost_category=, boost=). The scorer applies them to the
+ * candidates together with the configured rules, before the category and
+ * family caps and the length, so a filtered list is still full when enough
+ * candidates pass; the trending backfill obeys the filters too.
+ *   exclude            items never shown
+ *   category           only items of these categories (ItemUpdate.category,
+ *                      else a ClickEvent's); an item without one never passes
+ *   exclude_category   no item of these categories
+ *   max_price          only items whose catalog price (ItemUpdate.price) is
+ *                      <= max_price; an item without a price never passes
+ *   boost_item, boost_category
+ *                      the final score of such an item is multiplied by
+ *                      boost (0: 2.0; below 1 it demotes); the backfilled
+ *                      trending items keep their own order
+ * Strings are borrowed for the call. An all-zero struct is no rule.
+ */
+#define XS_RULES_MAX 64
+typedef struct xs_rules {
+    const char *exclude[XS_RULES_MAX];
+    int n_exclude;
+    const char *category[XS_RULES_MAX];
+    int n_category;
+    const char *exclude_category[XS_RULES_MAX];
+    int n_exclude_category;
+    bool has_max_price;
+    double max_price;
+    const char *boost_item[XS_RULES_MAX];
+    int n_boost_item;
+    const char *boost_category[XS_RULES_MAX];
+    int n_boost_category;
+    double boost;
+} xs_rules_t;
+
+/*
+ * xs_engine_recommend() with context items and rules, and each item's
+ * catalog metadata (title, category, price) in the list.
+ *   user_id  NULL: an anonymous shopper (no profile read, the base
+ *            parameters, no arm); else as xs_engine_recommend()
+ *   items    the context: the last one weighs as the trigger of an event
+ *            (w_trigger), the earlier ones as cart lines (w_cart), as on the
+ *            worker's path when a shopper adds them to the cart in this
+ *            order (at most XS_RULES_MAX; the first XS_TRIGGER_MAX_ITEMS
+ *            are written as the list's trigger items)
+ *   rules    NULL: none
+ * Read-only, like xs_engine_recommend().
+ */
+xs_err_t xs_engine_recommend_ex(xs_engine_t *e, uint16_t partition, const char *user_id,
+                                const char *const *items, int n_items, xs_placement_t placement,
+                                int n, const xs_rules_t *rules, xs_list_t *list, char *errstr,
+                                size_t errstr_size);
+
 /* True (in *found) when the user has a profile in `partition`. */
 xs_err_t xs_engine_has_user(xs_engine_t *e, uint16_t partition, const char *user_id, bool *found,
                             char *errstr, size_t errstr_size);
@@ -223,6 +278,8 @@ typedef struct xs_item_info {
     uint8_t flags;
     char *title;    /* owned, may be NULL */
     char *category; /* owned, may be NULL */
+    double price;   /* ItemUpdate.price, valid when has_price */
+    bool has_price;
 } xs_item_info_t;
 
 /*

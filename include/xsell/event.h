@@ -109,6 +109,9 @@ typedef struct xs_event {
     char *family; /* optional (item update): product family, e.g. colour variants of one product */
     double price;
     bool has_price;
+    /* availability window (ItemUpdate version 2): listed when from <= t < until */
+    int64_t available_from, available_until; /* ms, valid when has_... */
+    bool has_available_from, has_available_until;
     bool in_stock;      /* default true */
     bool repurchasable; /* default false */
     bool deleted;       /* default false */
@@ -156,6 +159,12 @@ typedef struct xs_rec {
     xs_source_t source;
     char *because_of[XS_BECAUSE_MAX];
     int n_because;
+    /* Catalog metadata, filled for queries (xs_engine_recommend_ex), never
+     * encoded in the Avro CrossSellList: owned, NULL when unknown. */
+    char *title;
+    char *category;
+    double price; /* valid when has_price */
+    bool has_price;
 } xs_rec_t;
 
 typedef struct xs_list {

@@ -41,13 +41,21 @@ extern "C" {
 
 /* ---- decoders of the engine's names and meta records ---------------------- */
 
-/* names value: 'N' 02 | varint len | id | varint len | title (len 0: none) |
- * family u64 (hash of the item's product family, 0: none). Version 01 had
- * no family and still decodes (family 0). */
+/* names value: 'N' 03 | varint len | id | varint len | title (len 0: none) |
+ * family u64 (hash of the item's product family, 0: none) | u8 flags (1: a
+ * price follows, 2: available_from, 4: available_until) | price f64
+ * (ItemUpdate.price, little-endian IEEE 754) | available_from i64 |
+ * available_until i64 (ms, little-endian), each only when flagged.
+ * Version 01 had no family (family 0), 02 nothing after the family; both
+ * still decode. */
 typedef struct xs_name_rec {
     char *id;    /* owned */
     char *title; /* owned, NULL when none */
     uint64_t family;
+    double price; /* valid when has_price */
+    bool has_price;
+    int64_t available_from, available_until; /* valid when has_from / has_until */
+    bool has_from, has_until;
 } xs_name_rec_t;
 
 xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *errstr,

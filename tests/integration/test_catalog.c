@@ -6,11 +6,11 @@
  * is the order produced), three runs of the in-process worker with
  * --until-end:
  *
- *   1. catalog updates for A, B (title, category, family) and C; 40 users
+ *   1. catalog updates for A, B (title, category, family, price) and C; 40 users
  *      put A then B in their cart, 20 put A then C; a probe user's ADD of A
  *      gets a list holding B (and C).
  *   2. a tombstone for B, and two tombstones whose key is not an item id
- *      (no key, invalid UTF-8): B is deleted (no title, family, category,
+ *      (no key, invalid UTF-8): B is deleted (no title, family, price, category,
  *      flagged deleted, its counts kept), the two others are dead-lettered
  *      as validation failures; nothing else goes to the DLQ.
  *   3. another probe user's ADD of A: the list holds C, never B.
@@ -100,6 +100,8 @@ static void test_tombstone(void **state)
     xs_event_clear(&ev);
     xst_item_event(&ev, "B", "Tripod", "photo", true, T0);
     ev.family = strdup("tripods");
+    ev.price = 129.5;
+    ev.has_price = true;
     ev.repurchasable = true;
     xst_produce_event(p, codec, &ev);
     xs_event_clear(&ev);
@@ -169,6 +171,7 @@ static void test_tombstone(void **state)
     assert_string_equal(n.id, "B");
     assert_null(n.title);
     assert_true(n.family == 0);
+    assert_false(n.has_price);
     xs_name_rec_clear(&n);
     xs_buf_free(&val);
     xs_store_close(s);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "xsell/codec.h"
+#include "schemas.h"
 
 /*
  * Expected fingerprints. Obtained with a standalone Python script written
@@ -34,7 +35,8 @@
 #define FP_INT 0x7275d51a3f395c8fULL /* canonical "int" */
 #define FP_CLICK 0x298ca07f081c213dULL
 #define FP_CART 0xec21391cfcb21acbULL
-#define FP_ITEM 0x3e067e6c6512e232ULL
+#define FP_ITEM 0x8869e53841c85668ULL   /* version 2: availability window */
+#define FP_ITEM_1 0x3e067e6c6512e232ULL /* version 1 (schemas/previous/ItemUpdate_1.avsc) */
 #define FP_LIST 0x42e174b61c6d3505ULL
 #define FP_S1 0x58489cd2a7a01f4aULL
 
@@ -932,6 +934,63 @@ static void test_evolution_cart_and_item(void **state)
     xs_codec_destroy(c);
 }
 
+/* ItemUpdate version 2 adds the availability window; what producers wrote
+ * with version 1 (its fingerprint) still decodes, without a window. */
+static void fill_item_v1(avro_value_t *rec)
+{
+    avro_value_t f, b;
+    set_str(rec, "item_id", "old-item");
+    static const char *const nulls[] = {"title", "category", "brand", "family"};
+    for (int i = 0; i < 4; i++) {
+        f = field(rec, nulls[i]);
+        assert_int_equal(avro_value_set_branch(&f, 0, &b), 0);
+    }
+    f = field(rec, "price");
+    assert_int_equal(avro_value_set_branch(&f, 1, &b), 0);
+    assert_int_equal(avro_value_set_double(&b, 4.5), 0);
+    f = field(rec, "ts");
+    assert_int_equal(avro_value_set_long(&f, 77), 0);
+}
+
+static void test_item_versions(void **state)
+{
+    (void)state;
+    xs_codec_t *c = codec_new();
+    uint8_t body[256], msg[300];
+    xs_event_t in, ev;
+    assert_true(fingerprint_of(xs_schema_text_ItemUpdate_1) == FP_ITEM_1);
+    size_t n = avro_body(xs_schema_text_ItemUpdate_1, fill_item_v1, body, sizeof(body));
+    size_t m = frame_so(FP_ITEM_1, body, n, msg);
+    decode_ok(c, msg, m, -1, &ev, XS_FRAMING_SINGLE_OBJECT);
+    assert_string_equal(ev.item_id, "old-item");
+    assert_true(ev.has_price && ev.price == 4.5);
+    assert_true(ev.ts == 77);
+    assert_false(ev.has_available_from);
+    assert_false(ev.has_available_until);
+    xs_event_clear(&ev);
+
+    /* version 2 round trip: both bounds, one bound, none */
+    for (int k = 0; k < 3; k++) {
+        xs_event_init(&in, XS_KIND_ITEM);
+        in.item_id = strdup("new-item");
+        in.ts = 1000;
+        in.has_available_from = k < 2;
+        in.available_from = 1700000000000LL;
+        in.has_available_until = k == 0;
+        in.available_until = 1800000000000LL;
+        roundtrip(c, &in, &ev);
+        assert_int_equal(ev.has_available_from, k < 2);
+        assert_int_equal(ev.has_available_until, k == 0);
+        if (k < 2)
+            assert_true(ev.available_from == 1700000000000LL);
+        if (k == 0)
+            assert_true(ev.available_until == 1800000000000LL);
+        xs_event_clear(&ev);
+        xs_event_clear(&in);
+    }
+    xs_codec_destroy(c);
+}
+
 static void test_incompatible_writers(void **state)
 {
     (void)state;
@@ -1155,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_framings),
         cmocka_unit_test(test_evolution_click),
         cmocka_unit_test(test_evolution_cart_and_item),
+        cmocka_unit_test(test_item_versions),
         cmocka_unit_test(test_incompatible_writers),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_mutations),
