@@ -145,6 +145,7 @@ void xs_dataset_opts_default(xs_dataset_opts_t *opts)
 {
     opts->seed = 42;
     opts->max_events = 0;
+    opts->progress = NULL;
 }
 
 /* ======================================================================
@@ -679,6 +680,7 @@ typedef struct sink {
     xs_dataset_cb cb;
     void *opaque;
     uint64_t max_events;
+    _Atomic uint64_t *progress; /* NULL, or the events delivered so far */
     xs_dataset_stats_t *stats;
     bool limit_reached;
     xs_event_t ev;       /* reused for every event */
@@ -697,6 +699,8 @@ static xs_err_t emit(sink_t *s)
         goto out;
     }
     s->stats->events++;
+    if (s->progress)
+        atomic_store_explicit(s->progress, s->stats->events, memory_order_relaxed);
     if (s->ev.kind == XS_KIND_ITEM)
         s->stats->catalog_events++;
     err = s->cb(s->opaque, &s->ev);
@@ -2183,6 +2187,7 @@ xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_pat
     s.cb = cb;
     s.opaque = opaque;
     s.max_events = opts->max_events;
+    s.progress = opts->progress;
     s.stats = &local;
     xs_event_init(&s.ev, XS_KIND_CLICK);
 

@@ -3,8 +3,13 @@
  * side by side with the exact co-occurrence reference and popularity alone.
  *
  *   xsell eval --format FMT [--json] [--config FILE] [--set key=value]...
- *              [--k N] [--seed S] [--max-events N] FILE...
+ *              [--k N] [--seed S] [--max-events N] [--quiet] FILE...
+ *
+ * The models run on their own threads; the main thread shows their progress
+ * on stderr (cli_progress.h): the events replayed so far summed over the
+ * models, with a percentage and an ETA when --max-events bounds the run.
  */
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 
 #include "cli.h"
 #include "cli_common.h"
+#include "cli_progress.h"
 #include "xsell/config.h"
 #include "xsell/eval.h"
 #include "xsell/json.h"
@@ -28,6 +34,8 @@ typedef struct run {
     xs_eval_result_t res;
     xs_err_t err;
     char errstr[512];
+    _Atomic uint64_t progress; /* events replayed so far (dopts.progress) */
+    _Atomic bool done;         /* set by the run's thread when it returns */
 } run_t;
 
 static void *run_thread(void *arg)
@@ -35,6 +43,7 @@ static void *run_thread(void *arg)
     run_t *r = arg;
     r->err = xs_eval_run(r->name, &r->eo, r->k, r->fmt, r->paths, r->n_paths, &r->dopts, &r->res,
                          r->errstr, sizeof(r->errstr));
+    atomic_store(&r->done, true);
     return NULL;
 }
 
@@ -43,8 +52,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: xsell eval --format online-retail|retailrocket|jsonl|baskets|yoochoose\n"
             "                  [--json] [--config FILE] [--set key=value]... [--k N] [--seed S]\n"
-            "                  [--max-events N] [--threads N] [--models LIST] FILE...\n"
-            "  --models LIST  subset of xsell,exact,popularity (default: all three)\n");
+            "                  [--max-events N] [--threads N] [--models LIST] [--quiet] FILE...\n"
+            "  --models LIST  subset of xsell,exact,popularity (default: all three)\n"
+            "  -q, --quiet    no progress on stderr\n");
 }
 
 /* A JSON string (item ids are data: escape what JSON wants escaped). */
@@ -264,7 +274,8 @@ int xs_cli_eval(int argc, char **argv)
     char errstr[1024] = "";
     int rc = 2, fmt = -1, k = 10, threads = 2;
     const char *models = "xsell,exact,popularity";
-    bool json = false;
+    bool json = false, quiet = false;
+    xs_cli_progress_t progress;
     xs_config_t *cfg = xs_config_new();
     xs_dataset_opts_t dopts;
     xs_dataset_opts_default(&dopts);
@@ -280,6 +291,8 @@ int xs_cli_eval(int argc, char **argv)
             goto out;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = true;
         } else if (!strcmp(a, "--format") && more) {
             fmt = xs_format_from_name(argv[++i]);
             if (fmt < 0) {
@@ -369,19 +382,47 @@ int xs_cli_eval(int argc, char **argv)
                         "xsell,exact,popularity\n");
         goto out;
     }
-    /* Up to `threads` runs at a time: each has its own engine and reader. */
+    for (int r = 0; r < n_runs; r++) {
+        atomic_init(&runs[r].progress, 0);
+        atomic_init(&runs[r].done, false);
+        runs[r].dopts.progress = &runs[r].progress;
+    }
+    xs_cli_progress_init(&progress, "xsell eval", "events", dopts.max_events * (uint64_t)n_runs,
+                         quiet);
+    /* Up to `threads` runs at a time: each has its own engine and reader;
+     * this thread shows their progress until they return. */
+    uint64_t replayed = 0;
     for (int start = 0; start < n_runs; start += threads) {
         pthread_t th[3];
         int n = 0;
-        for (int r = start; r < n_runs && r < start + threads; r++)
-            if (pthread_create(&th[n++], NULL, run_thread, &runs[r]) != 0) {
+        for (int r = start; r < n_runs && r < start + threads; r++) {
+            if (pthread_create(&th[n], NULL, run_thread, &runs[r]) != 0) {
                 fprintf(stderr, "xsell eval: cannot start a thread\n");
+                for (int t = 0; t < n; t++)
+                    pthread_join(th[t], NULL);
                 rc = 1;
                 goto out;
             }
+            n++;
+        }
+        for (;;) {
+            bool all_done = true;
+            for (int r = start; r < start + n; r++)
+                all_done = all_done && atomic_load(&runs[r].done);
+            replayed = 0;
+            for (int r = 0; r < n_runs; r++)
+                replayed += atomic_load_explicit(&runs[r].progress, memory_order_relaxed);
+            if (all_done)
+                break;
+            int64_t now = xs_cli_now_ms();
+            if (xs_cli_progress_due(&progress, now))
+                xs_cli_progress_print(&progress, replayed, NULL, now);
+            xs_cli_sleep_ms(progress.interval_ms < 50 ? (int)progress.interval_ms : 50);
+        }
         for (int t = 0; t < n; t++)
             pthread_join(th[t], NULL);
     }
+    xs_cli_progress_finish(&progress, replayed, NULL);
     for (int r = 0; r < n_runs; r++)
         if (runs[r].err) {
             fprintf(stderr, "xsell eval: %s: %s\n", runs[r].name, runs[r].errstr);

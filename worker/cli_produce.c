@@ -13,8 +13,10 @@
  * Keying by user keeps a user's events in one partition, in order, which is
  * what the worker's per-partition user state relies on. The producer is
  * idempotent with acks=all; a full local queue blocks (backpressure), so a
- * big file never drops messages. Progress goes to stderr every 2 s; at the
- * end everything is flushed and one summary line goes to stdout:
+ * big file never drops messages. Progress goes to stderr (cli_progress.h: a
+ * line rewritten in place on a terminal, a plain line every 5 s otherwise;
+ * --quiet turns it off); at the end everything is flushed and one summary
+ * line goes to stdout:
  *
  *     produced events=N clicks=N carts=N items=N rows=N skipped_no_user=N
  *     skipped_cancelled=N skipped_other=N bad_rows=N encode_failed=N
@@ -32,13 +34,13 @@
 
 #include "cli.h"
 #include "cli_common.h"
+#include "cli_progress.h"
 #include "xsell/codec.h"
 #include "xsell/dataset.h"
 #include "xsell/event.h"
 #include "xsell/kafka.h"
 
 #define PRODUCE_FLUSH_MS 60000
-#define PRODUCE_PROGRESS_MS 2000
 #define SINGLE_OBJECT_HEADER 10 /* C3 01 + 8-byte fingerprint */
 
 typedef struct produce_ctx {
@@ -50,8 +52,7 @@ typedef struct produce_ctx {
     uint64_t per_kind[XS_KIND__COUNT];
     uint64_t events;
     uint64_t encode_failed;
-    int64_t started_ms;
-    int64_t last_progress_ms;
+    xs_cli_progress_t progress;
     bool interrupted;
     bool send_failed;
     char errstr[512];
@@ -62,7 +63,7 @@ static void produce_usage(FILE *out)
     fprintf(out, "usage: xsell produce (--bootstrap B | --bootstrap-file F) --format FMT\n"
                  "                     [--click-topic T] [--cart-topic T] [--catalog-topic T]\n"
                  "                     [--framing single-object|bare] [--max-events N] [--seed S]\n"
-                 "                     [-X key=value ...] FILE...\n\n"
+                 "                     [--quiet] [-X key=value ...] FILE...\n\n"
                  "Reads FILE... and produces clicks, cart events and catalog updates.\n\n"
                  "  --bootstrap B        Kafka bootstrap servers\n"
                  "  --bootstrap-file F   read them from F (as written by xsell devbroker)\n"
@@ -74,18 +75,16 @@ static void produce_usage(FILE *out)
                  "  --framing F          single-object (default) or bare (Avro body only)\n"
                  "  --max-events N       stop after N events\n"
                  "  --seed S             seed for formats replayed in a seeded order (default 42)\n"
+                 "  -q, --quiet          no progress on stderr\n"
                  "  -X key=value         librdkafka producer property (repeatable)\n");
 }
 
-static void produce_progress(produce_ctx_t *ctx, int64_t now)
+/* The progress line's extra fields: what the broker acknowledged so far. */
+static const char *produce_extra(produce_ctx_t *ctx, char *buf, size_t size)
 {
-    double secs = (double)(now - ctx->started_ms) / 1000.0;
-    fprintf(stderr,
-            "xsell produce: %" PRIu64 " events (%.0f events/s), delivered %" PRIu64
-            ", in flight %d\n",
-            ctx->events, secs > 0 ? (double)ctx->events / secs : 0.0,
-            xs_producer_delivered(ctx->producer), xs_producer_outq_len(ctx->producer));
-    ctx->last_progress_ms = now;
+    snprintf(buf, size, "delivered %" PRIu64 ", in flight %d",
+             xs_producer_delivered(ctx->producer), xs_producer_outq_len(ctx->producer));
+    return buf;
 }
 
 static xs_err_t produce_event(void *opaque, const xs_event_t *ev)
@@ -134,9 +133,11 @@ static xs_err_t produce_event(void *opaque, const xs_event_t *ev)
     ctx->events++;
     if ((ctx->events & 255) == 0) {
         int64_t now = xs_cli_now_ms();
+        char extra[96];
         xs_producer_poll(ctx->producer);
-        if (now - ctx->last_progress_ms >= PRODUCE_PROGRESS_MS)
-            produce_progress(ctx, now);
+        if (xs_cli_progress_due(&ctx->progress, now))
+            xs_cli_progress_print(&ctx->progress, ctx->events,
+                                  produce_extra(ctx, extra, sizeof(extra)), now);
     }
     return XS_OK;
 }
@@ -164,6 +165,7 @@ int xs_cli_produce(int argc, char **argv)
         {"framing", required_argument, NULL, OPT_FRAMING},
         {"max-events", required_argument, NULL, OPT_MAX},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -176,7 +178,8 @@ int xs_cli_produce(int argc, char **argv)
     int format = -1;
     char errstr[512];
     xs_err_t err, read_err = XS_OK;
-    bool flush_failed = false;
+    bool flush_failed = false, quiet = false;
+    char extra[96];
     int opt, rc = 0;
 
     memset(&ctx, 0, sizeof(ctx));
@@ -187,7 +190,7 @@ int xs_cli_produce(int argc, char **argv)
     xs_dataset_opts_default(&dopts);
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "X:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "X:qh", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_BOOTSTRAP:
             bootstrap_arg = optarg;
@@ -237,6 +240,9 @@ int xs_cli_produce(int argc, char **argv)
                 goto usage_error;
             }
             break;
+        case 'q':
+            quiet = true;
+            break;
         case 'h':
             produce_usage(stdout);
             goto out;
@@ -277,7 +283,7 @@ int xs_cli_produce(int argc, char **argv)
         goto out;
     }
 
-    ctx.started_ms = ctx.last_progress_ms = xs_cli_now_ms();
+    xs_cli_progress_init(&ctx.progress, "xsell produce", "events", dopts.max_events, quiet);
     read_err = xs_dataset_read((xs_format_t)format, (const char *const *)argv + optind,
                                (size_t)(argc - optind), &dopts, produce_event, &ctx, &stats, errstr,
                                sizeof(errstr));
@@ -288,8 +294,7 @@ int xs_cli_produce(int argc, char **argv)
     if (ctx.interrupted)
         fprintf(stderr, "xsell produce: interrupted, flushing %d queued messages\n",
                 xs_producer_outq_len(ctx.producer));
-    if (xs_cli_now_ms() - ctx.started_ms >= PRODUCE_PROGRESS_MS)
-        produce_progress(&ctx, xs_cli_now_ms());
+    xs_cli_progress_finish(&ctx.progress, ctx.events, produce_extra(&ctx, extra, sizeof(extra)));
     if (xs_producer_flush(ctx.producer, PRODUCE_FLUSH_MS, errstr, sizeof(errstr)) != XS_OK) {
         fprintf(stderr, "xsell produce: %s\n", errstr);
         flush_failed = true;

@@ -49,6 +49,7 @@
 #ifndef XSELL_DATASET_H
 #define XSELL_DATASET_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include "xsell/common.h"
 #include "xsell/event.h"
@@ -72,6 +73,9 @@ const char *xs_format_name(xs_format_t fmt);
 typedef struct xs_dataset_opts {
     uint64_t seed;      /* for seeded orders (retailrocket caserec); default 42 */
     uint64_t max_events; /* stop after this many events (0 = all) */
+    /* When not NULL, set to the events delivered so far (relaxed stores), so
+     * another thread can show the progress of a read. Default NULL. */
+    _Atomic uint64_t *progress;
 } xs_dataset_opts_t;
 
 void xs_dataset_opts_default(xs_dataset_opts_t *opts);
