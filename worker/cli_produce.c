@@ -82,8 +82,8 @@ static void produce_usage(FILE *out)
 /* The progress line's extra fields: what the broker acknowledged so far. */
 static const char *produce_extra(produce_ctx_t *ctx, char *buf, size_t size)
 {
-    snprintf(buf, size, "delivered %" PRIu64 ", in flight %d",
-             xs_producer_delivered(ctx->producer), xs_producer_outq_len(ctx->producer));
+    snprintf(buf, size, "delivered %" PRIu64 ", in flight %d", xs_producer_delivered(ctx->producer),
+             xs_producer_outq_len(ctx->producer));
     return buf;
 }
 

@@ -14,8 +14,8 @@
 #define PROGRESS_TTY_MS 250
 #define PROGRESS_PLAIN_MS 5000
 
-void xs_cli_progress_init(xs_cli_progress_t *p, const char *what, const char *unit,
-                          uint64_t total, bool quiet)
+void xs_cli_progress_init(xs_cli_progress_t *p, const char *what, const char *unit, uint64_t total,
+                          bool quiet)
 {
     const char *env = getenv("XSELL_PROGRESS_MS");
     char *end = NULL;
@@ -63,8 +63,8 @@ void xs_cli_progress_print(xs_cli_progress_t *p, uint64_t done, const char *extr
         if (rate > 0)
             format_eta(eta, sizeof(eta), (double)left / rate);
         snprintf(tail, sizeof(tail), ", %.0f%% of %" PRIu64 ", ETA %s",
-                 100.0 * (double)(done < p->total ? done : p->total) / (double)p->total,
-                 p->total, eta);
+                 100.0 * (double)(done < p->total ? done : p->total) / (double)p->total, p->total,
+                 eta);
     }
     fprintf(stderr, "%s%s: %" PRIu64 " %s, %.0f %s/s%s%s%s%s", p->tty ? "\r" : "", p->what, done,
             p->unit, rate, p->unit, tail, extra ? ", " : "", extra ? extra : "",

@@ -31,15 +31,15 @@ typedef struct xs_cli_progress {
     uint64_t total;   /* 0 = unknown: no percentage, no ETA */
     bool enabled;
     bool tty;
-    bool printed;       /* a tty line is open (needs its newline) */
+    bool printed; /* a tty line is open (needs its newline) */
     int64_t interval_ms;
     int64_t started_ms; /* monotonic */
     int64_t last_ms;
 } xs_cli_progress_t;
 
 /* Starts the clock. quiet disables every line. */
-void xs_cli_progress_init(xs_cli_progress_t *p, const char *what, const char *unit,
-                          uint64_t total, bool quiet);
+void xs_cli_progress_init(xs_cli_progress_t *p, const char *what, const char *unit, uint64_t total,
+                          bool quiet);
 /* True when a line is due at `now` (xs_cli_now_ms()): cheap, call often. */
 bool xs_cli_progress_due(const xs_cli_progress_t *p, int64_t now);
 /* Prints the line for `done` units (extra may be NULL) and resets the interval. */
