@@ -532,28 +532,37 @@ static int find_user(void *opaque, const void *key, size_t key_len, const void *
     return 0;
 }
 
+/* The partitions holding a profile of user_id (f->parts, sorted by key). */
+static xs_err_t find_user_parts(xs_store_t *s, const char *user_id, find_user_ctx_t *f,
+                                char *errstr, size_t errstr_size)
+{
+    xs_err_t err;
+    f->user = xs_hash_str(user_id);
+    if ((err = xs_store_iterate(s, XS_CF_USERS, find_user, f, errstr, errstr_size)))
+        return err;
+    if (f->nomem) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        return XS_ERR_NOMEM;
+    }
+    if (f->n == 0) {
+        xs_errstr_set(errstr, errstr_size, "user '%s' (hash %016" PRIx64 ") is in no partition",
+                      user_id, f->user);
+        return XS_ERR_NOT_FOUND;
+    }
+    return XS_OK;
+}
+
 xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_hours, FILE *out,
                          char *errstr, size_t errstr_size)
 {
-    find_user_ctx_t f = {.user = xs_hash_str(user_id)};
+    find_user_ctx_t f = {0};
     xs_buf_t val = {0};
     xs_profile_t *p = NULL;
-    xs_err_t err = xs_store_iterate(s, XS_CF_USERS, find_user, &f, errstr, errstr_size);
+    xs_err_t err = find_user_parts(s, user_id, &f, errstr, errstr_size);
     double hl = half_life_hours * 3600e3;
     char t1[40], t2[40];
     if (err)
         goto out;
-    if (f.nomem) {
-        err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
-        goto out;
-    }
-    if (f.n == 0) {
-        err = XS_ERR_NOT_FOUND;
-        xs_errstr_set(errstr, errstr_size, "user '%s' (hash %016" PRIx64 ") is in no partition",
-                      user_id, f.user);
-        goto out;
-    }
     if (!(p = malloc(sizeof(*p)))) {
         err = XS_ERR_NOMEM;
         xs_errstr_set(errstr, errstr_size, "out of memory");
@@ -792,8 +801,8 @@ out:
     return err;
 }
 
-/* A name record's id and title as JSON members ("item":..., "title":...|null). */
-static void json_name(xs_store_t *s, uint64_t h, FILE *out)
+/* A name record's id (and title) as JSON members ("<member>":...[, "title":...|null]). */
+static void json_named(xs_store_t *s, uint64_t h, const char *member, bool with_title, FILE *out)
 {
     uint8_t key[8];
     xs_buf_t val = {0}, js = {0};
@@ -809,15 +818,116 @@ static void json_name(xs_store_t *s, uint64_t h, FILE *out)
         title = n.title;
     }
     xs_json_write_string(&js, id, strlen(id));
-    fprintf(out, "\"item\":%.*s,\"title\":", (int)js.len, js.data ? (const char *)js.data : "\"\"");
+    fprintf(out, "\"%s\":%.*s", member, (int)js.len, js.data ? (const char *)js.data : "\"\"");
     xs_buf_reset(&js);
-    if (title && xs_json_write_string(&js, title, strlen(title)) == XS_OK && js.data)
-        fprintf(out, "%.*s", (int)js.len, (const char *)js.data);
-    else
-        fprintf(out, "null");
+    if (with_title) {
+        if (title && xs_json_write_string(&js, title, strlen(title)) == XS_OK && js.data)
+            fprintf(out, ",\"title\":%.*s", (int)js.len, (const char *)js.data);
+        else
+            fprintf(out, ",\"title\":null");
+    }
     xs_name_rec_clear(&n);
     xs_buf_free(&val);
     xs_buf_free(&js);
+}
+
+static void json_name(xs_store_t *s, uint64_t h, FILE *out)
+{
+    json_named(s, h, "item", true, out);
+}
+
+xs_err_t xs_inspect_user_json(xs_store_t *s, const char *user_id, double half_life_hours, FILE *out,
+                              char *errstr, size_t errstr_size)
+{
+    find_user_ctx_t f = {0};
+    xs_buf_t val = {0}, js = {0};
+    xs_profile_t *p = NULL;
+    xs_err_t err = find_user_parts(s, user_id, &f, errstr, errstr_size);
+    double hl = half_life_hours * 3600e3;
+    bool first = true;
+    if (err)
+        goto out;
+    if (!(p = malloc(sizeof(*p))) || xs_json_write_string(&js, user_id, strlen(user_id)) != XS_OK) {
+        err = XS_ERR_NOMEM;
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    fprintf(out,
+            "{\"user\":%.*s,\"hash\":\"%016" PRIx64 "\",\"half_life_hours\":%.6g,"
+            "\"partitions\":[",
+            (int)js.len, (const char *)js.data, f.user, half_life_hours);
+    for (size_t i = 0; i < f.n; i++) {
+        uint8_t key[10];
+        bool found = false;
+        xs_buf_reset(&val);
+        xs_key_user(key, f.parts[i], f.user);
+        if ((err = xs_store_get(s, XS_CF_USERS, key, 10, &val, &found, errstr, errstr_size)))
+            goto out;
+        if (!found)
+            continue;
+        if ((err = xs_profile_decode(p, val.data, val.len, errstr, errstr_size)))
+            goto out;
+        int64_t now = p->last_ts;
+        fprintf(out,
+                "%s{\"partition\":%u,\"last_event_ms\":%" PRId64 ",\"events\":%" PRIu32
+                ",\"has_bought\":%s,\"items\":[",
+                first ? "" : ",", f.parts[i], now, p->n_events,
+                (p->flags & XS_PROFILE_F_BOUGHT) ? "true" : "false");
+        first = false;
+        for (int k = 0; k < p->n_items; k++) {
+            const xs_profile_item_t *it = &p->items[k];
+            fprintf(out, "%s{", k ? "," : "");
+            json_name(s, it->item, out);
+            fprintf(out, ",\"signal\":\"%s\",\"affinity\":%.6g,\"last_ms\":%" PRId64 "}",
+                    signal_name(it->signal), xs_profile_decay(it->score, it->ts, now, hl), it->ts);
+        }
+        fprintf(out, "],\"categories\":[");
+        for (int k = 0; k < p->n_cats; k++) {
+            fprintf(out, "%s{", k ? "," : "");
+            json_named(s, p->cats[k].cat, "category", false, out);
+            fprintf(out, ",\"affinity\":%.6g}",
+                    xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl));
+        }
+        fprintf(out, "],\"cart\":[");
+        for (int k = 0; k < p->n_cart; k++) {
+            fprintf(out, "%s{", k ? "," : "");
+            json_name(s, p->cart[k].item, out);
+            fprintf(out, ",\"qty\":%" PRId32 "}", p->cart[k].qty);
+        }
+        fprintf(out, "],\"cart_overflow\":%s,\"purchases\":[", p->n_over ? "true" : "false");
+        bool any = false;
+        for (int k = 0; k < p->n_items; k++) {
+            if (!p->items[k].bought_ts)
+                continue;
+            fprintf(out, "%s{", any ? "," : "");
+            any = true;
+            json_name(s, p->items[k].item, out);
+            fprintf(out, ",\"bought_ms\":%" PRId64 "}", p->items[k].bought_ts);
+        }
+        fprintf(out, "],\"rebuy_buckets\":[");
+        for (int k = 0; k < p->n_buckets; k++)
+            fprintf(out, "%s{\"from_ms\":%" PRId64 ",\"to_ms\":%" PRId64 "}", k ? "," : "",
+                    p->rebuy[k].lo, p->rebuy[k].hi);
+        fprintf(out, "],\"dedup_ids\":%u,\"last_lists\":[", p->n_dedup);
+        any = false;
+        for (int k = 0; k < XS_PLACEMENT__COUNT; k++) {
+            if (!p->last_list_hash[k])
+                continue;
+            fprintf(out,
+                    "%s{\"placement\":\"%s\",\"ts_ms\":%" PRId64 ",\"hash\":\"%08" PRIx32 "\"}",
+                    any ? "," : "", xs_placement_name((xs_placement_t)k), p->last_list_ts[k],
+                    p->last_list_hash[k]);
+            any = true;
+        }
+        fprintf(out, "]}");
+    }
+    fprintf(out, "]}\n");
+out:
+    free(p);
+    free(f.parts);
+    xs_buf_free(&val);
+    xs_buf_free(&js);
+    return err;
 }
 
 xs_err_t xs_inspect_item_json(xs_store_t *s, const char *item_id, int top, FILE *out, char *errstr,

@@ -2,8 +2,8 @@
  * cli_inspect.c — `xsell inspect`: read a worker's state directory.
  *
  *   xsell inspect --state DIR --dump
- *   xsell inspect --state DIR [--half-life-hours H] user ID
- *   xsell inspect --state DIR [--top N] item ID
+ *   xsell inspect --state DIR [--half-life-hours H] [--json] user ID
+ *   xsell inspect --state DIR [--top N] [--json] item ID
  *
  * The store is opened read-only (RocksDB allows this next to a running
  * worker; the view is the last state the worker wrote). --dump prints the
@@ -26,14 +26,15 @@
 static void inspect_usage(FILE *out)
 {
     fprintf(out, "usage: xsell inspect --state DIR --dump\n"
-                 "       xsell inspect --state DIR [--half-life-hours H] user ID\n"
+                 "       xsell inspect --state DIR [--half-life-hours H] [--json] user ID\n"
                  "       xsell inspect --state DIR [--top N] [--json] item ID\n\n"
                  "  --state DIR            the worker's state directory (opened read-only)\n"
                  "  --dump                 canonical sorted text of every record (for diff)\n"
                  "  --half-life-hours H    affinity half-life for decayed views (default 720,\n"
                  "                         as model.half_life.hours)\n"
                  "  --top N                neighbours shown per signal (default 10)\n"
-                 "  --json                 item: one JSON object (the whole neighbour lists)\n");
+                 "  --json                 the user or item as one JSON object (an item with its\n"
+                 "                         whole neighbour lists)\n");
 }
 
 int xs_cli_inspect(int argc, char **argv)
@@ -101,8 +102,8 @@ int xs_cli_inspect(int argc, char **argv)
         snprintf(errstr, sizeof(errstr), "give either --dump or one of: user ID, item ID");
         goto usage_error;
     }
-    if (json && !view_item) {
-        snprintf(errstr, sizeof(errstr), "--json goes with item ID");
+    if (json && dump) {
+        snprintf(errstr, sizeof(errstr), "--json goes with user ID or item ID");
         goto usage_error;
     }
     if (!xs_store_dir_nonempty(dir)) {
@@ -117,6 +118,9 @@ int xs_cli_inspect(int argc, char **argv)
     }
     if (dump)
         err = xs_inspect_dump(store, stdout, errstr, sizeof(errstr));
+    else if (view_user && json)
+        err = xs_inspect_user_json(store, argv[optind + 1], half_life, stdout, errstr,
+                                   sizeof(errstr));
     else if (view_user)
         err = xs_inspect_user(store, argv[optind + 1], half_life, stdout, errstr, sizeof(errstr));
     else if (json)

@@ -101,6 +101,19 @@ xs_err_t xs_inspect_dump(xs_store_t *s, FILE *out, char *errstr, size_t errstr_s
  */
 xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_hours, FILE *out,
                          char *errstr, size_t errstr_size);
+/*
+ * The same as one JSON object on one line: "user", "hash" (16 hex digits),
+ * "half_life_hours", and "partitions", one object per partition holding the
+ * user: "partition", "last_event_ms", "events", "has_bought", "items"
+ * (item, title, signal, affinity decayed to the last event, last_ms),
+ * "categories" (category, affinity), "cart" (item, title, qty),
+ * "cart_overflow", "purchases" (item, title, bought_ms), "rebuy_buckets"
+ * (from_ms, to_ms), "dedup_ids" and "last_lists" (placement, ts_ms, hash).
+ * Times are epoch milliseconds. An item whose name record is missing is
+ * "#<hex hash>" with a null title.
+ */
+xs_err_t xs_inspect_user_json(xs_store_t *s, const char *user_id, double half_life_hours, FILE *out,
+                              char *errstr, size_t errstr_size);
 
 /*
  * Human-readable view of an item: users per signal, catalog flags, title,

@@ -10,7 +10,8 @@
 # the second load numbers its baskets from 1 again, so its users return).
 # Also checks the replay refusals: --from-beginning on a non-empty state
 # directory without --reset-state, and --reset-state without --yes, and that
-# `xsell inspect --json item` shows the neighbour list the text view shows.
+# `xsell inspect --json item` shows the neighbour list the text view shows,
+# and `xsell inspect --json user` the user the text view shows.
 #
 # Environment (set by ctest): XS_BIN_DIR, XS_DATA_DIR; XS_KAFKA_BOOTSTRAP_FILE
 # (ctest's kafka_test_replay) runs it on that broker instead of a development
@@ -126,3 +127,47 @@ assert all(x > 0 for x in sims) and sims == sorted(sims, reverse=True), sims[:5]
 assert d["bought_sketch"]["tracked"] > 0 and d["users"]["bought"] > 0
 EOF
 echo "PASS: inspect --json item lists the same $(wc -l <"$tmp/item.ids") neighbours"
+
+echo "=== inspect --json user: the text view's user, field for field"
+"$XSELL" inspect --state "$tmp/inc" --json user basket-1217 >"$tmp/user.json" ||
+    fail "inspect --json user"
+"$XSELL" inspect --state "$tmp/inc" user basket-1217 >"$tmp/user.txt" || fail "inspect user"
+"$XSELL" inspect --state "$tmp/inc" --json user no-such-user >/dev/null 2>&1 &&
+    fail "inspect --json user of an unknown user succeeded"
+python3 - "$tmp/user.json" "$tmp/user.txt" <<'EOF2' || fail "inspect --json user disagrees with the text view"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+txt = open(sys.argv[2]).read().splitlines()
+assert d["user"] == "basket-1217" and len(d["hash"]) == 16, d
+assert len(d["partitions"]) == 1, len(d["partitions"])
+p = d["partitions"][0]
+m = re.match(r"user basket-1217  partition (\d+)  hash ([0-9a-f]{16})$", txt[0])
+assert m and int(m.group(1)) == p["partition"] and m.group(2) == d["hash"], txt[0]
+m = re.match(r"  last event \S+  events (\d+)  (has bought|has not bought)$", txt[1])
+assert m and int(m.group(1)) == p["events"] > 0, (txt[1], p["events"])
+assert (m.group(2) == "has bought") == p["has_bought"], (txt[1], p["has_bought"])
+# item affinities: "    <affinity>  <signal>  last <time>  <id> (<title>)"
+sect = txt[txt.index("  item affinities (decayed to the last event, half-life 720 h):") + 1:
+           txt.index("  category affinities:")]
+rows = [re.match(r" +(\S+)  (\S+) +last \S+  (.*)$", l).groups() for l in sect]
+assert len(rows) == len(p["items"]) > 0, (len(rows), len(p["items"]))
+for (aff, sig, name), it in zip(rows, p["items"]):
+    shown = it["item"] + (" (%s)" % it["title"] if it["title"] else "")
+    assert name == shown and sig == it["signal"], (name, sig, it)
+    assert abs(float(aff) - it["affinity"]) < 1e-4, (aff, it)
+    assert it["last_ms"] <= p["last_event_ms"], it
+purch = txt[txt.index("  purchases:") + 1:txt.index([l for l in txt if l.startswith("  recent event ids")][0])]
+purch = [l for l in purch if not l.startswith("    and older")]
+assert len(purch) == len(p["purchases"]) > 0, (purch, p["purchases"])
+for l, b in zip(purch, p["purchases"]):
+    assert l.endswith(b["item"] + (" (%s)" % b["title"] if b["title"] else "")), (l, b)
+m = [l for l in txt if l.startswith("  recent event ids remembered: ")][0]
+assert int(m.split(": ")[1]) == p["dedup_ids"], (m, p["dedup_ids"])
+m = re.match(r"  cart \((\d+) lines", [l for l in txt if l.startswith("  cart (")][0])
+assert int(m.group(1)) == len(p["cart"]), p["cart"]
+lists = [l.split() for l in txt[txt.index("  last lists:") + 1:]]
+assert [(l[0], l[-1]) for l in lists] == [(x["placement"], x["hash"]) for x in p["last_lists"]], (lists, p["last_lists"])
+print("user basket-1217: %d events, %d items, %d purchases, %d last lists" %
+      (p["events"], len(p["items"]), len(p["purchases"]), len(p["last_lists"])))
+EOF2
+echo "PASS: inspect --json user shows the text view's user"
