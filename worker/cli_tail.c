@@ -21,6 +21,17 @@
  * "title" and the list gets "trigger_titles" (null where unknown); if the
  * catalog topic cannot be read, tail warns and prints lists without them.
  *
+ * Framing. Lists and catalog records in single-object encoding decode with
+ * the embedded schemas. Confluent-framed ones (byte 0, a 4-byte schema id;
+ * the worker's output.framing = confluent) need the writer schema of their
+ * id: from the Schema Registry (schema.registry.* of --config/--set, or
+ * --registry URL), asked once per id and cached in the codec, with three
+ * attempts 100/200 ms apart when it cannot be reached; or, offline, from
+ * the schema.confluent.<id> files of the configuration (ItemUpdate ids for
+ * the catalog). An id the registry does not have is remembered and its
+ * records are reported as undecodable. With --config, the topics default
+ * to the configuration's topics.output and topics.catalog.
+ *
  * Records that do not decode are reported on stderr with topic, partition
  * and offset and skipped. --until-end stops once everything that was in the
  * topic at start has been read; --max N stops after N lists; otherwise tail
@@ -40,13 +51,17 @@
 #include "cli.h"
 #include "cli_common.h"
 #include "xsell/codec.h"
+#include "xsell/config.h"
 #include "xsell/event.h"
 #include "xsell/hash.h"
 #include "xsell/json.h"
 #include "xsell/kafka.h"
+#include "xsell/registry.h"
 
 #define TAIL_POLL_MS 200
 #define CATALOG_LOAD_MS 60000
+#define REGISTRY_ATTEMPTS 3
+#define REGISTRY_BACKOFF_MS 100
 
 /* ======================================================================== */
 /* item_id -> title map (open addressing, linear probing, power-of-2 size)  */
@@ -143,23 +158,123 @@ typedef struct tail_opts {
     uint64_t max;
     const xs_kv_t *conf;
     size_t n_conf;
+    xs_registry_t *registry; /* NULL without schema.registry.url */
 } tail_opts_t;
+
+/* ======================================================================== */
+/* Confluent schema ids                                                     */
+/* ======================================================================== */
+
+/* Ids the registry answered it does not have (a ring: a flood of one bad id
+ * asks once); owned by the command, so no globals. */
+typedef struct missing_ids {
+    int32_t id[64];
+    size_t n, next;
+} missing_ids_t;
+
+/*
+ * When data is Confluent-framed with an id the codec does not know, asks
+ * the registry for its schema and adds it as the writer of `kind`. Says
+ * nothing on success; the decode that follows reports what still fails.
+ */
+static void resolve_confluent_id(const tail_opts_t *o, xs_codec_t *codec, missing_ids_t *missing,
+                                 const uint8_t *data, size_t len, xs_event_kind_t kind)
+{
+    char *schema = NULL;
+    char errstr[512];
+    xs_err_t err = XS_ERR_IO;
+    int32_t id;
+
+    if (!o->registry || !data || len < 5 || data[0] != 0x00)
+        return;
+    id = (int32_t)((uint32_t)data[1] << 24 | (uint32_t)data[2] << 16 | (uint32_t)data[3] << 8 |
+                   data[4]);
+    if (xs_codec_has_confluent_id(codec, id))
+        return;
+    for (size_t i = 0; i < missing->n; i++)
+        if (missing->id[i] == id)
+            return;
+    for (int attempt = 0; attempt < REGISTRY_ATTEMPTS && !xs_cli_stopping(); attempt++) {
+        if (attempt)
+            xs_cli_sleep_ms(REGISTRY_BACKOFF_MS << (attempt - 1));
+        err = xs_registry_schema_by_id(o->registry, id, &schema, errstr, sizeof(errstr));
+        if (err != XS_ERR_IO)
+            break;
+    }
+    if (err == XS_OK)
+        err = xs_codec_add_writer(codec, kind, schema, id, errstr, sizeof(errstr));
+    if (err != XS_OK) {
+        fprintf(stderr, "xsell tail: schema id %" PRId32 ": %s\n", id, errstr);
+        if (err != XS_ERR_IO) { /* the registry answered: do not ask again */
+            missing->id[missing->next++ % XS_ARRAY_SIZE(missing->id)] = id;
+            if (missing->n < XS_ARRAY_SIZE(missing->id))
+                missing->n++;
+        }
+    }
+    free(schema);
+}
+
+/* schema.confluent.<id> = <Kind> <file.avsc>: the offline map of ids. */
+static xs_err_t add_static_schema(void *opaque, int32_t id, const char *kind, const char *path,
+                                  char *errstr, size_t errstr_size)
+{
+    xs_codec_t *codec = opaque;
+    int k = !strcmp(kind, "ClickEvent")   ? XS_KIND_CLICK
+            : !strcmp(kind, "CartEvent")  ? XS_KIND_CART
+            : !strcmp(kind, "ItemUpdate") ? XS_KIND_ITEM
+                                          : -1;
+    xs_buf_t b = {0};
+    char chunk[4096];
+    size_t n;
+    xs_err_t err;
+    FILE *f;
+
+    if (k < 0) {
+        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: unknown kind '%s'", id, kind);
+        return XS_ERR_CONFIG;
+    }
+    if (!(f = fopen(path, "rb"))) {
+        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: cannot open %s", id, path);
+        return XS_ERR_IO;
+    }
+    err = XS_OK;
+    while (err == XS_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        err = xs_buf_append(&b, chunk, n);
+    fclose(f);
+    if (err == XS_OK)
+        err = xs_buf_append_u8(&b, 0);
+    if (err == XS_OK)
+        err = xs_codec_add_writer(codec, (xs_event_kind_t)k, (const char *)b.data, id, errstr,
+                                  errstr_size);
+    else
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+    xs_buf_free(&b);
+    return err;
+}
 
 static void tail_usage(FILE *out)
 {
-    fprintf(out, "usage: xsell tail (--bootstrap B | --bootstrap-file F) [--topic T]\n"
-                 "                  [--from-beginning] [--until-end] [--max N]\n"
-                 "                  [--catalog-topic T | --no-catalog] [-X key=value ...]\n\n"
-                 "Prints the cross-sell lists of topic T as JSON lines.\n\n"
-                 "  --topic T            default xsell.cross-sell\n"
-                 "  --from-beginning     start at the oldest list (default: only new lists)\n"
-                 "  --until-end          stop once the lists present at start are printed\n"
-                 "  --max N              stop after N lists\n"
-                 "  --catalog-topic T    titles from this topic (default xsell.catalog)\n"
-                 "  --no-catalog         print no titles\n"
-                 "  --format json|text   one JSON object per list (default) or a readable block\n"
-                 "  --placement P        only lists of PRODUCT_PAGE, CART, CHECKOUT or POST_PURCHASE (any case)\n"
-                 "  -X key=value         librdkafka consumer property (repeatable)\n");
+    fprintf(out,
+            "usage: xsell tail (--bootstrap B | --bootstrap-file F) [--topic T]\n"
+            "                  [--from-beginning] [--until-end] [--max N]\n"
+            "                  [--catalog-topic T | --no-catalog] [--config F] [--set k=v]...\n"
+            "                  [--registry URL] [-X key=value ...]\n\n"
+            "Prints the cross-sell lists of topic T as JSON lines.\n\n"
+            "  --topic T            default xsell.cross-sell\n"
+            "  --from-beginning     start at the oldest list (default: only new lists)\n"
+            "  --until-end          stop once the lists present at start are printed\n"
+            "  --max N              stop after N lists\n"
+            "  --catalog-topic T    titles from this topic (default xsell.catalog)\n"
+            "  --no-catalog         print no titles\n"
+            "  --format json|text   one JSON object per list (default) or a readable block\n"
+            "  --placement P        only lists of PRODUCT_PAGE, CART, CHECKOUT or POST_PURCHASE "
+            "(any case)\n"
+            "  --config F           the worker's configuration: topics.*, schema.registry.*,\n"
+            "                       schema.confluent.* (Confluent-framed records)\n"
+            "  --set key=value      one configuration setting (repeatable)\n"
+            "  --registry URL       Schema Registry for Confluent schema ids\n"
+            "                       (as --set schema.registry.url=URL)\n"
+            "  -X key=value         librdkafka consumer property (repeatable)\n");
 }
 
 static void report_undecodable(const xs_msg_t *msg, const char *what, const char *reason)
@@ -173,8 +288,8 @@ static void report_undecodable(const xs_msg_t *msg, const char *what, const char
  * XS_OK when loaded, else an error (errstr set) and the caller goes on
  * without titles.
  */
-static xs_err_t load_catalog(const tail_opts_t *o, xs_codec_t *codec, title_map_t *map,
-                             char *errstr, size_t errstr_size)
+static xs_err_t load_catalog(const tail_opts_t *o, xs_codec_t *codec, missing_ids_t *missing,
+                             title_map_t *map, char *errstr, size_t errstr_size)
 {
     xs_consumer_opts_t copts;
     xs_consumer_t *consumer = NULL;
@@ -219,6 +334,7 @@ static xs_err_t load_catalog(const tail_opts_t *o, xs_codec_t *codec, title_map_
         records++;
         if (!msg.value)
             continue; /* tombstone */
+        resolve_confluent_id(o, codec, missing, msg.value, msg.value_len, XS_KIND_ITEM);
         xs_event_init(&ev, XS_KIND_ITEM);
         err = xs_codec_decode(codec, msg.value, msg.value_len, XS_KIND_ITEM, &ev, &kind, &framing,
                               reason, sizeof(reason));
@@ -375,7 +491,10 @@ int xs_cli_tail(int argc, char **argv)
         OPT_CATALOG,
         OPT_NO_CATALOG,
         OPT_FORMAT,
-        OPT_PLACEMENT
+        OPT_PLACEMENT,
+        OPT_CONFIG,
+        OPT_SET,
+        OPT_REGISTRY
     };
     static const struct option longopts[] = {
         {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
@@ -388,6 +507,9 @@ int xs_cli_tail(int argc, char **argv)
         {"no-catalog", no_argument, NULL, OPT_NO_CATALOG},
         {"format", required_argument, NULL, OPT_FORMAT},
         {"placement", required_argument, NULL, OPT_PLACEMENT},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"set", required_argument, NULL, OPT_SET},
+        {"registry", required_argument, NULL, OPT_REGISTRY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -397,7 +519,10 @@ int xs_cli_tail(int argc, char **argv)
     xs_consumer_t *consumer = NULL;
     xs_consumer_opts_t copts;
     title_map_t map = {0};
-    bool have_catalog = false, no_catalog = false, catalog_given = false;
+    missing_ids_t missing = {0};
+    xs_config_t *cfg = NULL;
+    bool have_catalog = false, no_catalog = false, catalog_given = false, topic_given = false;
+    bool config_given = false;
     const char *bootstrap_arg = NULL, *bootstrap_file = NULL;
     const char *topics[1];
     char *bootstrap = NULL;
@@ -413,6 +538,8 @@ int xs_cli_tail(int argc, char **argv)
     o.catalog_topic = "xsell.catalog";
     o.placement = -1;
     xs_list_init(&list);
+    if (!(cfg = xs_config_new()))
+        goto nomem;
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "X:h", longopts, NULL)) != -1) {
@@ -425,7 +552,25 @@ int xs_cli_tail(int argc, char **argv)
             break;
         case OPT_TOPIC:
             o.topic = optarg;
+            topic_given = true;
             break;
+        case OPT_CONFIG:
+            if (xs_config_load_file(cfg, optarg, errstr, sizeof(errstr)) != XS_OK)
+                goto usage_error;
+            config_given = true;
+            break;
+        case OPT_SET:
+            if (xs_config_set_pair(cfg, optarg, "--set", errstr, sizeof(errstr)) != XS_OK)
+                goto usage_error;
+            config_given = true;
+            break;
+        case OPT_REGISTRY: {
+            char pair[1024];
+            snprintf(pair, sizeof(pair), "schema.registry.url=%s", optarg);
+            if (xs_config_set_pair(cfg, pair, "--registry", errstr, sizeof(errstr)) != XS_OK)
+                goto usage_error;
+            break;
+        }
         case OPT_FROM_BEGINNING:
             o.from_beginning = true;
             break;
@@ -489,6 +634,10 @@ int xs_cli_tail(int argc, char **argv)
         snprintf(errstr, sizeof(errstr), "--catalog-topic and --no-catalog exclude each other");
         goto usage_error;
     }
+    if (config_given && !topic_given)
+        o.topic = xs_config_str(cfg, "topics.output");
+    if (config_given && !catalog_given)
+        o.catalog_topic = xs_config_str(cfg, "topics.catalog");
     if (no_catalog)
         o.catalog_topic = NULL;
     o.conf = kvs.kv;
@@ -510,9 +659,32 @@ int xs_cli_tail(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (xs_config_each_confluent_schema(cfg, add_static_schema, codec, errstr, sizeof(errstr)) !=
+        XS_OK) {
+        fprintf(stderr, "xsell tail: %s\n", errstr);
+        rc = 1;
+        goto out;
+    }
+    if (*xs_config_str(cfg, "schema.registry.url")) {
+        xs_registry_opts_t ro = {
+            .url = xs_config_str(cfg, "schema.registry.url"),
+            .user = xs_config_str(cfg, "schema.registry.basic.auth.user"),
+            .password = xs_config_str(cfg, "schema.registry.basic.auth.password"),
+            .bearer_token = xs_config_str(cfg, "schema.registry.bearer.token"),
+            .ca_location = xs_config_str(cfg, "schema.registry.ssl.ca.location"),
+            .cert_location = xs_config_str(cfg, "schema.registry.ssl.certificate.location"),
+            .key_location = xs_config_str(cfg, "schema.registry.ssl.key.location"),
+            .timeout_ms = (long)xs_config_int(cfg, "schema.registry.timeout.ms"),
+        };
+        if (!(o.registry = xs_registry_new(&ro, errstr, sizeof(errstr)))) {
+            fprintf(stderr, "xsell tail: %s\n", errstr);
+            rc = 1;
+            goto out;
+        }
+    }
 
     if (o.catalog_topic) {
-        err = load_catalog(&o, codec, &map, errstr, sizeof(errstr));
+        err = load_catalog(&o, codec, &missing, &map, errstr, sizeof(errstr));
         if (err == XS_OK)
             have_catalog = true;
         else if (!xs_cli_stopping())
@@ -553,6 +725,7 @@ int xs_cli_tail(int argc, char **argv)
         if (!msg.value)
             continue;
         xs_list_clear(&list);
+        resolve_confluent_id(&o, codec, &missing, msg.value, msg.value_len, XS_KIND_LIST);
         if (xs_codec_decode_list(codec, msg.value, msg.value_len, &list, reason, sizeof(reason)) !=
             XS_OK) {
             report_undecodable(&msg, "CrossSellList", reason);
@@ -588,6 +761,8 @@ usage_error:
 out:
     xs_consumer_destroy(consumer);
     xs_codec_destroy(codec);
+    xs_registry_destroy(o.registry);
+    xs_config_destroy(cfg);
     xs_list_clear(&list);
     title_map_free(&map);
     xs_buf_free(&line);

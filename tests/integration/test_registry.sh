@@ -17,7 +17,12 @@
 #      Avro's decoder) decodes every list: keyed by user, triggered by the
 #      produced events, the subject's latest id is the one in the messages;
 #      each list carries content-type, xsell.framing, xsell.schema.id and the
-#      traceparent header of its trigger event.
+#      traceparent header of its trigger event;
+#   4. `xsell tail --registry URL` decodes the same lists (it fetches the
+#      output schema's id from the registry), and without a registry reports
+#      them as undecodable rather than printing anything; its titles come
+#      from Confluent-framed catalog records, one with an id registered in
+#      the registry, one with an id of the offline schema.confluent.<id> map.
 # Skipped (77) without Java or when the registry cannot be downloaded.
 #
 # Environment (set by ctest): XS_BIN_DIR, XS_SOURCE_DIR.
@@ -160,12 +165,12 @@ grep -q 'msg="output schema registered" subject=xsell.cross-sell-value' "$tmp/wo
     fail "no 'output schema registered' line"
 
 step "an independent reader decodes the output with the registry"
-$PY - "$bs" "$url" "$tmp/produced.json" <<'PY' || fail "the independent reader"
+$PY - "$bs" "$url" "$tmp/produced.json" "$tmp/reader.json" <<'PY' || fail "the independent reader"
 import io, json, struct, sys, urllib.request
 import avro.io, avro.schema
 from confluent_kafka import Consumer, TopicPartition
 
-bs, url, produced = sys.argv[1:4]
+bs, url, produced, out = sys.argv[1:5]
 evs = json.load(open(produced))["events"]
 events = {e["event_id"]: e["user_id"] for e in evs}
 trace = {e["event_id"]: e["traceparent"] for e in evs}
@@ -202,9 +207,62 @@ assert set(schemas) == {latest["id"]}, (set(schemas), latest)
 assert latest["subject"] == "xsell.cross-sell-value"
 withitems = [l for l in lists if l["items"]]
 assert withitems, "every list empty"
+json.dump([{"list_id": l["list_id"], "user_id": l["user_id"],
+            "trigger_event_id": l["trigger"]["event_id"],
+            "items": [i["item_id"] for i in l["items"]]} for l in lists], open(out, "w"))
 print("decoded %d lists (%d with items) with schema id %d from the registry, headers "
       "content-type, xsell.framing, xsell.schema.id and the trigger's traceparent; e.g. %s -> %s" % (
     len(lists), len(withitems), latest["id"], withitems[-1]["user_id"],
     [i["item_id"] for i in withitems[-1]["items"]]))
 PY
+
+step "xsell tail decodes the Confluent-framed output with the registry"
+# after the worker: titles for tail only, Confluent-framed ItemUpdates of an
+# id in the registry (lens) and of an id only in a local map (camera)
+$PY - "$bs" "$url" "$XS_SOURCE_DIR/schemas/ItemUpdate.avsc" <<'PY' || fail "catalog producer"
+import datetime, io, json, struct, sys, urllib.request
+import avro.io, avro.schema
+from confluent_kafka import Producer
+bs, url, avsc = sys.argv[1:4]
+text = open(avsc).read()
+req = urllib.request.Request(url + "/subjects/xsell.catalog-value/versions",
+                             data=json.dumps({"schema": text}).encode(),
+                             headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+sid = json.load(urllib.request.urlopen(req))["id"]
+writer = avro.io.DatumWriter(avro.schema.parse(text))
+p = Producer({"bootstrap.servers": bs})
+for item, title, i in (("lens", "Lens 50mm", sid), ("camera", "Camera X", 424242)):
+    buf = io.BytesIO()
+    writer.write({"item_id": item, "title": title, "category": None, "brand": None, "family": None,
+                  "price": None, "in_stock": True, "repurchasable": False, "deleted": False,
+                  "ts": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc), "available_from": None, "available_until": None},
+                 avro.io.BinaryEncoder(buf))
+    p.produce("xsell.catalog", key=item.encode(), value=b"\0" + struct.pack(">I", i) + buf.getvalue())
+assert p.flush(30) == 0
+PY
+"$XSELL" tail --bootstrap "$bs" --from-beginning --until-end --registry "$url" \
+    --set "schema.confluent.424242=ItemUpdate $XS_SOURCE_DIR/schemas/ItemUpdate.avsc" \
+    >"$tmp/tail.jsonl" 2>"$tmp/tail.err" || fail "xsell tail: $(tail -5 "$tmp/tail.err")"
+grep -q undecodable "$tmp/tail.err" && fail "xsell tail: undecodable lists: $(head -3 "$tmp/tail.err")"
+$PY - "$tmp/reader.json" "$tmp/tail.jsonl" <<'PY' || fail "xsell tail and the independent reader disagree"
+import json, sys
+reader = {l["list_id"]: l for l in json.load(open(sys.argv[1]))}
+tail = [json.loads(line) for line in open(sys.argv[2])]
+assert len(tail) == len(reader) > 0, (len(tail), len(reader))
+for t in tail:
+    r = reader[t["list_id"]]
+    assert (t["user_id"], t["trigger_event_id"]) == (r["user_id"], r["trigger_event_id"]), (t, r)
+    assert [i["item_id"] for i in t["items"]] == r["items"], (t, r)
+titles = {i["item_id"]: i["title"] for t in tail for i in t["items"]}
+assert titles.get("lens") == "Lens 50mm" and titles.get("camera") == "Camera X", titles
+print("xsell tail printed the %d lists the independent reader decoded, item for item, with the titles of both Confluent-framed catalog records" % len(tail))
+PY
+"$XSELL" tail --bootstrap "$bs" --from-beginning --until-end --no-catalog \
+    >"$tmp/noreg.jsonl" 2>"$tmp/noreg.err" || fail "xsell tail without a registry"
+[[ ! -s "$tmp/noreg.jsonl" ]] || fail "xsell tail without a registry printed lists"
+n_unknown=$(grep -c 'undecodable CrossSellList: unknown schema id' "$tmp/noreg.err" || true)
+n_lists=$(wc -l <"$tmp/tail.jsonl")
+[[ $n_unknown -eq $n_lists ]] ||
+    fail "without a registry: $n_unknown of $n_lists lists reported: $(head -3 "$tmp/noreg.err")"
+echo "without a registry: the $n_unknown lists reported undecodable (unknown schema id), none printed"
 echo "PASS"
