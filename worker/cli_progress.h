@@ -11,8 +11,9 @@
  *
  *     xsell produce: 120000 events, 61234 events/s, 40% of 300000, ETA 0:03
  *
- * the last two only when the total is known (e.g. --max-events); `extra`
- * text given to the print call is appended after a comma. The environment
+ * the last two only when the total is known (e.g. --max-events; "ETA ?"
+ * before the first event); `extra` text given to the print call is
+ * appended after a comma. The environment
  * variable XSELL_PROGRESS_MS (milliseconds, > 0) overrides the interval of
  * both shapes (tests use a short one). A disabled progress (--quiet) prints
  * nothing.

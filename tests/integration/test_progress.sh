@@ -3,7 +3,8 @@
 # Progress of `xsell eval` and `xsell produce` on stderr when stderr is not a
 # terminal: plain periodic lines "xsell CMD: N events, R events/s, P% of T,
 # ETA m:ss" (a short interval through XSELL_PROGRESS_MS), none with --quiet,
-# and stdout still the result alone (eval --json parses as one JSON document,
+# on a terminal one line rewritten in place ("\r", the line, "\033[K"), and
+# stdout still the result alone (eval --json parses as one JSON document,
 # produce prints its one summary line).
 #
 # Environment (set by ctest): XS_BIN_DIR, XS_DATA_DIR.
@@ -43,6 +44,28 @@ XSELL_PROGRESS_MS=1 "$XSELL" eval --json --quiet --models xsell --format baskets
 [[ ! -s "$tmp/quiet.err" ]] || fail "eval --quiet wrote to stderr: $(head -3 "$tmp/quiet.err")"
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/quiet.json" ||
     fail "eval --quiet stdout is not JSON"
+
+# ---- eval on a terminal: one line rewritten in place -----------------------
+# script(1) (bsdutils, Essential in Debian) gives the command a terminal;
+# stdout goes to a file, so what the terminal shows is stderr alone.
+if command -v script >/dev/null 2>&1; then
+    XSELL_PROGRESS_MS=1 script -qec "'$XSELL' eval --json --models xsell --format baskets \
+        --max-events 10000 '$tmp/b.csv' >'$tmp/tty.json'" /dev/null >"$tmp/tty.out" ||
+        fail "eval on a terminal"
+    python3 - "$tmp/tty.out" "$tmp/tty.json" <<'PY' || fail "eval on a terminal: not one line rewritten in place"
+import json, re, sys
+out = open(sys.argv[1], "rb").read().decode().replace("\r\n", "\n")  # the tty's onlcr
+json.load(open(sys.argv[2]))
+# every update: carriage return, the line, clear to the end of line; one newline at the end
+updates = out.split("\r")[1:]
+assert len(updates) >= 2, repr(out[:200])
+for u in updates[:-1]:
+    assert u.endswith("\x1b[K") and "\n" not in u, repr(u)
+    assert re.match(r"xsell eval: \d+ events, \d+ events/s, \d+% of 10000, ETA (\d+:\d\d|\?)", u), repr(u)
+assert out.endswith("\n") and out.count("\n") == 1, repr(out[-80:])
+print("terminal: %d in-place updates, last %r" % (len(updates), updates[-1].strip()))
+PY
+fi
 
 # ---- produce: progress on stderr, stdout the summary line ------------------
 "$XSELL" devbroker --partitions 1 --bootstrap-file "$tmp/bs" >/dev/null 2>"$tmp/broker.err" &
