@@ -331,13 +331,17 @@ static void test_online_retail_max_events(void **state)
     fixture_t *f = *state;
     const char *path = write_file(f, "retail.csv", retail_csv, false);
     xs_dataset_opts_t o;
+    _Atomic uint64_t progress = 0;
     xs_dataset_opts_default(&o);
+    assert_null(o.progress);
     o.max_events = 4;
+    o.progress = &progress; /* the count a progress display reads */
     collect_t c = {0};
     xs_dataset_stats_t st;
     assert_int_equal(read1(XS_FORMAT_ONLINE_RETAIL, path, &o, &c, &st, NULL, 0), XS_OK);
     assert_int_equal(c.n, 4);
     assert_int_equal(st.events, 4);
+    assert_int_equal(atomic_load(&progress), 4);
     assert_int_equal(st.catalog_events, 3);
     assert_int_equal(st.rows, 12); /* read whole before delivery */
     assert_string_equal(c.evs[3].event_id, "536403-1");
