@@ -123,7 +123,8 @@ typedef struct xs_backend {
                     bool *found, char *errstr, size_t errstr_size);
 } xs_backend_t;
 
-/* Receives one dirty record during xs_engine_flush(). */
+/* Receives one dirty record during xs_engine_flush(). val NULL (val_len 0):
+ * delete the key (a session profile joined into its user's). */
 typedef xs_err_t (*xs_put_fn)(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
                               const void *val, size_t val_len);
 
@@ -152,6 +153,7 @@ typedef struct xs_engine_stats {
     uint64_t cache_bytes, dirty_bytes;
     uint64_t users_cached, items_cached;
     uint64_t users_total, users_bought; /* distinct users seen (for LLR) */
+    uint64_t sessions_joined; /* session profiles merged into a user's (xs_engine_process) */
 } xs_engine_stats_t;
 
 void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st);
