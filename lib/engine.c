@@ -27,6 +27,7 @@
 #include "xsell/hash.h"
 
 #define TREND_CAP 128
+#define NOSESS_SLOTS 4096 /* sessions known to have no profile (direct-mapped) */
 #define META_VERSION 2
 #define W_VIEW 1.0f
 #define W_CART 3.0f
@@ -178,6 +179,11 @@ struct xs_engine {
     heap_ent_t *heap; /* selection scratch, cap_cands each */
     uint32_t *fin;
     xs_buf_t val;
+
+    /* Map keys of session users known to have no profile, so an event with
+     * both ids whose session never had one reads no store (join_session). A
+     * slot is cleared when get_user() creates that user; all with the cache. */
+    uint64_t *nosess;
 
     xs_engine_stats_t st;
     int64_t rebuy_ms;          /* the longest rebuy window of the base and every arm */
@@ -475,6 +481,8 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
     *out = NULL;
     if (is_new)
         *is_new = false;
+    if (create && e->nosess && e->nosess[mk % NOSESS_SLOTS] == mk)
+        e->nosess[mk % NOSESS_SLOTS] = 0; /* about to exist */
     if (u) {
         xs_err_t err = snap_touch(e, DIRTY_USERS, u->dirty_ep, u);
         if (err)
@@ -787,6 +795,8 @@ static void free_all(xs_engine_t *e)
     xs_hmap_free(&e->items);
     xs_hmap_free(&e->names);
     e->cache_bytes = 0;
+    free(e->nosess);
+    e->nosess = NULL;
 }
 
 void xs_engine_destroy(xs_engine_t *e)
@@ -1969,10 +1979,19 @@ static xs_err_t join_session(xs_engine_t *e, uint16_t partition, const xs_event_
         free(sid);
     if (sh == u->user)
         return XS_OK;
+    uint64_t mk = user_map_key(partition, sh);
+    if (e->nosess && e->nosess[mk % NOSESS_SLOTS] == mk)
+        return XS_OK;
     cached_user_t *s = NULL;
     xs_err_t err = get_user(e, partition, sh, false, &s, NULL, errstr, errstr_size);
-    if (err || !s)
+    if (err)
         return err;
+    if (!s) {
+        if (!e->nosess && !(e->nosess = calloc(NOSESS_SLOTS, sizeof(*e->nosess))))
+            return XS_OK; /* only a shortcut */
+        e->nosess[mk % NOSESS_SLOTS] = mk;
+        return XS_OK;
+    }
     bool both_bought = (u->prof.flags & s->prof.flags & XS_PROFILE_F_BOUGHT) != 0;
     xs_profile_merge(&u->prof, &s->prof, e->params.half_life_hours * 3600e3, e->rebuy_ms);
     s->deleted = true;

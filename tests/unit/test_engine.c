@@ -819,6 +819,31 @@ static void test_session_joins_user_on_login(void **state)
     xs_engine_destroy(e);
 }
 
+/* A login whose session had no profile yet, then events of that session,
+ * then another login event: the second one joins it (the engine remembers
+ * sessions without a profile only until one is made). */
+static void test_session_made_after_a_login_still_joins(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    const char *cam[] = {"camera", NULL}, *lens[] = {"lens", NULL}, *bag[] = {"bag", NULL};
+    xs_list_t list;
+    bool has, found = true;
+    xs_engine_stats_t st;
+    cart_s(e, "carol", "s-2", XS_CART_ADD, bag, &list, &has); /* no session profile yet */
+    xs_list_clear(&list);
+    basket(e, "session:s-2", lens);
+    cart_s(e, "carol", "s-2", XS_CART_ADD, cam, &list, &has);
+    assert_true(has && list.n_items > 0);
+    assert_false(list_has(&list, "lens"));
+    xs_list_clear(&list);
+    xs_engine_stats(e, &st);
+    assert_int_equal(st.sessions_joined, 1);
+    assert_int_equal(xs_engine_has_user(e, 0, "session:s-2", &found, NULL, 0), XS_OK);
+    assert_false(found);
+    xs_engine_destroy(e);
+}
+
 /* Replay: the same events give the same records, whether the engine sees
  * them all in one run or restarts from a checkpoint taken before the login
  * (the session read back from the store, and deleted there). */
@@ -1197,6 +1222,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_is_the_state_when_it_began),
         cmocka_unit_test(test_session_joins_user_on_login),
         cmocka_unit_test(test_session_join_replays_exactly),
+        cmocka_unit_test(test_session_made_after_a_login_still_joins),
         cmocka_unit_test(test_queries_leave_lists_alone),
         cmocka_unit_test(test_out_of_stock_never_appears),
         cmocka_unit_test(test_repurchasable_item_comes_back),
