@@ -27,6 +27,15 @@
  * Only decay and windows in event time: replaying the same input gives the
  * same state and the same lists.
  *
+ * Sessions: a click or cart event with a user_id and a session_id first
+ * joins the profile of user XS_SESSION_USER_PREFIX + session_id of the same
+ * partition, when there is one, into the user's (xs_profile_merge) and
+ * deletes it (the flush puts a NULL value: a delete), before the event
+ * applies. The join emits no pair deltas (the session's pairs were counted
+ * with its events) and makes users_total one less. Sessions found without a
+ * profile are remembered (4,096 slots) so later events of them read no
+ * store; the slot is cleared when that profile is made.
+ *
  * Neighbour lists: the item stage keeps each item's top neighbours per class
  * in its record (sketch.h, "Neighbour lists"), re-scored as pairs are
  * counted, by a round-robin sweep, and whole when the user total has doubled;
