@@ -2537,8 +2537,8 @@ static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_
     if (m == DIRTY_USERS) {
         cached_user_t *u = rec;
         if (u->deleted) {
-            if (!(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),
-                            NULL, 0)))
+            if (!(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user), NULL,
+                            0)))
                 u->dirty_ep = 0;
         } else if (!(err = xs_profile_encode(&u->prof, b)) &&
             !(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),

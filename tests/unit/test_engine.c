@@ -803,8 +803,8 @@ static void test_session_joins_user_on_login(void **state)
     assert_int_equal(st.users_total, st0.users_total + 1); /* alice; the session no more */
     /* the user's list asked for later excludes them too */
     xs_list_init(&list);
-    assert_int_equal(
-        xs_engine_recommend(e, 0, "alice", NULL, XS_PLACEMENT_CART, 6, &list, NULL, 0), XS_OK);
+    assert_int_equal(xs_engine_recommend(e, 0, "alice", NULL, XS_PLACEMENT_CART, 6, &list, NULL, 0),
+                     XS_OK);
     assert_true(list.n_items > 0);
     assert_false(list_has(&list, "lens"));
     assert_false(list_has(&list, "tripod"));

@@ -286,11 +286,14 @@ static void worst_case(xs_profile_t *pp, uint64_t salt)
     p.n_events = UINT32_MAX;
     p.flags = 0xff;
     for (int i = 0; i < XS_PROFILE_MAX_ITEMS; i++)
-        p.items[p.n_items++] = (xs_profile_item_t){.item = ~(uint64_t)i ^ salt, .ts = far,
-                                                   .bought_ts = far, .score = 3e38f,
+        p.items[p.n_items++] = (xs_profile_item_t){.item = ~(uint64_t)i ^ salt,
+                                                   .ts = far,
+                                                   .bought_ts = far,
+                                                   .score = 3e38f,
                                                    .signal = XS_SIG_PURCHASE};
     for (int i = 0; i < XS_PROFILE_MAX_CATS; i++)
-        p.cats[p.n_cats++] = (xs_profile_cat_t){.cat = ~(uint64_t)i ^ salt, .ts = far, .score = 3e38f};
+        p.cats[p.n_cats++] =
+            (xs_profile_cat_t){.cat = ~(uint64_t)i ^ salt, .ts = far, .score = 3e38f};
     for (int i = 0; i < XS_PROFILE_MAX_CART; i++)
         p.cart[p.n_cart++] = (xs_cart_line_t){.item = ~(uint64_t)i ^ salt, .qty = INT32_MAX};
     p.n_over = 255;
