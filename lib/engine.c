@@ -23,9 +23,11 @@
 
 #include "hmap.h"
 #include "wire.h"
+#include "xsell/dataset.h"
 #include "xsell/hash.h"
 
 #define TREND_CAP 128
+#define NOSESS_SLOTS 4096 /* sessions known to have no profile (direct-mapped) */
 #define META_VERSION 2
 #define W_VIEW 1.0f
 #define W_CART 3.0f
@@ -36,6 +38,7 @@ typedef struct cached_user {
     uint64_t tick;
     uint16_t partition;
     uint32_t dirty_ep; /* 0 clean; else the checkpoint epoch it turned dirty in */
+    bool deleted;      /* joined into its user (a session's): flushed as a delete */
     xs_profile_t prof;
 } cached_user_t;
 
@@ -176,6 +179,11 @@ struct xs_engine {
     heap_ent_t *heap; /* selection scratch, cap_cands each */
     uint32_t *fin;
     xs_buf_t val;
+
+    /* Map keys of session users known to have no profile, so an event with
+     * both ids whose session never had one reads no store (join_session). A
+     * slot is cleared when get_user() creates that user; all with the cache. */
+    uint64_t *nosess;
 
     xs_engine_stats_t st;
     int64_t rebuy_ms;          /* the longest rebuy window of the base and every arm */
@@ -473,12 +481,22 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
     *out = NULL;
     if (is_new)
         *is_new = false;
+    if (create && e->nosess && e->nosess[mk % NOSESS_SLOTS] == mk)
+        e->nosess[mk % NOSESS_SLOTS] = 0; /* about to exist */
     if (u) {
         xs_err_t err = snap_touch(e, DIRTY_USERS, u->dirty_ep, u);
         if (err)
             return err;
         e->st.cache_hits++;
         u->tick = ++e->tick;
+        if (u->deleted) { /* deleted in the store once flushed: absent */
+            if (!create)
+                return XS_OK;
+            u->deleted = false;
+            xs_profile_init(&u->prof);
+            if (is_new)
+                *is_new = true;
+        }
         *out = u;
         return XS_OK;
     }
@@ -497,6 +515,7 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
     u->partition = partition;
     u->tick = ++e->tick;
     u->dirty_ep = 0;
+    u->deleted = false;
     if (found) {
         char why[128];
         err = xs_profile_decode(&u->prof, e->val.data, e->val.len, why, sizeof(why));
@@ -776,6 +795,8 @@ static void free_all(xs_engine_t *e)
     xs_hmap_free(&e->items);
     xs_hmap_free(&e->names);
     e->cache_bytes = 0;
+    free(e->nosess);
+    e->nosess = NULL;
 }
 
 void xs_engine_destroy(xs_engine_t *e)
@@ -1930,6 +1951,61 @@ static xs_err_t remember_name(xs_engine_t *e, uint64_t h, const char *id, char *
     return get_name(e, h, id, &n, errstr, errstr_size);
 }
 
+/*
+ * The join of a session into its user: an event with both a user_id and a
+ * session_id finds the profile of user "session:<session_id>" (the events
+ * that had only the session id) in the same partition, merges it into the
+ * user's (xs_profile_merge) and deletes it. No pair deltas: the session's
+ * pairs were counted when its events came, and an item of the session met
+ * again by the user is already in the profile, so it is not counted twice.
+ * The session no longer counts as a distinct user (users_total, and
+ * users_bought when both had bought). The delete and the merged profile go
+ * into the same checkpoint as the event's offset.
+ */
+static xs_err_t join_session(xs_engine_t *e, uint16_t partition, const xs_event_t *ev,
+                             cached_user_t *u, char *errstr, size_t errstr_size)
+{
+    static const char pre[] = XS_SESSION_USER_PREFIX;
+    size_t pl = sizeof(pre) - 1, sl = strlen(ev->session_id);
+    if (!sl || !strncmp(ev->user_id, pre, pl))
+        return XS_OK; /* a session's own event, or a session that names another */
+    char stack[320], *sid = pl + sl + 1 <= sizeof(stack) ? stack : malloc(pl + sl + 1);
+    if (!sid)
+        return XS_ERR_NOMEM;
+    memcpy(sid, pre, pl);
+    memcpy(sid + pl, ev->session_id, sl + 1);
+    uint64_t sh = xs_hash_str(sid);
+    if (sid != stack)
+        free(sid);
+    if (sh == u->user)
+        return XS_OK;
+    uint64_t mk = user_map_key(partition, sh);
+    if (e->nosess && e->nosess[mk % NOSESS_SLOTS] == mk)
+        return XS_OK;
+    cached_user_t *s = NULL;
+    xs_err_t err = get_user(e, partition, sh, false, &s, NULL, errstr, errstr_size);
+    if (err)
+        return err;
+    if (!s) {
+        if (!e->nosess && !(e->nosess = calloc(NOSESS_SLOTS, sizeof(*e->nosess))))
+            return XS_OK; /* only a shortcut */
+        e->nosess[mk % NOSESS_SLOTS] = mk;
+        return XS_OK;
+    }
+    bool both_bought = (u->prof.flags & s->prof.flags & XS_PROFILE_F_BOUGHT) != 0;
+    xs_profile_merge(&u->prof, &s->prof, e->params.half_life_hours * 3600e3, e->rebuy_ms);
+    s->deleted = true;
+    xs_profile_init(&s->prof);
+    user_dirty(e, s);
+    if (e->users_total)
+        e->users_total--;
+    if (both_bought && e->users_bought)
+        e->users_bought--;
+    e->meta_dirty = true;
+    e->st.sessions_joined++;
+    return XS_OK;
+}
+
 xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t *ev,
                            xs_list_t *list, bool *has_list, char *errstr, size_t errstr_size)
 {
@@ -1966,6 +2042,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
         e->users_total++;
         e->meta_dirty = true;
     }
+    if (ev->session_id && (err = join_session(e, partition, ev, u, errstr, errstr_size)))
+        return err;
     int64_t now = ev->ts > p->last_ts ? ev->ts : p->last_ts;
     p->last_ts = now;
     xs_profile_forget(p, e->rebuy_ms);
@@ -2458,7 +2536,11 @@ static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_
     xs_buf_reset(b);
     if (m == DIRTY_USERS) {
         cached_user_t *u = rec;
-        if (!(err = xs_profile_encode(&u->prof, b)) &&
+        if (u->deleted) {
+            if (!(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user), NULL,
+                            0)))
+                u->dirty_ep = 0;
+        } else if (!(err = xs_profile_encode(&u->prof, b)) &&
             !(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),
                         b->data, b->len)))
             u->dirty_ep = 0;
@@ -2629,7 +2711,7 @@ void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
     uint64_t ub = 0, ib = 0;
     memset(fp, 0, sizeof(*fp));
     for (size_t i = 0; i < e->users.cap; i++) {
-        if (!e->users.ents[i].key)
+        if (!e->users.ents[i].key || ((cached_user_t *)e->users.ents[i].val)->deleted)
             continue;
         xs_buf_reset(&b);
         xs_profile_encode(&((cached_user_t *)e->users.ents[i].val)->prof, &b);

@@ -246,15 +246,16 @@ int xs_profile_find(const xs_profile_t *p, uint64_t item)
     return -1;
 }
 
-/* Index of the entry to evict: lowest decayed score, then oldest, then smallest id. */
-static int weakest_item(const xs_profile_t *p, int64_t now, double half_life_ms)
+/* Index of the entry to evict among v[0..n): lowest decayed score, then
+ * oldest, then smallest id. */
+static int weakest_of(const xs_profile_item_t *v, int n, int64_t now, double half_life_ms)
 {
     int best = 0;
-    float best_score = xs_profile_decay(p->items[0].score, p->items[0].ts, now, half_life_ms);
-    for (int i = 1; i < p->n_items; i++) {
-        const xs_profile_item_t *it = &p->items[i];
+    float best_score = xs_profile_decay(v[0].score, v[0].ts, now, half_life_ms);
+    for (int i = 1; i < n; i++) {
+        const xs_profile_item_t *it = &v[i];
         float s = xs_profile_decay(it->score, it->ts, now, half_life_ms);
-        const xs_profile_item_t *b = &p->items[best];
+        const xs_profile_item_t *b = &v[best];
         if (s < best_score ||
             (s == best_score && (it->ts < b->ts || (it->ts == b->ts && it->item < b->item)))) {
             best = i;
@@ -262,6 +263,11 @@ static int weakest_item(const xs_profile_t *p, int64_t now, double half_life_ms)
         }
     }
     return best;
+}
+
+static int weakest_item(const xs_profile_t *p, int64_t now, double half_life_ms)
+{
+    return weakest_of(p->items, p->n_items, now, half_life_ms);
 }
 
 xs_signal_t xs_profile_touch(xs_profile_t *p, uint64_t item, xs_signal_t signal, float weight,
@@ -373,6 +379,148 @@ bool xs_profile_in_cart(const xs_profile_t *p, uint64_t item)
         if (p->cart[i].item == item)
             return true;
     return p->n_over && xs_bloom_has(&p->cart_over, item);
+}
+
+/* ---- merge ---------------------------------------------------------------------------- */
+
+/* Sum of two affinities as of t (bfloat16). */
+static float score_sum(float a, int64_t a_ts, float b, int64_t b_ts, int64_t t, double hl)
+{
+    return bf16_round(xs_profile_decay(a, a_ts, t, hl) + xs_profile_decay(b, b_ts, t, hl));
+}
+
+void xs_profile_merge(xs_profile_t *p, const xs_profile_t *src, double half_life_ms,
+                      int64_t rebuy_ms)
+{
+    int64_t now = src->last_ts > p->last_ts ? src->last_ts : p->last_ts;
+    p->last_ts = now;
+    uint64_t n_ev = (uint64_t)p->n_events + src->n_events;
+    p->n_events = n_ev > UINT32_MAX ? UINT32_MAX : (uint32_t)n_ev;
+    p->flags |= src->flags;
+
+    /* items: the union, an item in both summed; then the weakest evicted
+     * down to the cap, as xs_profile_touch() evicts (purchases to rebuy) */
+    xs_profile_item_t u[2 * XS_PROFILE_MAX_ITEMS];
+    int n = p->n_items;
+    memcpy(u, p->items, (size_t)n * sizeof(u[0]));
+    for (int i = 0; i < src->n_items; i++) {
+        const xs_profile_item_t *s = &src->items[i];
+        int k = 0;
+        while (k < n && u[k].item != s->item)
+            k++;
+        if (k == n) {
+            u[n++] = *s;
+            continue;
+        }
+        xs_profile_item_t *d = &u[k];
+        int64_t t = s->ts > d->ts ? s->ts : d->ts;
+        d->score = score_sum(d->score, d->ts, s->score, s->ts, t, half_life_ms);
+        d->ts = t;
+        if (s->signal > d->signal)
+            d->signal = s->signal;
+        if (s->bought_ts > d->bought_ts)
+            d->bought_ts = s->bought_ts;
+    }
+    while (n > XS_PROFILE_MAX_ITEMS) {
+        int k = weakest_of(u, n, now, half_life_ms);
+        if (u[k].bought_ts)
+            rebuy_add(p, u[k].item, u[k].bought_ts, now, rebuy_ms);
+        memmove(&u[k], &u[k + 1], (size_t)(n - k - 1) * sizeof(u[0]));
+        n--;
+    }
+    memset(p->items, 0, sizeof(p->items));
+    memcpy(p->items, u, (size_t)n * sizeof(u[0]));
+    p->n_items = (uint8_t)n;
+
+    /* categories: the same, the lowest evicted (as xs_profile_touch_cat()) */
+    xs_profile_cat_t c[2 * XS_PROFILE_MAX_CATS];
+    n = p->n_cats;
+    memcpy(c, p->cats, (size_t)n * sizeof(c[0]));
+    for (int i = 0; i < src->n_cats; i++) {
+        const xs_profile_cat_t *s = &src->cats[i];
+        int k = 0;
+        while (k < n && c[k].cat != s->cat)
+            k++;
+        if (k == n) {
+            c[n++] = *s;
+            continue;
+        }
+        int64_t t = s->ts > c[k].ts ? s->ts : c[k].ts;
+        c[k].score = score_sum(c[k].score, c[k].ts, s->score, s->ts, t, half_life_ms);
+        c[k].ts = t;
+    }
+    while (n > XS_PROFILE_MAX_CATS) {
+        int k = 0;
+        float low = xs_profile_decay(c[0].score, c[0].ts, now, half_life_ms);
+        for (int i = 1; i < n; i++) {
+            float s = xs_profile_decay(c[i].score, c[i].ts, now, half_life_ms);
+            if (s < low) {
+                low = s;
+                k = i;
+            }
+        }
+        memmove(&c[k], &c[k + 1], (size_t)(n - k - 1) * sizeof(c[0]));
+        n--;
+    }
+    memset(p->cats, 0, sizeof(p->cats));
+    memcpy(p->cats, c, (size_t)n * sizeof(c[0]));
+    p->n_cats = (uint8_t)n;
+
+    /* cart: src's lines after p's (the oldest overflow into the filter),
+     * and src's overflow filter joins p's */
+    for (int i = 0; i < src->n_cart; i++)
+        xs_profile_cart_add(p, src->cart[i].item, src->cart[i].qty);
+    if (src->n_over) {
+        for (int i = 0; i < XS_PROFILE_BLOOM_BYTES; i++)
+            p->cart_over.bits[i] |= src->cart_over.bits[i];
+        unsigned o = (unsigned)p->n_over + src->n_over;
+        p->n_over = o > UINT8_MAX ? UINT8_MAX : (uint8_t)o;
+    }
+
+    /* rebuy buckets: each of src's (unexpired) into a free slot, else into
+     * p's bucket whose span grows least (its filter ORed in, its span the
+     * union: an item is found as long as before, or longer) */
+    for (int i = p->n_buckets - 1; i >= 0; i--)
+        if (now - p->rebuy[i].hi >= rebuy_ms)
+            bucket_drop(p, i);
+    for (int i = 0; i < src->n_buckets; i++) {
+        const xs_rebuy_bucket_t *s = &src->rebuy[i];
+        if (now - s->hi >= rebuy_ms)
+            continue;
+        if (p->n_buckets < XS_PROFILE_REBUY_BUCKETS) {
+            p->rebuy[p->n_buckets++] = *s;
+        } else {
+            int best = 0;
+            int64_t best_span = 0;
+            for (int k = 0; k < p->n_buckets; k++) {
+                const xs_rebuy_bucket_t *b = &p->rebuy[k];
+                int64_t lo = s->lo < b->lo ? s->lo : b->lo, hi = s->hi > b->hi ? s->hi : b->hi;
+                if (k == 0 || hi - lo < best_span) {
+                    best = k;
+                    best_span = hi - lo;
+                }
+            }
+            xs_rebuy_bucket_t *b = &p->rebuy[best];
+            if (s->lo < b->lo)
+                b->lo = s->lo;
+            if (s->hi > b->hi)
+                b->hi = s->hi;
+            for (int k = 0; k < XS_PROFILE_BLOOM_BYTES; k++)
+                b->bloom.bits[k] |= s->bloom.bits[k];
+        }
+        buckets_sort(p);
+    }
+
+    /* last lists: per placement, the more recent record */
+    for (int i = 0; i < XS_PLACEMENT__COUNT; i++)
+        if (src->last_list_hash[i] &&
+            (!p->last_list_hash[i] || src->last_list_ts[i] > p->last_list_ts[i])) {
+            p->last_list_hash[i] = src->last_list_hash[i];
+            p->last_list_ts[i] = src->last_list_ts[i];
+            p->last_n[i] = src->last_n[i];
+            memcpy(p->last_fp[i], src->last_fp[i], sizeof(p->last_fp[i]));
+        }
+    xs_profile_forget(p, rebuy_ms);
 }
 
 /* Times are stored as non-negative distances back from last_ts. */

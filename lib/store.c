@@ -275,7 +275,10 @@ xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len
 {
     if (cf < 0 || cf >= XS_CF__COUNT)
         return XS_ERR_INVALID;
-    rocksdb_writebatch_put_cf(b->wb, b->store->cf[cf], key, key_len, val, val_len);
+    if (val)
+        rocksdb_writebatch_put_cf(b->wb, b->store->cf[cf], key, key_len, val, val_len);
+    else
+        rocksdb_writebatch_delete_cf(b->wb, b->store->cf[cf], key, key_len);
     b->bytes += key_len + val_len;
     b->count++;
     return XS_OK;

@@ -107,7 +107,9 @@ xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_pat
                          xs_dataset_stats_t *stats, char *errstr, size_t errstr_size);
 
 /* The user id of a click or cart event that carries a session_id and no
- * user_id (a shopper not logged in): the session's own profile. */
+ * user_id (a shopper not logged in): the session's own profile. An event
+ * with both ids keeps both; the engine joins that profile into the user's
+ * (xs_engine_process). */
 #define XS_SESSION_USER_PREFIX "session:"
 
 /*

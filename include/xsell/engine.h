@@ -27,6 +27,15 @@
  * Only decay and windows in event time: replaying the same input gives the
  * same state and the same lists.
  *
+ * Sessions: a click or cart event with a user_id and a session_id first
+ * joins the profile of user XS_SESSION_USER_PREFIX + session_id of the same
+ * partition, when there is one, into the user's (xs_profile_merge) and
+ * deletes it (the flush puts a NULL value: a delete), before the event
+ * applies. The join emits no pair deltas (the session's pairs were counted
+ * with its events) and makes users_total one less. Sessions found without a
+ * profile are remembered (4,096 slots) so later events of them read no
+ * store; the slot is cleared when that profile is made.
+ *
  * Neighbour lists: the item stage keeps each item's top neighbours per class
  * in its record (sketch.h, "Neighbour lists"), re-scored as pairs are
  * counted, by a round-robin sweep, and whole when the user total has doubled;
@@ -123,7 +132,8 @@ typedef struct xs_backend {
                     bool *found, char *errstr, size_t errstr_size);
 } xs_backend_t;
 
-/* Receives one dirty record during xs_engine_flush(). */
+/* Receives one dirty record during xs_engine_flush(). val NULL (val_len 0):
+ * delete the key (a session profile joined into its user's). */
 typedef xs_err_t (*xs_put_fn)(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
                               const void *val, size_t val_len);
 
@@ -152,6 +162,7 @@ typedef struct xs_engine_stats {
     uint64_t cache_bytes, dirty_bytes;
     uint64_t users_cached, items_cached;
     uint64_t users_total, users_bought; /* distinct users seen (for LLR) */
+    uint64_t sessions_joined; /* session profiles merged into a user's (xs_engine_process) */
 } xs_engine_stats_t;
 
 void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st);

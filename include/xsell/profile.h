@@ -215,6 +215,23 @@ void xs_profile_cart_remove(xs_profile_t *p, uint64_t item, int32_t qty);
 void xs_profile_cart_clear(xs_profile_t *p);
 bool xs_profile_in_cart(const xs_profile_t *p, uint64_t item);
 
+/*
+ * Merges src into p (a session's profile into its user's, xs_engine_process):
+ * last_ts the later of the two, event counts added, flags ORed; items and
+ * categories the union, an entry held by both summed as of its later time,
+ * then the weakest evicted down to the caps as xs_profile_touch() and
+ * xs_profile_touch_cat() evict (an evicted purchase goes to the rebuy
+ * filter); src's cart lines added after p's (the oldest overflow into the
+ * filter) and src's overflow filter ORed into p's; src's unexpired rebuy
+ * buckets into free slots, else ORed into p's bucket whose span grows least
+ * (an item stays excluded at least as long as before); per placement the
+ * more recent last-list record. The dedup ring stays p's. Every cap holds,
+ * so the stored worst case above holds too; no exclusion that p or src made
+ * is lost (no false negatives). Bounded work: O(XS_PROFILE_MAX_ITEMS^2).
+ */
+void xs_profile_merge(xs_profile_t *p, const xs_profile_t *src, double half_life_ms,
+                      int64_t rebuy_ms);
+
 /* Appends the stored form to out. */
 xs_err_t xs_profile_encode(const xs_profile_t *p, xs_buf_t *out);
 /* Decodes; errstr says what is wrong. */

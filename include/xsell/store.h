@@ -70,6 +70,7 @@ void xs_store_backend(xs_store_t *s, xs_backend_t *backend);
 xs_batch_t *xs_batch_new(xs_store_t *s);
 void xs_batch_destroy(xs_batch_t *b);
 void xs_batch_clear(xs_batch_t *b);
+/* val NULL: a delete of the key. */
 xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len,
                       const void *val, size_t val_len);
 /* xs_put_fn adapter: opaque is the xs_batch_t. */

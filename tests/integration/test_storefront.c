@@ -570,6 +570,19 @@ static char *click_json(const char *event_id, const char *user, const char *item
     return (char *)b.data;
 }
 
+/* The partition of key among n, as the producer chooses it (librdkafka's
+ * default consistent_random partitioner: CRC-32 of the key modulo n). */
+static int key_partition(const char *key, int n)
+{
+    uint32_t c = 0xffffffffu;
+    for (const unsigned char *d = (const unsigned char *)key; *d; d++) {
+        c ^= *d;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
+    }
+    return (int)((c ^ 0xffffffffu) % (uint32_t)n);
+}
+
 static bool user_known(const char *user)
 {
     char target[256];
@@ -730,6 +743,38 @@ static void test_events_over_http(void **state)
     r = get_list("/v1/users/session:s-42/cross-sell");
     assert_int_equal(rank_of(&r, "camera"), 0);
     assert_true(rank_of(&r, "strap") > 0);
+    resp_free(&r);
+
+    /* The shopper logs in: the first event with both ids joins the session's
+     * profile (its cart: the camera) into the user's and deletes it. Both
+     * keys must be on one input partition: a user id that is. */
+    char login[32];
+    for (int i = 0;; i++) {
+        snprintf(login, sizeof(login), "shopper-%d", i);
+        if (key_partition(login, 2) == key_partition("session:s-42", 2))
+            break;
+    }
+    snprintf(anon, sizeof(anon),
+             "{\"events\":[{\"kind\":\"click\",\"event_id\":\"login-1\",\"user_id\":\"%s\","
+             "\"session_id\":\"s-42\",\"type\":\"PRODUCT_VIEW\",\"item_id\":\"strap\","
+             "\"ts\":%lld}]}",
+             login, (long long)(t + 3000));
+    r = http_post("/v1/events", "Bearer " TOKEN, anon);
+    assert_int_equal(r.status, 202);
+    resp_free(&r);
+    known = false;
+    for (int i = 0; i < 100 && !(known = user_known(login)); i++)
+        usleep(100000);
+    assert_true(known);
+    assert_false(user_known("session:s-42"));
+    r = get_list("/v1/users/session:s-42/cross-sell"); /* back to a stranger's list */
+    assert_false(xs_json_bool(xs_json_get(r.json, "known_user")));
+    resp_free(&r);
+    char target[64];
+    snprintf(target, sizeof(target), "/v1/users/%s/cross-sell", login);
+    r = get_list(target);
+    assert_true(xs_json_size(items_of(&r)) > 0);
+    assert_int_equal(rank_of(&r, "camera"), 0); /* in the cart the session had */
     resp_free(&r);
 
     /* Bodies beyond http.events.max.bytes (8192): 413. */

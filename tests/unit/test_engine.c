@@ -19,8 +19,9 @@
 static int64_t clock_ms = T0;
 static int seq;
 
-static void cart(xs_engine_t *e, const char *user, xs_cart_type_t type, const char **items,
-                 xs_list_t *list, bool *has_list)
+/* A cart event of user (and of session, when not NULL). */
+static void cart_s(xs_engine_t *e, const char *user, const char *session, xs_cart_type_t type,
+                   const char **items, xs_list_t *list, bool *has_list)
 {
     xs_event_t ev;
     char id[64];
@@ -29,6 +30,7 @@ static void cart(xs_engine_t *e, const char *user, xs_cart_type_t type, const ch
     snprintf(id, sizeof(id), "ev-%d", ++seq);
     ev.event_id = strdup(id);
     ev.user_id = strdup(user);
+    ev.session_id = session ? strdup(session) : NULL;
     ev.type = type;
     ev.ts = (clock_ms += 60000);
     for (int i = 0; items[i]; i++)
@@ -37,6 +39,12 @@ static void cart(xs_engine_t *e, const char *user, xs_cart_type_t type, const ch
     xs_err_t err = xs_engine_process(e, 0, &ev, list, has_list, errstr, sizeof(errstr));
     assert_int_equal(err, XS_OK);
     xs_event_clear(&ev);
+}
+
+static void cart(xs_engine_t *e, const char *user, xs_cart_type_t type, const char **items,
+                 xs_list_t *list, bool *has_list)
+{
+    cart_s(e, user, NULL, type, items, list, has_list);
 }
 
 /* ADD each item, then PURCHASE them all; lists discarded. */
@@ -464,12 +472,20 @@ static xs_err_t map_put(void *opaque, xs_cf_t cf, const void *key, size_t klen, 
         kv_rec_t *r = &m->recs[i];
         if (r->cf == (int)cf && r->klen == klen && !memcmp(r->key, key, klen)) {
             free(r->val);
+            r->val = NULL;
+            r->vlen = 0;
+            if (!val) { /* a delete */
+                *r = m->recs[--m->n];
+                return XS_OK;
+            }
             r->val = malloc(vlen);
             memcpy(r->val, val, vlen);
             r->vlen = vlen;
             return XS_OK;
         }
     }
+    if (!val)
+        return XS_OK;
     assert_true(m->n < 4096 && klen <= 16);
     kv_rec_t *r = &m->recs[m->n++];
     r->cf = (int)cf;
@@ -708,6 +724,177 @@ static void test_flush_and_reload(void **state)
     for (int i = 0; i < m->n; i++)
         free(m->recs[i].val);
     free(m);
+}
+
+/* ---- a session joins its user ------------------------------------------------------------ */
+
+static const kv_rec_t *kv_find_rec(const kv_map_t *m, int cf, const uint8_t *key, size_t klen)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->recs[i].cf == cf && m->recs[i].klen == klen && !memcmp(m->recs[i].key, key, klen))
+            return &m->recs[i];
+    return NULL;
+}
+
+/* Every record of a is in b with the same value, and the other way round. */
+static void kv_assert_equal(const kv_map_t *a, const kv_map_t *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (int i = 0; i < a->n; i++) {
+        const kv_rec_t *w = &a->recs[i], *g = kv_find_rec(b, w->cf, w->key, w->klen);
+        assert_non_null(g);
+        assert_int_equal(g->vlen, w->vlen);
+        assert_memory_equal(g->val, w->val, w->vlen);
+    }
+}
+
+static bool kv_has_user(const kv_map_t *m, const char *user_id)
+{
+    uint8_t key[10];
+    size_t klen = xs_key_user(key, 0, xs_hash_str(user_id));
+    return kv_find_rec(m, XS_CF_USERS, key, klen) != NULL;
+}
+
+/* A shopper not logged in (events of user "session:s-1", as the readers
+ * make them from a session_id alone) buys the lens and puts the tripod in
+ * the cart; then logs in: the first event with both ids adds the camera. */
+static void session_then_login(xs_engine_t *e, xs_list_t *login_list)
+{
+    const char *lens[] = {"lens", NULL}, *tripod[] = {"tripod", NULL}, *cam[] = {"camera", NULL};
+    xs_list_t list;
+    bool has;
+    basket(e, "session:s-1", lens);
+    cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
+    xs_list_clear(&list);
+    cart_s(e, "alice", "s-1", XS_CART_ADD, cam, login_list, &has);
+    assert_true(has);
+}
+
+/* The session's cart and purchases join the user's: alice's list for the
+ * camera leaves out the lens (bought in the session, within rebuy_days) and
+ * the tripod (in the session's cart), which a user without them gets first;
+ * the session's profile is gone, in the cache and in the store. */
+static void test_session_joins_user_on_login(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    const char *cam[] = {"camera", NULL};
+    xs_list_t list;
+    bool has, found = true;
+    cart(e, "bob", XS_CART_ADD, cam, &list, &has); /* no session: the complements */
+    assert_string_equal(list.items[0].item_id, "lens");
+    assert_string_equal(list.items[1].item_id, "tripod");
+    xs_list_clear(&list);
+    xs_engine_stats_t st0, st;
+    xs_engine_stats(e, &st0);
+
+    session_then_login(e, &list);
+    assert_true(list.n_items > 0);
+    assert_false(list_has(&list, "lens"));
+    assert_false(list_has(&list, "tripod"));
+    assert_false(list_has(&list, "camera"));
+    xs_list_clear(&list);
+    assert_int_equal(xs_engine_has_user(e, 0, "session:s-1", &found, NULL, 0), XS_OK);
+    assert_false(found);
+    assert_int_equal(xs_engine_has_user(e, 0, "alice", &found, NULL, 0), XS_OK);
+    assert_true(found);
+    xs_engine_stats(e, &st);
+    assert_int_equal(st.sessions_joined, 1);
+    assert_int_equal(st.users_total, st0.users_total + 1); /* alice; the session no more */
+    /* the user's list asked for later excludes them too */
+    xs_list_init(&list);
+    assert_int_equal(xs_engine_recommend(e, 0, "alice", NULL, XS_PLACEMENT_CART, 6, &list, NULL, 0),
+                     XS_OK);
+    assert_true(list.n_items > 0);
+    assert_false(list_has(&list, "lens"));
+    assert_false(list_has(&list, "tripod"));
+    xs_list_clear(&list);
+    /* a new event of the session makes a new, empty session profile */
+    const char *socks[] = {"socks", NULL};
+    cart(e, "session:s-1", XS_CART_ADD, socks, &list, &has);
+    assert_true(has && list_has(&list, "lens"));
+    xs_list_clear(&list);
+    assert_int_equal(xs_engine_has_user(e, 0, "session:s-1", &found, NULL, 0), XS_OK);
+    assert_true(found);
+    xs_engine_destroy(e);
+}
+
+/* A login whose session had no profile yet, then events of that session,
+ * then another login event: the second one joins it (the engine remembers
+ * sessions without a profile only until one is made). */
+static void test_session_made_after_a_login_still_joins(void **state)
+{
+    (void)state;
+    xs_engine_t *e = camera_world();
+    const char *cam[] = {"camera", NULL}, *lens[] = {"lens", NULL}, *bag[] = {"bag", NULL};
+    xs_list_t list;
+    bool has, found = true;
+    xs_engine_stats_t st;
+    cart_s(e, "carol", "s-2", XS_CART_ADD, bag, &list, &has); /* no session profile yet */
+    xs_list_clear(&list);
+    basket(e, "session:s-2", lens);
+    cart_s(e, "carol", "s-2", XS_CART_ADD, cam, &list, &has);
+    assert_true(has && list.n_items > 0);
+    assert_false(list_has(&list, "lens"));
+    xs_list_clear(&list);
+    xs_engine_stats(e, &st);
+    assert_int_equal(st.sessions_joined, 1);
+    assert_int_equal(xs_engine_has_user(e, 0, "session:s-2", &found, NULL, 0), XS_OK);
+    assert_false(found);
+    xs_engine_destroy(e);
+}
+
+/* Replay: the same events give the same records, whether the engine sees
+ * them all in one run or restarts from a checkpoint taken before the login
+ * (the session read back from the store, and deleted there). */
+static void test_session_join_replays_exactly(void **state)
+{
+    (void)state;
+    int seq0 = seq;
+    int64_t clock0 = clock_ms;
+    kv_map_t *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    xs_list_t la, lb;
+
+    xs_engine_t *e = camera_world();
+    session_then_login(e, &la);
+    assert_int_equal(xs_engine_flush(e, map_put, a, NULL, 0), XS_OK);
+    xs_engine_destroy(e);
+    assert_true(kv_has_user(a, "alice"));
+    assert_false(kv_has_user(a, "session:s-1"));
+
+    seq = seq0;
+    clock_ms = clock0;
+    e = camera_world();
+    const char *lens[] = {"lens", NULL}, *tripod[] = {"tripod", NULL}, *cam[] = {"camera", NULL};
+    xs_list_t list;
+    bool has;
+    basket(e, "session:s-1", lens);
+    cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
+    xs_list_clear(&list);
+    assert_int_equal(xs_engine_flush(e, map_put, b, NULL, 0), XS_OK); /* the checkpoint */
+    xs_engine_destroy(e);
+    assert_true(kv_has_user(b, "session:s-1"));
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    xs_backend_t be = {b, map_get};
+    o.backend = &be;
+    e = xs_engine_new(&o, NULL, 0);
+    assert_non_null(e);
+    cart_s(e, "alice", "s-1", XS_CART_ADD, cam, &lb, &has);
+    assert_true(has);
+    assert_int_equal(xs_engine_flush(e, map_put, b, NULL, 0), XS_OK);
+    xs_engine_destroy(e);
+    assert_false(kv_has_user(b, "session:s-1"));
+
+    assert_string_equal(la.list_id, lb.list_id);
+    assert_int_equal(la.n_items, lb.n_items);
+    for (int i = 0; i < la.n_items; i++)
+        assert_string_equal(la.items[i].item_id, lb.items[i].item_id);
+    kv_assert_equal(a, b); /* every record, the user's and the globals included */
+    xs_list_clear(&la);
+    xs_list_clear(&lb);
+    kv_free(a);
+    kv_free(b);
 }
 
 /* ---- exclusions for carts and histories of any length ---------------------------------- */
@@ -1033,6 +1220,9 @@ int main(void)
         cmocka_unit_test(test_flush_and_reload),
         cmocka_unit_test(test_flush_hands_each_dirty_record_once),
         cmocka_unit_test(test_snapshot_is_the_state_when_it_began),
+        cmocka_unit_test(test_session_joins_user_on_login),
+        cmocka_unit_test(test_session_join_replays_exactly),
+        cmocka_unit_test(test_session_made_after_a_login_still_joins),
         cmocka_unit_test(test_queries_leave_lists_alone),
         cmocka_unit_test(test_out_of_stock_never_appears),
         cmocka_unit_test(test_repurchasable_item_comes_back),

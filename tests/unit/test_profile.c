@@ -276,6 +276,147 @@ static void test_cart_of_200_lines_is_all_in_cart(void **state)
 /* The adversarial worst case: every part full, every time distance as long
  * as the profile keeps (just inside the horizon), the latest event time
  * allowed (2100), saturated counters: the record stays within 1 KiB. */
+static void worst_case(xs_profile_t *pp, uint64_t salt)
+{
+    const int64_t last = INT64_C(4102444800000), rebuy = 365 * DAY;
+    const int64_t far = last - XS_PROFILE_HORIZON_MS + 1;
+#define p (*pp)
+    xs_profile_init(&p);
+    p.last_ts = last;
+    p.n_events = UINT32_MAX;
+    p.flags = 0xff;
+    for (int i = 0; i < XS_PROFILE_MAX_ITEMS; i++)
+        p.items[p.n_items++] = (xs_profile_item_t){.item = ~(uint64_t)i ^ salt,
+                                                   .ts = far,
+                                                   .bought_ts = far,
+                                                   .score = 3e38f,
+                                                   .signal = XS_SIG_PURCHASE};
+    for (int i = 0; i < XS_PROFILE_MAX_CATS; i++)
+        p.cats[p.n_cats++] =
+            (xs_profile_cat_t){.cat = ~(uint64_t)i ^ salt, .ts = far, .score = 3e38f};
+    for (int i = 0; i < XS_PROFILE_MAX_CART; i++)
+        p.cart[p.n_cart++] = (xs_cart_line_t){.item = ~(uint64_t)i ^ salt, .qty = INT32_MAX};
+    p.n_over = 255;
+    memset(p.cart_over.bits, 0xff, sizeof(p.cart_over.bits));
+    for (int i = 0; i < XS_PROFILE_REBUY_BUCKETS; i++) {
+        p.rebuy[i].hi = last - rebuy + 1 + i;
+        p.rebuy[i].lo = far;
+        memset(p.rebuy[i].bloom.bits, 0xff, sizeof(p.rebuy[i].bloom.bits));
+    }
+    p.n_buckets = XS_PROFILE_REBUY_BUCKETS;
+    for (int i = 0; i < XS_PROFILE_DEDUP; i++)
+        xs_profile_check_dedup(&p, (uint64_t)i + 1 + salt);
+    for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
+        uint64_t items[XS_PROFILE_SEEN];
+        for (int k = 0; k < XS_PROFILE_SEEN; k++)
+            items[k] = (uint64_t)(pl * 100 + k) ^ salt;
+        xs_profile_set_last_list(&p, pl, 0xffffffffu, far, items, XS_PROFILE_SEEN);
+    }
+#undef p
+}
+
+/* A session's worst case merged into a user's worst case (no item, category
+ * or cart line in common): every cap holds and the record stays within the
+ * bound. */
+static void test_merge_of_two_worst_cases_within_1kib(void **state)
+{
+    (void)state;
+    const int64_t rebuy = 365 * DAY;
+    xs_profile_t p, s;
+    worst_case(&p, 0);
+    worst_case(&s, UINT64_C(0x5555000000000000));
+    xs_profile_merge(&p, &s, HOUR * 24 * 30, rebuy);
+    assert_int_equal(p.n_items, XS_PROFILE_MAX_ITEMS);
+    assert_int_equal(p.n_cats, XS_PROFILE_MAX_CATS);
+    assert_int_equal(p.n_cart, XS_PROFILE_MAX_CART);
+    assert_int_equal(p.n_buckets, XS_PROFILE_REBUY_BUCKETS);
+    assert_int_equal(p.n_over, 255);
+    assert_int_equal(p.n_events, UINT32_MAX);
+    xs_buf_t buf = {0};
+    assert_int_equal(xs_profile_encode(&p, &buf), XS_OK);
+    print_message("worst-case merged user record: %zu bytes\n", buf.len);
+    assert_true(buf.len <= XS_PROFILE_MAX_BYTES);
+    xs_profile_t q;
+    assert_int_equal(xs_profile_decode(&q, buf.data, buf.len, NULL, 0), XS_OK);
+    xs_buf_free(&buf);
+}
+
+/* Merging a session into a user loses no exclusion of either: every cart
+ * line (lines and overflow) is in the merged cart, every purchase within
+ * the rebuy window is found; an item of both is summed; caps hold. */
+static void test_merge_keeps_every_exclusion(void **state)
+{
+    (void)state;
+    const int64_t rebuy = 30 * DAY;
+    const double hl = HOUR * 24 * 30;
+    xs_profile_t *p = calloc(1, sizeof(*p)), *s = calloc(1, sizeof(*s));
+    assert_non_null(p);
+    assert_non_null(s);
+    xs_profile_init(p);
+    xs_profile_init(s);
+    int64_t now = T0;
+    /* user: 40 purchases over 20 days among views; 12 cart lines */
+    for (int i = 0; i < 40; i++) {
+        now = T0 + (int64_t)i * DAY / 2;
+        p->last_ts = now;
+        xs_profile_forget(p, rebuy);
+        xs_profile_touch(p, 5000 + (uint64_t)i, XS_SIG_VIEW, 9.0f, now, hl, rebuy);
+        xs_profile_touch(p, 1000 + (uint64_t)i, XS_SIG_PURCHASE, 1.0f, now, hl, rebuy);
+    }
+    for (uint64_t it = 0; it < 12; it++)
+        xs_profile_cart_add(p, 3000 + it, 1);
+    xs_profile_touch(p, 42, XS_SIG_VIEW, 20.0f, now, hl, rebuy);
+    xs_profile_touch_cat(p, 7, 1.0f, now, hl);
+    int64_t user_now = now;
+    /* session: later, 30 purchases among views; 10 cart lines */
+    for (int i = 0; i < 30; i++) {
+        now = user_now + (int64_t)(i + 1) * DAY / 4;
+        s->last_ts = now;
+        xs_profile_forget(s, rebuy);
+        xs_profile_touch(s, 6000 + (uint64_t)i, XS_SIG_VIEW, 9.0f, now, hl, rebuy);
+        xs_profile_touch(s, 2000 + (uint64_t)i, XS_SIG_PURCHASE, 1.0f, now, hl, rebuy);
+    }
+    for (uint64_t it = 0; it < 10; it++)
+        xs_profile_cart_add(s, 4000 + it, 2);
+    xs_profile_touch(s, 42, XS_SIG_CART, 20.0f, now, hl, rebuy);
+    xs_profile_touch_cat(s, 7, 2.0f, now, hl);
+    uint32_t n_ev = p->n_events + s->n_events;
+    xs_profile_merge(p, s, hl, rebuy);
+    assert_int_equal(p->last_ts, now);
+    assert_int_equal(p->n_events, n_ev);
+    assert_true(p->n_items <= XS_PROFILE_MAX_ITEMS);
+    assert_true(p->n_cart <= XS_PROFILE_MAX_CART);
+    assert_true(p->n_buckets <= XS_PROFILE_REBUY_BUCKETS);
+    for (uint64_t it = 0; it < 12; it++)
+        assert_true(xs_profile_in_cart(p, 3000 + it));
+    for (uint64_t it = 0; it < 10; it++)
+        assert_true(xs_profile_in_cart(p, 4000 + it));
+    for (int i = 0; i < 40; i++)
+        if (now - (T0 + (int64_t)i * DAY / 2) < rebuy)
+            assert_true(xs_profile_bought_within(p, 1000 + (uint64_t)i, now, rebuy));
+    for (int i = 0; i < 30; i++)
+        assert_true(xs_profile_bought_within(p, 2000 + (uint64_t)i, now, rebuy));
+    int k = xs_profile_find(p, 42);
+    assert_true(k >= 0);
+    assert_int_equal(p->items[k].signal, XS_SIG_CART);
+    assert_true(p->items[k].score > 30.0f); /* 20 + the user's 20 decayed by < 8 days */
+    assert_int_equal(p->n_cats, 1);
+    assert_true(p->cats[0].score > 2.0f);
+    /* and the same after a round trip */
+    xs_buf_t buf = {0};
+    xs_profile_t *q = calloc(1, sizeof(*q));
+    assert_int_equal(xs_profile_encode(p, &buf), XS_OK);
+    assert_int_equal(xs_profile_decode(q, buf.data, buf.len, NULL, 0), XS_OK);
+    for (uint64_t it = 0; it < 10; it++)
+        assert_true(xs_profile_in_cart(q, 4000 + it));
+    for (int i = 0; i < 30; i++)
+        assert_true(xs_profile_bought_within(q, 2000 + (uint64_t)i, now, rebuy));
+    xs_buf_free(&buf);
+    free(p);
+    free(s);
+    free(q);
+}
+
 static void test_worst_case_record_within_1kib(void **state)
 {
     (void)state;
@@ -370,6 +511,8 @@ int main(void)
         cmocka_unit_test(test_rebuy_window_holds_for_long_histories),
         cmocka_unit_test(test_cart_of_200_lines_is_all_in_cart),
         cmocka_unit_test(test_worst_case_record_within_1kib),
+        cmocka_unit_test(test_merge_of_two_worst_cases_within_1kib),
+        cmocka_unit_test(test_merge_keeps_every_exclusion),
         cmocka_unit_test(test_version_1_is_a_clear_error),
         cmocka_unit_test(test_last_list_fingerprints),
         cmocka_unit_test(test_round_trip_full_profile),

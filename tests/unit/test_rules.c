@@ -330,6 +330,18 @@ static xs_err_t kv_put(void *opaque, xs_cf_t cf, const void *key, size_t klen, c
     for (; i < kv->n; i++)
         if (kv->cf[i] == cf && kv->klen[i] == klen && !memcmp(kv->key[i], key, klen))
             break;
+    if (!val) { /* a delete: the last record takes its place */
+        if (i < kv->n) {
+            xs_buf_t t = kv->val[i];
+            kv->n--;
+            kv->cf[i] = kv->cf[kv->n];
+            kv->klen[i] = kv->klen[kv->n];
+            memcpy(kv->key[i], kv->key[kv->n], sizeof(kv->key[i]));
+            kv->val[i] = kv->val[kv->n];
+            kv->val[kv->n] = t;
+        }
+        return XS_OK;
+    }
     if (i == kv->n) {
         assert_true(kv->n < KV_MAX && klen <= 16);
         kv->n++;
