@@ -41,6 +41,7 @@
 
 #include "xsell/http.h"
 #include "xsell/json.h"
+#include "xsproc.h"
 #include "xstest.h"
 
 #define T0 INT64_C(1704067200000) /* 2024-01-01 */
@@ -52,58 +53,11 @@ static int seq;
 /* Processes and a small HTTP client                                        */
 /* ======================================================================== */
 
-static const char *worker_bin(void)
-{
-    static char path[1024];
-    const char *dir = getenv("XS_BIN_DIR");
-    snprintf(path, sizeof(path), "%s/xsell-worker", dir && *dir ? dir : "build/bin");
-    return path;
-}
-
-static pid_t spawn(char *const argv[], const char *out_path, const char *err_path)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0)
-            _exit(127);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_exit(pid_t pid, int timeout_s)
-{
-    int status = 0;
-    for (int i = 0; i < timeout_s * 10; i++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        usleep(100000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return -1;
-}
-
+/* A file's text ("" when it does not exist). Caller frees. */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    xs_buf_t b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        xs_buf_append(&b, chunk, n);
-    xs_buf_append_u8(&b, 0);
-    fclose(f);
-    return (char *)b.data;
+    char *t = xsp_read_file(path, NULL);
+    return t ? t : strdup("");
 }
 
 static char http_host[64];
@@ -347,14 +301,13 @@ static worker_t start_worker(const char *bs, const char *group, const char *cons
 {
     worker_t w = {0};
     w.dir = xst_tmpdir("storefront");
-    char statedir[600], portfile[600], out[600], set_port[700];
+    char statedir[600], portfile[600], set_port[700];
     snprintf(statedir, sizeof(statedir), "%s/state", w.dir);
     snprintf(portfile, sizeof(portfile), "%s/http.addr", w.dir);
-    snprintf(out, sizeof(out), "%s/worker.out", w.dir);
     snprintf(w.err, sizeof(w.err), "%s/worker.err", w.dir);
     snprintf(set_port, sizeof(set_port), "http.port.file=%s", portfile);
     char *topics_conf = xst_topics_config(w.dir);
-    const char *argv[40] = {worker_bin(),
+    const char *argv[40] = {xsp_bin("xsell-worker"),
                             "--config",
                             topics_conf,
                             "--bootstrap",
@@ -379,7 +332,7 @@ static worker_t start_worker(const char *bs, const char *group, const char *cons
     }
     argv[n] = NULL;
     kill_live_worker(); /* a previous test's, if it failed */
-    w.pid = spawn((char *const *)argv, out, w.err);
+    w.pid = xsp_spawn((char *const *)argv, w.err);
     live_worker = w.pid;
     free(topics_conf);
     char *addr = NULL;
@@ -413,9 +366,12 @@ static worker_t start_worker(const char *bs, const char *group, const char *cons
 static void stop_worker(worker_t *w)
 {
     kill(w->pid, SIGTERM);
-    int status = wait_exit(w->pid, 60);
+    int status = 0;
+    if (!xsp_wait(w->pid, 60000, &status))
+        fail_msg("the worker did not stop within 60 s"); /* killed at exit */
     live_worker = 0;
-    assert_int_equal(status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
     xst_rmrf(w->dir);
     free(w->dir);
 }
