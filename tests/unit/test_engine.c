@@ -12,54 +12,10 @@
 #include <cmocka.h>
 
 #include "xsell/engine.h"
+#include "xsengine.h"
 #include "xsell/hash.h"
 
-#define T0 INT64_C(1700000000000)
-
-static int64_t clock_ms = T0;
-static int seq;
-
-/* A cart event of user (and of session, when not NULL). */
-static void cart_s(xs_engine_t *e, const char *user, const char *session, xs_cart_type_t type,
-                   const char **items, xs_list_t *list, bool *has_list)
-{
-    xs_event_t ev;
-    char id[64];
-    char errstr[256] = "";
-    xs_event_init(&ev, XS_KIND_CART);
-    snprintf(id, sizeof(id), "ev-%d", ++seq);
-    ev.event_id = strdup(id);
-    ev.user_id = strdup(user);
-    ev.session_id = session ? strdup(session) : NULL;
-    ev.type = type;
-    ev.ts = (clock_ms += 60000);
-    for (int i = 0; items[i]; i++)
-        assert_int_equal(xs_event_add_line(&ev, items[i], 1, 0, false), XS_OK);
-    xs_list_init(list);
-    xs_err_t err = xs_engine_process(e, 0, &ev, list, has_list, errstr, sizeof(errstr));
-    assert_int_equal(err, XS_OK);
-    xs_event_clear(&ev);
-}
-
-static void cart(xs_engine_t *e, const char *user, xs_cart_type_t type, const char **items,
-                 xs_list_t *list, bool *has_list)
-{
-    cart_s(e, user, NULL, type, items, list, has_list);
-}
-
-/* ADD each item, then PURCHASE them all; lists discarded. */
-static void basket(xs_engine_t *e, const char *user, const char **items)
-{
-    xs_list_t list;
-    bool has;
-    for (int i = 0; items[i]; i++) {
-        const char *one[2] = {items[i], NULL};
-        cart(e, user, XS_CART_ADD, one, &list, &has);
-        xs_list_clear(&list);
-    }
-    cart(e, user, XS_CART_PURCHASE, items, &list, &has);
-    xs_list_clear(&list);
-}
+#define T0 XSE_T0
 
 static xs_engine_t *camera_world(void)
 {
@@ -76,13 +32,13 @@ static xs_engine_t *camera_world(void)
     char u[32];
     for (int i = 0; i < 4; i++) {
         snprintf(u, sizeof(u), "clt-%d", i);
-        basket(e, u, clt);
+        xse_basket(e, u, clt);
     }
-    basket(e, "cl-0", cl);
-    basket(e, "cb-0", cb);
+    xse_basket(e, "cl-0", cl);
+    xse_basket(e, "cb-0", cb);
     for (int i = 0; i < 6; i++) {
         snprintf(u, sizeof(u), "ss-%d", i);
-        basket(e, u, i < 3 ? ss : s);
+        xse_basket(e, u, i < 3 ? ss : s);
     }
     return e;
 }
@@ -94,7 +50,7 @@ static void test_camera_cart_list(void **state)
     xs_list_t list;
     bool has = false;
     const char *cam[] = {"camera", NULL};
-    cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
     assert_int_equal(list.placement, XS_PLACEMENT_CART);
     assert_true(list.n_items >= 2);
@@ -130,9 +86,9 @@ static void test_max_context_bounds_the_context(void **state)
         snprintf(user, sizeof(user), "two-carts-%d", max);
         xs_list_t list;
         bool has = false;
-        cart(e, user, XS_CART_ADD, socks, &list, &has);
+        xse_cart(e, user, XS_CART_ADD, socks, &list, &has);
         xs_list_clear(&list);
-        cart(e, user, XS_CART_ADD, cam, &list, &has);
+        xse_cart(e, user, XS_CART_ADD, cam, &list, &has);
         assert_true(has);
         /* the trigger's neighbour is there whatever the bound (its rank
          * against socks' depends on the two pairs' similarities) */
@@ -165,7 +121,7 @@ static void test_cold_start_gets_trending(void **state)
     xs_list_t list;
     bool has = false;
     const char *unknown[] = {"brand-new-item", NULL};
-    cart(e, "cold", XS_CART_ADD, unknown, &list, &has);
+    xse_cart(e, "cold", XS_CART_ADD, unknown, &list, &has);
     assert_true(has);
     assert_int_equal(list.n_items, 6);
     for (int i = 0; i < list.n_items; i++)
@@ -186,8 +142,8 @@ static void test_bought_item_not_suggested(void **state)
     bool has = false;
     const char *lens[] = {"lens", NULL};
     const char *cam[] = {"camera", NULL};
-    basket(e, "buyer", lens);
-    cart(e, "buyer", XS_CART_ADD, cam, &list, &has);
+    xse_basket(e, "buyer", lens);
+    xse_cart(e, "buyer", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
     for (int i = 0; i < list.n_items; i++)
         assert_string_not_equal(list.items[i].item_id, "lens");
@@ -237,7 +193,7 @@ static void item_update(xs_engine_t *e, const char *item, const char *category, 
     ev.in_stock = in_stock;
     ev.repurchasable = repurchasable;
     ev.deleted = deleted;
-    ev.ts = clock_ms;
+    ev.ts = xse_clock_ms;
     xs_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     assert_false(has);
@@ -260,20 +216,20 @@ static void test_out_of_stock_never_appears(void **state)
     bool has;
     const char *cam[] = {"camera", NULL};
     item_update(e, "lens", NULL, false, false, false);
-    cart(e, "u1", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "u1", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
     assert_false(list_has(&list, "lens"));
     assert_string_equal(list.items[0].item_id, "tripod"); /* the next best complement */
     xs_list_clear(&list);
     /* deleted items never appear either, also not as trending backfill */
     item_update(e, "tripod", NULL, true, false, true);
-    cart(e, "u2", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "u2", XS_CART_ADD, cam, &list, &has);
     assert_false(list_has(&list, "lens"));
     assert_false(list_has(&list, "tripod"));
     xs_list_clear(&list);
     /* back in stock: back in the list */
     item_update(e, "lens", NULL, true, false, false);
-    cart(e, "u3", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "u3", XS_CART_ADD, cam, &list, &has);
     assert_string_equal(list.items[0].item_id, "lens");
     xs_list_clear(&list);
     xs_engine_destroy(e);
@@ -288,8 +244,8 @@ static void test_repurchasable_item_comes_back(void **state)
     const char *lens[] = {"lens", NULL};
     const char *cam[] = {"camera", NULL};
     item_update(e, "lens", NULL, true, true, false); /* consumable, e.g. film */
-    basket(e, "buyer", lens);
-    cart(e, "buyer", XS_CART_ADD, cam, &list, &has);
+    xse_basket(e, "buyer", lens);
+    xse_cart(e, "buyer", XS_CART_ADD, cam, &list, &has);
     assert_string_equal(list.items[0].item_id, "lens");
     xs_list_clear(&list);
     xs_engine_destroy(e);
@@ -313,15 +269,15 @@ static void test_category_cap_holds(void **state)
         const char *b[] = {"phone", acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6],
                            NULL};
         snprintf(u, sizeof(u), "p-%d", i);
-        basket(e, u, b);
+        xse_basket(e, u, b);
         const char *other[] = {"noise", NULL};
         snprintf(u, sizeof(u), "n-%d", i);
-        basket(e, u, other);
+        xse_basket(e, u, other);
     }
     xs_list_t list;
     bool has;
     const char *phone[] = {"phone", NULL};
-    cart(e, "new", XS_CART_ADD, phone, &list, &has);
+    xse_cart(e, "new", XS_CART_ADD, phone, &list, &has);
     assert_true(has);
     int cases = 0, chargers = 0;
     for (int i = 0; i < list.n_items; i++) {
@@ -359,9 +315,9 @@ static void test_control_arm_gets_popularity_only(void **state)
     char u[32];
     for (int i = 0; i < 8; i++) {
         snprintf(u, sizeof(u), "clt-%d", i);
-        basket(e, u, clt);
+        xse_basket(e, u, clt);
         snprintf(u, sizeof(u), "s-%d", i);
-        basket(e, u, s);
+        xse_basket(e, u, s);
     }
     int seen[2] = {0, 0};
     const char *cam[] = {"camera", NULL};
@@ -371,7 +327,7 @@ static void test_control_arm_gets_popularity_only(void **state)
         assert_int_equal(arm, xs_experiment_arm(&x, u)); /* a pure function */
         xs_list_t list;
         bool has;
-        cart(e, u, XS_CART_ADD, cam, &list, &has);
+        xse_cart(e, u, XS_CART_ADD, cam, &list, &has);
         assert_true(has);
         assert_string_equal(list.experiment, "ab-1");
         assert_string_equal(list.arm, x.arms[arm].name);
@@ -406,19 +362,19 @@ static void test_identical_list_suppressed(void **state)
     bool has;
     const char *cam[] = {"camera", NULL};
     xs_engine_stats_t before, after;
-    cart(e, "u", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "u", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
     xs_list_clear(&list);
     /* the same ADD again a minute later: same list, not re-published */
     xs_engine_stats(e, &before);
-    cart(e, "u", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "u", XS_CART_ADD, cam, &list, &has);
     assert_false(has);
     xs_engine_stats(e, &after);
     assert_int_equal(after.suppressed - before.suppressed, 1);
     xs_list_clear(&list);
     /* after the suppression interval (10 minutes) it is published again */
-    clock_ms += 11 * 60000;
-    cart(e, "u", XS_CART_ADD, cam, &list, &has);
+    xse_clock_ms += 11 * 60000;
+    xse_cart(e, "u", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
     xs_list_clear(&list);
     xs_engine_destroy(e);
@@ -542,7 +498,7 @@ static void test_queries_leave_lists_alone(void **state)
         assert_int_equal(n[cf], 0);
     bool has = false;
     const char *cam[] = {"camera", NULL};
-    cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
     assert_string_equal(list.items[0].item_id, "lens");
     xs_list_clear(&list);
@@ -587,8 +543,8 @@ static void test_flush_hands_each_dirty_record_once(void **state)
     xs_engine_t *e = xs_engine_new(&o, NULL, 0);
     assert_non_null(e);
     const char *cl[] = {"camera", "lens", NULL};
-    basket(e, "u-1", cl);
-    basket(e, "u-2", cl);
+    xse_basket(e, "u-1", cl);
+    xse_basket(e, "u-2", cl);
     assert_true(dirty_bytes(e) > 0);
     /* the globals, 2 users, 2 items, 2 names; the fourth put fails */
     memset(put_n, 0, sizeof(put_n));
@@ -615,7 +571,7 @@ static void test_flush_hands_each_dirty_record_once(void **state)
     xs_engine_stats(e, &st);
     assert_int_equal(st.users_cached + st.items_cached, 0);
     const char *c[] = {"camera", NULL};
-    basket(e, "u-3", c); /* a new buyer of the camera: its count moves */
+    xse_basket(e, "u-3", c); /* a new buyer of the camera: its count moves */
     memset(n, 0, sizeof(n));
     assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
     assert_int_equal(n[XS_CF_USERS], 1);
@@ -640,11 +596,11 @@ static void kv_free(kv_map_t *m)
 static void test_snapshot_is_the_state_when_it_began(void **state)
 {
     (void)state;
-    int seq0 = seq;
-    int64_t clock0 = clock_ms;
+    int seq0 = xse_seq;
+    int64_t clock0 = xse_clock_ms;
     xs_engine_t *ref = camera_world();
-    seq = seq0;
-    clock_ms = clock0;
+    xse_seq = seq0;
+    xse_clock_ms = clock0;
     xs_engine_t *e = camera_world();
     kv_map_t *want = calloc(1, sizeof(*want)), *got = calloc(1, sizeof(*got));
     assert_int_equal(xs_engine_flush(ref, map_put, want, NULL, 0), XS_OK);
@@ -659,9 +615,9 @@ static void test_snapshot_is_the_state_when_it_began(void **state)
     xs_list_t list;
     bool has;
     const char *cam[] = {"camera", NULL}, *cb[] = {"camera", "bag", NULL};
-    cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
     xs_list_clear(&list);
-    basket(e, "clt-0", cb);
+    xse_basket(e, "clt-0", cb);
     assert_true(xs_engine_snapshot_active(e));
     assert_int_equal(xs_engine_snapshot_step(e, 0, &done, NULL, 0), XS_OK);
     assert_true(done);
@@ -698,9 +654,9 @@ static void test_flush_and_reload(void **state)
     xs_list_t a, b;
     bool has;
     const char *cam[] = {"camera", NULL};
-    int saved_seq = seq;
-    int64_t saved_clock = clock_ms;
-    cart(e, "newbie", XS_CART_ADD, cam, &a, &has);
+    int saved_seq = xse_seq;
+    int64_t saved_clock = xse_clock_ms;
+    xse_cart(e, "newbie", XS_CART_ADD, cam, &a, &has);
     xs_engine_destroy(e);
 
     xs_engine_opts_t o;
@@ -709,9 +665,9 @@ static void test_flush_and_reload(void **state)
     o.backend = &be;
     e = xs_engine_new(&o, NULL, 0);
     assert_non_null(e);
-    seq = saved_seq;
-    clock_ms = saved_clock;
-    cart(e, "newbie", XS_CART_ADD, cam, &b, &has);
+    xse_seq = saved_seq;
+    xse_clock_ms = saved_clock;
+    xse_cart(e, "newbie", XS_CART_ADD, cam, &b, &has);
     assert_int_equal(a.n_items, b.n_items);
     assert_string_equal(a.list_id, b.list_id);
     for (int i = 0; i < a.n_items; i++) {
@@ -763,10 +719,10 @@ static void session_then_login(xs_engine_t *e, xs_list_t *login_list)
     const char *lens[] = {"lens", NULL}, *tripod[] = {"tripod", NULL}, *cam[] = {"camera", NULL};
     xs_list_t list;
     bool has;
-    basket(e, "session:s-1", lens);
-    cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
+    xse_basket(e, "session:s-1", lens);
+    xse_cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
     xs_list_clear(&list);
-    cart_s(e, "alice", "s-1", XS_CART_ADD, cam, login_list, &has);
+    xse_cart_session(e, "alice", "s-1", XS_CART_ADD, cam, login_list, &has);
     assert_true(has);
 }
 
@@ -781,7 +737,7 @@ static void test_session_joins_user_on_login(void **state)
     const char *cam[] = {"camera", NULL};
     xs_list_t list;
     bool has, found = true;
-    cart(e, "bob", XS_CART_ADD, cam, &list, &has); /* no session: the complements */
+    xse_cart(e, "bob", XS_CART_ADD, cam, &list, &has); /* no session: the complements */
     assert_string_equal(list.items[0].item_id, "lens");
     assert_string_equal(list.items[1].item_id, "tripod");
     xs_list_clear(&list);
@@ -811,7 +767,7 @@ static void test_session_joins_user_on_login(void **state)
     xs_list_clear(&list);
     /* a new event of the session makes a new, empty session profile */
     const char *socks[] = {"socks", NULL};
-    cart(e, "session:s-1", XS_CART_ADD, socks, &list, &has);
+    xse_cart(e, "session:s-1", XS_CART_ADD, socks, &list, &has);
     assert_true(has && list_has(&list, "lens"));
     xs_list_clear(&list);
     assert_int_equal(xs_engine_has_user(e, 0, "session:s-1", &found, NULL, 0), XS_OK);
@@ -830,10 +786,10 @@ static void test_session_made_after_a_login_still_joins(void **state)
     xs_list_t list;
     bool has, found = true;
     xs_engine_stats_t st;
-    cart_s(e, "carol", "s-2", XS_CART_ADD, bag, &list, &has); /* no session profile yet */
+    xse_cart_session(e, "carol", "s-2", XS_CART_ADD, bag, &list, &has); /* no session profile yet */
     xs_list_clear(&list);
-    basket(e, "session:s-2", lens);
-    cart_s(e, "carol", "s-2", XS_CART_ADD, cam, &list, &has);
+    xse_basket(e, "session:s-2", lens);
+    xse_cart_session(e, "carol", "s-2", XS_CART_ADD, cam, &list, &has);
     assert_true(has && list.n_items > 0);
     assert_false(list_has(&list, "lens"));
     xs_list_clear(&list);
@@ -850,8 +806,8 @@ static void test_session_made_after_a_login_still_joins(void **state)
 static void test_session_join_replays_exactly(void **state)
 {
     (void)state;
-    int seq0 = seq;
-    int64_t clock0 = clock_ms;
+    int seq0 = xse_seq;
+    int64_t clock0 = xse_clock_ms;
     kv_map_t *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
     xs_list_t la, lb;
 
@@ -862,14 +818,14 @@ static void test_session_join_replays_exactly(void **state)
     assert_true(kv_has_user(a, "alice"));
     assert_false(kv_has_user(a, "session:s-1"));
 
-    seq = seq0;
-    clock_ms = clock0;
+    xse_seq = seq0;
+    xse_clock_ms = clock0;
     e = camera_world();
     const char *lens[] = {"lens", NULL}, *tripod[] = {"tripod", NULL}, *cam[] = {"camera", NULL};
     xs_list_t list;
     bool has;
-    basket(e, "session:s-1", lens);
-    cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
+    xse_basket(e, "session:s-1", lens);
+    xse_cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
     xs_list_clear(&list);
     assert_int_equal(xs_engine_flush(e, map_put, b, NULL, 0), XS_OK); /* the checkpoint */
     xs_engine_destroy(e);
@@ -880,7 +836,7 @@ static void test_session_join_replays_exactly(void **state)
     o.backend = &be;
     e = xs_engine_new(&o, NULL, 0);
     assert_non_null(e);
-    cart_s(e, "alice", "s-1", XS_CART_ADD, cam, &lb, &has);
+    xse_cart_session(e, "alice", "s-1", XS_CART_ADD, cam, &lb, &has);
     assert_true(has);
     assert_int_equal(xs_engine_flush(e, map_put, b, NULL, 0), XS_OK);
     xs_engine_destroy(e);
@@ -910,7 +866,7 @@ static void item_family(xs_engine_t *e, const char *item, const char *family)
     ev.item_id = strdup(item);
     ev.family = family ? strdup(family) : NULL;
     ev.in_stock = true;
-    ev.ts = clock_ms;
+    ev.ts = xse_clock_ms;
     xs_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
@@ -935,7 +891,7 @@ static xs_engine_t *chain_world(int n)
         }
         b[8] = NULL;
         snprintf(u, sizeof(u), "chain-%d", k);
-        basket(e, u, b);
+        xse_basket(e, u, b);
     }
     return e;
 }
@@ -953,7 +909,7 @@ static void test_cart_of_200_items_never_listed(void **state)
         const char *one[] = {id, NULL};
         xs_list_t list;
         bool has = false;
-        cart(e, "big", XS_CART_ADD, one, &list, &has);
+        xse_cart(e, "big", XS_CART_ADD, one, &list, &has);
         for (int k = 0; has && k < list.n_items; k++) {
             int x = -1;
             assert_int_equal(sscanf(list.items[k].item_id, "i%d", &x), 1);
@@ -976,22 +932,22 @@ static void test_purchases_across_60_days_respect_rebuy(void **state)
     int64_t bought[160];
     for (int i = 0; i < 160; i++)
         bought[i] = -1;
-    int64_t start = clock_ms + DAY;
+    int64_t start = xse_clock_ms + DAY;
     int listed = 0, old_back = 0;
     char id[16];
     for (int i = 0; i < 120; i++) {
-        clock_ms = start + (int64_t)i * DAY / 2 - 60000; /* cart() adds a minute */
+        xse_clock_ms = start + (int64_t)i * DAY / 2 - 60000; /* xse_cart() adds a minute */
         snprintf(id, sizeof(id), "i%03d", i);
         const char *one[] = {id, NULL};
         xs_list_t list;
         bool has = false;
-        cart(e, "buyer", XS_CART_PURCHASE, one, &list, &has);
-        bought[i] = clock_ms;
+        xse_cart(e, "buyer", XS_CART_PURCHASE, one, &list, &has);
+        bought[i] = xse_clock_ms;
         for (int k = 0; has && k < list.n_items; k++) {
             int x = -1;
             assert_int_equal(sscanf(list.items[k].item_id, "i%d", &x), 1);
             if (bought[x] >= 0) {
-                assert_true(clock_ms - bought[x] >= 30 * DAY);
+                assert_true(xse_clock_ms - bought[x] >= 30 * DAY);
                 old_back++;
             }
             listed++;
@@ -1002,13 +958,13 @@ static void test_purchases_across_60_days_respect_rebuy(void **state)
     const char *other[] = {"i150", NULL};
     xs_list_t list;
     bool has = false;
-    cart(e, "buyer", XS_CART_ADD, other, &list, &has);
+    xse_cart(e, "buyer", XS_CART_ADD, other, &list, &has);
     assert_true(has);
     for (int k = 0; k < list.n_items; k++) {
         int x = -1;
         assert_int_equal(sscanf(list.items[k].item_id, "i%d", &x), 1);
         if (bought[x] >= 0)
-            assert_true(clock_ms - bought[x] >= 30 * DAY);
+            assert_true(xse_clock_ms - bought[x] >= 30 * DAY);
     }
     xs_list_clear(&list);
     print_message("lists after purchases: %d items, %d bought more than 30 days before\n", listed,
@@ -1094,10 +1050,10 @@ static xs_engine_t *family_world(int family_cap, bool family_exclude)
     for (int i = 0; i < 6; i++) {
         const char *b[] = {"22423", "85099B", "85099C", "85099F", "21733", NULL};
         snprintf(u, sizeof(u), "fam-%d", i);
-        basket(e, u, b);
+        xse_basket(e, u, b);
         const char *n[] = {"noise", NULL};
         snprintf(u, sizeof(u), "noise-%d", i);
-        basket(e, u, n);
+        xse_basket(e, u, n);
     }
     return e;
 }
@@ -1115,12 +1071,12 @@ static void view(xs_engine_t *e, const char *user, const char *item, xs_list_t *
     xs_event_t ev;
     char id[64];
     xs_event_init(&ev, XS_KIND_CLICK);
-    snprintf(id, sizeof(id), "ev-%d", ++seq);
+    snprintf(id, sizeof(id), "ev-%d", ++xse_seq);
     ev.event_id = strdup(id);
     ev.user_id = strdup(user);
     ev.type = XS_CLICK_PRODUCT_VIEW;
     ev.item_id = strdup(item);
-    ev.ts = (clock_ms += 60000);
+    ev.ts = (xse_clock_ms += 60000);
     xs_list_init(list);
     assert_int_equal(xs_engine_process(e, 0, &ev, list, has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
@@ -1135,7 +1091,7 @@ static void test_family_rule(void **state)
         bool has = false;
         /* CART with the cake stand: at most one lunch bag colour */
         const char *stand[] = {"22423", NULL};
-        cart(e, "s1", XS_CART_ADD, stand, &list, &has);
+        xse_cart(e, "s1", XS_CART_ADD, stand, &list, &has);
         assert_true(has);
         assert_true(list_has(&list, "21733"));
         if (rule)
@@ -1145,7 +1101,7 @@ static void test_family_rule(void **state)
         xs_list_clear(&list);
         /* CART with a lunch bag: complements only, no other colour of it */
         const char *bag[] = {"85099B", NULL};
-        cart(e, "s2", XS_CART_ADD, bag, &list, &has);
+        xse_cart(e, "s2", XS_CART_ADD, bag, &list, &has);
         assert_true(has);
         assert_true(list_has(&list, "22423"));
         assert_true(list_has(&list, "21733"));
@@ -1156,7 +1112,7 @@ static void test_family_rule(void **state)
         xs_list_clear(&list);
         /* ... nor of a lunch bag already in the cart (not the trigger) */
         const char *holder[] = {"21733", NULL};
-        cart(e, "s2", XS_CART_ADD, holder, &list, &has);
+        xse_cart(e, "s2", XS_CART_ADD, holder, &list, &has);
         assert_true(has);
         if (rule)
             assert_int_equal(count_prefix(&list, "85099"), 0);
@@ -1184,19 +1140,19 @@ static void test_add_outcome_against_last_list(void **state)
     bool has = false;
     xs_add_outcome_t o;
     const char *cam[] = {"camera", NULL}, *lens[] = {"lens", NULL}, *other[] = {"unseen", NULL};
-    cart(e, "shopper", XS_CART_ADD, cam, &list, &has);
+    xse_cart(e, "shopper", XS_CART_ADD, cam, &list, &has);
     xs_engine_last_outcome(e, &o);
     assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 0); /* nothing shown before */
     assert_true(has && list_has(&list, "lens"));
     xs_list_clear(&list);
-    cart(e, "shopper", XS_CART_ADD, lens, &list, &has); /* from the list */
+    xse_cart(e, "shopper", XS_CART_ADD, lens, &list, &has); /* from the list */
     xs_engine_last_outcome(e, &o);
     assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 1);
     assert_int_equal(o.hits[XS_PLACEMENT_CART], 1);
     assert_int_equal(o.opportunities[XS_PLACEMENT_PRODUCT_PAGE], 0);
     assert_false(list_has(&list, "unseen"));
     xs_list_clear(&list);
-    cart(e, "shopper", XS_CART_ADD, other, &list, &has); /* not from it */
+    xse_cart(e, "shopper", XS_CART_ADD, other, &list, &has); /* not from it */
     xs_engine_last_outcome(e, &o);
     assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 1);
     assert_int_equal(o.hits[XS_PLACEMENT_CART], 0);

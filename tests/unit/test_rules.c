@@ -19,45 +19,11 @@
 #include <cmocka.h>
 
 #include "xsell/engine.h"
+#include "xsengine.h"
 #include "xsell/hash.h"
 #include "xsell/inspect.h"
 
-#define T0 INT64_C(1700000000000)
-
-static int64_t clock_ms = T0;
-static int seq;
-
-static void cart(xs_engine_t *e, const char *user, xs_cart_type_t type, const char **items,
-                 xs_list_t *list, bool *has_list)
-{
-    xs_event_t ev;
-    char id[64];
-    char errstr[256] = "";
-    xs_event_init(&ev, XS_KIND_CART);
-    snprintf(id, sizeof(id), "ev-%d", ++seq);
-    ev.event_id = strdup(id);
-    ev.user_id = strdup(user);
-    ev.type = type;
-    ev.ts = (clock_ms += 60000);
-    for (int i = 0; items[i]; i++)
-        assert_int_equal(xs_event_add_line(&ev, items[i], 1, 0, false), XS_OK);
-    xs_list_init(list);
-    assert_int_equal(xs_engine_process(e, 0, &ev, list, has_list, errstr, sizeof(errstr)), XS_OK);
-    xs_event_clear(&ev);
-}
-
-static void basket(xs_engine_t *e, const char *user, const char **items)
-{
-    xs_list_t list;
-    bool has;
-    for (int i = 0; items[i]; i++) {
-        const char *one[2] = {items[i], NULL};
-        cart(e, user, XS_CART_ADD, one, &list, &has);
-        xs_list_clear(&list);
-    }
-    cart(e, user, XS_CART_PURCHASE, items, &list, &has);
-    xs_list_clear(&list);
-}
+#define T0 XSE_T0
 
 static void item_update(xs_engine_t *e, const char *item, const char *title, const char *category,
                         double price)
@@ -72,7 +38,7 @@ static void item_update(xs_engine_t *e, const char *item, const char *title, con
     ev.in_stock = true;
     ev.has_price = !isnan(price);
     ev.price = ev.has_price ? price : 0;
-    ev.ts = clock_ms;
+    ev.ts = xse_clock_ms;
     xs_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
@@ -121,10 +87,10 @@ static xs_engine_t *phone_world(void)
                 b[n++] = acc[k];
         b[n] = NULL;
         snprintf(u, sizeof(u), "p-%d", i);
-        basket(e, u, b);
+        xse_basket(e, u, b);
         const char *other[] = {"noise", NULL};
         snprintf(u, sizeof(u), "n-%d", i);
-        basket(e, u, other);
+        xse_basket(e, u, other);
     }
     return e;
 }
@@ -234,7 +200,7 @@ static void test_rules_filter_and_boost(void **state)
     xs_list_t pub;
     bool has = false;
     const char *ph[] = {"phone", NULL};
-    cart(e, "shopper", XS_CART_ADD, ph, &pub, &has);
+    xse_cart(e, "shopper", XS_CART_ADD, ph, &pub, &has);
     assert_true(has);
     assert_int_equal(rank_of(&pub, "case-a"), 1);
     assert_null(pub.items[0].title); /* metadata is for queries only */
@@ -280,14 +246,14 @@ static void test_anonymous_cart_is_the_worker_list(void **state)
     char u[32];
     for (int i = 0; i < 24; i++) {
         snprintf(u, sizeof(u), "b-%d", i);
-        basket(e, u, i % 4 == 0 ? b1 : i % 4 == 1 ? b2 : i % 4 == 2 ? b3 : b4);
+        xse_basket(e, u, i % 4 == 0 ? b1 : i % 4 == 1 ? b2 : i % 4 == 2 ? b3 : b4);
     }
     const char *adds[] = {"camera", "tripod", "card"};
     xs_list_t pub;
     bool has = false;
     for (int k = 0; k < 3; k++) {
         const char *one[] = {adds[k], NULL};
-        cart(e, "fresh", XS_CART_ADD, one, &pub, &has);
+        xse_cart(e, "fresh", XS_CART_ADD, one, &pub, &has);
         assert_true(has);
         xs_list_t anon = query(e, NULL, adds, k + 1, NULL, 0);
         assert_null(anon.user_id);
@@ -472,7 +438,7 @@ static void item_window(xs_engine_t *e, const char *item, int k, bool has_from, 
     ev.available_from = from;
     ev.has_available_until = has_until;
     ev.available_until = until;
-    ev.ts = clock_ms;
+    ev.ts = xse_clock_ms;
     xs_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
@@ -483,7 +449,7 @@ static void test_availability_windows(void **state)
     (void)state;
     const int64_t day = 86400000;
     xs_engine_t *e = phone_world();
-    int64_t t = clock_ms;
+    int64_t t = xse_clock_ms;
     item_window(e, "case-a", 0, true, t + 10 * day, false, 0); /* not yet */
     item_window(e, "case-b", 1, false, 0, true, t - 1);        /* no longer */
     item_window(e, "case-c", 2, true, t - day, true, t + day); /* now */
@@ -492,7 +458,7 @@ static void test_availability_windows(void **state)
     xs_list_t pub, q;
     bool has = false;
     /* the worker's path: windows at the trigger's time */
-    cart(e, "w-1", XS_CART_ADD, ph, &pub, &has);
+    xse_cart(e, "w-1", XS_CART_ADD, ph, &pub, &has);
     assert_true(has);
     assert_int_equal(rank_of(&pub, "case-a"), 0);
     assert_int_equal(rank_of(&pub, "case-b"), 0);
@@ -506,8 +472,8 @@ static void test_availability_windows(void **state)
     assert_int_equal(q.n_items, 4);
     xs_list_clear(&q);
     /* eleven days on: case-a has come, case-c has gone */
-    clock_ms += 11 * day;
-    cart(e, "w-2", XS_CART_ADD, ph, &pub, &has);
+    xse_clock_ms += 11 * day;
+    xse_cart(e, "w-2", XS_CART_ADD, ph, &pub, &has);
     assert_int_equal(rank_of(&pub, "case-a"), 1);
     assert_int_equal(rank_of(&pub, "case-b"), 0);
     assert_int_equal(rank_of(&pub, "case-c"), 0);
@@ -530,7 +496,7 @@ static void test_availability_in_backfill(void **state)
     (void)state;
     xs_engine_t *e = phone_world();
     xs_engine_params(e)->trending_backfill = true;
-    item_window(e, "case-a", 0, true, clock_ms + 86400000, false, 0);
+    item_window(e, "case-a", 0, true, xse_clock_ms + 86400000, false, 0);
     const char *nothing[] = {"never-seen"};
     xs_list_t q = query(e, NULL, nothing, 1, NULL, 20);
     assert_true(q.n_items >= 5);
