@@ -24,7 +24,6 @@
 
 #include "hmap.h"
 #include "wire.h"
-#include "xsell/dataset.h"
 #include "xsell/hash.h"
 #include "xsell/stages.h"
 
