@@ -9,7 +9,7 @@
  *                                  (reads profile, neighbour table,
  *                                   catalog, trending; writes nothing)
  *
- * lib/engine.c composes them over its cache, in this order for one event:
+ * lib/core/engine.c composes them over its cache, in this order for one event:
  * user stage (xs_user_stage_apply) -> item stage (xs_item_stage_hint,
  * xs_item_stage_apply) -> the item stage refreshes the lists the scorer is
  * about to read (xs_item_stage_refresh) -> scorer (xs_scorer_score).

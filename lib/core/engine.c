@@ -1,6 +1,16 @@
 /*
- * engine.c — user stage, item stage and scorer over a bounded write-back
- * cache. See include/xsell/engine.h for the design.
+ * engine.c — the composition of the stages (include/xsell/stages.h) over a
+ * bounded write-back cache. See include/xsell/engine.h for the design.
+ *
+ * What is here: the cache of user profiles, item records and names (with
+ * the dirty lists, the snapshot and the LRU trim), the globals (totals and
+ * trending, stored in meta "globals") and the order of the stages for one
+ * event: the event's names, the user stage (lib/core/user_stage.c), the
+ * item stage (lib/core/item_stage.c), the item stage's refresh of the lists
+ * about to be read, the scorer (lib/core/scorer.c), the suppression of a
+ * repeated list. Catalog updates and the read-only queries (recommend,
+ * neighbours) are composed here too. The stages reach records only through
+ * xs_item_access_t and xs_scorer_view_t, implemented below over the cache.
  *
  * Co-occurrence counting (Schelter et al., "Scalable similarity-based
  * neighborhood methods with MapReduce" and the incremental variant): when a
