@@ -205,6 +205,8 @@ static xs_err_t get_str(dec_t *d, const char *field, size_t max, bool required, 
     }
     if (!xs_utf8_valid((const char *)d->r.p, (size_t)n))
         return fail(d, XS_ERR_DECODE, "%s is not valid UTF-8", field);
+    if (memchr(d->r.p, 0, (size_t)n)) /* strings are C strings in memory */
+        return fail(d, XS_ERR_DECODE, "%s contains a NUL byte", field);
     if (!(*out = xs_strndup((const char *)d->r.p, (size_t)n)))
         return fail(d, XS_ERR_NOMEM, "out of memory");
     d->r.p += n;

@@ -33,7 +33,8 @@
  * same rules (XS_ERR_INVALID), so what encodes decodes.
  *
  * Keys are xs_hash_str() of the string id (hash.h); where a record carries
- * both, the decoder checks that they agree. Strings are UTF-8.
+ * both, the decoder checks that they agree. Strings are UTF-8 without NUL
+ * bytes.
  *
  * Ownership (one rule for the whole API): a record struct owns its arrays
  * and strings; zero-initialise it ({0}) before first use and release it

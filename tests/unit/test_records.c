@@ -658,6 +658,7 @@ static void test_field_rules(void **state)
     expect_bad(2, &out, 10, 0x40, "unknown flags 0x40");
     expect_bad(2, &out, 11, 0, "empty id");
     expect_bad(2, &out, 14, 0xc0, "title is not valid UTF-8");
+    expect_bad(2, &out, 14, 0, "title contains a NUL byte");
     free(e.id);
     e.id = NULL;
     assert_int_equal(entry_t_encode_(&e, &out), XS_ERR_INVALID);
