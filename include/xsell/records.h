@@ -137,7 +137,8 @@ typedef struct xs_delta_batch {
 /* Appends a copy of *d (checked as the encoder does). */
 xs_err_t xs_delta_batch_add(xs_delta_batch_t *b, const xs_delta_t *d, char *errstr,
                             size_t errstr_size);
-/* Appends the id (copied; its key computed) unless the batch has it. */
+/* Appends the id (copied; its key computed). The caller adds each id once
+ * (a repeat is carried as it is). */
 xs_err_t xs_delta_batch_add_id(xs_delta_batch_t *b, const char *id, char *errstr,
                                size_t errstr_size);
 xs_err_t xs_delta_batch_encode(const xs_delta_batch_t *b, xs_buf_t *out, char *errstr,
