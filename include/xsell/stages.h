@@ -214,7 +214,7 @@ uint32_t xs_item_stage_support_min(const xs_params_t *P, uint64_t pairs, int par
 
 /* A catalog entry as the scorer reads it (strings borrowed until the next
  * lookup). */
-typedef struct xs_catalog_entry {
+typedef struct xs_scorer_catalog {
     bool found;
     const char *id;  /* the original id string */
     const char *title;
@@ -223,7 +223,7 @@ typedef struct xs_catalog_entry {
     bool has_price;
     int64_t avail_from, avail_until;
     bool has_from, has_until;
-} xs_catalog_entry_t;
+} xs_scorer_catalog_t;
 
 /* What the scorer reads, read-only (the engine's cache). */
 typedef struct xs_scorer_view {
@@ -238,7 +238,7 @@ typedef struct xs_scorer_view {
     xs_err_t (*rank)(void *opaque, const xs_item_t *it, xs_class_t cls, const xs_params_t *P,
                      const xs_scored_t **out, int *n, char *errstr, size_t errstr_size);
     /* The catalog: the entry of hash h (found false when none). */
-    xs_err_t (*catalog)(void *opaque, uint64_t h, xs_catalog_entry_t *out, char *errstr,
+    xs_err_t (*catalog)(void *opaque, uint64_t h, xs_scorer_catalog_t *out, char *errstr,
                         size_t errstr_size);
 } xs_scorer_view_t;
 

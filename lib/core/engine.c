@@ -688,7 +688,7 @@ static xs_err_t view_rank(void *opaque, const xs_item_t *it, xs_class_t cls, con
                               errstr, errstr_size);
 }
 
-static xs_err_t view_catalog(void *opaque, uint64_t h, xs_catalog_entry_t *out, char *errstr,
+static xs_err_t view_catalog(void *opaque, uint64_t h, xs_scorer_catalog_t *out, char *errstr,
                              size_t errstr_size)
 {
     cached_name_t *n = NULL;
@@ -697,7 +697,7 @@ static xs_err_t view_catalog(void *opaque, uint64_t h, xs_catalog_entry_t *out, 
         memset(out, 0, sizeof(*out));
         return err;
     }
-    *out = (xs_catalog_entry_t){.found = true,
+    *out = (xs_scorer_catalog_t){.found = true,
                                 .id = n->id,
                                 .title = n->title,
                                 .family = n->family,

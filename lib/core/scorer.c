@@ -268,7 +268,7 @@ static bool allowed(const xs_params_t *P, const xs_profile_t *p, const xs_ctx_it
 static xs_err_t family_of(xs_scorer_t *s, uint64_t item, uint64_t *fam, char *errstr,
                           size_t errstr_size)
 {
-    xs_catalog_entry_t n;
+    xs_scorer_catalog_t n;
     xs_err_t err = s->v->catalog(s->v->opaque, item, &n, errstr, errstr_size);
     *fam = !err && n.found ? n.family : 0;
     return err;
@@ -301,7 +301,7 @@ static xs_err_t set_str(char **dst, const char *s)
 
 static xs_err_t name_of(xs_scorer_t *s, uint64_t h, char **dst, char *errstr, size_t errstr_size)
 {
-    xs_catalog_entry_t n;
+    xs_scorer_catalog_t n;
     xs_err_t err = s->v->catalog(s->v->opaque, h, &n, errstr, errstr_size);
     if (err)
         return err;
@@ -337,7 +337,7 @@ static xs_err_t rules_check(xs_scorer_t *s, uint64_t item, const xs_item_t *st, 
         return XS_OK;
     }
     if (R->has_max_price) {
-        xs_catalog_entry_t n;
+        xs_scorer_catalog_t n;
         xs_err_t err = s->v->catalog(s->v->opaque, item, &n, errstr, errstr_size);
         if (err)
             return err;
@@ -356,7 +356,7 @@ static xs_err_t rules_check(xs_scorer_t *s, uint64_t item, const xs_item_t *st, 
 static xs_err_t window_check(xs_scorer_t *s, uint64_t item, bool *ok, char *errstr,
                              size_t errstr_size)
 {
-    xs_catalog_entry_t n;
+    xs_scorer_catalog_t n;
     *ok = true;
     xs_err_t err = s->v->catalog(s->v->opaque, item, &n, errstr, errstr_size);
     if (err || !n.found)

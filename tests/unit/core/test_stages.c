@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "xsell/hash.h"
+#include "xsell/records.h" /* the wire records and the stages' contracts, together */
 #include "xsell/stages.h"
 
 #define T0 INT64_C(1700000000000)
@@ -84,7 +85,7 @@ static xs_err_t fv_rank(void *opaque, const xs_item_t *it, xs_class_t cls, const
 
 static const char *const names[] = {"A", "B", "C"};
 
-static xs_err_t fv_catalog(void *opaque, uint64_t h, xs_catalog_entry_t *out, char *errstr,
+static xs_err_t fv_catalog(void *opaque, uint64_t h, xs_scorer_catalog_t *out, char *errstr,
                            size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
