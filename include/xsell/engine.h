@@ -28,7 +28,7 @@
  *   users  partition u16 BE + user hash u64 BE   -> xs_profile encoding
  *   items  item hash u64 BE                      -> xs_item encoding
  *   names  hash u64 BE                           -> 'N' 03 id, title, family, price, window
- *                                                   (xs_name_rec_t in inspect.h)
+ *                                                   (xs_name_rec_t in store_records.h)
  *   meta   "globals"                             -> totals and trending summary
  * Only decay and windows in event time: replaying the same input gives the
  * same state and the same lists.

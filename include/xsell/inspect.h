@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include "xsell/common.h"
 #include "xsell/engine.h"
+#include "xsell/store_records.h"
 #include "xsell/store.h"
 
 #ifdef __cplusplus
@@ -40,44 +41,6 @@ extern "C" {
 #endif
 
 /* ---- decoders of the engine's names and meta records ---------------------- */
-
-/* names value: 'N' 03 | varint len | id | varint len | title (len 0: none) |
- * family u64 (hash of the item's product family, 0: none) | u8 flags (1: a
- * price follows, 2: available_from, 4: available_until) | price f64
- * (ItemUpdate.price, little-endian IEEE 754) | available_from i64 |
- * available_until i64 (ms, little-endian), each only when flagged.
- * Version 01 had no family (family 0), 02 nothing after the family; both
- * still decode. */
-typedef struct xs_name_rec {
-    char *id;    /* owned */
-    char *title; /* owned, NULL when none */
-    uint64_t family;
-    double price; /* valid when has_price */
-    bool has_price;
-    int64_t available_from, available_until; /* valid when has_from / has_until */
-    bool has_from, has_until;
-} xs_name_rec_t;
-
-xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *errstr,
-                        size_t errstr_size);
-void xs_name_rec_clear(xs_name_rec_t *n);
-
-/* meta "globals": 'M' 02 | varint users_total | varint users_bought |
- * trend_ref u64 LE | varint n | n x { item u64 LE | weight f64 LE } |
- * varint pairs_bought | varint pairs_viewed (version 2: the pair table's
- * totals; version 1, without them, decodes with 0). */
-#define XS_GLOBALS_TREND_CAP 128
-typedef struct xs_globals {
-    uint64_t users_total, users_bought;
-    uint64_t pairs_total[2]; /* pairs counted per class (bought, viewed) */
-    int64_t trend_ref;
-    int n_trend;
-    uint64_t trend_item[XS_GLOBALS_TREND_CAP];
-    double trend_weight[XS_GLOBALS_TREND_CAP];
-} xs_globals_t;
-
-xs_err_t xs_globals_decode(xs_globals_t *g, const void *data, size_t len, char *errstr,
-                           size_t errstr_size);
 
 /* ---- formatting ----------------------------------------------------------- */
 

@@ -36,9 +36,9 @@
 #include "wire.h"
 #include "xsell/hash.h"
 #include "xsell/stages.h"
+#include "xsell/store_records.h"
 
 #define NOSESS_SLOTS 4096 /* sessions known to have no profile (direct-mapped) */
-#define META_VERSION 2
 
 typedef struct cached_user {
     uint64_t user;
@@ -232,76 +232,49 @@ static uint64_t user_map_key(uint16_t partition, uint64_t user)
 
 /* ---- globals ------------------------------------------------------------------ */
 
-static void encode_f64(xs_buf_t *b, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    xs_wire_u64(b, v);
-}
-
-static double decode_f64(xs_wire_reader_t *r)
-{
-    uint64_t v = xs_wire_get_u64(r);
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
 static xs_err_t encode_meta(const xs_engine_t *e, xs_buf_t *b)
 {
-    xs_buf_append_u8(b, 'M');
-    xs_buf_append_u8(b, META_VERSION);
-    xs_wire_varint(b, e->totals.users_total);
-    xs_wire_varint(b, e->totals.users_bought);
-    xs_wire_u64(b, (uint64_t)e->trending.ref);
-    xs_wire_varint(b, (uint64_t)e->trending.n);
+    xs_globals_t g = {0};
+    g.users_total = e->totals.users_total;
+    g.users_bought = e->totals.users_bought;
+    g.trend_ref = e->trending.ref;
+    g.n_trend = e->trending.n;
     for (int i = 0; i < e->trending.n; i++) {
-        xs_wire_u64(b, e->trending.v[i].item);
-        encode_f64(b, e->trending.v[i].weight);
+        g.trend_item[i] = e->trending.v[i].item;
+        g.trend_weight[i] = e->trending.v[i].weight;
     }
     for (int c = 0; c < XS_CLASS__COUNT; c++)
-        xs_wire_varint(b, e->totals.pairs_total[c]);
-    return b->data ? XS_OK : XS_ERR_NOMEM;
+        g.pairs_total[c] = e->totals.pairs_total[c];
+    return xs_globals_encode(&g, b);
 }
 
 static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *errstr,
                             size_t errstr_size)
 {
-    xs_wire_reader_t r = {p, p + len, false};
-    if (len < 2 || p[0] != 'M') {
-        xs_errstr_set(errstr, errstr_size, "meta/globals: bad magic");
-        return XS_ERR_DECODE;
+    xs_globals_t g;
+    char why[160];
+    xs_err_t err = xs_globals_decode(&g, p, len, why, sizeof(why));
+    if (err) {
+        xs_errstr_set(errstr, errstr_size, "meta/globals: %s", why);
+        return err;
     }
-    if (p[1] > META_VERSION) {
-        xs_errstr_set(errstr, errstr_size, "meta/globals: format version %u is newer than %u", p[1],
-                      META_VERSION);
-        return XS_ERR_VERSION;
-    }
-    if (p[1] < 2) {
+    if (g.version < 2) {
         xs_errstr_set(errstr, errstr_size,
-                      "meta/globals: format version %u has no pair totals (version 2 has); "
+                      "meta/globals: format version %d has no pair totals (version 2 has); "
                       "rebuild the state from the input (--reset-state --yes --from-beginning)",
-                      p[1]);
+                      g.version);
         return XS_ERR_VERSION;
     }
-    r.p += 2;
-    e->totals.users_total = xs_wire_get_varint(&r);
-    e->totals.users_bought = xs_wire_get_varint(&r);
-    e->trending.ref = (int64_t)xs_wire_get_u64(&r);
-    uint64_t n = xs_wire_get_varint(&r);
-    if (n > XS_TREND_CAP)
-        r.bad = true;
-    for (uint64_t i = 0; i < n && !r.bad; i++) {
-        e->trending.v[i].item = xs_wire_get_u64(&r);
-        e->trending.v[i].weight = decode_f64(&r);
+    e->totals.users_total = g.users_total;
+    e->totals.users_bought = g.users_bought;
+    e->trending.ref = g.trend_ref;
+    e->trending.n = g.n_trend;
+    for (int i = 0; i < g.n_trend; i++) {
+        e->trending.v[i].item = g.trend_item[i];
+        e->trending.v[i].weight = g.trend_weight[i];
     }
     for (int c = 0; c < XS_CLASS__COUNT; c++)
-        e->totals.pairs_total[c] = xs_wire_get_varint(&r);
-    e->trending.n = r.bad ? 0 : (int)n;
-    if (r.bad || r.p != r.end) {
-        xs_errstr_set(errstr, errstr_size, "meta/globals: corrupt value");
-        return XS_ERR_DECODE;
-    }
+        e->totals.pairs_total[c] = g.pairs_total[c];
     return XS_OK;
 }
 
@@ -516,58 +489,34 @@ static void free_name(cached_name_t *n)
  * (version 1: no family, 2: nothing after the family). */
 static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
 {
-    xs_wire_reader_t r = {p, p + len, false};
-    if (len < 2 || p[0] != 'N' || p[1] < 1 || p[1] > 3)
-        return XS_ERR_DECODE;
-    r.p += 2;
-    char **dst[2] = {&n->id, &n->title};
-    for (int i = 0; i < 2; i++) {
-        uint64_t l = xs_wire_get_varint(&r);
-        if (r.bad || l > (uint64_t)(r.end - r.p))
-            return XS_ERR_DECODE;
-        if (i == 0 || l > 0) {
-            *dst[i] = xs_strndup((const char *)r.p, (size_t)l);
-            if (!*dst[i])
-                return XS_ERR_NOMEM;
-        }
-        r.p += l;
-    }
-    if (p[1] >= 2)
-        n->family = xs_wire_get_u64(&r);
-    if (p[1] >= 3) {
-        uint8_t flags = xs_wire_get_u8(&r);
-        if ((n->has_price = flags & 1))
-            n->price = decode_f64(&r);
-        if ((n->has_from = flags & 2))
-            n->avail_from = (int64_t)xs_wire_get_u64(&r);
-        if ((n->has_until = flags & 4))
-            n->avail_until = (int64_t)xs_wire_get_u64(&r);
-        if (flags & ~7)
-            return XS_ERR_DECODE;
-    }
-    return !r.bad && r.p == r.end ? XS_OK : XS_ERR_DECODE;
+    xs_name_rec_t rec = {0};
+    xs_err_t err = xs_name_decode(&rec, p, len, NULL, 0);
+    if (err)
+        return err == XS_ERR_NOMEM ? err : XS_ERR_DECODE;
+    n->id = rec.id;
+    n->title = rec.title;
+    n->family = rec.family;
+    n->price = rec.price;
+    n->has_price = rec.has_price;
+    n->avail_from = rec.available_from;
+    n->has_from = rec.has_from;
+    n->avail_until = rec.available_until;
+    n->has_until = rec.has_until;
+    return XS_OK;
 }
 
 static xs_err_t encode_name(const cached_name_t *n, xs_buf_t *b)
 {
-    size_t il = strlen(n->id), tl = n->title ? strlen(n->title) : 0;
-    xs_buf_append_u8(b, 'N');
-    xs_buf_append_u8(b, 3);
-    xs_wire_varint(b, il);
-    xs_buf_append(b, n->id, il);
-    xs_wire_varint(b, tl);
-    if (tl)
-        xs_buf_append(b, n->title, tl);
-    xs_wire_u64(b, n->family);
-    xs_buf_append_u8(
-        b, (uint8_t)((n->has_price ? 1 : 0) | (n->has_from ? 2 : 0) | (n->has_until ? 4 : 0)));
-    if (n->has_price)
-        encode_f64(b, n->price);
-    if (n->has_from)
-        xs_wire_u64(b, (uint64_t)n->avail_from);
-    if (n->has_until)
-        xs_wire_u64(b, (uint64_t)n->avail_until);
-    return b->data ? XS_OK : XS_ERR_NOMEM;
+    xs_name_rec_t rec = {.id = n->id,
+                         .title = n->title,
+                         .family = n->family,
+                         .price = n->price,
+                         .has_price = n->has_price,
+                         .available_from = n->avail_from,
+                         .has_from = n->has_from,
+                         .available_until = n->avail_until,
+                         .has_until = n->has_until};
+    return xs_name_encode(&rec, b);
 }
 
 /* Finds the name record of h; loads it; creates it from `id` when absent and id != NULL. */
