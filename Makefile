@@ -34,10 +34,10 @@ test: build build-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 # libFuzzer targets (clang, ASan+UBSan) run for FUZZ_SECONDS each: the event
-# decoder and the stored-format decoders (tests/fuzz/).
+# decoder, the stored-format decoders and the stage records (tests/fuzz/).
 fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_decode fuzz_stored make_corpus
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_decode fuzz_stored fuzz_records make_corpus
 	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 test-fast: build
@@ -64,7 +64,7 @@ demo-serve: build
 	@KAFKA=$(KAFKA) XSELL_DEMO_KEEP=1 bash deploy/demo.sh
 
 format:
-	@clang-format -i lib/*.c lib/*.h include/xsell/*.h worker/*.c worker/*.h tests/unit/*.c tests/integration/*.c
+	@clang-format -i lib/*/*.c lib/*/*.h include/xsell/*.h worker/*.c worker/*.h tests/*/*.c tests/*/*.h tests/unit/core/*.c
 
 clean:
 	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) .demo

@@ -9,7 +9,7 @@ packages=(
   librdkafka-dev libavro-dev librocksdb-dev libcmocka-dev libxxhash-dev
   libmicrohttpd-dev zlib1g-dev libcurl4-openssl-dev libjansson-dev
   kcat curl unzip python3 python3-confluent-kafka python3-avro
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
   python3-yaml
   prometheus
   openjdk-17-jre-headless maven

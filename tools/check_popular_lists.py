@@ -12,7 +12,7 @@ here, exactly, from the CSV:
     divided by the size of the exact top K (K unless fewer items are
     positively associated with the product).
 
-The invoices are those the dataset reader keeps (lib/dataset.c): rows with a
+The invoices are those the dataset reader keeps (lib/tools/dataset.c): rows with a
 CustomerID, InvoiceNo not starting with 'C', Quantity > 0, StockCode holding
 an ASCII digit and not "C2"; an invoice is the set of its kept StockCodes
 (compared exactly). Products are ranked by invoices holding them, ties by
@@ -41,7 +41,7 @@ def xlogx(x):
 
 
 def llr(k11, k12, k21, k22):
-    """Dunning's G^2 exactly as xs_llr() (lib/sketch.c) computes it."""
+    """Dunning's G^2 exactly as xs_llr() (lib/core/sketch.c) computes it."""
     n = k11 + k12 + k21 + k22
     g = 2.0 * (xlogx(n) - xlogx(k11 + k12) - xlogx(k21 + k22) - xlogx(k11 + k21) -
                xlogx(k12 + k22) + xlogx(k11) + xlogx(k12) + xlogx(k21) + xlogx(k22))

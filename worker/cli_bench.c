@@ -10,7 +10,7 @@
  *                                                      the worker on the development
  *                                                      broker (or on the Kafka cluster
  *                                                      at B), against a passthrough
- *   workload: --events N --users N --items N --seed S (synthetic, lib/synth.c)
+ *   workload: --events N --users N --items N --seed S (synthetic, lib/tools/synth.c)
  *             or --dataset FORMAT FILE... (a real data set, as `xsell eval` reads it)
  *   --config FILE / --set key=value: engine and worker settings (as the worker)
  *

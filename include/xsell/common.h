@@ -64,6 +64,9 @@ xs_err_t xs_buf_printf(xs_buf_t *buf, const char *fmt, ...) __attribute__((forma
 void xs_buf_reset(xs_buf_t *buf); /* len = 0, keeps memory */
 void xs_buf_free(xs_buf_t *buf);  /* releases memory; buf is zeroed */
 
+/* A whole decimal int64 in s (no blanks, no trailing characters). */
+bool xs_parse_i64(const char *s, int64_t *out);
+
 /* A configuration pair passed through to a library (librdkafka, RocksDB). */
 typedef struct xs_kv {
     const char *key;

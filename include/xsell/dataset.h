@@ -106,25 +106,6 @@ xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_pat
                          const xs_dataset_opts_t *opts, xs_dataset_cb cb, void *opaque,
                          xs_dataset_stats_t *stats, char *errstr, size_t errstr_size);
 
-/* The user id of a click or cart event that carries a session_id and no
- * user_id (a shopper not logged in): the session's own profile. An event
- * with both ids keeps both; the engine joins that profile into the user's
- * (xs_engine_process). */
-#define XS_SESSION_USER_PREFIX "session:"
-
-/*
- * One event from a JSON object in the shape of `--format jsonl` (the Avro
- * schemas' field names; "kind": click, cart or item, else inferred; "ts"
- * epoch milliseconds or ISO-8601; no user_id but a session_id: user_id
- * XS_SESSION_USER_PREFIX + session_id): the reader of POST /v1/events too. On
- * success the caller owns *ev (xs_event_clear); on failure *ev is cleared
- * and why says what is wrong (XS_ERR_DECODE) or XS_ERR_NOMEM. Does not run
- * xs_event_validate().
- */
-struct xs_json;
-xs_err_t xs_dataset_event_from_json(const struct xs_json *obj, xs_event_t *ev, char *why,
-                                    size_t why_size);
-
 #ifdef __cplusplus
 }
 #endif

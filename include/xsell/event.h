@@ -187,6 +187,19 @@ typedef struct xs_list {
 void xs_list_init(xs_list_t *list);
 void xs_list_clear(xs_list_t *list); /* frees members, re-inits */
 
+/* The user id of a click or cart event that carries a session_id and no
+ * user_id (a shopper not logged in): the session's own profile. An event
+ * with both ids keeps both; the engine joins that profile into the user's
+ * (xs_engine_process). */
+#define XS_SESSION_USER_PREFIX "session:"
+
+/*
+ * "YYYY-MM-DD[ T]HH:MM[:SS[.fff...]][Z|+HH:MM|-HH:MM|+HHMM]" -> epoch ms in
+ * *ms. Without a zone the time is taken as UTC; fractions finer than a
+ * millisecond are truncated. False when s is not such a time.
+ */
+bool xs_time_parse(const char *s, int64_t *ms);
+
 #ifdef __cplusplus
 }
 #endif

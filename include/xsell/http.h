@@ -1,5 +1,5 @@
 /*
- * xsell — the HTTP endpoint of the worker (libmicrohttpd; lib/http.c is
+ * xsell — the HTTP endpoint of the worker (libmicrohttpd; lib/io/http.c is
  * the only file that includes <microhttpd.h>).
  *
  *   GET /metrics                              Prometheus text format 0.0.4

@@ -1,5 +1,5 @@
 /*
- * xsell — a client of the Confluent Schema Registry REST API (lib/registry.c
+ * xsell — a client of the Confluent Schema Registry REST API (lib/io/registry.c
  * is the only file that includes <curl/curl.h>; libcurl and jansson).
  *
  * Two calls, the ones a Kafka shop's registry answers (Confluent's, and

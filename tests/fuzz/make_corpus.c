@@ -1,7 +1,8 @@
 /*
  * Writes the seed corpora of the fuzz targets:
  *
- *   make_corpus DIR   ->  DIR/fuzz_decode/seed-*  and  DIR/fuzz_stored/seed-*
+ *   make_corpus DIR   ->  DIR/fuzz_decode/seed-*, DIR/fuzz_stored/seed-*  and
+ *                         DIR/fuzz_records/seed-*
  *
  * fuzz_decode seeds: a selector byte (bare framing off / click / cart /
  * item) then a valid message: single-object click, cart and catalog
@@ -9,6 +10,10 @@
  * fuzz_stored seeds: a family byte, a key-length byte, a key, then a
  * value: profiles and item sketches built with the real update functions,
  * a name record, a globals record, meta format and offset records.
+ * fuzz_records seeds: the records that cross a stage boundary, built with
+ * their encoders: pair-delta batches (every kind of entry; empty),
+ * neighbour lists (ids known and not; empty) and catalog entries (every
+ * field, a UTF-8 title; the id alone).
  * tests/fuzz/corpus/ holds the output of this program (small, checked in);
  * `make fuzz` regenerates it into the build directory as well.
  */
@@ -22,6 +27,7 @@
 #include "xsell/event.h"
 #include "xsell/hash.h"
 #include "xsell/profile.h"
+#include "xsell/records.h"
 #include "xsell/sketch.h"
 
 static int seq;
@@ -196,6 +202,91 @@ static int stored_seeds(const char *dir)
     return rc;
 }
 
+static int record_seed(const char *dir, const xs_buf_t *b)
+{
+    return b->len ? write_seed(dir, "fuzz_records", b->data, b->len, NULL, 0) : 1;
+}
+
+static int records_seeds(const char *dir)
+{
+    int rc = 0;
+    xs_buf_t b = {0};
+    uint64_t cam = xs_hash_str("camera"), lens = xs_hash_str("lens"),
+             tripod = xs_hash_str("tripod"), photo = xs_hash_str("photo");
+    /* Pair-delta batches: every kind of entry, and the source alone. */
+    xs_delta_batch_t batch = {0};
+    batch.partition = 3;
+    batch.seq = 42;
+    batch.n_parts = 1;
+    batch.ts = 1704067260000;
+    batch.users_total_delta = 2;
+    batch.users_bought_delta = -1;
+    const xs_delta_t d[] = {
+        {.kind = XS_DELTA_PAIR, .cls = 0, .a = cam, .b = lens, .count = 2, .last_ts = batch.ts},
+        {.kind = XS_DELTA_PAIR, .cls = 1, .a = lens, .b = tripod, .count = 1, .last_ts = 0},
+        {.kind = XS_DELTA_USERS, .cls = 1, .a = cam, .count = 3, .last_ts = batch.ts},
+        {.kind = XS_DELTA_CATEGORY, .a = tripod, .b = photo, .last_ts = batch.ts - 1},
+        {.kind = XS_DELTA_TREND, .a = cam, .weight = 1.5, .last_ts = batch.ts},
+    };
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
+        rc |= xs_delta_batch_add(&batch, &d[i], NULL, 0) != XS_OK;
+    if (batch.n_entries > 1)
+        batch.entries[1].last_ts = batch.ts - 60000;
+    rc |= xs_delta_batch_add_id(&batch, "camera", NULL, 0) != XS_OK;
+    rc |= xs_delta_batch_add_id(&batch, "Stativ \xc3\xbc", NULL, 0) != XS_OK;
+    rc |= xs_delta_batch_encode(&batch, &b, NULL, 0) != XS_OK;
+    rc |= record_seed(dir, &b);
+    xs_delta_batch_clear(&batch);
+    batch.n_parts = 1;
+    xs_buf_reset(&b);
+    rc |= xs_delta_batch_encode(&batch, &b, NULL, 0) != XS_OK;
+    rc |= record_seed(dir, &b);
+    /* Neighbour lists: two classes with ids known and not, and empty. */
+    xs_neighbour_list_t l = {0};
+    l.item = cam;
+    l.id = strdup("camera");
+    l.ts = 1704067260000;
+    l.category = photo;
+    l.cls[0] = (xs_neighbour_class_t){.n_users = 7, .pair_total = 30, .table = 400};
+    l.cls[1] = (xs_neighbour_class_t){.n_users = 20, .pair_total = 90, .table = 2000};
+    rc |= xs_neighbour_list_add(&l, 0, lens, "lens", 3.5f, 4, NULL, 0) != XS_OK;
+    rc |= xs_neighbour_list_add(&l, 0, tripod, NULL, 1.25f, 2, NULL, 0) != XS_OK;
+    rc |= xs_neighbour_list_add(&l, 1, tripod, "tripod", 0.5f, 9, NULL, 0) != XS_OK;
+    xs_buf_reset(&b);
+    rc |= xs_neighbour_list_encode(&l, &b, NULL, 0) != XS_OK;
+    rc |= record_seed(dir, &b);
+    xs_neighbour_list_clear(&l);
+    l.item = lens;
+    xs_buf_reset(&b);
+    rc |= xs_neighbour_list_encode(&l, &b, NULL, 0) != XS_OK;
+    rc |= record_seed(dir, &b);
+    /* Catalog entries: every field; the id alone, deleted. */
+    xs_catalog_entry_t c = {0};
+    c.id = strdup("camera");
+    c.title = strdup("Kamera X100 \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac");
+    c.category = strdup("photo");
+    c.family = strdup("x100");
+    c.ts = 1704067200000;
+    c.in_stock = c.repurchasable = true;
+    c.has_price = c.has_from = c.has_until = true;
+    c.price = 499.0;
+    c.available_from = 1704067200000;
+    c.available_until = 1735689600000;
+    xs_buf_reset(&b);
+    rc |= xs_catalog_entry_encode(&c, &b, NULL, 0) != XS_OK;
+    rc |= record_seed(dir, &b);
+    xs_catalog_entry_clear(&c);
+    c.id = strdup("lens");
+    c.deleted = true;
+    c.ts = 1704067300000;
+    xs_buf_reset(&b);
+    rc |= xs_catalog_entry_encode(&c, &b, NULL, 0) != XS_OK;
+    rc |= record_seed(dir, &b);
+    xs_catalog_entry_clear(&c);
+    xs_buf_free(&b);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     char errstr[256];
@@ -212,7 +303,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "make_corpus: %s\n", errstr);
         return 1;
     }
-    int rc = decode_seeds(argv[1], codec) | stored_seeds(argv[1]);
+    int rc = decode_seeds(argv[1], codec) | stored_seeds(argv[1]) | records_seeds(argv[1]);
     xs_codec_destroy(codec);
     return rc;
 }

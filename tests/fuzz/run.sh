@@ -18,7 +18,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$src/tests/lsan.supp}
 status=0
-for target in fuzz_decode fuzz_stored; do
+for target in fuzz_decode fuzz_stored fuzz_records; do
     work="$build/corpus/$target"
     rm -rf "$work"
     mkdir -p "$work"

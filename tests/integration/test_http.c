@@ -17,7 +17,7 @@
  *     bodies, garbage request lines), after which the server still answers;
  *   - SIGTERM: final checkpoint, exit 0.
  *
- * Against the HTTP server alone (lib/http.c in-process, a service that is
+ * Against the HTTP server alone (lib/io/http.c in-process, a service that is
  * always healthy and ready):
  *   - raw NUL and control bytes anywhere in the request line (method or
  *     target, before or after the '?') are a 400, as %00 is;

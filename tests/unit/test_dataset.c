@@ -5,7 +5,7 @@
  *
  * The real-data figures were computed independently of this code with
  * throwaway Python 3 scripts (csv + gzip modules) that apply the rules
- * documented at the top of lib/dataset.c: e.g. for UCI, iterate the rows of
+ * documented at the top of lib/tools/dataset.c: e.g. for UCI, iterate the rows of
  * csv.reader(gzip.open(...)), skip no CustomerID, then InvoiceNo starting
  * with 'C', then Quantity <= 0 or StockCode without a digit or == "C2";
  * count distinct kept StockCodes (catalog), distinct kept InvoiceNos

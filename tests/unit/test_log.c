@@ -1,5 +1,5 @@
 /*
- * Log lines (lib/log.c): values escaped so logfmt parsers read them, and
+ * Log lines (lib/io/log.c): values escaped so logfmt parsers read them, and
  * log.format = json lines that a JSON parser reads back to the same values.
  * The fields are what callers write with printf: a value in quotes may hold
  * quotes, '=', newlines, invalid UTF-8.

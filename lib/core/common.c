@@ -3,6 +3,8 @@
  */
 #include "xsell/common.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,5 +163,18 @@ bool xs_utf8_valid(const char *str, size_t len)
             return false;
         i += n + 1;
     }
+    return true;
+}
+
+bool xs_parse_i64(const char *s, int64_t *out)
+{
+    if (!*s || isspace((unsigned char)*s))
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
     return true;
 }

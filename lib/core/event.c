@@ -3,6 +3,7 @@
  */
 #include "xsell/event.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,4 +308,92 @@ void xs_list_clear(xs_list_t *list)
     free(list->model_name);
     free(list->model_version);
     xs_list_init(list);
+}
+
+/* ======================================================================
+ * Private: time
+ * ====================================================================== */
+
+static bool is_leap(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int month_days(int64_t y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return days[m - 1] + (m == 2 && is_leap(y));
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 1). */
+static int64_t days_since_epoch(int64_t y, int m, int d)
+{
+    static const int before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+    int64_t p = y - 1; /* leap years in [1, y) minus those in [1, 1970) */
+    int64_t leaps = p / 4 - p / 100 + p / 400 - (1969 / 4 - 1969 / 100 + 1969 / 400);
+    return (y - 1970) * 365 + leaps + before[m - 1] + (m > 2 && is_leap(y)) + (d - 1);
+}
+
+/* Reads exactly n digits at *p. */
+static bool digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+bool xs_time_parse(const char *s, int64_t *ms)
+{
+    const char *p = s;
+    int y, mo, d, h, mi, sec = 0, frac = 0;
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+        !digits(&p, 2, &d) || (*p != ' ' && *p != 'T'))
+        return false;
+    p++;
+    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi))
+        return false;
+    if (*p == ':') {
+        p++;
+        if (!digits(&p, 2, &sec))
+            return false;
+        if (*p == '.') {
+            p++;
+            int n = 0;
+            while (isdigit((unsigned char)*p)) {
+                if (n < 3)
+                    frac = frac * 10 + (*p - '0');
+                n++;
+                p++;
+            }
+            if (n == 0)
+                return false;
+            for (; n < 3; n++)
+                frac *= 10;
+        }
+    }
+    int64_t offset_min = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (!digits(&p, 2, &oh))
+            return false;
+        if (*p == ':')
+            p++;
+        if (!digits(&p, 2, &om) || oh > 23 || om > 59)
+            return false;
+        offset_min = sign * (oh * 60 + om);
+    }
+    if (*p != '\0' || y < 1 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) || h > 23 ||
+        mi > 59 || sec > 60)
+        return false;
+    int64_t secs = days_since_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    *ms = secs * 1000 + frac;
+    return true;
 }

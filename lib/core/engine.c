@@ -23,7 +23,6 @@
 
 #include "hmap.h"
 #include "wire.h"
-#include "xsell/dataset.h"
 #include "xsell/hash.h"
 
 #define TREND_CAP 128
