@@ -53,9 +53,9 @@ typedef struct xs_processor_stats {
 
 /*
  * A processor: a struct of callbacks on self. Every callback runs on the
- * loop's thread under the runtime's lock, except stats (the lock is taken
- * around it). Errors are fatal: the runtime stops without storing offsets
- * past the failure.
+ * loop's thread with the runtime's lock held (queries on other threads see
+ * the processor between two callbacks). Errors are fatal: the runtime stops
+ * without storing offsets past the failure.
  */
 typedef struct xs_processor {
     const char *name;
