@@ -8,8 +8,14 @@
  *                            │
  *                            └──> xs_list_t (CrossSellList)
  *
- * The stages are separate functions with plain data between them (the pair
- * deltas), the seams along which they can later run in different processes.
+ * The stages are separate modules with plain data between them, their
+ * contracts in xsell/stages.h (lib/core/user_stage.c, item_stage.c,
+ * scorer.c): the user stage turns a profile and an event into a profile, a
+ * batch of pair deltas and a context; the item stage turns pair-delta
+ * batches into sketches, pair totals and neighbour lists; the scorer reads a
+ * profile, the neighbour table, the catalog and trending and writes
+ * nothing. The totals are passed explicitly. These are the seams along
+ * which they can later run in different processes.
  *
  * State is read through an optional backend (the RocksDB store in the
  * worker, nothing in `xsell eval`): a cache miss calls backend.get; changes
@@ -44,7 +50,7 @@
  * total, the total twice the pairs counted (meta "globals" version 2); the
  * kmax window samples pairs and marginals alike. The scorer adds to the
  * summed similarities a popularity prior (model.popularity_prior, see
- * score() in lib/engine.c) weighted by how concentrated recent demand is,
+ * lib/core/scorer.c) weighted by how concentrated recent demand is,
  * which the engine measures on its own stream. Lists are stored state that
  * depends only on the input, never on what was queried or when the engine
  * started. An experiment arm that ranks with another similarity, and the

@@ -1,6 +1,16 @@
 /*
- * engine.c — user stage, item stage and scorer over a bounded write-back
- * cache. See include/xsell/engine.h for the design.
+ * engine.c — the composition of the stages (include/xsell/stages.h) over a
+ * bounded write-back cache. See include/xsell/engine.h for the design.
+ *
+ * What is here: the cache of user profiles, item records and names (with
+ * the dirty lists, the snapshot and the LRU trim), the globals (totals and
+ * trending, stored in meta "globals") and the order of the stages for one
+ * event: the event's names, the user stage (lib/core/user_stage.c), the
+ * item stage (lib/core/item_stage.c), the item stage's refresh of the lists
+ * about to be read, the scorer (lib/core/scorer.c), the suppression of a
+ * repeated list. Catalog updates and the read-only queries (recommend,
+ * neighbours) are composed here too. The stages reach records only through
+ * xs_item_access_t and xs_scorer_view_t, implemented below over the cache.
  *
  * Co-occurrence counting (Schelter et al., "Scalable similarity-based
  * neighborhood methods with MapReduce" and the incremental variant): when a
@@ -17,6 +27,7 @@
 #include "xsell/engine.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +35,10 @@
 #include "hmap.h"
 #include "wire.h"
 #include "xsell/hash.h"
+#include "xsell/stages.h"
 
-#define TREND_CAP 128
 #define NOSESS_SLOTS 4096 /* sessions known to have no profile (direct-mapped) */
 #define META_VERSION 2
-#define W_VIEW 1.0f
-#define W_CART 3.0f
-#define W_PURCHASE 5.0f
 
 typedef struct cached_user {
     uint64_t user;
@@ -69,65 +77,10 @@ typedef struct dirty_vec {
 
 enum { DIRTY_USERS, DIRTY_ITEMS, DIRTY_NAMES };
 
-typedef struct trend_entry {
-    uint64_t item;
-    double weight; /* relative to trend_ref */
-} trend_entry_t;
-
-typedef struct pair_delta {
-    uint64_t a, b; /* b == 0: a count delta for item a */
-    uint8_t cls;
-} pair_delta_t;
-
-typedef struct candidate {
-    uint64_t item;
-    double score;
-    double bv;    /* bought-together minus viewed-together contributions */
-    double prior; /* the popularity prior's part of score */
-    double final; /* score after the category boost (rules passed) */
-    const cached_item_t *st;
-    uint64_t family; /* looked up with the rules */
-    float because_w[XS_BECAUSE_MAX];
-    uint8_t because[XS_BECAUSE_MAX]; /* context positions, n_because used */
-    uint8_t n_because;
-} candidate_t;
-
-/* A candidate's raw score and item, and its position, for the selection. */
-typedef struct heap_ent {
-    double score;
-    uint64_t item;
-    uint32_t pos;
-} heap_ent_t;
-
-typedef struct sim {
-    uint64_t item;
-    double sim;
-} sim_t;
-
-typedef struct ctx_item {
-    uint64_t item;
-    double w;
-    bool bought; /* only a past purchase: the rebuy rule decides, not the context rule */
-} ctx_item_t;
-
-/* Query-time rules as hashes (xs_rules_t compiled by xs_engine_recommend_ex). */
-typedef struct rules_c {
-    uint64_t excl[XS_RULES_MAX], cat[XS_RULES_MAX], xcat[XS_RULES_MAX];
-    uint64_t bitem[XS_RULES_MAX], bcat[XS_RULES_MAX];
-    int n_excl, n_cat, n_xcat, n_bitem, n_bcat;
-    bool has_max_price;
-    double max_price;
-    double boost;
-} rules_c_t;
-
 struct xs_engine {
     xs_params_t params;
     xs_experiment_t experiment;
     bool exact_pairs;
-    xs_ss_entry_t *exact_scratch;
-    size_t cap_exact_scratch;
-    sim_t *sims; /* scorer scratch: one context item's similarities */
-    size_t cap_sims;
     xs_backend_t backend;
     bool has_backend;
     size_t cache_budget;
@@ -155,28 +108,15 @@ struct xs_engine {
     void *snap_opaque;
     xs_buf_t snap_buf;
 
-    /* globals (meta "globals") */
-    uint64_t users_total, users_bought;
-    uint64_t pairs_total[XS_CLASS__COUNT]; /* pairs counted per class, both directions once */
-    trend_entry_t trend[TREND_CAP];
-    int n_trend;
-    int trend_order[TREND_CAP]; /* indexes by weight, descending; kept between lists */
-    int n_trend_order;
-    int64_t trend_ref;
-    bool meta_dirty;
+    /* globals (meta "globals"), passed to the stages that read or write them */
+    xs_totals_t totals;
+    xs_trending_t trending;
 
-    /* scratch */
-    pair_delta_t *deltas;
-    size_t n_deltas, cap_deltas;
-    candidate_t *cands;
-    size_t n_cands, cap_cands;
-    /* candidate index: open addressing over positions in cands, valid where
-     * cand_gen equals gen (so starting a list clears nothing) */
-    uint32_t *cand_pos, *cand_gen;
-    size_t cand_slots;
-    uint32_t gen;
-    heap_ent_t *heap; /* selection scratch, cap_cands each */
-    uint32_t *fin;
+    /* the stages (their own scratch) and how they reach the cache */
+    xs_user_stage_t *user_stage;
+    xs_item_stage_t *item_stage;
+    xs_scorer_t *scorer;
+    xs_scorer_view_t view;
     xs_buf_t val;
 
     /* Map keys of session users known to have no profile, so an event with
@@ -187,9 +127,7 @@ struct xs_engine {
     xs_engine_stats_t st;
     int64_t rebuy_ms;          /* the longest rebuy window of the base and every arm */
     xs_add_outcome_t outcome;  /* of the last xs_engine_process() */
-    const rules_c_t *rules;    /* query-time rules of the list being scored, or NULL */
     int64_t clock;             /* the latest event time processed (in memory) */
-    int64_t list_time;         /* the time the catalog's availability windows are judged at */
 };
 
 static void free_item(cached_item_t *c)
@@ -313,16 +251,16 @@ static xs_err_t encode_meta(const xs_engine_t *e, xs_buf_t *b)
 {
     xs_buf_append_u8(b, 'M');
     xs_buf_append_u8(b, META_VERSION);
-    xs_wire_varint(b, e->users_total);
-    xs_wire_varint(b, e->users_bought);
-    xs_wire_u64(b, (uint64_t)e->trend_ref);
-    xs_wire_varint(b, (uint64_t)e->n_trend);
-    for (int i = 0; i < e->n_trend; i++) {
-        xs_wire_u64(b, e->trend[i].item);
-        encode_f64(b, e->trend[i].weight);
+    xs_wire_varint(b, e->totals.users_total);
+    xs_wire_varint(b, e->totals.users_bought);
+    xs_wire_u64(b, (uint64_t)e->trending.ref);
+    xs_wire_varint(b, (uint64_t)e->trending.n);
+    for (int i = 0; i < e->trending.n; i++) {
+        xs_wire_u64(b, e->trending.v[i].item);
+        encode_f64(b, e->trending.v[i].weight);
     }
     for (int c = 0; c < XS_CLASS__COUNT; c++)
-        xs_wire_varint(b, e->pairs_total[c]);
+        xs_wire_varint(b, e->totals.pairs_total[c]);
     return b->data ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -347,56 +285,24 @@ static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *
         return XS_ERR_VERSION;
     }
     r.p += 2;
-    e->users_total = xs_wire_get_varint(&r);
-    e->users_bought = xs_wire_get_varint(&r);
-    e->trend_ref = (int64_t)xs_wire_get_u64(&r);
+    e->totals.users_total = xs_wire_get_varint(&r);
+    e->totals.users_bought = xs_wire_get_varint(&r);
+    e->trending.ref = (int64_t)xs_wire_get_u64(&r);
     uint64_t n = xs_wire_get_varint(&r);
-    if (n > TREND_CAP)
+    if (n > XS_TREND_CAP)
         r.bad = true;
     for (uint64_t i = 0; i < n && !r.bad; i++) {
-        e->trend[i].item = xs_wire_get_u64(&r);
-        e->trend[i].weight = decode_f64(&r);
+        e->trending.v[i].item = xs_wire_get_u64(&r);
+        e->trending.v[i].weight = decode_f64(&r);
     }
     for (int c = 0; c < XS_CLASS__COUNT; c++)
-        e->pairs_total[c] = xs_wire_get_varint(&r);
-    e->n_trend = r.bad ? 0 : (int)n;
-    e->n_trend_order = 0;
+        e->totals.pairs_total[c] = xs_wire_get_varint(&r);
+    e->trending.n = r.bad ? 0 : (int)n;
     if (r.bad || r.p != r.end) {
         xs_errstr_set(errstr, errstr_size, "meta/globals: corrupt value");
         return XS_ERR_DECODE;
     }
     return XS_OK;
-}
-
-/* Decayed SpaceSaving over bought items: weights grow as 2^(t/h) instead of
- * old weights shrinking, rescaled when they get large. */
-static void trend_add(xs_engine_t *e, uint64_t item, int64_t now)
-{
-    const double h = 7 * 24 * 3600e3; /* one-week half-life */
-    if (e->n_trend == 0 && e->trend_ref == 0)
-        e->trend_ref = now;
-    double w = exp2((double)(now - e->trend_ref) / h);
-    if (w > 1e12 || w < 1e-12) {
-        for (int i = 0; i < e->n_trend; i++)
-            e->trend[i].weight /= w;
-        e->trend_ref = now;
-        w = 1.0;
-    }
-    int min = -1;
-    for (int i = 0; i < e->n_trend; i++) {
-        if (e->trend[i].item == item) {
-            e->trend[i].weight += w;
-            e->meta_dirty = true;
-            return;
-        }
-        if (min < 0 || e->trend[i].weight <= e->trend[min].weight)
-            min = i;
-    }
-    if (e->n_trend < TREND_CAP)
-        e->trend[e->n_trend++] = (trend_entry_t){item, w};
-    else
-        e->trend[min] = (trend_entry_t){item, e->trend[min].weight + w};
-    e->meta_dirty = true;
 }
 
 /* ---- cache ------------------------------------------------------------------------ */
@@ -717,6 +623,93 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
     return XS_OK;
 }
 
+static xs_err_t set_str(char **dst, const char *s)
+{
+    *dst = xs_strdup(s ? s : "");
+    return *dst ? XS_OK : XS_ERR_NOMEM;
+}
+
+static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, size_t errstr_size)
+{
+    cached_name_t *n = NULL;
+    xs_err_t err = get_name(e, h, NULL, &n, errstr, errstr_size);
+    if (err)
+        return err;
+    if (n)
+        return set_str(dst, n->id);
+    char hex[24];
+    snprintf(hex, sizeof(hex), "#%016llx", (unsigned long long)h);
+    return set_str(dst, hex);
+}
+
+/* ---- the stages' access to the cache --------------------------------------------------- */
+
+static cached_item_t *item_of(const xs_item_t *it)
+{
+    return (cached_item_t *)((char *)it - offsetof(cached_item_t, st));
+}
+
+static xs_err_t acc_get(void *opaque, uint64_t item, bool create, xs_item_t **it,
+                        xs_hmap_t **exact, char *errstr, size_t errstr_size)
+{
+    cached_item_t *c = NULL;
+    xs_err_t err = get_item(opaque, item, create, &c, errstr, errstr_size);
+    *it = c ? &c->st : NULL;
+    if (exact)
+        *exact = c ? c->exact : NULL;
+    return err;
+}
+
+static void acc_changed(void *opaque, xs_item_t *it)
+{
+    item_dirty(opaque, item_of(it));
+}
+
+static xs_err_t view_item(void *opaque, uint64_t item, const xs_item_t **it, char *errstr,
+                          size_t errstr_size)
+{
+    cached_item_t *c = NULL;
+    xs_err_t err = get_item(opaque, item, false, &c, errstr, errstr_size);
+    *it = c ? &c->st : NULL;
+    return err;
+}
+
+static int view_entries(void *opaque, const xs_item_t *it, xs_class_t cls)
+{
+    xs_engine_t *e = opaque;
+    return e->exact_pairs ? (int)item_of(it)->exact[cls].len : it->n_pairs[cls];
+}
+
+static xs_err_t view_rank(void *opaque, const xs_item_t *it, xs_class_t cls, const xs_params_t *P,
+                          const xs_scored_t **out, int *n, char *errstr, size_t errstr_size)
+{
+    xs_engine_t *e = opaque;
+    return xs_item_stage_rank(e->item_stage, it, item_of(it)->exact, cls, P, &e->totals, out, n,
+                              errstr, errstr_size);
+}
+
+static xs_err_t view_catalog(void *opaque, uint64_t h, xs_scorer_catalog_t *out, char *errstr,
+                             size_t errstr_size)
+{
+    cached_name_t *n = NULL;
+    xs_err_t err = get_name(opaque, h, NULL, &n, errstr, errstr_size);
+    if (err || !n) {
+        memset(out, 0, sizeof(*out));
+        return err;
+    }
+    *out = (xs_scorer_catalog_t){.found = true,
+                                .id = n->id,
+                                .title = n->title,
+                                .family = n->family,
+                                .price = n->price,
+                                .has_price = n->has_price,
+                                .avail_from = n->avail_from,
+                                .avail_until = n->avail_until,
+                                .has_from = n->has_from,
+                                .has_until = n->has_until};
+    return XS_OK;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
 xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t errstr_size)
@@ -765,6 +758,16 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         return NULL;
     }
     e->rebuy_ms = (int64_t)ceil(rebuy_days * 86400e3);
+    const xs_item_access_t acc = {e, acc_get, acc_changed};
+    e->view = (xs_scorer_view_t){e, view_item, view_entries, view_rank, view_catalog};
+    e->user_stage = xs_user_stage_new(&e->params, e->rebuy_ms);
+    e->item_stage = xs_item_stage_new(&e->params, e->exact_pairs, &acc);
+    e->scorer = xs_scorer_new();
+    if (!e->user_stage || !e->item_stage || !e->scorer) {
+        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_engine_destroy(e);
+        return NULL;
+    }
     bool found = false;
     static const char gk[] = "globals";
     if (backend_get(e, XS_CF_META, gk, sizeof(gk) - 1, &found, errstr, errstr_size) != XS_OK ||
@@ -808,14 +811,9 @@ void xs_engine_destroy(xs_engine_t *e)
         free(e->snap[m].v);
     }
     xs_buf_free(&e->snap_buf);
-    free(e->deltas);
-    free(e->cands);
-    free(e->cand_pos);
-    free(e->cand_gen);
-    free(e->heap);
-    free(e->fin);
-    free(e->exact_scratch);
-    free(e->sims);
+    xs_user_stage_destroy(e->user_stage);
+    xs_item_stage_destroy(e->item_stage);
+    xs_scorer_destroy(e->scorer);
     xs_buf_free(&e->val);
     free(e->model_name);
     free(e->model_version);
@@ -839,962 +837,12 @@ void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st)
                       xs_hmap_bytes(&e->names);
     st->users_cached = e->users.len;
     st->items_cached = e->items.len;
-    st->users_total = e->users_total;
-    st->users_bought = e->users_bought;
+    st->users_total = e->totals.users_total;
+    st->users_bought = e->totals.users_bought;
     /* unknown after a failed allocation: over any bound, so a checkpoint comes */
     st->dirty_bytes = e->dirty_walk ? SIZE_MAX
                                     : e->dirty[DIRTY_USERS].n * sizeof(cached_user_t) +
                                           e->dirty[DIRTY_ITEMS].n * sizeof(cached_item_t);
-}
-
-/* ---- user stage ---------------------------------------------------------------------- */
-
-static xs_err_t push_delta(xs_engine_t *e, uint64_t a, uint64_t b, xs_class_t cls)
-{
-    if (e->n_deltas == e->cap_deltas) {
-        size_t cap = e->cap_deltas ? e->cap_deltas * 2 : 256;
-        pair_delta_t *d = realloc(e->deltas, cap * sizeof(*d));
-        if (!d)
-            return XS_ERR_NOMEM;
-        e->deltas = d;
-        e->cap_deltas = cap;
-    }
-    e->deltas[e->n_deltas++] = (pair_delta_t){a, b, (uint8_t)cls};
-    return XS_OK;
-}
-
-/*
- * Applies one item interaction to the profile and emits pair deltas: the
- * window is computed before the touch, so j pairs with what came before it.
- */
-static xs_err_t user_touch(xs_engine_t *e, xs_profile_t *p, uint64_t j, xs_signal_t sig,
-                           float weight, int64_t now)
-{
-    const xs_params_t *P = &e->params;
-    double hl = P->half_life_hours * 3600e3;
-    int found = xs_profile_find(p, j);
-    xs_signal_t before = found < 0 ? XS_SIG_NONE : (xs_signal_t)p->items[found].signal;
-    bool pairs = before == XS_SIG_NONE || (before < XS_SIG_CART && sig >= XS_SIG_CART);
-    /* The window (only when pairs are due): the kmax most recent other items
-     * within the time window, most recent first (ties: smaller item first). */
-    struct win_ent {
-        int64_t ts;
-        uint64_t item;
-        uint8_t sig;
-    } win[XS_PROFILE_MAX_ITEMS];
-    int n_win = 0;
-    if (pairs) {
-        int64_t horizon = now - (int64_t)(P->window_hours * 3600e3);
-        for (int i = 0; i < p->n_items; i++) {
-            const xs_profile_item_t *it = &p->items[i];
-            if (it->item == j || it->ts < horizon)
-                continue;
-            struct win_ent x = {it->ts, it->item, it->signal};
-            int k = n_win++;
-            for (; k > 0 && (x.ts > win[k - 1].ts ||
-                             (x.ts == win[k - 1].ts && x.item < win[k - 1].item));
-                 k--)
-                win[k] = win[k - 1];
-            win[k] = x;
-        }
-    }
-    if (n_win > P->kmax)
-        n_win = P->kmax;
-    uint64_t w_items[XS_PROFILE_MAX_ITEMS];
-    uint8_t w_sig[XS_PROFILE_MAX_ITEMS];
-    for (int i = 0; i < n_win; i++) {
-        w_items[i] = win[i].item;
-        w_sig[i] = win[i].sig;
-    }
-    bool was_bought_user = p->flags & XS_PROFILE_F_BOUGHT;
-    xs_signal_t prev = xs_profile_touch(p, j, sig, weight, now, hl, e->rebuy_ms);
-    xs_err_t err = XS_OK;
-    if (prev == XS_SIG_NONE) {
-        err = push_delta(e, j, 0, XS_CLASS_VIEWED);
-        for (int i = 0; i < n_win && !err; i++)
-            err = push_delta(e, w_items[i], j, XS_CLASS_VIEWED);
-    }
-    if (!err && prev < XS_SIG_CART && sig >= XS_SIG_CART) {
-        err = push_delta(e, j, 0, XS_CLASS_BOUGHT);
-        for (int i = 0; i < n_win && !err; i++)
-            if (w_sig[i] >= XS_SIG_CART)
-                err = push_delta(e, w_items[i], j, XS_CLASS_BOUGHT);
-        if (!was_bought_user) {
-            e->users_bought++;
-            e->meta_dirty = true;
-        }
-    }
-    return err;
-}
-
-/* ---- item stage ------------------------------------------------------------------------ */
-
-static xs_err_t exact_add(xs_hmap_t *m, uint64_t other)
-{
-    uintptr_t c = (uintptr_t)xs_hmap_get(m, other);
-    return xs_hmap_put(m, other, (void *)(c + 1));
-}
-
-/* The co-occurrence entries of an item and class: the sketch, or in reference
- * mode the exact counts copied into scratch (err = 0). */
-static const xs_ss_entry_t *pairs_of(xs_engine_t *e, const cached_item_t *ci, int cls, int *n)
-{
-    if (!e->exact_pairs) {
-        *n = ci->st.n_pairs[cls];
-        return xs_item_pairs_const(&ci->st, (xs_class_t)cls);
-    }
-    const xs_hmap_t *m = &ci->exact[cls];
-    if (m->len > e->cap_exact_scratch) {
-        xs_ss_entry_t *s = realloc(e->exact_scratch, m->len * sizeof(*s));
-        if (!s) {
-            *n = 0;
-            return NULL;
-        }
-        e->exact_scratch = s;
-        e->cap_exact_scratch = m->len;
-    }
-    int k = 0;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->ents[i].key)
-            e->exact_scratch[k++] = (xs_ss_entry_t){m->ents[i].key, (uint32_t)(uintptr_t)m->ents[i].val, 0};
-    *n = k;
-    return e->exact_scratch;
-}
-
-/* The pair table's total for a class: every pair counted in both items. */
-static double pair_n(const xs_engine_t *e, int cls)
-{
-    return 2.0 * (double)e->pairs_total[cls];
-}
-
-/*
- * The count a neighbour of an item needs: model.min_support, or, when that
- * is 0 (the default), a threshold from the item's own statistics: 2 for an
- * item with few partners that recur (fewer than SUPPORT_FEW_PARTNERS, and at
- * least twice as many pairs as partners: a small catalogue's item, where a
- * single co-occurrence is noise beside the repeated ones), 1 otherwise (a
- * long tail of partners, where single co-occurrences are the evidence: a
- * sparse catalogue's items, and the partners beyond a best seller's
- * strongest). Measured in docs/EVALUATION.md: on the five shared data sets
- * within 0.1 % of 1 everywhere, while 2 everywhere loses a third of the hits
- * on RetailRocket; in a small catalogue it keeps an item bought once with a
- * camera below the tripod bought with it four times.
- */
-#define SUPPORT_FEW_PARTNERS 32
-static uint32_t support_min(const xs_params_t *P, uint64_t pairs, int partners)
-{
-    if (P->min_support > 0)
-        return (uint32_t)P->min_support;
-    return partners > 0 && partners < SUPPORT_FEW_PARTNERS && pairs >= 2 * (uint64_t)partners
-               ? 2
-               : 1;
-}
-
-/* Similarity of a sketch entry of item i (n_i pairs) with n_j, n_all. */
-static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entry_t *en,
-                        double n_i, double n_j, double n_all)
-{
-    uint32_t cnt = en->count - en->err; /* guaranteed lower bound */
-    if (cnt < min_sup)
-        return 0;
-    return xs_similarity(P->similarity, cnt, n_i, n_j, n_all, P->llr_min);
-}
-
-/* Re-ranks the entry at idx of it's list after a co-occurrence with j. */
-static void top_update(const xs_engine_t *e, xs_item_t *it, xs_class_t cls, int idx, double n_j,
-                       double n_all)
-{
-    const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[idx];
-    uint64_t n_i = xs_item_pair_total(it, cls);
-    xs_item_top_set(it, cls, idx,
-                    entry_sim(&e->params, support_min(&e->params, n_i, it->n_pairs[cls]), en,
-                              (double)n_i, n_j, n_all));
-}
-
-/* Similarity of a sketch entry of it (of `partners` entries) with the
- * neighbour's current pair total (the entry's count when the neighbour is
- * unknown). */
-static xs_err_t current_sim(xs_engine_t *e, const xs_params_t *P, const xs_item_t *it,
-                            xs_class_t cls, int partners, const xs_ss_entry_t *en, double n_all,
-                            double *sim, char *errstr, size_t errstr_size)
-{
-    cached_item_t *cj = NULL;
-    xs_err_t err = get_item(e, en->item, false, &cj, errstr, errstr_size);
-    if (err)
-        return err;
-    double n_j = cj ? (double)xs_item_pair_total(&cj->st, cls) : en->count - en->err;
-    uint64_t n_i = xs_item_pair_total(it, cls);
-    *sim = entry_sim(P, support_min(P, n_i, partners), en, (double)n_i, n_j, n_all);
-    return XS_OK;
-}
-
-/* Re-scores the sketch entry at the item's sweep cursor (other than `skip`,
- * just scored) with its neighbour's current count, and advances the cursor. */
-static xs_err_t sweep_one(xs_engine_t *e, xs_item_t *it, xs_class_t cls, int skip, double n_all,
-                          char *errstr, size_t errstr_size)
-{
-    int n = it->n_pairs[cls], pos = it->sweep[cls];
-    if (pos >= n)
-        pos = 0;
-    if (pos == skip && ++pos >= n)
-        pos = 0;
-    it->sweep[cls] = (uint8_t)(pos + 1 < n ? pos + 1 : 0);
-    if (pos == skip)
-        return XS_OK;
-    const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[pos];
-    double sim = 0;
-    xs_err_t err =
-        current_sim(e, &e->params, it, cls, n, en, n_all, &sim, errstr, errstr_size);
-    if (!err)
-        xs_item_top_set(it, cls, pos, sim);
-    return err;
-}
-
-/* Lists ranked whole last with fewer than half the users of now (or never). */
-static bool lists_stale(const xs_engine_t *e, const cached_item_t *c)
-{
-    return e->pairs_total[0] + e->pairs_total[1] > 2 * c->st.scored_at;
-}
-
-/*
- * Ranks an item's lists anew from its whole sketch and the current counts of
- * its neighbours (sketch.h, "Neighbour lists").
- */
-static xs_err_t rescore_all(xs_engine_t *e, cached_item_t *c, char *errstr, size_t errstr_size)
-{
-    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-        const xs_ss_entry_t *en = xs_item_pairs_const(&c->st, (xs_class_t)cls);
-        double n_all = pair_n(e, cls);
-        xs_item_top_clear(&c->st, (xs_class_t)cls);
-        for (int k = 0; k < c->st.n_pairs[cls]; k++) {
-            double sim = 0;
-            xs_err_t err = current_sim(e, &e->params, &c->st, (xs_class_t)cls,
-                                       c->st.n_pairs[cls], &en[k], n_all, &sim, errstr,
-                                       errstr_size);
-            if (err)
-                return err;
-            xs_item_top_set(&c->st, (xs_class_t)cls, k, sim);
-        }
-    }
-    c->st.scored_at = e->pairs_total[0] + e->pairs_total[1];
-    item_dirty(e, c);
-    return XS_OK;
-}
-
-static xs_err_t item_stage(xs_engine_t *e, char *errstr, size_t errstr_size)
-{
-    xs_err_t err = XS_OK;
-    for (size_t k = 0; k < e->n_deltas && !err; k++) {
-        const pair_delta_t *d = &e->deltas[k];
-        cached_item_t *a = NULL, *b = NULL;
-        if ((err = get_item(e, d->a, true, &a, errstr, errstr_size)) != XS_OK)
-            break;
-        if (!d->b) {
-            if (a->st.n_users[d->cls] < UINT32_MAX)
-                a->st.n_users[d->cls]++;
-            item_dirty(e, a);
-            continue;
-        }
-        if ((err = get_item(e, d->b, true, &b, errstr, errstr_size)) != XS_OK)
-            break;
-        if (e->exact_pairs) {
-            if ((err = exact_add(&a->exact[d->cls], d->b)) ||
-                (err = exact_add(&b->exact[d->cls], d->a)))
-                break;
-            a->st.pair_total[d->cls]++; /* the same marginals, exactly */
-            b->st.pair_total[d->cls]++;
-            e->pairs_total[d->cls]++;
-            e->meta_dirty = true;
-        } else {
-            xs_class_t cls = (xs_class_t)d->cls;
-            if ((lists_stale(e, a) && (err = rescore_all(e, a, errstr, errstr_size))) ||
-                (lists_stale(e, b) && (err = rescore_all(e, b, errstr, errstr_size))))
-                break;
-            int ia = xs_item_add_pair(&a->st, cls, d->b);
-            int ib = xs_item_add_pair(&b->st, cls, d->a);
-            e->pairs_total[cls]++;
-            e->meta_dirty = true;
-            double n_all = pair_n(e, cls);
-            if (ia >= 0)
-                top_update(e, &a->st, cls, ia, (double)xs_item_pair_total(&b->st, cls), n_all);
-            if (ib >= 0)
-                top_update(e, &b->st, cls, ib, (double)xs_item_pair_total(&a->st, cls), n_all);
-            if ((err = sweep_one(e, &a->st, cls, ia, n_all, errstr, errstr_size)) ||
-                (err = sweep_one(e, &b->st, cls, ib, n_all, errstr, errstr_size)))
-                break;
-        }
-        item_dirty(e, a);
-        item_dirty(e, b);
-        e->st.pair_updates++;
-    }
-    e->n_deltas = 0;
-    return err;
-}
-
-/* ---- scorer ---------------------------------------------------------------------------- */
-
-static void ctx_add_kind(ctx_item_t *ctx, int *n, int cap, uint64_t item, double w, bool bought)
-{
-    for (int i = 0; i < *n; i++) {
-        if (ctx[i].item == item) {
-            if (w > ctx[i].w)
-                ctx[i].w = w;
-            ctx[i].bought &= bought;
-            return;
-        }
-    }
-    if (*n < cap)
-        ctx[(*n)++] = (ctx_item_t){item, w, bought};
-}
-
-static void ctx_add(ctx_item_t *ctx, int *n, int cap, uint64_t item, double w)
-{
-    ctx_add_kind(ctx, n, cap, item, w, false);
-}
-
-static int cmp_ctx(const void *a, const void *b)
-{
-    const ctx_item_t *x = a, *y = b;
-    if (x->w != y->w)
-        return x->w > y->w ? -1 : 1;
-    return x->item < y->item ? -1 : x->item > y->item;
-}
-
-/* Makes room for n candidates: the array, the selection scratch and an
- * index of at least 2n slots; starts a new generation of the index. */
-static xs_err_t cand_begin(xs_engine_t *e, size_t n)
-{
-    if (n > e->cap_cands) {
-        size_t cap = e->cap_cands ? e->cap_cands : 256;
-        while (cap < n)
-            cap *= 2;
-        candidate_t *c = realloc(e->cands, cap * sizeof(*c));
-        if (c)
-            e->cands = c;
-        heap_ent_t *h = realloc(e->heap, cap * sizeof(*h));
-        if (h)
-            e->heap = h;
-        uint32_t *f = realloc(e->fin, cap * sizeof(*f));
-        if (f)
-            e->fin = f;
-        if (!c || !h || !f)
-            return XS_ERR_NOMEM;
-        e->cap_cands = cap;
-    }
-    if (e->cand_slots < 2 * e->cap_cands) {
-        size_t slots = 2 * e->cap_cands;
-        uint32_t *pos = malloc(slots * sizeof(*pos)), *gen = calloc(slots, sizeof(*gen));
-        if (!pos || !gen) {
-            free(pos);
-            free(gen);
-            return XS_ERR_NOMEM;
-        }
-        free(e->cand_pos);
-        free(e->cand_gen);
-        e->cand_pos = pos;
-        e->cand_gen = gen;
-        e->cand_slots = slots;
-        e->gen = 0;
-    }
-    if (++e->gen == 0) { /* wrapped: forget every slot */
-        memset(e->cand_gen, 0, e->cand_slots * sizeof(*e->cand_gen));
-        e->gen = 1;
-    }
-    e->n_cands = 0;
-    return XS_OK;
-}
-
-/* The candidate of item, added when new (cand_begin reserved the room). */
-static candidate_t *cand_get(xs_engine_t *e, uint64_t item)
-{
-    size_t mask = e->cand_slots - 1;
-    for (size_t i = (size_t)((item * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & mask;;
-         i = (i + 1) & mask) {
-        if (e->cand_gen[i] != e->gen) {
-            candidate_t *c = &e->cands[e->n_cands];
-            c->item = item;
-            c->score = c->bv = c->prior = 0;
-            c->family = 0;
-            c->n_because = 0;
-            e->cand_gen[i] = e->gen;
-            e->cand_pos[i] = (uint32_t)e->n_cands++;
-            return c;
-        }
-        candidate_t *c = &e->cands[e->cand_pos[i]];
-        if (c->item == item)
-            return c;
-    }
-}
-
-/* The trending entries by weight, descending: the previous order, extended
- * by new entries, then insertion-sorted: nearly sorted already, so this is
- * about linear. The order is total (items are distinct), so the result does
- * not depend on the start. */
-static const int *trend_sort(xs_engine_t *e)
-{
-    int *order = e->trend_order;
-    for (int i = e->n_trend_order; i < e->n_trend; i++)
-        order[i] = i;
-    e->n_trend_order = e->n_trend;
-    for (int i = 1; i < e->n_trend; i++)
-        for (int k = i; k > 0; k--) {
-            const trend_entry_t *a = &e->trend[order[k]], *b = &e->trend[order[k - 1]];
-            if (a->weight > b->weight || (a->weight == b->weight && a->item < b->item)) {
-                int t = order[k];
-                order[k] = order[k - 1];
-                order[k - 1] = t;
-            } else {
-                break;
-            }
-        }
-    return order;
-}
-
-/* a ranks before b by final score (ties: smaller item). */
-static bool final_before(const candidate_t *a, const candidate_t *b)
-{
-    return a->final > b->final || (a->final == b->final && a->item < b->item);
-}
-
-static bool heap_before(const heap_ent_t *a, const heap_ent_t *b)
-{
-    return a->score > b->score || (a->score == b->score && a->item < b->item);
-}
-
-
-/* Keeps the XS_BECAUSE_MAX context items that contributed most (unordered;
- * because_sort orders them for output). ctx is a position in the context. */
-static void because_add(candidate_t *c, int ctx, float w)
-{
-    int low = 0;
-    for (int i = 0; i < c->n_because; i++) {
-        if (c->because[i] == ctx) {
-            c->because_w[i] += w;
-            return;
-        }
-        if (c->because_w[i] < c->because_w[low])
-            low = i;
-    }
-    if (c->n_because < XS_BECAUSE_MAX) {
-        c->because[c->n_because] = (uint8_t)ctx;
-        c->because_w[c->n_because++] = w;
-    } else if (w > c->because_w[low]) {
-        c->because[low] = (uint8_t)ctx;
-        c->because_w[low] = w;
-    }
-}
-
-/* Orders the because entries by contribution, descending (ties: context order). */
-static void because_sort(candidate_t *c)
-{
-    for (int i = 1; i < c->n_because; i++)
-        for (int k = i; k > 0; k--) {
-            bool before = c->because_w[k] > c->because_w[k - 1] ||
-                          (c->because_w[k] == c->because_w[k - 1] &&
-                           c->because[k] < c->because[k - 1]);
-            if (!before)
-                break;
-            uint8_t t = c->because[k];
-            c->because[k] = c->because[k - 1];
-            c->because[k - 1] = t;
-            float tw = c->because_w[k];
-            c->because_w[k] = c->because_w[k - 1];
-            c->because_w[k - 1] = tw;
-        }
-}
-
-/* Adds the contribution of context position ctx to the candidate `item`. */
-static inline void cand_add(xs_engine_t *e, uint64_t item, double contrib, int cls, int ctx)
-{
-    candidate_t *cd = cand_get(e, item);
-    cd->score += contrib;
-    cd->bv += cls == XS_CLASS_BOUGHT ? contrib : -contrib;
-    if (cd->n_because && cd->because[cd->n_because - 1] == ctx) /* its other class */
-        cd->because_w[cd->n_because - 1] += (float)contrib;
-    else
-        because_add(cd, ctx, (float)contrib);
-}
-
-
-/* True when the rules let `item` appear for this user: in stock, not
- * deleted, not a context item (but a past purchase, left to the rebuy rule),
- * not in the cart (lines or overflow filter), not bought within rebuy_days
- * (items or rebuy filter) unless repurchasable. */
-static bool allowed(const xs_params_t *P, const xs_profile_t *p, const ctx_item_t *ctx, int n_ctx,
-                    uint64_t item, const cached_item_t *st, int64_t now)
-{
-    if (st && (st->st.flags & (XS_ITEM_F_OUT_OF_STOCK | XS_ITEM_F_DELETED)))
-        return false;
-    for (int i = 0; i < n_ctx; i++)
-        if (ctx[i].item == item && !ctx[i].bought)
-            return false;
-    if (!p)
-        return true;
-    if (xs_profile_in_cart(p, item))
-        return false;
-    if (!(st && (st->st.flags & XS_ITEM_F_REPURCHASABLE)) &&
-        xs_profile_bought_within(p, item, now, (int64_t)ceil(P->rebuy_days * 86400e3)))
-        return false;
-    return true;
-}
-
-/* The item's product family (ItemUpdate.family hash), 0 when none is known. */
-static xs_err_t family_of(xs_engine_t *e, uint64_t item, uint64_t *fam, char *errstr,
-                          size_t errstr_size)
-{
-    cached_name_t *n = NULL;
-    xs_err_t err = get_name(e, item, NULL, &n, errstr, errstr_size);
-    *fam = n ? n->family : 0;
-    return err;
-}
-
-static bool family_in(const uint64_t *fams, int n, uint64_t fam)
-{
-    for (int k = 0; fam && k < n; k++)
-        if (fams[k] == fam)
-            return true;
-    return false;
-}
-
-/* Whether the n picks (families fams) hold family_cap items of fam already. */
-static bool family_full(const xs_params_t *P, const uint64_t *fams, int n, uint64_t fam)
-{
-    if (!fam || P->family_cap <= 0)
-        return false;
-    int same = 0;
-    for (int k = 0; k < n; k++)
-        same += fams[k] == fam;
-    return same >= P->family_cap;
-}
-
-static xs_err_t set_str(char **dst, const char *s)
-{
-    *dst = xs_strdup(s ? s : "");
-    return *dst ? XS_OK : XS_ERR_NOMEM;
-}
-
-static xs_err_t name_of(xs_engine_t *e, uint64_t h, char **dst, char *errstr, size_t errstr_size)
-{
-    cached_name_t *n = NULL;
-    xs_err_t err = get_name(e, h, NULL, &n, errstr, errstr_size);
-    if (err)
-        return err;
-    if (n)
-        return set_str(dst, n->id);
-    char hex[24];
-    snprintf(hex, sizeof(hex), "#%016llx", (unsigned long long)h);
-    return set_str(dst, hex);
-}
-
-static bool hash_in(const uint64_t *v, int n, uint64_t h)
-{
-    for (int k = 0; k < n; k++)
-        if (v[k] == h)
-            return true;
-    return false;
-}
-
-/* The query-time rules (e->rules, NULL: none) for a candidate that passed
- * allowed(): *pass, and *factor the boost of its final score. */
-static xs_err_t rules_check(xs_engine_t *e, uint64_t item, const cached_item_t *st, bool *pass,
-                            double *factor, char *errstr, size_t errstr_size)
-{
-    const rules_c_t *R = e->rules;
-    uint64_t cat = st ? st->st.category : 0;
-    *pass = true;
-    *factor = 1.0;
-    if (!R)
-        return XS_OK;
-    if (hash_in(R->excl, R->n_excl, item) || (R->n_cat && !hash_in(R->cat, R->n_cat, cat)) ||
-        (cat && hash_in(R->xcat, R->n_xcat, cat))) {
-        *pass = false;
-        return XS_OK;
-    }
-    if (R->has_max_price) {
-        cached_name_t *n = NULL;
-        xs_err_t err = get_name(e, item, NULL, &n, errstr, errstr_size);
-        if (err)
-            return err;
-        if (!n || !n->has_price || !(n->price <= R->max_price)) {
-            *pass = false;
-            return XS_OK;
-        }
-    }
-    if (hash_in(R->bitem, R->n_bitem, item) || (cat && hash_in(R->bcat, R->n_bcat, cat)))
-        *factor = R->boost;
-    return XS_OK;
-}
-
-/* Whether the catalog's availability window (ItemUpdate.available_from /
- * available_until) admits item at e->list_time: from <= t < until. */
-static xs_err_t window_check(xs_engine_t *e, uint64_t item, bool *ok, char *errstr,
-                             size_t errstr_size)
-{
-    cached_name_t *n = NULL;
-    *ok = true;
-    xs_err_t err = get_name(e, item, NULL, &n, errstr, errstr_size);
-    if (err || !n)
-        return err;
-    int64_t t = e->list_time;
-    *ok = !(n->has_from && t < n->avail_from) && !(n->has_until && t >= n->avail_until);
-    return XS_OK;
-}
-
-/* Whether the n picks (categories cats) hold category_cap items of cat already. */
-static bool category_full(const xs_params_t *P, const uint64_t *cats, int n, uint64_t cat)
-{
-    if (!cat || P->category_cap <= 0)
-        return false;
-    int same = 0;
-    for (int k = 0; k < n; k++)
-        same += cats[k] == cat;
-    return same >= P->category_cap;
-}
-
-/*
- * The scorer. ctx holds the trigger items already (weight w_trigger); the
- * profile adds cart, purchases and views. Fills list->items. With refresh
- * (event processing, never queries), context items whose lists are stale
- * are ranked anew and stored.
- */
-static xs_err_t score(xs_engine_t *e, const xs_params_t *P, const xs_profile_t *p, ctx_item_t *ctx,
-                      int n_ctx, xs_placement_t placement, int n_want, int64_t now, bool refresh,
-                      xs_list_t *list, char *errstr, size_t errstr_size)
-{
-    xs_err_t err = XS_OK;
-    const int ctx_cap = 64;
-    double hl = P->half_life_hours * 3600e3;
-    /* Placements that want complements (CART, CHECKOUT, POST_PURCHASE) show
-     * nothing of the families of the trigger items and the cart lines: a
-     * colour variant of what is in the cart is a substitute, not a
-     * complement. PRODUCT_PAGE may (the shopper is still choosing). */
-    uint64_t xfam[64 + XS_PROFILE_MAX_CART];
-    int n_xfam = 0;
-    if (P->family_exclude && placement != XS_PLACEMENT_PRODUCT_PAGE) {
-        for (int i = 0; i < n_ctx + (p ? p->n_cart : 0); i++) {
-            uint64_t f = 0;
-            if ((err = family_of(e, i < n_ctx ? ctx[i].item : p->cart[i - n_ctx].item, &f,
-                                 errstr, errstr_size)) != XS_OK)
-                return err;
-            if (f && !family_in(xfam, n_xfam, f))
-                xfam[n_xfam++] = f;
-        }
-    }
-    if (p) {
-        for (int i = 0; i < p->n_cart; i++)
-            ctx_add(ctx, &n_ctx, ctx_cap, p->cart[i].item, P->w_cart);
-        for (int i = 0; i < p->n_items; i++) {
-            const xs_profile_item_t *it = &p->items[i];
-            double w = it->bought_ts ? P->w_purchase * xs_profile_decay(1, it->bought_ts, now, hl)
-                                     : P->w_view * xs_profile_decay(1, it->ts, now, hl);
-            ctx_add_kind(ctx, &n_ctx, ctx_cap, it->item, w, it->bought_ts != 0);
-        }
-    }
-    /* insertion sort (small n; items are distinct, so the order is total) */
-    for (int i = 1; i < n_ctx; i++) {
-        ctx_item_t t = ctx[i];
-        int k = i;
-        for (; k > 0 && cmp_ctx(&t, &ctx[k - 1]) < 0; k--)
-            ctx[k] = ctx[k - 1];
-        ctx[k] = t;
-    }
-    int n_use = n_ctx < P->max_context ? n_ctx : P->max_context;
-
-    /* Neighbours: the items' lists (built by the item stage with the
-     * learning parameters), or, for an arm that ranks differently and in
-     * reference mode, every sketch entry ranked now. */
-    const xs_params_t *LP = &e->params;
-    bool lists = !e->exact_pairs && P->similarity == LP->similarity &&
-                 P->llr_min == LP->llr_min && P->min_support == LP->min_support;
-    cached_item_t *cis[64];
-    size_t bound = 0;
-    if (!P->popularity_only) {
-        for (int c = 0; c < n_use; c++) {
-            if ((err = get_item(e, ctx[c].item, false, &cis[c], errstr, errstr_size)) != XS_OK)
-                return err;
-            if (!cis[c])
-                continue;
-            if (lists && refresh && lists_stale(e, cis[c]) &&
-                (err = rescore_all(e, cis[c], errstr, errstr_size)) != XS_OK)
-                return err;
-            for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-                int n = 0;
-                if (lists)
-                    xs_item_top(&cis[c]->st, (xs_class_t)cls, &n);
-                else
-                    pairs_of(e, cis[c], cls, &n);
-                bound += (size_t)n;
-            }
-        }
-    }
-    if ((err = cand_begin(e, bound + (size_t)e->n_trend + 1)) != XS_OK)
-        return err;
-    for (int c = 0; c < n_use && !P->popularity_only; c++) {
-        cached_item_t *ci = cis[c];
-        if (!ci)
-            continue;
-        if (c + 1 < n_use && cis[c + 1]) { /* start loading the next item's lists */
-            for (int q = 0; q < 8; q++) {
-                __builtin_prefetch(&cis[c + 1]->st.top_bought[q * 4]);
-                __builtin_prefetch(&cis[c + 1]->st.top_viewed[q * 4]);
-            }
-        }
-        for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-            double cw = ctx[c].w * (cls == XS_CLASS_VIEWED ? P->viewed_weight : 1.0);
-            if (cw <= 0)
-                continue;
-            if (lists) {
-                int nt = 0;
-                const xs_top_t *t = xs_item_top(&ci->st, (xs_class_t)cls, &nt);
-                double max_sim = 0;
-                if (P->normalize)
-                    for (int k = 0; k < nt; k++)
-                        max_sim = t[k].sim > max_sim ? t[k].sim : max_sim;
-                double scale = max_sim > 0 ? cw / max_sim : cw;
-                for (int k = 0; k < nt; k++) {
-                    if (k + 8 < nt)
-                        __builtin_prefetch(&t[k + 8]); /* a few lines ahead */
-                    cand_add(e, t[k].item, scale * t[k].sim, cls, c);
-                }
-                continue;
-            }
-            int n_en = 0, n_sim = 0;
-            double max_sim = 0;
-            const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
-            double n_all = pair_n(e, cls);
-            if ((size_t)n_en > e->cap_sims) {
-                sim_t *v = realloc(e->sims, (size_t)n_en * sizeof(*v));
-                if (!v)
-                    return XS_ERR_NOMEM;
-                e->sims = v;
-                e->cap_sims = (size_t)n_en;
-            }
-            uint32_t min_sup = support_min(P, xs_item_pair_total(&ci->st, cls), n_en);
-            for (int k = 0; k < n_en; k++) {
-                if (en[k].count - en[k].err < min_sup)
-                    continue;
-                double sim = 0;
-                if ((err = current_sim(e, P, &ci->st, (xs_class_t)cls, n_en, &en[k], n_all, &sim,
-                                       errstr, errstr_size)) != XS_OK)
-                    return err;
-                if (sim <= 0)
-                    continue;
-                e->sims[n_sim++] = (sim_t){en[k].item, sim};
-                if (sim > max_sim)
-                    max_sim = sim;
-            }
-            double scale = P->normalize && max_sim > 0 ? cw / max_sim : cw;
-            for (int k = 0; k < n_sim; k++)
-                cand_add(e, e->sims[k].item, scale * e->sims[k].sim, cls, c);
-        }
-    }
-
-    /* Popularity prior: the decayed best-sellers join the candidates with
-     * popularity_prior x odds^2 x (their weight / the best-seller's) x the
-     * best co-occurrence score. odds = s / (1 - s), s the share of the ten
-     * best-sellers in the trending summary's total (SpaceSaving: the counts
-     * sum to the decayed stream): how often a shopper's next item is a top
-     * seller, measured by the engine on its own stream. Concentrated demand
-     * (supermarket baskets, s ~ 0.33) gives the prior weight; a long tail
-     * (s ~ 0.08) almost none. On the scale of the evidence whatever the
-     * similarity measure, and only where there is evidence (a list without
-     * any is the trending backfill's), once the summary is full (128 items
-     * sold: before that, ten are no head). Measured: docs/EVALUATION.md. */
-    if (P->popularity_prior > 0 && e->n_cands > 0 && e->n_trend == TREND_CAP) {
-        double best = 0, top = 0, all = 0, head = 0;
-        for (size_t i = 0; i < e->n_cands; i++)
-            best = e->cands[i].score > best ? e->cands[i].score : best;
-        const int *order = trend_sort(e);
-        for (int i = 0; i < e->n_trend; i++) {
-            all += e->trend[order[i]].weight;
-            head += i < 10 ? e->trend[order[i]].weight : 0;
-        }
-        top = e->trend[order[0]].weight;
-        double share = all > 0 ? head / all : 0;
-        double odds = share < 0.5 ? share / (1 - share) : 1.0;
-        best *= odds * odds;
-        for (int i = 0; i < e->n_trend && best > 0 && top > 0; i++) {
-            candidate_t *cd = cand_get(e, e->trend[i].item);
-            double w = P->popularity_prior * best * e->trend[i].weight / top;
-            cd->score += w;
-            cd->prior += w;
-        }
-    }
-
-    /* Category boost and rules, best raw scores first. The boost multiplies
-     * a score by at most 1 + category_boost, so once the best remaining raw
-     * score, boosted at most, falls below the last pick of the capped list
-     * built so far, no remaining candidate can enter it: the rules and the
-     * boost (an item lookup each) run for the few candidates that can. */
-    double max_cat = 0;
-    if (p)
-        for (int i = 0; i < p->n_cats; i++) {
-            double s = xs_profile_decay(p->cats[i].score, p->cats[i].ts, now, hl);
-            if (s > max_cat)
-                max_cat = s;
-        }
-    double bmax = max_cat > 0 && P->category_boost > 0 ? P->category_boost : 0;
-    double reach = (1.0 + bmax) * (1.0 + 1e-9);
-    if (e->rules && e->rules->boost > 1)
-        reach *= e->rules->boost; /* a boosted candidate may overtake the picks */
-    candidate_t *cand = e->cands;
-    heap_ent_t *buf = e->heap, prev = {0, 0, 0};
-    const size_t batch = (size_t)n_want + 8; /* <= 28 <= cap_cands */
-    uint32_t *fin = e->fin;
-    size_t n_fin = 0, n_buf = 0, at = 0;
-    bool have_prev = false;
-    double last = -1; /* final score of the n_want-th pick, -1 while fewer */
-    for (;;) {
-        if (at == n_buf) {
-            /* the next `batch` candidates by raw score, after the previous
-             * batch: one pass each (most lists need one batch) */
-            if (have_prev && n_buf < batch)
-                break; /* the last batch took all that remained */
-            n_buf = at = 0;
-            for (size_t i = 0; i < e->n_cands; i++) {
-                heap_ent_t x = {cand[i].score, cand[i].item, (uint32_t)i};
-                if (have_prev && !heap_before(&prev, &x))
-                    continue;
-                if (n_buf == batch && !heap_before(&x, &buf[batch - 1]))
-                    continue;
-                size_t k = n_buf < batch ? n_buf++ : batch - 1;
-                for (; k > 0 && heap_before(&x, &buf[k - 1]); k--)
-                    buf[k] = buf[k - 1];
-                buf[k] = x;
-            }
-            if (!n_buf)
-                break;
-            prev = buf[n_buf - 1];
-            have_prev = true;
-        }
-        candidate_t *cd = &cand[buf[at++].pos];
-        if (last >= 0 && cd->score * reach < last)
-            break;
-        cached_item_t *st = NULL;
-        if ((err = get_item(e, cd->item, false, &st, errstr, errstr_size)) != XS_OK)
-            return err;
-        if (!allowed(P, p, ctx, n_ctx, cd->item, st, now))
-            continue;
-        bool pass = true;
-        double rule_factor = 1.0;
-        if ((err = rules_check(e, cd->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
-            (pass && (err = window_check(e, cd->item, &pass, errstr, errstr_size))))
-            return err;
-        if (!pass)
-            continue;
-        if ((n_xfam || P->family_cap > 0) &&
-            (err = family_of(e, cd->item, &cd->family, errstr, errstr_size)) != XS_OK)
-            return err;
-        if (family_in(xfam, n_xfam, cd->family))
-            continue;
-        cd->final = cd->score;
-        if (st && st->st.category && max_cat > 0 && P->category_boost > 0) {
-            for (int k = 0; k < p->n_cats; k++)
-                if (p->cats[k].cat == st->st.category)
-                    cd->final *=
-                        1.0 + P->category_boost *
-                                  xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl) /
-                                  max_cat;
-        }
-        cd->final *= rule_factor;
-        cd->st = st;
-        /* insert into fin, ordered by final score */
-        size_t k = n_fin++;
-        for (; k > 0 && final_before(cd, &cand[fin[k - 1]]); k--)
-            fin[k] = fin[k - 1];
-        fin[k] = (uint32_t)(cd - cand);
-        /* the capped list of what is final so far */
-        uint64_t cats[XS_LIST_MAX_ITEMS], fams[XS_LIST_MAX_ITEMS];
-        int picks = 0;
-        last = -1;
-        for (size_t i = 0; i < n_fin && picks < n_want; i++) {
-            const candidate_t *f = &cand[fin[i]];
-            uint64_t cat = f->st ? f->st->st.category : 0;
-            if (category_full(P, cats, picks, cat) || family_full(P, fams, picks, f->family))
-                continue;
-            fams[picks] = f->family;
-            cats[picks++] = cat;
-            if (picks == n_want)
-                last = f->final;
-        }
-    }
-
-    /* Pick with the category and family caps. */
-    uint64_t cats[XS_LIST_MAX_ITEMS], fams[XS_LIST_MAX_ITEMS];
-    int n_out = 0;
-    for (size_t i = 0; i < n_fin && n_out < n_want; i++) {
-        candidate_t *cd = &cand[fin[i]];
-        const cached_item_t *st = cd->st; /* looked up by the rules above */
-        uint64_t cat = st ? st->st.category : 0;
-        if (category_full(P, cats, n_out, cat) || family_full(P, fams, n_out, cd->family))
-            continue;
-        fams[n_out] = cd->family;
-        xs_rec_t *r = &list->items[n_out];
-        if ((err = name_of(e, cd->item, &r->item_id, errstr, errstr_size)) != XS_OK)
-            return err;
-        list->n_items = ++n_out;
-        cats[n_out - 1] = cat;
-        r->score = cd->final;
-        r->source = cd->prior * 2 > cd->score ? XS_SOURCE_TRENDING
-                    : cd->bv >= 0           ? XS_SOURCE_BOUGHT_TOGETHER
-                                            : XS_SOURCE_VIEWED_TOGETHER;
-        because_sort(cd);
-        for (int k = 0; k < cd->n_because; k++) {
-            if ((err = name_of(e, ctx[cd->because[k]].item, &r->because_of[k], errstr,
-                               errstr_size)))
-                return err;
-            r->n_because = k + 1;
-        }
-    }
-    e->n_cands = 0;
-
-    /* Trending backfill (cold start, thin signal, control arm). */
-    if (n_out < n_want && (P->trending_backfill || P->popularity_only) && e->n_trend > 0) {
-        const int *order = trend_sort(e);
-        double top = e->trend[order[0]].weight;
-        for (int i = 0; i < e->n_trend && n_out < n_want; i++) {
-            const trend_entry_t *t = &e->trend[order[i]];
-            bool dup = false;
-            char *tmp = NULL;
-            cached_item_t *st = NULL;
-            if ((err = get_item(e, t->item, false, &st, errstr, errstr_size)) != XS_OK)
-                return err;
-            if (!allowed(P, p, ctx, n_ctx, t->item, st, now))
-                continue;
-            bool pass = true;
-            double rule_factor = 1.0;
-            if ((err = rules_check(e, t->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
-                (pass && (err = window_check(e, t->item, &pass, errstr, errstr_size))))
-                return err;
-            if (!pass)
-                continue;
-            uint64_t fam = 0;
-            if ((n_xfam || P->family_cap > 0) &&
-                (err = family_of(e, t->item, &fam, errstr, errstr_size)) != XS_OK)
-                return err;
-            if (family_in(xfam, n_xfam, fam))
-                continue;
-            if ((err = name_of(e, t->item, &tmp, errstr, errstr_size)) != XS_OK)
-                return err;
-            for (int k = 0; k < n_out && !dup; k++)
-                dup = strcmp(list->items[k].item_id, tmp) == 0;
-            uint64_t cat = st ? st->st.category : 0;
-            dup = dup || category_full(P, cats, n_out, cat) || family_full(P, fams, n_out, fam);
-            if (dup) {
-                free(tmp);
-                continue;
-            }
-            xs_rec_t *r = &list->items[n_out];
-            r->item_id = tmp;
-            r->score = top > 0 ? t->weight / top : 0;
-            r->source = XS_SOURCE_TRENDING;
-            cats[n_out] = cat;
-            fams[n_out] = fam;
-            list->n_items = ++n_out;
-        }
-    }
-    list->placement = placement;
-    return XS_OK;
 }
 
 static uint32_t list_hash(const xs_list_t *l)
@@ -1991,18 +1039,47 @@ static xs_err_t join_session(xs_engine_t *e, uint16_t partition, const xs_event_
         e->nosess[mk % NOSESS_SLOTS] = mk;
         return XS_OK;
     }
-    bool both_bought = (u->prof.flags & s->prof.flags & XS_PROFILE_F_BOUGHT) != 0;
-    xs_profile_merge(&u->prof, &s->prof, e->params.half_life_hours * 3600e3, e->rebuy_ms);
+    xs_user_stage_join(e->user_stage, &u->prof, &s->prof, &e->totals);
     s->deleted = true;
-    xs_profile_init(&s->prof);
     user_dirty(e, s);
-    if (e->users_total)
-        e->users_total--;
-    if (both_bought && e->users_bought)
-        e->users_bought--;
-    e->meta_dirty = true;
     e->st.sessions_joined++;
     return XS_OK;
+}
+
+/* The names (id dictionary) of an event's ids: its category and item, or its
+ * cart lines, as the user stage is going to read them. */
+static xs_err_t event_names(xs_engine_t *e, const xs_event_t *ev, char *errstr,
+                            size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    if (ev->kind == XS_KIND_CLICK) {
+        uint64_t cat = xs_hash_str(ev->category);
+        if (cat && (err = remember_name(e, cat, ev->category, errstr, errstr_size)))
+            return err;
+        if (ev->item_id &&
+            (ev->type == XS_CLICK_PRODUCT_VIEW || ev->type == XS_CLICK_RECOMMENDATION_CLICK))
+            err = remember_name(e, xs_hash_str(ev->item_id), ev->item_id, errstr, errstr_size);
+        return err;
+    }
+    if (ev->type != XS_CART_ADD && ev->type != XS_CART_REMOVE && ev->type != XS_CART_CHECKOUT &&
+        ev->type != XS_CART_PURCHASE)
+        return XS_OK; /* the user stage says it is invalid */
+    for (size_t i = 0; i < ev->n_lines && !err; i++) {
+        uint64_t j = xs_hash_str(ev->lines[i].item_id);
+        if (j)
+            err = remember_name(e, j, ev->lines[i].item_id, errstr, errstr_size);
+    }
+    return err;
+}
+
+/* Whether the scorer with parameters SP reads the items' lists, which the
+ * item stage ranks with the learning parameters (else it ranks the entries
+ * now: an arm that ranks differently, and the reference mode). */
+static bool reads_lists(const xs_engine_t *e, const xs_params_t *SP)
+{
+    const xs_params_t *LP = &e->params;
+    return !e->exact_pairs && SP->similarity == LP->similarity && SP->llr_min == LP->llr_min &&
+           SP->min_support == LP->min_support;
 }
 
 xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t *ev,
@@ -2021,10 +1098,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     if (ev->kind != XS_KIND_CLICK && ev->kind != XS_KIND_CART)
         return XS_ERR_INVALID;
 
-    const xs_params_t *P = &e->params; /* learning parameters */
-    double hl = P->half_life_hours * 3600e3;
     int arm = e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, ev->user_id) : -1;
-    const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : P; /* scoring */
+    const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : &e->params; /* scoring */
     uint64_t uh = xs_hash_str(ev->user_id);
     cached_user_t *u = NULL;
     bool is_new = false;
@@ -2038,121 +1113,38 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     }
     user_dirty(e, u);
     if (is_new) {
-        e->users_total++;
-        e->meta_dirty = true;
+        e->totals.users_total++;
+        e->totals.dirty = true;
     }
     if (ev->session_id && (err = join_session(e, partition, ev, u, errstr, errstr_size)))
         return err;
-    int64_t now = ev->ts > p->last_ts ? ev->ts : p->last_ts;
-    p->last_ts = now;
-    xs_profile_forget(p, e->rebuy_ms);
-    if (p->n_events < UINT32_MAX)
-        p->n_events++;
     e->outcome.arm = arm;
-
-    /* --- user stage --- */
-    ctx_item_t ctx[64];
-    int n_ctx = 0;
-    bool trigger = false;
-    xs_placement_t placement = XS_PLACEMENT_CART;
-    e->n_deltas = 0;
-    if (ev->kind == XS_KIND_CLICK) {
+    if (ev->kind == XS_KIND_CLICK)
         e->st.clicks++;
-        uint64_t cat = xs_hash_str(ev->category);
-        if (cat) {
-            xs_profile_touch_cat(p, cat, W_VIEW, now, hl);
-            if ((err = remember_name(e, cat, ev->category, errstr, errstr_size)))
-                return err;
-        }
-        if (ev->item_id &&
-            (ev->type == XS_CLICK_PRODUCT_VIEW || ev->type == XS_CLICK_RECOMMENDATION_CLICK)) {
-            uint64_t j = xs_hash_str(ev->item_id);
-            if ((err = remember_name(e, j, ev->item_id, errstr, errstr_size)))
-                return err;
-            if ((err = user_touch(e, p, j, XS_SIG_VIEW, W_VIEW, now)))
-                return err;
-            if (cat) {
-                cached_item_t *ci = NULL;
-                if ((err = get_item(e, j, true, &ci, errstr, errstr_size)))
-                    return err;
-                if (!ci->st.category && !(ci->st.flags & XS_ITEM_F_CATALOG)) {
-                    ci->st.category = cat;
-                    item_dirty(e, ci);
-                }
-            }
-            ctx_add(ctx, &n_ctx, 64, j, SP->w_trigger);
-            trigger = true;
-            placement = XS_PLACEMENT_PRODUCT_PAGE;
-        }
-    } else {
+    else
         e->st.carts++;
-        xs_signal_t sig = XS_SIG_CART;
-        float w = W_CART;
-        switch ((xs_cart_type_t)ev->type) {
-        case XS_CART_ADD:
-            placement = XS_PLACEMENT_CART;
-            break;
-        case XS_CART_REMOVE:
-            placement = XS_PLACEMENT_CART;
-            sig = XS_SIG_NONE;
-            break;
-        case XS_CART_CHECKOUT:
-            placement = XS_PLACEMENT_CHECKOUT;
-            break;
-        case XS_CART_PURCHASE:
-            placement = XS_PLACEMENT_POST_PURCHASE;
-            sig = XS_SIG_PURCHASE;
-            w = W_PURCHASE;
-            break;
-        default:
-            return XS_ERR_INVALID;
-        }
-        for (size_t i = 0; i < ev->n_lines; i++) {
-            const xs_line_t *l = &ev->lines[i];
-            uint64_t j = xs_hash_str(l->item_id);
-            if (!j)
-                continue;
-            if ((err = remember_name(e, j, l->item_id, errstr, errstr_size)))
-                return err;
-            if (ev->type == XS_CART_REMOVE) {
-                xs_profile_cart_remove(p, j, l->quantity);
-                continue;
-            }
-            if (ev->type == XS_CART_ADD) {
-                /* The live quality signal: was the added item on the last
-                 * list shown to the user for each placement? */
-                for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
-                    int has = xs_profile_last_list_has(p, pl, j);
-                    if (has < 0)
-                        continue;
-                    e->outcome.opportunities[pl]++;
-                    e->outcome.hits[pl] += (uint32_t)has;
-                }
-                xs_profile_cart_add(p, j, l->quantity);
-            }
-            if ((err = user_touch(e, p, j, sig, w, now)))
-                return err;
-            if (ev->type == XS_CART_ADD || ev->type == XS_CART_PURCHASE)
-                trend_add(e, j, now);
-            if (ev->type != XS_CART_PURCHASE)
-                ctx_add(ctx, &n_ctx, 64, j, SP->w_trigger);
-        }
-        if (ev->type == XS_CART_PURCHASE) {
-            xs_profile_cart_clear(p);
-            /* After a purchase the context is what was bought: complements of it. */
-            for (size_t i = 0; i < ev->n_lines; i++)
-                ctx_add(ctx, &n_ctx, 64, xs_hash_str(ev->lines[i].item_id), SP->w_trigger);
-        }
-        trigger = true;
-    }
 
-    /* --- item stage --- */
-    if ((err = item_stage(e, errstr, errstr_size)) != XS_OK)
+    /* --- user stage: profile in, profile out, pair deltas and context --- */
+    xs_user_out_t uo;
+    if ((err = event_names(e, ev, errstr, errstr_size)) ||
+        (err = xs_user_stage_apply(e->user_stage, p, ev, SP, &e->totals, &e->trending, &uo)))
+        return err;
+    memcpy(e->outcome.opportunities, uo.opportunities, sizeof(uo.opportunities));
+    memcpy(e->outcome.hits, uo.hits, sizeof(uo.hits));
+    int64_t now = p->last_ts;
+
+    /* --- item stage: the deltas into sketches, counts and lists --- */
+    if ((uo.hint_item &&
+         (err = xs_item_stage_hint(e->item_stage, uo.hint_item, uo.hint_cat, errstr,
+                                   errstr_size))) ||
+        (err = xs_item_stage_apply(e->item_stage, uo.deltas, uo.n_deltas, &e->totals,
+                                   &e->st.pair_updates, errstr, errstr_size)))
         return err;
 
     /* --- scorer --- */
-    if (!trigger)
+    if (!uo.trigger)
         return XS_OK;
+    xs_placement_t placement = uo.placement;
     if ((err = fill_header(e, ev, placement, list)) != XS_OK)
         return err;
     if (arm >= 0 && ((err = set_str(&list->experiment, e->experiment.name)) ||
@@ -2161,9 +1153,28 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int n_want = SP->list_len[placement];
     if (n_want > XS_LIST_MAX_ITEMS)
         n_want = XS_LIST_MAX_ITEMS;
-    e->list_time = now; /* availability windows at the trigger's time */
-    if ((err = score(e, SP, p, ctx, n_ctx, placement, n_want, now, true, list, errstr,
-                     errstr_size)))
+    xs_ctx_item_t ctx[XS_CTX_MAX];
+    int n_ctx = uo.n_ctx;
+    memcpy(ctx, uo.ctx, (size_t)n_ctx * sizeof(*ctx));
+    xs_score_in_t in = {.P = SP,
+                        .p = p,
+                        .trig = uo.ctx,
+                        .n_trig = uo.n_ctx,
+                        .ctx = ctx,
+                        .lists = reads_lists(e, SP),
+                        .placement = placement,
+                        .n_want = n_want,
+                        .now = now,
+                        .list_time = now, /* availability windows at the trigger's time */
+                        .trending = &e->trending};
+    in.n_use = xs_scorer_context(SP, p, ctx, &n_ctx, now);
+    in.n_ctx = n_ctx;
+    /* the lists the scorer is about to read, ranked whole where stale */
+    if (in.lists && !SP->popularity_only &&
+        (err = xs_item_stage_refresh(e->item_stage, ctx, in.n_use, &e->totals, errstr,
+                                     errstr_size)))
+        return err;
+    if ((err = xs_scorer_score(e->scorer, &e->view, &in, list, errstr, errstr_size)))
         return err;
     uint32_t h = list_hash(list);
     int64_t suppress = (int64_t)(SP->suppress_minutes * 60e3);
@@ -2190,14 +1201,6 @@ xs_err_t xs_engine_recommend(xs_engine_t *e, uint16_t partition, const char *use
     return xs_engine_recommend_ex(e, partition, user_id, items,
                                   trigger_item && *trigger_item ? 1 : 0, placement, n, NULL, list,
                                   errstr, errstr_size);
-}
-
-static void rules_hash(uint64_t *out, int *n_out, const char *const *v, int n)
-{
-    *n_out = 0;
-    for (int i = 0; i < n && i < XS_RULES_MAX; i++)
-        if (v[i] && *v[i])
-            out[(*n_out)++] = xs_hash_str(v[i]);
 }
 
 /* Title, category and price of each item of a list (queries only). */
@@ -2242,14 +1245,14 @@ xs_err_t xs_engine_recommend_ex(xs_engine_t *e, uint16_t partition, const char *
         return err;
     int arm = user_id && e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, user_id) : -1;
     const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : &e->params;
-    ctx_item_t ctx[64];
-    int n_ctx = 0;
+    xs_ctx_item_t trig[XS_CTX_MAX], ctx[XS_CTX_MAX];
+    int n_trig = 0;
     if (n_items > XS_RULES_MAX)
         n_items = XS_RULES_MAX;
     for (int i = n_items - 1; i >= 0; i--) /* the trigger first, as on the worker's path */
         if (items[i] && *items[i])
-            ctx_add(ctx, &n_ctx, 64, xs_hash_str(items[i]),
-                    i == n_items - 1 ? SP->w_trigger : SP->w_cart);
+            xs_ctx_add(trig, &n_trig, XS_CTX_MAX, xs_hash_str(items[i]),
+                       i == n_items - 1 ? SP->w_trigger : SP->w_cart, false);
     int64_t now = u ? u->prof.last_ts : 0;
     if (n <= 0 || n > XS_LIST_MAX_ITEMS)
         n = SP->list_len[placement];
@@ -2271,26 +1274,31 @@ xs_err_t xs_engine_recommend_ex(xs_engine_t *e, uint16_t partition, const char *
     if ((err = set_str(&list->model_name, e->model_name)) ||
         (err = set_str(&list->model_version, e->model_version)))
         return err;
-    rules_c_t rc;
-    memset(&rc, 0, sizeof(rc));
-    if (rules) {
-        rules_hash(rc.excl, &rc.n_excl, rules->exclude, rules->n_exclude);
-        rules_hash(rc.cat, &rc.n_cat, rules->category, rules->n_category);
-        rules_hash(rc.xcat, &rc.n_xcat, rules->exclude_category, rules->n_exclude_category);
-        rules_hash(rc.bitem, &rc.n_bitem, rules->boost_item, rules->n_boost_item);
-        rules_hash(rc.bcat, &rc.n_bcat, rules->boost_category, rules->n_boost_category);
-        rc.has_max_price = rules->has_max_price;
-        rc.max_price = rules->max_price;
-        rc.boost = rules->boost > 0 ? rules->boost : 2.0;
-        e->rules = &rc;
-    }
+    xs_score_rules_t rc;
+    if (rules)
+        xs_scorer_rules(&rc, rules);
+    const xs_profile_t *p = u ? &u->prof : NULL;
+    int n_ctx = n_trig;
+    memcpy(ctx, trig, (size_t)n_trig * sizeof(*ctx));
+    xs_score_in_t in = {.P = SP,
+                        .p = p,
+                        .trig = trig,
+                        .n_trig = n_trig,
+                        .ctx = ctx,
+                        .lists = reads_lists(e, SP),
+                        .placement = placement,
+                        .n_want = n,
+                        .now = now,
+                        .rules = rules ? &rc : NULL,
+                        .trending = &e->trending};
+    in.n_use = xs_scorer_context(SP, p, ctx, &n_ctx, now);
+    in.n_ctx = n_ctx;
     /* availability windows at the latest event time known: the shopper's, or
      * any processed event's (the clock is not stored: right after a restart
      * it starts from the shopper's or 0) */
-    e->list_time = now > e->clock ? now : e->clock;
-    err = score(e, SP, u ? &u->prof : NULL, ctx, n_ctx, placement, n, now, false, list, errstr,
-                errstr_size);
-    e->rules = NULL;
+    in.list_time = now > e->clock ? now : e->clock;
+    /* A query changes nothing: stale lists are read as they are. */
+    err = xs_scorer_score(e->scorer, &e->view, &in, list, errstr, errstr_size);
     if (!err)
         err = list_metadata(e, list, errstr, errstr_size);
     return err;
@@ -2375,13 +1383,13 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
         }
     }
     int n_en = 0;
-    const xs_ss_entry_t *en = pairs_of(e, ci, cls, &n_en);
+    const xs_ss_entry_t *en = xs_item_stage_pairs(e->item_stage, &ci->st, ci->exact, cls, &n_en);
     nb_sort_t *tmp = calloc(n_en ? (size_t)n_en : 1, sizeof(*tmp));
     if (!tmp)
         return XS_ERR_NOMEM;
-    double n_all = pair_n(e, cls);
+    double n_all = 2.0 * (double)e->totals.pairs_total[cls]; /* every pair in both items */
     double n_i = (double)xs_item_pair_total(&ci->st, cls);
-    uint32_t min_sup = support_min(&e->params, xs_item_pair_total(&ci->st, cls), n_en);
+    uint32_t min_sup = xs_item_stage_support_min(&e->params, xs_item_pair_total(&ci->st, cls), n_en);
     int m = 0;
     for (int k = 0; k < n_en; k++) {
         uint32_t cnt = en[k].count - en[k].err;
@@ -2585,7 +1593,7 @@ xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, s
     e->snap_put = put;
     e->snap_opaque = opaque;
     e->snap_active = *n_records > 0;
-    if (e->meta_dirty) { /* the globals, as they are now */
+    if (e->totals.dirty || e->trending.dirty) { /* the globals, as they are now */
         static const char gk[] = "globals";
         xs_buf_reset(&e->snap_buf);
         if (!(err = encode_meta(e, &e->snap_buf)))
@@ -2593,7 +1601,7 @@ xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, s
         if (err)
             xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
         else
-            e->meta_dirty = false;
+            e->totals.dirty = e->trending.dirty = false;
         ++*n_records;
     }
     return err;

@@ -1,0 +1,343 @@
+/*
+ * The stages' contracts (include/xsell/stages.h), each stage on its own
+ * over records the test holds: the user stage's pair deltas, context and
+ * totals; the item stage's sketches, pair totals and change reports; the
+ * item stage's refresh of stale lists before the scorer reads them; a
+ * scorer that leaves every record it reads as it was.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "xsell/hash.h"
+#include "xsell/records.h" /* the wire records and the stages' contracts, together */
+#include "xsell/stages.h"
+
+#define T0 INT64_C(1700000000000)
+
+/* ---- records held by the test ---------------------------------------------------- */
+
+#define FK_MAX 16
+typedef struct fake {
+    uint64_t key[FK_MAX];
+    xs_item_t *it[FK_MAX];
+    int n;
+    int changed;
+    xs_item_stage_t *stage; /* for the scorer view's rank */
+    xs_totals_t *totals;
+} fake_t;
+
+static xs_item_t *fk_find(fake_t *f, uint64_t item)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->key[i] == item)
+            return f->it[i];
+    return NULL;
+}
+
+static xs_err_t fk_get(void *opaque, uint64_t item, bool create, xs_item_t **it,
+                       struct xs_hmap **exact, char *errstr, size_t errstr_size)
+{
+    fake_t *f = opaque;
+    *it = fk_find(f, item);
+    if (exact)
+        *exact = NULL;
+    if (!*it && create) {
+        assert_true(f->n < FK_MAX);
+        xs_item_t *x = malloc(sizeof(*x));
+        assert_non_null(x);
+        xs_item_init(x);
+        f->key[f->n] = item;
+        f->it[f->n++] = x;
+        *it = x;
+    }
+    return XS_OK;
+}
+
+static void fk_changed(void *opaque, xs_item_t *it)
+{
+    ((fake_t *)opaque)->changed++;
+}
+
+static xs_err_t fv_item(void *opaque, uint64_t item, const xs_item_t **it, char *errstr,
+                        size_t errstr_size)
+{
+    *it = fk_find(opaque, item);
+    return XS_OK;
+}
+
+static int fv_entries(void *opaque, const xs_item_t *it, xs_class_t cls)
+{
+    return it->n_pairs[cls];
+}
+
+static xs_err_t fv_rank(void *opaque, const xs_item_t *it, xs_class_t cls, const xs_params_t *P,
+                        const xs_scored_t **out, int *n, char *errstr, size_t errstr_size)
+{
+    fake_t *f = opaque;
+    return xs_item_stage_rank(f->stage, it, NULL, cls, P, f->totals, out, n, errstr,
+                              errstr_size);
+}
+
+static const char *const names[] = {"A", "B", "C"};
+
+static xs_err_t fv_catalog(void *opaque, uint64_t h, xs_scorer_catalog_t *out, char *errstr,
+                           size_t errstr_size)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (xs_hash_str(names[i]) == h) {
+            out->found = true;
+            out->id = names[i];
+        }
+    return XS_OK;
+}
+
+static void fake_free(fake_t *f)
+{
+    for (int i = 0; i < f->n; i++)
+        free(f->it[i]);
+}
+
+/* ---- events ------------------------------------------------------------------------ */
+
+static xs_user_out_t out;
+
+static void apply(xs_user_stage_t *us, xs_profile_t *p, xs_event_kind_t kind, int type,
+                  const char *item, const char *category, int64_t ts, const xs_params_t *P,
+                  xs_totals_t *totals, xs_trending_t *tr)
+{
+    xs_event_t ev;
+    xs_event_init(&ev, kind);
+    ev.type = type;
+    ev.event_id = xs_strdup("e");
+    ev.user_id = xs_strdup("u");
+    ev.ts = ts;
+    if (kind == XS_KIND_CLICK) {
+        ev.item_id = xs_strdup(item);
+        ev.category = category ? xs_strdup(category) : NULL;
+    } else {
+        assert_int_equal(xs_event_add_line(&ev, item, 1, 0, false), XS_OK);
+    }
+    assert_int_equal(xs_user_stage_apply(us, p, &ev, P, totals, tr, &out), XS_OK);
+    xs_event_clear(&ev);
+}
+
+static void expect_delta(size_t k, const char *a, const char *b, xs_class_t cls)
+{
+    assert_true(k < out.n_deltas);
+    assert_true(out.deltas[k].a == xs_hash_str(a));
+    assert_true(out.deltas[k].b == (b ? xs_hash_str(b) : 0));
+    assert_int_equal(out.deltas[k].cls, cls);
+}
+
+/*
+ * Views of A then B (B with a category), cart adds of A then B: the user
+ * stage's deltas, context, placement, category hint, and the totals and
+ * trending it was handed; then the item stage applies the batches.
+ */
+static void test_user_then_item_stage(void **state)
+{
+    xs_params_t P;
+    xs_params_default(&P);
+    xs_totals_t totals = {0};
+    static xs_trending_t tr;
+    memset(&tr, 0, sizeof(tr));
+    xs_profile_t p;
+    xs_profile_init(&p);
+    xs_user_stage_t *us = xs_user_stage_new(&P, 30 * 86400000LL);
+    fake_t f = {0};
+    const xs_item_access_t acc = {&f, fk_get, fk_changed};
+    xs_item_stage_t *is = xs_item_stage_new(&P, false, &acc);
+    assert_non_null(us);
+    assert_non_null(is);
+    uint64_t n_pairs = 0;
+    const uint64_t hA = xs_hash_str("A"), hB = xs_hash_str("B");
+
+    apply(us, &p, XS_KIND_CLICK, XS_CLICK_PRODUCT_VIEW, "A", NULL, T0, &P, &totals, &tr);
+    assert_int_equal(out.n_deltas, 1);
+    expect_delta(0, "A", NULL, XS_CLASS_VIEWED);
+    assert_true(out.trigger);
+    assert_int_equal(out.placement, XS_PLACEMENT_PRODUCT_PAGE);
+    assert_int_equal(out.n_ctx, 1);
+    assert_true(out.ctx[0].item == hA);
+    assert_true(out.hint_item == 0);
+    assert_int_equal(xs_item_stage_apply(is, out.deltas, out.n_deltas, &totals, &n_pairs, NULL, 0),
+                     XS_OK);
+
+    apply(us, &p, XS_KIND_CLICK, XS_CLICK_PRODUCT_VIEW, "B", "shoes", T0 + 60000, &P, &totals,
+          &tr);
+    assert_int_equal(out.n_deltas, 2);
+    expect_delta(0, "B", NULL, XS_CLASS_VIEWED);
+    expect_delta(1, "A", "B", XS_CLASS_VIEWED);
+    assert_true(out.hint_item == hB && out.hint_cat == xs_hash_str("shoes"));
+    assert_int_equal(xs_item_stage_hint(is, out.hint_item, out.hint_cat, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_stage_apply(is, out.deltas, out.n_deltas, &totals, &n_pairs, NULL, 0),
+                     XS_OK);
+    assert_int_equal(totals.users_bought, 0);
+    assert_int_equal(tr.n, 0);
+
+    /* A from viewed to cart: a buyer now, A trending; B was only viewed, so no bought pair */
+    apply(us, &p, XS_KIND_CART, XS_CART_ADD, "A", NULL, T0 + 120000, &P, &totals, &tr);
+    assert_int_equal(out.n_deltas, 1);
+    expect_delta(0, "A", NULL, XS_CLASS_BOUGHT);
+    assert_int_equal(out.placement, XS_PLACEMENT_CART);
+    assert_int_equal(totals.users_bought, 1);
+    assert_true(totals.dirty && tr.dirty);
+    assert_int_equal(tr.n, 1);
+    assert_true(tr.v[0].item == hA);
+    assert_int_equal(xs_item_stage_apply(is, out.deltas, out.n_deltas, &totals, &n_pairs, NULL, 0),
+                     XS_OK);
+
+    apply(us, &p, XS_KIND_CART, XS_CART_ADD, "B", NULL, T0 + 180000, &P, &totals, &tr);
+    assert_int_equal(out.n_deltas, 2);
+    expect_delta(0, "B", NULL, XS_CLASS_BOUGHT);
+    expect_delta(1, "A", "B", XS_CLASS_BOUGHT);
+    assert_int_equal(totals.users_bought, 1); /* one user, counted once */
+    assert_int_equal(totals.users_total, 0);  /* the engine's, not the stage's */
+    f.changed = 0;
+    assert_int_equal(xs_item_stage_apply(is, out.deltas, out.n_deltas, &totals, &n_pairs, NULL, 0),
+                     XS_OK);
+
+    /* the item stage: counts, sketches, pair totals, the category hint, change reports */
+    xs_item_t *a = fk_find(&f, hA), *b = fk_find(&f, hB);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(n_pairs, 2);
+    assert_int_equal(totals.pairs_total[XS_CLASS_VIEWED], 1);
+    assert_int_equal(totals.pairs_total[XS_CLASS_BOUGHT], 1);
+    uint32_t err = 0;
+    assert_int_equal(xs_item_pair_count(a, XS_CLASS_BOUGHT, hB, &err), 1);
+    assert_int_equal(xs_item_pair_count(b, XS_CLASS_BOUGHT, hA, &err), 1);
+    assert_int_equal(xs_item_pair_count(a, XS_CLASS_VIEWED, hB, &err), 1);
+    assert_int_equal(a->n_users[XS_CLASS_BOUGHT], 1);
+    assert_int_equal(b->n_users[XS_CLASS_VIEWED], 1);
+    assert_true(b->category == xs_hash_str("shoes"));
+    assert_true(f.changed >= 3); /* B's count, then A and B for the pair */
+
+    /* a hint never overrides the catalog */
+    b->flags |= XS_ITEM_F_CATALOG;
+    b->category = 0;
+    assert_int_equal(xs_item_stage_hint(is, hB, xs_hash_str("hats"), NULL, 0), XS_OK);
+    assert_true(b->category == 0);
+
+    xs_item_stage_destroy(is);
+    xs_user_stage_destroy(us);
+    fake_free(&f);
+}
+
+/*
+ * A stale neighbour list: the scorer reads it as it is and changes no
+ * record it reads; xs_item_stage_refresh ranks it again, after which the
+ * scorer finds the neighbour.
+ */
+static void test_refresh_then_score(void **state)
+{
+    xs_params_t P;
+    xs_params_default(&P);
+    P.similarity = XS_SIM_COUNT;
+    P.min_support = 1;
+    xs_totals_t totals = {0};
+    static xs_trending_t tr; /* empty: no prior, no backfill */
+    memset(&tr, 0, sizeof(tr));
+    fake_t f = {0};
+    f.totals = &totals;
+    const xs_item_access_t acc = {&f, fk_get, fk_changed};
+    xs_item_stage_t *is = xs_item_stage_new(&P, false, &acc);
+    f.stage = is;
+    xs_scorer_t *sc = xs_scorer_new();
+    assert_non_null(is);
+    assert_non_null(sc);
+    const uint64_t hA = xs_hash_str("A"), hB = xs_hash_str("B");
+    const xs_pair_delta_t d[] = {{hA, 0, XS_CLASS_BOUGHT},
+                                 {hB, 0, XS_CLASS_BOUGHT},
+                                 {hA, hB, XS_CLASS_BOUGHT}};
+    uint64_t n_pairs = 0;
+    assert_int_equal(xs_item_stage_apply(is, d, 3, &totals, &n_pairs, NULL, 0), XS_OK);
+    xs_item_t *a = fk_find(&f, hA);
+    int nt = -1;
+    xs_item_top(a, XS_CLASS_BOUGHT, &nt);
+    assert_int_equal(nt, 1);
+    /* stale: never ranked whole, and its list lost */
+    xs_item_top_clear(a, XS_CLASS_BOUGHT);
+    a->scored_at = 0;
+
+    const xs_scorer_view_t v = {&f, fv_item, fv_entries, fv_rank, fv_catalog};
+    xs_ctx_item_t trig[1] = {{hA, P.w_trigger, false}}, ctx[XS_CTX_MAX];
+    int n_ctx = 1;
+    memcpy(ctx, trig, sizeof(trig));
+    xs_score_in_t in = {.P = &P,
+                        .trig = trig,
+                        .n_trig = 1,
+                        .ctx = ctx,
+                        .lists = true,
+                        .placement = XS_PLACEMENT_PRODUCT_PAGE,
+                        .n_want = 4,
+                        .now = T0,
+                        .list_time = T0,
+                        .trending = &tr};
+    in.n_use = xs_scorer_context(&P, NULL, ctx, &n_ctx, T0);
+    in.n_ctx = n_ctx;
+    assert_int_equal(in.n_use, 1);
+
+    xs_item_t *before[2];
+    for (int i = 0; i < 2; i++) {
+        before[i] = malloc(sizeof(xs_item_t));
+        assert_non_null(before[i]);
+        memcpy(before[i], f.it[i], sizeof(xs_item_t));
+    }
+    xs_list_t list;
+    xs_list_init(&list);
+    assert_int_equal(xs_scorer_score(sc, &v, &in, &list, NULL, 0), XS_OK);
+    assert_int_equal(list.n_items, 0); /* the stale list, read as it is */
+    for (int i = 0; i < 2; i++)
+        assert_memory_equal(before[i], f.it[i], sizeof(xs_item_t));
+    xs_list_clear(&list);
+
+    f.changed = 0;
+    assert_int_equal(xs_item_stage_refresh(is, ctx, in.n_use, &totals, NULL, 0), XS_OK);
+    assert_int_equal(f.changed, 1);
+    assert_true(a->scored_at == totals.pairs_total[0] + totals.pairs_total[1]);
+    xs_list_init(&list);
+    assert_int_equal(xs_scorer_score(sc, &v, &in, &list, NULL, 0), XS_OK);
+    assert_int_equal(list.n_items, 1);
+    assert_string_equal(list.items[0].item_id, "B");
+    assert_int_equal(list.items[0].source, XS_SOURCE_BOUGHT_TOGETHER);
+    assert_int_equal(list.items[0].n_because, 1);
+    assert_string_equal(list.items[0].because_of[0], "A");
+    xs_list_clear(&list);
+
+    /* fresh now: a second refresh ranks nothing */
+    f.changed = 0;
+    assert_int_equal(xs_item_stage_refresh(is, ctx, in.n_use, &totals, NULL, 0), XS_OK);
+    assert_int_equal(f.changed, 0);
+
+    /* ranked at read time (an arm with another measure): the same neighbour, nothing written */
+    memcpy(before[0], a, sizeof(xs_item_t));
+    in.lists = false;
+    xs_list_init(&list);
+    assert_int_equal(xs_scorer_score(sc, &v, &in, &list, NULL, 0), XS_OK);
+    assert_int_equal(list.n_items, 1);
+    assert_string_equal(list.items[0].item_id, "B");
+    assert_memory_equal(before[0], a, sizeof(xs_item_t));
+    xs_list_clear(&list);
+
+    for (int i = 0; i < 2; i++)
+        free(before[i]);
+    xs_scorer_destroy(sc);
+    xs_item_stage_destroy(is);
+    fake_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_user_then_item_stage),
+        cmocka_unit_test(test_refresh_then_score),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
