@@ -35,6 +35,11 @@
  * from_beginning: every partition's first assignment starts at the
  * beginning, whatever offsets are stored; xs_worker_new() refuses it unless
  * the state directory is empty (otherwise events would be counted twice).
+ *
+ * The worker is a composition: the processor runtime (runtime.h) runs the
+ * engine processor (engine_processor.h) with the router (router.h) and the
+ * checkpoint protocol (checkpoint.h); the worker's metrics
+ * (worker_metrics.h) and the HTTP service (service.h) sit beside them.
  */
 #ifndef XSELL_WORKER_H
 #define XSELL_WORKER_H
@@ -44,6 +49,7 @@
 #include <stdint.h>
 #include "xsell/common.h"
 #include "xsell/config.h"
+#include "xsell/runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,12 +63,8 @@ typedef struct xs_worker_opts {
     bool from_beginning;       /* replay every partition from its first offset */
 } xs_worker_opts_t;
 
-typedef struct xs_worker_stats {
-    uint64_t messages, events, lists, dlq, checkpoints;
-    uint64_t dlq_by_reason_decode, dlq_by_reason_validation, dlq_by_reason_size;
-    double last_checkpoint_ms;
-    int64_t lag; /* -1 unknown */
-} xs_worker_stats_t;
+/* messages, events, lists, dlq (by reason), checkpoints, last checkpoint, lag */
+typedef xs_runtime_stats_t xs_worker_stats_t;
 
 xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t errstr_size);
 /* Runs until *stop becomes non-zero, --until-end is reached or a fatal error.
