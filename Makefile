@@ -64,7 +64,7 @@ demo-serve: build
 	@KAFKA=$(KAFKA) XSELL_DEMO_KEEP=1 bash deploy/demo.sh
 
 format:
-	@clang-format -i lib/*/*.c lib/*/*.h include/xsell/*.h worker/*.c worker/*.h tests/*/*.c tests/*/*.h tests/unit/core/*.c
+	@bash tests/unit/test_format.sh --fix
 
 clean:
 	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) .demo

@@ -66,13 +66,13 @@ typedef struct bench_opts {
     const char *state_dir;
     uint64_t checkpoint_events;
     int cache_mb;
-    double rate;        /* e2e fixed offered rate, events/s */
+    double rate; /* e2e fixed offered rate, events/s */
     double rate_seconds;
     int partitions;
-    uint64_t e2e_events; /* e2e maximum-rate run */
+    uint64_t e2e_events;        /* e2e maximum-rate run */
     const char *bootstrap;      /* e2e: an external broker (NULL: the development broker) */
     const char *bootstrap_file; /* e2e: its bootstrap string in a file */
-    bool digest;         /* core/state: digest of every list, for comparing builds */
+    bool digest;                /* core/state: digest of every list, for comparing builds */
 } bench_opts_t;
 
 /* ---- event source: synthetic chunks or a data set held in memory ---------------- */
@@ -119,9 +119,9 @@ static xs_err_t source_open(source_t *s, const bench_opts_t *o, uint64_t n_event
         xs_dataset_opts_default(&dopts);
         dopts.max_events = n_events;
         double t0 = mono_s();
-        xs_err_t err = xs_dataset_read((xs_format_t)o->dataset_fmt,
-                                       (const char *const *)o->files.v, o->files.n, &dopts,
-                                       keep_event, s, NULL, errstr, errstr_size);
+        xs_err_t err =
+            xs_dataset_read((xs_format_t)o->dataset_fmt, (const char *const *)o->files.v,
+                            o->files.n, &dopts, keep_event, s, NULL, errstr, errstr_size);
         s->gen_seconds = mono_s() - t0;
         return err;
     }
@@ -204,8 +204,8 @@ static void workload_json(const bench_opts_t *o, uint64_t events)
     printf("\"workload\":{\"synthetic\":true,\"seed\":%" PRIu64 ",\"events\":%" PRIu64
            ",\"users\":%u,\"items\":%u,\"categories\":%u,\"zipf_users\":%.2f,"
            "\"zipf_items\":%.2f,\"complements\":%u}",
-           o->so.seed, events, o->so.n_users, o->so.n_items, o->so.n_categories,
-           o->so.zipf_users, o->so.zipf_items, o->so.n_complements);
+           o->so.seed, events, o->so.n_users, o->so.n_items, o->so.n_categories, o->so.zipf_users,
+           o->so.zipf_items, o->so.n_complements);
 }
 
 /* Share of planted complement pairs (the 100 most popular anchors) whose
@@ -253,8 +253,7 @@ typedef struct count_ctx {
     uint64_t n;
 } count_ctx_t;
 
-static int count_rec(void *opaque, const void *key, size_t key_len, const void *val,
-                     size_t val_len)
+static int count_rec(void *opaque, const void *key, size_t key_len, const void *val, size_t val_len)
 {
     ((count_ctx_t *)opaque)->n++;
     return 0;
@@ -262,8 +261,7 @@ static int count_rec(void *opaque, const void *key, size_t key_len, const void *
 
 /* Folds a list, Avro-encoded as the worker publishes it (every field), into
  * *digest. Two builds that compute the same lists print the same digest. */
-static xs_err_t digest_list(xs_codec_t *codec, xs_buf_t *b, const xs_list_t *list,
-                            uint64_t *digest)
+static xs_err_t digest_list(xs_codec_t *codec, xs_buf_t *b, const xs_list_t *list, uint64_t *digest)
 {
     xs_buf_reset(b);
     xs_err_t err = xs_codec_encode_list(codec, list, b);
@@ -411,14 +409,13 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
                    ",\"disk_bytes_names\":%" PRIu64 ",\"disk_bytes_per_user\":%.1f,"
                    "\"disk_bytes_per_item\":%.1f,\"cache_hits\":%" PRIu64
                    ",\"cache_misses\":%" PRIu64,
-                   st.checkpoints, st.checkpoint_seconds, compact_s, n_users, n_items,
-                   disk_users, disk_items, disk_names,
-                   n_users ? (double)disk_users / n_users : 0,
+                   st.checkpoints, st.checkpoint_seconds, compact_s, n_users, n_items, disk_users,
+                   disk_items, disk_names, n_users ? (double)disk_users / n_users : 0,
                    n_items ? (double)disk_items / n_items : 0, es.cache_hits, es.cache_misses);
         printf("}\n");
     } else {
-        printf("xsell bench %s: %" PRIu64 " events, %" PRIu64 " lists in %.2f s\n", o->mode,
-               events, lists, busy);
+        printf("xsell bench %s: %" PRIu64 " events, %" PRIu64 " lists in %.2f s\n", o->mode, events,
+               lists, busy);
         printf("  events/s        %12.0f   (%.2f us/event, one thread)\n", eps,
                events ? busy * 1e6 / events : 0);
         printf("  lists/s         %12.0f\n", lps);
@@ -426,8 +423,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
         printf("  users, items    %12" PRIu64 " %12" PRIu64 "\n", es.users_total, fp.items);
         printf("  encoded B/user  %12.1f (max %" PRIu64 ")   B/item %.1f (max %" PRIu64 ")\n",
                fp.user_bytes_avg, fp.user_bytes_max, fp.item_bytes_avg, fp.item_bytes_max);
-        printf("  RSS             %12.1f MiB (peak %.1f MiB)\n", rss / 1048576.0,
-               peak / 1048576.0);
+        printf("  RSS             %12.1f MiB (peak %.1f MiB)\n", rss / 1048576.0, peak / 1048576.0);
         if (recall >= 0)
             printf("  planted pairs found in top-5: %.1f%%\n", recall * 100);
         if (codec)
@@ -596,9 +592,9 @@ typedef struct e2e {
     char t_clicks[160], t_cart[160], t_catalog[160], t_out[160], t_dlq[160];
     char t_pt_in[160], t_pt_in_cart[160], t_pt_out[160], group[160];
     enc_events_t ev;
-    _Atomic int64_t *sent_us;   /* per event: produce call time, 0 = not sent */
-    int64_t *lat_xsell_us;      /* per event: latency of its list (-1 none) */
-    int64_t *lat_pt_us;         /* per event: latency of its passthrough copy */
+    _Atomic int64_t *sent_us; /* per event: produce call time, 0 = not sent */
+    int64_t *lat_xsell_us;    /* per event: latency of its list (-1 none) */
+    int64_t *lat_pt_us;       /* per event: latency of its passthrough copy */
     atomic_uint_fast64_t n_lists, n_pt, n_other;
     _Atomic int64_t last_list_us, last_pt_us;
     atomic_int stop_meter, stop_pt, stop_worker;
@@ -614,7 +610,9 @@ static void *meter_thread(void *arg)
     e2e_t *x = arg;
     char errstr[512] = "";
     const char *topics[] = {x->t_out, x->t_pt_out};
-    xs_consumer_opts_t co = {.bootstrap = x->bootstrap, .topics = topics, .n_topics = 2,
+    xs_consumer_opts_t co = {.bootstrap = x->bootstrap,
+                             .topics = topics,
+                             .n_topics = 2,
                              .start_offset = XS_OFFSET_BEGINNING};
     xs_kv_t conf[] = {{"fetch.wait.max.ms", "1"}, {"log.connection.close", "false"}};
     co.conf = conf;
@@ -647,8 +645,8 @@ static void *meter_thread(void *arg)
                                 sizeof(reason)) == XS_OK)
                 h = xs_hash_str(ev.event_id);
             xs_event_clear(&ev);
-        } else if (xs_codec_peek_list(codec, m.value, m.value_len, &ref, reason,
-                                      sizeof(reason)) == XS_OK &&
+        } else if (xs_codec_peek_list(codec, m.value, m.value_len, &ref, reason, sizeof(reason)) ==
+                       XS_OK &&
                    ref.trigger_event_id_len > 0) {
             /* a list's identity only: this thread shares the worker's CPUs */
             h = xs_hash(ref.trigger_event_id, ref.trigger_event_id_len);
@@ -686,16 +684,20 @@ static void *passthrough_thread(void *arg)
     const char *topics[] = {x->t_pt_in, x->t_pt_in_cart};
     xs_kv_t cconf[] = {{"fetch.wait.max.ms", "1"}};
     xs_kv_t pconf[] = {{"linger.ms", "1"}};
-    xs_consumer_opts_t co = {.bootstrap = x->bootstrap, .topics = topics, .n_topics = 2,
-                             .start_offset = XS_OFFSET_BEGINNING, .conf = cconf, .n_conf = 1};
+    xs_consumer_opts_t co = {.bootstrap = x->bootstrap,
+                             .topics = topics,
+                             .n_topics = 2,
+                             .start_offset = XS_OFFSET_BEGINNING,
+                             .conf = cconf,
+                             .n_conf = 1};
     xs_consumer_t *c = xs_consumer_new(&co, errstr, sizeof(errstr));
     xs_producer_t *p = c ? xs_producer_new(x->bootstrap, pconf, 1, errstr, sizeof(errstr)) : NULL;
     while (p && !atomic_load(&x->stop_pt)) {
         xs_msg_t m;
         xs_err_t err = xs_consumer_poll(c, 50, &m, errstr, sizeof(errstr));
         if (err == XS_OK)
-            err = xs_producer_send(p, x->t_pt_out, -1, m.key, m.key_len, m.value, m.value_len, NULL, 0,
-                                   errstr, sizeof(errstr));
+            err = xs_producer_send(p, x->t_pt_out, -1, m.key, m.key_len, m.value, m.value_len, NULL,
+                                   0, errstr, sizeof(errstr));
         if (err && err != XS_ERR_EOF)
             break;
         xs_producer_poll(p);
@@ -708,8 +710,8 @@ static void *passthrough_thread(void *arg)
 static void *worker_thread(void *arg)
 {
     e2e_t *x = arg;
-    x->worker_err = xs_worker_run(x->worker, &x->worker_stop, x->worker_errstr,
-                                  sizeof(x->worker_errstr));
+    x->worker_err =
+        xs_worker_run(x->worker, &x->worker_stop, x->worker_errstr, sizeof(x->worker_errstr));
     return NULL;
 }
 
@@ -729,12 +731,13 @@ static xs_err_t feed(e2e_t *x, xs_producer_t *p, size_t from, size_t to, bool pa
             }
         }
         const enc_events_t *v = &x->ev;
-        const char *topic = passthrough ? (v->is_cart[i] ? x->t_pt_in_cart : x->t_pt_in)
-                            : v->is_cart[i] ? x->t_cart : x->t_clicks;
+        const char *topic = passthrough     ? (v->is_cart[i] ? x->t_pt_in_cart : x->t_pt_in)
+                            : v->is_cart[i] ? x->t_cart
+                                            : x->t_clicks;
         atomic_store(&x->sent_us[i], mono_us());
-        xs_err_t err = xs_producer_send(p, topic, -1, v->data.data + v->key_off[i], v->key_len[i],
-                                        v->data.data + v->off[i], v->len[i], NULL, 0, errstr,
-                                        errstr_size);
+        xs_err_t err =
+            xs_producer_send(p, topic, -1, v->data.data + v->key_off[i], v->key_len[i],
+                             v->data.data + v->off[i], v->len[i], NULL, 0, errstr, errstr_size);
         if (err)
             return err;
         if ((i & 255) == 0)
@@ -821,11 +824,10 @@ static xs_err_t set_up_broker(e2e_t *x, xs_devbroker_t **db, char **bs_owned, ch
                              errstr_size) != XS_OK)
             return XS_ERR_INVALID;
         x->bootstrap = *bs_owned;
-        snprintf(prefix, sizeof(prefix), "bench-%ld-%lld.", (long)getpid(),
-                 (long long)time(NULL));
+        snprintf(prefix, sizeof(prefix), "bench-%ld-%lld.", (long)getpid(), (long long)time(NULL));
     }
-    char *names[] = {x->t_clicks, x->t_cart,    x->t_catalog,     x->t_out,
-                     x->t_dlq,    x->t_pt_in,   x->t_pt_in_cart,  x->t_pt_out};
+    char *names[] = {x->t_clicks, x->t_cart,  x->t_catalog,    x->t_out,
+                     x->t_dlq,    x->t_pt_in, x->t_pt_in_cart, x->t_pt_out};
     const char *base[] = {"xsell.clicks", "xsell.cart", "xsell.catalog", "xsell.cross-sell",
                           "xsell.dlq",    PT_IN,        PT_IN_CART,      PT_OUT};
     for (size_t i = 0; i < XS_ARRAY_SIZE(names); i++)
@@ -844,8 +846,8 @@ static xs_err_t set_up_broker(e2e_t *x, xs_devbroker_t **db, char **bs_owned, ch
     xs_topic_spec_t specs[XS_ARRAY_SIZE(names)];
     for (size_t i = 0; i < XS_ARRAY_SIZE(names); i++)
         specs[i] = (xs_topic_spec_t){names[i], o->partitions, -1, i == 2 ? compact : NULL, i == 2};
-    return xs_kafka_create_topics(x->bootstrap, NULL, 0, specs, XS_ARRAY_SIZE(specs), 30000,
-                                  errstr, errstr_size);
+    return xs_kafka_create_topics(x->bootstrap, NULL, 0, specs, XS_ARRAY_SIZE(specs), 30000, errstr,
+                                  errstr_size);
 }
 
 static int run_e2e(const bench_opts_t *o)
@@ -941,20 +943,26 @@ static int run_e2e(const bench_opts_t *o)
                     goto out;
             }
         }
-        const char *plain[] = {"commit.interval.ms", "checkpoint.dirty.bytes", "cache.max.bytes",
-                               "state.sync", "model.kmax", "model.similarity",
-                               "model.min_support", "list.suppress_minutes"};
+        const char *plain[] = {"commit.interval.ms", "checkpoint.dirty.bytes",
+                               "cache.max.bytes",    "state.sync",
+                               "model.kmax",         "model.similarity",
+                               "model.min_support",  "list.suppress_minutes"};
         for (size_t i = 0; i < XS_ARRAY_SIZE(plain); i++) {
             const char *v = xs_config_get_raw(o->cfg, plain[i]);
             if (v && xs_config_set(cfg, plain[i], v, "--set", errstr, sizeof(errstr)))
                 goto out;
         }
     }
-    const char *fixed[][2] = {{"kafka.bootstrap.servers", x.bootstrap}, {"state.dir", dir},
-                              {"group.id", x.group}, {"http.address", ""},
-                              {"log.progress.seconds", "0"}, {"topics.clicks", x.t_clicks},
-                              {"topics.cart", x.t_cart}, {"topics.catalog", x.t_catalog},
-                              {"topics.output", x.t_out}, {"topics.dlq", x.t_dlq}};
+    const char *fixed[][2] = {{"kafka.bootstrap.servers", x.bootstrap},
+                              {"state.dir", dir},
+                              {"group.id", x.group},
+                              {"http.address", ""},
+                              {"log.progress.seconds", "0"},
+                              {"topics.clicks", x.t_clicks},
+                              {"topics.cart", x.t_cart},
+                              {"topics.catalog", x.t_catalog},
+                              {"topics.output", x.t_out},
+                              {"topics.dlq", x.t_dlq}};
     for (size_t i = 0; i < XS_ARRAY_SIZE(fixed); i++)
         if (xs_config_set(cfg, fixed[i][0], fixed[i][1], "bench", errstr, sizeof(errstr)))
             goto out;
@@ -1078,7 +1086,6 @@ out:
     return rc;
 }
 
-
 /* ---- command line ------------------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -1113,7 +1120,7 @@ int xs_cli_bench(int argc, char **argv)
         return 1;
     if (argc < 2 || argv[1][0] == '-') {
         usage(argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? stdout
-                                                                                     : stderr);
+                                                                                  : stderr);
         rc = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? 0 : 2;
         goto out;
     }

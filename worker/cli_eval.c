@@ -318,8 +318,7 @@ int xs_cli_eval(int argc, char **argv)
                 goto out;
             }
         } else if (!strcmp(a, "--threads") && more) {
-            if (!xs_cli_parse_int("--threads", argv[++i], 1, 3, &threads, errstr,
-                                  sizeof(errstr))) {
+            if (!xs_cli_parse_int("--threads", argv[++i], 1, 3, &threads, errstr, sizeof(errstr))) {
                 fprintf(stderr, "xsell eval: %s\n", errstr);
                 goto out;
             }

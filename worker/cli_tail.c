@@ -377,11 +377,10 @@ static xs_err_t list_to_text(xs_buf_t *out, const xs_list_t *l, const title_map_
     char when[32];
     gmtime_r(&secs, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-    err |= xs_buf_printf(out, "%s list for user %s after %s %s (%s UTC)%s%s%s%s\n",
-                         xs_placement_name(l->placement), l->user_id, l->trigger_type,
-                         l->trigger_event_id, when, l->arm ? "  [" : "",
-                         l->experiment ? l->experiment : "", l->arm ? "/" : "",
-                         l->arm ? l->arm : "");
+    err |= xs_buf_printf(
+        out, "%s list for user %s after %s %s (%s UTC)%s%s%s%s\n", xs_placement_name(l->placement),
+        l->user_id, l->trigger_type, l->trigger_event_id, when, l->arm ? "  [" : "",
+        l->experiment ? l->experiment : "", l->arm ? "/" : "", l->arm ? l->arm : "");
     for (int i = 0; i < l->n_trigger_items; i++) {
         const char *t = map ? title_map_get(map, l->trigger_items[i]) : NULL;
         err |= xs_buf_printf(out, "  %s %s%s%s\n", i ? "   " : "for", l->trigger_items[i],
@@ -396,8 +395,8 @@ static xs_err_t list_to_text(xs_buf_t *out, const xs_list_t *l, const title_map_
                              xs_source_name(r->source), r->score);
         for (int k = 0; k < r->n_because; k++) {
             const char *bt = map ? title_map_get(map, r->because_of[k]) : NULL;
-            err |= xs_buf_printf(out, "%s%s", k ? ", " : "  because of ",
-                                 bt ? bt : r->because_of[k]);
+            err |=
+                xs_buf_printf(out, "%s%s", k ? ", " : "  because of ", bt ? bt : r->because_of[k]);
         }
         err |= xs_buf_append_u8(out, '\n');
     }

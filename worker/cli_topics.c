@@ -32,21 +32,19 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: xsell topics create|check (--bootstrap B | --bootstrap-file F)\n"
-            "                    [--config FILE]... [--set key=value]...\n"
-            "                    [--partitions N] [--replication R]\n"
-            "  topic names from topics.* of the configuration (defaults xsell.clicks, "
-            "xsell.cart,\n"
-            "  xsell.catalog, xsell.cross-sell, xsell.dlq)\n"
-            "  --partitions N       create: partitions of every topic (default 8)\n"
-            "  --replication R      create: replication factor (default: the broker's)\n");
+    fprintf(out, "usage: xsell topics create|check (--bootstrap B | --bootstrap-file F)\n"
+                 "                    [--config FILE]... [--set key=value]...\n"
+                 "                    [--partitions N] [--replication R]\n"
+                 "  topic names from topics.* of the configuration (defaults xsell.clicks, "
+                 "xsell.cart,\n"
+                 "  xsell.catalog, xsell.cross-sell, xsell.dlq)\n"
+                 "  --partitions N       create: partitions of every topic (default 8)\n"
+                 "  --replication R      create: replication factor (default: the broker's)\n");
 }
 
 enum { T_CLICKS, T_CART, T_CATALOG, T_OUTPUT, T_DLQ, T__COUNT };
-static const char *const topic_keys[T__COUNT] = {"topics.clicks", "topics.cart",
-                                                 "topics.catalog", "topics.output",
-                                                 "topics.dlq"};
+static const char *const topic_keys[T__COUNT] = {"topics.clicks", "topics.cart", "topics.catalog",
+                                                 "topics.output", "topics.dlq"};
 
 /* Prints one line per topic; returns the number of problems found. */
 static int check(const char *bs, const xs_kv_t *kconf, size_t n_kafka, const char *const *names)

@@ -8,9 +8,9 @@
  *
  * Flags override the config file (whatever their order on the command line).
  * --from-beginning replays every partition from its first offset; it needs
- * an empty state directory, or --reset-state (--yes when it is not empty). SIGINT/SIGTERM stop it cleanly: a final
- * checkpoint (the state and its offsets written once the producer acknowledged
- * its lists), then exit 0.
+ * an empty state directory, or --reset-state (--yes when it is not empty). SIGINT/SIGTERM stop it
+ * cleanly: a final checkpoint (the state and its offsets written once the producer acknowledged its
+ * lists), then exit 0.
  *
  * Exit status (docs/GUARANTEES.md): 0 stopped cleanly; 1 failed (the log says
  * why; the next start replays from the last checkpoint); 2 bad command line
@@ -174,8 +174,8 @@ int main(int argc, char **argv)
                 rc = 2;
                 goto out;
             }
-            err = xs_config_set(cfg, "kafka.bootstrap.servers", owned, "--bootstrap-file",
-                                errstr, sizeof(errstr));
+            err = xs_config_set(cfg, "kafka.bootstrap.servers", owned, "--bootstrap-file", errstr,
+                                sizeof(errstr));
             free(owned);
         } else if (!strcmp(a, "--state-dir")) {
             key = "state.dir";
@@ -219,8 +219,10 @@ int main(int argc, char **argv)
     const char *dir = xs_config_str(cfg, "state.dir");
     if (reset) {
         if (xs_store_dir_nonempty(dir) && !yes) {
-            fprintf(stderr, "xsell-worker: --reset-state would delete %s, which is not empty; "
-                            "add --yes to confirm\n", dir);
+            fprintf(stderr,
+                    "xsell-worker: --reset-state would delete %s, which is not empty; "
+                    "add --yes to confirm\n",
+                    dir);
             rc = 2;
             goto out;
         }
@@ -237,14 +239,15 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     if (from_beginning && !reset && xs_store_dir_nonempty(dir)) {
-        fprintf(stderr, "xsell-worker: --from-beginning needs an empty state directory: %s "
-                        "holds state that would count every event twice; add --reset-state "
-                        "(and --yes) to rebuild it from scratch\n", dir);
+        fprintf(stderr,
+                "xsell-worker: --from-beginning needs an empty state directory: %s "
+                "holds state that would count every event twice; add --reset-state "
+                "(and --yes) to rebuild it from scratch\n",
+                dir);
         rc = 2;
         goto out;
     }
-    xs_worker_opts_t wo = {.config = cfg, .until_end = until_end,
-                           .from_beginning = from_beginning};
+    xs_worker_opts_t wo = {.config = cfg, .until_end = until_end, .from_beginning = from_beginning};
     if (!(w = xs_worker_new(&wo, errstr, sizeof(errstr)))) {
         /* opening the store on a full device: the same status as a full device later */
         if (strstr(errstr, "No space left on device"))
@@ -255,7 +258,8 @@ int main(int argc, char **argv)
     xs_err_t err = xs_worker_run(w, &stop_flag, errstr, sizeof(errstr));
     if (err == XS_ERR_NOSPACE) {
         rc = exit_status(err);
-        XS_ERROR("state directory full", "state_dir=%s exit=%d error=\"%s\" action=\"free space "
+        XS_ERROR("state directory full",
+                 "state_dir=%s exit=%d error=\"%s\" action=\"free space "
                  "on the device and restart: the worker resumes from its last checkpoint\"",
                  dir, rc, errstr);
         goto out;

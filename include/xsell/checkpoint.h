@@ -63,14 +63,14 @@ typedef struct xs_checkpoint xs_checkpoint_t;
 typedef struct xs_processor xs_processor_t; /* runtime.h */
 
 typedef struct xs_checkpoint_opts {
-    xs_store_t *store;                  /* borrowed */
-    bool sync;                          /* state.sync: fsync every batch */
-    xs_producer_t *producer;            /* marked and awaited (borrowed) */
-    xs_consumer_t *consumer;            /* offsets committed to (borrowed) */
-    const xs_processor_t *processor;    /* its snapshot goes into the batch (borrowed) */
-    pthread_mutex_t *mu;                /* the lock shared with queries */
-    xs_worker_metrics_t *metrics;       /* borrowed */
-    bool from_beginning;                /* first assignment ignores stored offsets */
+    xs_store_t *store;               /* borrowed */
+    bool sync;                       /* state.sync: fsync every batch */
+    xs_producer_t *producer;         /* marked and awaited (borrowed) */
+    xs_consumer_t *consumer;         /* offsets committed to (borrowed) */
+    const xs_processor_t *processor; /* its snapshot goes into the batch (borrowed) */
+    pthread_mutex_t *mu;             /* the lock shared with queries */
+    xs_worker_metrics_t *metrics;    /* borrowed */
+    bool from_beginning;             /* first assignment ignores stored offsets */
 } xs_checkpoint_opts_t;
 
 /* Starts the writer thread. */
@@ -81,13 +81,12 @@ void xs_checkpoint_destroy(xs_checkpoint_t *cp);
 
 /* IDLE -> SNAPSHOT (none in flight); *started is false when there is
  * nothing to write (no dirty record, no offset moved). */
-xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr,
-                             size_t errstr_size);
+xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, size_t errstr_size);
 /* Puts up to max snapshot records (0: all) into the batch; once all are in
  * and the producer acknowledged everything before the mark (flush: waits
  * for it), hands the batch to the writer (sync: writes it here). */
-xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool sync,
-                               char *errstr, size_t errstr_size);
+xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool sync, char *errstr,
+                               size_t errstr_size);
 /* WRITTEN -> IDLE: stored offsets, Kafka commit, the processor's trim. */
 xs_err_t xs_checkpoint_finish(xs_checkpoint_t *cp, char *errstr, size_t errstr_size);
 /* Waits for the batch in flight, if any, to be written. */

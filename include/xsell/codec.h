@@ -59,8 +59,8 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
 bool xs_codec_has_confluent_id(const xs_codec_t *codec, int32_t id);
 
 /* Sets the writer schema used for bare framing of `kind` (default: reader). */
-xs_err_t xs_codec_set_bare_writer(xs_codec_t *codec, xs_event_kind_t kind,
-                                  const char *schema_json, char *errstr, size_t errstr_size);
+xs_err_t xs_codec_set_bare_writer(xs_codec_t *codec, xs_event_kind_t kind, const char *schema_json,
+                                  char *errstr, size_t errstr_size);
 
 /*
  * Decodes one message. bare_kind is the kind to assume for bare framing, or

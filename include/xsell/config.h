@@ -37,8 +37,7 @@ xs_err_t xs_config_set(xs_config_t *cfg, const char *key, const char *value, con
 xs_err_t xs_config_set_pair(xs_config_t *cfg, const char *pair, const char *origin, char *errstr,
                             size_t errstr_size);
 /* Loads a file: blank lines and lines starting with # are ignored. */
-xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr,
-                             size_t errstr_size);
+xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr, size_t errstr_size);
 
 /* Receives one error message of a check that goes on after it (below). */
 typedef void (*xs_report_fn)(void *opaque, const char *message);
@@ -46,8 +45,7 @@ typedef void (*xs_report_fn)(void *opaque, const char *message);
 /* Loads a file as xs_config_load_file() but goes on after a bad line: every
  * error ("file:line: message", or the open error) goes to report. Returns how
  * many; the good lines are set. */
-int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn report,
-                            void *opaque);
+int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn report, void *opaque);
 
 /* Typed getters of table keys (the default when unset). Unknown keys abort:
  * they are programming errors. */

@@ -71,7 +71,7 @@ int xs_format_from_name(const char *name); /* -1 when unknown */
 const char *xs_format_name(xs_format_t fmt);
 
 typedef struct xs_dataset_opts {
-    uint64_t seed;      /* for seeded orders (retailrocket caserec); default 42 */
+    uint64_t seed;       /* for seeded orders (retailrocket caserec); default 42 */
     uint64_t max_events; /* stop after this many events (0 = all) */
     /* When not NULL, set to the events delivered so far (relaxed stores), so
      * another thread can show the progress of a read. Default NULL. */

@@ -70,38 +70,32 @@
 extern "C" {
 #endif
 
-typedef enum xs_cf {
-    XS_CF_USERS = 0,
-    XS_CF_ITEMS,
-    XS_CF_NAMES,
-    XS_CF_META,
-    XS_CF__COUNT
-} xs_cf_t;
+typedef enum xs_cf { XS_CF_USERS = 0, XS_CF_ITEMS, XS_CF_NAMES, XS_CF_META, XS_CF__COUNT } xs_cf_t;
 
 const char *xs_cf_name(xs_cf_t cf);
 
 /* Model and rule parameters. xs_params_default() documents the defaults. */
 typedef struct xs_params {
-    double half_life_hours;   /* affinity half-life (event time) */
-    double window_hours;      /* co-occurrence window within a user's history */
-    int kmax;                 /* at most this many window items per new interaction */
-    xs_sim_t similarity;      /* neighbour ranking */
-    double llr_min;           /* LLR threshold for llr-cosine */
-    int min_support;          /* minimum co-occurrence count for a neighbour (0: per item) */
-    double viewed_weight;     /* weight of VIEWED_TOGETHER relative to BOUGHT_TOGETHER */
-    bool normalize;           /* scale each context item's similarities to a maximum of 1 */
-    double category_boost;    /* score *= 1 + boost * (category affinity / max affinity) */
-    double popularity_prior;  /* trending items join with this x best score x relative weight */
+    double half_life_hours;  /* affinity half-life (event time) */
+    double window_hours;     /* co-occurrence window within a user's history */
+    int kmax;                /* at most this many window items per new interaction */
+    xs_sim_t similarity;     /* neighbour ranking */
+    double llr_min;          /* LLR threshold for llr-cosine */
+    int min_support;         /* minimum co-occurrence count for a neighbour (0: per item) */
+    double viewed_weight;    /* weight of VIEWED_TOGETHER relative to BOUGHT_TOGETHER */
+    bool normalize;          /* scale each context item's similarities to a maximum of 1 */
+    double category_boost;   /* score *= 1 + boost * (category affinity / max affinity) */
+    double popularity_prior; /* trending items join with this x best score x relative weight */
     double w_trigger, w_cart, w_purchase, w_view; /* context weights */
-    int max_context;          /* context items considered */
+    int max_context;                              /* context items considered */
     int list_len[XS_PLACEMENT__COUNT];
-    int category_cap;         /* max items per category in one list; 0 = no cap */
-    int family_cap;           /* max items per product family in one list; 0 = no cap */
-    bool family_exclude;      /* complements placements: no item of a context item's family */
-    double rebuy_days;        /* do not suggest items bought within this many days (<= 365) */
-    double suppress_minutes;  /* identical list for the same placement not re-published */
-    bool trending_backfill;   /* fill short lists with trending items */
-    bool popularity_only;     /* control arm: trending items only */
+    int category_cap;        /* max items per category in one list; 0 = no cap */
+    int family_cap;          /* max items per product family in one list; 0 = no cap */
+    bool family_exclude;     /* complements placements: no item of a context item's family */
+    double rebuy_days;       /* do not suggest items bought within this many days (<= 365) */
+    double suppress_minutes; /* identical list for the same placement not re-published */
+    bool trending_backfill;  /* fill short lists with trending items */
+    bool popularity_only;    /* control arm: trending items only */
 } xs_params_t;
 
 void xs_params_default(xs_params_t *p);
@@ -148,11 +142,11 @@ typedef struct xs_engine xs_engine_t;
 typedef struct xs_engine_opts {
     xs_params_t params;
     const xs_experiment_t *experiment; /* NULL or n_arms == 0: no experiment; copied */
-    bool exact_pairs;            /* reference mode: unbounded exact co-occurrence counts */
-    const xs_backend_t *backend; /* NULL: all state in memory, never evicted */
-    size_t cache_bytes;          /* budget for cached records (0 = unbounded) */
-    const char *model_name;      /* written on lists; default "xsell-cooc" */
-    const char *model_version;   /* default "1" */
+    bool exact_pairs;                  /* reference mode: unbounded exact co-occurrence counts */
+    const xs_backend_t *backend;       /* NULL: all state in memory, never evicted */
+    size_t cache_bytes;                /* budget for cached records (0 = unbounded) */
+    const char *model_name;            /* written on lists; default "xsell-cooc" */
+    const char *model_version;         /* default "1" */
 } xs_engine_opts_t;
 
 void xs_engine_opts_default(xs_engine_opts_t *o);
@@ -306,8 +300,8 @@ typedef struct xs_item_info {
  * fields; info->found is false for an unknown item.
  */
 xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
-                              xs_neighbour_t **out, int *n_out, xs_item_info_t *info,
-                              char *errstr, size_t errstr_size);
+                              xs_neighbour_t **out, int *n_out, xs_item_info_t *info, char *errstr,
+                              size_t errstr_size);
 void xs_neighbours_free(xs_neighbour_t *v, int n);
 
 /*

@@ -104,8 +104,8 @@ typedef struct xs_event {
     char *currency; /* optional */
 
     /* ItemUpdate (item_id above, ts above) */
-    char *title; /* optional */
-    char *brand; /* optional */
+    char *title;  /* optional */
+    char *brand;  /* optional */
     char *family; /* optional (item update): product family, e.g. colour variants of one product */
     double price;
     bool has_price;
@@ -120,18 +120,18 @@ typedef struct xs_event {
 void xs_event_init(xs_event_t *ev, xs_event_kind_t kind);
 void xs_event_clear(xs_event_t *ev); /* frees members, re-inits to kind CLICK */
 /* Appends a line; copies item_id. */
-xs_err_t xs_event_add_line(xs_event_t *ev, const char *item_id, int32_t quantity,
-                           double unit_price, bool has_unit_price);
+xs_err_t xs_event_add_line(xs_event_t *ev, const char *item_id, int32_t quantity, double unit_price,
+                           bool has_unit_price);
 /* Deep copy; dst must be uninitialised or cleared. */
 xs_err_t xs_event_copy(xs_event_t *dst, const xs_event_t *src);
 
 /* Limits applied by xs_event_validate(). */
 typedef struct xs_event_limits {
-    size_t max_id_len;     /* any id / string field; default 256 */
-    size_t max_lines;      /* cart lines; default 1000 */
-    int64_t min_ts;        /* default 2000-01-01 */
-    int64_t max_ts;        /* default 2100-01-01 */
-    int32_t max_quantity;  /* default 1000000 */
+    size_t max_id_len;    /* any id / string field; default 256 */
+    size_t max_lines;     /* cart lines; default 1000 */
+    int64_t min_ts;       /* default 2000-01-01 */
+    int64_t max_ts;       /* default 2100-01-01 */
+    int32_t max_quantity; /* default 1000000 */
 } xs_event_limits_t;
 
 void xs_event_limits_default(xs_event_limits_t *lim);
@@ -168,16 +168,16 @@ typedef struct xs_rec {
 } xs_rec_t;
 
 typedef struct xs_list {
-    char list_id[33];      /* 32 hex chars, deterministic from the trigger */
+    char list_id[33]; /* 32 hex chars, deterministic from the trigger */
     char *user_id;
-    int64_t generated_at;  /* event time of the trigger, ms */
+    int64_t generated_at; /* event time of the trigger, ms */
     char *trigger_event_id;
-    char *trigger_type;    /* e.g. "PRODUCT_VIEW", "ADD", "PURCHASE" */
+    char *trigger_type; /* e.g. "PRODUCT_VIEW", "ADD", "PURCHASE" */
     char *trigger_items[XS_TRIGGER_MAX_ITEMS];
     int n_trigger_items;
     xs_placement_t placement;
-    char *experiment;      /* optional */
-    char *arm;             /* optional */
+    char *experiment; /* optional */
+    char *arm;        /* optional */
     xs_rec_t items[XS_LIST_MAX_ITEMS];
     int n_items;
     char *model_name;

@@ -43,8 +43,9 @@ const char *xs_json_number_text(const xs_json_t *v);
 const char *xs_json_string(const xs_json_t *v); /* NUL-terminated UTF-8; NULL unless STRING */
 size_t xs_json_string_len(const xs_json_t *v);  /* may contain \u0000 */
 size_t xs_json_size(const xs_json_t *v);        /* elements of ARRAY / members of OBJECT */
-const xs_json_t *xs_json_at(const xs_json_t *v, size_t i); /* ARRAY element or OBJECT member value */
-const char *xs_json_key_at(const xs_json_t *v, size_t i);  /* OBJECT member key (in source order) */
+const xs_json_t *xs_json_at(const xs_json_t *v,
+                            size_t i);                    /* ARRAY element or OBJECT member value */
+const char *xs_json_key_at(const xs_json_t *v, size_t i); /* OBJECT member key (in source order) */
 const xs_json_t *xs_json_get(const xs_json_t *obj, const char *key); /* NULL when absent */
 
 /* Appends s[0..len) as a quoted, escaped JSON string. */

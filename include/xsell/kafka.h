@@ -70,8 +70,8 @@ void xs_producer_destroy(xs_producer_t *p);
  * backpressure, never a drop. Returns XS_ERR_KAFKA for a permanent error
  * (unknown topic, message too large) with errstr set.
  */
-xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition,
-                          const void *key, size_t key_len, const void *value, size_t value_len,
+xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition, const void *key,
+                          size_t key_len, const void *value, size_t value_len,
                           const xs_header_t *headers, size_t n_headers, char *errstr,
                           size_t errstr_size);
 /* Serves delivery reports without blocking. */
@@ -123,8 +123,8 @@ typedef struct xs_consumer_opts {
     const char *group_id;      /* NULL: group-less, every partition assigned */
     const char *const *topics; /* n_topics names */
     size_t n_topics;
-    int64_t start_offset;      /* group-less start: XS_OFFSET_BEGINNING or XS_OFFSET_END */
-    const xs_kv_t *conf;       /* passed to librdkafka after the defaults */
+    int64_t start_offset; /* group-less start: XS_OFFSET_BEGINNING or XS_OFFSET_END */
+    const xs_kv_t *conf;  /* passed to librdkafka after the defaults */
     size_t n_conf;
     xs_consumer_hooks_t hooks;
     /* auto.offset.reset=error (whatever conf says): an offset out of range
@@ -136,8 +136,7 @@ typedef struct xs_consumer_opts {
 /* Defaults: enable.auto.commit=false, enable.auto.offset.store=false,
  * auto.offset.reset=earliest, enable.partition.eof=true,
  * session.timeout.ms=6000 (the mock broker's group join waits for it). */
-xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr,
-                               size_t errstr_size);
+xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr, size_t errstr_size);
 /* Closes (leaves the group, revoking partitions through on_revoke) and releases. */
 void xs_consumer_destroy(xs_consumer_t *c);
 
@@ -149,7 +148,7 @@ typedef struct xs_msg {
     size_t key_len;
     const void *value;
     size_t value_len;
-    int64_t timestamp; /* message timestamp (ms), -1 if none */
+    int64_t timestamp;  /* message timestamp (ms), -1 if none */
     const void *native; /* the librdkafka message (headers), NULL when none */
 } xs_msg_t;
 
@@ -188,12 +187,11 @@ int xs_consumer_assigned_count(xs_consumer_t *c);
 bool xs_consumer_brokers_down(xs_consumer_t *c, int64_t *down_ms);
 
 /* The partition's low and high watermarks now (a ListOffsets round trip). */
-xs_err_t xs_consumer_watermarks(xs_consumer_t *c, const char *topic, int32_t partition,
-                                int64_t *lo, int64_t *hi, int timeout_ms, char *errstr,
-                                size_t errstr_size);
+xs_err_t xs_consumer_watermarks(xs_consumer_t *c, const char *topic, int32_t partition, int64_t *lo,
+                                int64_t *hi, int timeout_ms, char *errstr, size_t errstr_size);
 /* Moves an assigned partition's fetch position to offset (and restarts a stopped one). */
-xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition,
-                          int64_t offset, char *errstr, size_t errstr_size);
+xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition, int64_t offset,
+                          char *errstr, size_t errstr_size);
 
 /* Deletes the records of a partition below `before` (Admin DeleteRecords; the
  * low watermark becomes `before`), as retention would. Real brokers only. */
@@ -207,8 +205,8 @@ int64_t xs_consumer_lag(xs_consumer_t *c);
 int64_t xs_consumer_partition_lag(xs_consumer_t *c, const char *topic, int32_t partition);
 
 /* Commits `offset` (the next offset to consume) for one partition. */
-xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition,
-                            int64_t offset, bool async, char *errstr, size_t errstr_size);
+xs_err_t xs_consumer_commit(xs_consumer_t *c, const char *topic, int32_t partition, int64_t offset,
+                            bool async, char *errstr, size_t errstr_size);
 
 /* One partition's next offset to consume, for xs_consumer_commit_offsets(). */
 typedef struct xs_offset {
@@ -226,8 +224,7 @@ xs_err_t xs_consumer_pause_all(xs_consumer_t *c, bool pause);
 
 /* Number of partitions of `topic` as seen in metadata, or -1. */
 int xs_kafka_partition_count(const char *bootstrap, const xs_kv_t *conf, size_t n_conf,
-                             const char *topic, int timeout_ms, char *errstr,
-                             size_t errstr_size);
+                             const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* ---- topic administration (Admin API; real brokers, not the mock) -------- */
 

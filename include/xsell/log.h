@@ -38,8 +38,8 @@ int xs_log_format_from_name(const char *name);
  * returns the length it needed (as snprintf). fields: the callers'
  * `key=value key="value"` text, or NULL.
  */
-size_t xs_log_render(char *buf, size_t cap, xs_log_format_t fmt, const char *ts,
-                     const char *level, const char *msg, const char *fields);
+size_t xs_log_render(char *buf, size_t cap, xs_log_format_t fmt, const char *ts, const char *level,
+                     const char *msg, const char *fields);
 
 /* msg is quoted; fmt (may be NULL) supplies the extra key=value fields. */
 void xs_log(xs_log_level_t level, const char *msg, const char *fmt, ...)

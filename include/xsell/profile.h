@@ -86,12 +86,12 @@ extern "C" {
 #define XS_PROFILE_MAX_CATS 8
 #define XS_PROFILE_MAX_CART 8
 #define XS_PROFILE_DEDUP 8
-#define XS_PROFILE_SEEN 10         /* fingerprints kept of the last list per placement */
-#define XS_PROFILE_BLOOM_BYTES 32  /* 256 bits per filter */
-#define XS_PROFILE_BLOOM_K 3       /* bits set per item */
+#define XS_PROFILE_SEEN 10        /* fingerprints kept of the last list per placement */
+#define XS_PROFILE_BLOOM_BYTES 32 /* 256 bits per filter */
+#define XS_PROFILE_BLOOM_K 3      /* bits set per item */
 #define XS_PROFILE_REBUY_BUCKETS 2
 #define XS_PROFILE_HORIZON_MS (INT64_C(1) << 35)
-#define XS_PROFILE_MAX_BYTES 1024  /* stored size, worst case */
+#define XS_PROFILE_MAX_BYTES 1024 /* stored size, worst case */
 #define XS_PROFILE_VERSION 2
 
 typedef enum xs_signal {
@@ -190,8 +190,7 @@ void xs_profile_forget(xs_profile_t *p, int64_t rebuy_ms);
 /* True when item may have been bought less than window_ms before now (never
  * false for an item that was, when window_ms <= the rebuy_ms it was evicted
  * with). */
-bool xs_profile_bought_within(const xs_profile_t *p, uint64_t item, int64_t now,
-                              int64_t window_ms);
+bool xs_profile_bought_within(const xs_profile_t *p, uint64_t item, int64_t now, int64_t window_ms);
 
 /* The 16-bit fingerprint of an item in the last-list records. */
 uint16_t xs_profile_fp(uint64_t item);

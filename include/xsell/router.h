@@ -55,8 +55,8 @@ typedef enum xs_route {
 typedef struct xs_input {
     const xs_msg_t *msg; /* topic, partition, offset, key, headers (borrowed) */
     xs_route_t route;
-    xs_event_t ev;       /* XS_ROUTE_EVENT */
-    char *item_id;       /* XS_ROUTE_TOMBSTONE */
+    xs_event_t ev; /* XS_ROUTE_EVENT */
+    char *item_id; /* XS_ROUTE_TOMBSTONE */
 } xs_input_t;
 
 /* Releases what xs_router_route() put into in. */

@@ -70,8 +70,7 @@ typedef struct xs_processor {
      * the batch is written: records may now be evicted. */
     xs_err_t (*snapshot_begin)(void *self, xs_batch_t *batch, size_t *n_records, char *errstr,
                                size_t errstr_size);
-    xs_err_t (*snapshot_step)(void *self, size_t max, bool *done, char *errstr,
-                              size_t errstr_size);
+    xs_err_t (*snapshot_step)(void *self, size_t max, bool *done, char *errstr, size_t errstr_size);
     void (*checkpointed)(void *self);
     /* Rebalance (NULL: nothing to do); revoked runs after the checkpoint. */
     void (*assigned)(void *self, const char *topic, int32_t partition);
@@ -81,11 +80,10 @@ typedef struct xs_processor {
 
 /* Publishes a list triggered by the input being processed (keyed by its
  * user_id, framed by the router). The runtime counts it. */
-xs_err_t xs_runtime_emit(xs_emit_t *emit, const xs_list_t *list, char *errstr,
-                         size_t errstr_size);
+xs_err_t xs_runtime_emit(xs_emit_t *emit, const xs_list_t *list, char *errstr, size_t errstr_size);
 
 typedef struct xs_runtime_opts {
-    const xs_config_t *config;       /* borrowed for the runtime's life, as are: */
+    const xs_config_t *config; /* borrowed for the runtime's life, as are: */
     const xs_processor_t *processor;
     xs_router_t *router;
     xs_worker_metrics_t *metrics;

@@ -14,7 +14,7 @@ void xs_settings_params(const xs_config_t *cfg, xs_params_t *params);
 
 /* Fills x from experiment.* keys (x->n_arms = 0 when experiment.name is empty).
  * XS_ERR_CONFIG + errstr for a malformed experiment.arms list. */
-xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
-                                xs_experiment_t *x, char *errstr, size_t errstr_size);
+xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base, xs_experiment_t *x,
+                                char *errstr, size_t errstr_size);
 
 #endif

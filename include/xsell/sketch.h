@@ -124,11 +124,7 @@ extern "C" {
 #define XS_TOP_VIEWED 64
 #endif
 
-typedef enum xs_class {
-    XS_CLASS_BOUGHT = 0,
-    XS_CLASS_VIEWED = 1,
-    XS_CLASS__COUNT
-} xs_class_t;
+typedef enum xs_class { XS_CLASS_BOUGHT = 0, XS_CLASS_VIEWED = 1, XS_CLASS__COUNT } xs_class_t;
 
 typedef struct xs_ss_entry {
     uint64_t item;

@@ -138,8 +138,7 @@ xs_err_t xs_user_stage_apply(xs_user_stage_t *s, xs_profile_t *p, const xs_event
 
 /* Joins session profile sp into its user's profile p (xs_profile_merge) and
  * empties sp; the session no longer counts as a distinct user in totals. */
-void xs_user_stage_join(xs_user_stage_t *s, xs_profile_t *p, xs_profile_t *sp,
-                        xs_totals_t *totals);
+void xs_user_stage_join(xs_user_stage_t *s, xs_profile_t *p, xs_profile_t *sp, xs_totals_t *totals);
 
 /* ---- item stage ---------------------------------------------------------------- */
 
@@ -216,7 +215,7 @@ uint32_t xs_item_stage_support_min(const xs_params_t *P, uint64_t pairs, int par
  * lookup). */
 typedef struct xs_scorer_catalog {
     bool found;
-    const char *id;  /* the original id string */
+    const char *id; /* the original id string */
     const char *title;
     uint64_t family; /* hash of ItemUpdate.family, 0 = none */
     double price;
@@ -265,17 +264,17 @@ int xs_scorer_context(const xs_params_t *P, const xs_profile_t *p, xs_ctx_item_t
                       int64_t now);
 
 typedef struct xs_score_in {
-    const xs_params_t *P;   /* the scoring parameters (the arm's) */
-    const xs_profile_t *p;  /* NULL: an anonymous shopper */
+    const xs_params_t *P;      /* the scoring parameters (the arm's) */
+    const xs_profile_t *p;     /* NULL: an anonymous shopper */
     const xs_ctx_item_t *trig; /* the trigger items, before xs_scorer_context */
     int n_trig;
     const xs_ctx_item_t *ctx; /* xs_scorer_context()'s */
     int n_ctx, n_use;
-    bool lists;               /* read the items' lists (else rank their entries now) */
+    bool lists; /* read the items' lists (else rank their entries now) */
     xs_placement_t placement;
     int n_want;
-    int64_t now;       /* the profile's time: decay, rebuy */
-    int64_t list_time; /* the time the availability windows are judged at */
+    int64_t now;                   /* the profile's time: decay, rebuy */
+    int64_t list_time;             /* the time the availability windows are judged at */
     const xs_score_rules_t *rules; /* NULL: none */
     const xs_trending_t *trending;
 } xs_score_in_t;

@@ -71,18 +71,17 @@ xs_batch_t *xs_batch_new(xs_store_t *s);
 void xs_batch_destroy(xs_batch_t *b);
 void xs_batch_clear(xs_batch_t *b);
 /* val NULL: a delete of the key. */
-xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len,
-                      const void *val, size_t val_len);
+xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len, const void *val,
+                      size_t val_len);
 /* xs_put_fn adapter: opaque is the xs_batch_t. */
-xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
-                         const void *val, size_t val_len);
+xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len, const void *val,
+                         size_t val_len);
 void xs_batch_put_offset(xs_batch_t *b, const char *topic, int32_t partition, int64_t next);
 size_t xs_batch_bytes(const xs_batch_t *b);
 int xs_batch_count(const xs_batch_t *b);
 
 /* Writes the batch atomically (sync = fsync the WAL). */
-xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr,
-                        size_t errstr_size);
+xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr, size_t errstr_size);
 
 /* Next offset stored for (topic, partition); *found = false when none. */
 xs_err_t xs_store_get_offset(xs_store_t *s, const char *topic, int32_t partition, int64_t *next,

@@ -41,21 +41,21 @@ extern "C" {
 #endif
 
 typedef struct xs_synth_opts {
-    uint64_t seed;           /* default 1 */
-    uint64_t n_events;       /* events to generate; default 1,000,000 */
-    uint32_t n_users;        /* default 1,000,000 */
-    uint32_t n_items;        /* default 100,000 */
-    uint32_t n_categories;   /* default 500 */
-    double zipf_users;       /* exponent; default 0.8 */
-    double zipf_items;       /* exponent; default 1.0 */
-    double views_per_session;/* mean (geometric); default 4 */
-    double p_add;            /* a viewed item is added to the cart; default 0.25 */
-    double p_purchase;       /* a session with a cart ends with a purchase; default 0.5 */
-    uint32_t n_complements;  /* planted complement pairs; default 1000 */
-    double p_complement;     /* complement viewed (and added with the anchor); default 0.5 */
-    uint32_t open_sessions;  /* sessions interleaved; default 256 */
-    int64_t t0_ms;           /* first event time; default 2024-01-01 */
-    double span_days;        /* event time covered by the stream; default 30 */
+    uint64_t seed;            /* default 1 */
+    uint64_t n_events;        /* events to generate; default 1,000,000 */
+    uint32_t n_users;         /* default 1,000,000 */
+    uint32_t n_items;         /* default 100,000 */
+    uint32_t n_categories;    /* default 500 */
+    double zipf_users;        /* exponent; default 0.8 */
+    double zipf_items;        /* exponent; default 1.0 */
+    double views_per_session; /* mean (geometric); default 4 */
+    double p_add;             /* a viewed item is added to the cart; default 0.25 */
+    double p_purchase;        /* a session with a cart ends with a purchase; default 0.5 */
+    uint32_t n_complements;   /* planted complement pairs; default 1000 */
+    double p_complement;      /* complement viewed (and added with the anchor); default 0.5 */
+    uint32_t open_sessions;   /* sessions interleaved; default 256 */
+    int64_t t0_ms;            /* first event time; default 2024-01-01 */
+    double span_days;         /* event time covered by the stream; default 30 */
 } xs_synth_opts_t;
 
 void xs_synth_opts_default(xs_synth_opts_t *o);

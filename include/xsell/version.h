@@ -13,8 +13,8 @@
 #include <stdio.h>
 
 typedef struct xs_build_info {
-    const char *version;   /* "0.1.0" */
-    const char *commit;    /* short git commit, "-dirty" appended for a modified tree; "unknown" */
+    const char *version; /* "0.1.0" */
+    const char *commit;  /* short git commit, "-dirty" appended for a modified tree; "unknown" */
     const char *librdkafka;
     const char *rocksdb;
     const char *avro;

@@ -41,8 +41,7 @@ void xs_worker_metrics_destroy(xs_worker_metrics_t *wm);
 
 /* Creates the series known at start, at zero, for the experiment's arms
  * (n_arms 0: the arm "none"), and the operational metrics of obs.h. */
-xs_err_t xs_worker_metrics_start(xs_worker_metrics_t *wm, const char *const *arm_names,
-                                 int n_arms);
+xs_err_t xs_worker_metrics_start(xs_worker_metrics_t *wm, const char *const *arm_names, int n_arms);
 
 /* The operational metrics (histograms, per-partition lag), NULL before start. */
 xs_obs_t *xs_worker_metrics_obs(const xs_worker_metrics_t *wm);

@@ -125,9 +125,9 @@ struct xs_engine {
     uint64_t *nosess;
 
     xs_engine_stats_t st;
-    int64_t rebuy_ms;          /* the longest rebuy window of the base and every arm */
-    xs_add_outcome_t outcome;  /* of the last xs_engine_process() */
-    int64_t clock;             /* the latest event time processed (in memory) */
+    int64_t rebuy_ms;         /* the longest rebuy window of the base and every arm */
+    xs_add_outcome_t outcome; /* of the last xs_engine_process() */
+    int64_t clock;            /* the latest event time processed (in memory) */
 };
 
 static void free_item(cached_item_t *c)
@@ -598,8 +598,8 @@ static cached_item_t *item_of(const xs_item_t *it)
     return (cached_item_t *)((char *)it - offsetof(cached_item_t, st));
 }
 
-static xs_err_t acc_get(void *opaque, uint64_t item, bool create, xs_item_t **it,
-                        xs_hmap_t **exact, char *errstr, size_t errstr_size)
+static xs_err_t acc_get(void *opaque, uint64_t item, bool create, xs_item_t **it, xs_hmap_t **exact,
+                        char *errstr, size_t errstr_size)
 {
     cached_item_t *c = NULL;
     xs_err_t err = get_item(opaque, item, create, &c, errstr, errstr_size);
@@ -647,15 +647,15 @@ static xs_err_t view_catalog(void *opaque, uint64_t h, xs_scorer_catalog_t *out,
         return err;
     }
     *out = (xs_scorer_catalog_t){.found = true,
-                                .id = n->id,
-                                .title = n->title,
-                                .family = n->family,
-                                .price = n->price,
-                                .has_price = n->has_price,
-                                .avail_from = n->avail_from,
-                                .avail_until = n->avail_until,
-                                .has_from = n->has_from,
-                                .has_until = n->has_until};
+                                 .id = n->id,
+                                 .title = n->title,
+                                 .family = n->family,
+                                 .price = n->price,
+                                 .has_price = n->has_price,
+                                 .avail_from = n->avail_from,
+                                 .avail_until = n->avail_until,
+                                 .has_from = n->has_from,
+                                 .has_until = n->has_until};
     return XS_OK;
 }
 
@@ -997,8 +997,7 @@ static xs_err_t join_session(xs_engine_t *e, uint16_t partition, const xs_event_
 
 /* The names (id dictionary) of an event's ids: its category and item, or its
  * cart lines, as the user stage is going to read them. */
-static xs_err_t event_names(xs_engine_t *e, const xs_event_t *ev, char *errstr,
-                            size_t errstr_size)
+static xs_err_t event_names(xs_engine_t *e, const xs_event_t *ev, char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
     if (ev->kind == XS_KIND_CLICK) {
@@ -1083,9 +1082,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int64_t now = p->last_ts;
 
     /* --- item stage: the deltas into sketches, counts and lists --- */
-    if ((uo.hint_item &&
-         (err = xs_item_stage_hint(e->item_stage, uo.hint_item, uo.hint_cat, errstr,
-                                   errstr_size))) ||
+    if ((uo.hint_item && (err = xs_item_stage_hint(e->item_stage, uo.hint_item, uo.hint_cat, errstr,
+                                                   errstr_size))) ||
         (err = xs_item_stage_apply(e->item_stage, uo.deltas, uo.n_deltas, &e->totals,
                                    &e->st.pair_updates, errstr, errstr_size)))
         return err;
@@ -1120,8 +1118,8 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     in.n_ctx = n_ctx;
     /* the lists the scorer is about to read, ranked whole where stale */
     if (in.lists && !SP->popularity_only &&
-        (err = xs_item_stage_refresh(e->item_stage, ctx, in.n_use, &e->totals, errstr,
-                                     errstr_size)))
+        (err =
+             xs_item_stage_refresh(e->item_stage, ctx, in.n_use, &e->totals, errstr, errstr_size)))
         return err;
     if ((err = xs_scorer_score(e->scorer, &e->view, &in, list, errstr, errstr_size)))
         return err;
@@ -1338,7 +1336,8 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
         return XS_ERR_NOMEM;
     double n_all = 2.0 * (double)e->totals.pairs_total[cls]; /* every pair in both items */
     double n_i = (double)xs_item_pair_total(&ci->st, cls);
-    uint32_t min_sup = xs_item_stage_support_min(&e->params, xs_item_pair_total(&ci->st, cls), n_en);
+    uint32_t min_sup =
+        xs_item_stage_support_min(&e->params, xs_item_pair_total(&ci->st, cls), n_en);
     int m = 0;
     for (int k = 0; k < n_en; k++) {
         uint32_t cnt = en[k].count - en[k].err;
@@ -1347,8 +1346,8 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
             break;
         double sim = cnt >= min_sup
                          ? xs_similarity(e->params.similarity, cnt, n_i,
-                                         cj ? (double)xs_item_pair_total(&cj->st, cls) : cnt,
-                                         n_all, e->params.llr_min)
+                                         cj ? (double)xs_item_pair_total(&cj->st, cls) : cnt, n_all,
+                                         e->params.llr_min)
                          : 0;
         tmp[m++] = (nb_sort_t){en[k].item, en[k].count, en[k].err, sim};
     }
@@ -1497,8 +1496,8 @@ static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_
                             0)))
                 u->dirty_ep = 0;
         } else if (!(err = xs_profile_encode(&u->prof, b)) &&
-            !(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),
-                        b->data, b->len)))
+                   !(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),
+                               b->data, b->len)))
             u->dirty_ep = 0;
     } else if (m == DIRTY_ITEMS) {
         cached_item_t *c = rec;

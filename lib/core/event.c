@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const click_names[XS_CLICK__COUNT] = {
-    "PRODUCT_VIEW", "CATEGORY_VIEW", "SEARCH", "RECOMMENDATION_CLICK", "OTHER"};
+static const char *const click_names[XS_CLICK__COUNT] = {"PRODUCT_VIEW", "CATEGORY_VIEW", "SEARCH",
+                                                         "RECOMMENDATION_CLICK", "OTHER"};
 static const char *const cart_names[XS_CART__COUNT] = {"ADD", "REMOVE", "CHECKOUT", "PURCHASE"};
-static const char *const placement_names[XS_PLACEMENT__COUNT] = {"PRODUCT_PAGE", "CART",
-                                                                 "CHECKOUT", "POST_PURCHASE"};
+static const char *const placement_names[XS_PLACEMENT__COUNT] = {"PRODUCT_PAGE", "CART", "CHECKOUT",
+                                                                 "POST_PURCHASE"};
 static const char *const source_names[XS_SOURCE__COUNT] = {"BOUGHT_TOGETHER", "VIEWED_TOGETHER",
                                                            "PERSONAL", "TRENDING"};
 static const char *const kind_names[XS_KIND__COUNT] = {"ClickEvent", "CartEvent", "ItemUpdate",
@@ -97,8 +97,8 @@ void xs_event_clear(xs_event_t *ev)
     xs_event_init(ev, XS_KIND_CLICK);
 }
 
-xs_err_t xs_event_add_line(xs_event_t *ev, const char *item_id, int32_t quantity,
-                           double unit_price, bool has_unit_price)
+xs_err_t xs_event_add_line(xs_event_t *ev, const char *item_id, int32_t quantity, double unit_price,
+                           bool has_unit_price)
 {
     /* Grow geometrically: capacity is the next power of two >= n_lines. */
     size_t n = ev->n_lines;
@@ -132,8 +132,8 @@ xs_err_t xs_event_copy(xs_event_t *dst, const xs_event_t *src)
     *dst = *src;
     dst->lines = NULL;
     dst->n_lines = 0;
-    char **d[] = {&dst->event_id, &dst->user_id, &dst->session_id, &dst->list_id,
-                  &dst->item_id,  &dst->category, &dst->order_id, &dst->currency,
+    char **d[] = {&dst->event_id, &dst->user_id,  &dst->session_id, &dst->list_id,
+                  &dst->item_id,  &dst->category, &dst->order_id,   &dst->currency,
                   &dst->title,    &dst->brand,    &dst->family};
     const char *s[] = {src->event_id, src->user_id,  src->session_id, src->list_id,
                        src->item_id,  src->category, src->order_id,   src->currency,
@@ -160,8 +160,8 @@ void xs_event_limits_default(xs_event_limits_t *lim)
     lim->max_quantity = 1000000;
 }
 
-static xs_err_t check_str(const char *name, const char *v, bool required, size_t max,
-                          char *reason, size_t reason_size)
+static xs_err_t check_str(const char *name, const char *v, bool required, size_t max, char *reason,
+                          size_t reason_size)
 {
     if (!v) {
         if (!required)
@@ -217,8 +217,8 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
         CHECK("session_id", ev->session_id, false);
         CHECK("list_id", ev->list_id, false);
         if (ev->kind == XS_KIND_CLICK) {
-            CHECK("item_id", ev->item_id, ev->type == XS_CLICK_PRODUCT_VIEW ||
-                                              ev->type == XS_CLICK_RECOMMENDATION_CLICK);
+            CHECK("item_id", ev->item_id,
+                  ev->type == XS_CLICK_PRODUCT_VIEW || ev->type == XS_CLICK_RECOMMENDATION_CLICK);
             CHECK("category", ev->category, false);
             if (ev->type < 0 || ev->type >= XS_CLICK__COUNT) {
                 xs_errstr_set(reason, reason_size, "bad click type %d", ev->type);

@@ -21,7 +21,7 @@ typedef struct xs_hmap_ent {
 
 typedef struct xs_hmap {
     xs_hmap_ent_t *ents; /* key and value side by side: one cache line per probe */
-    size_t cap; /* power of two, or 0 */
+    size_t cap;          /* power of two, or 0 */
     size_t len;
 } xs_hmap_t;
 

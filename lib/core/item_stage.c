@@ -58,8 +58,8 @@ static xs_err_t exact_add(xs_hmap_t *m, uint64_t other)
     return xs_hmap_put(m, other, (void *)(c + 1));
 }
 
-const xs_ss_entry_t *xs_item_stage_pairs(xs_item_stage_t *s, const xs_item_t *it,
-                                         xs_hmap_t *exact, xs_class_t cls, int *n)
+const xs_ss_entry_t *xs_item_stage_pairs(xs_item_stage_t *s, const xs_item_t *it, xs_hmap_t *exact,
+                                         xs_class_t cls, int *n)
 {
     if (!s->exact) {
         *n = it->n_pairs[cls];
@@ -78,7 +78,8 @@ const xs_ss_entry_t *xs_item_stage_pairs(xs_item_stage_t *s, const xs_item_t *it
     int k = 0;
     for (size_t i = 0; i < m->cap; i++)
         if (m->ents[i].key)
-            s->exact_scratch[k++] = (xs_ss_entry_t){m->ents[i].key, (uint32_t)(uintptr_t)m->ents[i].val, 0};
+            s->exact_scratch[k++] =
+                (xs_ss_entry_t){m->ents[i].key, (uint32_t)(uintptr_t)m->ents[i].val, 0};
     *n = k;
     return s->exact_scratch;
 }
@@ -107,14 +108,13 @@ uint32_t xs_item_stage_support_min(const xs_params_t *P, uint64_t pairs, int par
 {
     if (P->min_support > 0)
         return (uint32_t)P->min_support;
-    return partners > 0 && partners < SUPPORT_FEW_PARTNERS && pairs >= 2 * (uint64_t)partners
-               ? 2
-               : 1;
+    return partners > 0 && partners < SUPPORT_FEW_PARTNERS && pairs >= 2 * (uint64_t)partners ? 2
+                                                                                              : 1;
 }
 
 /* Similarity of a sketch entry of item i (n_i pairs) with n_j, n_all. */
-static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entry_t *en,
-                        double n_i, double n_j, double n_all)
+static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entry_t *en, double n_i,
+                        double n_j, double n_all)
 {
     uint32_t cnt = en->count - en->err; /* guaranteed lower bound */
     if (cnt < min_sup)
@@ -123,8 +123,8 @@ static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entr
 }
 
 /* Re-ranks the entry at idx of it's list after a co-occurrence with j. */
-static void top_update(const xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int idx,
-                       double n_j, double n_all)
+static void top_update(const xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int idx, double n_j,
+                       double n_all)
 {
     const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[idx];
     uint64_t n_i = xs_item_pair_total(it, cls);
@@ -152,8 +152,8 @@ static xs_err_t current_sim(xs_item_stage_t *s, const xs_params_t *P, const xs_i
 
 /* Re-scores the sketch entry at the item's sweep cursor (other than `skip`,
  * just scored) with its neighbour's current count, and advances the cursor. */
-static xs_err_t sweep_one(xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int skip,
-                          double n_all, char *errstr, size_t errstr_size)
+static xs_err_t sweep_one(xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int skip, double n_all,
+                          char *errstr, size_t errstr_size)
 {
     int n = it->n_pairs[cls], pos = it->sweep[cls];
     if (pos >= n)
@@ -181,8 +181,8 @@ static bool lists_stale(const xs_totals_t *t, const xs_item_t *it)
  * Ranks an item's lists anew from its whole sketch and the current counts of
  * its neighbours (sketch.h, "Neighbour lists").
  */
-static xs_err_t rescore_all(xs_item_stage_t *s, xs_item_t *it, const xs_totals_t *t,
-                            char *errstr, size_t errstr_size)
+static xs_err_t rescore_all(xs_item_stage_t *s, xs_item_t *it, const xs_totals_t *t, char *errstr,
+                            size_t errstr_size)
 {
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         const xs_ss_entry_t *en = xs_item_pairs_const(it, (xs_class_t)cls);
@@ -245,7 +245,8 @@ xs_err_t xs_item_stage_apply(xs_item_stage_t *s, const xs_pair_delta_t *deltas, 
             totals->dirty = true;
         } else {
             xs_class_t cls = (xs_class_t)d->cls;
-            if ((lists_stale(totals, a) && (err = rescore_all(s, a, totals, errstr, errstr_size))) ||
+            if ((lists_stale(totals, a) &&
+                 (err = rescore_all(s, a, totals, errstr, errstr_size))) ||
                 (lists_stale(totals, b) && (err = rescore_all(s, b, totals, errstr, errstr_size))))
                 break;
             int ia = xs_item_add_pair(a, cls, d->b);
@@ -273,8 +274,8 @@ xs_err_t xs_item_stage_refresh(xs_item_stage_t *s, const xs_ctx_item_t *items, i
 {
     for (int c = 0; c < n && !s->exact; c++) {
         xs_item_t *it = NULL;
-        xs_err_t err = s->acc.get(s->acc.opaque, items[c].item, false, &it, NULL, errstr,
-                                  errstr_size);
+        xs_err_t err =
+            s->acc.get(s->acc.opaque, items[c].item, false, &it, NULL, errstr, errstr_size);
         if (err)
             return err;
         if (it && lists_stale(totals, it) &&

@@ -142,8 +142,7 @@ static void rebuy_add(xs_profile_t *p, uint64_t item, int64_t t, int64_t now, in
     buckets_sort(p);
 }
 
-bool xs_profile_bought_within(const xs_profile_t *p, uint64_t item, int64_t now,
-                              int64_t window_ms)
+bool xs_profile_bought_within(const xs_profile_t *p, uint64_t item, int64_t now, int64_t window_ms)
 {
     if (window_ms <= 0)
         return false;

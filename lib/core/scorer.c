@@ -187,7 +187,6 @@ static bool heap_before(const heap_ent_t *a, const heap_ent_t *b)
     return a->score > b->score || (a->score == b->score && a->item < b->item);
 }
 
-
 /* Keeps the XS_BECAUSE_MAX context items that contributed most (unordered;
  * because_sort orders them for output). ctx is a position in the context. */
 static void because_add(candidate_t *c, int ctx, float w)
@@ -215,9 +214,9 @@ static void because_sort(candidate_t *c)
 {
     for (int i = 1; i < c->n_because; i++)
         for (int k = i; k > 0; k--) {
-            bool before = c->because_w[k] > c->because_w[k - 1] ||
-                          (c->because_w[k] == c->because_w[k - 1] &&
-                           c->because[k] < c->because[k - 1]);
+            bool before =
+                c->because_w[k] > c->because_w[k - 1] ||
+                (c->because_w[k] == c->because_w[k - 1] && c->because[k] < c->because[k - 1]);
             if (!before)
                 break;
             uint8_t t = c->because[k];
@@ -241,13 +240,12 @@ static inline void cand_add(xs_scorer_t *s, uint64_t item, double contrib, int c
         because_add(cd, ctx, (float)contrib);
 }
 
-
 /* True when the rules let `item` appear for this user: in stock, not
  * deleted, not a context item (but a past purchase, left to the rebuy rule),
  * not in the cart (lines or overflow filter), not bought within rebuy_days
  * (items or rebuy filter) unless repurchasable. */
-static bool allowed(const xs_params_t *P, const xs_profile_t *p, const xs_ctx_item_t *ctx, int n_ctx,
-                    uint64_t item, const xs_item_t *st, int64_t now)
+static bool allowed(const xs_params_t *P, const xs_profile_t *p, const xs_ctx_item_t *ctx,
+                    int n_ctx, uint64_t item, const xs_item_t *st, int64_t now)
 {
     if (st && (st->flags & (XS_ITEM_F_OUT_OF_STOCK | XS_ITEM_F_DELETED)))
         return false;
@@ -671,12 +669,12 @@ static xs_err_t score(xs_scorer_t *s, const xs_score_in_t *in, xs_list_t *list, 
         cats[n_out - 1] = cat;
         r->score = cd->final;
         r->source = cd->prior * 2 > cd->score ? XS_SOURCE_TRENDING
-                    : cd->bv >= 0           ? XS_SOURCE_BOUGHT_TOGETHER
-                                            : XS_SOURCE_VIEWED_TOGETHER;
+                    : cd->bv >= 0             ? XS_SOURCE_BOUGHT_TOGETHER
+                                              : XS_SOURCE_VIEWED_TOGETHER;
         because_sort(cd);
         for (int k = 0; k < cd->n_because; k++) {
-            if ((err = name_of(s, ctx[cd->because[k]].item, &r->because_of[k], errstr,
-                               errstr_size)))
+            if ((err =
+                     name_of(s, ctx[cd->because[k]].item, &r->because_of[k], errstr, errstr_size)))
                 return err;
             r->n_because = k + 1;
         }

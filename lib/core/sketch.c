@@ -51,8 +51,7 @@ static unsigned home_slot(uint64_t item, unsigned mask)
 }
 
 /* The slot holding `other`, or the empty slot where it would go. */
-static unsigned slot_find(const xs_ss_entry_t *e, const uint8_t *sl, unsigned mask,
-                          uint64_t other)
+static unsigned slot_find(const xs_ss_entry_t *e, const uint8_t *sl, unsigned mask, uint64_t other)
 {
     unsigned i = home_slot(other, mask);
     while (sl[i] && e[sl[i] - 1].item != other)
@@ -412,8 +411,8 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
 
 /* ---- similarity ------------------------------------------------------------ */
 
-static const char *const sim_names[XS_SIM__COUNT] = {"llr",  "cosine",     "jaccard",   "lift",
-                                                     "llr-cosine", "count", "confidence"};
+static const char *const sim_names[XS_SIM__COUNT] = {"llr",        "cosine", "jaccard",   "lift",
+                                                     "llr-cosine", "count",  "confidence"};
 
 const char *xs_sim_name(xs_sim_t s)
 {

@@ -143,8 +143,8 @@ xs_err_t xs_globals_decode(xs_globals_t *g, const void *data, size_t len, char *
         return XS_ERR_DECODE;
     }
     if (p[1] > XS_GLOBALS_VERSION) {
-        xs_errstr_set(errstr, errstr_size, "globals version %u is newer than this build (%u)",
-                      p[1], XS_GLOBALS_VERSION);
+        xs_errstr_set(errstr, errstr_size, "globals version %u is newer than this build (%u)", p[1],
+                      XS_GLOBALS_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;

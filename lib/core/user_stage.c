@@ -88,8 +88,8 @@ static xs_err_t user_touch(xs_user_stage_t *s, xs_profile_t *p, uint64_t j, xs_s
                 continue;
             struct win_ent x = {it->ts, it->item, it->signal};
             int k = n_win++;
-            for (; k > 0 && (x.ts > win[k - 1].ts ||
-                             (x.ts == win[k - 1].ts && x.item < win[k - 1].item));
+            for (; k > 0 &&
+                   (x.ts > win[k - 1].ts || (x.ts == win[k - 1].ts && x.item < win[k - 1].item));
                  k--)
                 win[k] = win[k - 1];
             win[k] = x;

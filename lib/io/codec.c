@@ -105,12 +105,41 @@ typedef enum rfield {
 } rfield_t;
 
 static const char *const rfield_name[RF__COUNT] = {
-    "event_id",   "user_id",   "session_id", "list_id",       "ts",       "type",         "item_id",
-    "category",   "order_id",  "currency",   "lines",         "quantity", "unit_price",   "title",
-    "brand",      "price",     "in_stock",   "repurchasable", "deleted",  "generated_at", "trigger",
-    "item_ids",   "placement", "experiment", "arm",           "items",    "score",        "source",
-    "because_of", "model",     "name",       "version",       "family",
-    "available_from", "available_until", /* ItemUpdate version 2 */
+    "event_id",
+    "user_id",
+    "session_id",
+    "list_id",
+    "ts",
+    "type",
+    "item_id",
+    "category",
+    "order_id",
+    "currency",
+    "lines",
+    "quantity",
+    "unit_price",
+    "title",
+    "brand",
+    "price",
+    "in_stock",
+    "repurchasable",
+    "deleted",
+    "generated_at",
+    "trigger",
+    "item_ids",
+    "placement",
+    "experiment",
+    "arm",
+    "items",
+    "score",
+    "source",
+    "because_of",
+    "model",
+    "name",
+    "version",
+    "family",
+    "available_from",
+    "available_until", /* ItemUpdate version 2 */
 };
 
 /* Stack room for a decoded tree: an event or a full list needs no malloc. */
@@ -787,7 +816,8 @@ static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len
         return XS_ERR_INVALID;
     }
     xs_apool_init(&pool, local, sizeof(local));
-    xs_err_t err = decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size);
+    xs_err_t err =
+        decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size);
     if (!err && entry->kind != XS_KIND_LIST) {
         xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
                       xs_kind_name(entry->kind));

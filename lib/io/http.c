@@ -72,8 +72,8 @@
 typedef struct conn {
     struct conn *prev, *next;
     int fd;
-    bool busy; /* a request is being answered */
-    bool shed; /* shut down by the budget, not yet closed by MHD */
+    bool busy;    /* a request is being answered */
+    bool shed;    /* shut down by the budget, not yet closed by MHD */
     double since; /* waiting since (connected or last answer), monotonic ms */
 } conn_t;
 
@@ -1340,10 +1340,10 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, h,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, h, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 10),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)XS_HTTP_CONN_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(opts->timeout_s ? opts->timeout_s : 10), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)XS_HTTP_CONN_MEMORY, MHD_OPTION_END);
     if (!h->daemon) {
         xs_errstr_set(errstr, errstr_size,
                       "http: cannot listen on %s (address in use or not local?)", opts->address);

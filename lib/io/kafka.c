@@ -1088,9 +1088,8 @@ bool xs_consumer_brokers_down(xs_consumer_t *c, int64_t *down_ms)
     return c->brokers_down;
 }
 
-xs_err_t xs_consumer_watermarks(xs_consumer_t *c, const char *topic, int32_t partition,
-                                int64_t *lo, int64_t *hi, int timeout_ms, char *errstr,
-                                size_t errstr_size)
+xs_err_t xs_consumer_watermarks(xs_consumer_t *c, const char *topic, int32_t partition, int64_t *lo,
+                                int64_t *hi, int timeout_ms, char *errstr, size_t errstr_size)
 {
     rd_kafka_resp_err_t rderr =
         rd_kafka_query_watermark_offsets(c->rk, topic, partition, lo, hi, timeout_ms);
@@ -1137,8 +1136,8 @@ static rd_kafka_error_t *reassign_at(xs_consumer_t *c, const char *topic, int32_
     return rderr ? rd_kafka_error_new(rderr, "%s", rd_kafka_err2str(rderr)) : NULL;
 }
 
-xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition,
-                          int64_t offset, char *errstr, size_t errstr_size)
+xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition, int64_t offset,
+                          char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
@@ -1152,13 +1151,13 @@ xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition
         error = reassign_at(c, topic, partition, offset);
     }
     if (error) {
-        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic,
-                      (int)partition, (long long)offset, rd_kafka_error_string(error));
+        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic, (int)partition,
+                      (long long)offset, rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
         ret = XS_ERR_KAFKA;
     } else if (l->elems[0].err) {
-        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic,
-                      (int)partition, (long long)offset, rd_kafka_err2str(l->elems[0].err));
+        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic, (int)partition,
+                      (long long)offset, rd_kafka_err2str(l->elems[0].err));
         ret = XS_ERR_KAFKA;
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -1407,8 +1406,7 @@ static rd_kafka_t *admin_handle(const char *bootstrap, const xs_kv_t *conf, size
 }
 
 /* Waits for the result event of an Admin request on q (NULL on timeout). */
-static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
-                                    int timeout_ms)
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type, int timeout_ms)
 {
     int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
@@ -1478,11 +1476,10 @@ xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size
     rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, NULL, 0);
     for (size_t i = 0; i < n; i++) {
         nt[i] = rd_kafka_NewTopic_new(topics[i].name, topics[i].partitions,
-                                      topics[i].replication > 0 ? topics[i].replication : -1,
-                                      rderr, sizeof(rderr));
+                                      topics[i].replication > 0 ? topics[i].replication : -1, rderr,
+                                      sizeof(rderr));
         if (!nt[i]) {
-            xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: %s", topics[i].name,
-                          rderr);
+            xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: %s", topics[i].name, rderr);
             ret = XS_ERR_INVALID;
             goto out;
         }
@@ -1635,8 +1632,7 @@ xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, siz
         if (!res || res->cnt != 1 || res->elems[0].err) {
             xs_errstr_set(errstr, errstr_size, "kafka: delete records of %s [%d]: %s", topic,
                           (int)partition,
-                          res && res->cnt == 1 ? rd_kafka_err2str(res->elems[0].err)
-                                               : "no result");
+                          res && res->cnt == 1 ? rd_kafka_err2str(res->elems[0].err) : "no result");
             ret = XS_ERR_KAFKA;
         }
     }
@@ -1680,8 +1676,7 @@ int xs_kafka_check_conf(const xs_kv_t *conf, size_t n_conf,
 bool xs_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    if (!m->native || rd_kafka_message_headers((rd_kafka_message_t *)m->native, &hdrs) ||
-        !hdrs)
+    if (!m->native || rd_kafka_message_headers((rd_kafka_message_t *)m->native, &hdrs) || !hdrs)
         return false;
     return rd_kafka_header_get_last(hdrs, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }

@@ -151,7 +151,8 @@ static bool is_number(const char *v, size_t len)
     char buf[48], *end = NULL;
     memcpy(buf, v, len);
     buf[len] = '\0';
-    if (!(isdigit((unsigned char)buf[0]) || (buf[0] == '-' && len > 1 && isdigit((unsigned char)buf[1]))))
+    if (!(isdigit((unsigned char)buf[0]) ||
+          (buf[0] == '-' && len > 1 && isdigit((unsigned char)buf[1]))))
         return false;
     if (buf[0] == '0' && len > 1 && isdigit((unsigned char)buf[1]))
         return false; /* leading zeros are not JSON */
@@ -192,8 +193,8 @@ static void put_field(out_t *o, xs_log_format_t fmt, const char *k, size_t klen,
     put_value(o, fmt, v, vlen, quoted);
 }
 
-size_t xs_log_render(char *buf, size_t cap, xs_log_format_t fmt, const char *ts,
-                     const char *level, const char *msg, const char *fields)
+size_t xs_log_render(char *buf, size_t cap, xs_log_format_t fmt, const char *ts, const char *level,
+                     const char *msg, const char *fields)
 {
     out_t o = {buf, cap, 0};
     if (fmt == XS_LOG_JSON) {
@@ -231,8 +232,8 @@ size_t xs_log_render(char *buf, size_t cap, xs_log_format_t fmt, const char *ts,
             size_t v0 = i + 1, end = len;
             /* the last '"' before ` key=` or the end */
             for (size_t j = v0; j < len; j++)
-                if (fields[j] == '"' && (j + 1 == len || (fields[j + 1] == ' ' &&
-                                                          key_at(fields, len, j + 2)))) {
+                if (fields[j] == '"' &&
+                    (j + 1 == len || (fields[j + 1] == ' ' && key_at(fields, len, j + 2)))) {
                     end = j;
                     break;
                 }
@@ -264,16 +265,15 @@ void xs_log(xs_log_level_t level, const char *msg, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &tsp);
     gmtime_r(&tsp.tv_sec, &tm);
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             tsp.tv_nsec / 1000000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tsp.tv_nsec / 1000000);
     if (fmt && *fmt) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(fields, sizeof(fields), fmt, ap);
         va_end(ap);
     }
-    size_t n = xs_log_render(line, sizeof(line) - 1, log_format, ts, level_names[level], msg,
-                             fields);
+    size_t n =
+        xs_log_render(line, sizeof(line) - 1, log_format, ts, level_names[level], msg, fields);
     if (n > sizeof(line) - 2)
         n = sizeof(line) - 2; /* cut (a JSON line then lacks its end; 4 KiB is rare) */
     line[n++] = '\n';

@@ -59,8 +59,8 @@ static xs_err_t check_format(xs_store_t *s, char *errstr, size_t errstr_size)
     static const char key[] = "format";
     xs_buf_t val = {0};
     bool found = false;
-    xs_err_t err = xs_store_get(s, XS_CF_META, key, sizeof(key) - 1, &val, &found, errstr,
-                                errstr_size);
+    xs_err_t err =
+        xs_store_get(s, XS_CF_META, key, sizeof(key) - 1, &val, &found, errstr, errstr_size);
     if (err)
         goto out;
     if (found) {
@@ -77,8 +77,9 @@ static xs_err_t check_format(xs_store_t *s, char *errstr, size_t errstr_size)
             for (int i = 0; i < 8; i++)
                 seed |= (uint64_t)val.data[3 + i] << (8 * i);
             if (seed != XS_HASH_SEED) {
-                xs_errstr_set(errstr, errstr_size, "state store uses hash seed %016" PRIx64
-                              ", this build %016" PRIx64, seed, (uint64_t)XS_HASH_SEED);
+                xs_errstr_set(errstr, errstr_size,
+                              "state store uses hash seed %016" PRIx64 ", this build %016" PRIx64,
+                              seed, (uint64_t)XS_HASH_SEED);
                 err = XS_ERR_VERSION;
             }
         }
@@ -270,8 +271,8 @@ void xs_batch_clear(xs_batch_t *b)
     b->count = 0;
 }
 
-xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len,
-                      const void *val, size_t val_len)
+xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len, const void *val,
+                      size_t val_len)
 {
     if (cf < 0 || cf >= XS_CF__COUNT)
         return XS_ERR_INVALID;
@@ -284,8 +285,8 @@ xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len
     return XS_OK;
 }
 
-xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
-                         const void *val, size_t val_len)
+xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len, const void *val,
+                         size_t val_len)
 {
     return xs_batch_put(opaque, cf, key, key_len, val, val_len);
 }
@@ -315,8 +316,7 @@ int xs_batch_count(const xs_batch_t *b)
     return b->count;
 }
 
-xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr,
-                        size_t errstr_size)
+xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr, size_t errstr_size)
 {
     char *rerr = NULL;
     rocksdb_write(s->db, sync ? s->wopts_sync : s->wopts, b->wb, &rerr);

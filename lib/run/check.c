@@ -43,8 +43,8 @@ static xs_err_t check_schema(void *opaque, int32_t id, const char *kind, const c
     (void)errstr_size;
     if (k < 0) {
         snprintf(msg, sizeof(msg),
-                 "schema.confluent.%d: unknown kind '%s' (ClickEvent, CartEvent or ItemUpdate)",
-                 id, kind);
+                 "schema.confluent.%d: unknown kind '%s' (ClickEvent, CartEvent or ItemUpdate)", id,
+                 kind);
         count_report(c, msg);
         return XS_OK;
     }
@@ -63,8 +63,8 @@ static xs_err_t check_schema(void *opaque, int32_t id, const char *kind, const c
     fclose(f);
     xs_buf_append_u8(&b, 0);
     char why[1024] = "";
-    if (c->codec && xs_codec_add_writer(c->codec, (xs_event_kind_t)k, (const char *)b.data, id,
-                                        why, sizeof(why)) != XS_OK) {
+    if (c->codec && xs_codec_add_writer(c->codec, (xs_event_kind_t)k, (const char *)b.data, id, why,
+                                        sizeof(why)) != XS_OK) {
         snprintf(msg, sizeof(msg), "schema.confluent.%d: %s: %s", id, path, why);
         count_report(c, msg);
     }

@@ -52,10 +52,10 @@ typedef struct cp_offset {
 typedef struct part {
     char *topic;
     int32_t partition;
-    int64_t next;      /* next offset to consume (after what was applied) */
-    int64_t stored;    /* next offset in the last checkpoint */
+    int64_t next;   /* next offset to consume (after what was applied) */
+    int64_t stored; /* next offset in the last checkpoint */
     bool assigned;
-    bool seen;         /* assigned before in this process (--from-beginning) */
+    bool seen; /* assigned before in this process (--from-beginning) */
 } part_t;
 
 struct xs_checkpoint {
@@ -176,8 +176,7 @@ xs_err_t xs_checkpoint_finish(xs_checkpoint_t *cp, char *errstr, size_t errstr_s
                 (xs_offset_t){p->topic, p->partition, cp->cp_offs[i].next};
     }
     char e2[256];
-    if (xs_consumer_commit_offsets(cp->o.consumer, cp->commit_offs, n_commit, true, e2,
-                                   sizeof(e2)))
+    if (xs_consumer_commit_offsets(cp->o.consumer, cp->commit_offs, n_commit, true, e2, sizeof(e2)))
         XS_DEBUG("offset commit failed", "error=\"%s\"", e2);
     cp->o.processor->checkpointed(cp->o.processor->self);
     pthread_mutex_unlock(cp->o.mu);
@@ -207,8 +206,7 @@ static xs_err_t cp_offs_reserve(xs_checkpoint_t *cp)
     return XS_OK;
 }
 
-xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr,
-                             size_t errstr_size)
+xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
     size_t n_records = 0;
@@ -245,8 +243,8 @@ out:
     return err;
 }
 
-xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool sync,
-                               char *errstr, size_t errstr_size)
+xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool sync, char *errstr,
+                               size_t errstr_size)
 {
     bool done = false, acked = false;
     const xs_processor_t *proc = cp->o.processor;
@@ -269,8 +267,8 @@ xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool
     if (err || !acked)
         return err; /* nothing written: a restart replays from the last checkpoint */
     if (sync) {
-        cp->err = xs_store_write(cp->o.store, cp->batch, cp->o.sync, cp->errstr,
-                                 sizeof(cp->errstr));
+        cp->err =
+            xs_store_write(cp->o.store, cp->batch, cp->o.sync, cp->errstr, sizeof(cp->errstr));
         atomic_store(&cp->state, CP_WRITTEN);
         return XS_OK;
     }

@@ -169,7 +169,8 @@ static const key_def_t keys[] = {
      "Concurrent HTTP connections. When fewer than 1/8 of them (at least 1) are free, a new "
      "connection closes the one that has waited longest without a request in progress "
      "(slow or idle clients), so health probes always get a slot."},
-    {"http.timeout.seconds", T_INT, "10", 1, 3600, NULL, "Idle HTTP connections are closed "
+    {"http.timeout.seconds", T_INT, "10", 1, 3600, NULL,
+     "Idle HTTP connections are closed "
      "after this time."},
     {"http.events.enabled", T_BOOL, "false", 0, 0, NULL,
      "Serve POST /v1/events: JSON batches of click, cart and catalog events, validated as "
@@ -296,12 +297,12 @@ static bool in_choices(const char *choices, const char *v)
 
 /* Scoring keys (settings.c applies them to the base parameters and to each arm's). */
 static const char *const scoring_keys[] = {
-    "model.similarity",       "model.llr_min",         "model.min_support",
-    "model.viewed_weight",    "model.category_boost",  "model.normalize",
-    "model.max_context",      "model.popularity_prior", "list.length.product_page", "list.length.cart",
-    "list.length.checkout",   "list.length.post_purchase", "list.category_cap",
-    "list.family_cap",        "list.family_exclude",   "list.rebuy_days",
-    "list.suppress_minutes",  "list.trending_backfill"};
+    "model.similarity",    "model.llr_min",          "model.min_support",
+    "model.viewed_weight", "model.category_boost",   "model.normalize",
+    "model.max_context",   "model.popularity_prior", "list.length.product_page",
+    "list.length.cart",    "list.length.checkout",   "list.length.post_purchase",
+    "list.category_cap",   "list.family_cap",        "list.family_exclude",
+    "list.rebuy_days",     "list.suppress_minutes",  "list.trending_backfill"};
 
 const char *const *xs_config_arm_keys(size_t *n)
 {
@@ -323,8 +324,8 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
     if (!strncmp(key, "experiment.arm.", 15)) {
         const char *arm = key + 15, *dot = strchr(arm, '.');
         if (!dot || dot == arm || dot - arm >= 32) {
-            xs_errstr_set(errstr, errstr_size, "%s: '%s': expected experiment.arm.<arm>.<key>",
-                          o, key);
+            xs_errstr_set(errstr, errstr_size, "%s: '%s': expected experiment.arm.<arm>.<key>", o,
+                          key);
             return XS_ERR_CONFIG;
         }
         const char *param = dot + 1;
@@ -395,8 +396,8 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
         return XS_OK;
     case T_BOOL:
         if (!parse_bool(value, &bv)) {
-            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean (true/false)", o,
-                          key, value);
+            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean (true/false)", o, key,
+                          value);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
@@ -406,7 +407,8 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
         if (*value && !xs_http_split_address(value, host, sizeof(host), &port)) {
             xs_errstr_set(errstr, errstr_size,
                           "%s: %s: '%s' is not host:port ([v6]:port for IPv6, port 0..65535, "
-                          "empty to disable)", o, key, value);
+                          "empty to disable)",
+                          o, key, value);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
@@ -496,8 +498,7 @@ xs_err_t xs_config_set_pair(xs_config_t *cfg, const char *pair, const char *orig
     return err;
 }
 
-xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr,
-                             size_t errstr_size)
+xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr, size_t errstr_size)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -523,8 +524,7 @@ xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr,
     return err;
 }
 
-int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn report,
-                            void *opaque)
+int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn report, void *opaque)
 {
     char errstr[1024];
     FILE *f = fopen(path, "r");
@@ -623,8 +623,8 @@ xs_err_t xs_config_each_confluent_schema(const xs_config_t *cfg, xs_config_schem
         char kind[64], path[4096];
         if (sscanf(e->value, "%63s %4095s", kind, path) != 2)
             return XS_ERR_CONFIG;
-        xs_err_t err = fn(opaque, (int32_t)strtol(e->key + 17, NULL, 10), kind, path, errstr,
-                          errstr_size);
+        xs_err_t err =
+            fn(opaque, (int32_t)strtol(e->key + 17, NULL, 10), kind, path, errstr, errstr_size);
         if (err)
             return err;
     }
@@ -685,8 +685,7 @@ void xs_config_dump(const xs_config_t *cfg, FILE *out)
 
 void xs_config_doc(FILE *out)
 {
-    static const char *const tn[] = {"string", "integer", "number", "boolean", "enum",
-                                     "address"};
+    static const char *const tn[] = {"string", "integer", "number", "boolean", "enum", "address"};
     fprintf(out, "# xsell configuration\n\n"
                  "Generated by `xsell config --doc` from the key table in lib/run/config.c.\n\n"
                  "Files hold `key = value` lines; `#` starts a comment line. Unknown keys and "
@@ -704,11 +703,12 @@ void xs_config_doc(FILE *out)
         fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", d->key, tn[d->type], d->def, range,
                 d->desc);
     }
-    fprintf(out, "| `kafka.*` | string | | | Passed to librdkafka without the prefix, e.g. "
-                 "`kafka.bootstrap.servers`, `kafka.security.protocol`, `kafka.sasl.*`, "
-                 "`kafka.ssl.*`. |\n"
-                 "| `rocksdb.*` | string | | | Passed to RocksDB's option-string parser without "
-                 "the prefix, e.g. `rocksdb.write_buffer_size`. |\n"
-                 "| `schema.confluent.<id>` | string | | | `<ClickEvent\\|CartEvent\\|ItemUpdate> "
-                 "<path.avsc>`: the writer schema registered under Confluent schema id `<id>`. |\n");
+    fprintf(out,
+            "| `kafka.*` | string | | | Passed to librdkafka without the prefix, e.g. "
+            "`kafka.bootstrap.servers`, `kafka.security.protocol`, `kafka.sasl.*`, "
+            "`kafka.ssl.*`. |\n"
+            "| `rocksdb.*` | string | | | Passed to RocksDB's option-string parser without "
+            "the prefix, e.g. `rocksdb.write_buffer_size`. |\n"
+            "| `schema.confluent.<id>` | string | | | `<ClickEvent\\|CartEvent\\|ItemUpdate> "
+            "<path.avsc>`: the writer schema registered under Confluent schema id `<id>`. |\n");
 }

@@ -28,8 +28,8 @@ static xs_err_t ep_tombstone(xs_engine_processor_t *ep, const xs_input_t *in, ch
     if (err)
         return err;
     xs_worker_metrics_tombstone(ep->metrics, m->topic);
-    XS_DEBUG("catalog tombstone", "topic=%s partition=%d offset=%" PRId64, m->topic,
-             m->partition, m->offset);
+    XS_DEBUG("catalog tombstone", "topic=%s partition=%d offset=%" PRId64, m->topic, m->partition,
+             m->offset);
     return XS_OK;
 }
 
@@ -50,8 +50,8 @@ static xs_err_t ep_process(void *self, const xs_input_t *in, xs_emit_t *emit, ch
         xs_engine_stats(ep->engine, &es);
         dups = es.duplicates;
     }
-    xs_err_t err = xs_engine_process(ep->engine, (uint16_t)in->msg->partition, ev, &list,
-                                     &has_list, errstr, errstr_size);
+    xs_err_t err = xs_engine_process(ep->engine, (uint16_t)in->msg->partition, ev, &list, &has_list,
+                                     errstr, errstr_size);
     if (err)
         goto out;
     if (ev->list_id) {
@@ -72,8 +72,8 @@ out:
     return err;
 }
 
-static xs_err_t ep_snapshot_begin(void *self, xs_batch_t *batch, size_t *n_records,
-                                  char *errstr, size_t errstr_size)
+static xs_err_t ep_snapshot_begin(void *self, xs_batch_t *batch, size_t *n_records, char *errstr,
+                                  size_t errstr_size)
 {
     xs_engine_processor_t *ep = self;
     return xs_engine_snapshot_begin(ep->engine, xs_batch_put_fn, batch, n_records, errstr,

@@ -26,9 +26,9 @@
 
 typedef struct series {
     char *values[XS_METRICS_MAX_LABELS];
-    double v;        /* counter, gauge; a histogram's sum */
-    uint64_t *hist;  /* histogram: per-bucket counts (not cumulative), n_bounds + 1 (+Inf) */
-    uint64_t count;  /* histogram: observations */
+    double v;       /* counter, gauge; a histogram's sum */
+    uint64_t *hist; /* histogram: per-bucket counts (not cumulative), n_bounds + 1 (+Inf) */
+    uint64_t count; /* histogram: observations */
 } series_t;
 
 typedef struct family {
@@ -338,8 +338,8 @@ void xs_metrics_add(xs_metrics_t *m, int family, const char *const *values, doub
     if (!valid_family(m, family))
         return;
     pthread_mutex_lock(&m->mu);
-    series_t *s = m->fam[family].type == XS_METRIC_HISTOGRAM ? NULL
-                                                              : find_series(m, family, values);
+    series_t *s =
+        m->fam[family].type == XS_METRIC_HISTOGRAM ? NULL : find_series(m, family, values);
     if (s)
         s->v += delta;
     pthread_mutex_unlock(&m->mu);
@@ -350,8 +350,8 @@ void xs_metrics_set(xs_metrics_t *m, int family, const char *const *values, doub
     if (!valid_family(m, family))
         return;
     pthread_mutex_lock(&m->mu);
-    series_t *s = m->fam[family].type == XS_METRIC_HISTOGRAM ? NULL
-                                                              : find_series(m, family, values);
+    series_t *s =
+        m->fam[family].type == XS_METRIC_HISTOGRAM ? NULL : find_series(m, family, values);
     if (s)
         s->v = value;
     pthread_mutex_unlock(&m->mu);

@@ -21,8 +21,21 @@
 #include "xsell/version.h"
 
 enum {
-    O_PROC, O_E2P, O_CP, O_HTTP, O_CP_FAIL, O_CP_OK, O_PART_LAG, O_LAG_UNKNOWN, O_BUILD,
-    O_CPU, O_RSS, O_FDS, O_MAX_FDS, O_START, O__COUNT
+    O_PROC,
+    O_E2P,
+    O_CP,
+    O_HTTP,
+    O_CP_FAIL,
+    O_CP_OK,
+    O_PART_LAG,
+    O_LAG_UNKNOWN,
+    O_BUILD,
+    O_CPU,
+    O_RSS,
+    O_FDS,
+    O_MAX_FDS,
+    O_START,
+    O__COUNT
 };
 
 struct xs_obs {
@@ -30,25 +43,21 @@ struct xs_obs {
     int id[O__COUNT];
 };
 
-static const double proc_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
-                                      0.001,   0.0025,   0.005,   0.01,   0.025,   0.05,
-                                      0.1,     0.25,     1};
-static const double e2p_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,
+static const double proc_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
+                                      0.0005,  0.001,    0.0025,  0.005,  0.01,
+                                      0.025,   0.05,     0.1,     0.25,   1};
+static const double e2p_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                      2.5,   5,    10,    30,   60,  300,  900, 3600};
-static const double cp_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                    0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+static const double cp_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                    0.5,   1,      2.5,   5,    10,    30,   60};
 static const double http_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                       0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
 
 /* Routes of lib/http.c (its resp_t.route values), created at start. */
-static const char *const routes[] = {"/metrics",
-                                     "/healthz",
-                                     "/readyz",
-                                     "/v1/users/{id}/cross-sell",
-                                     "/v1/cross-sell",
-                                     "/v1/items/{id}/neighbours",
-                                     "/v1/events",
-                                     "/shop/",
+static const char *const routes[] = {"/metrics",       "/healthz",
+                                     "/readyz",        "/v1/users/{id}/cross-sell",
+                                     "/v1/cross-sell", "/v1/items/{id}/neighbours",
+                                     "/v1/events",     "/shop/",
                                      "other"};
 
 static double wall_seconds(void)
@@ -88,20 +97,18 @@ xs_obs_t *xs_obs_new(xs_metrics_t *m, const char *const *input_topics, size_t n_
                                       "Checkpoints that failed (the worker then stops; the next "
                                       "start replays from the last checkpoint).",
                                       NULL);
-    id[O_CP_OK] = xs_metrics_define(m, "xsell_checkpoint_last_success_timestamp_seconds",
-                                    XS_METRIC_GAUGE,
-                                    "Wall-clock time of the last checkpoint written (0: none yet).",
-                                    NULL);
-    id[O_PART_LAG] = xs_metrics_define(m, "xsell_consumer_partition_lag_messages",
-                                       XS_METRIC_GAUGE,
+    id[O_CP_OK] =
+        xs_metrics_define(m, "xsell_checkpoint_last_success_timestamp_seconds", XS_METRIC_GAUGE,
+                          "Wall-clock time of the last checkpoint written (0: none yet).", NULL);
+    id[O_PART_LAG] = xs_metrics_define(m, "xsell_consumer_partition_lag_messages", XS_METRIC_GAUGE,
                                        "Messages behind the high watermark, per assigned input "
                                        "partition whose lag is known (no series while unknown).",
                                        "topic,partition");
-    id[O_LAG_UNKNOWN] = xs_metrics_define(m, "xsell_consumer_lag_unknown_partitions",
-                                          XS_METRIC_GAUGE,
-                                          "Assigned input partitions whose lag is not known yet "
-                                          "(no watermark or position).",
-                                          NULL);
+    id[O_LAG_UNKNOWN] =
+        xs_metrics_define(m, "xsell_consumer_lag_unknown_partitions", XS_METRIC_GAUGE,
+                          "Assigned input partitions whose lag is not known yet "
+                          "(no watermark or position).",
+                          NULL);
     id[O_BUILD] = xs_metrics_define(m, "xsell_build_info", XS_METRIC_GAUGE,
                                     "Always 1; the labels say what runs.",
                                     "version,commit,librdkafka,rocksdb,avro");
@@ -113,9 +120,9 @@ xs_obs_t *xs_obs_new(xs_metrics_t *m, const char *const *input_topics, size_t n_
                                   "Number of open file descriptors.", NULL);
     id[O_MAX_FDS] = xs_metrics_define(m, "process_max_fds", XS_METRIC_GAUGE,
                                       "Maximum number of open file descriptors.", NULL);
-    id[O_START] = xs_metrics_define(m, "process_start_time_seconds", XS_METRIC_GAUGE,
-                                    "Start time of the process since the Unix epoch in seconds.",
-                                    NULL);
+    id[O_START] =
+        xs_metrics_define(m, "process_start_time_seconds", XS_METRIC_GAUGE,
+                          "Start time of the process since the Unix epoch in seconds.", NULL);
     for (int i = 0; i < O__COUNT; i++)
         if (id[i] < 0) {
             free(o);

@@ -35,8 +35,8 @@ struct xs_router {
     double registry_retry_max_ms;
     int32_t registry_missing[64];
     size_t n_registry_missing, registry_missing_next;
-    bool out_confluent;    /* output.framing = confluent */
-    int32_t out_schema_id; /* CrossSellList's id in the registry, -1 until registered */
+    bool out_confluent;       /* output.framing = confluent */
+    int32_t out_schema_id;    /* CrossSellList's id in the registry, -1 until registered */
     char copy_headers[8][64]; /* output.headers.copy: trigger headers copied onto its list */
     int n_copy_headers;
 };
@@ -118,8 +118,10 @@ static xs_err_t registry_retry(xs_router_t *r, const char *what, registry_call_f
                 XS_INFO("schema registry back", "what=\"%s\" attempts=%d", what, attempt);
             return err;
         }
-        XS_WARN("schema registry unavailable", "what=\"%s\" attempt=%d retry_in_ms=%.0f "
-                "error=\"%s\"", what, attempt, backoff, errstr);
+        XS_WARN("schema registry unavailable",
+                "what=\"%s\" attempt=%d retry_in_ms=%.0f "
+                "error=\"%s\"",
+                what, attempt, backoff, errstr);
         if (!wait(wait_opaque, backoff))
             return XS_ERR_EOF;
         backoff = XS_MIN(backoff * 2, r->registry_retry_max_ms);
@@ -154,7 +156,8 @@ static xs_err_t resolve_schema(xs_router_t *r, const xs_msg_t *m, xs_router_wait
     int kind = topic_kind(r, m->topic);
     if (!r->registry || !v || m->value_len < 5 || v[0] != 0x00 || kind < 0 || is_bare(r, m->topic))
         return XS_OK;
-    int32_t id = (int32_t)((uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4]);
+    int32_t id =
+        (int32_t)((uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4]);
     if (xs_codec_has_confluent_id(r->codec, id))
         return XS_OK;
     for (size_t i = 0; i < r->n_registry_missing; i++)
@@ -448,8 +451,8 @@ xs_router_t *xs_router_new(const xs_config_t *cfg, xs_worker_metrics_t *metrics,
             while (l2 && p[l2 - 1] == ' ')
                 l2--;
             if (l2 && l2 < sizeof(r->copy_headers[0]))
-                snprintf(r->copy_headers[r->n_copy_headers++], sizeof(r->copy_headers[0]),
-                         "%.*s", (int)l2, p);
+                snprintf(r->copy_headers[r->n_copy_headers++], sizeof(r->copy_headers[0]), "%.*s",
+                         (int)l2, p);
             p += len + (p[len] == ',');
         }
     }

@@ -92,8 +92,8 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     char errstr[256];
     atomic_store(&rt->ready, false);
     pthread_mutex_lock(&rt->mu);
-    xs_err_t err = xs_checkpoint_assign(rt->cp, topic, partition, offset, &found, errstr,
-                                        sizeof(errstr));
+    xs_err_t err =
+        xs_checkpoint_assign(rt->cp, topic, partition, offset, &found, errstr, sizeof(errstr));
     if (err) {
         rt->hook_err = err;
         if (err != XS_ERR_NOMEM)
@@ -130,13 +130,12 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition)
 
 /* ---- processing ---------------------------------------------------------------------- */
 
-xs_err_t xs_runtime_emit(xs_emit_t *emit, const xs_list_t *list, char *errstr,
-                         size_t errstr_size)
+xs_err_t xs_runtime_emit(xs_emit_t *emit, const xs_list_t *list, char *errstr, size_t errstr_size)
 {
     xs_runtime_t *rt = emit->rt;
     emit->emitted = true;
-    xs_err_t err = xs_router_publish(rt->router, rt->producer, emit->in->msg, list, errstr,
-                                     errstr_size);
+    xs_err_t err =
+        xs_router_publish(rt->router, rt->producer, emit->in->msg, list, errstr, errstr_size);
     if (err)
         return err;
     rt->st.lists++;
@@ -223,8 +222,8 @@ static xs_err_t input_lost(xs_runtime_t *rt, const xs_msg_t *m, char *errstr, si
 {
     int64_t lo = -1, hi = -1;
     char e[256] = "";
-    xs_err_t err = xs_consumer_watermarks(rt->consumer, m->topic, m->partition, &lo, &hi, 10000,
-                                          e, sizeof(e));
+    xs_err_t err =
+        xs_consumer_watermarks(rt->consumer, m->topic, m->partition, &lo, &hi, 10000, e, sizeof(e));
     int64_t lost = !err && lo > m->offset ? lo - m->offset : -1;
     if (lost > 0)
         xs_worker_metrics_input_lost(rt->metrics, m->topic, m->partition, lost);
@@ -232,20 +231,23 @@ static xs_err_t input_lost(xs_runtime_t *rt, const xs_msg_t *m, char *errstr, si
         /* with skip too when there is nothing to skip to: the watermark is
          * unknown, or the offset is past the end (a topic recreated) */
         atomic_store(&rt->input_lost, true);
-        XS_ERROR("input lost", "topic=%s partition=%d offset=%" PRId64 " low_watermark=%" PRId64
-                 " lost=%" PRId64 " policy=%s action=\"stopping: the input from offset %" PRId64
+        XS_ERROR("input lost",
+                 "topic=%s partition=%d offset=%" PRId64 " low_watermark=%" PRId64 " lost=%" PRId64
+                 " policy=%s action=\"stopping: the input from offset %" PRId64
                  " on is not there: rebuild the state from what is left "
                  "(--reset-state --from-beginning)%s\"",
                  m->topic, (int)m->partition, m->offset, lo, lost,
                  rt->skip_lost_input ? "skip" : "fail", m->offset,
                  rt->skip_lost_input ? "" : " or set input.offset.out_of_range=skip");
-        xs_errstr_set(errstr, errstr_size, "input lost: %s [%d] offset %" PRId64
-                      " is below the low watermark %" PRId64 "%s%s", m->topic, (int)m->partition,
-                      m->offset, lo, err ? ": " : "", err ? e : "");
+        xs_errstr_set(errstr, errstr_size,
+                      "input lost: %s [%d] offset %" PRId64 " is below the low watermark %" PRId64
+                      "%s%s",
+                      m->topic, (int)m->partition, m->offset, lo, err ? ": " : "", err ? e : "");
         return XS_ERR_INPUT_LOST;
     }
-    XS_ERROR("input lost", "topic=%s partition=%d offset=%" PRId64 " low_watermark=%" PRId64
-             " lost=%" PRId64 " policy=skip action=\"skipped to the low watermark\"",
+    XS_ERROR("input lost",
+             "topic=%s partition=%d offset=%" PRId64 " low_watermark=%" PRId64 " lost=%" PRId64
+             " policy=skip action=\"skipped to the low watermark\"",
              m->topic, (int)m->partition, m->offset, lo, lost);
     if ((err = xs_consumer_seek(rt->consumer, m->topic, m->partition, lo, errstr, errstr_size)))
         return err;
@@ -361,8 +363,9 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
             xs_runtime_stats_t st;
             rt->st.lag = xs_consumer_lag(rt->consumer);
             xs_runtime_stats(rt, &st);
-            XS_INFO("progress", "events=%" PRIu64 " events_per_s=%.0f lists=%" PRIu64
-                    " dlq=%" PRIu64 " lag=%" PRId64,
+            XS_INFO("progress",
+                    "events=%" PRIu64 " events_per_s=%.0f lists=%" PRIu64 " dlq=%" PRIu64
+                    " lag=%" PRId64,
                     rt->st.events, (rt->st.events - last_events) / ((t - last_progress) / 1e3),
                     rt->st.lists, st.dlq, rt->st.lag);
             last_events = rt->st.events;
@@ -395,13 +398,13 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
     refresh_gauges(rt);
     xs_runtime_stats_t st;
     xs_runtime_stats(rt, &st);
-    XS_INFO("worker stopped", "events=%" PRIu64 " lists=%" PRIu64 " dlq=%" PRIu64
-            " checkpoints=%" PRIu64 " seconds=%.1f events_per_s=%.0f status=%s",
-            st.events, st.lists, st.dlq, st.checkpoints, secs,
-            secs > 0 ? rt->st.events / secs : 0, err ? "error" : "ok");
+    XS_INFO("worker stopped",
+            "events=%" PRIu64 " lists=%" PRIu64 " dlq=%" PRIu64 " checkpoints=%" PRIu64
+            " seconds=%.1f events_per_s=%.0f status=%s",
+            st.events, st.lists, st.dlq, st.checkpoints, secs, secs > 0 ? rt->st.events / secs : 0,
+            err ? "error" : "ok");
     return err;
 }
-
 
 /* ---- queries (on other threads) ------------------------------------------------- */
 
@@ -466,8 +469,9 @@ bool xs_runtime_ready(xs_runtime_t *rt, char *reason, size_t reason_size)
     if (!atomic_load(&rt->running))
         xs_errstr_set(reason, reason_size, "not running");
     else if (atomic_load(&rt->input_lost))
-        xs_errstr_set(reason, reason_size, "input lost to retention (input.offset.out_of_range "
-                                           "= fail): stopping");
+        xs_errstr_set(reason, reason_size,
+                      "input lost to retention (input.offset.out_of_range "
+                      "= fail): stopping");
     else if (down > 0)
         xs_errstr_set(reason, reason_size, "Kafka brokers unreachable for %.0f s", down / 1e3);
     else if (atomic_load(&rt->n_assigned) == 0)

@@ -75,8 +75,7 @@ static xs_err_t svc_cross_sell(void *opaque, const char *user_id, xs_placement_t
     while (user_id && !*known && xs_runtime_next_partition(s->rt, &cursor, &p)) {
         if (first < 0)
             first = p;
-        if ((err = xs_engine_has_user(s->engine, (uint16_t)p, user_id, known, errstr,
-                                      errstr_size)))
+        if ((err = xs_engine_has_user(s->engine, (uint16_t)p, user_id, known, errstr, errstr_size)))
             goto out;
         if (*known)
             *partition = p;
@@ -91,8 +90,8 @@ out:
 }
 
 static xs_err_t svc_neighbours(void *opaque, const char *item_id, xs_class_t cls, int n,
-                               xs_neighbour_t **out, int *n_out, xs_item_info_t *info,
-                               char *errstr, size_t errstr_size)
+                               xs_neighbour_t **out, int *n_out, xs_item_info_t *info, char *errstr,
+                               size_t errstr_size)
 {
     xs_service_t *s = opaque;
     xs_err_t err = xs_runtime_lock(s->rt, errstr, errstr_size);
@@ -252,7 +251,6 @@ static xs_err_t start_http(xs_service_t *s, char *errstr, size_t errstr_size)
         return write_port_file(port_file, xs_http_address(s->http), errstr, errstr_size);
     return XS_OK;
 }
-
 
 xs_service_t *xs_service_new(const xs_service_opts_t *opts, char *errstr, size_t errstr_size)
 {

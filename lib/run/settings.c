@@ -21,8 +21,8 @@ static void apply(xs_params_t *P, const char *key, const char *v)
     else if (!strcmp(key, "model.viewed_weight"))
         P->viewed_weight = atof(v);
     else if (!strcmp(key, "model.normalize"))
-        P->normalize = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") ||
-                       !strcmp(v, "on");
+        P->normalize =
+            !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on");
     else if (!strcmp(key, "model.category_boost"))
         P->category_boost = atof(v);
     else if (!strcmp(key, "model.popularity_prior"))
@@ -42,20 +42,19 @@ static void apply(xs_params_t *P, const char *key, const char *v)
     else if (!strcmp(key, "list.family_cap"))
         P->family_cap = atoi(v);
     else if (!strcmp(key, "list.family_exclude"))
-        P->family_exclude = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") ||
-                            !strcmp(v, "on");
+        P->family_exclude =
+            !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on");
     else if (!strcmp(key, "list.rebuy_days"))
         P->rebuy_days = atof(v);
     else if (!strcmp(key, "list.suppress_minutes"))
         P->suppress_minutes = atof(v);
     else if (!strcmp(key, "list.trending_backfill"))
-        P->trending_backfill = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") ||
-                               !strcmp(v, "on");
+        P->trending_backfill =
+            !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on");
     else if (!strcmp(key, "popularity_only"))
-        P->popularity_only = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") ||
-                             !strcmp(v, "on");
+        P->popularity_only =
+            !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on");
 }
-
 
 void xs_settings_params(const xs_config_t *cfg, xs_params_t *P)
 {
@@ -69,8 +68,8 @@ void xs_settings_params(const xs_config_t *cfg, xs_params_t *P)
         apply(P, keys[i], xs_config_str(cfg, keys[i]));
 }
 
-xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
-                                xs_experiment_t *x, char *errstr, size_t errstr_size)
+xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base, xs_experiment_t *x,
+                                char *errstr, size_t errstr_size)
 {
     memset(x, 0, sizeof(*x));
     const char *name = xs_config_str(cfg, "experiment.name");
@@ -80,8 +79,9 @@ xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
     snprintf(x->salt, sizeof(x->salt), "%s", xs_config_str(cfg, "experiment.salt"));
     const char *p = xs_config_str(cfg, "experiment.arms");
     if (!*p) {
-        xs_errstr_set(errstr, errstr_size, "experiment.arms: an experiment needs arms, e.g. "
-                                           "control:10,cooc:90");
+        xs_errstr_set(errstr, errstr_size,
+                      "experiment.arms: an experiment needs arms, e.g. "
+                      "control:10,cooc:90");
         return XS_ERR_CONFIG;
     }
     while (*p) {
@@ -100,8 +100,7 @@ xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
         double share = colon ? strtod(colon + 1, &end) : -1;
         if (!colon || colon == item || colon - item >= 32 || !end || *end || share <= 0) {
             xs_errstr_set(errstr, errstr_size,
-                          "experiment.arms: '%s' is not 'name:share' with a positive share",
-                          item);
+                          "experiment.arms: '%s' is not 'name:share' with a positive share", item);
             return XS_ERR_CONFIG;
         }
         *colon = '\0';

@@ -51,12 +51,13 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     }
     size_t n_rocks = 0;
     const xs_kv_t *rocks = xs_config_passthrough(cfg, "rocksdb.", &n_rocks);
-    w->store = xs_store_open(xs_config_str(cfg, "state.dir"), rocks, n_rocks, false, errstr,
-                             errstr_size);
+    w->store =
+        xs_store_open(xs_config_str(cfg, "state.dir"), rocks, n_rocks, false, errstr, errstr_size);
     if (!w->store)
         goto fail;
     if (xs_store_wal_damage(w->store))
-        XS_ERROR("state write-ahead log damaged", "state_dir=%s error=\"%s\" action=\"recovered "
+        XS_ERROR("state write-ahead log damaged",
+                 "state_dir=%s error=\"%s\" action=\"recovered "
                  "to the last intact checkpoint; the input after it is consumed again\"",
                  xs_config_str(cfg, "state.dir"), xs_store_wal_damage(w->store));
     xs_worker_metrics_wal_damaged(w->metrics, xs_store_wal_damage(w->store) != NULL);

@@ -13,10 +13,30 @@
 
 /* Metric families (ids in xs_worker_metrics.mid, see define_metrics). */
 enum {
-    M_EVENTS, M_DLQ, M_DECODE_ERRORS, M_LISTS, M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE,
-    M_UNATTRIBUTED, M_LAG, M_CHECKPOINTS, M_CP_LAST, M_CP_SECONDS, M_CACHE_RATIO, M_CACHE_HITS,
-    M_CACHE_MISSES, M_ROCKSDB_BYTES, M_ASSIGNED, M_READY, M_WAL_DAMAGED, M_INPUT_LOST, M_ADD_OPPS,
-    M_ADD_HITS, M__COUNT
+    M_EVENTS,
+    M_DLQ,
+    M_DECODE_ERRORS,
+    M_LISTS,
+    M_IMPRESSIONS,
+    M_CLICKS,
+    M_PURCHASES,
+    M_REVENUE,
+    M_UNATTRIBUTED,
+    M_LAG,
+    M_CHECKPOINTS,
+    M_CP_LAST,
+    M_CP_SECONDS,
+    M_CACHE_RATIO,
+    M_CACHE_HITS,
+    M_CACHE_MISSES,
+    M_ROCKSDB_BYTES,
+    M_ASSIGNED,
+    M_READY,
+    M_WAL_DAMAGED,
+    M_INPUT_LOST,
+    M_ADD_OPPS,
+    M_ADD_HITS,
+    M__COUNT
 };
 
 struct xs_worker_metrics {
@@ -34,37 +54,37 @@ static xs_err_t define_metrics(xs_worker_metrics_t *wm)
     xs_metrics_t *m = wm->metrics;
     int *id = wm->mid;
     id[M_EVENTS] = xs_metrics_define(m, "xsell_events_total", XS_METRIC_COUNTER,
-                                   "Events applied to the engine, by input topic and event type.",
-                                   "topic,type");
-    id[M_DECODE_ERRORS] = xs_metrics_define(m, "xsell_decode_errors_total", XS_METRIC_COUNTER,
-                                          "Input messages that did not decode, by topic.",
-                                          "topic");
+                                     "Events applied to the engine, by input topic and event type.",
+                                     "topic,type");
+    id[M_DECODE_ERRORS] =
+        xs_metrics_define(m, "xsell_decode_errors_total", XS_METRIC_COUNTER,
+                          "Input messages that did not decode, by topic.", "topic");
     id[M_DLQ] = xs_metrics_define(m, "xsell_dlq_messages_total", XS_METRIC_COUNTER,
-                                "Messages sent to the dead-letter topic, by reason "
-                                "(too_large, empty, decode, wrong_type, validation).",
-                                "reason");
+                                  "Messages sent to the dead-letter topic, by reason "
+                                  "(too_large, empty, decode, wrong_type, validation).",
+                                  "reason");
     id[M_LISTS] = xs_metrics_define(m, "xsell_lists_published_total", XS_METRIC_COUNTER,
-                                  "Cross-sell lists published, by placement and experiment arm.",
-                                  "placement,arm");
-    id[M_IMPRESSIONS] = xs_metrics_define(m, "xsell_impressions_total", XS_METRIC_COUNTER,
-                                        "Lists published (impressions), by experiment arm.",
-                                        "arm");
+                                    "Cross-sell lists published, by placement and experiment arm.",
+                                    "placement,arm");
+    id[M_IMPRESSIONS] =
+        xs_metrics_define(m, "xsell_impressions_total", XS_METRIC_COUNTER,
+                          "Lists published (impressions), by experiment arm.", "arm");
     id[M_CLICKS] = xs_metrics_define(m, "xsell_attributed_clicks_total", XS_METRIC_COUNTER,
-                                   "ClickEvents carrying the list_id of a published list, by "
-                                   "the list's arm.",
-                                   "arm");
+                                     "ClickEvents carrying the list_id of a published list, by "
+                                     "the list's arm.",
+                                     "arm");
     id[M_PURCHASES] = xs_metrics_define(m, "xsell_attributed_purchases_total", XS_METRIC_COUNTER,
-                                      "PURCHASE CartEvents carrying the list_id of a published "
-                                      "list, by the list's arm.",
-                                      "arm");
+                                        "PURCHASE CartEvents carrying the list_id of a published "
+                                        "list, by the list's arm.",
+                                        "arm");
     id[M_REVENUE] = xs_metrics_define(m, "xsell_attributed_revenue_total", XS_METRIC_COUNTER,
-                                    "Sum of quantity * unit_price of attributed purchases, by "
-                                    "the list's arm (currencies are not converted).",
-                                    "arm");
+                                      "Sum of quantity * unit_price of attributed purchases, by "
+                                      "the list's arm (currencies are not converted).",
+                                      "arm");
     id[M_UNATTRIBUTED] = xs_metrics_define(m, "xsell_unattributed_events_total", XS_METRIC_COUNTER,
-                                         "Clicks and purchases whose list_id is unknown or no "
-                                         "longer remembered (metrics.attribution.lists).",
-                                         "kind");
+                                           "Clicks and purchases whose list_id is unknown or no "
+                                           "longer remembered (metrics.attribution.lists).",
+                                           "kind");
     id[M_ADD_OPPS] = xs_metrics_define(
         m, "xsell_list_add_opportunities_total", XS_METRIC_COUNTER,
         "Items added to a cart (ADD lines) by users with a remembered last list for the "
@@ -76,32 +96,32 @@ static xs_err_t define_metrics(xs_worker_metrics_t *wm)
         "for the placement (hits / opportunities: a live HitRate@10).",
         "placement,arm");
     id[M_LAG] = xs_metrics_define(m, "xsell_consumer_lag_messages", XS_METRIC_GAUGE,
-                                "Messages behind the high watermark over the assigned "
-                                "partitions whose lag is known (never -1; "
-                                "xsell_consumer_lag_unknown_partitions counts the others).",
-                                NULL);
-    id[M_ASSIGNED] = xs_metrics_define(m, "xsell_assigned_partitions", XS_METRIC_GAUGE,
-                                     "Input partitions assigned to this worker.", NULL);
-    id[M_READY] = xs_metrics_define(m, "xsell_ready", XS_METRIC_GAUGE,
-                                  "1 once caught up after the last assignment (as /readyz).",
+                                  "Messages behind the high watermark over the assigned "
+                                  "partitions whose lag is known (never -1; "
+                                  "xsell_consumer_lag_unknown_partitions counts the others).",
                                   NULL);
+    id[M_ASSIGNED] = xs_metrics_define(m, "xsell_assigned_partitions", XS_METRIC_GAUGE,
+                                       "Input partitions assigned to this worker.", NULL);
+    id[M_READY] =
+        xs_metrics_define(m, "xsell_ready", XS_METRIC_GAUGE,
+                          "1 once caught up after the last assignment (as /readyz).", NULL);
     id[M_CHECKPOINTS] = xs_metrics_define(m, "xsell_checkpoints_total", XS_METRIC_COUNTER,
-                                        "Checkpoints written.", NULL);
+                                          "Checkpoints written.", NULL);
     id[M_CP_LAST] = xs_metrics_define(m, "xsell_checkpoint_last_duration_seconds", XS_METRIC_GAUGE,
-                                    "Duration of the last checkpoint (producer flush and batch "
-                                    "write).",
-                                    NULL);
+                                      "Duration of the last checkpoint (producer flush and batch "
+                                      "write).",
+                                      NULL);
     id[M_CP_SECONDS] = xs_metrics_define(m, "xsell_checkpoint_duration_seconds_total",
-                                       XS_METRIC_COUNTER, "Time spent in checkpoints.", NULL);
+                                         XS_METRIC_COUNTER, "Time spent in checkpoints.", NULL);
     id[M_CACHE_HITS] = xs_metrics_define(m, "xsell_cache_hits_total", XS_METRIC_COUNTER,
-                                       "State reads served by the write-back cache.", NULL);
+                                         "State reads served by the write-back cache.", NULL);
     id[M_CACHE_MISSES] = xs_metrics_define(m, "xsell_cache_misses_total", XS_METRIC_COUNTER,
-                                         "State reads that went to RocksDB.", NULL);
+                                           "State reads that went to RocksDB.", NULL);
     id[M_CACHE_RATIO] = xs_metrics_define(m, "xsell_cache_hit_ratio", XS_METRIC_GAUGE,
-                                        "Cache hits / (hits + misses) since start.", NULL);
-    id[M_ROCKSDB_BYTES] = xs_metrics_define(m, "xsell_rocksdb_size_bytes", XS_METRIC_GAUGE,
-                                          "Live SST files and memtables of the state store.",
-                                          NULL);
+                                          "Cache hits / (hits + misses) since start.", NULL);
+    id[M_ROCKSDB_BYTES] =
+        xs_metrics_define(m, "xsell_rocksdb_size_bytes", XS_METRIC_GAUGE,
+                          "Live SST files and memtables of the state store.", NULL);
     id[M_INPUT_LOST] = xs_metrics_define(m, "xsell_input_lost_messages_total", XS_METRIC_COUNTER,
                                          "Input messages deleted (by retention) before they were "
                                          "consumed, by topic and partition: skipped with "
@@ -125,8 +145,9 @@ static void touch_series(xs_worker_metrics_t *wm)
 {
     xs_metrics_t *m = wm->metrics;
     for (int t = 0; t < XS_CLICK__COUNT; t++)
-        xs_metrics_touch(m, wm->mid[M_EVENTS],
-                         (const char *[]){wm->topic_clicks, xs_click_type_name((xs_click_type_t)t)});
+        xs_metrics_touch(
+            m, wm->mid[M_EVENTS],
+            (const char *[]){wm->topic_clicks, xs_click_type_name((xs_click_type_t)t)});
     for (int t = 0; t < XS_CART__COUNT; t++)
         xs_metrics_touch(m, wm->mid[M_EVENTS],
                          (const char *[]){wm->topic_cart, xs_cart_type_name((xs_cart_type_t)t)});
@@ -153,7 +174,6 @@ static void touch_series(xs_worker_metrics_t *wm)
             xs_metrics_touch(m, wm->mid[per_arm[i]], (const char *[]){arm});
     }
 }
-
 
 xs_worker_metrics_t *xs_worker_metrics_new(const xs_config_t *cfg)
 {
@@ -182,8 +202,7 @@ void xs_worker_metrics_destroy(xs_worker_metrics_t *wm)
     free(wm);
 }
 
-xs_err_t xs_worker_metrics_start(xs_worker_metrics_t *wm, const char *const *arm_names,
-                                 int n_arms)
+xs_err_t xs_worker_metrics_start(xs_worker_metrics_t *wm, const char *const *arm_names, int n_arms)
 {
     /* The live hit-rate series exist from the start, at 0, for every placement and arm. */
     wm->n_arms = XS_MIN(n_arms, XS_MAX_ARMS);
@@ -292,8 +311,7 @@ void xs_worker_metrics_input_lost(xs_worker_metrics_t *wm, const char *topic, in
 {
     char part[16];
     snprintf(part, sizeof(part), "%d", (int)partition);
-    xs_metrics_add(wm->metrics, wm->mid[M_INPUT_LOST], (const char *[]){topic, part},
-                   (double)lost);
+    xs_metrics_add(wm->metrics, wm->mid[M_INPUT_LOST], (const char *[]){topic, part}, (double)lost);
 }
 
 void xs_worker_metrics_wal_damaged(xs_worker_metrics_t *wm, bool damaged)

@@ -515,10 +515,9 @@ out:
     return err;
 }
 
-xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k,
-                     xs_format_t fmt, const char *const *paths, size_t n_paths,
-                     const xs_dataset_opts_t *dopts, xs_eval_result_t *res, char *errstr,
-                     size_t errstr_size)
+xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k, xs_format_t fmt,
+                     const char *const *paths, size_t n_paths, const xs_dataset_opts_t *dopts,
+                     xs_eval_result_t *res, char *errstr, size_t errstr_size)
 {
     eval_ctx_t c = {0};
     struct timespec t0, t1;
@@ -533,8 +532,8 @@ xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int 
     c.errstr = errstr;
     c.errstr_size = errstr_size;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    xs_err_t err = xs_dataset_read(fmt, paths, n_paths, dopts, on_event, &c, NULL, errstr,
-                                   errstr_size);
+    xs_err_t err =
+        xs_dataset_read(fmt, paths, n_paths, dopts, on_event, &c, NULL, errstr, errstr_size);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     bool cart = res->cart.points > 0;

@@ -25,7 +25,6 @@
 #include "xsell/profile.h"
 #include "xsell/sketch.h"
 
-
 /* ======================================================================== */
 /* Formatting helpers                                                       */
 /* ======================================================================== */
@@ -64,8 +63,8 @@ static uint64_t be64(const uint8_t *p)
     return v;
 }
 
-static xs_err_t corrupt(xs_buf_t *out, xs_cf_t cf, const void *key, size_t key_len,
-                        const void *val, size_t val_len, const char *why, xs_err_t err)
+static xs_err_t corrupt(xs_buf_t *out, xs_cf_t cf, const void *key, size_t key_len, const void *val,
+                        size_t val_len, const char *why, xs_err_t err)
 {
     xs_buf_printf(out, "%s CORRUPT key=", xs_cf_name(cf));
     put_hex(out, key, key_len);
@@ -88,8 +87,7 @@ static const char *signal_name(uint8_t s)
 /* One record, canonical                                                    */
 /* ======================================================================== */
 
-static xs_err_t format_meta(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                            xs_buf_t *out)
+static xs_err_t format_meta(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, xs_buf_t *out)
 {
     char why[160] = "";
     if (kl == 6 && memcmp(k, "format", 6) == 0) {
@@ -144,8 +142,7 @@ static xs_err_t format_meta(const uint8_t *k, size_t kl, const uint8_t *v, size_
     return XS_OK;
 }
 
-static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                            xs_buf_t *out)
+static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, xs_buf_t *out)
 {
     char why[160] = "";
     xs_name_rec_t n = {0};
@@ -173,8 +170,7 @@ static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_
     return XS_OK;
 }
 
-static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                            xs_buf_t *out)
+static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, xs_buf_t *out)
 {
     char why[160] = "";
     if (kl != 8)
@@ -202,8 +198,8 @@ static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_
             xs_buf_printf(out,
                           "item %016" PRIx64 " %s %d other=%016" PRIx64 " count=%" PRIu32
                           " err=%" PRIu32 "\n",
-                          h, cls == XS_CLASS_BOUGHT ? "bought" : "viewed", i, e[i].item,
-                          e[i].count, e[i].err);
+                          h, cls == XS_CLASS_BOUGHT ? "bought" : "viewed", i, e[i].item, e[i].count,
+                          e[i].err);
         /* the neighbour list, in stored order, and where the sweep resumes */
         int nt = 0;
         const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
@@ -219,8 +215,7 @@ static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_
     return XS_OK;
 }
 
-static xs_err_t format_user(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                            xs_buf_t *out)
+static xs_err_t format_user(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, xs_buf_t *out)
 {
     char why[160] = "";
     if (kl != 10)
@@ -307,8 +302,7 @@ typedef struct dump_ctx {
     xs_err_t fatal;
 } dump_ctx_t;
 
-static int dump_one(void *opaque, const void *key, size_t key_len, const void *val,
-                    size_t val_len)
+static int dump_one(void *opaque, const void *key, size_t key_len, const void *val, size_t val_len)
 {
     dump_ctx_t *d = opaque;
     xs_buf_reset(&d->line);
@@ -395,8 +389,7 @@ typedef struct find_user_ctx {
     bool nomem;
 } find_user_ctx_t;
 
-static int find_user(void *opaque, const void *key, size_t key_len, const void *val,
-                     size_t val_len)
+static int find_user(void *opaque, const void *key, size_t key_len, const void *val, size_t val_len)
 {
     find_user_ctx_t *f = opaque;
     const uint8_t *k = key;
@@ -467,8 +460,7 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
             goto out;
         int64_t now = p->last_ts;
         format_time(now, t1, sizeof(t1));
-        fprintf(out, "user %s  partition %u  hash %016" PRIx64 "\n", user_id, f.parts[i],
-                f.user);
+        fprintf(out, "user %s  partition %u  hash %016" PRIx64 "\n", user_id, f.parts[i], f.user);
         fprintf(out, "  last event %s  events %" PRIu32 "  %s\n", t1, p->n_events,
                 (p->flags & XS_PROFILE_F_BOUGHT) ? "has bought" : "has not bought");
         fprintf(out, "  item affinities (decayed to the last event, half-life %g h):\n",
@@ -483,8 +475,7 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
         }
         fprintf(out, "  category affinities:\n");
         for (int k = 0; k < p->n_cats; k++) {
-            fprintf(out, "    %8.4f  ",
-                    xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl));
+            fprintf(out, "    %8.4f  ", xs_profile_decay(p->cats[k].score, p->cats[k].ts, now, hl));
             print_name(s, p->cats[k].cat, out, false);
             fputc('\n', out);
         }
@@ -515,8 +506,8 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
             if (!p->last_list_hash[k])
                 continue;
             format_time(p->last_list_ts[k], t2, sizeof(t2));
-            fprintf(out, "    %-13s %s  hash %08" PRIx32 "\n",
-                    xs_placement_name((xs_placement_t)k), t2, p->last_list_hash[k]);
+            fprintf(out, "    %-13s %s  hash %08" PRIx32 "\n", xs_placement_name((xs_placement_t)k),
+                    t2, p->last_list_hash[k]);
         }
     }
 out:
@@ -557,8 +548,8 @@ static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_ite
         goto out;
     if (!found) {
         err = XS_ERR_NOT_FOUND;
-        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record",
-                      item_id, h);
+        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record", item_id,
+                      h);
         goto out;
     }
     if (!(*it = malloc(sizeof(**it))) || !(*other = malloc(sizeof(**other))) ||
@@ -570,8 +561,7 @@ static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_ite
     if ((err = xs_item_decode(*it, val.data, val.len, errstr, errstr_size)))
         goto out;
     xs_buf_reset(&val);
-    if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr,
-                            errstr_size)))
+    if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr, errstr_size)))
         goto out;
     if (found && (err = xs_globals_decode(*g, val.data, val.len, errstr, errstr_size)))
         goto out;
@@ -616,9 +606,9 @@ static int sorted_top(const xs_item_t *it, xs_class_t cls, xs_top_t *sorted)
     const xs_top_t *t = xs_item_top(it, cls, &nt);
     memcpy(sorted, t, (size_t)nt * sizeof(*t));
     for (int i = 1; i < nt; i++)
-        for (int k = i; k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
-                                  (sorted[k].sim == sorted[k - 1].sim &&
-                                   sorted[k].item < sorted[k - 1].item));
+        for (int k = i;
+             k > 0 && (sorted[k].sim > sorted[k - 1].sim ||
+                       (sorted[k].sim == sorted[k - 1].sim && sorted[k].item < sorted[k - 1].item));
              k--) {
             xs_top_t x = sorted[k];
             sorted[k] = sorted[k - 1];

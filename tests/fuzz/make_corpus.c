@@ -32,8 +32,8 @@
 
 static int seq;
 
-static int write_seed(const char *dir, const char *target, const void *a, size_t la,
-                      const void *b, size_t lb)
+static int write_seed(const char *dir, const char *target, const void *a, size_t la, const void *b,
+                      size_t lb)
 {
     char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir, target);
@@ -126,8 +126,8 @@ static int decode_seeds(const char *dir, xs_codec_t *codec)
     return rc;
 }
 
-static int stored_seed(const char *dir, uint8_t cf, const void *key, size_t klen,
-                       const void *val, size_t vlen)
+static int stored_seed(const char *dir, uint8_t cf, const void *key, size_t klen, const void *val,
+                       size_t vlen)
 {
     uint8_t hdr[2 + 16];
     hdr[0] = cf;
@@ -183,14 +183,14 @@ static int stored_seeds(const char *dir)
         rc |= stored_seed(dir, 1, key8, 8, b.data, b.len);
     }
     /* A name with a title: 'N' 1 varint len id varint len title. */
-    static const uint8_t name[] = {'N', 1, 6, 'c', 'a', 'm', 'e', 'r', 'a',
-                                   11, 'C', 'a', 'm', 'e', 'r', 'a', ' ', 'X', '1', '0', '0'};
+    static const uint8_t name[] = {'N', 1,   6,   'c', 'a', 'm', 'e', 'r', 'a', 11, 'C',
+                                   'a', 'm', 'e', 'r', 'a', ' ', 'X', '1', '0', '0'};
     rc |= stored_seed(dir, 2, key8, 8, name, sizeof(name));
     /* Globals with two trend entries. */
     static const uint8_t globals[] = {
-        'M', 1, 100, 40, 0x00, 0x1c, 0xb8, 0x17, 0x8c, 0x01, 0x00, 0x00, 2,
-        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f,
-        2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x40};
+        'M', 1, 100, 40, 0x00, 0x1c, 0xb8, 0x17, 0x8c, 0x01, 0x00, 0x00, 2,    1,    0,
+        0,   0, 0,   0,  0,    0,    0,    0,    0,    0,    0,    0,    0xf0, 0x3f, 2,
+        0,   0, 0,   0,  0,    0,    0,    0,    0,    0,    0,    0,    0,    0x00, 0x40};
     rc |= stored_seed(dir, 3, "globals", 7, globals, sizeof(globals));
     uint8_t format[11] = {'X', 'S', 1};
     for (int i = 0; i < 8; i++)

@@ -127,16 +127,31 @@ static void test_adversarial_memory(void **state)
     char bin[1024], bsset[512];
     snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
     snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
-    char *argv[] = {bin, "--set", bsset, "--state-dir", dir, "--group", "adversarial",
-                    "--set", "cache.max.bytes=33554432",
-                    "--set", "checkpoint.dirty.bytes=8388608",
-                    "--set", "kafka.queued.max.messages.kbytes=16384",
-                    "--set", "kafka.queue.buffering.max.kbytes=16384",
-                    "--set", "rocksdb.write_buffer_size=8388608",
-                    "--set", "rocksdb.max_write_buffer_number=2",
-                    "--set", "http.address=",
-                    "--set", "log.progress.seconds=2",
-                    "--until-end", NULL};
+    char *argv[] = {bin,
+                    "--set",
+                    bsset,
+                    "--state-dir",
+                    dir,
+                    "--group",
+                    "adversarial",
+                    "--set",
+                    "cache.max.bytes=33554432",
+                    "--set",
+                    "checkpoint.dirty.bytes=8388608",
+                    "--set",
+                    "kafka.queued.max.messages.kbytes=16384",
+                    "--set",
+                    "kafka.queue.buffering.max.kbytes=16384",
+                    "--set",
+                    "rocksdb.write_buffer_size=8388608",
+                    "--set",
+                    "rocksdb.max_write_buffer_number=2",
+                    "--set",
+                    "http.address=",
+                    "--set",
+                    "log.progress.seconds=2",
+                    "--until-end",
+                    NULL};
 #ifdef XS_ASAN
     /* ASan keeps freed blocks in a quarantine (256 MiB by default) before
      * reuse, which would look like growth: keep it small for this run. */

@@ -400,8 +400,7 @@ static void test_bad_input(void **state)
     xst_run_t r = xst_run_worker_until_end(cfg); /* fails the test on a worker error */
     xs_config_destroy(cfg);
     fprintf(stderr, "bad input: events %llu, lists %llu, dead letters %llu\n",
-            (unsigned long long)r.events, (unsigned long long)r.lists,
-            (unsigned long long)r.dlq);
+            (unsigned long long)r.events, (unsigned long long)r.lists, (unsigned long long)r.dlq);
     assert_int_equal(r.events, 2 * N_USERS + N_CATALOG);
     assert_int_equal(r.dlq, n_bad);
 
@@ -454,8 +453,8 @@ static void test_bad_input(void **state)
 
     /* Dead letters: original key and bytes, once each. */
     const char *topics[] = {xst_topic("xsell.dlq")};
-    xs_consumer_opts_t co = {.bootstrap = bs, .topics = topics, .n_topics = 1,
-                             .start_offset = XS_OFFSET_BEGINNING};
+    xs_consumer_opts_t co = {
+        .bootstrap = bs, .topics = topics, .n_topics = 1, .start_offset = XS_OFFSET_BEGINNING};
     xs_consumer_t *c = xs_consumer_new(&co, errstr, sizeof(errstr));
     if (!c)
         fail_msg("consumer: %s", errstr);
@@ -615,9 +614,8 @@ static void test_bad_utf8(void **state)
             snprintf(id, sizeof(id), "bad-%d-%d", i, f);
             const char *one[] = {f == 3 ? bad : "g-0", NULL};
             if (f < 3 || f == 6) {
-                xst_click_event(&ev, f == 2 ? bad : id, f == 0 ? bad : user,
-                                XS_CLICK_PRODUCT_VIEW, T0 + i * 1000 + 10 + f,
-                                f == 1 ? bad : "g-1", f == 6 ? bad : NULL);
+                xst_click_event(&ev, f == 2 ? bad : id, f == 0 ? bad : user, XS_CLICK_PRODUCT_VIEW,
+                                T0 + i * 1000 + 10 + f, f == 1 ? bad : "g-1", f == 6 ? bad : NULL);
             } else {
                 xst_cart_event(&ev, id, user, XS_CART_ADD, T0 + i * 1000 + 10 + f, one);
                 if (f == 4)
@@ -640,8 +638,8 @@ static void test_bad_utf8(void **state)
     xst_run_t r = xst_run_worker_until_end(cfg);
     xs_config_destroy(cfg);
     fprintf(stderr, "bad utf-8: events %llu, lists %llu, dead letters %llu (sent %zu bad)\n",
-            (unsigned long long)r.events, (unsigned long long)r.lists,
-            (unsigned long long)r.dlq, n_bad_sent);
+            (unsigned long long)r.events, (unsigned long long)r.lists, (unsigned long long)r.dlq,
+            n_bad_sent);
     assert_int_equal(r.dlq, n_bad_sent);
     assert_int_equal(r.events, n_good);
     assert_true(r.lists > 0);
@@ -686,8 +684,7 @@ static void test_bad_utf8(void **state)
     /* Reasons, through kcat. */
     char cmd[1024], hdr_path[600];
     snprintf(hdr_path, sizeof(hdr_path), "%s/dlq-headers.txt", dir);
-    snprintf(cmd, sizeof(cmd),
-             "kcat -b '%s' -C -t '%s' -o beginning -e -q -f '%%h\\n' > '%s'", bs,
+    snprintf(cmd, sizeof(cmd), "kcat -b '%s' -C -t '%s' -o beginning -e -q -f '%%h\\n' > '%s'", bs,
              xst_topic("xsell.dlq"), hdr_path);
     if (system(cmd) != 0)
         fail_msg("kcat failed (is kcat installed? deploy/install-deps.sh installs it): %s", cmd);

@@ -218,8 +218,7 @@ static void test_input_lost_to_retention(void **state)
     assert_int_equal(xsp_stored_offset(r.state, cart, 0), 1000);
 
     produce_carts(p, codec, 1000, 3000);
-    if (xs_kafka_delete_records(bootstrap, NULL, 0, cart, 0, 2500, 30000, errstr,
-                                sizeof(errstr)))
+    if (xs_kafka_delete_records(bootstrap, NULL, 0, cart, 0, 2500, 30000, errstr, sizeof(errstr)))
         fail_msg("%s", errstr);
     fprintf(stderr, "stored offset 1000, records before 2500 deleted, high watermark 3000\n");
 
@@ -251,8 +250,8 @@ static void test_input_lost_to_retention(void **state)
     assert_int_equal(status, 200);
     body = http_get(&r, "/metrics", &status);
     char want[400];
-    snprintf(want, sizeof(want), "xsell_input_lost_messages_total{topic=\"%s\",partition=\"0\"} 1500",
-             cart);
+    snprintf(want, sizeof(want),
+             "xsell_input_lost_messages_total{topic=\"%s\",partition=\"0\"} 1500", cart);
     if (!strstr(body, want))
         fail_msg("no '%s' in /metrics", want);
     free(body);
@@ -344,8 +343,8 @@ static void test_broker_unreachable(void **state)
     run_init(&r, dir, "until-end");
     snprintf(port_set, sizeof(port_set), "http.port.file=%s", r.port);
     t0 = xsp_now_ms();
-    pid = worker(&r, "g", "--until-end", "--set", "broker.unreachable.timeout.ms=6000",
-                       "--http", "127.0.0.1:0", "--set", port_set, NULL);
+    pid = worker(&r, "g", "--until-end", "--set", "broker.unreachable.timeout.ms=6000", "--http",
+                 "127.0.0.1:0", "--set", port_set, NULL);
     if (!xsp_wait_log(r.log, "level=warn msg=\"kafka brokers unreachable\"", pid, 20000))
         must_log(&r, "level=warn msg=\"kafka brokers unreachable\"");
     fprintf(stderr, "warning after %lld ms\n", (long long)(xsp_now_ms() - t0));

@@ -129,15 +129,13 @@ static void test_tombstone(void **state)
 
     /* 2: tombstones. */
     const char *catalog = xst_topic("xsell.catalog");
-    assert_int_equal(xs_producer_send(p, catalog, -1, "B", 1, NULL, 0, NULL, 0, errstr,
-                                      sizeof(errstr)),
-                     XS_OK);
-    assert_int_equal(xs_producer_send(p, catalog, -1, NULL, 0, NULL, 0, NULL, 0, errstr,
-                                      sizeof(errstr)),
-                     XS_OK);
-    assert_int_equal(xs_producer_send(p, catalog, -1, "\xff\xfe", 2, NULL, 0, NULL, 0, errstr,
-                                      sizeof(errstr)),
-                     XS_OK);
+    assert_int_equal(
+        xs_producer_send(p, catalog, -1, "B", 1, NULL, 0, NULL, 0, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(
+        xs_producer_send(p, catalog, -1, NULL, 0, NULL, 0, NULL, 0, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(
+        xs_producer_send(p, catalog, -1, "\xff\xfe", 2, NULL, 0, NULL, 0, errstr, sizeof(errstr)),
+        XS_OK);
     assert_int_equal(xs_producer_flush(p, 30000, errstr, sizeof(errstr)), XS_OK);
     r = run(bs, dir);
     assert_int_equal(r.events, 1);
@@ -178,8 +176,8 @@ static void test_tombstone(void **state)
 
     /* The two bad tombstones on the DLQ with their reasons. */
     const char *topics[] = {xst_topic("xsell.dlq")};
-    xs_consumer_opts_t co = {.bootstrap = bs, .topics = topics, .n_topics = 1,
-                             .start_offset = XS_OFFSET_BEGINNING};
+    xs_consumer_opts_t co = {
+        .bootstrap = bs, .topics = topics, .n_topics = 1, .start_offset = XS_OFFSET_BEGINNING};
     xs_consumer_t *c = xs_consumer_new(&co, errstr, sizeof(errstr));
     if (!c)
         fail_msg("consumer: %s", errstr);

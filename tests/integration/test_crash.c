@@ -82,8 +82,8 @@ static unsigned rng_next(void)
 
 static xst_broker_t *crash_broker(void)
 {
-    const char *names[] = {"xsell.clicks", "xsell.cart", "xsell.catalog", "xsell.dlq",
-                           "xsell.cross-sell.ref", "xsell.cross-sell.crash"};
+    const char *names[] = {"xsell.clicks", "xsell.cart",           "xsell.catalog",
+                           "xsell.dlq",    "xsell.cross-sell.ref", "xsell.cross-sell.crash"};
     const int partitions[] = {1, 1, 1, 1, OUT_PARTITIONS, OUT_PARTITIONS};
     return xst_broker_topics("crash", names, partitions, XS_ARRAY_SIZE(names));
 }
@@ -106,19 +106,32 @@ static pid_t start_worker(const char *bs, const char *dir, const char *topics_co
     snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
     snprintf(output, sizeof(output), "topics.output=%s", xst_topic("xsell.cross-sell.crash"));
     char *argv[] = {bin,
-                    "--config", (char *)topics_conf,
-                    "--set", bsset,
-                    "--state-dir", (char *)dir,
-                    "--group", group,
-                    "--set", output,
-                    "--set", "commit.interval.ms=250",
-                    "--set", "cache.max.bytes=1048576",
-                    "--set", "checkpoint.dirty.bytes=262144",
-                    "--set", "log.progress.seconds=0",
-                    "--set", "log.level=debug", /* checkpoint lines */
-                    "--set", "http.address=",
-                    "--set", "list.family_cap=0", /* see the top of the file */
-                    "--set", "list.family_exclude=false",
+                    "--config",
+                    (char *)topics_conf,
+                    "--set",
+                    bsset,
+                    "--state-dir",
+                    (char *)dir,
+                    "--group",
+                    group,
+                    "--set",
+                    output,
+                    "--set",
+                    "commit.interval.ms=250",
+                    "--set",
+                    "cache.max.bytes=1048576",
+                    "--set",
+                    "checkpoint.dirty.bytes=262144",
+                    "--set",
+                    "log.progress.seconds=0",
+                    "--set",
+                    "log.level=debug", /* checkpoint lines */
+                    "--set",
+                    "http.address=",
+                    "--set",
+                    "list.family_cap=0", /* see the top of the file */
+                    "--set",
+                    "list.family_exclude=false",
                     until_end ? "--until-end" : NULL,
                     NULL};
     return xsp_spawn(argv, log);
@@ -187,8 +200,7 @@ static void test_crash_recovery(void **state)
          * bounded however fast the worker is, so the kills stay mid-stream. */
         bool startup = run % 4 == 3;
         int checkpoints = 1 + (int)(rng_next() % 3);
-        if (!startup &&
-            !xsp_wait_log_count(log, "msg=\"checkpoint\"", checkpoints, pid, 60000))
+        if (!startup && !xsp_wait_log_count(log, "msg=\"checkpoint\"", checkpoints, pid, 60000))
             fail_msg("run %d: not %d checkpoints within 60 s (log %s)", run, checkpoints, log);
         int delay = startup ? (int)(rng_next() % 700) : (int)(rng_next() % 200);
         xsp_sleep_ms(delay);
@@ -207,11 +219,15 @@ static void test_crash_recovery(void **state)
                      "kills came too late",
                      kills, mid);
         if (startup)
-            fprintf(stderr, "crash test: run %d killed %d ms after assignment, stored cart "
-                    "offset %lld\n", run, delay, (long long)off);
+            fprintf(stderr,
+                    "crash test: run %d killed %d ms after assignment, stored cart "
+                    "offset %lld\n",
+                    run, delay, (long long)off);
         else
-            fprintf(stderr, "crash test: run %d killed %d ms after checkpoint %d, stored cart "
-                    "offset %lld\n", run, delay, checkpoints, (long long)off);
+            fprintf(stderr,
+                    "crash test: run %d killed %d ms after checkpoint %d, stored cart "
+                    "offset %lld\n",
+                    run, delay, checkpoints, (long long)off);
         last_off = off;
         run++;
     }
@@ -229,8 +245,8 @@ static void test_crash_recovery(void **state)
     assert_true(xsp_wait_log(log, "status=ok", 0, 1000));
     int64_t off_term = xsp_stored_offset(dir_b, xst_topic("xsell.cart"), 0);
     assert_true(off_term >= last_off);
-    fprintf(stderr, "crash test: run %d stopped by SIGTERM, exit 0, stored cart offset %lld\n",
-            run, (long long)off_term);
+    fprintf(stderr, "crash test: run %d stopped by SIGTERM, exit 0, stored cart offset %lld\n", run,
+            (long long)off_term);
     run++;
 
     /* Last start: to the end. */
@@ -267,7 +283,8 @@ static void test_crash_recovery(void **state)
             "bytes\n",
             kills, mid, ids_ref.n, ids_crash.total, ids_crash.n, ids_crash.total - ids_crash.n,
             missing, extra, la);
-    fprintf(stderr, "crash test: produce %.1f s, reference %.1f s, crash runs %.1f s, checks %.1f s\n",
+    fprintf(stderr,
+            "crash test: produce %.1f s, reference %.1f s, crash runs %.1f s, checks %.1f s\n",
             (t_produced - t0) / 1e3, (t_ref - t_produced) / 1e3, (t_crash - t_ref) / 1e3,
             (xsp_now_ms() - t_crash) / 1e3);
     assert_int_equal(missing, 0);

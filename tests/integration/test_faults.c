@@ -50,9 +50,8 @@ static void test_broker_faults(void **state)
     const struct {
         const char *name;
         int partitions;
-    } topics[] = {{"xsell.clicks", 1},         {"xsell.cart", 1},
-                  {"xsell.catalog", 1},        {"xsell.dlq", 1},
-                  {"xsell.cross-sell.ref", 8}, {"xsell.cross-sell.fault", 8}};
+    } topics[] = {{"xsell.clicks", 1}, {"xsell.cart", 1},           {"xsell.catalog", 1},
+                  {"xsell.dlq", 1},    {"xsell.cross-sell.ref", 8}, {"xsell.cross-sell.fault", 8}};
     for (size_t i = 0; i < XS_ARRAY_SIZE(topics); i++)
         if (xs_devbroker_create_topic(db, topics[i].name, topics[i].partitions, errstr,
                                       sizeof(errstr)))
@@ -82,10 +81,9 @@ static void test_broker_faults(void **state)
     char bin[1024], bsset[512];
     snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
     snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
-    char *argv[] = {bin, "--set", bsset, "--state-dir", dir_b, "--group", "faults",
-                    "--set", "topics.output=xsell.cross-sell.fault",
-                    "--set", "commit.interval.ms=20", "--set", "http.address=",
-                    "--set", "log.progress.seconds=1",
+    char *argv[] = {bin, "--set", bsset, "--state-dir", dir_b, "--group", "faults", "--set",
+                    "topics.output=xsell.cross-sell.fault", "--set", "commit.interval.ms=20",
+                    "--set", "http.address=", "--set", "log.progress.seconds=1",
                     /* families come from the catalog topic, which interleaves with
                      * the cart topic by arrival: lists reading them would depend on
                      * it (test_crash.c says more) */

@@ -736,13 +736,12 @@ static void check_observability(const prom_t *m, double messages, double lists)
     c = prom_histogram(m, "xsell_checkpoint_seconds", &n);
     assert_int_equal(n, 1);
     assert_true(c == prom_value(m, "xsell_checkpoints_total", NULL));
-    assert_true(prom_value(m, "xsell_checkpoint_last_success_timestamp_seconds", NULL) >
-                1.7e9);
+    assert_true(prom_value(m, "xsell_checkpoint_last_success_timestamp_seconds", NULL) > 1.7e9);
     assert_true(prom_value(m, "xsell_checkpoint_failures_total", NULL) == 0);
     prom_histogram(m, "xsell_http_request_duration_seconds", &n);
     assert_true(n >= 6); /* every route from the start */
-    assert_true(prom_value(m, "xsell_http_request_duration_seconds_count",
-                           "route=\"/metrics\"") >= 1);
+    assert_true(prom_value(m, "xsell_http_request_duration_seconds_count", "route=\"/metrics\"") >=
+                1);
     assert_true(prom_value(m, "xsell_http_request_duration_seconds_count",
                            "route=\"/v1/users/{id}/cross-sell\"") == 0);
 
@@ -756,15 +755,16 @@ static void check_observability(const prom_t *m, double messages, double lists)
     char *text = slurp(dir_out);
     unlink(dir_out);
     char version[64], commit[64], rdk[64], rocks[64], avro[64];
-    assert_int_equal(sscanf(text, "xsell-worker %63s (commit %63[^)]) librdkafka %63s RocksDB %63s "
-                                  "(compiled against) Avro-C %63s",
+    assert_int_equal(sscanf(text,
+                            "xsell-worker %63s (commit %63[^)]) librdkafka %63s RocksDB %63s "
+                            "(compiled against) Avro-C %63s",
                             version, commit, rdk, rocks, avro),
                      5);
     free(text);
     char labels[512];
     snprintf(labels, sizeof(labels),
-             "version=\"%s\",commit=\"%s\",librdkafka=\"%s\",rocksdb=\"%s\",avro=\"%s\"",
-             version, commit, rdk, rocks, avro);
+             "version=\"%s\",commit=\"%s\",librdkafka=\"%s\",rocksdb=\"%s\",avro=\"%s\"", version,
+             commit, rdk, rocks, avro);
     fprintf(stderr, "build_info{%s}\n", labels);
     assert_true(prom_value(m, "xsell_build_info", labels) == 1);
     int n_build = 0;
@@ -914,8 +914,8 @@ static void test_endpoints(void **state)
     ev.list_id = strdup(cited->list_id);
     xst_produce_event(p, codec, &ev);
     xs_event_clear(&ev);
-    assert_int_equal(xs_producer_send(p, xst_topic("xsell.clicks"), -1, "k", 1, "\xC3\x01garbage", 9, NULL, 0,
-                                      errstr, sizeof(errstr)),
+    assert_int_equal(xs_producer_send(p, xst_topic("xsell.clicks"), -1, "k", 1, "\xC3\x01garbage",
+                                      9, NULL, 0, errstr, sizeof(errstr)),
                      XS_OK);
     assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
     n_events += 5;
@@ -1166,7 +1166,8 @@ static void test_endpoints(void **state)
     assert_int_equal(xs_producer_flush(p, 10000, errstr, sizeof(errstr)), XS_OK);
     n_events += 1;
     m = scrape_until(n_events, 1, 1);
-    assert_true(prom_sum(&m, "xsell_list_add_opportunities_total") == opps0); /* nothing shown yet */
+    assert_true(prom_sum(&m, "xsell_list_add_opportunities_total") ==
+                opps0); /* nothing shown yet */
     lists = read_published(bs, codec, &m);
     assert_int_equal(lists.n, n_lists0 + 1);
     const xs_list_t *shown = NULL; /* lists come partition by partition */
@@ -1254,24 +1255,15 @@ static void test_request_line_raw_bytes(void **state)
         int status;
     } cases[] = {
 #define L(s, st) {s, sizeof(s) - 1, st}
-        L("GET /healthz HTTP/1.1", 200),
-        L("GET /healthz?x=1 HTTP/1.1", 400),
-        L("GET /healthz%00?x=1 HTTP/1.1", 400),
-        L("GET /healthz\0?x=1 HTTP/1.1", 400),
-        L("GET /healthz\0 HTTP/1.1", 400),
-        L("GET /healthz?\0 HTTP/1.1", 400),
-        L("GET \0/healthz HTTP/1.1", 400),
-        L("GET\0 /healthz HTTP/1.1", 400),
-        L("GE\0T /healthz HTTP/1.1", 400),
-        L("GET /v1/items/a\0b/neighbours HTTP/1.1", 400),
-        L("GET /healthz\x01 HTTP/1.1", 400),
-        L("GET /healthz\x1b[2J HTTP/1.1", 400),
-        L("GET /healthz\x7f HTTP/1.1", 400),
-        L("GET /healthz\t HTTP/1.1", 400),
-        L("GET /healthz\r?x HTTP/1.1", 400),
-        L("GET /readyz?a=\x02 HTTP/1.1", 400),
-        L("GE\x01T /healthz HTTP/1.1", 400),
-        L("GET\x7f /healthz HTTP/1.1", 400),
+        L("GET /healthz HTTP/1.1", 200),        L("GET /healthz?x=1 HTTP/1.1", 400),
+        L("GET /healthz%00?x=1 HTTP/1.1", 400), L("GET /healthz\0?x=1 HTTP/1.1", 400),
+        L("GET /healthz\0 HTTP/1.1", 400),      L("GET /healthz?\0 HTTP/1.1", 400),
+        L("GET \0/healthz HTTP/1.1", 400),      L("GET\0 /healthz HTTP/1.1", 400),
+        L("GE\0T /healthz HTTP/1.1", 400),      L("GET /v1/items/a\0b/neighbours HTTP/1.1", 400),
+        L("GET /healthz\x01 HTTP/1.1", 400),    L("GET /healthz\x1b[2J HTTP/1.1", 400),
+        L("GET /healthz\x7f HTTP/1.1", 400),    L("GET /healthz\t HTTP/1.1", 400),
+        L("GET /healthz\r?x HTTP/1.1", 400),    L("GET /readyz?a=\x02 HTTP/1.1", 400),
+        L("GE\x01T /healthz HTTP/1.1", 400),    L("GET\x7f /healthz HTTP/1.1", 400),
         L("GET /readyz HTTP/1.1", 200),
 #undef L
     };

@@ -37,8 +37,8 @@
 typedef struct counter {
     uint64_t count[N_USERS];
     bool dirty[N_USERS];
-    int not_events;   /* inputs that were not events (must stay 0) */
-    int checkpoints;  /* batches written */
+    int not_events;  /* inputs that were not events (must stay 0) */
+    int checkpoints; /* batches written */
     xs_batch_t *batch;
 } counter_t;
 
@@ -113,8 +113,7 @@ static xs_runtime_stats_t run(const char *bs, const char *dir, counter_t *c)
 {
     char errstr[1024] = "";
     xs_config_t *cfg = xst_worker_config(bs, dir, "runtime");
-    assert_int_equal(xs_config_set(cfg, "http.address", "", "test", errstr, sizeof(errstr)),
-                     XS_OK);
+    assert_int_equal(xs_config_set(cfg, "http.address", "", "test", errstr, sizeof(errstr)), XS_OK);
     xs_worker_metrics_t *wm = xs_worker_metrics_new(cfg);
     assert_non_null(wm);
     assert_int_equal(xs_worker_metrics_start(wm, NULL, 0), XS_OK);
@@ -194,9 +193,8 @@ static void test_counter_processor(void **state)
     assert_int_equal(xs_producer_send(p, clicks, -1, "user-0", 6, "\x01\x02garbage", 9, NULL, 0,
                                       errstr, sizeof(errstr)),
                      XS_OK);
-    assert_int_equal(xs_producer_send(p, cart, -1, "user-1", 6, "", 0, NULL, 0, errstr,
-                                      sizeof(errstr)),
-                     XS_OK);
+    assert_int_equal(
+        xs_producer_send(p, cart, -1, "user-1", 6, "", 0, NULL, 0, errstr, sizeof(errstr)), XS_OK);
     n_clicks++;
     n_cart++;
     assert_int_equal(xs_producer_flush(p, 30000, errstr, sizeof(errstr)), XS_OK);
@@ -204,7 +202,8 @@ static void test_counter_processor(void **state)
     /* 1: every event reaches the processor, no dead letter does. */
     counter_t c = {0};
     xs_runtime_stats_t st = run(bs, dir, &c);
-    fprintf(stderr, "messages=%llu events=%llu dlq=%llu checkpoints=%llu (processor: %d) "
+    fprintf(stderr,
+            "messages=%llu events=%llu dlq=%llu checkpoints=%llu (processor: %d) "
             "not_events=%d\n",
             (unsigned long long)st.messages, (unsigned long long)st.events,
             (unsigned long long)st.dlq, (unsigned long long)st.checkpoints, c.checkpoints,
@@ -227,9 +226,9 @@ static void test_counter_processor(void **state)
         xs_buf_t b = {0};
         bool found = false;
         snprintf(key, sizeof(key), "count/user-%d", u);
-        assert_int_equal(xs_store_get(store, XS_CF_META, key, strlen(key), &b, &found, errstr,
-                                      sizeof(errstr)),
-                         XS_OK);
+        assert_int_equal(
+            xs_store_get(store, XS_CF_META, key, strlen(key), &b, &found, errstr, sizeof(errstr)),
+            XS_OK);
         assert_true(found);
         snprintf(val, sizeof(val), "%llu", (unsigned long long)want[u]);
         assert_int_equal(b.len, strlen(val));

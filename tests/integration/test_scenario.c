@@ -63,9 +63,9 @@ static void test_camera_scenario(void **state)
     char *dir = xst_tmpdir("scenario");
 
     /* Catalog: titles for the tail and the demo. */
-    const char *catalog[][2] = {{"camera", "Camera X100"}, {"lens", "Zoom lens 24-70"},
+    const char *catalog[][2] = {{"camera", "Camera X100"},   {"lens", "Zoom lens 24-70"},
                                 {"tripod", "Travel tripod"}, {"bag", "Camera bag"},
-                                {"socks", "Wool socks"}, {"shoes", "Running shoes"}};
+                                {"socks", "Wool socks"},     {"shoes", "Running shoes"}};
     for (size_t i = 0; i < 6; i++) {
         xs_event_t ev;
         xst_item_event(&ev, catalog[i][0], catalog[i][1], NULL, true, T0);
@@ -146,7 +146,6 @@ static void test_camera_scenario(void **state)
     xst_rmrf(dir);
     free(dir);
 }
-
 
 /*
  * Rules through the whole pipeline: the catalog topic marks the lens out of

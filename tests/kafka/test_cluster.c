@@ -103,8 +103,8 @@ static void test_broker_killed_mid_run(void **state)
     fprintf(stderr, "cluster test: 3 brokers at %s (%.1f s)\n", bs, (t_up - t0) / 1e3);
     setenv("XS_KAFKA_BOOTSTRAP", bs, 1);
     setenv("XS_KAFKA_REPLICATION", "3", 1);
-    const char *names[] = {"xsell.clicks", "xsell.cart", "xsell.catalog", "xsell.dlq",
-                           "xsell.cross-sell.ref", "xsell.cross-sell.fault"};
+    const char *names[] = {"xsell.clicks", "xsell.cart",           "xsell.catalog",
+                           "xsell.dlq",    "xsell.cross-sell.ref", "xsell.cross-sell.fault"};
     const int partitions[] = {1, 1, 1, 1, OUT_PARTITIONS, OUT_PARTITIONS};
     xst_broker_t *broker = xst_broker_topics("cluster", names, partitions, XS_ARRAY_SIZE(names));
     xs_topic_info_t cart;
@@ -150,16 +150,26 @@ static void test_broker_killed_mid_run(void **state)
     char bin[1024];
     snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
     char *argv[] = {bin,
-                    "--config", topics_conf,
-                    "--set", bsset,
-                    "--state-dir", dir_b,
-                    "--group", (char *)xst_group("fault"),
-                    "--set", output,
-                    "--set", "commit.interval.ms=250",
-                    "--set", "log.progress.seconds=0",
-                    "--set", "http.address=",
-                    "--set", "list.family_cap=0", /* as in test_crash: see below */
-                    "--set", "list.family_exclude=false",
+                    "--config",
+                    topics_conf,
+                    "--set",
+                    bsset,
+                    "--state-dir",
+                    dir_b,
+                    "--group",
+                    (char *)xst_group("fault"),
+                    "--set",
+                    output,
+                    "--set",
+                    "commit.interval.ms=250",
+                    "--set",
+                    "log.progress.seconds=0",
+                    "--set",
+                    "http.address=",
+                    "--set",
+                    "list.family_cap=0", /* as in test_crash: see below */
+                    "--set",
+                    "list.family_exclude=false",
                     NULL};
     pid_t pid = xsp_spawn(argv, log);
     int status = 0;
@@ -180,20 +190,25 @@ static void test_broker_killed_mid_run(void **state)
     snprintf(cmd, sizeof(cmd), "kill %d", cart.leader);
     free(kafka_sh(cmd));
     int64_t t_kill = xsp_now_ms();
-    fprintf(stderr, "cluster test: broker %d (leader of the cart partition) SIGKILLed, worker's "
-            "stored cart offset %lld of %lld\n", cart.leader, (long long)off_kill,
-            (long long)end_cart);
-    xsp_feed_produce(feed, s1, s2); /* while the broker is down */
+    fprintf(stderr,
+            "cluster test: broker %d (leader of the cart partition) SIGKILLed, worker's "
+            "stored cart offset %lld of %lld\n",
+            cart.leader, (long long)off_kill, (long long)end_cart);
+    xsp_feed_produce(feed, s1, s2);          /* while the broker is down */
     assert_false(xsp_wait(pid, 0, &status)); /* the worker goes on */
     xsp_sleep_ms(2000);
-    fprintf(stderr, "cluster test: %.1f s after the kill, second slice produced, worker's stored "
-            "cart offset %lld\n", (xsp_now_ms() - t_kill) / 1e3,
+    fprintf(stderr,
+            "cluster test: %.1f s after the kill, second slice produced, worker's stored "
+            "cart offset %lld\n",
+            (xsp_now_ms() - t_kill) / 1e3,
             (long long)xsp_stored_offset(dir_b, xst_topic("xsell.cart"), 0));
     snprintf(cmd, sizeof(cmd), "restart %d", cart.leader);
     free(kafka_sh(cmd));
     int64_t off_restart = xsp_stored_offset(dir_b, xst_topic("xsell.cart"), 0);
-    fprintf(stderr, "cluster test: broker %d restarted %.1f s later, worker's stored cart offset "
-            "%lld\n", cart.leader, (xsp_now_ms() - t_kill) / 1e3, (long long)off_restart);
+    fprintf(stderr,
+            "cluster test: broker %d restarted %.1f s later, worker's stored cart offset "
+            "%lld\n",
+            cart.leader, (xsp_now_ms() - t_kill) / 1e3, (long long)off_restart);
     assert_true(off_restart >= off_kill);
     xsp_feed_produce(feed, s2, n);
     assert_false(xsp_wait(pid, 0, &status)); /* still running through the restart */

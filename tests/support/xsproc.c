@@ -111,8 +111,7 @@ bool xsp_wait_log(const char *path, const char *needle, pid_t pid, int timeout_m
     return xsp_wait_log_count(path, needle, 1, pid, timeout_ms);
 }
 
-bool xsp_wait_log_count(const char *path, const char *needle, int count, pid_t pid,
-                        int timeout_ms)
+bool xsp_wait_log_count(const char *path, const char *needle, int count, pid_t pid, int timeout_ms)
 {
     int64_t deadline = xsp_now_ms() + timeout_ms;
     for (;;) {
@@ -290,7 +289,7 @@ struct xsp_feed {
     struct feed_msg {
         const char *topic;
         size_t key, key_len, val_len;
-    } *m;
+    } * m;
     size_t n, cap;
 };
 
@@ -357,8 +356,8 @@ void xsp_feed_produce(xsp_feed_t *f, size_t from, size_t to)
     for (size_t i = from; i < to && i < f->n; i++) {
         const struct feed_msg *m = &f->m[i];
         const uint8_t *k = f->data.data + m->key;
-        if (xs_producer_send(f->p, m->topic, -1, k, m->key_len, k + m->key_len, m->val_len, NULL,
-                             0, errstr, sizeof(errstr)))
+        if (xs_producer_send(f->p, m->topic, -1, k, m->key_len, k + m->key_len, m->val_len, NULL, 0,
+                             errstr, sizeof(errstr)))
             fail_msg("produce: %s", errstr);
     }
     if (xs_producer_flush(f->p, 120000, errstr, sizeof(errstr)))
@@ -400,8 +399,8 @@ xsp_ids_t xsp_read_list_ids(const char *bootstrap, xs_codec_t *codec, const char
 {
     char errstr[512] = "";
     const char *topics[] = {topic};
-    int n_parts = xs_kafka_partition_count(bootstrap, NULL, 0, topic, 10000, errstr,
-                                           sizeof(errstr));
+    int n_parts =
+        xs_kafka_partition_count(bootstrap, NULL, 0, topic, 10000, errstr, sizeof(errstr));
     if (n_parts <= 0)
         fail_msg("partitions of %s: %s", topic, errstr);
     int64_t *next = calloc((size_t)n_parts, sizeof(*next));
@@ -432,8 +431,7 @@ xsp_ids_t xsp_read_list_ids(const char *bootstrap, xs_codec_t *codec, const char
         assert_true(m.partition >= 0 && m.partition < n_parts);
         if (m.offset != next[m.partition])
             fail_msg("%s[%d]: read offset %lld, expected %lld: lists were lost (mock retention?)",
-                     topic, (int)m.partition, (long long)m.offset,
-                     (long long)next[m.partition]);
+                     topic, (int)m.partition, (long long)m.offset, (long long)next[m.partition]);
         next[m.partition] = m.offset + 1;
         char reason[256];
         xs_list_init(&list);

@@ -29,8 +29,7 @@ bool xsp_wait(pid_t pid, int timeout_ms, int *status);
  * pid (when > 0) has exited. */
 bool xsp_wait_log(const char *path, const char *needle, pid_t pid, int timeout_ms);
 /* The same, once `needle` occurs at least `count` times. */
-bool xsp_wait_log_count(const char *path, const char *needle, int count, pid_t pid,
-                        int timeout_ms);
+bool xsp_wait_log_count(const char *path, const char *needle, int count, pid_t pid, int timeout_ms);
 /* Runs argv to completion with stdout to out_path; returns the exit code (-1 signal). */
 int xsp_run(char *const argv[], const char *out_path);
 /* Whole file, NUL-terminated; *len without the NUL. Caller frees. */

@@ -43,8 +43,8 @@ void xst_cart_event(xs_event_t *ev, const char *event_id, const char *user, xs_c
         assert_int_equal(xs_event_add_line(ev, items[i], 1, 9.99, true), XS_OK);
 }
 
-void xst_click_event(xs_event_t *ev, const char *event_id, const char *user,
-                     xs_click_type_t type, int64_t ts, const char *item, const char *category)
+void xst_click_event(xs_event_t *ev, const char *event_id, const char *user, xs_click_type_t type,
+                     int64_t ts, const char *item, const char *category)
 {
     xs_event_init(ev, XS_KIND_CLICK);
     ev->event_id = strdup(event_id);
@@ -75,8 +75,8 @@ void xst_produce_event(xs_producer_t *p, xs_codec_t *codec, const xs_event_t *ev
                                   : ev->kind == XS_KIND_CART ? "xsell.cart"
                                                              : "xsell.catalog");
     const char *key = ev->kind == XS_KIND_ITEM ? ev->item_id : ev->user_id;
-    xs_err_t err = xs_producer_send(p, topic, -1, key, strlen(key), b.data, b.len, NULL, 0,
-                                    errstr, sizeof(errstr));
+    xs_err_t err = xs_producer_send(p, topic, -1, key, strlen(key), b.data, b.len, NULL, 0, errstr,
+                                    sizeof(errstr));
     if (err)
         fail_msg("produce: %s", errstr);
     xs_buf_free(&b);

@@ -21,8 +21,8 @@ void xst_rmrf(const char *path);
 /* A cart event with one line per item (NULL-terminated list). */
 void xst_cart_event(xs_event_t *ev, const char *event_id, const char *user, xs_cart_type_t type,
                     int64_t ts, const char *const *items);
-void xst_click_event(xs_event_t *ev, const char *event_id, const char *user,
-                     xs_click_type_t type, int64_t ts, const char *item, const char *category);
+void xst_click_event(xs_event_t *ev, const char *event_id, const char *user, xs_click_type_t type,
+                     int64_t ts, const char *item, const char *category);
 void xst_item_event(xs_event_t *ev, const char *item, const char *title, const char *category,
                     bool in_stock, int64_t ts);
 

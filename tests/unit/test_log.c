@@ -32,8 +32,9 @@ static const char *render(xs_log_format_t fmt, const char *msg, const char *fiel
 static void test_plain(void **state)
 {
     (void)state;
-    assert_string_equal(render(XS_LOG_LOGFMT, "partition assigned", "topic=xsell.clicks partition=3"),
-                        TS " level=info msg=\"partition assigned\" topic=xsell.clicks partition=3");
+    assert_string_equal(
+        render(XS_LOG_LOGFMT, "partition assigned", "topic=xsell.clicks partition=3"),
+        TS " level=info msg=\"partition assigned\" topic=xsell.clicks partition=3");
     assert_string_equal(render(XS_LOG_LOGFMT, "http listening", "address=127.0.0.1:8080"),
                         TS " level=info msg=\"http listening\" address=127.0.0.1:8080");
     assert_string_equal(render(XS_LOG_LOGFMT, "ready", NULL), TS " level=info msg=\"ready\"");

@@ -169,8 +169,7 @@ static void test_histogram(void **state)
     assert_true(h >= 0 && h0 >= 0);
     assert_int_equal(xs_metrics_define_histogram(m, "bad1", "", NULL, (double[]){1, 1}, 2), -1);
     assert_int_equal(xs_metrics_define_histogram(m, "bad2", "", NULL, (double[]){2, 1}, 2), -1);
-    assert_int_equal(xs_metrics_define_histogram(m, "bad3", "", NULL, (double[]){INFINITY}, 1),
-                     -1);
+    assert_int_equal(xs_metrics_define_histogram(m, "bad3", "", NULL, (double[]){INFINITY}, 1), -1);
     assert_int_equal(xs_metrics_define_histogram(m, "bad4", "", NULL, b, 0), -1);
     assert_int_equal(xs_metrics_define(m, "bad5", XS_METRIC_HISTOGRAM, "", NULL), -1);
     xs_metrics_touch(m, h, (const char *[]){"/b"});
@@ -216,10 +215,8 @@ static void test_histogram(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_exact),
-        cmocka_unit_test(test_values_and_definitions),
-        cmocka_unit_test(test_series_bound),
-        cmocka_unit_test(test_listmap_ring),
+        cmocka_unit_test(test_render_exact), cmocka_unit_test(test_values_and_definitions),
+        cmocka_unit_test(test_series_bound), cmocka_unit_test(test_listmap_ring),
         cmocka_unit_test(test_histogram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,7 +180,6 @@ static void test_duplicate_event_ignored(void **state)
     xs_engine_destroy(e);
 }
 
-
 static void item_update(xs_engine_t *e, const char *item, const char *category, bool in_stock,
                         bool repurchasable, bool deleted)
 {
@@ -260,14 +259,13 @@ static void test_category_cap_holds(void **state)
     o.params.trending_backfill = false;
     xs_engine_t *e = xs_engine_new(&o, NULL, 0);
     /* five accessories of one category and two of another, all bought with a phone */
-    const char *acc[] = {"case-a", "case-b", "case-c", "case-d", "case-e", "charger-a",
-                         "charger-b", NULL};
+    const char *acc[] = {"case-a", "case-b",    "case-c",    "case-d",
+                         "case-e", "charger-a", "charger-b", NULL};
     for (int i = 0; acc[i]; i++)
         item_update(e, acc[i], i < 5 ? "cases" : "chargers", true, false, false);
     char u[32];
     for (int i = 0; i < 6; i++) {
-        const char *b[] = {"phone", acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6],
-                           NULL};
+        const char *b[] = {"phone", acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], NULL};
         snprintf(u, sizeof(u), "p-%d", i);
         xse_basket(e, u, b);
         const char *other[] = {"noise", NULL};
@@ -468,8 +466,8 @@ static xs_err_t map_get(void *opaque, xs_cf_t cf, const void *key, size_t klen, 
     return XS_OK;
 }
 
-static xs_err_t count_put(void *opaque, xs_cf_t cf, const void *key, size_t klen,
-                          const void *val, size_t vlen)
+static xs_err_t count_put(void *opaque, xs_cf_t cf, const void *key, size_t klen, const void *val,
+                          size_t vlen)
 {
     (void)key, (void)klen, (void)val, (void)vlen;
     ((int *)opaque)[cf]++;
@@ -488,9 +486,8 @@ static void test_queries_leave_lists_alone(void **state)
     /* the camera's lists were ranked with 6 buyers; there are 12 users now */
     xs_list_t list;
     xs_list_init(&list);
-    assert_int_equal(xs_engine_recommend(e, 0, "clt-0", "camera", XS_PLACEMENT_CART, 0, &list,
-                                         NULL, 0),
-                     XS_OK);
+    assert_int_equal(
+        xs_engine_recommend(e, 0, "clt-0", "camera", XS_PLACEMENT_CART, 0, &list, NULL, 0), XS_OK);
     xs_list_clear(&list);
     memset(n, 0, sizeof(n));
     assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
@@ -512,8 +509,8 @@ static void test_queries_leave_lists_alone(void **state)
 /* Stores into the kv_map_t and counts per column family in put_n; fails
  * once put_left calls have succeeded. */
 static int put_left, put_n[XS_CF__COUNT];
-static xs_err_t failing_put(void *opaque, xs_cf_t cf, const void *key, size_t klen,
-                            const void *val, size_t vlen)
+static xs_err_t failing_put(void *opaque, xs_cf_t cf, const void *key, size_t klen, const void *val,
+                            size_t vlen)
 {
     if (put_left-- <= 0)
         return XS_ERR_IO;
@@ -637,7 +634,7 @@ static void test_snapshot_is_the_state_when_it_began(void **state)
     int c[XS_CF__COUNT] = {0};
     assert_int_equal(xs_engine_flush(e, count_put, c, NULL, 0), XS_OK);
     assert_int_equal(c[XS_CF_USERS], 2); /* newbie, clt-0 */
-    assert_true(c[XS_CF_ITEMS] >= 2);     /* camera, bag */
+    assert_true(c[XS_CF_ITEMS] >= 2);    /* camera, bag */
     xs_engine_destroy(ref);
     xs_engine_destroy(e);
     kv_free(want);

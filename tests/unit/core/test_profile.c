@@ -113,8 +113,8 @@ static void fill(xs_profile_t *p)
 {
     xs_profile_init(p);
     for (uint64_t it = 1; it <= XS_PROFILE_MAX_ITEMS; it++)
-        xs_profile_touch(p, it * UINT64_C(0x9e3779b97f4a7c15),
-                         (xs_signal_t)(1 + it % 3), (float)it, T0 + (int64_t)it * 1000, HOUR, 0);
+        xs_profile_touch(p, it * UINT64_C(0x9e3779b97f4a7c15), (xs_signal_t)(1 + it % 3), (float)it,
+                         T0 + (int64_t)it * 1000, HOUR, 0);
     for (uint64_t c = 1; c <= XS_PROFILE_MAX_CATS; c++)
         xs_profile_touch_cat(p, c * 77, 1.5f, T0 + (int64_t)c, HOUR);
     for (uint64_t it = 1; it <= XS_PROFILE_MAX_CART; it++)
@@ -428,8 +428,11 @@ static void test_worst_case_record_within_1kib(void **state)
     p.n_events = UINT32_MAX;
     p.flags = 0xff;
     for (int i = 0; i < XS_PROFILE_MAX_ITEMS; i++)
-        p.items[p.n_items++] = (xs_profile_item_t){.item = ~(uint64_t)i, .ts = far, .bought_ts = far,
-                                                   .score = 3e38f, .signal = XS_SIG_PURCHASE};
+        p.items[p.n_items++] = (xs_profile_item_t){.item = ~(uint64_t)i,
+                                                   .ts = far,
+                                                   .bought_ts = far,
+                                                   .score = 3e38f,
+                                                   .signal = XS_SIG_PURCHASE};
     for (int i = 0; i < XS_PROFILE_MAX_CATS; i++)
         p.cats[p.n_cats++] = (xs_profile_cat_t){.cat = ~(uint64_t)i, .ts = far, .score = 3e38f};
     for (int i = 0; i < XS_PROFILE_MAX_CART; i++)
@@ -476,8 +479,7 @@ static void test_version_1_is_a_clear_error(void **state)
     const uint8_t v1[] = {'U', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     xs_profile_t p;
     char errstr[256] = "";
-    assert_int_equal(xs_profile_decode(&p, v1, sizeof(v1), errstr, sizeof(errstr)),
-                     XS_ERR_VERSION);
+    assert_int_equal(xs_profile_decode(&p, v1, sizeof(v1), errstr, sizeof(errstr)), XS_ERR_VERSION);
     assert_non_null(strstr(errstr, "older"));
     assert_non_null(strstr(errstr, "--reset-state"));
 }

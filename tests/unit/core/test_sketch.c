@@ -151,8 +151,8 @@ static void test_llr_hand_computed(void **state)
     /* independence gives 0 */
     assert_true(fabs(xs_llr(10, 20, 30, 60)) < 1e-9);
     /* (10, 20, 30, 40): N = 100, E = (12, 18, 28, 42) */
-    double g = 2 * (10 * log(10 / 12.0) + 20 * log(20 / 18.0) + 30 * log(30 / 28.0) +
-                    40 * log(40 / 42.0));
+    double g =
+        2 * (10 * log(10 / 12.0) + 20 * log(20 / 18.0) + 30 * log(30 / 28.0) + 40 * log(40 / 42.0));
     assert_true(fabs(xs_llr(10, 20, 30, 40) - g) < 1e-9);
     /* larger counts (beyond the x log x table) */
     double k[4] = {1200, 98800, 70000, 9000000};
@@ -173,8 +173,8 @@ static void test_similarities(void **state)
     assert_true(fabs(xs_similarity(XS_SIM_JACCARD, 10, 20, 40, 1000, 0) - 10.0 / 50) < 1e-12);
     assert_true(fabs(xs_similarity(XS_SIM_LIFT, 10, 20, 40, 1000, 0) - 10.0 * 1000 / 800) < 1e-9);
     assert_true(fabs(xs_similarity(XS_SIM_COUNT, 10, 20, 40, 1000, 0) - 10) < 1e-12);
-    assert_true(fabs(xs_similarity(XS_SIM_LLR, 10, 20, 40, 1000, 0) -
-                     xs_llr(10, 10, 30, 950)) < 1e-12);
+    assert_true(fabs(xs_similarity(XS_SIM_LLR, 10, 20, 40, 1000, 0) - xs_llr(10, 10, 30, 950)) <
+                1e-12);
     /* negative association: fewer together than expected (E = 20 * 500 / 1000 = 10) */
     assert_true(xs_similarity(XS_SIM_LLR, 2, 20, 500, 1000, 0) == 0);
     assert_true(xs_llr(2, 18, 498, 482) > 3.84); /* although G^2 itself is large */
@@ -241,8 +241,7 @@ static void test_item_round_trip_and_bound(void **state)
     }
     char errstr[128];
     buf.data[1] = XS_ITEM_VERSION + 1;
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, errstr, sizeof(errstr)),
-                     XS_ERR_VERSION);
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, errstr, sizeof(errstr)), XS_ERR_VERSION);
     buf.data[1] = XS_ITEM_VERSION;
     for (size_t n = 0; n < buf.len; n += 7)
         assert_int_not_equal(xs_item_decode(b, buf.data, n, NULL, 0), XS_OK);
@@ -258,16 +257,25 @@ static void test_item_round_trip_and_bound(void **state)
 static void test_item_version_2_migrates(void **state)
 {
     (void)state;
-    static const uint8_t v2[] = {
-        'I', 2, XS_ITEM_F_CATALOG, 0, 0, 0, 0, 0, 0, 0, 0, /* flags, category */
-        7, 3,                                   /* n_bought, n_viewed */
-        2,                                      /* bought entries */
-        0x11, 0, 0, 0, 0, 0, 0, 0, 9, 2,        /* item 0x11: 9 +- 2 */
-        0x22, 0, 0, 0, 0, 0, 0, 0, 4, 0,        /* item 0x22: 4 */
-        1, 0, 0x80, 0x3f,                       /* list: position 0, sim 1.0 */
-        1,                                      /* sweep */
-        0, 0, 0,                                /* viewed: none, no list, sweep */
-        5};                                     /* scored_at */
+    static const uint8_t v2[] = {'I',  2, XS_ITEM_F_CATALOG,
+                                 0,    0, 0,
+                                 0,    0, 0,
+                                 0,    0, /* flags, category */
+                                 7,    3, /* n_bought, n_viewed */
+                                 2,       /* bought entries */
+                                 0x11, 0, 0,
+                                 0,    0, 0,
+                                 0,    0, 9,
+                                 2, /* item 0x11: 9 +- 2 */
+                                 0x22, 0, 0,
+                                 0,    0, 0,
+                                 0,    0, 4,
+                                 0, /* item 0x22: 4 */
+                                 1,    0, 0x80,
+                                 0x3f,       /* list: position 0, sim 1.0 */
+                                 1,          /* sweep */
+                                 0,    0, 0, /* viewed: none, no list, sweep */
+                                 5};         /* scored_at */
     xs_item_t *it = malloc(sizeof(*it));
     char errstr[128];
     assert_int_equal(xs_item_decode(it, v2, sizeof(v2), errstr, sizeof(errstr)), XS_OK);

@@ -79,8 +79,7 @@ static xs_err_t fv_rank(void *opaque, const xs_item_t *it, xs_class_t cls, const
                         const xs_scored_t **out, int *n, char *errstr, size_t errstr_size)
 {
     fake_t *f = opaque;
-    return xs_item_stage_rank(f->stage, it, NULL, cls, P, f->totals, out, n, errstr,
-                              errstr_size);
+    return xs_item_stage_rank(f->stage, it, NULL, cls, P, f->totals, out, n, errstr, errstr_size);
 }
 
 static const char *const names[] = {"A", "B", "C"};
@@ -169,8 +168,7 @@ static void test_user_then_item_stage(void **state)
     assert_int_equal(xs_item_stage_apply(is, out.deltas, out.n_deltas, &totals, &n_pairs, NULL, 0),
                      XS_OK);
 
-    apply(us, &p, XS_KIND_CLICK, XS_CLICK_PRODUCT_VIEW, "B", "shoes", T0 + 60000, &P, &totals,
-          &tr);
+    apply(us, &p, XS_KIND_CLICK, XS_CLICK_PRODUCT_VIEW, "B", "shoes", T0 + 60000, &P, &totals, &tr);
     assert_int_equal(out.n_deltas, 2);
     expect_delta(0, "B", NULL, XS_CLASS_VIEWED);
     expect_delta(1, "A", "B", XS_CLASS_VIEWED);
@@ -253,9 +251,8 @@ static void test_refresh_then_score(void **state)
     assert_non_null(is);
     assert_non_null(sc);
     const uint64_t hA = xs_hash_str("A"), hB = xs_hash_str("B");
-    const xs_pair_delta_t d[] = {{hA, 0, XS_CLASS_BOUGHT},
-                                 {hB, 0, XS_CLASS_BOUGHT},
-                                 {hA, hB, XS_CLASS_BOUGHT}};
+    const xs_pair_delta_t d[] = {
+        {hA, 0, XS_CLASS_BOUGHT}, {hB, 0, XS_CLASS_BOUGHT}, {hA, hB, XS_CLASS_BOUGHT}};
     uint64_t n_pairs = 0;
     assert_int_equal(xs_item_stage_apply(is, d, 3, &totals, &n_pairs, NULL, 0), XS_OK);
     xs_item_t *a = fk_find(&f, hA);

@@ -76,12 +76,10 @@ static void test_name_versions(void **state)
     xs_name_rec_clear(&out);
     /* A newer version is named as such; version 0 never existed. */
     const uint8_t v4[] = {'N', 4, 2, 'i', '1', 0};
-    assert_int_equal(xs_name_decode(&out, v4, sizeof(v4), errstr, sizeof(errstr)),
-                     XS_ERR_VERSION);
+    assert_int_equal(xs_name_decode(&out, v4, sizeof(v4), errstr, sizeof(errstr)), XS_ERR_VERSION);
     assert_non_null(strstr(errstr, "version 4 is newer"));
     const uint8_t v0[] = {'N', 0, 2, 'i', '1', 0};
-    assert_int_equal(xs_name_decode(&out, v0, sizeof(v0), errstr, sizeof(errstr)),
-                     XS_ERR_DECODE);
+    assert_int_equal(xs_name_decode(&out, v0, sizeof(v0), errstr, sizeof(errstr)), XS_ERR_DECODE);
     /* Unknown flags. */
     const uint8_t flags[] = {'N', 3, 1, 'i', 0, 0, 0, 0, 0, 0, 0, 0, 0, 8};
     assert_int_equal(xs_name_decode(&out, flags, sizeof(flags), errstr, sizeof(errstr)),
@@ -131,8 +129,7 @@ static void test_globals_round_trip(void **state)
                      XS_ERR_VERSION);
     b.data[1] = XS_GLOBALS_VERSION;
     xs_buf_append_u8(&b, 0);
-    assert_int_equal(xs_globals_decode(&out, b.data, b.len, errstr, sizeof(errstr)),
-                     XS_ERR_DECODE);
+    assert_int_equal(xs_globals_decode(&out, b.data, b.len, errstr, sizeof(errstr)), XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "trailing"));
     xs_buf_free(&b);
     xs_buf_free(&old);
