@@ -33,7 +33,7 @@
  * count ~8), so its list was empty. With the decay, the 100 most-bought UCI
  * products keep lists of 21 to 64 neighbours whose top 10 overlaps the exact
  * invoice-LLR top 10 by 7.6 of 10 on average (docs/EVALUATION.md);
- * tests/unit/test_sketch.c checks a synthetic stream of that shape against
+ * tests/unit/core/test_sketch.c checks a synthetic stream of that shape against
  * exact counts.
  *
  * An update does not scan: an in-memory open-addressing index from item
@@ -86,7 +86,7 @@
  * 3, so with the capacities below an item is at most
  * 3 + 8 + 5 + 5 + (2 + 160 x 12 + 1 + 64 x 3 + 1 + 10)
  *   + (2 + 128 x 12 + 1 + 64 x 3 + 1 + 10) + 10 = 3,899 bytes:
- * under 4 KiB (tests/unit/test_sketch.c fills every field to its widest
+ * under 4 KiB (tests/unit/core/test_sketch.c fills every field to its widest
  * and checks exactly that).
  *
  * Capacities, chosen with `xsell eval` on the five shared data sets
