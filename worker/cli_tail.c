@@ -665,16 +665,8 @@ int xs_cli_tail(int argc, char **argv)
         goto out;
     }
     if (*xs_config_str(cfg, "schema.registry.url")) {
-        xs_registry_opts_t ro = {
-            .url = xs_config_str(cfg, "schema.registry.url"),
-            .user = xs_config_str(cfg, "schema.registry.basic.auth.user"),
-            .password = xs_config_str(cfg, "schema.registry.basic.auth.password"),
-            .bearer_token = xs_config_str(cfg, "schema.registry.bearer.token"),
-            .ca_location = xs_config_str(cfg, "schema.registry.ssl.ca.location"),
-            .cert_location = xs_config_str(cfg, "schema.registry.ssl.certificate.location"),
-            .key_location = xs_config_str(cfg, "schema.registry.ssl.key.location"),
-            .timeout_ms = (long)xs_config_int(cfg, "schema.registry.timeout.ms"),
-        };
+        xs_registry_opts_t ro;
+        xs_config_registry_opts(cfg, &ro);
         if (!(o.registry = xs_registry_new(&ro, errstr, sizeof(errstr)))) {
             fprintf(stderr, "xsell tail: %s\n", errstr);
             rc = 1;

@@ -78,6 +78,11 @@ xs_err_t xs_config_dump_json(const xs_config_t *cfg, xs_buf_t *out);
 /* Writes the key table as Markdown. */
 void xs_config_doc(FILE *out);
 
+/* The schema registry client's options from the schema.registry.* keys
+ * (the worker's router and `xsell tail` build their clients alike). */
+struct xs_registry_opts;
+void xs_config_registry_opts(const xs_config_t *cfg, struct xs_registry_opts *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
  */
 #include "xsell/config.h"
 #include "xsell/json.h"
+#include "xsell/registry.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -711,4 +712,18 @@ void xs_config_doc(FILE *out)
             "the prefix, e.g. `rocksdb.write_buffer_size`. |\n"
             "| `schema.confluent.<id>` | string | | | `<ClickEvent\\|CartEvent\\|ItemUpdate> "
             "<path.avsc>`: the writer schema registered under Confluent schema id `<id>`. |\n");
+}
+
+void xs_config_registry_opts(const xs_config_t *cfg, xs_registry_opts_t *out)
+{
+    *out = (xs_registry_opts_t){
+        .url = xs_config_str(cfg, "schema.registry.url"),
+        .user = xs_config_str(cfg, "schema.registry.basic.auth.user"),
+        .password = xs_config_str(cfg, "schema.registry.basic.auth.password"),
+        .bearer_token = xs_config_str(cfg, "schema.registry.bearer.token"),
+        .ca_location = xs_config_str(cfg, "schema.registry.ssl.ca.location"),
+        .cert_location = xs_config_str(cfg, "schema.registry.ssl.certificate.location"),
+        .key_location = xs_config_str(cfg, "schema.registry.ssl.key.location"),
+        .timeout_ms = (long)xs_config_int(cfg, "schema.registry.timeout.ms"),
+    };
 }

@@ -460,16 +460,8 @@ xs_router_t *xs_router_new(const xs_config_t *cfg, xs_worker_metrics_t *metrics,
     r->out_confluent = !strcmp(xs_config_str(cfg, "output.framing"), "confluent");
     r->registry_retry_max_ms = (double)xs_config_int(cfg, "schema.registry.retry.max.ms");
     if (*xs_config_str(cfg, "schema.registry.url")) {
-        xs_registry_opts_t ro = {
-            .url = xs_config_str(cfg, "schema.registry.url"),
-            .user = xs_config_str(cfg, "schema.registry.basic.auth.user"),
-            .password = xs_config_str(cfg, "schema.registry.basic.auth.password"),
-            .bearer_token = xs_config_str(cfg, "schema.registry.bearer.token"),
-            .ca_location = xs_config_str(cfg, "schema.registry.ssl.ca.location"),
-            .cert_location = xs_config_str(cfg, "schema.registry.ssl.certificate.location"),
-            .key_location = xs_config_str(cfg, "schema.registry.ssl.key.location"),
-            .timeout_ms = (long)xs_config_int(cfg, "schema.registry.timeout.ms"),
-        };
+        xs_registry_opts_t ro;
+        xs_config_registry_opts(cfg, &ro);
         if (!(r->registry = xs_registry_new(&ro, errstr, errstr_size)))
             goto fail;
     } else if (r->out_confluent) {
