@@ -189,7 +189,7 @@ static bool heap_before(const heap_ent_t *a, const heap_ent_t *b)
 
 /* Keeps the XS_BECAUSE_MAX context items that contributed most (unordered;
  * because_sort orders them for output). ctx is a position in the context. */
-static void because_add(candidate_t *c, int ctx, float w)
+static inline void because_add(candidate_t *c, int ctx, float w)
 {
     int low = 0;
     for (int i = 0; i < c->n_because; i++) {
@@ -318,49 +318,40 @@ static bool hash_in(const uint64_t *v, int n, uint64_t h)
     return false;
 }
 
-/* The query-time rules (s->rules, NULL: none) for a candidate that passed
- * allowed(): *pass, and *factor the boost of its final score. */
-static xs_err_t rules_check(xs_scorer_t *s, uint64_t item, const xs_item_t *st, bool *pass,
-                            double *factor, char *errstr, size_t errstr_size)
+/* The query-time rules (s->rules, NULL: none), the catalog's availability
+ * window (ItemUpdate.available_from / available_until: from <= s->list_time <
+ * until) and the product family, for a candidate that passed allowed(), from
+ * one catalog look-up: *pass, *factor the boost of its final score, *fam its
+ * family (0 when none is known). */
+static xs_err_t candidate_check(xs_scorer_t *s, uint64_t item, const xs_item_t *st, bool *pass,
+                                double *factor, uint64_t *fam, char *errstr, size_t errstr_size)
 {
     const xs_score_rules_t *R = s->rules;
     uint64_t cat = st ? st->category : 0;
     *pass = true;
     *factor = 1.0;
-    if (!R)
-        return XS_OK;
-    if (hash_in(R->excl, R->n_excl, item) || (R->n_cat && !hash_in(R->cat, R->n_cat, cat)) ||
-        (cat && hash_in(R->xcat, R->n_xcat, cat))) {
+    *fam = 0;
+    if (R && (hash_in(R->excl, R->n_excl, item) || (R->n_cat && !hash_in(R->cat, R->n_cat, cat)) ||
+              (cat && hash_in(R->xcat, R->n_xcat, cat)))) {
         *pass = false;
         return XS_OK;
     }
-    if (R->has_max_price) {
-        xs_scorer_catalog_t n;
-        xs_err_t err = s->v->catalog(s->v->opaque, item, &n, errstr, errstr_size);
-        if (err)
-            return err;
-        if (!n.found || !n.has_price || !(n.price <= R->max_price)) {
-            *pass = false;
-            return XS_OK;
-        }
-    }
-    if (hash_in(R->bitem, R->n_bitem, item) || (cat && hash_in(R->bcat, R->n_bcat, cat)))
-        *factor = R->boost;
-    return XS_OK;
-}
-
-/* Whether the catalog's availability window (ItemUpdate.available_from /
- * available_until) admits item at s->list_time: from <= t < until. */
-static xs_err_t window_check(xs_scorer_t *s, uint64_t item, bool *ok, char *errstr,
-                             size_t errstr_size)
-{
     xs_scorer_catalog_t n;
-    *ok = true;
     xs_err_t err = s->v->catalog(s->v->opaque, item, &n, errstr, errstr_size);
-    if (err || !n.found)
+    if (err)
         return err;
+    if (R && R->has_max_price && (!n.found || !n.has_price || !(n.price <= R->max_price))) {
+        *pass = false;
+        return XS_OK;
+    }
     int64_t t = s->list_time;
-    *ok = !(n.has_from && t < n.avail_from) && !(n.has_until && t >= n.avail_until);
+    if (n.found && ((n.has_from && t < n.avail_from) || (n.has_until && t >= n.avail_until))) {
+        *pass = false;
+        return XS_OK;
+    }
+    *fam = n.found ? n.family : 0;
+    if (R && (hash_in(R->bitem, R->n_bitem, item) || (cat && hash_in(R->bcat, R->n_bcat, cat))))
+        *factor = R->boost;
     return XS_OK;
 }
 
@@ -610,14 +601,11 @@ static xs_err_t score(xs_scorer_t *s, const xs_score_in_t *in, xs_list_t *list, 
             continue;
         bool pass = true;
         double rule_factor = 1.0;
-        if ((err = rules_check(s, cd->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
-            (pass && (err = window_check(s, cd->item, &pass, errstr, errstr_size))))
+        if ((err = candidate_check(s, cd->item, st, &pass, &rule_factor, &cd->family, errstr,
+                                   errstr_size)) != XS_OK)
             return err;
         if (!pass)
             continue;
-        if ((n_xfam || P->family_cap > 0) &&
-            (err = family_of(s, cd->item, &cd->family, errstr, errstr_size)) != XS_OK)
-            return err;
         if (family_in(xfam, n_xfam, cd->family))
             continue;
         cd->final = cd->score;
@@ -696,15 +684,12 @@ static xs_err_t score(xs_scorer_t *s, const xs_score_in_t *in, xs_list_t *list, 
                 continue;
             bool pass = true;
             double rule_factor = 1.0;
-            if ((err = rules_check(s, t->item, st, &pass, &rule_factor, errstr, errstr_size)) ||
-                (pass && (err = window_check(s, t->item, &pass, errstr, errstr_size))))
+            uint64_t fam = 0;
+            if ((err = candidate_check(s, t->item, st, &pass, &rule_factor, &fam, errstr,
+                                       errstr_size)) != XS_OK)
                 return err;
             if (!pass)
                 continue;
-            uint64_t fam = 0;
-            if ((n_xfam || P->family_cap > 0) &&
-                (err = family_of(s, t->item, &fam, errstr, errstr_size)) != XS_OK)
-                return err;
             if (family_in(xfam, n_xfam, fam))
                 continue;
             if ((err = name_of(s, t->item, &tmp, errstr, errstr_size)) != XS_OK)
