@@ -221,6 +221,48 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out);
 xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
                         size_t errstr_size);
 
+/* ---- the stored neighbour lists (the `neighbours` record) ---------------------- */
+
+/*
+ * Stored format (xs_item_lists_encode), version 1, the `neighbours` record:
+ *   01 | 'N' | item u64 |
+ *   varint t_b | t_b x { neighbour u64 | similarity bf16 LE } |
+ *   varint t_v | t_v x { neighbour u64 | similarity bf16 LE }
+ * Strict: item and neighbours non-zero, a neighbour not the item and at most
+ * once per class, t_x at most the class's list capacity, a similarity finite
+ * and positive, no trailing bytes. At most 2 + 8 + 2 x (1 + 64 x 10) = 1,292
+ * bytes (tests/unit/core/test_sketch.c checks it).
+ */
+
+#define XS_LISTS_VERSION 1
+#define XS_LISTS_MAGIC 'N'
+#define XS_TOP_MAX (XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED)
+
+/* One item's neighbour lists, self-contained: neighbours by key, not by
+ * sketch position, so a list stands alone (inspect, a reader without the
+ * summary). In the order of the in-memory list (unordered). */
+typedef struct xs_item_lists {
+    uint64_t item; /* the list's item (key), non-zero */
+    uint8_t n[XS_CLASS__COUNT];
+    struct {
+        uint64_t item; /* non-zero, not the list's item, once per class */
+        float sim;     /* > 0, finite, a bfloat16 value */
+    } top[XS_CLASS__COUNT][XS_TOP_MAX];
+} xs_item_lists_t;
+
+/* Encodes the lists of `it`, the item with key `item` (non-zero): each
+ * entry's position becomes its neighbour's key. XS_ERR_INVALID for item 0. */
+xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out);
+/* Decodes a lists record; strict (see the format above). On error `l` is
+ * left empty and errstr says why. */
+xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
+                              size_t errstr_size);
+/* Replaces the lists of `it` (its summary decoded already) with `l`: each
+ * neighbour's key maps back to its summary position; a key the summary no
+ * longer holds drops its entry (as when the summary replaces an entry).
+ * Returns the number of entries dropped. */
+int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l);
+
 /* ---- similarity ----------------------------------------------------------- */
 
 typedef enum xs_sim {

@@ -409,6 +409,131 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
     return XS_OK;
 }
 
+/* ---- the stored neighbour lists ------------------------------------------------ */
+
+xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
+{
+    if (item == 0)
+        return XS_ERR_INVALID;
+    size_t at = out->len;
+    xs_err_t err = XS_OK;
+    err |= xs_buf_append_u8(out, XS_LISTS_VERSION);
+    err |= xs_buf_append_u8(out, XS_LISTS_MAGIC);
+    err |= xs_wire_u64(out, item);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        int nt = 0;
+        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        err |= xs_wire_varint(out, (uint64_t)nt);
+        for (int i = 0; i < nt; i++) {
+            uint16_t b = sim_bits(t[i].sim); /* exact: t[i].sim went through sim_bits */
+            err |= xs_wire_u64(out, e[t[i].idx].item);
+            err |= xs_buf_append_u8(out, (uint8_t)b);
+            err |= xs_buf_append_u8(out, (uint8_t)(b >> 8));
+        }
+    }
+    if (err) {
+        out->len = at;
+        return XS_ERR_NOMEM;
+    }
+    return XS_OK;
+}
+
+xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
+                              size_t errstr_size)
+{
+    xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
+    memset(l, 0, sizeof(*l));
+    if (len < 2) {
+        xs_errstr_set(errstr, errstr_size, "neighbour lists: truncated (%zu bytes)", len);
+        return XS_ERR_DECODE;
+    }
+    if (r.p[0] == 0) {
+        xs_errstr_set(errstr, errstr_size, "neighbour lists: version 0 is not a version");
+        return XS_ERR_DECODE;
+    }
+    if (r.p[0] > XS_LISTS_VERSION) {
+        xs_errstr_set(errstr, errstr_size,
+                      "neighbour lists: version %u is newer than this build reads (%u)", r.p[0],
+                      XS_LISTS_VERSION);
+        return XS_ERR_VERSION;
+    }
+    if (r.p[1] != XS_LISTS_MAGIC) {
+        xs_errstr_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')",
+                      r.p[1], XS_LISTS_MAGIC);
+        return XS_ERR_DECODE;
+    }
+    r.p += 2;
+    const char *why = NULL;
+    l->item = xs_wire_get_u64(&r);
+    if (!r.bad && l->item == 0)
+        why = "item key 0";
+    for (int cls = 0; cls < XS_CLASS__COUNT && !r.bad && !why; cls++) {
+        uint64_t n = xs_wire_get_varint(&r);
+        if (n > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
+            why = "more neighbours than the list holds";
+            break;
+        }
+        if (n * 10 > (uint64_t)(r.end - r.p)) {
+            r.bad = true;
+            break;
+        }
+        for (uint64_t i = 0; i < n && !r.bad && !why; i++) {
+            uint64_t k = xs_wire_get_u64(&r);
+            uint16_t lo = xs_wire_get_u8(&r), hi = xs_wire_get_u8(&r);
+            float f = sim_value((uint16_t)(lo | hi << 8));
+            if (k == 0 || k == l->item)
+                why = "neighbour key 0 or the list's item";
+            else if (!(f > 0) || !(f <= 3.4e38f))
+                why = "similarity not finite and positive";
+            for (uint64_t j = 0; j < i && !why; j++)
+                if (l->top[cls][j].item == k)
+                    why = "a neighbour twice in a list";
+            l->top[cls][i].item = k;
+            l->top[cls][i].sim = f;
+        }
+        l->n[cls] = (uint8_t)n;
+    }
+    if (!why && !r.bad && r.p != r.end)
+        why = "trailing bytes";
+    if (r.bad || why) {
+        memset(l, 0, sizeof(*l));
+        xs_errstr_set(errstr, errstr_size, "corrupt neighbour lists (%s)",
+                      why ? why : "truncated or out-of-range field");
+        return XS_ERR_DECODE;
+    }
+    return XS_OK;
+}
+
+int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l)
+{
+    int dropped = 0;
+    if (!it->indexed)
+        index_build(it);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        unsigned mask;
+        uint8_t *slot;
+        const uint8_t *sl = slots_of(it, cls, &mask);
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        xs_top_t *t = tops_of(it, (xs_class_t)cls, &slot);
+        int n = 0, cap = xs_item_top_cap((xs_class_t)cls);
+        xs_item_top_clear(it, (xs_class_t)cls);
+        for (int i = 0; i < l->n[cls] && i < cap; i++) {
+            unsigned s = slot_find(e, sl, mask, l->top[cls][i].item);
+            if (!sl[s] || slot[sl[s] - 1]) { /* not in the summary (or listed already) */
+                dropped++;
+                continue;
+            }
+            int idx = sl[s] - 1;
+            t[n] = (xs_top_t){e[idx].item, l->top[cls][i].sim, (uint8_t)idx};
+            slot[idx] = (uint8_t)(n + 1);
+            n++;
+        }
+        it->n_top[cls] = (uint8_t)n;
+    }
+    return dropped;
+}
+
 /* ---- similarity ------------------------------------------------------------ */
 
 static const char *const sim_names[XS_SIM__COUNT] = {"llr",        "cosine", "jaccard",   "lift",

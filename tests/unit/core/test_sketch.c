@@ -250,6 +250,105 @@ static void test_item_round_trip_and_bound(void **state)
     free(b);
 }
 
+/* The stored neighbour lists: full lists round-trip through keys and back to
+ * the same positions, in the same order, at the bound sketch.h states; a
+ * key the summary no longer holds drops its entry; the decoder is strict. */
+static void test_item_lists_round_trip(void **state)
+{
+    (void)state;
+    xs_item_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+    xs_item_init(a);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        for (int k = 0; k < 3 * XS_SKETCH_BOUGHT_CAP; k++)
+            for (int r = 0; r < (k % 7) + 1; r++)
+                xs_item_add_pair(a, (xs_class_t)cls, rng());
+        for (int k = 0; k < a->n_pairs[cls]; k++)
+            xs_item_top_set(a, (xs_class_t)cls, k, 1.0 + (k * 7919) % 1000);
+    }
+    assert_int_equal(a->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT);
+    assert_int_equal(a->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
+    xs_buf_t buf = {0}, buf2 = {0};
+    assert_int_equal(xs_item_lists_encode(a, 0, &buf), XS_ERR_INVALID);
+    assert_int_equal(buf.len, 0);
+    assert_int_equal(xs_item_lists_encode(a, 77, &buf), XS_OK);
+    print_message("worst-case lists record: %zu bytes\n", buf.len);
+    assert_int_equal(buf.len, 1292); /* the worst case stated in sketch.h */
+    assert_int_equal(buf.data[0], XS_LISTS_VERSION);
+    assert_int_equal(buf.data[1], 'N');
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    char errstr[128];
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)), XS_OK);
+    assert_true(l->item == 77);
+    /* onto the summary alone (lists cleared): the same lists, same order */
+    memcpy(b, a, sizeof(*a));
+    xs_item_top_clear(b, XS_CLASS_BOUGHT);
+    xs_item_top_clear(b, XS_CLASS_VIEWED);
+    b->indexed = false;
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        int na, nb;
+        const xs_top_t *ta = xs_item_top(a, (xs_class_t)cls, &na);
+        const xs_top_t *tb = xs_item_top(b, (xs_class_t)cls, &nb);
+        assert_int_equal(na, nb);
+        for (int i = 0; i < na; i++) {
+            assert_int_equal(ta[i].idx, tb[i].idx);
+            assert_true(ta[i].item == tb[i].item);
+            assert_true(ta[i].sim == tb[i].sim);
+        }
+    }
+    assert_int_equal(xs_item_lists_encode(b, 77, &buf2), XS_OK);
+    assert_int_equal(buf2.len, buf.len);
+    assert_memory_equal(buf2.data, buf.data, buf.len);
+    /* the summary lost a listed neighbour: its entry drops, the rest stay */
+    uint64_t gone = a->bought[a->top_bought[3].idx].item;
+    xs_item_t *c = malloc(sizeof(*c));
+    xs_item_init(c);
+    for (int i = 0; i < a->n_pairs[XS_CLASS_BOUGHT]; i++)
+        if (a->bought[i].item != gone)
+            xs_item_add_pair(c, XS_CLASS_BOUGHT, a->bought[i].item);
+    assert_int_equal(xs_item_lists_apply(c, l), 1 + XS_TOP_VIEWED);
+    assert_int_equal(c->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT - 1);
+    assert_int_equal(c->n_top[XS_CLASS_VIEWED], 0);
+    for (int i = 0; i < c->n_top[XS_CLASS_BOUGHT]; i++)
+        assert_true(c->bought[c->top_bought[i].idx].item == c->top_bought[i].item);
+    /* strict: every proper prefix, a trailing byte, a newer version, version
+     * 0, another magic, key 0, a neighbour twice, a zero similarity */
+    for (size_t n = 0; n < buf.len; n++)
+        assert_int_equal(xs_item_lists_decode(l, buf.data, n, NULL, 0), XS_ERR_DECODE);
+    xs_buf_append_u8(&buf, 0);
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(l->n[0], 0);
+    buf.len--;
+    buf.data[0] = XS_LISTS_VERSION + 1;
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_VERSION);
+    assert_non_null(strstr(errstr, "version 2 is newer than this build reads (1)"));
+    buf.data[0] = 0;
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    buf.data[0] = XS_LISTS_VERSION;
+    buf.data[1] = 'I';
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    buf.data[1] = 'N';
+    memcpy(buf2.data, buf.data, buf.len);
+    memset(buf2.data + 2, 0, 8); /* the list's item */
+    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    memcpy(buf2.data, buf.data, buf.len);
+    memcpy(buf2.data + 11 + 10, buf2.data + 11, 8); /* entry 1's key = entry 0's */
+    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "twice"));
+    memcpy(buf2.data, buf.data, buf.len);
+    buf2.data[11 + 8] = buf2.data[11 + 9] = 0; /* entry 0's similarity 0 */
+    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
+    xs_buf_free(&buf);
+    xs_buf_free(&buf2);
+    free(l);
+    free(a);
+    free(b);
+    free(c);
+}
+
 /* A version 2 record (SpaceSaving, no pair totals, lists ranked with the
  * old marginals) decodes: its total is the sum of its counts (exact for
  * SpaceSaving), its lists are dropped and scored_at is 0, so the engine
@@ -563,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_llr_hand_computed),
         cmocka_unit_test(test_similarities),
         cmocka_unit_test(test_item_round_trip_and_bound),
+        cmocka_unit_test(test_item_lists_round_trip),
         cmocka_unit_test(test_min_search_matches_full_scan),
         cmocka_unit_test(test_top_lists),
         cmocka_unit_test(test_top_list_matches_reference),
