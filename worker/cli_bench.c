@@ -369,7 +369,8 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
     xs_engine_stats(e, &es);
     xs_engine_footprint(e, &fp);
     double recall = o->dataset_fmt < 0 ? planted_recall(e, &src, o->so.n_complements) : -1;
-    uint64_t disk_users = 0, disk_items = 0, disk_names = 0, n_users = 0, n_items = 0;
+    uint64_t disk_users = 0, disk_items = 0, disk_names = 0, disk_lists = 0, n_users = 0,
+             n_items = 0;
     double compact_s = 0;
     if (with_state) {
         double t0 = mono_s();
@@ -378,6 +379,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
         disk_users = xs_store_cf_sst_bytes(st.store, XS_CF_USERS);
         disk_items = xs_store_cf_sst_bytes(st.store, XS_CF_ITEMS);
         disk_names = xs_store_cf_sst_bytes(st.store, XS_CF_NAMES);
+        disk_lists = xs_store_cf_sst_bytes(st.store, XS_CF_NEIGHBOURS);
         count_ctx_t cu = {0}, ci = {0};
         xs_store_iterate(st.store, XS_CF_USERS, count_rec, &cu, NULL, 0);
         xs_store_iterate(st.store, XS_CF_ITEMS, count_rec, &ci, NULL, 0);
@@ -406,12 +408,14 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
             printf(",\"checkpoints\":%" PRIu64 ",\"checkpoint_seconds\":%.3f,"
                    "\"compact_seconds\":%.3f,\"disk_users\":%" PRIu64 ",\"disk_items\":%" PRIu64
                    ",\"disk_bytes_users\":%" PRIu64 ",\"disk_bytes_items\":%" PRIu64
-                   ",\"disk_bytes_names\":%" PRIu64 ",\"disk_bytes_per_user\":%.1f,"
+                   ",\"disk_bytes_names\":%" PRIu64 ",\"disk_bytes_neighbours\":%" PRIu64
+                   ",\"disk_bytes_per_user\":%.1f,"
                    "\"disk_bytes_per_item\":%.1f,\"cache_hits\":%" PRIu64
                    ",\"cache_misses\":%" PRIu64,
                    st.checkpoints, st.checkpoint_seconds, compact_s, n_users, n_items, disk_users,
-                   disk_items, disk_names, n_users ? (double)disk_users / n_users : 0,
-                   n_items ? (double)disk_items / n_items : 0, es.cache_hits, es.cache_misses);
+                   disk_items, disk_names, disk_lists, n_users ? (double)disk_users / n_users : 0,
+                   n_items ? (double)(disk_items + disk_lists) / n_items : 0, es.cache_hits,
+                   es.cache_misses);
         printf("}\n");
     } else {
         printf("xsell bench %s: %" PRIu64 " events, %" PRIu64 " lists in %.2f s\n", o->mode, events,
@@ -432,10 +436,11 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
             printf("  checkpoints     %12" PRIu64 " (%.2f s)\n", st.checkpoints,
                    st.checkpoint_seconds);
             printf("  on disk after compaction: users %" PRIu64 " B / %" PRIu64
-                   " = %.1f B/user, items %" PRIu64 " B / %" PRIu64 " = %.1f B/item, names %" PRIu64
-                   " B\n",
+                   " = %.1f B/user, items %" PRIu64 " B + neighbours %" PRIu64 " B / %" PRIu64
+                   " = %.1f B/item, names %" PRIu64 " B\n",
                    disk_users, n_users, n_users ? (double)disk_users / n_users : 0, disk_items,
-                   n_items, n_items ? (double)disk_items / n_items : 0, disk_names);
+                   disk_lists, n_items, n_items ? (double)(disk_items + disk_lists) / n_items : 0,
+                   disk_names);
         }
     }
     rc = 0;

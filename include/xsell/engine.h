@@ -70,7 +70,14 @@
 extern "C" {
 #endif
 
-typedef enum xs_cf { XS_CF_USERS = 0, XS_CF_ITEMS, XS_CF_NAMES, XS_CF_META, XS_CF__COUNT } xs_cf_t;
+typedef enum xs_cf {
+    XS_CF_USERS = 0,
+    XS_CF_ITEMS,
+    XS_CF_NAMES,
+    XS_CF_META,
+    XS_CF_NEIGHBOURS, /* an item's neighbour lists (sketch.h), beside its `items` record */
+    XS_CF__COUNT
+} xs_cf_t;
 
 const char *xs_cf_name(xs_cf_t cf);
 
@@ -346,7 +353,8 @@ void xs_engine_trim(xs_engine_t *e);
 /* Drops every cached record (dirty ones too): after a rebalance the store is the truth. */
 void xs_engine_drop_cache(xs_engine_t *e);
 
-/* Stored sizes of the cached records (encoded as they would be stored). */
+/* Stored sizes of the cached records (encoded as they would be stored; an
+ * item's: its `items` and `neighbours` records, keys included). */
 typedef struct xs_footprint {
     uint64_t users, items;
     double user_bytes_avg, item_bytes_avg;

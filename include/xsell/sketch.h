@@ -59,35 +59,47 @@
  * doubled since it last was (`scored_at`): similarities such as LLR depend
  * on that total. All of this depends only on the input, so a list is a pure
  * function of it: replaying the input, or restarting from any checkpoint,
- * gives the same lists. A list entry refers to its sketch entry by
- * position; when the summary replaces an entry, the list drops it (an
- * arrival that is not kept changes no list).
+ * gives the same lists. In memory a list entry refers to its sketch entry
+ * by position; when the summary replaces an entry, the list drops it (an
+ * arrival that is not kept changes no list). Stored, the lists are a
+ * record of their own (the `neighbours` column family, below), by
+ * neighbour key: encoding maps positions to keys, loading maps the keys
+ * back through the summary (a key it no longer holds drops its entry).
  * Similarities are kept as bfloat16 (the upper half of a float: 8
  * significant bits, neighbours closer than ~0.4 % tie and are ordered by
  * item), in memory as on disk, so a reloaded list is the same list.
  *
- * Stored format (xs_item_encode), version 4:
- *   'I' | 04 | flags u8 | category u64 | varint n_bought | varint n_viewed |
- *   varint n_b | n_b x { item u64 | varint count } |
- *   varint t_b | t_b x { position u8 | similarity bf16 LE } | sweep_b u8 |
+ * Stored format (xs_item_encode), version 5, the `items` record: the
+ * summaries and counts only (the lists are the `neighbours` record,
+ * xs_item_lists_encode below; the checkpoint writes both records of a
+ * changed item in the same WriteBatch):
+ *   'I' | 05 | flags u8 | category u64 | varint n_bought | varint n_viewed |
+ *   varint n_b | n_b x { item u64 | varint count } | sweep_b u8 |
  *   varint total_b |
- *   varint n_v | n_v x { item u64 | varint count } |
- *   varint t_v | t_v x { position u8 | similarity bf16 LE } | sweep_v u8 |
+ *   varint n_v | n_v x { item u64 | varint count } | sweep_v u8 |
  *   varint total_v |
  *   varint scored_at
- * total_x is the class's pair total (>= the sum of its counts). Counts
- * saturate at 2^28 - 1, so a count takes at most 4 bytes. Version 3 stored
- * an error beside each count (always 0 with the decaying summary); versions
- * 1 and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
+ * total_x is the class's pair total (>= the sum of its counts); sweep_x the
+ * sketch position the re-scoring resumes at; scored_at the pairs counted
+ * when the lists were last ranked whole (both the item stage's, so they
+ * stay with the summary). Counts saturate at 2^28 - 1, so a count takes at
+ * most 4 bytes. Version 4 held the lists here, after each class's entries:
+ *   varint t_x | t_x x { position u8 | similarity bf16 LE }
+ * (before sweep_x); it still decodes, into summary and lists, and is
+ * written again as version 5 and a `neighbours` record. Version 3 stored an
+ * error beside each count (always 0 with the decaying summary); versions 1
+ * and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
  * exact for SpaceSaving) decode with their guaranteed counts (count -
  * error), empty lists and scored_at 0, so the engine ranks them anew, with
  * the pair-table marginals, on first use.
- * An entry takes at most 8 + 4 = 12 bytes (typically ~9) and a list entry
- * 3, so with the capacities below an item is at most
- * 3 + 8 + 5 + 5 + (2 + 160 x 12 + 1 + 64 x 3 + 1 + 10)
- *   + (2 + 128 x 12 + 1 + 64 x 3 + 1 + 10) + 10 = 3,899 bytes:
- * under 4 KiB (tests/unit/core/test_sketch.c fills every field to its widest
- * and checks exactly that).
+ * Each record stays under 4 KiB. An entry takes at most 8 + 4 = 12 bytes
+ * (typically ~9), so with the capacities below an item record is at most
+ * 3 + 8 + 5 + 5 + (2 + 160 x 12 + 1 + 10) + (2 + 128 x 12 + 1 + 10) + 10
+ *   = 3,513 bytes (version 4, with its lists of 3 bytes an entry: 3,899),
+ * and its `neighbours` record at most 1,292 bytes (10 bytes an entry:
+ * the key instead of the position is what lets a list travel alone);
+ * tests/unit/core/test_sketch.c fills every field to its widest and checks
+ * exactly these.
  *
  * Capacities, chosen with `xsell eval` on the five shared data sets
  * (docs/EVALUATION.md): 160 bought-together entries keep the HitRate of the
@@ -103,6 +115,7 @@
 #define XSELL_SKETCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "xsell/common.h"
 
@@ -112,7 +125,7 @@ extern "C" {
 
 #define XS_SKETCH_BOUGHT_CAP 160
 #define XS_SKETCH_VIEWED_CAP 128
-#define XS_ITEM_VERSION 4
+#define XS_ITEM_VERSION 5
 /* Counts saturate here (a varint of at most 4 bytes). */
 #define XS_SKETCH_COUNT_MAX ((1u << 28) - 1)
 /* Decay base of the summaries (HeavyKeeper's b). */
@@ -257,6 +270,13 @@ xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
  * left empty and errstr says why. */
 xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
                               size_t errstr_size);
+/* Whether an item record (xs_item_encode's bytes) leaves its lists to the
+ * `neighbours` record: version 5 on. Older records hold them (version 4) or
+ * have none to keep (1 to 3). */
+static inline bool xs_item_lists_apart(const void *data, size_t len)
+{
+    return len >= 2 && ((const uint8_t *)data)[1] >= 5;
+}
 /* Replaces the lists of `it` (its summary decoded already) with `l`: each
  * neighbour's key maps back to its summary position; a key the summary no
  * longer holds drops its entry (as when the summary replaces an entry).

@@ -302,15 +302,7 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
             err |= xs_wire_u64(out, e[i].item);
             err |= xs_wire_varint(out, e[i].count - e[i].err); /* the guaranteed count */
         }
-        int nt = 0;
-        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
-        err |= xs_wire_varint(out, (uint64_t)nt);
-        for (int i = 0; i < nt; i++) {
-            uint16_t b = sim_bits(t[i].sim); /* exact: t[i].sim went through sim_bits */
-            err |= xs_buf_append_u8(out, t[i].idx);
-            err |= xs_buf_append_u8(out, (uint8_t)b);
-            err |= xs_buf_append_u8(out, (uint8_t)(b >> 8));
-        }
+        /* the lists: their own record since version 5 (xs_item_lists_encode) */
         err |= xs_buf_append_u8(out, it->sweep[cls]);
         err |= xs_wire_varint(out, it->pair_total[cls]);
     }
@@ -362,27 +354,30 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         it->n_pairs[cls] = (uint16_t)n;
         if (version < 2)
             continue;
-        uint64_t nt = xs_wire_get_varint(&r);
-        if (nt > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
-            r.bad = true;
-            break;
-        }
-        xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
-        uint8_t seen[256 / 8] = {0};
-        for (uint64_t i = 0; i < nt && !r.bad; i++) {
-            uint8_t idx = xs_wire_get_u8(&r);
-            uint16_t lo = xs_wire_get_u8(&r), hi = xs_wire_get_u8(&r);
-            float f = sim_value((uint16_t)(lo | hi << 8));
-            if (idx >= n || (seen[idx / 8] & (1u << (idx % 8))) || !(f > 0) || !(f <= 3.4e38f)) {
+        if (version < 5) { /* the lists, by position (since 5: their own record) */
+            uint64_t nt = xs_wire_get_varint(&r);
+            if (nt > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
                 r.bad = true;
                 break;
             }
-            seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
-            t[i] = (xs_top_t){e[idx].item, f, idx};
-            (cls == XS_CLASS_BOUGHT ? it->top_slot_bought : it->top_slot_viewed)[idx] =
-                (uint8_t)(i + 1);
+            xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
+            uint8_t seen[256 / 8] = {0};
+            for (uint64_t i = 0; i < nt && !r.bad; i++) {
+                uint8_t idx = xs_wire_get_u8(&r);
+                uint16_t lo = xs_wire_get_u8(&r), hi = xs_wire_get_u8(&r);
+                float f = sim_value((uint16_t)(lo | hi << 8));
+                if (idx >= n || (seen[idx / 8] & (1u << (idx % 8))) || !(f > 0) ||
+                    !(f <= 3.4e38f)) {
+                    r.bad = true;
+                    break;
+                }
+                seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+                t[i] = (xs_top_t){e[idx].item, f, idx};
+                (cls == XS_CLASS_BOUGHT ? it->top_slot_bought : it->top_slot_viewed)[idx] =
+                    (uint8_t)(i + 1);
+            }
+            it->n_top[cls] = r.bad ? 0 : (uint8_t)nt;
         }
-        it->n_top[cls] = r.bad ? 0 : (uint8_t)nt;
         it->sweep[cls] = xs_wire_get_u8(&r);
         if (it->sweep[cls] > n)
             r.bad = true;
@@ -469,7 +464,12 @@ xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, 
     if (!r.bad && l->item == 0)
         why = "item key 0";
     for (int cls = 0; cls < XS_CLASS__COUNT && !r.bad && !why; cls++) {
+        const uint8_t *at = r.p;
         uint64_t n = xs_wire_get_varint(&r);
+        if (!r.bad && r.p - at != 1 + (n >= 128)) { /* n <= 256: one byte, or two from 128 */
+            why = "a count not in its shortest form";
+            break;
+        }
         if (n > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
             why = "more neighbours than the list holds";
             break;

@@ -221,9 +221,20 @@ static void test_item_round_trip_and_bound(void **state)
     xs_buf_t buf = {0};
     assert_int_equal(xs_item_encode(a, &buf), XS_OK);
     print_message("worst-case item record: %zu bytes\n", buf.len);
-    assert_int_equal(buf.len, 3899); /* the worst case stated in sketch.h */
+    assert_int_equal(buf.len, 3513); /* the worst case stated in sketch.h */
     assert_true(buf.len <= 4096);
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    /* version 5: the lists are the neighbours record's, not the item's */
+    assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 0);
+    assert_int_equal(b->n_top[XS_CLASS_VIEWED], 0);
+    xs_buf_t lbuf = {0};
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_lists_encode(a, 5, &lbuf), XS_OK);
+    assert_true(lbuf.len <= 4096);
+    assert_int_equal(xs_item_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    xs_buf_free(&lbuf);
+    free(l);
     assert_true(b->category == a->category);
     assert_int_equal(b->flags, a->flags);
     assert_memory_equal(b->n_users, a->n_users, sizeof(a->n_users));
@@ -337,6 +348,14 @@ static void test_item_lists_round_trip(void **state)
     assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, errstr, sizeof(errstr)),
                      XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "twice"));
+    /* a count in more bytes than it needs (0 as 80 00) would not encode back */
+    static const uint8_t overlong[] = {1, 'N', 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0};
+    assert_int_equal(xs_item_lists_decode(l, overlong, sizeof(overlong), errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "shortest form"));
+    assert_int_equal(xs_item_lists_decode(l, overlong, 2 + 8, NULL, 0), XS_ERR_DECODE);
+    static const uint8_t empty[] = {1, 'N', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(xs_item_lists_decode(l, empty, sizeof(empty), NULL, 0), XS_OK);
     memcpy(buf2.data, buf.data, buf.len);
     buf2.data[11 + 8] = buf2.data[11 + 9] = 0; /* entry 0's similarity 0 */
     assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
@@ -394,11 +413,88 @@ static void test_item_version_2_migrates(void **state)
     xs_item_t *b = malloc(sizeof(*b));
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     assert_int_equal(xs_item_pair_total(b, XS_CLASS_BOUGHT), 13);
-    size_t at = 3 + 8 + 2 + 1 + 2 * 9 + 1 + 1; /* after the bought list and sweep */
+    size_t at = 3 + 8 + 2 + 1 + 2 * 9 + 1; /* after the bought entries and sweep */
     assert_int_equal(buf.data[at], 13);
     buf.data[at] = 10; /* below 7 + 4 */
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     xs_buf_free(&buf);
+    free(b);
+    free(it);
+}
+
+/* A version 4 record (lists by sketch position, inside the item record)
+ * decodes into summary and lists; written again it is version 5 without
+ * them, and the neighbours record carries them back to the same positions. */
+static void test_item_version_4_lists(void **state)
+{
+    (void)state;
+    static const uint8_t v4[] = {'I',  4,    XS_ITEM_F_CATALOG,
+                                 0,    0,    0,
+                                 0,    0,    0,
+                                 0,    0, /* flags, category */
+                                 7,    3, /* n_bought, n_viewed */
+                                 2,       /* bought entries */
+                                 0x11, 0,    0,
+                                 0,    0,    0,
+                                 0,    0,    9, /* item 0x11: 9 */
+                                 0x22, 0,    0,
+                                 0,    0,    0,
+                                 0,    0,    4, /* item 0x22: 4 */
+                                 2,    1,    0x80,
+                                 0x3f, 0,    0x00,
+                                 0x40,     /* list: 0x22 sim 1.0, 0x11 sim 2.0 */
+                                 1,    13, /* sweep, total */
+                                 1,    0x33, 0,
+                                 0,    0,    0,
+                                 0,    0,    0,
+                                 2, /* viewed: item 0x33: 2 */
+                                 1,    0,    0x40,
+                                 0x40,    /* list: 0x33 sim 3.0 */
+                                 0,    2, /* sweep, total */
+                                 5};      /* scored_at */
+    xs_item_t *it = malloc(sizeof(*it)), *b = malloc(sizeof(*b));
+    char errstr[128];
+    /* the version 4 decoder refuses duplicate or out-of-range positions and
+     * bad similarities (the bought list: its count at 32, entries at 33, 36) */
+    uint8_t bad[sizeof(v4)];
+    memcpy(bad, v4, sizeof(v4));
+    bad[36] = bad[33]; /* second position = first */
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    bad[36] = 2; /* out of range: two entries */
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    bad[36] = 0;
+    memset(&bad[37], 0xff, 2); /* a NaN similarity */
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    memcpy(bad, v4, sizeof(v4));
+    bad[36] = 0;
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_OK);
+    assert_int_equal(xs_item_decode(it, v4, sizeof(v4), errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(it->n_top[XS_CLASS_BOUGHT], 2);
+    assert_int_equal(it->top_bought[0].idx, 1);
+    assert_true(it->top_bought[0].item == 0x22 && it->top_bought[0].sim == 1.0f);
+    assert_true(it->top_bought[1].item == 0x11 && it->top_bought[1].sim == 2.0f);
+    assert_int_equal(it->n_top[XS_CLASS_VIEWED], 1);
+    assert_true(it->top_viewed[0].item == 0x33 && it->top_viewed[0].sim == 3.0f);
+    assert_true(it->scored_at == 5);
+    assert_int_equal(xs_item_pair_total(it, XS_CLASS_BOUGHT), 13);
+    xs_buf_t buf = {0}, lbuf = {0};
+    assert_int_equal(xs_item_encode(it, &buf), XS_OK);
+    assert_int_equal(buf.data[1], 5);
+    assert_int_equal(buf.len, sizeof(v4) - 1 - 6 - 1 - 3); /* no list fields */
+    assert_int_equal(xs_item_lists_encode(it, 0x44, &lbuf), XS_OK);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 0);
+    assert_int_equal(xs_item_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 2);
+    assert_memory_equal(b->top_bought, it->top_bought, 2 * sizeof(it->top_bought[0]));
+    assert_int_equal(b->n_top[XS_CLASS_VIEWED], 1);
+    assert_memory_equal(b->top_viewed, it->top_viewed, sizeof(it->top_viewed[0]));
+    assert_true(b->scored_at == 5);
+    xs_buf_free(&buf);
+    xs_buf_free(&lbuf);
+    free(l);
     free(b);
     free(it);
 }
@@ -545,26 +641,19 @@ static void test_top_lists(void **state)
     }
     assert_false(listed);
     assert_true(n == before || n == before - 1);
-    /* the decoder refuses duplicate or out-of-range positions and bad similarities */
+    /* stored (summary and lists records) and loaded, the same list */
     xs_buf_t buf = {0};
     assert_int_equal(xs_item_encode(it, &buf), XS_OK);
     xs_item_t *b = malloc(sizeof(*b));
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    xs_buf_reset(&buf);
+    assert_int_equal(xs_item_lists_encode(it, 1, &buf), XS_OK);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    free(l);
+    assert_int_equal(b->n_top[XS_CLASS_VIEWED], n);
     assert_memory_equal(b->top_viewed, it->top_viewed, sizeof(it->top_viewed[0]) * (size_t)n);
-    /* locate the viewed list: its count byte follows the viewed entries */
-    /* scored_at 0 (1 byte), pair total (a varint), sweep, list, count */
-    size_t total_len = 1;
-    for (uint64_t v = it->pair_total[XS_CLASS_VIEWED]; v >= 128; v >>= 7)
-        total_len++;
-    size_t at = buf.len - 1 - total_len - 1 - (size_t)n * 3 - 1;
-    assert_int_equal(buf.data[at], n);
-    buf.data[at + 1 + 3] = buf.data[at + 1]; /* second position = first */
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
-    buf.data[at + 1 + 3] = XS_SKETCH_VIEWED_CAP; /* out of range */
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
-    buf.data[at + 1 + 3] = (uint8_t)((buf.data[at + 1] + 1) % XS_SKETCH_VIEWED_CAP);
-    memset(&buf.data[at + 1 + 1], 0xff, 2); /* a NaN similarity */
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     xs_buf_free(&buf);
     free(b);
     free(it);
@@ -659,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_spacesaving_zipf_0_8),
         cmocka_unit_test(test_popular_item_keeps_heavy_hitters),
         cmocka_unit_test(test_item_version_2_migrates),
+        cmocka_unit_test(test_item_version_4_lists),
         cmocka_unit_test(test_llr_hand_computed),
         cmocka_unit_test(test_similarities),
         cmocka_unit_test(test_item_round_trip_and_bound),

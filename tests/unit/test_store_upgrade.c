@@ -1,0 +1,203 @@
+/*
+ * The `neighbours` column family on a state directory written before it
+ * existed (item records version 4, lists inside them): a read-only open
+ * works without it (inspect on an old directory), a read-write open creates
+ * it, the engine reads the lists of a version 4 record, and of a version 5
+ * record from its neighbours record; a neighbours record of another item is
+ * an error naming both.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <rocksdb/c.h>
+
+#include "xsell/engine.h"
+#include "xsell/hash.h"
+#include "xsell/sketch.h"
+#include "xsell/store.h"
+
+/* Item "A" (version 4): bought together with "B" (count 9) and "C" (4),
+ * listed C (sim 1.0) then B (sim 2.0); nothing viewed. */
+static void v4_record(xs_buf_t *out)
+{
+    uint64_t b = xs_hash_str("B"), c = xs_hash_str("C");
+    uint8_t head[] = {'I', 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 3, 2};
+    xs_buf_append(out, head, sizeof(head));
+    for (int i = 0; i < 8; i++)
+        xs_buf_append_u8(out, (uint8_t)(b >> (8 * i)));
+    xs_buf_append_u8(out, 9);
+    for (int i = 0; i < 8; i++)
+        xs_buf_append_u8(out, (uint8_t)(c >> (8 * i)));
+    xs_buf_append_u8(out, 4);
+    uint8_t tail[] = {2, 1,  0x80, 0x3f, 0, 0x00, 0x40, /* list: C 1.0, B 2.0 */
+                      0, 13,                            /* sweep, total */
+                      0, 0,  0,    0,                   /* viewed: none */
+                      0};                               /* scored_at */
+    xs_buf_append(out, tail, sizeof(tail));
+}
+
+/* An old state directory: the four families of before, A's version 4 record. */
+static void old_dir(const char *dir)
+{
+    char *err = NULL;
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_options_set_create_missing_column_families(o, 1);
+    const char *names[] = {"default", "users", "items", "names", "meta"};
+    const rocksdb_options_t *opts[] = {o, o, o, o, o};
+    rocksdb_column_family_handle_t *h[5];
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 5, names, opts, h, &err);
+    if (!db)
+        fail_msg("rocksdb: %s", err);
+    uint8_t key[8];
+    xs_key_u64(key, xs_hash_str("A"));
+    xs_buf_t v = {0};
+    v4_record(&v);
+    rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
+    rocksdb_put_cf(db, w, h[2], (const char *)key, 8, (const char *)v.data, v.len, &err);
+    assert_null(err);
+    rocksdb_writeoptions_destroy(w);
+    xs_buf_free(&v);
+    for (int i = 0; i < 5; i++)
+        rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+}
+
+static bool has_family(const char *dir, const char *name)
+{
+    char *err = NULL;
+    size_t n = 0;
+    rocksdb_options_t *o = rocksdb_options_create();
+    char **v = rocksdb_list_column_families(o, dir, &n, &err);
+    assert_null(err);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found |= strcmp(v[i], name) == 0;
+    rocksdb_list_column_families_destroy(v, n);
+    rocksdb_options_destroy(o);
+    return found;
+}
+
+/* A's bought list as the engine reads it from the store: "C:1 B:2 " best first. */
+static void engine_list(xs_store_t *s, char *out, size_t size, xs_err_t want)
+{
+    xs_backend_t be;
+    xs_store_backend(s, &be);
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    o.backend = &be;
+    char errstr[256];
+    xs_engine_t *e = xs_engine_new(&o, errstr, sizeof(errstr));
+    assert_non_null(e);
+    xs_neighbour_t *v = NULL;
+    int n = 0;
+    xs_err_t err = xs_engine_item_list(e, "A", XS_CLASS_BOUGHT, 10, &v, &n, errstr, sizeof(errstr));
+    assert_int_equal(err, want);
+    out[0] = 0;
+    if (err)
+        snprintf(out, size, "%s", errstr);
+    for (int i = 0; i < n; i++) {
+        size_t at = strlen(out);
+        snprintf(out + at, size - at, "%s:%g ", v[i].item_id, v[i].similarity);
+    }
+    xs_neighbours_free(v, n);
+    xs_engine_destroy(e);
+}
+
+static void test_old_directory(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/xsell-upgrade-XXXXXX", errstr[256], got[512], cmd[64];
+    assert_non_null(mkdtemp(dir));
+    old_dir(dir);
+    assert_false(has_family(dir, "neighbours"));
+
+    /* read-only: opens, the missing family reads as empty */
+    xs_store_t *s = xs_store_open(dir, NULL, 0, true, errstr, sizeof(errstr));
+    if (!s)
+        fail_msg("read-only open: %s", errstr);
+    uint8_t key[8];
+    xs_key_u64(key, xs_hash_str("A"));
+    xs_buf_t val = {0};
+    bool found = true;
+    assert_int_equal(
+        xs_store_get(s, XS_CF_NEIGHBOURS, key, 8, &val, &found, errstr, sizeof(errstr)), XS_OK);
+    assert_false(found);
+    engine_list(s, got, sizeof(got), XS_OK);
+    xs_store_close(s);
+    /* no names in the store: the neighbours are shown by their hashes */
+    char want[256];
+    snprintf(want, sizeof(want), "#%016llx:2 #%016llx:1 ", (unsigned long long)xs_hash_str("B"),
+             (unsigned long long)xs_hash_str("C"));
+    assert_string_equal(got, want);
+    assert_false(has_family(dir, "neighbours"));
+
+    /* read-write: creates the family; the version 4 lists still read */
+    s = xs_store_open(dir, NULL, 0, false, errstr, sizeof(errstr));
+    if (!s)
+        fail_msg("open: %s", errstr);
+    assert_true(has_family(dir, "neighbours"));
+    engine_list(s, got, sizeof(got), XS_OK);
+    assert_string_equal(got, want);
+
+    /* written as the engine writes it now: version 5 and the neighbours
+     * record, in one batch; read back the same */
+    xs_item_t *it = malloc(sizeof(*it));
+    assert_int_equal(xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, sizeof(errstr)),
+                     XS_OK);
+    assert_true(found);
+    assert_int_equal(xs_item_decode(it, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
+    xs_buf_t rec = {0}, lists = {0};
+    assert_int_equal(xs_item_encode(it, &rec), XS_OK);
+    assert_int_equal(xs_item_lists_encode(it, xs_hash_str("A"), &lists), XS_OK);
+    xs_batch_t *b = xs_batch_new(s);
+    assert_int_equal(xs_batch_put(b, XS_CF_ITEMS, key, 8, rec.data, rec.len), XS_OK);
+    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
+    assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
+    xs_batch_clear(b);
+    engine_list(s, got, sizeof(got), XS_OK);
+    assert_string_equal(got, want);
+
+    /* the summary record alone (no neighbours record): no list */
+    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, NULL, 0), XS_OK);
+    assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
+    xs_batch_clear(b);
+    engine_list(s, got, sizeof(got), XS_OK);
+    assert_string_equal(got, "");
+
+    /* another item's lists under A's key: an error naming both */
+    xs_buf_reset(&lists);
+    assert_int_equal(xs_item_lists_encode(it, xs_hash_str("Z"), &lists), XS_OK);
+    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
+    assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
+    engine_list(s, got, sizeof(got), XS_ERR_DECODE);
+    char name[64];
+    snprintf(name, sizeof(name), "neighbours/%016llx", (unsigned long long)xs_hash_str("A"));
+    assert_non_null(strstr(got, name));
+    snprintf(name, sizeof(name), "item %016llx's", (unsigned long long)xs_hash_str("Z"));
+    assert_non_null(strstr(got, name));
+
+    xs_batch_destroy(b);
+    xs_buf_free(&rec);
+    xs_buf_free(&lists);
+    xs_buf_free(&val);
+    free(it);
+    xs_store_close(s);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_old_directory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
