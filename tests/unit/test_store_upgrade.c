@@ -3,8 +3,9 @@
  * existed (item records version 4, lists inside them): a read-only open
  * works without it (inspect on an old directory), a read-write open creates
  * it, the engine reads the lists of a version 4 record, and of a version 5
- * record from its neighbours record; a neighbours record of another item is
- * an error naming both.
+ * record from its neighbours record, and so does `xsell inspect item`; the
+ * dump's lines of a neighbours record; a neighbours record of another item
+ * is an error naming both (a CORRUPT line in the dump).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 
 #include "xsell/engine.h"
 #include "xsell/hash.h"
+#include "xsell/inspect.h"
 #include "xsell/sketch.h"
 #include "xsell/store.h"
 
@@ -164,6 +166,29 @@ static void test_old_directory(void **state)
     xs_batch_clear(b);
     engine_list(s, got, sizeof(got), XS_OK);
     assert_string_equal(got, want);
+    /* inspect: the item view loads the lists as the engine does; the dump
+     * line of the neighbours record, by key */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *f = open_memstream(&text, &text_len);
+    assert_int_equal(xs_inspect_item(s, "A", 10, f, errstr, sizeof(errstr)), XS_OK);
+    fclose(f);
+    assert_non_null(strstr(text, "bought neighbour list (2,"));
+    free(text);
+    xs_buf_t line = {0};
+    assert_int_equal(
+        xs_inspect_format_record(XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len, &line), XS_OK);
+    char expect[256];
+    snprintf(expect, sizeof(expect),
+             "neighbours %016llx bought=2 viewed=0\n"
+             "neighbours %016llx bought-list 0 other=%016llx sim=1\n"
+             "neighbours %016llx bought-list 1 other=%016llx sim=2\n",
+             (unsigned long long)xs_hash_str("A"), (unsigned long long)xs_hash_str("A"),
+             (unsigned long long)xs_hash_str("C"), (unsigned long long)xs_hash_str("A"),
+             (unsigned long long)xs_hash_str("B"));
+    assert_int_equal(line.len, strlen(expect));
+    assert_memory_equal(line.data, expect, line.len);
+    xs_buf_free(&line);
 
     /* the summary record alone (no neighbours record): no list */
     assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, NULL, 0), XS_OK);
@@ -178,6 +203,13 @@ static void test_old_directory(void **state)
     assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
     engine_list(s, got, sizeof(got), XS_ERR_DECODE);
+    xs_buf_t bad = {0};
+    assert_int_equal(
+        xs_inspect_format_record(XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len, &bad),
+        XS_ERR_DECODE);
+    xs_buf_append_u8(&bad, 0);
+    assert_non_null(strstr((const char *)bad.data, "neighbours CORRUPT key="));
+    xs_buf_free(&bad);
     char name[64];
     snprintf(name, sizeof(name), "neighbours/%016llx", (unsigned long long)xs_hash_str("A"));
     assert_non_null(strstr(got, name));
