@@ -1,7 +1,11 @@
 /*
  * xsell — the state store: one RocksDB database per worker with the column
- * families users, items, names and meta (see engine.h for the keys). The
- * only module that includes <rocksdb/c.h>.
+ * families users, items, names, meta and neighbours (see engine.h for the
+ * keys). The only module of the program that includes <rocksdb/c.h> (a test,
+ * tests/unit/test_store_upgrade.c, uses it to write a directory of the
+ * layout before `neighbours`). A read-write open creates a missing family; a
+ * read-only open opens the families the directory has, and one it lacks
+ * reads as empty (xs_store_get: not found; xs_store_iterate: no records).
  *
  * Exactly-once state: the worker puts every dirty record of a checkpoint and
  * the next input offset of each partition ("offset/<topic>/<partition>" in
