@@ -183,6 +183,11 @@ typedef struct xs_item {
     uint8_t top_slot_bought[XS_SKETCH_BOUGHT_CAP];
     uint8_t top_slot_viewed[XS_SKETCH_VIEWED_CAP];
     uint8_t top_weak[XS_CLASS__COUNT];
+    /* Not stored: set by every change of a list (an entry added, dropped
+     * or moved, a similarity changed; setting the same one is no change),
+     * cleared by its owner once the lists are stored (the engine writes the
+     * `neighbours` record only when set). xs_item_init clears it. */
+    bool lists_changed;
     /* Stored: the number of pairs the item took part in, per class (every
      * xs_item_add_pair, kept or not): its marginal in the pair table. */
     uint64_t pair_total[XS_CLASS__COUNT];
@@ -238,17 +243,26 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
 
 /*
  * Stored format (xs_item_lists_encode), version 1, the `neighbours` record:
- *   01 | 'N' | item u64 |
+ *   'T' | 01 | item u64 |
  *   varint t_b | t_b x { neighbour u64 | similarity bf16 LE } |
  *   varint t_v | t_v x { neighbour u64 | similarity bf16 LE }
- * Strict: item and neighbours non-zero, a neighbour not the item and at most
- * once per class, t_x at most the class's list capacity, a similarity finite
- * and positive, no trailing bytes. At most 2 + 8 + 2 x (1 + 64 x 10) = 1,292
- * bytes (tests/unit/core/test_sketch.c checks it).
+ * Magic first, then version, as the store's other records ('I' items, 'U'
+ * users, 'N' names, 'M' meta globals): each family's magic is its own, so a
+ * record read from the wrong family is "not neighbour lists", never a version
+ * or a field misread. Strict: item and neighbours non-zero, a neighbour not
+ * the item and at most once per class, t_x at most the class's list capacity
+ * and in its shortest form, a similarity finite and positive, no trailing
+ * bytes. At most 2 + 8 + 2 x (1 + 64 x 10) = 1,292 bytes
+ * (tests/unit/core/test_sketch.c checks it). The item is the record's key
+ * too: kept inside so that a record stands alone and one stored under
+ * another item's key is an error, not another item's lists.
+ * The engine stores an item's record only when its lists changed since it
+ * last stored them (`lists_changed`), and none for empty lists (it deletes
+ * the record when stored lists became empty): no record means empty lists.
  */
 
 #define XS_LISTS_VERSION 1
-#define XS_LISTS_MAGIC 'N'
+#define XS_LISTS_MAGIC 'T'
 #define XS_TOP_MAX (XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED)
 
 /* One item's neighbour lists, self-contained: neighbours by key, not by
@@ -280,7 +294,8 @@ static inline bool xs_item_lists_apart(const void *data, size_t len)
 /* Replaces the lists of `it` (its summary decoded already) with `l`: each
  * neighbour's key maps back to its summary position; a key the summary no
  * longer holds drops its entry (as when the summary replaces an entry).
- * Returns the number of entries dropped. */
+ * Returns the number of entries dropped; `lists_changed` is left set
+ * exactly when one was (the lists then differ from the stored `l`). */
 int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l);
 
 /* ---- similarity ----------------------------------------------------------- */

@@ -105,6 +105,7 @@ static void top_drop(xs_item_t *it, xs_class_t cls, int idx)
     int i = slot[idx] - 1, last = it->n_top[cls] - 1;
     if (i < 0)
         return;
+    it->lists_changed = true;
     slot[idx] = 0;
     if (i != last) {
         t[i] = t[last];
@@ -229,6 +230,8 @@ void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
     int w = it->top_weak[cls] - 1, i = slot[idx] - 1;
     if (i >= 0) { /* listed: update in place */
         float old = t[i].sim;
+        if (f != old)
+            it->lists_changed = true;
         t[i].sim = f;
         t[i].item = item;
         if (i == w ? f > old : (w >= 0 && top_below(f, item, t[w].sim, t[w].item)))
@@ -239,6 +242,7 @@ void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
         t[n] = (xs_top_t){item, f, (uint8_t)idx};
         slot[idx] = (uint8_t)(n + 1);
         it->n_top[cls] = (uint8_t)(n + 1);
+        it->lists_changed = true;
         if (n == 0 || (w >= 0 && top_below(f, item, t[w].sim, t[w].item)))
             it->top_weak[cls] = (uint8_t)(n + 1);
         else if (w < 0)
@@ -255,6 +259,7 @@ void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
         slot[t[w].idx] = 0;
         t[w] = (xs_top_t){item, f, (uint8_t)idx};
         slot[idx] = (uint8_t)(w + 1);
+        it->lists_changed = true;
         it->top_weak[cls] = 0; /* the new entry may not be the weakest */
     } else {
         it->top_weak[cls] = (uint8_t)(w + 1);
@@ -267,6 +272,8 @@ void xs_item_top_clear(xs_item_t *it, xs_class_t cls)
     xs_top_t *t = tops_of(it, cls, &slot);
     for (int i = 0; i < it->n_top[cls]; i++)
         slot[t[i].idx] = 0;
+    if (it->n_top[cls])
+        it->lists_changed = true;
     it->n_top[cls] = 0;
     it->top_weak[cls] = 0;
 }
@@ -395,6 +402,9 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         xs_item_top_clear(it, XS_CLASS_VIEWED);
         it->scored_at = 0;
     }
+    /* Lists decoded from the record (version 4) are not in a `neighbours`
+     * record yet: changed, so that the engine stores them there. */
+    it->lists_changed = version < 5 && (it->n_top[XS_CLASS_BOUGHT] || it->n_top[XS_CLASS_VIEWED]);
     if (r.bad || r.p != r.end) {
         xs_item_init(it);
         xs_errstr_set(errstr, errstr_size, "corrupt item sketch (%s)",
@@ -412,8 +422,8 @@ xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
         return XS_ERR_INVALID;
     size_t at = out->len;
     xs_err_t err = XS_OK;
-    err |= xs_buf_append_u8(out, XS_LISTS_VERSION);
     err |= xs_buf_append_u8(out, XS_LISTS_MAGIC);
+    err |= xs_buf_append_u8(out, XS_LISTS_VERSION);
     err |= xs_wire_u64(out, item);
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         int nt = 0;
@@ -443,20 +453,20 @@ xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, 
         xs_errstr_set(errstr, errstr_size, "neighbour lists: truncated (%zu bytes)", len);
         return XS_ERR_DECODE;
     }
-    if (r.p[0] == 0) {
+    if (r.p[0] != XS_LISTS_MAGIC) { /* first: another family's record is not a version */
+        xs_errstr_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')",
+                      r.p[0], XS_LISTS_MAGIC);
+        return XS_ERR_DECODE;
+    }
+    if (r.p[1] == 0) {
         xs_errstr_set(errstr, errstr_size, "neighbour lists: version 0 is not a version");
         return XS_ERR_DECODE;
     }
-    if (r.p[0] > XS_LISTS_VERSION) {
+    if (r.p[1] > XS_LISTS_VERSION) {
         xs_errstr_set(errstr, errstr_size,
-                      "neighbour lists: version %u is newer than this build reads (%u)", r.p[0],
+                      "neighbour lists: version %u is newer than this build reads (%u)", r.p[1],
                       XS_LISTS_VERSION);
         return XS_ERR_VERSION;
-    }
-    if (r.p[1] != XS_LISTS_MAGIC) {
-        xs_errstr_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')",
-                      r.p[1], XS_LISTS_MAGIC);
-        return XS_ERR_DECODE;
     }
     r.p += 2;
     const char *why = NULL;
@@ -531,6 +541,7 @@ int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l)
         }
         it->n_top[cls] = (uint8_t)n;
     }
+    it->lists_changed = dropped > 0; /* as stored, unless an entry was dropped */
     return dropped;
 }
 

@@ -84,10 +84,14 @@ static xs_err_t check_format(xs_store_t *s, char *errstr, size_t errstr_size)
                 err = XS_ERR_VERSION;
             }
         }
+        /* An older layout opened read-write is this one now (the open
+         * created the families it lacked): say so, so that older builds
+         * refuse it. Read-only, it stays as it is. */
+        if (err || val.data[2] == XS_STORE_FORMAT_VERSION || s->read_only)
+            goto out;
+    } else if (s->read_only) {
         goto out;
     }
-    if (s->read_only)
-        goto out;
     uint8_t v[11] = {'X', 'S', XS_STORE_FORMAT_VERSION};
     for (int i = 0; i < 8; i++)
         v[3 + i] = (uint8_t)((uint64_t)XS_HASH_SEED >> (8 * i));

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "xsell/sketch.h"
+#include "xsell/store_records.h"
 
 static uint64_t rng_state = 42;
 
@@ -284,8 +285,8 @@ static void test_item_lists_round_trip(void **state)
     assert_int_equal(xs_item_lists_encode(a, 77, &buf), XS_OK);
     print_message("worst-case lists record: %zu bytes\n", buf.len);
     assert_int_equal(buf.len, 1292); /* the worst case stated in sketch.h */
-    assert_int_equal(buf.data[0], XS_LISTS_VERSION);
-    assert_int_equal(buf.data[1], 'N');
+    assert_int_equal(buf.data[0], 'T');
+    assert_int_equal(buf.data[1], XS_LISTS_VERSION);
     xs_item_lists_t *l = malloc(sizeof(*l));
     char errstr[128];
     assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)), XS_OK);
@@ -330,16 +331,16 @@ static void test_item_lists_round_trip(void **state)
     assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     assert_int_equal(l->n[0], 0);
     buf.len--;
-    buf.data[0] = XS_LISTS_VERSION + 1;
+    buf.data[1] = XS_LISTS_VERSION + 1;
     assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)),
                      XS_ERR_VERSION);
     assert_non_null(strstr(errstr, "version 2 is newer than this build reads (1)"));
-    buf.data[0] = 0;
+    buf.data[1] = 0;
     assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
-    buf.data[0] = XS_LISTS_VERSION;
-    buf.data[1] = 'I';
+    buf.data[1] = XS_LISTS_VERSION;
+    buf.data[0] = 'I';
     assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
-    buf.data[1] = 'N';
+    buf.data[0] = 'T';
     memcpy(buf2.data, buf.data, buf.len);
     memset(buf2.data + 2, 0, 8); /* the list's item */
     assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
@@ -349,12 +350,12 @@ static void test_item_lists_round_trip(void **state)
                      XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "twice"));
     /* a count in more bytes than it needs (0 as 80 00) would not encode back */
-    static const uint8_t overlong[] = {1, 'N', 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0};
+    static const uint8_t overlong[] = {'T', 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0};
     assert_int_equal(xs_item_lists_decode(l, overlong, sizeof(overlong), errstr, sizeof(errstr)),
                      XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "shortest form"));
     assert_int_equal(xs_item_lists_decode(l, overlong, 2 + 8, NULL, 0), XS_ERR_DECODE);
-    static const uint8_t empty[] = {1, 'N', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t empty[] = {'T', 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(xs_item_lists_decode(l, empty, sizeof(empty), NULL, 0), XS_OK);
     memcpy(buf2.data, buf.data, buf.len);
     buf2.data[11 + 8] = buf2.data[11 + 9] = 0; /* entry 0's similarity 0 */
@@ -366,6 +367,106 @@ static void test_item_lists_round_trip(void **state)
     free(a);
     free(b);
     free(c);
+}
+
+/* The store's records each have their own magic: a record read from another
+ * family (a names record by the neighbours decoder, a neighbours record by
+ * the names or items decoder) is a clear error, not a version or fields
+ * misread. */
+static void test_item_lists_other_families(void **state)
+{
+    (void)state;
+    char errstr[160];
+    xs_buf_t names = {0}, lists = {0};
+    xs_name_rec_t n = {.id = "camera", .title = "Camera", .family = 7};
+    assert_int_equal(xs_name_encode(&n, &names), XS_OK);
+    xs_item_t *it = malloc(sizeof(*it));
+    xs_item_init(it);
+    xs_item_add_pair(it, XS_CLASS_BOUGHT, 0x11);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0);
+    assert_int_equal(xs_item_lists_encode(it, 0x44, &lists), XS_OK);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_string_equal(errstr, "not neighbour lists (magic 0x4e, expected 'T')");
+    assert_int_equal(xs_name_decode(&n, lists.data, lists.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "not a name record"));
+    assert_null(n.id);
+    assert_int_equal(xs_item_decode(it, lists.data, lists.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "not an item sketch"));
+    xs_buf_reset(&names);
+    assert_int_equal(xs_item_encode(it, &names), XS_OK); /* an items record */
+    assert_int_equal(xs_item_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_string_equal(errstr, "not neighbour lists (magic 0x49, expected 'T')");
+    xs_buf_free(&names);
+    xs_buf_free(&lists);
+    free(l);
+    free(it);
+}
+
+/* lists_changed: set by every change of a list, and only by one (the
+ * engine writes an item's neighbours record only when it is set). */
+static void test_item_lists_changed(void **state)
+{
+    (void)state;
+    xs_item_t *it = malloc(sizeof(*it));
+    xs_item_init(it);
+    assert_false(it->lists_changed);
+    for (int k = 0; k < 4; k++)
+        xs_item_add_pair(it, XS_CLASS_BOUGHT, 0x10 + (uint64_t)k);
+    assert_false(it->lists_changed);              /* the summary is not the lists */
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* added */
+    assert_true(it->lists_changed);
+    it->lists_changed = false;
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* the same similarity */
+    assert_false(it->lists_changed);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.001); /* the same bfloat16 */
+    assert_false(it->lists_changed);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.5); /* another */
+    assert_true(it->lists_changed);
+    it->lists_changed = false;
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 1, 0); /* not listed, stays out */
+    xs_item_top_clear(it, XS_CLASS_VIEWED);     /* empty already */
+    assert_false(it->lists_changed);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 0); /* dropped */
+    assert_true(it->lists_changed);
+    /* a full list: a stronger entry replaces the weakest, a weaker one
+     * changes nothing */
+    xs_item_t *b = malloc(sizeof(*b));
+    xs_item_init(b);
+    for (int k = 0; k < XS_TOP_BOUGHT + 2; k++) {
+        xs_item_add_pair(b, XS_CLASS_BOUGHT, 0x100 + (uint64_t)k);
+        if (k < XS_TOP_BOUGHT)
+            xs_item_top_set(b, XS_CLASS_BOUGHT, k, 10.0 + k);
+    }
+    b->lists_changed = false;
+    xs_item_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT, 1.0);
+    assert_false(b->lists_changed);
+    xs_item_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT + 1, 1000.0);
+    assert_true(b->lists_changed);
+    b->lists_changed = false;
+    xs_item_top_clear(b, XS_CLASS_BOUGHT);
+    assert_true(b->lists_changed);
+    /* a summary entry replaced while listed: its list entry drops */
+    xs_item_init(b);
+    for (int k = 0; k < XS_SKETCH_VIEWED_CAP; k++)
+        xs_item_add_pair(b, XS_CLASS_VIEWED, 0x1000 + (uint64_t)k);
+    for (int k = 0; k < XS_SKETCH_VIEWED_CAP && b->n_top[XS_CLASS_VIEWED] < XS_TOP_VIEWED; k++)
+        xs_item_top_set(b, XS_CLASS_VIEWED, k, 1.0);
+    b->lists_changed = false;
+    uint64_t x = 0x900000;
+    int at = -1;
+    while (at < 0 || !b->lists_changed) { /* entries of count 1 are replaced */
+        at = xs_item_add_pair(b, XS_CLASS_VIEWED, x++);
+        if (at >= 0 && !b->lists_changed)
+            assert_true(at >= XS_TOP_VIEWED); /* an unlisted one */
+    }
+    assert_true(at < XS_TOP_VIEWED);
+    free(b);
+    free(it);
 }
 
 /* A version 2 record (SpaceSaving, no pair totals, lists ranked with the
@@ -469,6 +570,7 @@ static void test_item_version_4_lists(void **state)
     bad[36] = 0;
     assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_OK);
     assert_int_equal(xs_item_decode(it, v4, sizeof(v4), errstr, sizeof(errstr)), XS_OK);
+    assert_true(it->lists_changed); /* not in a neighbours record yet */
     assert_int_equal(it->n_top[XS_CLASS_BOUGHT], 2);
     assert_int_equal(it->top_bought[0].idx, 1);
     assert_true(it->top_bought[0].item == 0x22 && it->top_bought[0].sim == 1.0f);
@@ -485,8 +587,10 @@ static void test_item_version_4_lists(void **state)
     xs_item_lists_t *l = malloc(sizeof(*l));
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 0);
+    assert_false(b->lists_changed);
     assert_int_equal(xs_item_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
     assert_int_equal(xs_item_lists_apply(b, l), 0);
+    assert_false(b->lists_changed); /* as stored */
     assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 2);
     assert_memory_equal(b->top_bought, it->top_bought, 2 * sizeof(it->top_bought[0]));
     assert_int_equal(b->n_top[XS_CLASS_VIEWED], 1);
@@ -753,6 +857,8 @@ int main(void)
         cmocka_unit_test(test_similarities),
         cmocka_unit_test(test_item_round_trip_and_bound),
         cmocka_unit_test(test_item_lists_round_trip),
+        cmocka_unit_test(test_item_lists_other_families),
+        cmocka_unit_test(test_item_lists_changed),
         cmocka_unit_test(test_min_search_matches_full_scan),
         cmocka_unit_test(test_top_lists),
         cmocka_unit_test(test_top_list_matches_reference),
