@@ -26,7 +26,9 @@
  *
  * Keys (the same bytes the store uses):
  *   users  partition u16 BE + user hash u64 BE   -> xs_profile encoding
- *   items  item hash u64 BE                      -> xs_item encoding
+ *   items  item hash u64 BE                      -> xs_item encoding (summaries, counts)
+ *   neighbours  item hash u64 BE                 -> 'T' 01 its lists (sketch.h; none when
+ *                                                   empty)
  *   names  hash u64 BE                           -> 'N' 03 id, title, family, price, window
  *                                                   (xs_name_rec_t in store_records.h)
  *   meta   "globals"                             -> totals and trending summary

@@ -85,8 +85,9 @@
  * stay with the summary). Counts saturate at 2^28 - 1, so a count takes at
  * most 4 bytes. Version 4 held the lists here, after each class's entries:
  *   varint t_x | t_x x { position u8 | similarity bf16 LE }
- * (before sweep_x); it still decodes, into summary and lists, and is
- * written again as version 5 and a `neighbours` record. Version 3 stored an
+ * (before sweep_x); it still decodes, into summary and lists (marked
+ * changed: they are in no `neighbours` record yet), and is written again as
+ * version 5 and a `neighbours` record. Version 3 stored an
  * error beside each count (always 0 with the decaying summary); versions 1
  * and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
  * exact for SpaceSaving) decode with their guaranteed counts (count -
