@@ -233,13 +233,25 @@ typedef struct state_ctx {
     xs_batch_t *batch;
     uint64_t checkpoints;
     double checkpoint_seconds;
+    /* records the checkpoints wrote (deletes included), and their bytes
+     * (keys and values), per column family */
+    uint64_t written[XS_CF__COUNT], written_bytes[XS_CF__COUNT];
 } state_ctx_t;
+
+static xs_err_t counting_put(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
+                             const void *val, size_t val_len)
+{
+    state_ctx_t *st = opaque;
+    st->written[cf]++;
+    st->written_bytes[cf] += key_len + val_len;
+    return xs_batch_put(st->batch, cf, key, key_len, val, val_len);
+}
 
 static xs_err_t checkpoint(xs_engine_t *e, state_ctx_t *st, char *errstr, size_t errstr_size)
 {
     double t0 = mono_s();
     xs_batch_clear(st->batch);
-    xs_err_t err = xs_engine_flush(e, xs_batch_put_fn, st->batch, errstr, errstr_size);
+    xs_err_t err = xs_engine_flush(e, counting_put, st, errstr, errstr_size);
     if (!err && xs_batch_count(st->batch) > 0)
         err = xs_store_write(st->store, st->batch, false, errstr, errstr_size);
     if (!err)
@@ -369,7 +381,8 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
     xs_engine_stats(e, &es);
     xs_engine_footprint(e, &fp);
     double recall = o->dataset_fmt < 0 ? planted_recall(e, &src, o->so.n_complements) : -1;
-    uint64_t disk_users = 0, disk_items = 0, disk_names = 0, n_users = 0, n_items = 0;
+    uint64_t disk_users = 0, disk_items = 0, disk_names = 0, disk_lists = 0, n_users = 0,
+             n_items = 0;
     double compact_s = 0;
     if (with_state) {
         double t0 = mono_s();
@@ -378,6 +391,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
         disk_users = xs_store_cf_sst_bytes(st.store, XS_CF_USERS);
         disk_items = xs_store_cf_sst_bytes(st.store, XS_CF_ITEMS);
         disk_names = xs_store_cf_sst_bytes(st.store, XS_CF_NAMES);
+        disk_lists = xs_store_cf_sst_bytes(st.store, XS_CF_NEIGHBOURS);
         count_ctx_t cu = {0}, ci = {0};
         xs_store_iterate(st.store, XS_CF_USERS, count_rec, &cu, NULL, 0);
         xs_store_iterate(st.store, XS_CF_ITEMS, count_rec, &ci, NULL, 0);
@@ -406,12 +420,17 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
             printf(",\"checkpoints\":%" PRIu64 ",\"checkpoint_seconds\":%.3f,"
                    "\"compact_seconds\":%.3f,\"disk_users\":%" PRIu64 ",\"disk_items\":%" PRIu64
                    ",\"disk_bytes_users\":%" PRIu64 ",\"disk_bytes_items\":%" PRIu64
-                   ",\"disk_bytes_names\":%" PRIu64 ",\"disk_bytes_per_user\":%.1f,"
+                   ",\"disk_bytes_names\":%" PRIu64 ",\"disk_bytes_neighbours\":%" PRIu64
+                   ",\"disk_bytes_per_user\":%.1f,"
                    "\"disk_bytes_per_item\":%.1f,\"cache_hits\":%" PRIu64
-                   ",\"cache_misses\":%" PRIu64,
+                   ",\"cache_misses\":%" PRIu64 ",\"written_items\":%" PRIu64
+                   ",\"written_neighbours\":%" PRIu64 ",\"written_bytes_items\":%" PRIu64
+                   ",\"written_bytes_neighbours\":%" PRIu64,
                    st.checkpoints, st.checkpoint_seconds, compact_s, n_users, n_items, disk_users,
-                   disk_items, disk_names, n_users ? (double)disk_users / n_users : 0,
-                   n_items ? (double)disk_items / n_items : 0, es.cache_hits, es.cache_misses);
+                   disk_items, disk_names, disk_lists, n_users ? (double)disk_users / n_users : 0,
+                   n_items ? (double)(disk_items + disk_lists) / n_items : 0, es.cache_hits,
+                   es.cache_misses, st.written[XS_CF_ITEMS], st.written[XS_CF_NEIGHBOURS],
+                   st.written_bytes[XS_CF_ITEMS], st.written_bytes[XS_CF_NEIGHBOURS]);
         printf("}\n");
     } else {
         printf("xsell bench %s: %" PRIu64 " events, %" PRIu64 " lists in %.2f s\n", o->mode, events,
@@ -431,11 +450,16 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
         if (with_state) {
             printf("  checkpoints     %12" PRIu64 " (%.2f s)\n", st.checkpoints,
                    st.checkpoint_seconds);
+            printf("  written         items %" PRIu64 " records (%.1f MB), neighbours %" PRIu64
+                   " records (%.1f MB)\n",
+                   st.written[XS_CF_ITEMS], st.written_bytes[XS_CF_ITEMS] / 1e6,
+                   st.written[XS_CF_NEIGHBOURS], st.written_bytes[XS_CF_NEIGHBOURS] / 1e6);
             printf("  on disk after compaction: users %" PRIu64 " B / %" PRIu64
-                   " = %.1f B/user, items %" PRIu64 " B / %" PRIu64 " = %.1f B/item, names %" PRIu64
-                   " B\n",
+                   " = %.1f B/user, items %" PRIu64 " B + neighbours %" PRIu64 " B / %" PRIu64
+                   " = %.1f B/item, names %" PRIu64 " B\n",
                    disk_users, n_users, n_users ? (double)disk_users / n_users : 0, disk_items,
-                   n_items, n_items ? (double)disk_items / n_items : 0, disk_names);
+                   disk_lists, n_items, n_items ? (double)(disk_items + disk_lists) / n_items : 0,
+                   disk_names);
         }
     }
     rc = 0;

@@ -26,7 +26,9 @@
  *
  * Keys (the same bytes the store uses):
  *   users  partition u16 BE + user hash u64 BE   -> xs_profile encoding
- *   items  item hash u64 BE                      -> xs_item encoding
+ *   items  item hash u64 BE                      -> xs_item encoding (summaries, counts)
+ *   neighbours  item hash u64 BE                 -> 'T' 01 its lists (sketch.h; none when
+ *                                                   empty)
  *   names  hash u64 BE                           -> 'N' 03 id, title, family, price, window
  *                                                   (xs_name_rec_t in store_records.h)
  *   meta   "globals"                             -> totals and trending summary
@@ -70,7 +72,14 @@
 extern "C" {
 #endif
 
-typedef enum xs_cf { XS_CF_USERS = 0, XS_CF_ITEMS, XS_CF_NAMES, XS_CF_META, XS_CF__COUNT } xs_cf_t;
+typedef enum xs_cf {
+    XS_CF_USERS = 0,
+    XS_CF_ITEMS,
+    XS_CF_NAMES,
+    XS_CF_META,
+    XS_CF_NEIGHBOURS, /* an item's neighbour lists (sketch.h), beside its `items` record */
+    XS_CF__COUNT
+} xs_cf_t;
 
 const char *xs_cf_name(xs_cf_t cf);
 
@@ -346,7 +355,8 @@ void xs_engine_trim(xs_engine_t *e);
 /* Drops every cached record (dirty ones too): after a rebalance the store is the truth. */
 void xs_engine_drop_cache(xs_engine_t *e);
 
-/* Stored sizes of the cached records (encoded as they would be stored). */
+/* Stored sizes of the cached records (encoded as they would be stored; an
+ * item's: its `items` and `neighbours` records, keys included). */
 typedef struct xs_footprint {
     uint64_t users, items;
     double user_bytes_avg, item_bytes_avg;

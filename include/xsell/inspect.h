@@ -2,11 +2,12 @@
  * xsell — reading a state directory for people and for diff: the decoders
  * of the records the engine stores in `names` and `meta`, and the text
  * views behind `xsell inspect`. Pure formatting over xs_store_iterate() and
- * the stored-format decoders (xs_profile_decode, xs_item_decode); RocksDB
+ * the stored-format decoders (xs_profile_decode, xs_item_decode,
+ * xs_item_lists_decode); RocksDB
  * stays inside store.c.
  *
  * The dump (xs_inspect_dump) is canonical: one line per fact, records in
- * column-family order (meta, names, items, users) and, inside a family, in
+ * column-family order (meta, names, items, neighbours, users) and, inside a family, in
  * RocksDB key order (bytewise); fields inside a record in stored order
  * (the order is part of the state: SpaceSaving slots, profile slots).
  * Hashes are printed as 16 hex digits, integers in decimal, floats with %a
@@ -20,6 +21,8 @@
  *   meta "offset/<topic>/<partition>"  -> meta offset topic=... partition=... next=...
  *   names <hash>                       -> name <hash> id="..." title="..."
  *   items <hash>                       -> item <hash> ... + one line per sketch entry
+ *   neighbours <hash>                  -> neighbours <hash> bought=.. viewed=.. + one line
+ *                                         per list entry (neighbour key, similarity)
  *   users <partition><hash>            -> user <partition>/<hash> ... + one line per slot
  *
  * A record that does not decode is printed as `<cf> CORRUPT key=<hex>

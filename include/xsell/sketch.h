@@ -59,35 +59,48 @@
  * doubled since it last was (`scored_at`): similarities such as LLR depend
  * on that total. All of this depends only on the input, so a list is a pure
  * function of it: replaying the input, or restarting from any checkpoint,
- * gives the same lists. A list entry refers to its sketch entry by
- * position; when the summary replaces an entry, the list drops it (an
- * arrival that is not kept changes no list).
+ * gives the same lists. In memory a list entry refers to its sketch entry
+ * by position; when the summary replaces an entry, the list drops it (an
+ * arrival that is not kept changes no list). Stored, the lists are a
+ * record of their own (the `neighbours` column family, below), by
+ * neighbour key: encoding maps positions to keys, loading maps the keys
+ * back through the summary (a key it no longer holds drops its entry).
  * Similarities are kept as bfloat16 (the upper half of a float: 8
  * significant bits, neighbours closer than ~0.4 % tie and are ordered by
  * item), in memory as on disk, so a reloaded list is the same list.
  *
- * Stored format (xs_item_encode), version 4:
- *   'I' | 04 | flags u8 | category u64 | varint n_bought | varint n_viewed |
- *   varint n_b | n_b x { item u64 | varint count } |
- *   varint t_b | t_b x { position u8 | similarity bf16 LE } | sweep_b u8 |
+ * Stored format (xs_item_encode), version 5, the `items` record: the
+ * summaries and counts only (the lists are the `neighbours` record,
+ * xs_item_lists_encode below; the checkpoint writes both records of a
+ * changed item in the same WriteBatch):
+ *   'I' | 05 | flags u8 | category u64 | varint n_bought | varint n_viewed |
+ *   varint n_b | n_b x { item u64 | varint count } | sweep_b u8 |
  *   varint total_b |
- *   varint n_v | n_v x { item u64 | varint count } |
- *   varint t_v | t_v x { position u8 | similarity bf16 LE } | sweep_v u8 |
+ *   varint n_v | n_v x { item u64 | varint count } | sweep_v u8 |
  *   varint total_v |
  *   varint scored_at
- * total_x is the class's pair total (>= the sum of its counts). Counts
- * saturate at 2^28 - 1, so a count takes at most 4 bytes. Version 3 stored
- * an error beside each count (always 0 with the decaying summary); versions
- * 1 and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
+ * total_x is the class's pair total (>= the sum of its counts); sweep_x the
+ * sketch position the re-scoring resumes at; scored_at the pairs counted
+ * when the lists were last ranked whole (both the item stage's, so they
+ * stay with the summary). Counts saturate at 2^28 - 1, so a count takes at
+ * most 4 bytes. Version 4 held the lists here, after each class's entries:
+ *   varint t_x | t_x x { position u8 | similarity bf16 LE }
+ * (before sweep_x); it still decodes, into summary and lists (marked
+ * changed: they are in no `neighbours` record yet), and is written again as
+ * version 5 and a `neighbours` record. Version 3 stored an
+ * error beside each count (always 0 with the decaying summary); versions 1
+ * and 2 (SpaceSaving, no totals: a total is then the sum of the counts,
  * exact for SpaceSaving) decode with their guaranteed counts (count -
  * error), empty lists and scored_at 0, so the engine ranks them anew, with
  * the pair-table marginals, on first use.
- * An entry takes at most 8 + 4 = 12 bytes (typically ~9) and a list entry
- * 3, so with the capacities below an item is at most
- * 3 + 8 + 5 + 5 + (2 + 160 x 12 + 1 + 64 x 3 + 1 + 10)
- *   + (2 + 128 x 12 + 1 + 64 x 3 + 1 + 10) + 10 = 3,899 bytes:
- * under 4 KiB (tests/unit/core/test_sketch.c fills every field to its widest
- * and checks exactly that).
+ * Each record stays under 4 KiB. An entry takes at most 8 + 4 = 12 bytes
+ * (typically ~9), so with the capacities below an item record is at most
+ * 3 + 8 + 5 + 5 + (2 + 160 x 12 + 1 + 10) + (2 + 128 x 12 + 1 + 10) + 10
+ *   = 3,513 bytes (version 4, with its lists of 3 bytes an entry: 3,899),
+ * and its `neighbours` record at most 1,292 bytes (10 bytes an entry:
+ * the key instead of the position is what lets a list travel alone);
+ * tests/unit/core/test_sketch.c fills every field to its widest and checks
+ * exactly these.
  *
  * Capacities, chosen with `xsell eval` on the five shared data sets
  * (docs/EVALUATION.md): 160 bought-together entries keep the HitRate of the
@@ -103,6 +116,7 @@
 #define XSELL_SKETCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "xsell/common.h"
 
@@ -112,7 +126,7 @@ extern "C" {
 
 #define XS_SKETCH_BOUGHT_CAP 160
 #define XS_SKETCH_VIEWED_CAP 128
-#define XS_ITEM_VERSION 4
+#define XS_ITEM_VERSION 5
 /* Counts saturate here (a varint of at most 4 bytes). */
 #define XS_SKETCH_COUNT_MAX ((1u << 28) - 1)
 /* Decay base of the summaries (HeavyKeeper's b). */
@@ -170,6 +184,11 @@ typedef struct xs_item {
     uint8_t top_slot_bought[XS_SKETCH_BOUGHT_CAP];
     uint8_t top_slot_viewed[XS_SKETCH_VIEWED_CAP];
     uint8_t top_weak[XS_CLASS__COUNT];
+    /* Not stored: set by every change of a list (an entry added, dropped
+     * or moved, a similarity changed; setting the same one is no change),
+     * cleared by its owner once the lists are stored (the engine writes the
+     * `neighbours` record only when set). xs_item_init clears it. */
+    bool lists_changed;
     /* Stored: the number of pairs the item took part in, per class (every
      * xs_item_add_pair, kept or not): its marginal in the pair table. */
     uint64_t pair_total[XS_CLASS__COUNT];
@@ -220,6 +239,65 @@ uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other,
 xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out);
 xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
                         size_t errstr_size);
+
+/* ---- the stored neighbour lists (the `neighbours` record) ---------------------- */
+
+/*
+ * Stored format (xs_item_lists_encode), version 1, the `neighbours` record:
+ *   'T' | 01 | item u64 |
+ *   varint t_b | t_b x { neighbour u64 | similarity bf16 LE } |
+ *   varint t_v | t_v x { neighbour u64 | similarity bf16 LE }
+ * Magic first, then version, as the store's other records ('I' items, 'U'
+ * users, 'N' names, 'M' meta globals): each family's magic is its own, so a
+ * record read from the wrong family is "not neighbour lists", never a version
+ * or a field misread. Strict: item and neighbours non-zero, a neighbour not
+ * the item and at most once per class, t_x at most the class's list capacity
+ * and in its shortest form, a similarity finite and positive, no trailing
+ * bytes. At most 2 + 8 + 2 x (1 + 64 x 10) = 1,292 bytes
+ * (tests/unit/core/test_sketch.c checks it). The item is the record's key
+ * too: kept inside so that a record stands alone and one stored under
+ * another item's key is an error, not another item's lists.
+ * The engine stores an item's record only when its lists changed since it
+ * last stored them (`lists_changed`), and none for empty lists (it deletes
+ * the record when stored lists became empty): no record means empty lists.
+ */
+
+#define XS_LISTS_VERSION 1
+#define XS_LISTS_MAGIC 'T'
+#define XS_TOP_MAX (XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED)
+
+/* One item's neighbour lists, self-contained: neighbours by key, not by
+ * sketch position, so a list stands alone (inspect, a reader without the
+ * summary). In the order of the in-memory list (unordered). */
+typedef struct xs_item_lists {
+    uint64_t item; /* the list's item (key), non-zero */
+    uint8_t n[XS_CLASS__COUNT];
+    struct {
+        uint64_t item; /* non-zero, not the list's item, once per class */
+        float sim;     /* > 0, finite, a bfloat16 value */
+    } top[XS_CLASS__COUNT][XS_TOP_MAX];
+} xs_item_lists_t;
+
+/* Encodes the lists of `it`, the item with key `item` (non-zero): each
+ * entry's position becomes its neighbour's key. XS_ERR_INVALID for item 0. */
+xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out);
+/* Decodes a lists record; strict (see the format above). On error `l` is
+ * left empty and errstr says why. */
+xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
+                              size_t errstr_size);
+/* Whether an item record (xs_item_encode's bytes) leaves its lists to the
+ * `neighbours` record: version 5 on. Older records hold them (version 4) or
+ * have none to keep (1 to 3). */
+static inline bool xs_item_lists_apart(const void *data, size_t len)
+{
+    return len >= 2 && ((const uint8_t *)data)[1] >= 5;
+}
+/* Replaces the lists of `it` (its summary decoded already) with `l`: each
+ * neighbour's key maps back to its summary position; a key the summary no
+ * longer holds drops its entry (as when the summary replaces an entry).
+ * Returns the number of entries dropped; `lists_changed` is left set
+ * exactly when one was (the lists then differ from the stored `l`). */
+int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l);
 
 /* ---- similarity ----------------------------------------------------------- */
 

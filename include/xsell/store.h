@@ -1,7 +1,11 @@
 /*
  * xsell — the state store: one RocksDB database per worker with the column
- * families users, items, names and meta (see engine.h for the keys). The
- * only module that includes <rocksdb/c.h>.
+ * families users, items, names, meta and neighbours (see engine.h for the
+ * keys). The only module of the program that includes <rocksdb/c.h> (a test,
+ * tests/unit/test_store_upgrade.c, uses it to write a directory of the
+ * layout before `neighbours`). A read-write open creates a missing family; a
+ * read-only open opens the families the directory has, and one it lacks
+ * reads as empty (xs_store_get: not found; xs_store_iterate: no records).
  *
  * Exactly-once state: the worker puts every dirty record of a checkpoint and
  * the next input offset of each partition ("offset/<topic>/<partition>" in
@@ -10,6 +14,16 @@
  *
  * meta "format" holds the store format: 'X' 'S' version(u8) seed(u64 LE); a
  * store written by a newer format is refused with a clear error.
+ *   version 1: families users, items, names, meta; item records (sketch.h)
+ *              up to version 4, an item's neighbour lists inside its record;
+ *   version 2: and `neighbours`: item records version 5 (summaries and
+ *              counts), the lists in the item's `neighbours` record.
+ * A read-write open of a version 1 store creates the family and rewrites the
+ * marker as 2 (its version 4 item records still decode, and are written as
+ * version 5 when they change); from then on a build of version 1 refuses it:
+ * read-only with "state store format version 2 is newer than this build
+ * (1)", read-write with RocksDB's "Column families not opened: neighbours".
+ * A read-only open leaves a version 1 store as it is.
  */
 #ifndef XSELL_STORE_H
 #define XSELL_STORE_H
@@ -23,7 +37,7 @@
 extern "C" {
 #endif
 
-#define XS_STORE_FORMAT_VERSION 1
+#define XS_STORE_FORMAT_VERSION 2
 
 typedef struct xs_store xs_store_t;
 typedef struct xs_batch xs_batch_t;

@@ -53,6 +53,9 @@ typedef struct cached_item {
     uint64_t item;
     uint64_t tick;
     uint32_t dirty_ep;
+    /* A `neighbours` record is stored for the item (it is written when
+     * st.lists_changed, deleted when the lists became empty). */
+    bool lists_stored;
     xs_item_t st;
     xs_hmap_t *exact; /* reference mode: per class, other item -> count */
 } cached_item_t;
@@ -140,7 +143,7 @@ static void free_item(cached_item_t *c)
     free(c);
 }
 
-static const char *const cf_names[XS_CF__COUNT] = {"users", "items", "names", "meta"};
+static const char *const cf_names[XS_CF__COUNT] = {"users", "items", "names", "meta", "neighbours"};
 
 const char *xs_cf_name(xs_cf_t cf)
 {
@@ -417,6 +420,38 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
     return XS_OK;
 }
 
+/* The neighbour lists of an item whose record (version 5 on) holds its
+ * summaries only: from `neighbours`, mapped back to summary positions. One
+ * lookup of the item, so not a second cache miss. */
+static xs_err_t load_lists(xs_engine_t *e, cached_item_t *c, const uint8_t *key, size_t klen,
+                           char *errstr, size_t errstr_size)
+{
+    bool found = false;
+    char why[128];
+    xs_buf_reset(&e->val);
+    xs_err_t err = e->backend.get(e->backend.opaque, XS_CF_NEIGHBOURS, key, klen, &e->val, &found,
+                                  errstr, errstr_size);
+    if (err || !found) /* none: empty lists */
+        return err;
+    c->lists_stored = true;
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    if (!l)
+        return XS_ERR_NOMEM;
+    if ((err = xs_item_lists_decode(l, e->val.data, e->val.len, why, sizeof(why))) == XS_OK &&
+        l->item != c->item) {
+        xs_errstr_set(why, sizeof(why), "the record is item %016llx's",
+                      (unsigned long long)l->item);
+        err = XS_ERR_DECODE;
+    }
+    if (err)
+        xs_errstr_set(errstr, errstr_size, "neighbours/%016llx: %s", (unsigned long long)c->item,
+                      why);
+    else
+        xs_item_lists_apply(&c->st, l);
+    free(l);
+    return err;
+}
+
 static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item_t **out,
                          char *errstr, size_t errstr_size)
 {
@@ -445,6 +480,7 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
     c->item = item;
     c->tick = ++e->tick;
     c->dirty_ep = 0;
+    c->lists_stored = false;
     c->exact = NULL;
     if (e->exact_pairs && !(c->exact = calloc(XS_CLASS__COUNT, sizeof(xs_hmap_t)))) {
         free(c);
@@ -455,6 +491,11 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
         err = xs_item_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
         if (err) {
             xs_errstr_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item, why);
+            free_item(c);
+            return err;
+        }
+        if (xs_item_lists_apart(e->val.data, e->val.len) &&
+            (err = load_lists(e, c, key, klen, errstr, errstr_size))) {
             free_item(c);
             return err;
         }
@@ -1501,9 +1542,27 @@ static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_
             u->dirty_ep = 0;
     } else if (m == DIRTY_ITEMS) {
         cached_item_t *c = rec;
+        /* The item's records into the same batch: its summary; its lists
+         * only when they changed since stored, none when empty (deleting
+         * the stored one when they became so). */
+        size_t klen = xs_key_u64(key, c->item);
+        bool lists = c->st.n_top[XS_CLASS_BOUGHT] || c->st.n_top[XS_CLASS_VIEWED];
         if (!(err = xs_item_encode(&c->st, b)) &&
-            !(err = put(opaque, XS_CF_ITEMS, key, xs_key_u64(key, c->item), b->data, b->len)))
-            c->dirty_ep = 0;
+            !(err = put(opaque, XS_CF_ITEMS, key, klen, b->data, b->len))) {
+            xs_buf_reset(b);
+            if (c->st.lists_changed && lists) {
+                if (!(err = xs_item_lists_encode(&c->st, c->item, b)) &&
+                    !(err = put(opaque, XS_CF_NEIGHBOURS, key, klen, b->data, b->len)))
+                    c->lists_stored = true;
+            } else if (c->st.lists_changed && c->lists_stored) {
+                if (!(err = put(opaque, XS_CF_NEIGHBOURS, key, klen, NULL, 0)))
+                    c->lists_stored = false;
+            }
+            if (!err) {
+                c->st.lists_changed = false;
+                c->dirty_ep = 0;
+            }
+        }
     } else {
         cached_name_t *n = rec;
         if (!(err = encode_name(n, b)) &&
@@ -1681,10 +1740,15 @@ void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
         const cached_item_t *c = e->items.ents[i].val;
         xs_buf_reset(&b);
         xs_item_encode(&c->st, &b);
+        size_t keys = 8;
+        if (c->st.n_top[XS_CLASS_BOUGHT] || c->st.n_top[XS_CLASS_VIEWED]) {
+            xs_item_lists_encode(&c->st, c->item, &b); /* its second record */
+            keys += 8;
+        }
         fp->items++;
-        ib += b.len + 8;
-        if (b.len + 8 > fp->item_bytes_max)
-            fp->item_bytes_max = b.len + 8;
+        ib += b.len + keys;
+        if (b.len + keys > fp->item_bytes_max)
+            fp->item_bytes_max = b.len + keys;
         for (int k = 0; c->exact && k < XS_CLASS__COUNT; k++)
             fp->exact_pairs += c->exact[k].len;
     }

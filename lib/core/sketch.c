@@ -105,6 +105,7 @@ static void top_drop(xs_item_t *it, xs_class_t cls, int idx)
     int i = slot[idx] - 1, last = it->n_top[cls] - 1;
     if (i < 0)
         return;
+    it->lists_changed = true;
     slot[idx] = 0;
     if (i != last) {
         t[i] = t[last];
@@ -229,6 +230,8 @@ void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
     int w = it->top_weak[cls] - 1, i = slot[idx] - 1;
     if (i >= 0) { /* listed: update in place */
         float old = t[i].sim;
+        if (f != old)
+            it->lists_changed = true;
         t[i].sim = f;
         t[i].item = item;
         if (i == w ? f > old : (w >= 0 && top_below(f, item, t[w].sim, t[w].item)))
@@ -239,6 +242,7 @@ void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
         t[n] = (xs_top_t){item, f, (uint8_t)idx};
         slot[idx] = (uint8_t)(n + 1);
         it->n_top[cls] = (uint8_t)(n + 1);
+        it->lists_changed = true;
         if (n == 0 || (w >= 0 && top_below(f, item, t[w].sim, t[w].item)))
             it->top_weak[cls] = (uint8_t)(n + 1);
         else if (w < 0)
@@ -255,6 +259,7 @@ void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
         slot[t[w].idx] = 0;
         t[w] = (xs_top_t){item, f, (uint8_t)idx};
         slot[idx] = (uint8_t)(w + 1);
+        it->lists_changed = true;
         it->top_weak[cls] = 0; /* the new entry may not be the weakest */
     } else {
         it->top_weak[cls] = (uint8_t)(w + 1);
@@ -267,6 +272,8 @@ void xs_item_top_clear(xs_item_t *it, xs_class_t cls)
     xs_top_t *t = tops_of(it, cls, &slot);
     for (int i = 0; i < it->n_top[cls]; i++)
         slot[t[i].idx] = 0;
+    if (it->n_top[cls])
+        it->lists_changed = true;
     it->n_top[cls] = 0;
     it->top_weak[cls] = 0;
 }
@@ -302,15 +309,7 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
             err |= xs_wire_u64(out, e[i].item);
             err |= xs_wire_varint(out, e[i].count - e[i].err); /* the guaranteed count */
         }
-        int nt = 0;
-        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
-        err |= xs_wire_varint(out, (uint64_t)nt);
-        for (int i = 0; i < nt; i++) {
-            uint16_t b = sim_bits(t[i].sim); /* exact: t[i].sim went through sim_bits */
-            err |= xs_buf_append_u8(out, t[i].idx);
-            err |= xs_buf_append_u8(out, (uint8_t)b);
-            err |= xs_buf_append_u8(out, (uint8_t)(b >> 8));
-        }
+        /* the lists: their own record since version 5 (xs_item_lists_encode) */
         err |= xs_buf_append_u8(out, it->sweep[cls]);
         err |= xs_wire_varint(out, it->pair_total[cls]);
     }
@@ -362,27 +361,30 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         it->n_pairs[cls] = (uint16_t)n;
         if (version < 2)
             continue;
-        uint64_t nt = xs_wire_get_varint(&r);
-        if (nt > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
-            r.bad = true;
-            break;
-        }
-        xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
-        uint8_t seen[256 / 8] = {0};
-        for (uint64_t i = 0; i < nt && !r.bad; i++) {
-            uint8_t idx = xs_wire_get_u8(&r);
-            uint16_t lo = xs_wire_get_u8(&r), hi = xs_wire_get_u8(&r);
-            float f = sim_value((uint16_t)(lo | hi << 8));
-            if (idx >= n || (seen[idx / 8] & (1u << (idx % 8))) || !(f > 0) || !(f <= 3.4e38f)) {
+        if (version < 5) { /* the lists, by position (since 5: their own record) */
+            uint64_t nt = xs_wire_get_varint(&r);
+            if (nt > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
                 r.bad = true;
                 break;
             }
-            seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
-            t[i] = (xs_top_t){e[idx].item, f, idx};
-            (cls == XS_CLASS_BOUGHT ? it->top_slot_bought : it->top_slot_viewed)[idx] =
-                (uint8_t)(i + 1);
+            xs_top_t *t = cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
+            uint8_t seen[256 / 8] = {0};
+            for (uint64_t i = 0; i < nt && !r.bad; i++) {
+                uint8_t idx = xs_wire_get_u8(&r);
+                uint16_t lo = xs_wire_get_u8(&r), hi = xs_wire_get_u8(&r);
+                float f = sim_value((uint16_t)(lo | hi << 8));
+                if (idx >= n || (seen[idx / 8] & (1u << (idx % 8))) || !(f > 0) ||
+                    !(f <= 3.4e38f)) {
+                    r.bad = true;
+                    break;
+                }
+                seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+                t[i] = (xs_top_t){e[idx].item, f, idx};
+                (cls == XS_CLASS_BOUGHT ? it->top_slot_bought : it->top_slot_viewed)[idx] =
+                    (uint8_t)(i + 1);
+            }
+            it->n_top[cls] = r.bad ? 0 : (uint8_t)nt;
         }
-        it->n_top[cls] = r.bad ? 0 : (uint8_t)nt;
         it->sweep[cls] = xs_wire_get_u8(&r);
         if (it->sweep[cls] > n)
             r.bad = true;
@@ -400,6 +402,9 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         xs_item_top_clear(it, XS_CLASS_VIEWED);
         it->scored_at = 0;
     }
+    /* Lists decoded from the record (version 4) are not in a `neighbours`
+     * record yet: changed, so that the engine stores them there. */
+    it->lists_changed = version < 5 && (it->n_top[XS_CLASS_BOUGHT] || it->n_top[XS_CLASS_VIEWED]);
     if (r.bad || r.p != r.end) {
         xs_item_init(it);
         xs_errstr_set(errstr, errstr_size, "corrupt item sketch (%s)",
@@ -407,6 +412,137 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
         return XS_ERR_DECODE;
     }
     return XS_OK;
+}
+
+/* ---- the stored neighbour lists ------------------------------------------------ */
+
+xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
+{
+    if (item == 0)
+        return XS_ERR_INVALID;
+    size_t at = out->len;
+    xs_err_t err = XS_OK;
+    err |= xs_buf_append_u8(out, XS_LISTS_MAGIC);
+    err |= xs_buf_append_u8(out, XS_LISTS_VERSION);
+    err |= xs_wire_u64(out, item);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        int nt = 0;
+        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        err |= xs_wire_varint(out, (uint64_t)nt);
+        for (int i = 0; i < nt; i++) {
+            uint16_t b = sim_bits(t[i].sim); /* exact: t[i].sim went through sim_bits */
+            err |= xs_wire_u64(out, e[t[i].idx].item);
+            err |= xs_buf_append_u8(out, (uint8_t)b);
+            err |= xs_buf_append_u8(out, (uint8_t)(b >> 8));
+        }
+    }
+    if (err) {
+        out->len = at;
+        return XS_ERR_NOMEM;
+    }
+    return XS_OK;
+}
+
+xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
+                              size_t errstr_size)
+{
+    xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
+    memset(l, 0, sizeof(*l));
+    if (len < 2) {
+        xs_errstr_set(errstr, errstr_size, "neighbour lists: truncated (%zu bytes)", len);
+        return XS_ERR_DECODE;
+    }
+    if (r.p[0] != XS_LISTS_MAGIC) { /* first: another family's record is not a version */
+        xs_errstr_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')",
+                      r.p[0], XS_LISTS_MAGIC);
+        return XS_ERR_DECODE;
+    }
+    if (r.p[1] == 0) {
+        xs_errstr_set(errstr, errstr_size, "neighbour lists: version 0 is not a version");
+        return XS_ERR_DECODE;
+    }
+    if (r.p[1] > XS_LISTS_VERSION) {
+        xs_errstr_set(errstr, errstr_size,
+                      "neighbour lists: version %u is newer than this build reads (%u)", r.p[1],
+                      XS_LISTS_VERSION);
+        return XS_ERR_VERSION;
+    }
+    r.p += 2;
+    const char *why = NULL;
+    l->item = xs_wire_get_u64(&r);
+    if (!r.bad && l->item == 0)
+        why = "item key 0";
+    for (int cls = 0; cls < XS_CLASS__COUNT && !r.bad && !why; cls++) {
+        const uint8_t *at = r.p;
+        uint64_t n = xs_wire_get_varint(&r);
+        if (!r.bad && r.p - at != 1 + (n >= 128)) { /* n <= 256: one byte, or two from 128 */
+            why = "a count not in its shortest form";
+            break;
+        }
+        if (n > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
+            why = "more neighbours than the list holds";
+            break;
+        }
+        if (n * 10 > (uint64_t)(r.end - r.p)) {
+            r.bad = true;
+            break;
+        }
+        for (uint64_t i = 0; i < n && !r.bad && !why; i++) {
+            uint64_t k = xs_wire_get_u64(&r);
+            uint16_t lo = xs_wire_get_u8(&r), hi = xs_wire_get_u8(&r);
+            float f = sim_value((uint16_t)(lo | hi << 8));
+            if (k == 0 || k == l->item)
+                why = "neighbour key 0 or the list's item";
+            else if (!(f > 0) || !(f <= 3.4e38f))
+                why = "similarity not finite and positive";
+            for (uint64_t j = 0; j < i && !why; j++)
+                if (l->top[cls][j].item == k)
+                    why = "a neighbour twice in a list";
+            l->top[cls][i].item = k;
+            l->top[cls][i].sim = f;
+        }
+        l->n[cls] = (uint8_t)n;
+    }
+    if (!why && !r.bad && r.p != r.end)
+        why = "trailing bytes";
+    if (r.bad || why) {
+        memset(l, 0, sizeof(*l));
+        xs_errstr_set(errstr, errstr_size, "corrupt neighbour lists (%s)",
+                      why ? why : "truncated or out-of-range field");
+        return XS_ERR_DECODE;
+    }
+    return XS_OK;
+}
+
+int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l)
+{
+    int dropped = 0;
+    if (!it->indexed)
+        index_build(it);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        unsigned mask;
+        uint8_t *slot;
+        const uint8_t *sl = slots_of(it, cls, &mask);
+        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        xs_top_t *t = tops_of(it, (xs_class_t)cls, &slot);
+        int n = 0, cap = xs_item_top_cap((xs_class_t)cls);
+        xs_item_top_clear(it, (xs_class_t)cls);
+        for (int i = 0; i < l->n[cls] && i < cap; i++) {
+            unsigned s = slot_find(e, sl, mask, l->top[cls][i].item);
+            if (!sl[s] || slot[sl[s] - 1]) { /* not in the summary (or listed already) */
+                dropped++;
+                continue;
+            }
+            int idx = sl[s] - 1;
+            t[n] = (xs_top_t){e[idx].item, l->top[cls][i].sim, (uint8_t)idx};
+            slot[idx] = (uint8_t)(n + 1);
+            n++;
+        }
+        it->n_top[cls] = (uint8_t)n;
+    }
+    it->lists_changed = dropped > 0; /* as stored, unless an entry was dropped */
+    return dropped;
 }
 
 /* ---- similarity ------------------------------------------------------------ */

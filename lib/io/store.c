@@ -39,7 +39,8 @@ struct xs_batch {
     int count;
 };
 
-static const char *const cf_rocks_names[XS_CF__COUNT] = {"users", "items", "names", "meta"};
+static const char *const cf_rocks_names[XS_CF__COUNT] = {"users", "items", "names", "meta",
+                                                         "neighbours"};
 
 /* rocksdb::WALRecoveryMode */
 enum { WAL_ABSOLUTE = 1, WAL_POINT_IN_TIME = 2 };
@@ -83,10 +84,14 @@ static xs_err_t check_format(xs_store_t *s, char *errstr, size_t errstr_size)
                 err = XS_ERR_VERSION;
             }
         }
+        /* An older layout opened read-write is this one now (the open
+         * created the families it lacked): say so, so that older builds
+         * refuse it. Read-only, it stays as it is. */
+        if (err || val.data[2] == XS_STORE_FORMAT_VERSION || s->read_only)
+            goto out;
+    } else if (s->read_only) {
         goto out;
     }
-    if (s->read_only)
-        goto out;
     uint8_t v[11] = {'X', 'S', XS_STORE_FORMAT_VERSION};
     for (int i = 0; i < 8; i++)
         v[3 + i] = (uint8_t)((uint64_t)XS_HASH_SEED >> (8 * i));
@@ -141,15 +146,37 @@ xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, b
         rocksdb_options_destroy(s->opts);
         s->opts = n;
     }
+    int n_cf = 1, cf_of[XS_CF__COUNT + 1];
     names[0] = "default";
     cf_opts[0] = s->opts;
     for (int i = 0; i < XS_CF__COUNT; i++) {
-        names[i + 1] = cf_rocks_names[i];
-        cf_opts[i + 1] = s->opts;
+        names[n_cf] = cf_rocks_names[i];
+        cf_opts[n_cf] = s->opts;
+        cf_of[n_cf++] = i;
     }
     if (read_only) {
-        s->db = rocksdb_open_for_read_only_column_families(s->opts, dir, XS_CF__COUNT + 1, names,
-                                                           cf_opts, handles, 0, &rerr);
+        /* A state directory written before a column family existed (the
+         * `neighbours` one came with item record version 5) lacks it: open
+         * the ones it has; a missing one reads as empty. */
+        size_t n_have = 0;
+        char **have = rocksdb_list_column_families(s->opts, dir, &n_have, &rerr);
+        if (rerr) {
+            rocks_err(rerr, dir, errstr, errstr_size);
+            goto fail;
+        }
+        n_cf = 1;
+        for (int i = 0; i < XS_CF__COUNT; i++) {
+            for (size_t k = 0; k < n_have; k++) {
+                if (strcmp(have[k], cf_rocks_names[i]) == 0) {
+                    names[n_cf] = cf_rocks_names[i];
+                    cf_of[n_cf++] = i;
+                    break;
+                }
+            }
+        }
+        rocksdb_list_column_families_destroy(have, n_have);
+        s->db = rocksdb_open_for_read_only_column_families(s->opts, dir, n_cf, names, cf_opts,
+                                                           handles, 0, &rerr);
     } else {
         /* See xs_store_open() in store.h: a strict open that reports damage,
          * then, if there is any, the point-in-time one. */
@@ -173,8 +200,8 @@ xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, b
         goto fail;
     }
     rocksdb_column_family_handle_destroy(handles[0]);
-    for (int i = 0; i < XS_CF__COUNT; i++)
-        s->cf[i] = handles[i + 1];
+    for (int i = 1; i < n_cf; i++)
+        s->cf[cf_of[i]] = handles[i];
     s->ropts = rocksdb_readoptions_create();
     s->wopts = rocksdb_writeoptions_create();
     s->wopts_sync = rocksdb_writeoptions_create();
@@ -221,6 +248,8 @@ xs_err_t xs_store_get(xs_store_t *s, xs_cf_t cf, const void *key, size_t key_len
     char *rerr = NULL;
     size_t len = 0;
     *found = false;
+    if (!s->cf[cf]) /* a read-only store without this column family */
+        return XS_OK;
     rocksdb_pinnableslice_t *ps =
         rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], key, key_len, &rerr);
     if (rerr)
@@ -350,6 +379,8 @@ xs_err_t xs_store_get_offset(xs_store_t *s, const char *topic, int32_t partition
 xs_err_t xs_store_iterate(xs_store_t *s, xs_cf_t cf, xs_store_iter_fn fn, void *opaque,
                           char *errstr, size_t errstr_size)
 {
+    if (!s->cf[cf]) /* a read-only store without this column family */
+        return XS_OK;
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
     char *rerr = NULL;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -369,7 +400,8 @@ xs_err_t xs_store_iterate(xs_store_t *s, xs_cf_t cf, xs_store_iter_fn fn, void *
 void xs_store_compact(xs_store_t *s)
 {
     for (int i = 0; i < XS_CF__COUNT; i++)
-        rocksdb_compact_range_cf(s->db, s->cf[i], NULL, 0, NULL, 0);
+        if (s->cf[i])
+            rocksdb_compact_range_cf(s->db, s->cf[i], NULL, 0, NULL, 0);
 }
 
 uint64_t xs_store_size_bytes(xs_store_t *s)
@@ -378,7 +410,7 @@ uint64_t xs_store_size_bytes(xs_store_t *s)
     static const char *const props[] = {"rocksdb.total-sst-files-size",
                                         "rocksdb.cur-size-all-mem-tables"};
     for (int i = 0; i < XS_CF__COUNT; i++) {
-        for (size_t k = 0; k < XS_ARRAY_SIZE(props); k++) {
+        for (size_t k = 0; s->cf[i] && k < XS_ARRAY_SIZE(props); k++) {
             char *v = rocksdb_property_value_cf(s->db, s->cf[i], props[k]);
             if (v) {
                 total += strtoull(v, NULL, 10);
@@ -392,6 +424,8 @@ uint64_t xs_store_size_bytes(xs_store_t *s)
 uint64_t xs_store_cf_sst_bytes(xs_store_t *s, xs_cf_t cf)
 {
     uint64_t total = 0;
+    if (!s->cf[cf])
+        return 0;
     char *v = rocksdb_property_value_cf(s->db, s->cf[cf], "rocksdb.total-sst-files-size");
     if (v) {
         total = strtoull(v, NULL, 10);

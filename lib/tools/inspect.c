@@ -273,6 +273,38 @@ static xs_err_t format_user(const uint8_t *k, size_t kl, const uint8_t *v, size_
     return XS_OK;
 }
 
+static xs_err_t format_lists(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                             xs_buf_t *out)
+{
+    char why[160] = "";
+    if (kl != 8)
+        return corrupt(out, XS_CF_NEIGHBOURS, k, kl, v, vl, "key is not 8 bytes", XS_ERR_DECODE);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    if (!l)
+        return XS_ERR_NOMEM;
+    xs_err_t err = xs_item_lists_decode(l, v, vl, why, sizeof(why));
+    uint64_t h = be64(k);
+    if (!err && l->item != h) {
+        snprintf(why, sizeof(why), "the record is item %016" PRIx64 "'s", l->item);
+        err = XS_ERR_DECODE;
+    }
+    if (err) {
+        free(l);
+        return corrupt(out, XS_CF_NEIGHBOURS, k, kl, v, vl, why, err);
+    }
+    /* the lists in stored order, by neighbour key */
+    xs_buf_printf(out, "neighbours %016" PRIx64 " bought=%u viewed=%u\n", h, l->n[XS_CLASS_BOUGHT],
+                  l->n[XS_CLASS_VIEWED]);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++)
+        for (int i = 0; i < l->n[cls]; i++)
+            xs_buf_printf(out,
+                          "neighbours %016" PRIx64 " %s-list %d other=%016" PRIx64 " sim=%.9g\n", h,
+                          cls == XS_CLASS_BOUGHT ? "bought" : "viewed", i, l->top[cls][i].item,
+                          (double)l->top[cls][i].sim);
+    free(l);
+    return XS_OK;
+}
+
 xs_err_t xs_inspect_format_record(xs_cf_t cf, const void *key, size_t key_len, const void *val,
                                   size_t val_len, xs_buf_t *out)
 {
@@ -285,6 +317,8 @@ xs_err_t xs_inspect_format_record(xs_cf_t cf, const void *key, size_t key_len, c
         return format_item(key, key_len, val, val_len, out);
     case XS_CF_USERS:
         return format_user(key, key_len, val, val_len, out);
+    case XS_CF_NEIGHBOURS:
+        return format_lists(key, key_len, val, val_len, out);
     default:
         return XS_ERR_INVALID;
     }
@@ -323,7 +357,8 @@ static int dump_one(void *opaque, const void *key, size_t key_len, const void *v
 
 xs_err_t xs_inspect_dump(xs_store_t *s, FILE *out, char *errstr, size_t errstr_size)
 {
-    static const xs_cf_t order[] = {XS_CF_META, XS_CF_NAMES, XS_CF_ITEMS, XS_CF_USERS};
+    static const xs_cf_t order[] = {XS_CF_META, XS_CF_NAMES, XS_CF_ITEMS, XS_CF_NEIGHBOURS,
+                                    XS_CF_USERS};
     dump_ctx_t d = {.out = out};
     xs_err_t err = XS_OK;
     fprintf(out, "# xsell state dump v1\n");
@@ -560,6 +595,29 @@ static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_ite
     }
     if ((err = xs_item_decode(*it, val.data, val.len, errstr, errstr_size)))
         goto out;
+    if (xs_item_lists_apart(val.data, val.len)) { /* the lists, as the engine loads them */
+        xs_item_lists_t *l = malloc(sizeof(*l));
+        xs_buf_reset(&val);
+        if (!l) {
+            err = XS_ERR_NOMEM;
+            xs_errstr_set(errstr, errstr_size, "out of memory");
+            goto out;
+        }
+        if (!(err = xs_store_get(s, XS_CF_NEIGHBOURS, key, 8, &val, &found, errstr, errstr_size)) &&
+            found && !(err = xs_item_lists_decode(l, val.data, val.len, errstr, errstr_size))) {
+            if (l->item != h) {
+                err = XS_ERR_DECODE;
+                xs_errstr_set(errstr, errstr_size,
+                              "neighbours/%016" PRIx64 ": the record is item %016" PRIx64 "'s", h,
+                              l->item);
+            } else {
+                xs_item_lists_apply(*it, l);
+            }
+        }
+        free(l);
+        if (err)
+            goto out;
+    }
     xs_buf_reset(&val);
     if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr, errstr_size)))
         goto out;

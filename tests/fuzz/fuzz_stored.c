@@ -1,14 +1,17 @@
 /*
  * libFuzzer target: the stored-format decoders on arbitrary bytes.
  *
- * Input layout: byte 0 picks the column family (users, items, names, meta),
- * byte 1 the key length (0..15), then the key, then the value. The value
- * goes through the decoder of its family (xs_profile_decode,
- * xs_item_decode, xs_name_decode, xs_globals_decode) and the whole record
+ * Input layout: byte 0 picks the column family (users, items, names, meta,
+ * neighbours), byte 1 the key length (0..15), then the key, then the value.
+ * The value goes through the decoder of its family (xs_profile_decode,
+ * xs_item_decode, xs_name_decode, xs_globals_decode, xs_item_lists_decode)
+ * and the whole record
  * through xs_inspect_format_record(), the canonical dump formatter.
  * Properties beyond "no crash, no leak, no undefined behaviour": a value
  * that decodes re-encodes, and decoding that encoding and encoding again
  * gives the same bytes (the stored formats are stable under round trips).
+ * Neighbour lists that decode, applied onto a summary holding their keys,
+ * drop nothing and encode to the input's bytes.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +21,24 @@
 #include "xsell/inspect.h"
 #include "xsell/profile.h"
 #include "xsell/sketch.h"
+
+static void fuzz_lists(const uint8_t *v, size_t n)
+{
+    static xs_item_lists_t l;
+    static xs_item_t it;
+    xs_buf_t b = {0};
+    if (xs_item_lists_decode(&l, v, n, NULL, 0) == XS_OK) {
+        xs_item_init(&it);
+        for (int cls = 0; cls < XS_CLASS__COUNT; cls++)
+            for (int i = 0; i < l.n[cls]; i++)
+                if (xs_item_add_pair(&it, (xs_class_t)cls, l.top[cls][i].item) != i)
+                    abort();
+        if (xs_item_lists_apply(&it, &l) != 0 || xs_item_lists_encode(&it, l.item, &b) != XS_OK ||
+            b.len != n || memcmp(b.data, v, n) != 0)
+            abort();
+    }
+    xs_buf_free(&b);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -76,6 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case XS_CF_ITEMS:
         fuzz_item(val, vlen);
+        break;
+    case XS_CF_NEIGHBOURS:
+        fuzz_lists(val, vlen);
         break;
     case XS_CF_NAMES: {
         xs_name_rec_t n = {0};

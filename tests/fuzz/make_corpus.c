@@ -181,6 +181,14 @@ static int stored_seeds(const char *dir)
         if (xs_item_encode(&it, &b) != XS_OK)
             return 1;
         rc |= stored_seed(dir, 1, key8, 8, b.data, b.len);
+        /* its neighbour lists */
+        for (int cls = 0; cls < XS_CLASS__COUNT; cls++)
+            for (int i = 0; i < it.n_pairs[cls] && i < 10; i++)
+                xs_item_top_set(&it, (xs_class_t)cls, i, 1.0 + i);
+        xs_buf_reset(&b);
+        if (xs_item_lists_encode(&it, UINT64_C(0x0102030405060708), &b) != XS_OK)
+            return 1;
+        rc |= stored_seed(dir, 4, key8, 8, b.data, b.len);
     }
     /* A name with a title: 'N' 1 varint len id varint len title. */
     static const uint8_t name[] = {'N', 1,   6,   'c', 'a', 'm', 'e', 'r', 'a', 11, 'C',

@@ -14,6 +14,7 @@
 #include "xsell/engine.h"
 #include "xsengine.h"
 #include "xsell/hash.h"
+#include "xsell/sketch.h"
 
 #define T0 XSE_T0
 
@@ -679,6 +680,121 @@ static void test_flush_and_reload(void **state)
     free(m);
 }
 
+/* Puts into the kv_map_t, counting puts and deletes per column family. */
+static int put_count[XS_CF__COUNT], del_count[XS_CF__COUNT];
+static xs_err_t track_put(void *opaque, xs_cf_t cf, const void *key, size_t klen, const void *val,
+                          size_t vlen)
+{
+    (val ? put_count : del_count)[cf]++;
+    return map_put(opaque, cf, key, klen, val, vlen);
+}
+
+static void track_flush(xs_engine_t *e, kv_map_t *m)
+{
+    memset(put_count, 0, sizeof(put_count));
+    memset(del_count, 0, sizeof(del_count));
+    assert_int_equal(xs_engine_flush(e, track_put, m, NULL, 0), XS_OK);
+}
+
+static bool kv_has(const kv_map_t *m, xs_cf_t cf, const char *item_id)
+{
+    uint8_t key[8];
+    xs_key_u64(key, xs_hash_str(item_id));
+    for (int i = 0; i < m->n; i++)
+        if (m->recs[i].cf == (int)cf && m->recs[i].klen == 8 && !memcmp(m->recs[i].key, key, 8))
+            return true;
+    return false;
+}
+
+/* An item's bought list as an engine reads it: "lens:2.5 ..." */
+static void list_text(xs_engine_t *e, const char *item_id, char *out, size_t size)
+{
+    xs_neighbour_t *v = NULL;
+    int n = 0;
+    assert_int_equal(xs_engine_item_list(e, item_id, XS_CLASS_BOUGHT, 64, &v, &n, NULL, 0), XS_OK);
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        size_t at = strlen(out);
+        snprintf(out + at, size - at, "%s:%a ", v[i].item_id, v[i].similarity);
+    }
+    xs_neighbours_free(v, n);
+}
+
+static xs_engine_t *engine_on(kv_map_t *m, xs_backend_t *be)
+{
+    xs_engine_opts_t o;
+    xs_engine_opts_default(&o);
+    *be = (xs_backend_t){m, map_get};
+    o.backend = be;
+    xs_engine_t *e = xs_engine_new(&o, NULL, 0);
+    assert_non_null(e);
+    return e;
+}
+
+/* An item's `neighbours` record is written when its lists changed since
+ * stored, not every time its summary is; none for empty lists; a stored one
+ * whose lists became empty is deleted. The store stays exact: an engine
+ * reading it has the lists of the one that wrote it. */
+static void test_neighbours_record_only_when_lists_change(void **state)
+{
+    (void)state;
+    kv_map_t *m = calloc(1, sizeof(*m));
+    xs_backend_t be;
+    xs_engine_t *e = engine_on(m, &be);
+    const char *cl[] = {"camera", "lens", NULL}, *solo[] = {"solo", NULL},
+               *cam[] = {"camera", NULL};
+    xse_basket(e, "u-1", cl);
+    xse_basket(e, "u-2", cl);
+    xse_basket(e, "u-3", solo);
+    track_flush(e, m);
+    assert_int_equal(put_count[XS_CF_ITEMS], 3);
+    assert_int_equal(put_count[XS_CF_NEIGHBOURS], 2); /* camera, lens: not solo */
+    assert_true(kv_has(m, XS_CF_ITEMS, "solo"));
+    assert_false(kv_has(m, XS_CF_NEIGHBOURS, "solo"));
+    assert_true(kv_has(m, XS_CF_NEIGHBOURS, "camera"));
+
+    /* a new buyer of the camera alone: its counts move, its lists do not */
+    xse_basket(e, "u-4", cam);
+    track_flush(e, m);
+    assert_int_equal(put_count[XS_CF_ITEMS], 1);
+    assert_int_equal(put_count[XS_CF_NEIGHBOURS] + del_count[XS_CF_NEIGHBOURS], 0);
+    char live[512], stored[512];
+    list_text(e, "camera", live, sizeof(live));
+    assert_true(strlen(live) > 0);
+    xs_backend_t be2;
+    xs_engine_t *r = engine_on(m, &be2);
+    list_text(r, "camera", stored, sizeof(stored));
+    assert_string_equal(stored, live);
+    xs_engine_destroy(r);
+    xs_engine_destroy(e);
+
+    /* the camera's stored lists name only an item its summary no longer
+     * holds: they load empty; stored again (the camera changed), the record
+     * is deleted */
+    xs_item_t *it = malloc(sizeof(*it));
+    xs_item_init(it);
+    xs_item_add_pair(it, XS_CLASS_BOUGHT, xs_hash_str("ghost"));
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 1.0);
+    xs_buf_t b = {0};
+    assert_int_equal(xs_item_lists_encode(it, xs_hash_str("camera"), &b), XS_OK);
+    uint8_t key[8];
+    xs_key_u64(key, xs_hash_str("camera"));
+    assert_int_equal(map_put(m, XS_CF_NEIGHBOURS, key, 8, b.data, b.len), XS_OK);
+    e = engine_on(m, &be);
+    list_text(e, "camera", live, sizeof(live));
+    assert_string_equal(live, "");
+    xse_basket(e, "u-5", cam);
+    track_flush(e, m);
+    assert_int_equal(put_count[XS_CF_ITEMS], 1);
+    assert_int_equal(put_count[XS_CF_NEIGHBOURS], 0);
+    assert_int_equal(del_count[XS_CF_NEIGHBOURS], 1);
+    assert_false(kv_has(m, XS_CF_NEIGHBOURS, "camera"));
+    xs_engine_destroy(e);
+    xs_buf_free(&b);
+    free(it);
+    kv_free(m);
+}
+
 /* ---- a session joins its user ------------------------------------------------------------ */
 
 static const kv_rec_t *kv_find_rec(const kv_map_t *m, int cf, const uint8_t *key, size_t klen)
@@ -1171,6 +1287,7 @@ int main(void)
         cmocka_unit_test(test_bought_item_not_suggested),
         cmocka_unit_test(test_duplicate_event_ignored),
         cmocka_unit_test(test_flush_and_reload),
+        cmocka_unit_test(test_neighbours_record_only_when_lists_change),
         cmocka_unit_test(test_flush_hands_each_dirty_record_once),
         cmocka_unit_test(test_snapshot_is_the_state_when_it_began),
         cmocka_unit_test(test_session_joins_user_on_login),

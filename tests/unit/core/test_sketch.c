@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "xsell/sketch.h"
+#include "xsell/store_records.h"
 
 static uint64_t rng_state = 42;
 
@@ -221,9 +222,20 @@ static void test_item_round_trip_and_bound(void **state)
     xs_buf_t buf = {0};
     assert_int_equal(xs_item_encode(a, &buf), XS_OK);
     print_message("worst-case item record: %zu bytes\n", buf.len);
-    assert_int_equal(buf.len, 3899); /* the worst case stated in sketch.h */
+    assert_int_equal(buf.len, 3513); /* the worst case stated in sketch.h */
     assert_true(buf.len <= 4096);
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    /* version 5: the lists are the neighbours record's, not the item's */
+    assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 0);
+    assert_int_equal(b->n_top[XS_CLASS_VIEWED], 0);
+    xs_buf_t lbuf = {0};
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_lists_encode(a, 5, &lbuf), XS_OK);
+    assert_true(lbuf.len <= 4096);
+    assert_int_equal(xs_item_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    xs_buf_free(&lbuf);
+    free(l);
     assert_true(b->category == a->category);
     assert_int_equal(b->flags, a->flags);
     assert_memory_equal(b->n_users, a->n_users, sizeof(a->n_users));
@@ -248,6 +260,213 @@ static void test_item_round_trip_and_bound(void **state)
     xs_buf_free(&buf);
     free(a);
     free(b);
+}
+
+/* The stored neighbour lists: full lists round-trip through keys and back to
+ * the same positions, in the same order, at the bound sketch.h states; a
+ * key the summary no longer holds drops its entry; the decoder is strict. */
+static void test_item_lists_round_trip(void **state)
+{
+    (void)state;
+    xs_item_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+    xs_item_init(a);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        for (int k = 0; k < 3 * XS_SKETCH_BOUGHT_CAP; k++)
+            for (int r = 0; r < (k % 7) + 1; r++)
+                xs_item_add_pair(a, (xs_class_t)cls, rng());
+        for (int k = 0; k < a->n_pairs[cls]; k++)
+            xs_item_top_set(a, (xs_class_t)cls, k, 1.0 + (k * 7919) % 1000);
+    }
+    assert_int_equal(a->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT);
+    assert_int_equal(a->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
+    xs_buf_t buf = {0}, buf2 = {0};
+    assert_int_equal(xs_item_lists_encode(a, 0, &buf), XS_ERR_INVALID);
+    assert_int_equal(buf.len, 0);
+    assert_int_equal(xs_item_lists_encode(a, 77, &buf), XS_OK);
+    print_message("worst-case lists record: %zu bytes\n", buf.len);
+    assert_int_equal(buf.len, 1292); /* the worst case stated in sketch.h */
+    assert_int_equal(buf.data[0], 'T');
+    assert_int_equal(buf.data[1], XS_LISTS_VERSION);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    char errstr[128];
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)), XS_OK);
+    assert_true(l->item == 77);
+    /* onto the summary alone (lists cleared): the same lists, same order */
+    memcpy(b, a, sizeof(*a));
+    xs_item_top_clear(b, XS_CLASS_BOUGHT);
+    xs_item_top_clear(b, XS_CLASS_VIEWED);
+    b->indexed = false;
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
+        int na, nb;
+        const xs_top_t *ta = xs_item_top(a, (xs_class_t)cls, &na);
+        const xs_top_t *tb = xs_item_top(b, (xs_class_t)cls, &nb);
+        assert_int_equal(na, nb);
+        for (int i = 0; i < na; i++) {
+            assert_int_equal(ta[i].idx, tb[i].idx);
+            assert_true(ta[i].item == tb[i].item);
+            assert_true(ta[i].sim == tb[i].sim);
+        }
+    }
+    assert_int_equal(xs_item_lists_encode(b, 77, &buf2), XS_OK);
+    assert_int_equal(buf2.len, buf.len);
+    assert_memory_equal(buf2.data, buf.data, buf.len);
+    /* the summary lost a listed neighbour: its entry drops, the rest stay */
+    uint64_t gone = a->bought[a->top_bought[3].idx].item;
+    xs_item_t *c = malloc(sizeof(*c));
+    xs_item_init(c);
+    for (int i = 0; i < a->n_pairs[XS_CLASS_BOUGHT]; i++)
+        if (a->bought[i].item != gone)
+            xs_item_add_pair(c, XS_CLASS_BOUGHT, a->bought[i].item);
+    assert_int_equal(xs_item_lists_apply(c, l), 1 + XS_TOP_VIEWED);
+    assert_int_equal(c->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT - 1);
+    assert_int_equal(c->n_top[XS_CLASS_VIEWED], 0);
+    for (int i = 0; i < c->n_top[XS_CLASS_BOUGHT]; i++)
+        assert_true(c->bought[c->top_bought[i].idx].item == c->top_bought[i].item);
+    /* strict: every proper prefix, a trailing byte, a newer version, version
+     * 0, another magic, key 0, a neighbour twice, a zero similarity */
+    for (size_t n = 0; n < buf.len; n++)
+        assert_int_equal(xs_item_lists_decode(l, buf.data, n, NULL, 0), XS_ERR_DECODE);
+    xs_buf_append_u8(&buf, 0);
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(l->n[0], 0);
+    buf.len--;
+    buf.data[1] = XS_LISTS_VERSION + 1;
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_VERSION);
+    assert_non_null(strstr(errstr, "version 2 is newer than this build reads (1)"));
+    buf.data[1] = 0;
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    buf.data[1] = XS_LISTS_VERSION;
+    buf.data[0] = 'I';
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    buf.data[0] = 'T';
+    memcpy(buf2.data, buf.data, buf.len);
+    memset(buf2.data + 2, 0, 8); /* the list's item */
+    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    memcpy(buf2.data, buf.data, buf.len);
+    memcpy(buf2.data + 11 + 10, buf2.data + 11, 8); /* entry 1's key = entry 0's */
+    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "twice"));
+    /* a count in more bytes than it needs (0 as 80 00) would not encode back */
+    static const uint8_t overlong[] = {'T', 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0};
+    assert_int_equal(xs_item_lists_decode(l, overlong, sizeof(overlong), errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "shortest form"));
+    assert_int_equal(xs_item_lists_decode(l, overlong, 2 + 8, NULL, 0), XS_ERR_DECODE);
+    static const uint8_t empty[] = {'T', 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(xs_item_lists_decode(l, empty, sizeof(empty), NULL, 0), XS_OK);
+    memcpy(buf2.data, buf.data, buf.len);
+    buf2.data[11 + 8] = buf2.data[11 + 9] = 0; /* entry 0's similarity 0 */
+    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
+    xs_buf_free(&buf);
+    xs_buf_free(&buf2);
+    free(l);
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* The store's records each have their own magic: a record read from another
+ * family (a names record by the neighbours decoder, a neighbours record by
+ * the names or items decoder) is a clear error, not a version or fields
+ * misread. */
+static void test_item_lists_other_families(void **state)
+{
+    (void)state;
+    char errstr[160];
+    xs_buf_t names = {0}, lists = {0};
+    xs_name_rec_t n = {.id = "camera", .title = "Camera", .family = 7};
+    assert_int_equal(xs_name_encode(&n, &names), XS_OK);
+    xs_item_t *it = malloc(sizeof(*it));
+    xs_item_init(it);
+    xs_item_add_pair(it, XS_CLASS_BOUGHT, 0x11);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0);
+    assert_int_equal(xs_item_lists_encode(it, 0x44, &lists), XS_OK);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_string_equal(errstr, "not neighbour lists (magic 0x4e, expected 'T')");
+    assert_int_equal(xs_name_decode(&n, lists.data, lists.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "not a name record"));
+    assert_null(n.id);
+    assert_int_equal(xs_item_decode(it, lists.data, lists.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_non_null(strstr(errstr, "not an item sketch"));
+    xs_buf_reset(&names);
+    assert_int_equal(xs_item_encode(it, &names), XS_OK); /* an items record */
+    assert_int_equal(xs_item_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
+                     XS_ERR_DECODE);
+    assert_string_equal(errstr, "not neighbour lists (magic 0x49, expected 'T')");
+    xs_buf_free(&names);
+    xs_buf_free(&lists);
+    free(l);
+    free(it);
+}
+
+/* lists_changed: set by every change of a list, and only by one (the
+ * engine writes an item's neighbours record only when it is set). */
+static void test_item_lists_changed(void **state)
+{
+    (void)state;
+    xs_item_t *it = malloc(sizeof(*it));
+    xs_item_init(it);
+    assert_false(it->lists_changed);
+    for (int k = 0; k < 4; k++)
+        xs_item_add_pair(it, XS_CLASS_BOUGHT, 0x10 + (uint64_t)k);
+    assert_false(it->lists_changed);              /* the summary is not the lists */
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* added */
+    assert_true(it->lists_changed);
+    it->lists_changed = false;
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* the same similarity */
+    assert_false(it->lists_changed);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.001); /* the same bfloat16 */
+    assert_false(it->lists_changed);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.5); /* another */
+    assert_true(it->lists_changed);
+    it->lists_changed = false;
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 1, 0); /* not listed, stays out */
+    xs_item_top_clear(it, XS_CLASS_VIEWED);     /* empty already */
+    assert_false(it->lists_changed);
+    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 0); /* dropped */
+    assert_true(it->lists_changed);
+    /* a full list: a stronger entry replaces the weakest, a weaker one
+     * changes nothing */
+    xs_item_t *b = malloc(sizeof(*b));
+    xs_item_init(b);
+    for (int k = 0; k < XS_TOP_BOUGHT + 2; k++) {
+        xs_item_add_pair(b, XS_CLASS_BOUGHT, 0x100 + (uint64_t)k);
+        if (k < XS_TOP_BOUGHT)
+            xs_item_top_set(b, XS_CLASS_BOUGHT, k, 10.0 + k);
+    }
+    b->lists_changed = false;
+    xs_item_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT, 1.0);
+    assert_false(b->lists_changed);
+    xs_item_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT + 1, 1000.0);
+    assert_true(b->lists_changed);
+    b->lists_changed = false;
+    xs_item_top_clear(b, XS_CLASS_BOUGHT);
+    assert_true(b->lists_changed);
+    /* a summary entry replaced while listed: its list entry drops */
+    xs_item_init(b);
+    for (int k = 0; k < XS_SKETCH_VIEWED_CAP; k++)
+        xs_item_add_pair(b, XS_CLASS_VIEWED, 0x1000 + (uint64_t)k);
+    for (int k = 0; k < XS_SKETCH_VIEWED_CAP && b->n_top[XS_CLASS_VIEWED] < XS_TOP_VIEWED; k++)
+        xs_item_top_set(b, XS_CLASS_VIEWED, k, 1.0);
+    b->lists_changed = false;
+    uint64_t x = 0x900000;
+    int at = -1;
+    while (at < 0 || !b->lists_changed) { /* entries of count 1 are replaced */
+        at = xs_item_add_pair(b, XS_CLASS_VIEWED, x++);
+        if (at >= 0 && !b->lists_changed)
+            assert_true(at >= XS_TOP_VIEWED); /* an unlisted one */
+    }
+    assert_true(at < XS_TOP_VIEWED);
+    free(b);
+    free(it);
 }
 
 /* A version 2 record (SpaceSaving, no pair totals, lists ranked with the
@@ -295,11 +514,91 @@ static void test_item_version_2_migrates(void **state)
     xs_item_t *b = malloc(sizeof(*b));
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     assert_int_equal(xs_item_pair_total(b, XS_CLASS_BOUGHT), 13);
-    size_t at = 3 + 8 + 2 + 1 + 2 * 9 + 1 + 1; /* after the bought list and sweep */
+    size_t at = 3 + 8 + 2 + 1 + 2 * 9 + 1; /* after the bought entries and sweep */
     assert_int_equal(buf.data[at], 13);
     buf.data[at] = 10; /* below 7 + 4 */
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     xs_buf_free(&buf);
+    free(b);
+    free(it);
+}
+
+/* A version 4 record (lists by sketch position, inside the item record)
+ * decodes into summary and lists; written again it is version 5 without
+ * them, and the neighbours record carries them back to the same positions. */
+static void test_item_version_4_lists(void **state)
+{
+    (void)state;
+    static const uint8_t v4[] = {'I',  4,    XS_ITEM_F_CATALOG,
+                                 0,    0,    0,
+                                 0,    0,    0,
+                                 0,    0, /* flags, category */
+                                 7,    3, /* n_bought, n_viewed */
+                                 2,       /* bought entries */
+                                 0x11, 0,    0,
+                                 0,    0,    0,
+                                 0,    0,    9, /* item 0x11: 9 */
+                                 0x22, 0,    0,
+                                 0,    0,    0,
+                                 0,    0,    4, /* item 0x22: 4 */
+                                 2,    1,    0x80,
+                                 0x3f, 0,    0x00,
+                                 0x40,     /* list: 0x22 sim 1.0, 0x11 sim 2.0 */
+                                 1,    13, /* sweep, total */
+                                 1,    0x33, 0,
+                                 0,    0,    0,
+                                 0,    0,    0,
+                                 2, /* viewed: item 0x33: 2 */
+                                 1,    0,    0x40,
+                                 0x40,    /* list: 0x33 sim 3.0 */
+                                 0,    2, /* sweep, total */
+                                 5};      /* scored_at */
+    xs_item_t *it = malloc(sizeof(*it)), *b = malloc(sizeof(*b));
+    char errstr[128];
+    /* the version 4 decoder refuses duplicate or out-of-range positions and
+     * bad similarities (the bought list: its count at 32, entries at 33, 36) */
+    uint8_t bad[sizeof(v4)];
+    memcpy(bad, v4, sizeof(v4));
+    bad[36] = bad[33]; /* second position = first */
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    bad[36] = 2; /* out of range: two entries */
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    bad[36] = 0;
+    memset(&bad[37], 0xff, 2); /* a NaN similarity */
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    memcpy(bad, v4, sizeof(v4));
+    bad[36] = 0;
+    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_OK);
+    assert_int_equal(xs_item_decode(it, v4, sizeof(v4), errstr, sizeof(errstr)), XS_OK);
+    assert_true(it->lists_changed); /* not in a neighbours record yet */
+    assert_int_equal(it->n_top[XS_CLASS_BOUGHT], 2);
+    assert_int_equal(it->top_bought[0].idx, 1);
+    assert_true(it->top_bought[0].item == 0x22 && it->top_bought[0].sim == 1.0f);
+    assert_true(it->top_bought[1].item == 0x11 && it->top_bought[1].sim == 2.0f);
+    assert_int_equal(it->n_top[XS_CLASS_VIEWED], 1);
+    assert_true(it->top_viewed[0].item == 0x33 && it->top_viewed[0].sim == 3.0f);
+    assert_true(it->scored_at == 5);
+    assert_int_equal(xs_item_pair_total(it, XS_CLASS_BOUGHT), 13);
+    xs_buf_t buf = {0}, lbuf = {0};
+    assert_int_equal(xs_item_encode(it, &buf), XS_OK);
+    assert_int_equal(buf.data[1], 5);
+    assert_int_equal(buf.len, sizeof(v4) - 1 - 6 - 1 - 3); /* no list fields */
+    assert_int_equal(xs_item_lists_encode(it, 0x44, &lbuf), XS_OK);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 0);
+    assert_false(b->lists_changed);
+    assert_int_equal(xs_item_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    assert_false(b->lists_changed); /* as stored */
+    assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 2);
+    assert_memory_equal(b->top_bought, it->top_bought, 2 * sizeof(it->top_bought[0]));
+    assert_int_equal(b->n_top[XS_CLASS_VIEWED], 1);
+    assert_memory_equal(b->top_viewed, it->top_viewed, sizeof(it->top_viewed[0]));
+    assert_true(b->scored_at == 5);
+    xs_buf_free(&buf);
+    xs_buf_free(&lbuf);
+    free(l);
     free(b);
     free(it);
 }
@@ -446,26 +745,19 @@ static void test_top_lists(void **state)
     }
     assert_false(listed);
     assert_true(n == before || n == before - 1);
-    /* the decoder refuses duplicate or out-of-range positions and bad similarities */
+    /* stored (summary and lists records) and loaded, the same list */
     xs_buf_t buf = {0};
     assert_int_equal(xs_item_encode(it, &buf), XS_OK);
     xs_item_t *b = malloc(sizeof(*b));
     assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    xs_buf_reset(&buf);
+    assert_int_equal(xs_item_lists_encode(it, 1, &buf), XS_OK);
+    xs_item_lists_t *l = malloc(sizeof(*l));
+    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    free(l);
+    assert_int_equal(b->n_top[XS_CLASS_VIEWED], n);
     assert_memory_equal(b->top_viewed, it->top_viewed, sizeof(it->top_viewed[0]) * (size_t)n);
-    /* locate the viewed list: its count byte follows the viewed entries */
-    /* scored_at 0 (1 byte), pair total (a varint), sweep, list, count */
-    size_t total_len = 1;
-    for (uint64_t v = it->pair_total[XS_CLASS_VIEWED]; v >= 128; v >>= 7)
-        total_len++;
-    size_t at = buf.len - 1 - total_len - 1 - (size_t)n * 3 - 1;
-    assert_int_equal(buf.data[at], n);
-    buf.data[at + 1 + 3] = buf.data[at + 1]; /* second position = first */
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
-    buf.data[at + 1 + 3] = XS_SKETCH_VIEWED_CAP; /* out of range */
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
-    buf.data[at + 1 + 3] = (uint8_t)((buf.data[at + 1] + 1) % XS_SKETCH_VIEWED_CAP);
-    memset(&buf.data[at + 1 + 1], 0xff, 2); /* a NaN similarity */
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     xs_buf_free(&buf);
     free(b);
     free(it);
@@ -560,9 +852,13 @@ int main(void)
         cmocka_unit_test(test_spacesaving_zipf_0_8),
         cmocka_unit_test(test_popular_item_keeps_heavy_hitters),
         cmocka_unit_test(test_item_version_2_migrates),
+        cmocka_unit_test(test_item_version_4_lists),
         cmocka_unit_test(test_llr_hand_computed),
         cmocka_unit_test(test_similarities),
         cmocka_unit_test(test_item_round_trip_and_bound),
+        cmocka_unit_test(test_item_lists_round_trip),
+        cmocka_unit_test(test_item_lists_other_families),
+        cmocka_unit_test(test_item_lists_changed),
         cmocka_unit_test(test_min_search_matches_full_scan),
         cmocka_unit_test(test_top_lists),
         cmocka_unit_test(test_top_list_matches_reference),
