@@ -201,9 +201,10 @@ const xs_ss_entry_t *xs_item_stage_pairs(xs_item_stage_t *s, const xs_item_t *it
  * for a scorer whose parameters rank otherwise than the lists, and the
  * reference mode. *out: the stage's scratch, valid until its next call.
  */
-xs_err_t xs_item_stage_rank(xs_item_stage_t *s, const xs_item_t *it, struct xs_hmap *exact,
-                            xs_class_t cls, const xs_params_t *P, const xs_totals_t *totals,
-                            const xs_scored_t **out, int *n, char *errstr, size_t errstr_size);
+xs_err_t xs_item_stage_rank(xs_item_stage_t *s, const xs_item_t *it, uint64_t self,
+                            struct xs_hmap *exact, xs_class_t cls, const xs_params_t *P,
+                            const xs_totals_t *totals, const xs_scored_t **out, int *n,
+                            char *errstr, size_t errstr_size);
 
 /* The count a neighbour needs (model.min_support, or from the item's pairs
  * and partners when 0). */

@@ -674,8 +674,8 @@ static xs_err_t view_rank(void *opaque, const xs_item_t *it, xs_class_t cls, con
                           const xs_scored_t **out, int *n, char *errstr, size_t errstr_size)
 {
     xs_engine_t *e = opaque;
-    return xs_item_stage_rank(e->item_stage, it, item_of(it)->exact, cls, P, &e->totals, out, n,
-                              errstr, errstr_size);
+    return xs_item_stage_rank(e->item_stage, it, item_of(it)->item, item_of(it)->exact, cls, P,
+                              &e->totals, out, n, errstr, errstr_size);
 }
 
 static xs_err_t view_catalog(void *opaque, uint64_t h, xs_scorer_catalog_t *out, char *errstr,

@@ -112,11 +112,19 @@ uint32_t xs_item_stage_support_min(const xs_params_t *P, uint64_t pairs, int par
                                                                                               : 1;
 }
 
-/* Similarity of a sketch entry of item i (n_i pairs) with n_j, n_all. */
-static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entry_t *en, double n_i,
-                        double n_j, double n_all)
+/*
+ * Similarity of a sketch entry of item i (n_i pairs) with n_j, n_all; back:
+ * the neighbour's own summary's lower bound of the same pair count (0 when
+ * not known). Both summaries hold a lower bound of one count, and the larger
+ * is the better: a best seller's summary, with thousands of partners,
+ * under-counts a middling partner whose own summary counts the pair exactly.
+ */
+static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entry_t *en,
+                        uint32_t back, double n_i, double n_j, double n_all)
 {
     uint32_t cnt = en->count - en->err; /* guaranteed lower bound */
+    if (back > cnt)
+        cnt = back;
     if (cnt < min_sup)
         return 0;
     return xs_similarity(P->similarity, cnt, n_i, n_j, n_all, P->llr_min);
@@ -124,36 +132,42 @@ static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entr
 
 /* Re-ranks the entry at idx of it's list after a co-occurrence with j. */
 static void top_update(const xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int idx, double n_j,
-                       double n_all)
+                       uint32_t back, double n_all)
 {
     const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[idx];
     uint64_t n_i = xs_item_pair_total(it, cls);
     xs_item_top_set(it, cls, idx,
                     entry_sim(s->P, xs_item_stage_support_min(s->P, n_i, it->n_pairs[cls]), en,
-                              (double)n_i, n_j, n_all));
+                              back, (double)n_i, n_j, n_all));
 }
 
-/* Similarity of a sketch entry of it (of `partners` entries) with the
- * neighbour's current pair total (the entry's count when the neighbour is
- * unknown). */
+/* Similarity of a sketch entry of it (item `self`, of `partners` entries)
+ * with the neighbour's current pair total (the entry's count when the
+ * neighbour is unknown) and the neighbour's own count of the pair. */
 static xs_err_t current_sim(xs_item_stage_t *s, const xs_params_t *P, const xs_item_t *it,
-                            xs_class_t cls, int partners, const xs_ss_entry_t *en, double n_all,
-                            double *sim, char *errstr, size_t errstr_size)
+                            uint64_t self, xs_class_t cls, int partners, const xs_ss_entry_t *en,
+                            double n_all, double *sim, char *errstr, size_t errstr_size)
 {
     xs_item_t *cj = NULL;
     xs_err_t err = s->acc.get(s->acc.opaque, en->item, false, &cj, NULL, errstr, errstr_size);
     if (err)
         return err;
     double n_j = cj ? (double)xs_item_pair_total(cj, cls) : en->count - en->err;
+    uint32_t back = 0;
+    if (cj && self && !s->exact) {
+        uint32_t e = 0, c = xs_item_pair_count(cj, cls, self, &e);
+        back = c - e;
+    }
     uint64_t n_i = xs_item_pair_total(it, cls);
-    *sim = entry_sim(P, xs_item_stage_support_min(P, n_i, partners), en, (double)n_i, n_j, n_all);
+    *sim = entry_sim(P, xs_item_stage_support_min(P, n_i, partners), en, back, (double)n_i, n_j,
+                     n_all);
     return XS_OK;
 }
 
 /* Re-scores the sketch entry at the item's sweep cursor (other than `skip`,
  * just scored) with its neighbour's current count, and advances the cursor. */
-static xs_err_t sweep_one(xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int skip, double n_all,
-                          char *errstr, size_t errstr_size)
+static xs_err_t sweep_one(xs_item_stage_t *s, xs_item_t *it, uint64_t self, xs_class_t cls,
+                          int skip, double n_all, char *errstr, size_t errstr_size)
 {
     int n = it->n_pairs[cls], pos = it->sweep[cls];
     if (pos >= n)
@@ -165,7 +179,7 @@ static xs_err_t sweep_one(xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int
         return XS_OK;
     const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[pos];
     double sim = 0;
-    xs_err_t err = current_sim(s, s->P, it, cls, n, en, n_all, &sim, errstr, errstr_size);
+    xs_err_t err = current_sim(s, s->P, it, self, cls, n, en, n_all, &sim, errstr, errstr_size);
     if (!err)
         xs_item_top_set(it, cls, pos, sim);
     return err;
@@ -181,8 +195,8 @@ static bool lists_stale(const xs_totals_t *t, const xs_item_t *it)
  * Ranks an item's lists anew from its whole sketch and the current counts of
  * its neighbours (sketch.h, "Neighbour lists").
  */
-static xs_err_t rescore_all(xs_item_stage_t *s, xs_item_t *it, const xs_totals_t *t, char *errstr,
-                            size_t errstr_size)
+static xs_err_t rescore_all(xs_item_stage_t *s, xs_item_t *it, uint64_t self, const xs_totals_t *t,
+                            char *errstr, size_t errstr_size)
 {
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         const xs_ss_entry_t *en = xs_item_pairs_const(it, (xs_class_t)cls);
@@ -190,7 +204,7 @@ static xs_err_t rescore_all(xs_item_stage_t *s, xs_item_t *it, const xs_totals_t
         xs_item_top_clear(it, (xs_class_t)cls);
         for (int k = 0; k < it->n_pairs[cls]; k++) {
             double sim = 0;
-            xs_err_t err = current_sim(s, s->P, it, (xs_class_t)cls, it->n_pairs[cls], &en[k],
+            xs_err_t err = current_sim(s, s->P, it, self, (xs_class_t)cls, it->n_pairs[cls], &en[k],
                                        n_all, &sim, errstr, errstr_size);
             if (err)
                 return err;
@@ -246,20 +260,28 @@ xs_err_t xs_item_stage_apply(xs_item_stage_t *s, const xs_pair_delta_t *deltas, 
         } else {
             xs_class_t cls = (xs_class_t)d->cls;
             if ((lists_stale(totals, a) &&
-                 (err = rescore_all(s, a, totals, errstr, errstr_size))) ||
-                (lists_stale(totals, b) && (err = rescore_all(s, b, totals, errstr, errstr_size))))
+                 (err = rescore_all(s, a, d->a, totals, errstr, errstr_size))) ||
+                (lists_stale(totals, b) &&
+                 (err = rescore_all(s, b, d->b, totals, errstr, errstr_size))))
                 break;
             int ia = xs_item_add_pair(a, cls, d->b);
             int ib = xs_item_add_pair(b, cls, d->a);
             totals->pairs_total[cls]++;
             totals->dirty = true;
             double n_all = pair_n(totals, cls);
+            /* each side's summary counts the pair too: the other's lower bound */
+            uint32_t ca = ia >= 0 ? xs_item_pairs_const(a, cls)[ia].count -
+                                        xs_item_pairs_const(a, cls)[ia].err
+                                  : 0;
+            uint32_t cb = ib >= 0 ? xs_item_pairs_const(b, cls)[ib].count -
+                                        xs_item_pairs_const(b, cls)[ib].err
+                                  : 0;
             if (ia >= 0)
-                top_update(s, a, cls, ia, (double)xs_item_pair_total(b, cls), n_all);
+                top_update(s, a, cls, ia, (double)xs_item_pair_total(b, cls), cb, n_all);
             if (ib >= 0)
-                top_update(s, b, cls, ib, (double)xs_item_pair_total(a, cls), n_all);
-            if ((err = sweep_one(s, a, cls, ia, n_all, errstr, errstr_size)) ||
-                (err = sweep_one(s, b, cls, ib, n_all, errstr, errstr_size)))
+                top_update(s, b, cls, ib, (double)xs_item_pair_total(a, cls), ca, n_all);
+            if ((err = sweep_one(s, a, d->a, cls, ia, n_all, errstr, errstr_size)) ||
+                (err = sweep_one(s, b, d->b, cls, ib, n_all, errstr, errstr_size)))
                 break;
         }
         acc->changed(acc->opaque, a);
@@ -279,15 +301,16 @@ xs_err_t xs_item_stage_refresh(xs_item_stage_t *s, const xs_ctx_item_t *items, i
         if (err)
             return err;
         if (it && lists_stale(totals, it) &&
-            (err = rescore_all(s, it, totals, errstr, errstr_size)) != XS_OK)
+            (err = rescore_all(s, it, items[c].item, totals, errstr, errstr_size)) != XS_OK)
             return err;
     }
     return XS_OK;
 }
 
-xs_err_t xs_item_stage_rank(xs_item_stage_t *s, const xs_item_t *it, xs_hmap_t *exact,
-                            xs_class_t cls, const xs_params_t *P, const xs_totals_t *totals,
-                            const xs_scored_t **out, int *n_out, char *errstr, size_t errstr_size)
+xs_err_t xs_item_stage_rank(xs_item_stage_t *s, const xs_item_t *it, uint64_t self,
+                            xs_hmap_t *exact, xs_class_t cls, const xs_params_t *P,
+                            const xs_totals_t *totals, const xs_scored_t **out, int *n_out,
+                            char *errstr, size_t errstr_size)
 {
     int n_en = 0, n_sim = 0;
     const xs_ss_entry_t *en = xs_item_stage_pairs(s, it, exact, cls, &n_en);
@@ -306,7 +329,8 @@ xs_err_t xs_item_stage_rank(xs_item_stage_t *s, const xs_item_t *it, xs_hmap_t *
         if (en[k].count - en[k].err < min_sup)
             continue;
         double sim = 0;
-        xs_err_t err = current_sim(s, P, it, cls, n_en, &en[k], n_all, &sim, errstr, errstr_size);
+        xs_err_t err =
+            current_sim(s, P, it, self, cls, n_en, &en[k], n_all, &sim, errstr, errstr_size);
         if (err)
             return err;
         if (sim <= 0)

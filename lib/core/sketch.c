@@ -281,6 +281,15 @@ void xs_item_top_clear(xs_item_t *it, xs_class_t cls)
 uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err)
 {
     const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
+    if (it->indexed) { /* read through the position index, which it leaves as it is */
+        unsigned mask =
+            cls == XS_CLASS_BOUGHT ? XS_SKETCH_BOUGHT_SLOTS - 1 : XS_SKETCH_VIEWED_SLOTS - 1;
+        const uint8_t *sl = cls == XS_CLASS_BOUGHT ? it->slots_bought : it->slots_viewed;
+        unsigned s = slot_find(e, sl, mask, other);
+        if (err)
+            *err = sl[s] ? e[sl[s] - 1].err : 0;
+        return sl[s] ? e[sl[s] - 1].count : 0;
+    }
     for (int i = 0; i < it->n_pairs[cls]; i++) {
         if (e[i].item == other) {
             if (err)

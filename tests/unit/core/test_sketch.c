@@ -672,6 +672,22 @@ static void test_min_search_matches_full_scan(void **state)
         }
     }
     assert_memory_equal(it->viewed, ref->e, sizeof(ref->e[0]) * (size_t)ref->n);
+    /* xs_item_pair_count reads through the index the updates built, and
+     * without it (a decoded record) by a scan: the same counts either way,
+     * for every item the stream had (most no longer held: 0). */
+    assert_true(it->indexed);
+    xs_item_t *cold = malloc(sizeof(*cold));
+    memcpy(cold, it, sizeof(*cold));
+    cold->indexed = false;
+    int held = 0;
+    for (uint64_t x = 1; x <= N_ITEMS; x++) {
+        uint32_t e1 = 7, e2 = 7, c = xs_item_pair_count(it, XS_CLASS_VIEWED, x, &e1);
+        assert_int_equal(c, xs_item_pair_count(cold, XS_CLASS_VIEWED, x, &e2));
+        assert_int_equal(e1, e2);
+        held += c > 0;
+    }
+    assert_int_equal(held, it->n_pairs[XS_CLASS_VIEWED]);
+    free(cold);
     free(ref);
     free(it);
 }

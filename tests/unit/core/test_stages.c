@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -21,7 +22,7 @@
 
 /* ---- records held by the test ---------------------------------------------------- */
 
-#define FK_MAX 16
+#define FK_MAX 1210
 typedef struct fake {
     uint64_t key[FK_MAX];
     xs_item_t *it[FK_MAX];
@@ -79,7 +80,12 @@ static xs_err_t fv_rank(void *opaque, const xs_item_t *it, xs_class_t cls, const
                         const xs_scored_t **out, int *n, char *errstr, size_t errstr_size)
 {
     fake_t *f = opaque;
-    return xs_item_stage_rank(f->stage, it, NULL, cls, P, f->totals, out, n, errstr, errstr_size);
+    uint64_t key = 0;
+    for (int i = 0; i < f->n; i++)
+        if (f->it[i] == it)
+            key = f->key[i];
+    return xs_item_stage_rank(f->stage, it, key, NULL, cls, P, f->totals, out, n, errstr,
+                              errstr_size);
 }
 
 static const char *const names[] = {"A", "B", "C"};
@@ -330,11 +336,71 @@ static void test_refresh_then_score(void **state)
     fake_free(&f);
 }
 
+/*
+ * A best seller's summary under-counts a middling partner that its own
+ * summary counts exactly: A is bought with M 6 times, and with 1,200
+ * one-off partners around them, so A's decaying summary holds M with less
+ * than 6 (3: the one-offs decayed it), while M's summary holds A at 6. A's list,
+ * ranked whole, gives every entry the larger of the two summaries' counts
+ * (similarity = count here): M's entry says 6.
+ */
+static void test_pair_count_from_both_summaries(void **state)
+{
+    (void)state;
+    xs_params_t P;
+    xs_params_default(&P);
+    P.similarity = XS_SIM_COUNT;
+    P.min_support = 1;
+    xs_totals_t totals = {0};
+    static fake_t f;
+    memset(&f, 0, sizeof(f));
+    f.totals = &totals;
+    const xs_item_access_t acc = {&f, fk_get, fk_changed};
+    xs_item_stage_t *is = xs_item_stage_new(&P, false, &acc);
+    assert_non_null(is);
+    f.stage = is;
+    const uint64_t hA = xs_hash_str("A"), hM = xs_hash_str("M");
+    uint64_t n_pairs = 0;
+    char id[32];
+    for (int i = 0; i < 1200; i++) {
+        snprintf(id, sizeof(id), "one-off %d", i);
+        xs_pair_delta_t d = {hA, xs_hash_str(id), XS_CLASS_BOUGHT};
+        if (i % 200 == 100) { /* six times with M, spread over the one-offs */
+            xs_pair_delta_t m = {hA, hM, XS_CLASS_BOUGHT};
+            assert_int_equal(xs_item_stage_apply(is, &m, 1, &totals, &n_pairs, NULL, 0), XS_OK);
+        }
+        assert_int_equal(xs_item_stage_apply(is, &d, 1, &totals, &n_pairs, NULL, 0), XS_OK);
+    }
+    xs_item_t *a = fk_find(&f, hA), *m = fk_find(&f, hM);
+    assert_non_null(a);
+    assert_non_null(m);
+    uint32_t err = 0;
+    assert_int_equal(xs_item_pair_count(m, XS_CLASS_BOUGHT, hA, &err) - err, 6);
+    uint32_t in_a = xs_item_pair_count(a, XS_CLASS_BOUGHT, hM, &err) - err;
+    assert_true(in_a > 0 && in_a < 6); /* the premise: A's summary holds M, under-counted */
+    /* ranked whole (its pairs more than doubled since), then the list */
+    const xs_ctx_item_t ctx[] = {{hA, 1.0, false}};
+    a->scored_at = 0;
+    assert_int_equal(xs_item_stage_refresh(is, ctx, 1, &totals, NULL, 0), XS_OK);
+    int nt = 0;
+    const xs_top_t *top = xs_item_top(a, XS_CLASS_BOUGHT, &nt);
+    bool found = false;
+    for (int k = 0; k < nt; k++)
+        if (top[k].item == hM) {
+            assert_float_equal(top[k].sim, 6.0, 1e-6);
+            found = true;
+        }
+    assert_true(found);
+    xs_item_stage_destroy(is);
+    fake_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_user_then_item_stage),
         cmocka_unit_test(test_refresh_then_score),
+        cmocka_unit_test(test_pair_count_from_both_summaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
