@@ -95,17 +95,20 @@
  * the pair-table marginals, on first use.
  * Each record stays under 4 KiB. An entry takes at most 8 + 4 = 12 bytes
  * (typically ~9), so with the capacities below an item record is at most
- * 3 + 8 + 5 + 5 + (2 + 160 x 12 + 1 + 10) + (2 + 128 x 12 + 1 + 10) + 10
- *   = 3,513 bytes (version 4, with its lists of 3 bytes an entry: 3,899),
+ * 3 + 8 + 5 + 5 + (2 + 176 x 12 + 1 + 10) + (2 + 128 x 12 + 1 + 10) + 10
+ *   = 3,705 bytes (version 4, with its lists of 3 bytes an entry: 4,091),
  * and its `neighbours` record at most 1,292 bytes (10 bytes an entry:
  * the key instead of the position is what lets a list travel alone);
  * tests/unit/core/test_sketch.c fills every field to its widest and checks
- * exactly these.
+ * exactly these. Together an item's two records take at most 4,997 bytes:
+ * 906 more than version 4's one record, the neighbour keys of
+ * self-contained lists (7 bytes an entry over a sketch position).
  *
  * Capacities, chosen with `xsell eval` on the five shared data sets
- * (docs/EVALUATION.md): 160 bought-together entries keep the HitRate of the
- * exact, unbounded counts on UCI Online Retail (128 lose 0.8 % of its
- * hits); 128 viewed-together entries (48 until version 3) are what the
+ * (docs/EVALUATION.md): 176 bought-together entries, with each pair
+ * counted from both items' summaries (the item stage), keep the HitRate of
+ * the exact, unbounded counts on UCI Online Retail (160 kept 0.999x of it,
+ * 128 lost 0.8 % of its hits); 128 viewed-together entries (48 until version 3) are what the
  * view-heavy RetailRocket sessions need (48 kept 0.70x of the exact
  * reference's hits, 96 0.92x, 128 above it, with min_support 1). Lists of 64
  * per class keep the figures of ranking whole sketches (32 and 16 cost 10 %
@@ -124,7 +127,7 @@
 extern "C" {
 #endif
 
-#define XS_SKETCH_BOUGHT_CAP 160
+#define XS_SKETCH_BOUGHT_CAP 176
 #define XS_SKETCH_VIEWED_CAP 128
 #define XS_ITEM_VERSION 5
 /* Counts saturate here (a varint of at most 4 bytes). */
