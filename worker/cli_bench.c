@@ -221,7 +221,7 @@ static double planted_recall(xs_engine_t *e, const source_t *src, uint32_t n_com
         if (xs_engine_neighbours(e, a, XS_CLASS_BOUGHT, 5, &nb, &n_nb, NULL, NULL, 0) == XS_OK)
             for (int i = 0; i < n_nb; i++)
                 hits += strcmp(nb[i].item_id, b) == 0;
-        xs_neighbours_free(nb, n_nb);
+        xs_engine_neighbours_free(nb, n_nb);
     }
     return n ? (double)hits / n : 0;
 }
@@ -298,7 +298,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
     char *dir = NULL;
     xs_codec_t *codec = NULL;
     xs_buf_t enc = {0};
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     if (o->digest && !(codec = xs_codec_new(errstr, sizeof(errstr))))
         goto out;
     xs_engine_opts_default(&eo);
@@ -357,7 +357,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
                 }
                 digest_s += mono_s() - t1;
             }
-            xs_list_clear(&list);
+            xs_event_list_clear(&list);
             events++;
             if (with_state && ++since_cp >= o->checkpoint_events) {
                 since_cp = 0;
@@ -468,7 +468,7 @@ out_src:
 out:
     if (rc)
         fprintf(stderr, "xsell bench: %s\n", *errstr ? errstr : "failed");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_buf_free(&enc);
     xs_codec_destroy(codec);
     xs_engine_destroy(e);

@@ -111,7 +111,7 @@ static xs_err_t produce_event(void *opaque, const xs_event_t *ev)
     if (err != XS_OK || ctx->buf.len < SINGLE_OBJECT_HEADER) {
         if (ctx->encode_failed++ < 10)
             fprintf(stderr, "xsell produce: cannot encode %s event %s: %s\n",
-                    xs_kind_name(ev->kind),
+                    xs_event_kind_name(ev->kind),
                     ev->kind == XS_KIND_ITEM ? (ev->item_id ? ev->item_id : "?")
                                              : (ev->event_id ? ev->event_id : "?"),
                     xs_err2str(err));

@@ -35,8 +35,8 @@ int xs_cli_schemas(int argc, char **argv)
         uint8_t le[8];
         for (int i = 0; i < 8; i++)
             le[i] = (uint8_t)(fp >> (8 * i));
-        printf("%-14s fingerprint=0x%016" PRIx64 " header=c3 01", xs_kind_name((xs_event_kind_t)k),
-               fp);
+        printf("%-14s fingerprint=0x%016" PRIx64 " header=c3 01",
+               xs_event_kind_name((xs_event_kind_t)k), fp);
         for (int i = 0; i < 8; i++)
             printf(" %02x", le[i]);
         printf("\n");

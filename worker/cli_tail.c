@@ -377,10 +377,11 @@ static xs_err_t list_to_text(xs_buf_t *out, const xs_list_t *l, const title_map_
     char when[32];
     gmtime_r(&secs, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-    err |= xs_buf_printf(
-        out, "%s list for user %s after %s %s (%s UTC)%s%s%s%s\n", xs_placement_name(l->placement),
-        l->user_id, l->trigger_type, l->trigger_event_id, when, l->arm ? "  [" : "",
-        l->experiment ? l->experiment : "", l->arm ? "/" : "", l->arm ? l->arm : "");
+    err |=
+        xs_buf_printf(out, "%s list for user %s after %s %s (%s UTC)%s%s%s%s\n",
+                      xs_event_placement_name(l->placement), l->user_id, l->trigger_type,
+                      l->trigger_event_id, when, l->arm ? "  [" : "",
+                      l->experiment ? l->experiment : "", l->arm ? "/" : "", l->arm ? l->arm : "");
     for (int i = 0; i < l->n_trigger_items; i++) {
         const char *t = map ? title_map_get(map, l->trigger_items[i]) : NULL;
         err |= xs_buf_printf(out, "  %s %s%s%s\n", i ? "   " : "for", l->trigger_items[i],
@@ -392,7 +393,7 @@ static xs_err_t list_to_text(xs_buf_t *out, const xs_list_t *l, const title_map_
         const xs_rec_t *r = &l->items[i];
         const char *t = map ? title_map_get(map, r->item_id) : NULL;
         err |= xs_buf_printf(out, "  %2d. %-40.40s %-16s %8.2f", i + 1, t ? t : r->item_id,
-                             xs_source_name(r->source), r->score);
+                             xs_event_source_name(r->source), r->score);
         for (int k = 0; k < r->n_because; k++) {
             const char *bt = map ? title_map_get(map, r->because_of[k]) : NULL;
             err |=
@@ -439,7 +440,7 @@ static xs_err_t list_to_json(xs_buf_t *out, const xs_list_t *l, const title_map_
         J(xs_buf_append_u8(out, ']'));
     }
     J(xs_buf_append_str(out, ",\"placement\":"));
-    J(json_str(out, xs_placement_name(l->placement)));
+    J(json_str(out, xs_event_placement_name(l->placement)));
     J(xs_buf_append_str(out, ",\"experiment\":"));
     J(json_str(out, l->experiment));
     J(xs_buf_append_str(out, ",\"arm\":"));
@@ -460,7 +461,7 @@ static xs_err_t list_to_json(xs_buf_t *out, const xs_list_t *l, const title_map_
         else
             J(xs_buf_append_str(out, ",\"score\":null"));
         J(xs_buf_append_str(out, ",\"source\":"));
-        J(json_str(out, xs_source_name(r->source)));
+        J(json_str(out, xs_event_source_name(r->source)));
         J(xs_buf_append_str(out, ",\"because_of\":["));
         for (int b = 0; b < r->n_because; b++) {
             if (b)
@@ -536,7 +537,7 @@ int xs_cli_tail(int argc, char **argv)
     o.topic = "xsell.cross-sell";
     o.catalog_topic = "xsell.catalog";
     o.placement = -1;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     if (!(cfg = xs_config_new()))
         goto nomem;
 
@@ -603,7 +604,7 @@ int xs_cli_tail(int argc, char **argv)
             size_t len = strlen(optarg);
             for (size_t i = 0; len < sizeof(upper) && i <= len; i++)
                 upper[i] = (char)toupper((unsigned char)optarg[i]);
-            if ((o.placement = xs_placement_from_name(upper)) < 0) {
+            if ((o.placement = xs_event_placement_from_name(upper)) < 0) {
                 snprintf(errstr, sizeof(errstr), "--placement: unknown placement '%s'", optarg);
                 goto usage_error;
             }
@@ -715,7 +716,7 @@ int xs_cli_tail(int argc, char **argv)
         }
         if (!msg.value)
             continue;
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         resolve_confluent_id(&o, codec, &missing, msg.value, msg.value_len, XS_KIND_LIST);
         if (xs_codec_decode_list(codec, msg.value, msg.value_len, &list, reason, sizeof(reason)) !=
             XS_OK) {
@@ -754,7 +755,7 @@ out:
     xs_codec_destroy(codec);
     xs_registry_destroy(o.registry);
     xs_config_destroy(cfg);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     title_map_free(&map);
     xs_buf_free(&line);
     xs_cli_kvs_free(&kvs);

@@ -34,39 +34,39 @@ static int value_of(const char *const *names, int n, const char *name)
     return -1;
 }
 
-const char *xs_click_type_name(xs_click_type_t t)
+const char *xs_event_click_type_name(xs_click_type_t t)
 {
     return name_of(click_names, XS_CLICK__COUNT, (int)t);
 }
-const char *xs_cart_type_name(xs_cart_type_t t)
+const char *xs_event_cart_type_name(xs_cart_type_t t)
 {
     return name_of(cart_names, XS_CART__COUNT, (int)t);
 }
-const char *xs_placement_name(xs_placement_t p)
+const char *xs_event_placement_name(xs_placement_t p)
 {
     return name_of(placement_names, XS_PLACEMENT__COUNT, (int)p);
 }
-const char *xs_source_name(xs_source_t s)
+const char *xs_event_source_name(xs_source_t s)
 {
     return name_of(source_names, XS_SOURCE__COUNT, (int)s);
 }
-const char *xs_kind_name(xs_event_kind_t k)
+const char *xs_event_kind_name(xs_event_kind_t k)
 {
     return name_of(kind_names, XS_KIND__COUNT, (int)k);
 }
-int xs_click_type_from_name(const char *name)
+int xs_event_click_type_from_name(const char *name)
 {
     return value_of(click_names, XS_CLICK__COUNT, name);
 }
-int xs_cart_type_from_name(const char *name)
+int xs_event_cart_type_from_name(const char *name)
 {
     return value_of(cart_names, XS_CART__COUNT, name);
 }
-int xs_placement_from_name(const char *name)
+int xs_event_placement_from_name(const char *name)
 {
     return value_of(placement_names, XS_PLACEMENT__COUNT, name);
 }
-int xs_source_from_name(const char *name)
+int xs_event_source_from_name(const char *name)
 {
     return value_of(source_names, XS_SOURCE__COUNT, name);
 }
@@ -238,7 +238,8 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
             }
             if (ev->n_lines == 0 && (ev->type == XS_CART_ADD || ev->type == XS_CART_REMOVE ||
                                      ev->type == XS_CART_PURCHASE)) {
-                xs_errstr_set(reason, reason_size, "no lines in %s", xs_cart_type_name(ev->type));
+                xs_errstr_set(reason, reason_size, "no lines in %s",
+                              xs_event_cart_type_name(ev->type));
                 return XS_ERR_VALIDATION;
             }
             for (size_t i = 0; i < ev->n_lines; i++) {
@@ -284,12 +285,12 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
     return XS_OK;
 }
 
-void xs_list_init(xs_list_t *list)
+void xs_event_list_init(xs_list_t *list)
 {
     memset(list, 0, sizeof(*list));
 }
 
-void xs_list_clear(xs_list_t *list)
+void xs_event_list_clear(xs_list_t *list)
 {
     free(list->user_id);
     free(list->trigger_event_id);
@@ -307,7 +308,7 @@ void xs_list_clear(xs_list_t *list)
     }
     free(list->model_name);
     free(list->model_version);
-    xs_list_init(list);
+    xs_event_list_init(list);
 }
 
 /* ======================================================================
@@ -348,7 +349,7 @@ static bool digits(const char **p, int n, int *out)
     return true;
 }
 
-bool xs_time_parse(const char *s, int64_t *ms)
+bool xs_event_time_parse(const char *s, int64_t *ms)
 {
     const char *p = s;
     int y, mo, d, h, mi, sec = 0, frac = 0;

@@ -208,7 +208,8 @@ static xs_err_t entry_new(xs_codec_t *codec, xs_event_kind_t kind, const char *j
     e->kind = kind;
     e->confluent_id = -1;
     if ((err = xs_aschema_parse(json, strlen(json), &e->schema, msg, sizeof(msg)))) {
-        xs_errstr_set(errstr, errstr_size, "bad %s writer schema: %s", xs_kind_name(kind), msg);
+        xs_errstr_set(errstr, errstr_size, "bad %s writer schema: %s", xs_event_kind_name(kind),
+                      msg);
         goto out;
     }
     if ((err = xs_aschema_canonical(e->schema, &pcf)))
@@ -217,7 +218,7 @@ static xs_err_t entry_new(xs_codec_t *codec, xs_event_kind_t kind, const char *j
     if ((err = xs_resolver_new(e->schema, codec->reader[kind], &e->res, msg, sizeof(msg)))) {
         xs_errstr_set(errstr, errstr_size,
                       "%s writer schema 0x%016" PRIx64 " is incompatible with the reader: %s",
-                      xs_kind_name(kind), e->fp, msg);
+                      xs_event_kind_name(kind), e->fp, msg);
         goto out;
     }
     *out = e;
@@ -302,7 +303,7 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
         const char *json = xs_codec_schema_json((xs_event_kind_t)k);
         if (xs_aschema_parse(json, strlen(json), &codec->reader[k], msg, sizeof(msg))) {
             xs_errstr_set(errstr, errstr_size, "embedded %s schema: %s",
-                          xs_kind_name((xs_event_kind_t)k), msg);
+                          xs_event_kind_name((xs_event_kind_t)k), msg);
             goto fail;
         }
         xs_buf_reset(&pcf);
@@ -315,7 +316,7 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
         if (avro_schema_from_json_length(json, strlen(json), &codec->avro_schema[k]) ||
             !(codec->avro_iface[k] = avro_generic_class_from_schema(codec->avro_schema[k]))) {
             xs_errstr_set(errstr, errstr_size, "Avro-C rejects the %s schema: %s",
-                          xs_kind_name((xs_event_kind_t)k), avro_strerror());
+                          xs_event_kind_name((xs_event_kind_t)k), avro_strerror());
             goto fail;
         }
         writer_entry_t *e = NULL;
@@ -383,7 +384,7 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
     const writer_entry_t *same = find_fp(codec, e->fp);
     if (same && same->kind != kind) {
         xs_errstr_set(errstr, errstr_size, "schema 0x%016" PRIx64 " is already registered for %s",
-                      e->fp, xs_kind_name(same->kind));
+                      e->fp, xs_event_kind_name(same->kind));
         err = XS_ERR_SCHEMA;
         goto out;
     }
@@ -656,12 +657,12 @@ static void map_event(mctx_t *m, xs_event_kind_t kind, rv_t root, xs_event_t *ev
     ev->list_id = m_field_str(m, root, RF_LIST_ID);
     ev->ts = m_long(rv_field(m, root, RF_TS));
     if (kind == XS_KIND_CLICK) {
-        ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_click_type_from_name, "type");
+        ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_event_click_type_from_name, "type");
         ev->item_id = m_field_str(m, root, RF_ITEM_ID);
         ev->category = m_field_str(m, root, RF_CATEGORY);
         return;
     }
-    ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_cart_type_from_name, "type");
+    ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_event_cart_type_from_name, "type");
     ev->order_id = m_field_str(m, root, RF_ORDER_ID);
     ev->currency = m_field_str(m, root, RF_CURRENCY);
     rv_t lines = rv_field(m, root, RF_LINES);
@@ -708,7 +709,7 @@ static void map_list(mctx_t *m, rv_t root, void *out)
         }
     }
     list->placement =
-        m_enum(m, rv_field(m, root, RF_PLACEMENT), xs_placement_from_name, "placement");
+        m_enum(m, rv_field(m, root, RF_PLACEMENT), xs_event_placement_from_name, "placement");
     list->experiment = m_field_str(m, root, RF_EXPERIMENT);
     list->arm = m_field_str(m, root, RF_ARM);
     rv_t items = rv_field(m, root, RF_ITEMS);
@@ -720,7 +721,8 @@ static void map_list(mctx_t *m, rv_t root, void *out)
             xs_rec_t *rec = &list->items[list->n_items++];
             rec->item_id = m_field_str(m, it, RF_ITEM_ID);
             m_double(rv_field(m, it, RF_SCORE), &rec->score);
-            rec->source = m_enum(m, rv_field(m, it, RF_SOURCE), xs_source_from_name, "source");
+            rec->source =
+                m_enum(m, rv_field(m, it, RF_SOURCE), xs_event_source_from_name, "source");
             rv_t because = rv_field(m, it, RF_BECAUSE_OF);
             if (!because.v || because.v->type != XS_AT_ARRAY)
                 continue;
@@ -820,7 +822,7 @@ static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len
         decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size);
     if (!err && entry->kind != XS_KIND_LIST) {
         xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
-                      xs_kind_name(entry->kind));
+                      xs_event_kind_name(entry->kind));
         err = XS_ERR_SCHEMA;
     }
     if (!err) {
@@ -834,10 +836,10 @@ static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len
 xs_err_t xs_codec_decode_list(xs_codec_t *codec, const void *data, size_t len, xs_list_t *list,
                               char *reason, size_t reason_size)
 {
-    xs_list_init(list);
+    xs_event_list_init(list);
     xs_err_t err = decode_list_with(codec, data, len, map_list, list, reason, reason_size);
     if (err)
-        xs_list_clear(list);
+        xs_event_list_clear(list);
     return err;
 }
 
@@ -1001,7 +1003,7 @@ static int fill_event(avro_value_t *rec, const xs_event_t *ev)
     if (ev->kind == XS_KIND_CLICK) {
         rc = rc || av_enum(rec, "type",
                            ev->type >= 0 && ev->type < XS_CLICK__COUNT
-                               ? xs_click_type_name((xs_click_type_t)ev->type)
+                               ? xs_event_click_type_name((xs_click_type_t)ev->type)
                                : NULL);
         rc = rc || av_opt_str(rec, "item_id", ev->item_id);
         rc = rc || av_opt_str(rec, "category", ev->category);
@@ -1009,7 +1011,7 @@ static int fill_event(avro_value_t *rec, const xs_event_t *ev)
     }
     rc = rc || av_enum(rec, "type",
                        ev->type >= 0 && ev->type < XS_CART__COUNT
-                           ? xs_cart_type_name((xs_cart_type_t)ev->type)
+                           ? xs_event_cart_type_name((xs_cart_type_t)ev->type)
                            : NULL);
     rc = rc || av_opt_str(rec, "order_id", ev->order_id);
     rc = rc || av_opt_str(rec, "currency", ev->currency);
@@ -1044,7 +1046,7 @@ static int fill_list(avro_value_t *rec, const xs_list_t *list)
         rc = av_append_str(&ids, list->trigger_items[i]);
     rc = rc || av_enum(rec, "placement",
                        list->placement >= 0 && list->placement < XS_PLACEMENT__COUNT
-                           ? xs_placement_name(list->placement)
+                           ? xs_event_placement_name(list->placement)
                            : NULL);
     rc = rc || av_opt_str(rec, "experiment", list->experiment);
     rc = rc || av_opt_str(rec, "arm", list->arm);
@@ -1057,10 +1059,10 @@ static int fill_list(avro_value_t *rec, const xs_list_t *list)
         rc = rc || avro_value_append(&items, &it, NULL);
         rc = rc || av_str(&it, "item_id", r->item_id);
         rc = rc || av_double(&it, "score", r->score);
-        rc =
-            rc || av_enum(&it, "source",
-                          r->source >= 0 && r->source < XS_SOURCE__COUNT ? xs_source_name(r->source)
-                                                                         : NULL);
+        rc = rc || av_enum(&it, "source",
+                           r->source >= 0 && r->source < XS_SOURCE__COUNT
+                               ? xs_event_source_name(r->source)
+                               : NULL);
         rc = rc || av_field(&it, "because_of", &because);
         for (int k = 0; !rc && k < r->n_because; k++)
             rc = av_append_str(&because, r->because_of[k]);
@@ -1291,7 +1293,7 @@ static bool list_writer_check(xs_codec_t *codec, char *errstr, size_t errstr_siz
     long_id[sizeof(long_id) - 1] = '\0';
     for (int p = 0; p < XS_PLACEMENT__COUNT && ok; p++) {
         xs_list_t l;
-        xs_list_init(&l); /* strings borrowed: never cleared */
+        xs_event_list_init(&l); /* strings borrowed: never cleared */
         memcpy(l.list_id, "0123456789abcdef0123456789abcdef", 33);
         l.user_id = ids[p];
         l.generated_at = p == 0 ? -1 : (int64_t)1 << (20 * p);
@@ -1323,7 +1325,7 @@ static bool list_writer_check(xs_codec_t *codec, char *errstr, size_t errstr_siz
             xs_errstr_set(errstr, errstr_size,
                           "internal: the CrossSellList writer does not match the embedded "
                           "schema (placement %s)",
-                          xs_placement_name((xs_placement_t)p));
+                          xs_event_placement_name((xs_placement_t)p));
     }
     xs_buf_free(&direct);
     xs_buf_free(&generic);

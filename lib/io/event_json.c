@@ -113,7 +113,7 @@ static xs_err_t json_time(const xs_json_t *obj, const char *key, bool required, 
         return XS_ERR_DECODE;
     }
     if (xs_json_type(v) == XS_JSON_STRING) {
-        if (!xs_time_parse(xs_json_string(v), ts)) {
+        if (!xs_event_time_parse(xs_json_string(v), ts)) {
             xs_errstr_set(why, why_size, "\"%s\" is not an ISO-8601 time like 2024-05-01T12:00:00Z",
                           key);
             return XS_ERR_DECODE;
@@ -254,8 +254,8 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
         err = XS_ERR_DECODE;
         goto out;
     }
-    ev->type = kind == XS_KIND_CLICK ? xs_click_type_from_name(type_name)
-                                     : xs_cart_type_from_name(type_name);
+    ev->type = kind == XS_KIND_CLICK ? xs_event_click_type_from_name(type_name)
+                                     : xs_event_cart_type_from_name(type_name);
     if (ev->type < 0) {
         xs_errstr_set(why, why_size, "unknown %s type \"%s\"",
                       kind == XS_KIND_CLICK ? "click" : "cart", type_name);

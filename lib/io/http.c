@@ -329,7 +329,7 @@ static xs_err_t render_list(xs_buf_t *b, const xs_list_t *l, bool known, int par
         return err;
     err = known ? xs_buf_printf(b, "%d", partition) : xs_buf_append_str(b, "null");
     if (err || (err = xs_buf_append_str(b, ",\"placement\":")) ||
-        (err = json_str(b, xs_placement_name(l->placement))) ||
+        (err = json_str(b, xs_event_placement_name(l->placement))) ||
         (err = xs_buf_append_str(b, ",\"experiment\":")) || (err = json_str(b, l->experiment)) ||
         (err = xs_buf_append_str(b, ",\"arm\":")) || (err = json_str(b, l->arm)) ||
         (err = xs_buf_printf(b, ",\"generated_at\":%lld,\"items\":[", (long long)l->generated_at)))
@@ -339,7 +339,7 @@ static xs_err_t render_list(xs_buf_t *b, const xs_list_t *l, bool known, int par
         if ((err = xs_buf_append_str(b, i ? ",{\"item_id\":" : "{\"item_id\":")) ||
             (err = json_str(b, r->item_id)) || (err = xs_buf_append_str(b, ",\"score\":")) ||
             (err = json_num(b, r->score)) || (err = xs_buf_append_str(b, ",\"source\":")) ||
-            (err = json_str(b, xs_source_name(r->source))) ||
+            (err = json_str(b, xs_event_source_name(r->source))) ||
             (err = xs_buf_append_str(b, ",\"title\":")) || (err = json_str(b, r->title)) ||
             (err = xs_buf_append_str(b, ",\"category\":")) || (err = json_str(b, r->category)) ||
             (err = xs_buf_append_str(b, ",\"price\":")) ||
@@ -547,7 +547,7 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
     xs_rules_t *rules = calloc(1, sizeof(*rules));
     const char *items[XS_RULES_MAX];
     char *store = NULL;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     if (!rules) {
         xs_errstr_set(errstr, sizeof(errstr), "out of memory");
         st = MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -561,7 +561,7 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         if (len < sizeof(upper)) {
             for (size_t i = 0; i <= len; i++)
                 upper[i] = (char)toupper((unsigned char)pl[i]);
-            placement = xs_placement_from_name(upper);
+            placement = xs_event_placement_from_name(upper);
         }
         if (placement < 0) {
             xs_errstr_set(errstr, sizeof(errstr),
@@ -612,12 +612,12 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         st = MHD_HTTP_INTERNAL_SERVER_ERROR;
         goto fail;
     }
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     free(rules);
     free(store);
     return;
 fail:
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     free(rules);
     free(store);
     resp_error(r, st, "%s", errstr);
@@ -672,12 +672,12 @@ static void serve_neighbours(xs_http_t *h, const char *item, const param_t *p, i
         st = MHD_HTTP_INTERNAL_SERVER_ERROR;
         goto fail;
     }
-    xs_neighbours_free(v, n_out);
-    xs_item_info_clear(&info);
+    xs_engine_neighbours_free(v, n_out);
+    xs_engine_item_info_clear(&info);
     return;
 fail:
-    xs_neighbours_free(v, n_out);
-    xs_item_info_clear(&info);
+    xs_engine_neighbours_free(v, n_out);
+    xs_engine_item_info_clear(&info);
     resp_error(r, st, "%s", errstr);
 }
 

@@ -44,7 +44,7 @@ static xs_err_t ep_process(void *self, const xs_input_t *in, xs_emit_t *emit, ch
     uint64_t dups = 0;
     if (in->route == XS_ROUTE_TOMBSTONE)
         return ep_tombstone(ep, in, errstr, errstr_size);
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     /* a duplicate (the engine counts them) is not attributed */
     if (ev->list_id) {
         xs_engine_stats(ep->engine, &es);
@@ -68,7 +68,7 @@ static xs_err_t ep_process(void *self, const xs_input_t *in, xs_emit_t *emit, ch
     if (has_list && (err = xs_runtime_emit(emit, &list, errstr, errstr_size)) == XS_OK)
         xs_worker_metrics_list(ep->metrics, &list);
 out:
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     return err;
 }
 

@@ -182,7 +182,7 @@ static xs_err_t resolve_schema(xs_router_t *r, const xs_msg_t *m, xs_router_wait
         return XS_OK;
     }
     XS_INFO("schema fetched", "topic=%s id=%d kind=%s", m->topic, (int)id,
-            xs_kind_name((xs_event_kind_t)kind));
+            xs_event_kind_name((xs_event_kind_t)kind));
     return XS_OK;
 }
 
@@ -287,8 +287,8 @@ xs_err_t xs_router_route(xs_router_t *r, xs_producer_t *p, const xs_msg_t *m, xs
         return xs_router_dead_letter(r, p, m, reason, "decode", errstr, errstr_size);
     }
     if ((expect == XS_KIND_ITEM) != (kind == XS_KIND_ITEM) || kind == XS_KIND_LIST) {
-        snprintf(reason, sizeof(reason), "unexpected %s record on topic %s", xs_kind_name(kind),
-                 m->topic);
+        snprintf(reason, sizeof(reason), "unexpected %s record on topic %s",
+                 xs_event_kind_name(kind), m->topic);
         r->st.dlq_by_reason_validation++;
         return xs_router_dead_letter(r, p, m, reason, "wrong_type", errstr, errstr_size);
     }

@@ -13,7 +13,7 @@
 static void apply(xs_params_t *P, const char *key, const char *v)
 {
     if (!strcmp(key, "model.similarity"))
-        P->similarity = (xs_sim_t)xs_sim_from_name(v);
+        P->similarity = (xs_sim_t)xs_sketch_sim_from_name(v);
     else if (!strcmp(key, "model.llr_min"))
         P->llr_min = atof(v);
     else if (!strcmp(key, "model.min_support"))
@@ -58,7 +58,7 @@ static void apply(xs_params_t *P, const char *key, const char *v)
 
 void xs_settings_params(const xs_config_t *cfg, xs_params_t *P)
 {
-    xs_params_default(P);
+    xs_engine_params_default(P);
     P->half_life_hours = xs_config_double(cfg, "model.half_life.hours");
     P->window_hours = xs_config_double(cfg, "model.window.hours");
     P->kmax = (int)xs_config_int(cfg, "model.kmax");

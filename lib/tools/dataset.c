@@ -783,7 +783,7 @@ static xs_err_t or_read_file(or_ctx_t *c, sink_t *s, const char *path, char *err
             bad_row(s, path, rec.lineno, "bad Quantity");
             continue;
         }
-        if (!xs_time_parse(f[OR_DATE], &ts)) {
+        if (!xs_event_time_parse(f[OR_DATE], &ts)) {
             bad_row(s, path, rec.lineno, "bad InvoiceDate");
             continue;
         }

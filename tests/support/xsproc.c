@@ -434,7 +434,7 @@ xsp_ids_t xsp_read_list_ids(const char *bootstrap, xs_codec_t *codec, const char
                      topic, (int)m.partition, (long long)m.offset, (long long)next[m.partition]);
         next[m.partition] = m.offset + 1;
         char reason[256];
-        xs_list_init(&list);
+        xs_event_list_init(&list);
         if (xs_codec_decode_list(codec, m.value, m.value_len, &list, reason, sizeof(reason)))
             fail_msg("decode list %s[%d]@%lld: %s", topic, (int)m.partition, (long long)m.offset,
                      reason);
@@ -445,7 +445,7 @@ xsp_ids_t xsp_read_list_ids(const char *bootstrap, xs_codec_t *codec, const char
         }
         parse_id(list.list_id, ids.v[ids.total]);
         ids.total++;
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         if (xs_consumer_caught_up(c))
             break;
     }

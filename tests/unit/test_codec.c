@@ -368,7 +368,7 @@ static void test_roundtrip_list(void **state)
     (void)state;
     xs_codec_t *c = codec_new();
     xs_list_t in, out;
-    xs_list_init(&in);
+    xs_event_list_init(&in);
     strcpy(in.list_id, "0123456789abcdef0123456789abcdef");
     in.user_id = strdup("u");
     in.generated_at = 99;
@@ -416,7 +416,7 @@ static void test_roundtrip_list(void **state)
     }
     assert_string_equal(out.model_name, "cooc");
     assert_string_equal(out.model_version, "3");
-    xs_list_clear(&out);
+    xs_event_list_clear(&out);
 
     /* A list is not an event, an event is not a list. */
     xs_event_t ev;
@@ -433,7 +433,7 @@ static void test_roundtrip_list(void **state)
     assert_non_null(strstr(reason, "not a CrossSellList"));
     xs_event_clear(&ev);
     xs_buf_free(&buf);
-    xs_list_clear(&in);
+    xs_event_list_clear(&in);
     xs_codec_destroy(c);
 }
 
@@ -463,7 +463,7 @@ static void rand_list(uint64_t *x, xs_list_t *l)
 {
     /* long strings exercise multi-byte length varints */
     size_t max_len = rng_next(x) % 3 == 0 ? 300 : 12;
-    xs_list_init(l);
+    xs_event_list_init(l);
     for (int i = 0; i < 32; i++)
         l->list_id[i] = "0123456789abcdef"[rng_next(x) % 16];
     l->user_id = rand_str(x, max_len);
@@ -528,10 +528,10 @@ static void list_avro_c(const xs_list_t *l, xs_buf_t *out)
         assert_int_equal(avro_value_set_string(&e, l->trigger_items[i]), 0);
     }
     f = field(&v, "placement");
-    assert_int_equal(
-        avro_value_set_enum(&f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
-                                                             xs_placement_name(l->placement))),
-        0);
+    assert_int_equal(avro_value_set_enum(
+                         &f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
+                                                          xs_event_placement_name(l->placement))),
+                     0);
     av_opt(&v, "experiment", l->experiment);
     av_opt(&v, "arm", l->arm);
     items = field(&v, "items");
@@ -542,9 +542,9 @@ static void list_avro_c(const xs_list_t *l, xs_buf_t *out)
         f = field(&it, "score");
         assert_int_equal(avro_value_set_double(&f, l->items[i].score), 0);
         f = field(&it, "source");
-        assert_int_equal(avro_value_set_enum(
-                             &f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
-                                                              xs_source_name(l->items[i].source))),
+        assert_int_equal(avro_value_set_enum(&f, avro_schema_enum_get_by_name(
+                                                     avro_value_get_schema(&f),
+                                                     xs_event_source_name(l->items[i].source))),
                          0);
         because = field(&it, "because_of");
         for (int k = 0; k < l->items[i].n_because; k++) {
@@ -595,7 +595,7 @@ static void test_list_writer(void **state)
         assert_memory_equal(id.user_id, l.user_id, id.user_id_len);
         assert_int_equal(id.trigger_event_id_len, strlen(l.trigger_event_id));
         assert_memory_equal(id.trigger_event_id, l.trigger_event_id, id.trigger_event_id_len);
-        xs_list_clear(&l);
+        xs_event_list_clear(&l);
     }
 
     /* Appends after what out holds; refuses what Avro-C's path refused, out unchanged. */
@@ -623,7 +623,7 @@ static void test_list_writer(void **state)
     memset(l.list_id, 'f', sizeof(l.list_id)); /* not terminated */
     assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_ERR_INVALID);
     assert_int_equal(mine.len, len);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* peek: the checks of decode_list */
     xs_list_ref_t id;
@@ -1194,7 +1194,7 @@ static void test_mutations(void **state)
             assert_true(rc == XS_ERR_DECODE || rc == XS_ERR_SCHEMA);
         }
         if (xs_codec_decode_list(c, msg, buf.len, &list, reason, sizeof(reason)) == XS_OK)
-            xs_list_clear(&list);
+            xs_event_list_clear(&list);
     }
     assert_true(ok > 0); /* some mutations (in string bytes) stay decodable */
     free(msg);
