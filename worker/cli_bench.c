@@ -230,7 +230,7 @@ static double planted_recall(xs_engine_t *e, const source_t *src, uint32_t n_com
 
 typedef struct state_ctx {
     xs_store_t *store;
-    xs_batch_t *batch;
+    xs_store_batch_t *batch;
     uint64_t checkpoints;
     double checkpoint_seconds;
     /* records the checkpoints wrote (deletes included), and their bytes
@@ -244,15 +244,15 @@ static xs_err_t counting_put(void *opaque, xs_cf_t cf, const void *key, size_t k
     state_ctx_t *st = opaque;
     st->written[cf]++;
     st->written_bytes[cf] += key_len + val_len;
-    return xs_batch_put(st->batch, cf, key, key_len, val, val_len);
+    return xs_store_batch_put(st->batch, cf, key, key_len, val, val_len);
 }
 
 static xs_err_t checkpoint(xs_engine_t *e, state_ctx_t *st, char *errstr, size_t errstr_size)
 {
     double t0 = mono_s();
-    xs_batch_clear(st->batch);
+    xs_store_batch_clear(st->batch);
     xs_err_t err = xs_engine_flush(e, counting_put, st, errstr, errstr_size);
-    if (!err && xs_batch_count(st->batch) > 0)
+    if (!err && xs_store_batch_count(st->batch) > 0)
         err = xs_store_write(st->store, st->batch, false, errstr, errstr_size);
     if (!err)
         xs_engine_trim(e);
@@ -322,7 +322,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
         const xs_kv_t *rocks = xs_config_passthrough(o->cfg, "rocksdb.", &n_rocks);
         if (!(st.store = xs_store_open(dir, rocks, n_rocks, false, errstr, sizeof(errstr))))
             goto out;
-        if (!(st.batch = xs_batch_new(st.store))) {
+        if (!(st.batch = xs_store_batch_new(st.store))) {
             snprintf(errstr, sizeof(errstr), "out of memory");
             goto out;
         }
@@ -472,7 +472,7 @@ out:
     xs_buf_free(&enc);
     xs_codec_destroy(codec);
     xs_engine_destroy(e);
-    xs_batch_destroy(st.batch);
+    xs_store_batch_destroy(st.batch);
     xs_store_close(st.store);
     if (with_state && dir && !o->state_dir)
         xs_store_destroy_dir(dir, NULL, 0);

@@ -42,8 +42,8 @@ int xs_cli_schemas(int argc, char **argv)
         printf("\n");
         if (full) {
             xs_buf_t b = {0};
-            if (xs_codec_canonical_form(xs_codec_schema_json((xs_event_kind_t)k), &b, errstr,
-                                        sizeof(errstr)) == XS_OK)
+            if (xs_codec_schema_canonical_form(xs_codec_schema_json((xs_event_kind_t)k), &b, errstr,
+                                               sizeof(errstr)) == XS_OK)
                 printf("  %s\n", (const char *)b.data);
             xs_buf_free(&b);
         }

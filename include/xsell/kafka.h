@@ -154,7 +154,7 @@ typedef struct xs_msg {
 
 /* The value of the last header `name` of a polled message (valid as the
  * message); false when it has none. value may be NULL for a null header. */
-bool xs_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len);
+bool xs_kafka_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len);
 
 /*
  * Waits up to timeout_ms for the next message. Returns XS_OK with *msg

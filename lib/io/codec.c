@@ -173,13 +173,13 @@ const char *xs_codec_schema_json(xs_event_kind_t kind)
 {
     switch (kind) {
     case XS_KIND_CLICK:
-        return xs_schema_text_ClickEvent;
+        return xs_schemas_text_ClickEvent;
     case XS_KIND_CART:
-        return xs_schema_text_CartEvent;
+        return xs_schemas_text_CartEvent;
     case XS_KIND_ITEM:
-        return xs_schema_text_ItemUpdate;
+        return xs_schemas_text_ItemUpdate;
     case XS_KIND_LIST:
-        return xs_schema_text_CrossSellList;
+        return xs_schemas_text_CrossSellList;
     default:
         return NULL;
     }
@@ -189,8 +189,8 @@ static void entry_destroy(writer_entry_t *e)
 {
     if (!e)
         return;
-    xs_resolver_destroy(e->res);
-    xs_aschema_destroy(e->schema);
+    xs_codec_resolve_destroy(e->res);
+    xs_codec_schema_destroy(e->schema);
     free(e);
 }
 
@@ -207,15 +207,15 @@ static xs_err_t entry_new(xs_codec_t *codec, xs_event_kind_t kind, const char *j
         goto out;
     e->kind = kind;
     e->confluent_id = -1;
-    if ((err = xs_aschema_parse(json, strlen(json), &e->schema, msg, sizeof(msg)))) {
+    if ((err = xs_codec_schema_parse(json, strlen(json), &e->schema, msg, sizeof(msg)))) {
         xs_errstr_set(errstr, errstr_size, "bad %s writer schema: %s", xs_event_kind_name(kind),
                       msg);
         goto out;
     }
-    if ((err = xs_aschema_canonical(e->schema, &pcf)))
+    if ((err = xs_codec_schema_canonical(e->schema, &pcf)))
         goto out;
-    e->fp = xs_crc64_avro(pcf.data, pcf.len);
-    if ((err = xs_resolver_new(e->schema, codec->reader[kind], &e->res, msg, sizeof(msg)))) {
+    e->fp = xs_codec_schema_crc64(pcf.data, pcf.len);
+    if ((err = xs_codec_resolve_new(e->schema, codec->reader[kind], &e->res, msg, sizeof(msg)))) {
         xs_errstr_set(errstr, errstr_size,
                       "%s writer schema 0x%016" PRIx64 " is incompatible with the reader: %s",
                       xs_event_kind_name(kind), e->fp, msg);
@@ -248,7 +248,7 @@ static xs_err_t rtables_build(xs_codec_t *codec, char *errstr, size_t errstr_siz
             rtable_t *t = &codec->rtab[codec->n_rtab++];
             t->rec = n;
             for (int f = 0; f < RF__COUNT; f++) {
-                int i = xs_anode_field_index(n, rfield_name[f]);
+                int i = xs_codec_resolve_field_index(n, rfield_name[f]);
                 t->index[f] = (int8_t)(i < INT8_MAX ? i : -1);
             }
         }
@@ -301,17 +301,17 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
     }
     for (int k = 0; k < XS_KIND__COUNT; k++) {
         const char *json = xs_codec_schema_json((xs_event_kind_t)k);
-        if (xs_aschema_parse(json, strlen(json), &codec->reader[k], msg, sizeof(msg))) {
+        if (xs_codec_schema_parse(json, strlen(json), &codec->reader[k], msg, sizeof(msg))) {
             xs_errstr_set(errstr, errstr_size, "embedded %s schema: %s",
                           xs_event_kind_name((xs_event_kind_t)k), msg);
             goto fail;
         }
         xs_buf_reset(&pcf);
-        if (xs_aschema_canonical(codec->reader[k], &pcf)) {
+        if (xs_codec_schema_canonical(codec->reader[k], &pcf)) {
             xs_errstr_set(errstr, errstr_size, "out of memory");
             goto fail;
         }
-        codec->reader_fp[k] = xs_crc64_avro(pcf.data, pcf.len);
+        codec->reader_fp[k] = xs_codec_schema_crc64(pcf.data, pcf.len);
         /* Avro-C encodes with the reader schema, so it must accept it too. */
         if (avro_schema_from_json_length(json, strlen(json), &codec->avro_schema[k]) ||
             !(codec->avro_iface[k] = avro_generic_class_from_schema(codec->avro_schema[k]))) {
@@ -335,7 +335,7 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
     /* Earlier versions of the schemas (schemas/previous/): what producers
      * wrote with them still decodes by its fingerprint, resolved against
      * the current reader (new fields take their defaults). */
-    if (xs_codec_add_writer(codec, XS_KIND_ITEM, xs_schema_text_ItemUpdate_1, -1, msg,
+    if (xs_codec_add_writer(codec, XS_KIND_ITEM, xs_schemas_text_ItemUpdate_1, -1, msg,
                             sizeof(msg)) != XS_OK) {
         xs_errstr_set(errstr, errstr_size, "embedded ItemUpdate version 1: %s", msg);
         goto fail;
@@ -360,7 +360,7 @@ void xs_codec_destroy(xs_codec_t *codec)
             avro_value_iface_decref(codec->avro_iface[k]);
         if (codec->avro_schema[k])
             avro_schema_decref(codec->avro_schema[k]);
-        xs_aschema_destroy(codec->reader[k]);
+        xs_codec_schema_destroy(codec->reader[k]);
     }
     free(codec);
 }
@@ -755,7 +755,8 @@ static xs_err_t decode_tree(const xs_codec_t *codec, const void *data, size_t le
         return err;
     if (framing)
         *framing = fr;
-    if ((err = xs_resolver_decode((*entry)->res, body, body_len, pool, &v, reason, reason_size)))
+    if ((err =
+             xs_codec_resolve_decode((*entry)->res, body, body_len, pool, &v, reason, reason_size)))
         return err;
     root->t = codec->reader[(*entry)->kind]->root;
     root->v = v;
@@ -772,7 +773,7 @@ xs_err_t xs_codec_decode(xs_codec_t *codec, const void *data, size_t len, int ba
     rv_t root = {NULL, NULL};
     mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
     xs_err_t err = XS_ERR_INVALID;
-    xs_apool_init(&pool, local, sizeof(local));
+    xs_codec_resolve_pool_init(&pool, local, sizeof(local));
     xs_event_init(ev, XS_KIND_CLICK);
     if (!codec || (!data && len) || (bare_kind >= 0 && !kind_ok(bare_kind)) ||
         bare_kind == XS_KIND_LIST) {
@@ -796,7 +797,7 @@ xs_err_t xs_codec_decode(xs_codec_t *codec, const void *data, size_t len, int ba
 out:
     if (err)
         xs_event_clear(ev);
-    xs_apool_free(&pool);
+    xs_codec_resolve_pool_free(&pool);
     return err;
 }
 
@@ -817,7 +818,7 @@ static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len
         xs_errstr_set(reason, reason_size, "invalid argument");
         return XS_ERR_INVALID;
     }
-    xs_apool_init(&pool, local, sizeof(local));
+    xs_codec_resolve_pool_init(&pool, local, sizeof(local));
     xs_err_t err =
         decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size);
     if (!err && entry->kind != XS_KIND_LIST) {
@@ -829,7 +830,7 @@ static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len
         fn(&m, root, out);
         err = m.err;
     }
-    xs_apool_free(&pool);
+    xs_codec_resolve_pool_free(&pool);
     return err;
 }
 

@@ -46,7 +46,7 @@
 /* CRC-64-AVRO                                                              */
 /* ======================================================================== */
 
-uint64_t xs_crc64_avro(const void *data, size_t len)
+uint64_t xs_codec_schema_crc64(const void *data, size_t len)
 {
     const uint8_t *p = data;
     uint64_t fp = XS_CRC64_EMPTY;
@@ -70,7 +70,7 @@ static const char *const type_names[] = {
     [XS_AT_UNION] = "union", [XS_AT_FIXED] = "fixed",
 };
 
-const char *xs_atype_name(xs_atype_t t)
+const char *xs_codec_schema_type_name(xs_atype_t t)
 {
     return ((size_t)t < XS_ARRAY_SIZE(type_names)) ? type_names[t] : "?";
 }
@@ -481,8 +481,8 @@ static size_t compute_min_size(xs_anode_t *n)
     return s;
 }
 
-xs_err_t xs_aschema_parse(const char *json, size_t len, xs_aschema_t **out, char *errstr,
-                          size_t errstr_size)
+xs_err_t xs_codec_schema_parse(const char *json, size_t len, xs_aschema_t **out, char *errstr,
+                               size_t errstr_size)
 {
     xs_err_t err = XS_ERR_SCHEMA;
     char jerr[160];
@@ -506,11 +506,11 @@ xs_err_t xs_aschema_parse(const char *json, size_t len, xs_aschema_t **out, char
     schema = NULL;
     err = XS_OK;
 out:
-    xs_aschema_destroy(schema);
+    xs_codec_schema_destroy(schema);
     return err;
 }
 
-void xs_aschema_destroy(xs_aschema_t *schema)
+void xs_codec_schema_destroy(xs_aschema_t *schema)
 {
     if (!schema)
         return;
@@ -618,7 +618,7 @@ static xs_err_t canon_node(canon_t *c, const xs_anode_t *n)
     }
 }
 
-xs_err_t xs_aschema_canonical(const xs_aschema_t *schema, xs_buf_t *out)
+xs_err_t xs_codec_schema_canonical(const xs_aschema_t *schema, xs_buf_t *out)
 {
     canon_t c = {.out = out};
     xs_err_t err = canon_node(&c, schema->root);
@@ -626,20 +626,20 @@ xs_err_t xs_aschema_canonical(const xs_aschema_t *schema, xs_buf_t *out)
     return err;
 }
 
-xs_err_t xs_codec_canonical_form(const char *schema_json, xs_buf_t *out, char *errstr,
-                                 size_t errstr_size)
+xs_err_t xs_codec_schema_canonical_form(const char *schema_json, xs_buf_t *out, char *errstr,
+                                        size_t errstr_size)
 {
     xs_aschema_t *schema = NULL;
     xs_err_t err = XS_ERR_INVALID;
     if (!schema_json || !out)
         goto out;
-    err = xs_aschema_parse(schema_json, strlen(schema_json), &schema, errstr, errstr_size);
+    err = xs_codec_schema_parse(schema_json, strlen(schema_json), &schema, errstr, errstr_size);
     if (err)
         goto out;
-    if ((err = xs_aschema_canonical(schema, out)) || (err = xs_buf_append_u8(out, 0)))
+    if ((err = xs_codec_schema_canonical(schema, out)) || (err = xs_buf_append_u8(out, 0)))
         goto out;
     out->len--; /* NUL-terminated, but the terminator is not part of the form */
 out:
-    xs_aschema_destroy(schema);
+    xs_codec_schema_destroy(schema);
     return err;
 }

@@ -278,7 +278,7 @@ out:
     return err;
 }
 
-xs_err_t xs_event_from_json(const xs_json_t *obj, xs_event_t *ev, char *why, size_t why_size)
+xs_err_t xs_event_json_decode(const xs_json_t *obj, xs_event_t *ev, char *why, size_t why_size)
 {
     xs_event_init(ev, XS_KIND_CLICK);
     xs_err_t err = jsonl_event(obj, ev, why, why_size);

@@ -796,7 +796,7 @@ static void serve_events(xs_http_t *h, const xs_buf_t *body, resp_t *r)
     }
     for (size_t i = 0; i < n; i++) {
         why[0] = '\0';
-        xs_err_t err = xs_event_from_json(xs_json_at(arr, i), &evs[i], why, sizeof(why));
+        xs_err_t err = xs_event_json_decode(xs_json_at(arr, i), &evs[i], why, sizeof(why));
         if (err == XS_OK) {
             err = h->svc.event_check(h->svc.opaque, &evs[i], why, sizeof(why));
             if (err)

@@ -1673,7 +1673,7 @@ int xs_kafka_check_conf(const xs_kv_t *conf, size_t n_conf,
     return bad;
 }
 
-bool xs_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len)
+bool xs_kafka_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len)
 {
     rd_kafka_headers_t *hdrs = NULL;
     if (!m->native || rd_kafka_message_headers((rd_kafka_message_t *)m->native, &hdrs) || !hdrs)

@@ -32,7 +32,7 @@ struct xs_store {
     char *wal_damage; /* RocksDB's report of a damaged WAL at open, or NULL */
 };
 
-struct xs_batch {
+struct xs_store_batch {
     xs_store_t *store;
     rocksdb_writebatch_t *wb;
     size_t bytes;
@@ -275,9 +275,9 @@ void xs_store_backend(xs_store_t *s, xs_backend_t *backend)
     backend->get = backend_get;
 }
 
-xs_batch_t *xs_batch_new(xs_store_t *s)
+xs_store_batch_t *xs_store_batch_new(xs_store_t *s)
 {
-    xs_batch_t *b = calloc(1, sizeof(*b));
+    xs_store_batch_t *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
     b->store = s;
@@ -285,7 +285,7 @@ xs_batch_t *xs_batch_new(xs_store_t *s)
     return b;
 }
 
-void xs_batch_destroy(xs_batch_t *b)
+void xs_store_batch_destroy(xs_store_batch_t *b)
 {
     if (!b)
         return;
@@ -293,15 +293,15 @@ void xs_batch_destroy(xs_batch_t *b)
     free(b);
 }
 
-void xs_batch_clear(xs_batch_t *b)
+void xs_store_batch_clear(xs_store_batch_t *b)
 {
     rocksdb_writebatch_clear(b->wb);
     b->bytes = 0;
     b->count = 0;
 }
 
-xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len, const void *val,
-                      size_t val_len)
+xs_err_t xs_store_batch_put(xs_store_batch_t *b, xs_cf_t cf, const void *key, size_t key_len,
+                            const void *val, size_t val_len)
 {
     if (cf < 0 || cf >= XS_CF__COUNT)
         return XS_ERR_INVALID;
@@ -314,10 +314,10 @@ xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len
     return XS_OK;
 }
 
-xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len, const void *val,
-                         size_t val_len)
+xs_err_t xs_store_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
+                               const void *val, size_t val_len)
 {
-    return xs_batch_put(opaque, cf, key, key_len, val, val_len);
+    return xs_store_batch_put(opaque, cf, key, key_len, val, val_len);
 }
 
 static size_t offset_key(char *buf, size_t size, const char *topic, int32_t partition)
@@ -326,26 +326,28 @@ static size_t offset_key(char *buf, size_t size, const char *topic, int32_t part
     return n < 0 ? 0 : XS_MIN((size_t)n, size - 1);
 }
 
-void xs_batch_put_offset(xs_batch_t *b, const char *topic, int32_t partition, int64_t next)
+void xs_store_batch_put_offset(xs_store_batch_t *b, const char *topic, int32_t partition,
+                               int64_t next)
 {
     char key[300];
     uint8_t v[8];
     for (int i = 0; i < 8; i++)
         v[i] = (uint8_t)((uint64_t)next >> (56 - 8 * i));
-    xs_batch_put(b, XS_CF_META, key, offset_key(key, sizeof(key), topic, partition), v, 8);
+    xs_store_batch_put(b, XS_CF_META, key, offset_key(key, sizeof(key), topic, partition), v, 8);
 }
 
-size_t xs_batch_bytes(const xs_batch_t *b)
+size_t xs_store_batch_bytes(const xs_store_batch_t *b)
 {
     return b->bytes;
 }
 
-int xs_batch_count(const xs_batch_t *b)
+int xs_store_batch_count(const xs_store_batch_t *b)
 {
     return b->count;
 }
 
-xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr, size_t errstr_size)
+xs_err_t xs_store_write(xs_store_t *s, xs_store_batch_t *b, bool sync, char *errstr,
+                        size_t errstr_size)
 {
     char *rerr = NULL;
     rocksdb_write(s->db, sync ? s->wopts_sync : s->wopts, b->wb, &rerr);

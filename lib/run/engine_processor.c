@@ -72,11 +72,11 @@ out:
     return err;
 }
 
-static xs_err_t ep_snapshot_begin(void *self, xs_batch_t *batch, size_t *n_records, char *errstr,
-                                  size_t errstr_size)
+static xs_err_t ep_snapshot_begin(void *self, xs_store_batch_t *batch, size_t *n_records,
+                                  char *errstr, size_t errstr_size)
 {
     xs_engine_processor_t *ep = self;
-    return xs_engine_snapshot_begin(ep->engine, xs_batch_put_fn, batch, n_records, errstr,
+    return xs_engine_snapshot_begin(ep->engine, xs_store_batch_put_fn, batch, n_records, errstr,
                                     errstr_size);
 }
 

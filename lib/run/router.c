@@ -191,7 +191,7 @@ static xs_err_t register_call(xs_router_t *r, void *arg, char *errstr, size_t er
     char subject[512];
     (void)arg;
     snprintf(subject, sizeof(subject), "%s-value", r->topic_output);
-    return xs_registry_register(r->registry, subject, xs_schema_text_CrossSellList,
+    return xs_registry_register(r->registry, subject, xs_schemas_text_CrossSellList,
                                 &r->out_schema_id, errstr, errstr_size);
 }
 
@@ -341,7 +341,7 @@ xs_err_t xs_router_publish(xs_router_t *r, xs_producer_t *p, const xs_msg_t *tri
     for (int i = 0; i < r->n_copy_headers; i++) {
         const void *hv = NULL;
         size_t hl = 0;
-        if (xs_msg_header(trigger, r->copy_headers[i], &hv, &hl))
+        if (xs_kafka_msg_header(trigger, r->copy_headers[i], &hv, &hl))
             h[nh++] = (xs_header_t){r->copy_headers[i], hv, hv ? hl : 0};
     }
     return xs_producer_send(p, r->topic_output, -1, list->user_id, strlen(list->user_id),

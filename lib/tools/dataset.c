@@ -1756,7 +1756,7 @@ static xs_err_t read_jsonl(const char *const *paths, size_t n_paths, sink_t *s, 
             if (!(root = xs_json_parse(line, len, why, sizeof(why)))) {
                 err = XS_ERR_DECODE;
             } else {
-                err = xs_event_from_json(root, &s->ev, why, sizeof(why));
+                err = xs_event_json_decode(root, &s->ev, why, sizeof(why));
                 xs_json_free(root);
                 root = NULL;
             }

@@ -128,8 +128,8 @@ static size_t avro_body(const char *schema_json, fill_fn fill, uint8_t *buf, siz
 static uint64_t fingerprint_of(const char *json)
 {
     xs_buf_t pcf = {0};
-    assert_int_equal(xs_codec_canonical_form(json, &pcf, NULL, 0), XS_OK);
-    uint64_t fp = xs_crc64_avro(pcf.data, pcf.len);
+    assert_int_equal(xs_codec_schema_canonical_form(json, &pcf, NULL, 0), XS_OK);
+    uint64_t fp = xs_codec_schema_crc64(pcf.data, pcf.len);
     xs_buf_free(&pcf);
     return fp;
 }
@@ -199,8 +199,8 @@ static void decode_bad(xs_codec_t *c, const uint8_t *msg, size_t len, int bare_k
 static void test_fingerprints(void **state)
 {
     (void)state;
-    assert_true(xs_crc64_avro("", 0) == FP_EMPTY);
-    assert_true(xs_crc64_avro("\"int\"", 5) == FP_INT);
+    assert_true(xs_codec_schema_crc64("", 0) == FP_EMPTY);
+    assert_true(xs_codec_schema_crc64("\"int\"", 5) == FP_INT);
     assert_true(fingerprint_of("{\"type\":\"int\",\"logicalType\":\"date\"}") == FP_INT);
 
     xs_codec_t *c = codec_new();
@@ -212,16 +212,17 @@ static void test_fingerprints(void **state)
 
     xs_buf_t pcf = {0};
     char err[128] = "";
-    assert_int_equal(xs_codec_canonical_form(S1, &pcf, err, sizeof(err)), XS_OK);
+    assert_int_equal(xs_codec_schema_canonical_form(S1, &pcf, err, sizeof(err)), XS_OK);
     assert_string_equal((char *)pcf.data, S1_PCF);
-    assert_true(xs_crc64_avro(pcf.data, pcf.len) == FP_S1);
+    assert_true(xs_codec_schema_crc64(pcf.data, pcf.len) == FP_S1);
     xs_buf_free(&pcf);
 
-    assert_int_equal(
-        xs_codec_canonical_form("{\"type\":\"record\",\"name\":\"X\"}", &pcf, err, sizeof(err)),
-        XS_ERR_SCHEMA);
+    assert_int_equal(xs_codec_schema_canonical_form("{\"type\":\"record\",\"name\":\"X\"}", &pcf,
+                                                    err, sizeof(err)),
+                     XS_ERR_SCHEMA);
     assert_non_null(strstr(err, "fields"));
-    assert_int_equal(xs_codec_canonical_form("\"Nope\"", &pcf, err, sizeof(err)), XS_ERR_SCHEMA);
+    assert_int_equal(xs_codec_schema_canonical_form("\"Nope\"", &pcf, err, sizeof(err)),
+                     XS_ERR_SCHEMA);
     assert_non_null(strstr(err, "unknown type"));
     xs_buf_free(&pcf);
 }
@@ -958,8 +959,8 @@ static void test_item_versions(void **state)
     xs_codec_t *c = codec_new();
     uint8_t body[256], msg[300];
     xs_event_t in, ev;
-    assert_true(fingerprint_of(xs_schema_text_ItemUpdate_1) == FP_ITEM_1);
-    size_t n = avro_body(xs_schema_text_ItemUpdate_1, fill_item_v1, body, sizeof(body));
+    assert_true(fingerprint_of(xs_schemas_text_ItemUpdate_1) == FP_ITEM_1);
+    size_t n = avro_body(xs_schemas_text_ItemUpdate_1, fill_item_v1, body, sizeof(body));
     size_t m = frame_so(FP_ITEM_1, body, n, msg);
     decode_ok(c, msg, m, -1, &ev, XS_FRAMING_SINGLE_OBJECT);
     assert_string_equal(ev.item_id, "old-item");

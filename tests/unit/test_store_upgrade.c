@@ -202,11 +202,11 @@ static void test_old_directory(void **state)
     xs_buf_t rec = {0}, lists = {0};
     assert_int_equal(xs_sketch_encode(it, &rec), XS_OK);
     assert_int_equal(xs_sketch_lists_encode(it, xs_hash_str("A"), &lists), XS_OK);
-    xs_batch_t *b = xs_batch_new(s);
-    assert_int_equal(xs_batch_put(b, XS_CF_ITEMS, key, 8, rec.data, rec.len), XS_OK);
-    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
+    xs_store_batch_t *b = xs_store_batch_new(s);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_ITEMS, key, 8, rec.data, rec.len), XS_OK);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
-    xs_batch_clear(b);
+    xs_store_batch_clear(b);
     engine_list(s, got, sizeof(got), XS_OK);
     assert_string_equal(got, want);
     /* inspect: the item view loads the lists as the engine does; the dump
@@ -234,16 +234,16 @@ static void test_old_directory(void **state)
     xs_buf_free(&line);
 
     /* the summary record alone (no neighbours record): no list */
-    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, NULL, 0), XS_OK);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_NEIGHBOURS, key, 8, NULL, 0), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
-    xs_batch_clear(b);
+    xs_store_batch_clear(b);
     engine_list(s, got, sizeof(got), XS_OK);
     assert_string_equal(got, "");
 
     /* another item's lists under A's key: an error naming both */
     xs_buf_reset(&lists);
     assert_int_equal(xs_sketch_lists_encode(it, xs_hash_str("Z"), &lists), XS_OK);
-    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
     engine_list(s, got, sizeof(got), XS_ERR_DECODE);
     xs_buf_t bad = {0};
@@ -259,7 +259,7 @@ static void test_old_directory(void **state)
     snprintf(name, sizeof(name), "item %016llx's", (unsigned long long)xs_hash_str("Z"));
     assert_non_null(strstr(got, name));
 
-    xs_batch_destroy(b);
+    xs_store_batch_destroy(b);
     xs_buf_free(&rec);
     xs_buf_free(&lists);
     xs_buf_free(&val);
@@ -292,10 +292,10 @@ static void test_old_item_written_in_two_records(void **state)
     assert_non_null(e);
     const char *a[] = {"A", NULL};
     xse_basket(e, "u-1", a); /* a new buyer of A: its counts change */
-    xs_batch_t *b = xs_batch_new(s);
-    assert_int_equal(xs_engine_flush(e, xs_batch_put_fn, b, errstr, sizeof(errstr)), XS_OK);
+    xs_store_batch_t *b = xs_store_batch_new(s);
+    assert_int_equal(xs_engine_flush(e, xs_store_batch_put_fn, b, errstr, sizeof(errstr)), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
-    xs_batch_destroy(b);
+    xs_store_batch_destroy(b);
     xs_engine_destroy(e);
     uint8_t key[8];
     xs_engine_key_u64(key, xs_hash_str("A"));
