@@ -120,7 +120,7 @@ static xs_err_t source_open(source_t *s, const bench_opts_t *o, uint64_t n_event
         dopts.max_events = n_events;
         double t0 = mono_s();
         xs_err_t err =
-            xs_dataset_read((xs_format_t)o->dataset_fmt, (const char *const *)o->files.v,
+            xs_dataset_read((xs_dataset_format_t)o->dataset_fmt, (const char *const *)o->files.v,
                             o->files.n, &dopts, keep_event, s, NULL, errstr, errstr_size);
         s->gen_seconds = mono_s() - t0;
         return err;
@@ -198,7 +198,7 @@ static void workload_json(const bench_opts_t *o, uint64_t events)
 {
     if (o->dataset_fmt >= 0) {
         printf("\"workload\":{\"dataset\":\"%s\",\"files\":%zu,\"events\":%" PRIu64 "}",
-               xs_format_name((xs_format_t)o->dataset_fmt), o->files.n, events);
+               xs_dataset_format_name((xs_dataset_format_t)o->dataset_fmt), o->files.n, events);
         return;
     }
     printf("\"workload\":{\"synthetic\":true,\"seed\":%" PRIu64 ",\"events\":%" PRIu64
@@ -1182,7 +1182,7 @@ int xs_cli_bench(int argc, char **argv)
             if (!xs_cli_parse_u64(a, argv[++i], &o.so.seed, errstr, sizeof(errstr)))
                 goto bad;
         } else if (!strcmp(a, "--dataset") && more) {
-            if ((o.dataset_fmt = xs_format_from_name(argv[++i])) < 0) {
+            if ((o.dataset_fmt = xs_dataset_format_from_name(argv[++i])) < 0) {
                 snprintf(errstr, sizeof(errstr), "--dataset: unknown format '%s'", argv[i]);
                 goto bad;
             }

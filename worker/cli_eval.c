@@ -27,7 +27,7 @@ typedef struct run {
     const char *name;
     xs_engine_opts_t eo;
     int k;
-    xs_format_t fmt;
+    xs_dataset_format_t fmt;
     const char *const *paths;
     size_t n_paths;
     xs_dataset_opts_t dopts;
@@ -294,7 +294,7 @@ int xs_cli_eval(int argc, char **argv)
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             quiet = true;
         } else if (!strcmp(a, "--format") && more) {
-            fmt = xs_format_from_name(argv[++i]);
+            fmt = xs_dataset_format_from_name(argv[++i]);
             if (fmt < 0) {
                 fprintf(stderr, "xsell eval: unknown format '%s'\n", argv[i]);
                 goto out;
@@ -357,7 +357,7 @@ int xs_cli_eval(int argc, char **argv)
         runs[r].eo.params = base;
         runs[r].eo.cache_bytes = 0; /* everything in memory */
         runs[r].k = k;
-        runs[r].fmt = (xs_format_t)fmt;
+        runs[r].fmt = (xs_dataset_format_t)fmt;
         runs[r].paths = (const char *const *)files.v;
         runs[r].n_paths = files.n;
         runs[r].dopts = dopts;
@@ -429,9 +429,9 @@ int xs_cli_eval(int argc, char **argv)
             goto out;
         }
     if (json)
-        print_json(runs, n_runs, xs_format_name((xs_format_t)fmt), k);
+        print_json(runs, n_runs, xs_dataset_format_name((xs_dataset_format_t)fmt), k);
     else
-        print_table(runs, n_runs, xs_format_name((xs_format_t)fmt), k);
+        print_table(runs, n_runs, xs_dataset_format_name((xs_dataset_format_t)fmt), k);
     rc = 0;
 out:
     xs_cli_strlist_free(&files);

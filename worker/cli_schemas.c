@@ -5,7 +5,7 @@
  *
  * xsell config --doc | --check FILE... — prints the configuration table as
  * Markdown (docs/CONFIG.md), or applies to the files every check the worker
- * applies at start (xs_config_check()) and prints every error, not the first.
+ * applies at start (xs_check_config()) and prints every error, not the first.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -92,7 +92,7 @@ int xs_cli_config(int argc, char **argv)
         int bad = 0;
         for (int i = 2; i < argc; i++)
             bad += xs_config_load_file_all(cfg, argv[i], report, opaque);
-        bad += xs_config_check(cfg, report, opaque);
+        bad += xs_check_config(cfg, report, opaque);
         if (json) {
             xs_buf_printf(&out, "{\"ok\":%s,\"errors\":[%.*s]", bad ? "false" : "true",
                           (int)errors.len, errors.len ? (const char *)errors.data : "");

@@ -455,7 +455,7 @@ xs_err_t xs_metrics_render(xs_metrics_t *m, xs_buf_t *out)
 
 #define XS_LISTMAP_MAX_ARMS 16
 
-struct xs_listmap {
+struct xs_metrics_listmap {
     xs_hmap_t index; /* list key -> (arm index + 1) */
     uint64_t *ring;  /* list keys, oldest at head when full */
     size_t cap, head, len;
@@ -483,9 +483,9 @@ static uint64_t list_key(const char *list_id)
     return k ? k : 1; /* 0 is the map's empty marker */
 }
 
-xs_listmap_t *xs_listmap_new(size_t capacity)
+xs_metrics_listmap_t *xs_metrics_listmap_new(size_t capacity)
 {
-    xs_listmap_t *lm = calloc(1, sizeof(*lm));
+    xs_metrics_listmap_t *lm = calloc(1, sizeof(*lm));
     if (!lm)
         return NULL;
     lm->cap = capacity ? capacity : 1;
@@ -493,13 +493,13 @@ xs_listmap_t *xs_listmap_new(size_t capacity)
     lm->arms[0] = xs_strdup("none");
     lm->n_arms = 1;
     if (!lm->ring || !lm->arms[0]) {
-        xs_listmap_destroy(lm);
+        xs_metrics_listmap_destroy(lm);
         return NULL;
     }
     return lm;
 }
 
-void xs_listmap_destroy(xs_listmap_t *lm)
+void xs_metrics_listmap_destroy(xs_metrics_listmap_t *lm)
 {
     if (!lm)
         return;
@@ -510,7 +510,7 @@ void xs_listmap_destroy(xs_listmap_t *lm)
     free(lm);
 }
 
-static int arm_index(xs_listmap_t *lm, const char *arm)
+static int arm_index(xs_metrics_listmap_t *lm, const char *arm)
 {
     if (!arm || !*arm)
         return 0;
@@ -524,7 +524,7 @@ static int arm_index(xs_listmap_t *lm, const char *arm)
     return lm->n_arms++;
 }
 
-xs_err_t xs_listmap_put(xs_listmap_t *lm, const char *list_id, const char *arm)
+xs_err_t xs_metrics_listmap_put(xs_metrics_listmap_t *lm, const char *list_id, const char *arm)
 {
     uint64_t key = list_key(list_id);
     if (!key)
@@ -547,7 +547,7 @@ xs_err_t xs_listmap_put(xs_listmap_t *lm, const char *list_id, const char *arm)
     return XS_OK;
 }
 
-const char *xs_listmap_get(const xs_listmap_t *lm, const char *list_id)
+const char *xs_metrics_listmap_get(const xs_metrics_listmap_t *lm, const char *list_id)
 {
     uint64_t key = list_key(list_id);
     if (!key)
@@ -556,7 +556,7 @@ const char *xs_listmap_get(const xs_listmap_t *lm, const char *list_id)
     return v ? lm->arms[v - 1] : NULL;
 }
 
-size_t xs_listmap_len(const xs_listmap_t *lm)
+size_t xs_metrics_listmap_len(const xs_metrics_listmap_t *lm)
 {
     return lm->len;
 }

@@ -43,7 +43,7 @@ struct xs_worker_metrics {
     xs_metrics_t *metrics;
     int mid[M__COUNT];
     xs_obs_t *obs; /* histograms, build info, process metrics, per-partition lag */
-    xs_listmap_t *listmap;
+    xs_metrics_listmap_t *listmap;
     const char *topic_clicks, *topic_cart, *topic_catalog;
     char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
     int n_arms;
@@ -185,7 +185,7 @@ xs_worker_metrics_t *xs_worker_metrics_new(const xs_config_t *cfg)
     wm->topic_cart = xs_config_str(cfg, "topics.cart");
     wm->topic_catalog = xs_config_str(cfg, "topics.catalog");
     wm->metrics = xs_metrics_new(0);
-    wm->listmap = xs_listmap_new((size_t)xs_config_int(cfg, "metrics.attribution.lists"));
+    wm->listmap = xs_metrics_listmap_new((size_t)xs_config_int(cfg, "metrics.attribution.lists"));
     if (!wm->metrics || !wm->listmap || define_metrics(wm) != XS_OK) {
         xs_worker_metrics_destroy(wm);
         return NULL;
@@ -197,7 +197,7 @@ void xs_worker_metrics_destroy(xs_worker_metrics_t *wm)
 {
     if (!wm)
         return;
-    xs_listmap_destroy(wm->listmap);
+    xs_metrics_listmap_destroy(wm->listmap);
     xs_obs_destroy(wm->obs);
     xs_metrics_destroy(wm->metrics);
     free(wm);
@@ -253,7 +253,7 @@ void xs_worker_metrics_event(xs_worker_metrics_t *wm, const char *topic, const x
         return;
     if (duplicate)
         return;
-    const char *arm = xs_listmap_get(wm->listmap, ev->list_id);
+    const char *arm = xs_metrics_listmap_get(wm->listmap, ev->list_id);
     if (!arm) {
         xs_metrics_add(wm->metrics, wm->mid[M_UNATTRIBUTED],
                        (const char *[]){purchase ? "purchase" : "click"}, 1);
@@ -295,7 +295,7 @@ void xs_worker_metrics_list(xs_worker_metrics_t *wm, const xs_list_t *list)
     xs_metrics_add(wm->metrics, wm->mid[M_LISTS],
                    (const char *[]){xs_event_placement_name(list->placement), arm}, 1);
     xs_metrics_add(wm->metrics, wm->mid[M_IMPRESSIONS], (const char *[]){arm}, 1);
-    xs_listmap_put(wm->listmap, list->list_id, list->arm);
+    xs_metrics_listmap_put(wm->listmap, list->list_id, list->arm);
 }
 
 void xs_worker_metrics_dlq(xs_worker_metrics_t *wm, const char *reason_class)

@@ -127,7 +127,7 @@ static const char *const format_names[XS_FORMAT__COUNT] = {"online-retail", "ret
  * Public: names and options
  * ====================================================================== */
 
-int xs_format_from_name(const char *name)
+int xs_dataset_format_from_name(const char *name)
 {
     if (!name)
         return -1;
@@ -137,7 +137,7 @@ int xs_format_from_name(const char *name)
     return -1;
 }
 
-const char *xs_format_name(xs_format_t fmt)
+const char *xs_dataset_format_name(xs_dataset_format_t fmt)
 {
     return ((int)fmt >= 0 && fmt < XS_FORMAT__COUNT) ? format_names[fmt] : "unknown";
 }
@@ -1789,7 +1789,7 @@ out:
  * Public: the reader
  * ====================================================================== */
 
-xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_paths,
+xs_err_t xs_dataset_read(xs_dataset_format_t fmt, const char *const *paths, size_t n_paths,
                          const xs_dataset_opts_t *opts, xs_dataset_cb cb, void *opaque,
                          xs_dataset_stats_t *stats, char *errstr, size_t errstr_size)
 {

@@ -516,9 +516,10 @@ out:
     return err;
 }
 
-xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k, xs_format_t fmt,
-                     const char *const *paths, size_t n_paths, const xs_dataset_opts_t *dopts,
-                     xs_eval_result_t *res, char *errstr, size_t errstr_size)
+xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k,
+                     xs_dataset_format_t fmt, const char *const *paths, size_t n_paths,
+                     const xs_dataset_opts_t *dopts, xs_eval_result_t *res, char *errstr,
+                     size_t errstr_size)
 {
     eval_ctx_t c = {0};
     struct timespec t0, t1;
