@@ -309,10 +309,10 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
     eo.cache_bytes = 0; /* core: everything in memory */
     if (with_state) {
         if (o->state_dir) {
-            dir = xs_strdup(o->state_dir);
+            dir = xs_str_dup(o->state_dir);
         } else {
             char tmpl[] = "/tmp/xsell-bench-state-XXXXXX";
-            dir = mkdtemp(tmpl) ? xs_strdup(tmpl) : NULL;
+            dir = mkdtemp(tmpl) ? xs_str_dup(tmpl) : NULL;
         }
         if (!dir) {
             snprintf(errstr, sizeof(errstr), "cannot create a state directory");
@@ -345,7 +345,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
             xs_err_t err = xs_engine_process(e, 0, &v[i], &list, &has, errstr, sizeof(errstr));
             if (err) {
                 fprintf(stderr, "xsell bench: event %" PRIu64 ": %s\n", events,
-                        *errstr ? errstr : xs_err2str(err));
+                        *errstr ? errstr : xs_err_str(err));
                 goto out_src;
             }
             lists += has;

@@ -114,7 +114,7 @@ static xs_err_t produce_event(void *opaque, const xs_event_t *ev)
                     xs_event_kind_name(ev->kind),
                     ev->kind == XS_KIND_ITEM ? (ev->item_id ? ev->item_id : "?")
                                              : (ev->event_id ? ev->event_id : "?"),
-                    xs_err2str(err));
+                    xs_err_str(err));
         return XS_OK;
     }
     value = ctx->buf.data;

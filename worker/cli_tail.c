@@ -109,11 +109,11 @@ static xs_err_t title_map_put(title_map_t *map, const char *item_id, const char 
 
     if ((map->n + 1) * 4 > map->cap * 3 && title_map_grow(map) != XS_OK)
         return XS_ERR_NOMEM;
-    if (title && !(title_copy = xs_strdup(title)))
+    if (title && !(title_copy = xs_str_dup(title)))
         return XS_ERR_NOMEM;
     slot = title_map_slot(map->slots, map->cap, item_id);
     if (!slot->item_id) {
-        if (!(slot->item_id = xs_strdup(item_id))) {
+        if (!(slot->item_id = xs_str_dup(item_id))) {
             free(title_copy);
             return XS_ERR_NOMEM;
         }
@@ -230,11 +230,11 @@ static xs_err_t add_static_schema(void *opaque, int32_t id, const char *kind, co
     FILE *f;
 
     if (k < 0) {
-        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: unknown kind '%s'", id, kind);
+        xs_err_set(errstr, errstr_size, "schema.confluent.%d: unknown kind '%s'", id, kind);
         return XS_ERR_CONFIG;
     }
     if (!(f = fopen(path, "rb"))) {
-        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: cannot open %s", id, path);
+        xs_err_set(errstr, errstr_size, "schema.confluent.%d: cannot open %s", id, path);
         return XS_ERR_IO;
     }
     err = XS_OK;
@@ -247,7 +247,7 @@ static xs_err_t add_static_schema(void *opaque, int32_t id, const char *kind, co
         err = xs_codec_add_writer(codec, (xs_event_kind_t)k, (const char *)b.data, id, errstr,
                                   errstr_size);
     else
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
     xs_buf_free(&b);
     return err;
 }
@@ -318,9 +318,9 @@ static xs_err_t load_catalog(const tail_opts_t *o, xs_codec_t *codec, missing_id
         xs_err_t err;
 
         if (xs_cli_now_ms() >= deadline) {
-            xs_errstr_set(errstr, errstr_size,
-                          "catalog %s: not at its end after %d s (%" PRIu64 " records read)",
-                          o->catalog_topic, CATALOG_LOAD_MS / 1000, records);
+            xs_err_set(errstr, errstr_size,
+                       "catalog %s: not at its end after %d s (%" PRIu64 " records read)",
+                       o->catalog_topic, CATALOG_LOAD_MS / 1000, records);
             ret = XS_ERR_KAFKA;
             goto out;
         }
@@ -347,7 +347,7 @@ static xs_err_t load_catalog(const tail_opts_t *o, xs_codec_t *codec, missing_id
         if (kind == XS_KIND_ITEM && ev.item_id &&
             title_map_put(map, ev.item_id, ev.title) != XS_OK) {
             xs_event_clear(&ev);
-            xs_errstr_set(errstr, errstr_size, "catalog: out of memory");
+            xs_err_set(errstr, errstr_size, "catalog: out of memory");
             ret = XS_ERR_NOMEM;
             goto out;
         }

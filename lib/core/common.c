@@ -30,14 +30,14 @@ static const char *const err_names[XS_ERR__COUNT] = {
     [XS_ERR_INPUT_LOST] = "input lost",
 };
 
-const char *xs_err2str(xs_err_t err)
+const char *xs_err_str(xs_err_t err)
 {
     if ((int)err < 0 || err >= XS_ERR__COUNT)
         return "unknown error";
     return err_names[err];
 }
 
-void xs_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...)
+void xs_err_set(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
     if (!errstr || errstr_size == 0)
         return;
@@ -117,7 +117,7 @@ void xs_buf_free(xs_buf_t *buf)
     buf->len = buf->cap = 0;
 }
 
-char *xs_strndup(const char *s, size_t len)
+char *xs_str_ndup(const char *s, size_t len)
 {
     char *p = malloc(len + 1);
     if (!p)
@@ -127,12 +127,12 @@ char *xs_strndup(const char *s, size_t len)
     return p;
 }
 
-char *xs_strdup(const char *s)
+char *xs_str_dup(const char *s)
 {
-    return s ? xs_strndup(s, strlen(s)) : NULL;
+    return s ? xs_str_ndup(s, strlen(s)) : NULL;
 }
 
-bool xs_utf8_valid(const char *str, size_t len)
+bool xs_str_utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -166,7 +166,7 @@ bool xs_utf8_valid(const char *str, size_t len)
     return true;
 }
 
-bool xs_parse_i64(const char *s, int64_t *out)
+bool xs_str_parse_i64(const char *s, int64_t *out)
 {
     if (!*s || isspace((unsigned char)*s))
         return false;

@@ -258,14 +258,14 @@ static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *
     char why[160];
     xs_err_t err = xs_store_records_globals_decode(&g, p, len, why, sizeof(why));
     if (err) {
-        xs_errstr_set(errstr, errstr_size, "meta/globals: %s", why);
+        xs_err_set(errstr, errstr_size, "meta/globals: %s", why);
         return err;
     }
     if (g.version < 2) {
-        xs_errstr_set(errstr, errstr_size,
-                      "meta/globals: format version %d has no pair totals (version 2 has); "
-                      "rebuild the state from the input (--reset-state --yes --from-beginning)",
-                      g.version);
+        xs_err_set(errstr, errstr_size,
+                   "meta/globals: format version %d has no pair totals (version 2 has); "
+                   "rebuild the state from the input (--reset-state --yes --from-beginning)",
+                   g.version);
         return XS_ERR_VERSION;
     }
     e->totals.users_total = g.users_total;
@@ -401,8 +401,8 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
         char why[128];
         err = xs_profile_decode(&u->prof, e->val.data, e->val.len, why, sizeof(why));
         if (err) {
-            xs_errstr_set(errstr, errstr_size, "users/%u/%016llx: %s", partition,
-                          (unsigned long long)user, why);
+            xs_err_set(errstr, errstr_size, "users/%u/%016llx: %s", partition,
+                       (unsigned long long)user, why);
             free(u);
             return err;
         }
@@ -439,13 +439,11 @@ static xs_err_t load_lists(xs_engine_t *e, cached_item_t *c, const uint8_t *key,
         return XS_ERR_NOMEM;
     if ((err = xs_sketch_lists_decode(l, e->val.data, e->val.len, why, sizeof(why))) == XS_OK &&
         l->item != c->item) {
-        xs_errstr_set(why, sizeof(why), "the record is item %016llx's",
-                      (unsigned long long)l->item);
+        xs_err_set(why, sizeof(why), "the record is item %016llx's", (unsigned long long)l->item);
         err = XS_ERR_DECODE;
     }
     if (err)
-        xs_errstr_set(errstr, errstr_size, "neighbours/%016llx: %s", (unsigned long long)c->item,
-                      why);
+        xs_err_set(errstr, errstr_size, "neighbours/%016llx: %s", (unsigned long long)c->item, why);
     else
         xs_sketch_lists_apply(&c->st, l);
     free(l);
@@ -490,7 +488,7 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
         char why[128];
         err = xs_sketch_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
         if (err) {
-            xs_errstr_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item, why);
+            xs_err_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item, why);
             free_item(c);
             return err;
         }
@@ -590,13 +588,12 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
     if (found) {
         err = decode_name(n, e->val.data, e->val.len);
         if (err) {
-            xs_errstr_set(errstr, errstr_size, "names/%016llx: corrupt value",
-                          (unsigned long long)h);
+            xs_err_set(errstr, errstr_size, "names/%016llx: corrupt value", (unsigned long long)h);
             free_name(n);
             return err;
         }
     } else {
-        n->id = xs_strdup(id);
+        n->id = xs_str_dup(id);
         if (!n->id) {
             free_name(n);
             return XS_ERR_NOMEM;
@@ -615,7 +612,7 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
 
 static xs_err_t set_str(char **dst, const char *s)
 {
-    *dst = xs_strdup(s ? s : "");
+    *dst = xs_str_dup(s ? s : "");
     return *dst ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -706,7 +703,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
 {
     xs_engine_t *e = calloc(1, sizeof(*e));
     if (!e) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     e->params = opts->params;
@@ -714,7 +711,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
     if (opts->experiment)
         e->experiment = *opts->experiment;
     if (e->experiment.n_arms < 0 || e->experiment.n_arms > XS_MAX_ARMS) {
-        xs_errstr_set(errstr, errstr_size, "experiment: 0..%d arms", XS_MAX_ARMS);
+        xs_err_set(errstr, errstr_size, "experiment: 0..%d arms", XS_MAX_ARMS);
         free(e);
         return NULL;
     }
@@ -724,15 +721,15 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         e->has_backend = true;
     }
     e->cache_budget = opts->cache_bytes;
-    e->model_name = xs_strdup(opts->model_name ? opts->model_name : "xsell-cooc");
-    e->model_version = xs_strdup(opts->model_version ? opts->model_version : "1");
+    e->model_name = xs_str_dup(opts->model_name ? opts->model_name : "xsell-cooc");
+    e->model_version = xs_str_dup(opts->model_version ? opts->model_version : "1");
     if (!e->model_name || !e->model_version) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         xs_engine_destroy(e);
         return NULL;
     }
     if (e->params.kmax < 1 || e->params.kmax > XS_PROFILE_MAX_ITEMS) {
-        xs_errstr_set(errstr, errstr_size, "kmax must be within 1..%d", XS_PROFILE_MAX_ITEMS);
+        xs_err_set(errstr, errstr_size, "kmax must be within 1..%d", XS_PROFILE_MAX_ITEMS);
         xs_engine_destroy(e);
         return NULL;
     }
@@ -742,8 +739,8 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         if (e->experiment.arms[a].params.rebuy_days > rebuy_days)
             rebuy_days = e->experiment.arms[a].params.rebuy_days;
     if (!(rebuy_days >= 0 && rebuy_days * 86400e3 < (double)XS_PROFILE_HORIZON_MS)) {
-        xs_errstr_set(errstr, errstr_size, "rebuy_days must be within 0..%.0f",
-                      (double)XS_PROFILE_HORIZON_MS / 86400e3);
+        xs_err_set(errstr, errstr_size, "rebuy_days must be within 0..%.0f",
+                   (double)XS_PROFILE_HORIZON_MS / 86400e3);
         xs_engine_destroy(e);
         return NULL;
     }
@@ -754,7 +751,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
     e->item_stage = xs_item_stage_new(&e->params, e->exact_pairs, &acc);
     e->scorer = xs_scorer_new();
     if (!e->user_stage || !e->item_stage || !e->scorer) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         xs_engine_destroy(e);
         return NULL;
     }
@@ -932,7 +929,7 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
     }
     item_dirty(e, ci);
     if (ev->title && (!n->title || strcmp(n->title, ev->title) != 0)) {
-        char *t = xs_strdup(ev->title);
+        char *t = xs_str_dup(ev->title);
         if (!t)
             return XS_ERR_NOMEM;
         e->cache_bytes -= name_bytes(n);
@@ -1358,7 +1355,7 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
         info->flags = ci->st.flags;
         if ((err = get_name(e, h, NULL, &nm, errstr, errstr_size)))
             return err;
-        if (nm && nm->title && !(info->title = xs_strdup(nm->title)))
+        if (nm && nm->title && !(info->title = xs_str_dup(nm->title)))
             return XS_ERR_NOMEM;
         if (nm && nm->has_price) {
             info->price = nm->price;
@@ -1368,7 +1365,7 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
             nm = NULL;
             if ((err = get_name(e, ci->st.category, NULL, &nm, errstr, errstr_size)))
                 return err;
-            if (nm && !(info->category = xs_strdup(nm->id)))
+            if (nm && !(info->category = xs_str_dup(nm->id)))
                 return XS_ERR_NOMEM;
         }
     }
@@ -1410,7 +1407,7 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
         cached_name_t *nm = NULL;
         if (!err)
             err = get_name(e, tmp[k].item, NULL, &nm, errstr, errstr_size);
-        if (!err && nm && nm->title && !(v[k].title = xs_strdup(nm->title)))
+        if (!err && nm && nm->title && !(v[k].title = xs_str_dup(nm->title)))
             err = XS_ERR_NOMEM;
         if (!err)
             *n_out = k + 1;
@@ -1472,7 +1469,7 @@ xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls
         cached_name_t *nm = NULL;
         if (!err)
             err = get_name(e, sorted[k].item, NULL, &nm, errstr, errstr_size);
-        if (!err && nm && nm->title && !(v[k].title = xs_strdup(nm->title)))
+        if (!err && nm && nm->title && !(v[k].title = xs_str_dup(nm->title)))
             err = XS_ERR_NOMEM;
     }
     if (err) {
@@ -1581,11 +1578,11 @@ xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, s
     xs_err_t err = XS_OK;
     *n_records = 0;
     if (e->snap_active) {
-        xs_errstr_set(errstr, errstr_size, "snapshot: one is in progress already");
+        xs_err_set(errstr, errstr_size, "snapshot: one is in progress already");
         return XS_ERR_INVALID;
     }
     if (e->dirty_walk && (err = dirty_rebuild(e)) != XS_OK) {
-        xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+        xs_err_set(errstr, errstr_size, "snapshot: %s", xs_err_str(err));
         return err;
     }
     /* the current vectors become the snapshot's; the epoch moves on */
@@ -1609,7 +1606,7 @@ xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, s
         if (!(err = encode_meta(e, &e->snap_buf)))
             err = put(opaque, XS_CF_META, gk, sizeof(gk) - 1, e->snap_buf.data, e->snap_buf.len);
         if (err)
-            xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+            xs_err_set(errstr, errstr_size, "snapshot: %s", xs_err_str(err));
         else
             e->totals.dirty = e->trending.dirty = false;
         ++*n_records;
@@ -1629,7 +1626,7 @@ xs_err_t xs_engine_snapshot_step(xs_engine_t *e, size_t max, bool *done, char *e
             /* not the snapshot's any more: handed over when an event touched it */
             if (dirty_ep_of(m, rec) == e->snap_ep) {
                 if ((err = flush_one(m, rec, e->snap_put, e->snap_opaque, &e->snap_buf))) {
-                    xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+                    xs_err_set(errstr, errstr_size, "snapshot: %s", xs_err_str(err));
                     return err;
                 }
                 n++;

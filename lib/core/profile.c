@@ -636,21 +636,21 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
     xs_profile_init(p);
     if (len < 2 || r.p[0] != 'U') {
-        xs_errstr_set(errstr, errstr_size, "not a user profile (bad magic)");
+        xs_err_set(errstr, errstr_size, "not a user profile (bad magic)");
         return XS_ERR_DECODE;
     }
     if (r.p[1] > XS_PROFILE_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "user profile format version %u is newer than this build (%u)", r.p[1],
-                      XS_PROFILE_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "user profile format version %u is newer than this build (%u)", r.p[1],
+                   XS_PROFILE_VERSION);
         return XS_ERR_VERSION;
     }
     if (r.p[1] < XS_PROFILE_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "user profile format version %u is older than this build's (%u), which "
-                      "keeps the cart and purchases beyond its caps in filters the old records "
-                      "lack: rebuild the state (--reset-state --yes --from-beginning)",
-                      r.p[1], XS_PROFILE_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "user profile format version %u is older than this build's (%u), which "
+                   "keeps the cart and purchases beyond its caps in filters the old records "
+                   "lack: rebuild the state (--reset-state --yes --from-beginning)",
+                   r.p[1], XS_PROFILE_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -737,8 +737,8 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     }
     if (r.bad || r.p != r.end) {
         xs_profile_init(p);
-        xs_errstr_set(errstr, errstr_size, "corrupt user profile (%s)",
-                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        xs_err_set(errstr, errstr_size, "corrupt user profile (%s)",
+                   r.bad ? "truncated or out-of-range field" : "trailing bytes");
         return XS_ERR_DECODE;
     }
     return XS_OK;

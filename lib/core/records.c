@@ -57,7 +57,7 @@ static xs_err_t failv(char *errstr, size_t errstr_size, const char *what, const 
 {
     char msg[192];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    xs_errstr_set(errstr, errstr_size, "%s: %s", what, msg);
+    xs_err_set(errstr, errstr_size, "%s: %s", what, msg);
     return XS_ERR_DECODE;
 }
 
@@ -176,7 +176,7 @@ static xs_err_t check_str(const char *what, const char *field, const char *s, si
     if (n > max)
         return efail(errstr, errstr_size, what, XS_ERR_TOO_LARGE, "%s too long (%zu > %zu bytes)",
                      field, n, max);
-    if (n && !xs_utf8_valid(s, n))
+    if (n && !xs_str_utf8_valid(s, n))
         return efail(errstr, errstr_size, what, XS_ERR_INVALID, "%s is not valid UTF-8", field);
     return XS_OK;
 }
@@ -203,11 +203,11 @@ static xs_err_t get_str(dec_t *d, const char *field, size_t max, bool required, 
             return fail(d, XS_ERR_DECODE, "empty %s", field);
         return XS_OK;
     }
-    if (!xs_utf8_valid((const char *)d->r.p, (size_t)n))
+    if (!xs_str_utf8_valid((const char *)d->r.p, (size_t)n))
         return fail(d, XS_ERR_DECODE, "%s is not valid UTF-8", field);
     if (memchr(d->r.p, 0, (size_t)n)) /* strings are C strings in memory */
         return fail(d, XS_ERR_DECODE, "%s contains a NUL byte", field);
-    if (!(*out = xs_strndup((const char *)d->r.p, (size_t)n)))
+    if (!(*out = xs_str_ndup((const char *)d->r.p, (size_t)n)))
         return fail(d, XS_ERR_NOMEM, "out of memory");
     d->r.p += n;
     return XS_OK;
@@ -238,7 +238,7 @@ static xs_err_t grow(void **v, size_t *cap, size_t n, size_t size)
 
 static const char *const kind_names[XS_DELTA__COUNT] = {"pair", "users", "category", "trend"};
 
-const char *xs_delta_kind_name(int kind)
+const char *xs_delta_batch_kind_name(int kind)
 {
     return kind >= 0 && kind < XS_DELTA__COUNT ? kind_names[kind] : "?";
 }
@@ -312,7 +312,7 @@ xs_err_t xs_delta_batch_add_id(xs_delta_batch_t *b, const char *id, char *errstr
         return err;
     if (grow((void **)&b->ids, &b->cap_ids, b->n_ids, sizeof(*b->ids)))
         return efail(errstr, errstr_size, NAME_BATCH, XS_ERR_NOMEM, "out of memory");
-    char *c = xs_strdup(id);
+    char *c = xs_str_dup(id);
     if (!c)
         return efail(errstr, errstr_size, NAME_BATCH, XS_ERR_NOMEM, "out of memory");
     b->ids[b->n_ids++] = (xs_named_t){xs_hash_str(c), c};
@@ -591,7 +591,7 @@ xs_err_t xs_neighbour_list_add(xs_neighbour_list_t *l, int cls, uint64_t item, c
     if (err)
         return err;
     xs_neighbour_rec_t *v = realloc(c->v, (size_t)(c->n + 1) * sizeof(*v));
-    char *dup = id ? xs_strdup(id) : NULL;
+    char *dup = id ? xs_str_dup(id) : NULL;
     if (v)
         c->v = v;
     if (!v || (id && !dup)) {

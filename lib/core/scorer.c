@@ -293,7 +293,7 @@ static bool family_full(const xs_params_t *P, const uint64_t *fams, int n, uint6
 
 static xs_err_t set_str(char **dst, const char *s)
 {
-    *dst = xs_strdup(s ? s : "");
+    *dst = xs_str_dup(s ? s : "");
     return *dst ? XS_OK : XS_ERR_NOMEM;
 }
 

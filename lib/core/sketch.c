@@ -332,13 +332,13 @@ xs_err_t xs_sketch_decode(xs_item_t *it, const void *data, size_t len, char *err
     xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
     xs_sketch_init(it);
     if (len < 2 || r.p[0] != 'I') {
-        xs_errstr_set(errstr, errstr_size, "not an item sketch (bad magic)");
+        xs_err_set(errstr, errstr_size, "not an item sketch (bad magic)");
         return XS_ERR_DECODE;
     }
     if (r.p[1] > XS_ITEM_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "item sketch format version %u is newer than this build (%u)", r.p[1],
-                      XS_ITEM_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "item sketch format version %u is newer than this build (%u)", r.p[1],
+                   XS_ITEM_VERSION);
         return XS_ERR_VERSION;
     }
     unsigned version = r.p[1];
@@ -416,8 +416,8 @@ xs_err_t xs_sketch_decode(xs_item_t *it, const void *data, size_t len, char *err
     it->lists_changed = version < 5 && (it->n_top[XS_CLASS_BOUGHT] || it->n_top[XS_CLASS_VIEWED]);
     if (r.bad || r.p != r.end) {
         xs_sketch_init(it);
-        xs_errstr_set(errstr, errstr_size, "corrupt item sketch (%s)",
-                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        xs_err_set(errstr, errstr_size, "corrupt item sketch (%s)",
+                   r.bad ? "truncated or out-of-range field" : "trailing bytes");
         return XS_ERR_DECODE;
     }
     return XS_OK;
@@ -459,22 +459,22 @@ xs_err_t xs_sketch_lists_decode(xs_item_lists_t *l, const void *data, size_t len
     xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
     memset(l, 0, sizeof(*l));
     if (len < 2) {
-        xs_errstr_set(errstr, errstr_size, "neighbour lists: truncated (%zu bytes)", len);
+        xs_err_set(errstr, errstr_size, "neighbour lists: truncated (%zu bytes)", len);
         return XS_ERR_DECODE;
     }
     if (r.p[0] != XS_LISTS_MAGIC) { /* first: another family's record is not a version */
-        xs_errstr_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')",
-                      r.p[0], XS_LISTS_MAGIC);
+        xs_err_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')", r.p[0],
+                   XS_LISTS_MAGIC);
         return XS_ERR_DECODE;
     }
     if (r.p[1] == 0) {
-        xs_errstr_set(errstr, errstr_size, "neighbour lists: version 0 is not a version");
+        xs_err_set(errstr, errstr_size, "neighbour lists: version 0 is not a version");
         return XS_ERR_DECODE;
     }
     if (r.p[1] > XS_LISTS_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "neighbour lists: version %u is newer than this build reads (%u)", r.p[1],
-                      XS_LISTS_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "neighbour lists: version %u is newer than this build reads (%u)", r.p[1],
+                   XS_LISTS_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -517,8 +517,8 @@ xs_err_t xs_sketch_lists_decode(xs_item_lists_t *l, const void *data, size_t len
         why = "trailing bytes";
     if (r.bad || why) {
         memset(l, 0, sizeof(*l));
-        xs_errstr_set(errstr, errstr_size, "corrupt neighbour lists (%s)",
-                      why ? why : "truncated or out-of-range field");
+        xs_err_set(errstr, errstr_size, "corrupt neighbour lists (%s)",
+                   why ? why : "truncated or out-of-range field");
         return XS_ERR_DECODE;
     }
     return XS_OK;

@@ -75,16 +75,16 @@ xs_err_t xs_store_records_name_decode(xs_name_rec_t *n, const void *data, size_t
     n->price = 0;
     n->available_from = n->available_until = 0;
     if (len < 2 || p[0] != 'N') {
-        xs_errstr_set(errstr, errstr_size, "not a name record (bad magic)");
+        xs_err_set(errstr, errstr_size, "not a name record (bad magic)");
         return XS_ERR_DECODE;
     }
     if (p[1] == 0) {
-        xs_errstr_set(errstr, errstr_size, "corrupt name record (version 0)");
+        xs_err_set(errstr, errstr_size, "corrupt name record (version 0)");
         return XS_ERR_DECODE;
     }
     if (p[1] > XS_NAME_VERSION) {
-        xs_errstr_set(errstr, errstr_size, "name record version %u is newer than this build (%u)",
-                      p[1], XS_NAME_VERSION);
+        xs_err_set(errstr, errstr_size, "name record version %u is newer than this build (%u)",
+                   p[1], XS_NAME_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -92,13 +92,13 @@ xs_err_t xs_store_records_name_decode(xs_name_rec_t *n, const void *data, size_t
         uint64_t l = xs_wire_get_varint(&r);
         if (r.bad || l > (uint64_t)(r.end - r.p)) {
             xs_store_records_name_rec_clear(n);
-            xs_errstr_set(errstr, errstr_size, "corrupt name record (truncated)");
+            xs_err_set(errstr, errstr_size, "corrupt name record (truncated)");
             return XS_ERR_DECODE;
         }
         if (i == 0 || l > 0) {
-            if (!(*dst[i] = xs_strndup((const char *)r.p, (size_t)l))) {
+            if (!(*dst[i] = xs_str_ndup((const char *)r.p, (size_t)l))) {
                 xs_store_records_name_rec_clear(n);
-                xs_errstr_set(errstr, errstr_size, "out of memory");
+                xs_err_set(errstr, errstr_size, "out of memory");
                 return XS_ERR_NOMEM;
             }
         }
@@ -117,12 +117,12 @@ xs_err_t xs_store_records_name_decode(xs_name_rec_t *n, const void *data, size_t
         n->available_until = (int64_t)xs_wire_get_u64(&r);
     if (flags & ~7) {
         xs_store_records_name_rec_clear(n);
-        xs_errstr_set(errstr, errstr_size, "corrupt name record (unknown flags 0x%02x)", flags);
+        xs_err_set(errstr, errstr_size, "corrupt name record (unknown flags 0x%02x)", flags);
         return XS_ERR_DECODE;
     }
     if (r.bad || r.p != r.end) {
         xs_store_records_name_rec_clear(n);
-        xs_errstr_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
+        xs_err_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
         return XS_ERR_DECODE;
     }
     return XS_OK;
@@ -135,16 +135,16 @@ xs_err_t xs_store_records_globals_decode(xs_globals_t *g, const void *data, size
     xs_wire_reader_t r = {p, p + len, false};
     memset(g, 0, sizeof(*g));
     if (len < 2 || p[0] != 'M') {
-        xs_errstr_set(errstr, errstr_size, "not a globals record (bad magic)");
+        xs_err_set(errstr, errstr_size, "not a globals record (bad magic)");
         return XS_ERR_DECODE;
     }
     if (p[1] == 0) {
-        xs_errstr_set(errstr, errstr_size, "corrupt globals record (version 0)");
+        xs_err_set(errstr, errstr_size, "corrupt globals record (version 0)");
         return XS_ERR_DECODE;
     }
     if (p[1] > XS_GLOBALS_VERSION) {
-        xs_errstr_set(errstr, errstr_size, "globals version %u is newer than this build (%u)", p[1],
-                      XS_GLOBALS_VERSION);
+        xs_err_set(errstr, errstr_size, "globals version %u is newer than this build (%u)", p[1],
+                   XS_GLOBALS_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -163,8 +163,8 @@ xs_err_t xs_store_records_globals_decode(xs_globals_t *g, const void *data, size
         g->pairs_total[c] = xs_wire_get_varint(&r);
     if (r.bad || r.p != r.end) {
         memset(g, 0, sizeof(*g));
-        xs_errstr_set(errstr, errstr_size, "corrupt globals record (%s)",
-                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        xs_err_set(errstr, errstr_size, "corrupt globals record (%s)",
+                   r.bad ? "truncated or out-of-range field" : "trailing bytes");
         return XS_ERR_DECODE;
     }
     g->n_trend = (int)n;

@@ -208,24 +208,23 @@ static xs_err_t entry_new(xs_codec_t *codec, xs_event_kind_t kind, const char *j
     e->kind = kind;
     e->confluent_id = -1;
     if ((err = xs_codec_schema_parse(json, strlen(json), &e->schema, msg, sizeof(msg)))) {
-        xs_errstr_set(errstr, errstr_size, "bad %s writer schema: %s", xs_event_kind_name(kind),
-                      msg);
+        xs_err_set(errstr, errstr_size, "bad %s writer schema: %s", xs_event_kind_name(kind), msg);
         goto out;
     }
     if ((err = xs_codec_schema_canonical(e->schema, &pcf)))
         goto out;
     e->fp = xs_codec_schema_crc64(pcf.data, pcf.len);
     if ((err = xs_codec_resolve_new(e->schema, codec->reader[kind], &e->res, msg, sizeof(msg)))) {
-        xs_errstr_set(errstr, errstr_size,
-                      "%s writer schema 0x%016" PRIx64 " is incompatible with the reader: %s",
-                      xs_event_kind_name(kind), e->fp, msg);
+        xs_err_set(errstr, errstr_size,
+                   "%s writer schema 0x%016" PRIx64 " is incompatible with the reader: %s",
+                   xs_event_kind_name(kind), e->fp, msg);
         goto out;
     }
     *out = e;
     e = NULL;
 out:
     if (err == XS_ERR_NOMEM)
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
     xs_buf_free(&pcf);
     entry_destroy(e);
     return err;
@@ -241,8 +240,8 @@ static xs_err_t rtables_build(xs_codec_t *codec, char *errstr, size_t errstr_siz
             if (n->type != XS_AT_RECORD)
                 continue;
             if (codec->n_rtab == XS_READER_RECORDS) {
-                xs_errstr_set(errstr, errstr_size, "internal: more than %d reader records",
-                              XS_READER_RECORDS);
+                xs_err_set(errstr, errstr_size, "internal: more than %d reader records",
+                           XS_READER_RECORDS);
                 return XS_ERR_SCHEMA;
             }
             rtable_t *t = &codec->rtab[codec->n_rtab++];
@@ -296,27 +295,27 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
     xs_buf_t pcf = {0};
     char msg[256] = "";
     if (!codec) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     for (int k = 0; k < XS_KIND__COUNT; k++) {
         const char *json = xs_codec_schema_json((xs_event_kind_t)k);
         if (xs_codec_schema_parse(json, strlen(json), &codec->reader[k], msg, sizeof(msg))) {
-            xs_errstr_set(errstr, errstr_size, "embedded %s schema: %s",
-                          xs_event_kind_name((xs_event_kind_t)k), msg);
+            xs_err_set(errstr, errstr_size, "embedded %s schema: %s",
+                       xs_event_kind_name((xs_event_kind_t)k), msg);
             goto fail;
         }
         xs_buf_reset(&pcf);
         if (xs_codec_schema_canonical(codec->reader[k], &pcf)) {
-            xs_errstr_set(errstr, errstr_size, "out of memory");
+            xs_err_set(errstr, errstr_size, "out of memory");
             goto fail;
         }
         codec->reader_fp[k] = xs_codec_schema_crc64(pcf.data, pcf.len);
         /* Avro-C encodes with the reader schema, so it must accept it too. */
         if (avro_schema_from_json_length(json, strlen(json), &codec->avro_schema[k]) ||
             !(codec->avro_iface[k] = avro_generic_class_from_schema(codec->avro_schema[k]))) {
-            xs_errstr_set(errstr, errstr_size, "Avro-C rejects the %s schema: %s",
-                          xs_event_kind_name((xs_event_kind_t)k), avro_strerror());
+            xs_err_set(errstr, errstr_size, "Avro-C rejects the %s schema: %s",
+                       xs_event_kind_name((xs_event_kind_t)k), avro_strerror());
             goto fail;
         }
         writer_entry_t *e = NULL;
@@ -325,7 +324,7 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
         e->by_fingerprint = true;
         if (registry_push(codec, e)) {
             entry_destroy(e);
-            xs_errstr_set(errstr, errstr_size, "out of memory");
+            xs_err_set(errstr, errstr_size, "out of memory");
             goto fail;
         }
         codec->self[k] = e;
@@ -337,7 +336,7 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
      * the current reader (new fields take their defaults). */
     if (xs_codec_add_writer(codec, XS_KIND_ITEM, xs_schemas_text_ItemUpdate_1, -1, msg,
                             sizeof(msg)) != XS_OK) {
-        xs_errstr_set(errstr, errstr_size, "embedded ItemUpdate version 1: %s", msg);
+        xs_err_set(errstr, errstr_size, "embedded ItemUpdate version 1: %s", msg);
         goto fail;
     }
     xs_buf_free(&pcf);
@@ -376,15 +375,15 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
     writer_entry_t *e = NULL;
     xs_err_t err = XS_ERR_INVALID;
     if (!codec || !kind_ok((int)kind) || !schema_json) {
-        xs_errstr_set(errstr, errstr_size, "invalid argument");
+        xs_err_set(errstr, errstr_size, "invalid argument");
         goto out;
     }
     if ((err = entry_new(codec, kind, schema_json, &e, errstr, errstr_size)))
         goto out;
     const writer_entry_t *same = find_fp(codec, e->fp);
     if (same && same->kind != kind) {
-        xs_errstr_set(errstr, errstr_size, "schema 0x%016" PRIx64 " is already registered for %s",
-                      e->fp, xs_event_kind_name(same->kind));
+        xs_err_set(errstr, errstr_size, "schema 0x%016" PRIx64 " is already registered for %s",
+                   e->fp, xs_event_kind_name(same->kind));
         err = XS_ERR_SCHEMA;
         goto out;
     }
@@ -394,8 +393,8 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
             err = XS_OK; /* the same registration again */
             goto out;
         }
-        xs_errstr_set(errstr, errstr_size, "schema id %" PRId32 " is already registered",
-                      confluent_id);
+        xs_err_set(errstr, errstr_size, "schema id %" PRId32 " is already registered",
+                   confluent_id);
         err = XS_ERR_SCHEMA;
         goto out;
     }
@@ -406,7 +405,7 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
         goto out;
     }
     if ((err = registry_push(codec, e))) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     e = NULL;
@@ -421,14 +420,14 @@ xs_err_t xs_codec_set_bare_writer(xs_codec_t *codec, xs_event_kind_t kind, const
     writer_entry_t *e = NULL;
     xs_err_t err = XS_ERR_INVALID;
     if (!codec || !kind_ok((int)kind) || !schema_json) {
-        xs_errstr_set(errstr, errstr_size, "invalid argument");
+        xs_err_set(errstr, errstr_size, "invalid argument");
         return err;
     }
     if ((err = entry_new(codec, kind, schema_json, &e, errstr, errstr_size)))
         return err;
     if ((err = registry_push(codec, e))) { /* owned by the registry, found by no key */
         entry_destroy(e);
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return err;
     }
     codec->bare[kind] = e;
@@ -459,7 +458,7 @@ static xs_err_t unframe(const xs_codec_t *codec, const uint8_t *p, size_t len, i
 {
     bool bare_ok = kind_ok(bare_kind);
     if (len == 0) {
-        xs_errstr_set(reason, reason_size, "empty message");
+        xs_err_set(reason, reason_size, "empty message");
         return XS_ERR_DECODE;
     }
     if (len >= 2 && p[0] == 0xC3 && p[1] == 0x01) {
@@ -474,11 +473,11 @@ static xs_err_t unframe(const xs_codec_t *codec, const uint8_t *p, size_t len, i
                 return XS_OK;
             }
             if (!bare_ok) {
-                xs_errstr_set(reason, reason_size, "unknown fingerprint 0x%016" PRIx64, fp);
+                xs_err_set(reason, reason_size, "unknown fingerprint 0x%016" PRIx64, fp);
                 return XS_ERR_SCHEMA;
             }
         } else if (!bare_ok) {
-            xs_errstr_set(reason, reason_size, "truncated single-object header");
+            xs_err_set(reason, reason_size, "truncated single-object header");
             return XS_ERR_DECODE;
         }
     } else if (p[0] == 0x00) {
@@ -494,16 +493,16 @@ static xs_err_t unframe(const xs_codec_t *codec, const uint8_t *p, size_t len, i
                 return XS_OK;
             }
             if (!bare_ok) {
-                xs_errstr_set(reason, reason_size, "unknown schema id %" PRId32, id);
+                xs_err_set(reason, reason_size, "unknown schema id %" PRId32, id);
                 return XS_ERR_SCHEMA;
             }
         } else if (!bare_ok) {
-            xs_errstr_set(reason, reason_size, "truncated Confluent header");
+            xs_err_set(reason, reason_size, "truncated Confluent header");
             return XS_ERR_DECODE;
         }
     }
     if (!bare_ok) {
-        xs_errstr_set(reason, reason_size, "not Avro: no magic byte and topic is not bare");
+        xs_err_set(reason, reason_size, "not Avro: no magic byte and topic is not bare");
         return XS_ERR_DECODE;
     }
     *entry = codec->bare[bare_kind] ? codec->bare[bare_kind] : codec->self[bare_kind];
@@ -580,7 +579,7 @@ static char *m_str(mctx_t *m, rv_t x, const char *name)
         merr(m, XS_ERR_DECODE, "NUL byte in field %s", name);
         return NULL;
     }
-    if (!(s = xs_strndup(x.v->u.s.p, x.v->u.s.len)))
+    if (!(s = xs_str_ndup(x.v->u.s.p, x.v->u.s.len)))
         merr(m, XS_ERR_NOMEM, "out of memory");
     return s;
 }
@@ -777,14 +776,14 @@ xs_err_t xs_codec_decode(xs_codec_t *codec, const void *data, size_t len, int ba
     xs_event_init(ev, XS_KIND_CLICK);
     if (!codec || (!data && len) || (bare_kind >= 0 && !kind_ok(bare_kind)) ||
         bare_kind == XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "invalid argument");
+        xs_err_set(reason, reason_size, "invalid argument");
         goto out;
     }
     if ((err = decode_tree(codec, data, len, bare_kind, &pool, &entry, &root, framing_out, reason,
                            reason_size)))
         goto out;
     if (entry->kind == XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "a CrossSellList is not an input event");
+        xs_err_set(reason, reason_size, "a CrossSellList is not an input event");
         err = XS_ERR_SCHEMA;
         goto out;
     }
@@ -815,15 +814,15 @@ static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len
     rv_t root = {NULL, NULL};
     mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
     if (!codec || (!data && len)) {
-        xs_errstr_set(reason, reason_size, "invalid argument");
+        xs_err_set(reason, reason_size, "invalid argument");
         return XS_ERR_INVALID;
     }
     xs_codec_resolve_pool_init(&pool, local, sizeof(local));
     xs_err_t err =
         decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size);
     if (!err && entry->kind != XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
-                      xs_event_kind_name(entry->kind));
+        xs_err_set(reason, reason_size, "a %s is not a CrossSellList",
+                   xs_event_kind_name(entry->kind));
         err = XS_ERR_SCHEMA;
     }
     if (!err) {
@@ -864,8 +863,7 @@ static void map_list_ref(mctx_t *m, rv_t root, void *out)
         !ref_str(m, root, RF_USER_ID, &ref->user_id, &ref->user_id_len) ||
         !ref_str(m, rv_field(m, root, RF_TRIGGER), RF_EVENT_ID, &ref->trigger_event_id,
                  &ref->trigger_event_id_len)) {
-        xs_errstr_set(m->reason, m->reason_size,
-                      "CrossSellList without list_id, user_id or trigger");
+        xs_err_set(m->reason, m->reason_size, "CrossSellList without list_id, user_id or trigger");
         m->err = XS_ERR_DECODE;
     }
 }
@@ -1323,10 +1321,10 @@ static bool list_writer_check(xs_codec_t *codec, char *errstr, size_t errstr_siz
              encode(codec, XS_KIND_LIST, fill_list_cb, &l, &generic) == XS_OK &&
              direct.len == generic.len && memcmp(direct.data, generic.data, direct.len) == 0;
         if (!ok)
-            xs_errstr_set(errstr, errstr_size,
-                          "internal: the CrossSellList writer does not match the embedded "
-                          "schema (placement %s)",
-                          xs_event_placement_name((xs_placement_t)p));
+            xs_err_set(errstr, errstr_size,
+                       "internal: the CrossSellList writer does not match the embedded "
+                       "schema (placement %s)",
+                       xs_event_placement_name((xs_placement_t)p));
     }
     xs_buf_free(&direct);
     xs_buf_free(&generic);

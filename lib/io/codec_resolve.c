@@ -172,9 +172,9 @@ static void cerr(cctx_t *c, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (c->path[0])
-        xs_errstr_set(c->errstr, c->errstr_size, "field %s: %s", c->path, msg);
+        xs_err_set(c->errstr, c->errstr_size, "field %s: %s", c->path, msg);
     else
-        xs_errstr_set(c->errstr, c->errstr_size, "%s", msg);
+        xs_err_set(c->errstr, c->errstr_size, "%s", msg);
 }
 
 static const char *tname(const xs_anode_t *n)
@@ -465,7 +465,7 @@ static xs_rprog_t *compile(cctx_t *c, const xs_anode_t *w, const xs_anode_t *r, 
                 snprintf(first_err, sizeof(first_err), "%s", c->errstr);
         }
         if (ok == 0) {
-            xs_errstr_set(c->errstr, c->errstr_size, "%s", first_err);
+            xs_err_set(c->errstr, c->errstr_size, "%s", first_err);
             return NULL;
         }
         return p;

@@ -119,15 +119,15 @@ static xs_err_t conf_set(rd_kafka_conf_t *conf, const char *key, const char *val
 {
     char rderr[512];
     if (!key || !value) {
-        xs_errstr_set(errstr, errstr_size, "kafka: config: NULL key or value");
+        xs_err_set(errstr, errstr_size, "kafka: config: NULL key or value");
         return XS_ERR_CONFIG;
     }
     if (rd_kafka_conf_set(conf, key, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
         /* librdkafka's message may quote the value: hide both for secrets. */
         bool secret = strstr(key, "password") || strstr(key, "secret") || strstr(key, "key") ||
                       strstr(key, "sasl.jaas") || strstr(key, "sasl.oauthbearer.config");
-        xs_errstr_set(errstr, errstr_size, "kafka: config %s=%s: %s", key,
-                      secret ? "(hidden)" : value, secret ? "invalid value (hidden)" : rderr);
+        xs_err_set(errstr, errstr_size, "kafka: config %s=%s: %s", key, secret ? "(hidden)" : value,
+                   secret ? "invalid value (hidden)" : rderr);
         return XS_ERR_CONFIG;
     }
     return XS_OK;
@@ -160,8 +160,8 @@ static rd_kafka_t *handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char 
     rk = rd_kafka_new(type, conf, rderr, sizeof(rderr));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        xs_errstr_set(errstr, errstr_size, "kafka: create %s: %s",
-                      type == RD_KAFKA_PRODUCER ? "producer" : "consumer", rderr);
+        xs_err_set(errstr, errstr_size, "kafka: create %s: %s",
+                   type == RD_KAFKA_PRODUCER ? "producer" : "consumer", rderr);
     }
     return rk;
 }
@@ -183,13 +183,12 @@ xs_devbroker_t *xs_devbroker_new(int brokers, char *errstr, size_t errstr_size)
     char rderr[512];
 
     if (brokers < 1 || brokers > 64) {
-        xs_errstr_set(errstr, errstr_size, "kafka: devbroker: broker count %d not in 1..64",
-                      brokers);
+        xs_err_set(errstr, errstr_size, "kafka: devbroker: broker count %d not in 1..64", brokers);
         return NULL;
     }
     db = calloc(1, sizeof(*db));
     if (!db) {
-        xs_errstr_set(errstr, errstr_size, "kafka: devbroker: out of memory");
+        xs_err_set(errstr, errstr_size, "kafka: devbroker: out of memory");
         return NULL;
     }
     db->brokers = brokers;
@@ -203,15 +202,15 @@ xs_devbroker_t *xs_devbroker_new(int brokers, char *errstr, size_t errstr_size)
     db->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
     if (!db->rk) {
         rd_kafka_conf_destroy(conf);
-        xs_errstr_set(errstr, errstr_size, "kafka: devbroker: %s", rderr);
+        xs_err_set(errstr, errstr_size, "kafka: devbroker: %s", rderr);
     }
     conf = NULL; /* owned by rd_kafka_new, or destroyed above */
     if (!db->rk)
         goto fail;
     db->mcluster = rd_kafka_mock_cluster_new(db->rk, brokers);
     if (!db->mcluster) {
-        xs_errstr_set(errstr, errstr_size,
-                      "kafka: devbroker: could not start the mock cluster (%d brokers)", brokers);
+        xs_err_set(errstr, errstr_size,
+                   "kafka: devbroker: could not start the mock cluster (%d brokers)", brokers);
         goto fail;
     }
     return db;
@@ -244,14 +243,14 @@ xs_err_t xs_devbroker_create_topic(xs_devbroker_t *db, const char *topic, int pa
     int replication = XS_MIN(db->brokers, 3);
 
     if (!topic || !*topic || partitions < 1) {
-        xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: invalid name or partitions %d",
-                      topic ? topic : "(null)", partitions);
+        xs_err_set(errstr, errstr_size, "kafka: create topic %s: invalid name or partitions %d",
+                   topic ? topic : "(null)", partitions);
         return XS_ERR_INVALID;
     }
     rderr = rd_kafka_mock_topic_create(db->mcluster, topic, partitions, replication);
     if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: %s", topic,
-                      rd_kafka_err2str(rderr));
+        xs_err_set(errstr, errstr_size, "kafka: create topic %s: %s", topic,
+                   rd_kafka_err2str(rderr));
         return XS_ERR_KAFKA;
     }
     return XS_OK;
@@ -372,12 +371,12 @@ xs_producer_t *xs_producer_new(const char *bootstrap, const xs_kv_t *conf, size_
     rd_kafka_conf_t *rkconf = NULL;
 
     if (!bootstrap || !*bootstrap) {
-        xs_errstr_set(errstr, errstr_size, "kafka: producer: no bootstrap servers");
+        xs_err_set(errstr, errstr_size, "kafka: producer: no bootstrap servers");
         return NULL;
     }
     p = calloc(1, sizeof(*p));
     if (!p) {
-        xs_errstr_set(errstr, errstr_size, "kafka: producer: out of memory");
+        xs_err_set(errstr, errstr_size, "kafka: producer: out of memory");
         return NULL;
     }
     rkconf = rd_kafka_conf_new();
@@ -425,14 +424,14 @@ xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition
     xs_err_t ret = XS_OK;
 
     if (p->fatal) {
-        xs_errstr_set(errstr, errstr_size, "kafka: produce to %s: producer fatal error: %s", topic,
-                      p->fatal_msg);
+        xs_err_set(errstr, errstr_size, "kafka: produce to %s: producer fatal error: %s", topic,
+                   p->fatal_msg);
         return XS_ERR_KAFKA;
     }
     if (n_headers > 0) {
         vus = calloc(6 + n_headers, sizeof(*vus));
         if (!vus) {
-            xs_errstr_set(errstr, errstr_size, "kafka: produce to %s: out of memory", topic);
+            xs_err_set(errstr, errstr_size, "kafka: produce to %s: out of memory", topic);
             return XS_ERR_NOMEM;
         }
     }
@@ -472,15 +471,15 @@ xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition
             /* Backpressure: serve delivery reports until there is room. */
             rd_kafka_poll(p->rk, 100);
             if (p->fatal) {
-                xs_errstr_set(errstr, errstr_size, "kafka: produce to %s: producer fatal error: %s",
-                              topic, p->fatal_msg);
+                xs_err_set(errstr, errstr_size, "kafka: produce to %s: producer fatal error: %s",
+                           topic, p->fatal_msg);
                 ret = XS_ERR_KAFKA;
                 goto out;
             }
             continue;
         }
-        xs_errstr_set(errstr, errstr_size, "kafka: produce to %s: %s", topic,
-                      rd_kafka_error_string(error));
+        xs_err_set(errstr, errstr_size, "kafka: produce to %s: %s", topic,
+                   rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
         ret = XS_ERR_KAFKA;
         goto out;
@@ -503,18 +502,18 @@ xs_err_t xs_producer_flush(xs_producer_t *p, int timeout_ms, char *errstr, size_
     xs_err_t ret = XS_OK;
 
     if (rderr == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-        xs_errstr_set(errstr, errstr_size,
-                      "kafka: flush: flush timed out after %d ms (%d messages outstanding)",
-                      timeout_ms, rd_kafka_outq_len(p->rk));
+        xs_err_set(errstr, errstr_size,
+                   "kafka: flush: flush timed out after %d ms (%d messages outstanding)",
+                   timeout_ms, rd_kafka_outq_len(p->rk));
         ret = XS_ERR_KAFKA;
     } else if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: flush: %s", rd_kafka_err2str(rderr));
+        xs_err_set(errstr, errstr_size, "kafka: flush: %s", rd_kafka_err2str(rderr));
         ret = XS_ERR_KAFKA;
     }
     if (p->failed_since_flush > 0) {
         /* A delivery failure is the more useful message. */
-        xs_errstr_set(errstr, errstr_size, "kafka: delivery: %llu message(s) failed, first: %s",
-                      (unsigned long long)p->failed_since_flush, p->first_failure);
+        xs_err_set(errstr, errstr_size, "kafka: delivery: %llu message(s) failed, first: %s",
+                   (unsigned long long)p->failed_since_flush, p->first_failure);
         p->failed_since_flush = 0;
         p->first_failure[0] = '\0';
         ret = XS_ERR_KAFKA;
@@ -534,12 +533,12 @@ xs_err_t xs_producer_marked_done(xs_producer_t *p, bool *done, char *errstr, siz
     rd_kafka_poll(p->rk, 0);
     *done = p->out_before == 0;
     if (p->fatal) {
-        xs_errstr_set(errstr, errstr_size, "kafka: producer fatal error: %s", p->fatal_msg);
+        xs_err_set(errstr, errstr_size, "kafka: producer fatal error: %s", p->fatal_msg);
         return XS_ERR_KAFKA;
     }
     if (p->failed_since_flush > 0) {
-        xs_errstr_set(errstr, errstr_size, "kafka: delivery: %llu message(s) failed, first: %s",
-                      (unsigned long long)p->failed_since_flush, p->first_failure);
+        xs_err_set(errstr, errstr_size, "kafka: delivery: %llu message(s) failed, first: %s",
+                   (unsigned long long)p->failed_since_flush, p->first_failure);
         p->failed_since_flush = 0;
         p->first_failure[0] = '\0';
         return XS_ERR_KAFKA;
@@ -580,15 +579,15 @@ static int metadata_partition_count(rd_kafka_t *rk, const char *topic, int timeo
 
     rderr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: metadata: %s", rd_kafka_err2str(rderr));
+        xs_err_set(errstr, errstr_size, "kafka: metadata: %s", rd_kafka_err2str(rderr));
         return -1;
     }
     for (int i = 0; i < md->topic_cnt; i++) {
         if (strcmp(md->topics[i].topic, topic) != 0)
             continue;
         if (md->topics[i].err) {
-            xs_errstr_set(errstr, errstr_size, "kafka: metadata for %s: %s", topic,
-                          rd_kafka_err2str(md->topics[i].err));
+            xs_err_set(errstr, errstr_size, "kafka: metadata for %s: %s", topic,
+                       rd_kafka_err2str(md->topics[i].err));
             count = md->topics[i].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? 0 : -1;
         } else {
             count = md->topics[i].partition_cnt;
@@ -618,7 +617,7 @@ int xs_kafka_partition_count(const char *bootstrap, const xs_kv_t *conf, size_t 
         return -1;
     count = metadata_partition_count(rk, topic, timeout_ms, errstr, errstr_size);
     if (count == 0) {
-        xs_errstr_set(errstr, errstr_size, "kafka: metadata: topic %s does not exist", topic);
+        xs_err_set(errstr, errstr_size, "kafka: metadata: topic %s does not exist", topic);
         count = -1;
     }
     rd_kafka_destroy(rk);
@@ -776,7 +775,7 @@ static xs_err_t part_add(xs_consumer_t *c, const char *topic, int32_t partition,
     }
     pt = &c->parts[c->n_parts];
     memset(pt, 0, sizeof(*pt));
-    pt->topic = xs_strdup(topic);
+    pt->topic = xs_str_dup(topic);
     if (!pt->topic)
         return XS_ERR_NOMEM;
     c->n_parts++;
@@ -918,8 +917,8 @@ static xs_err_t assign_all(xs_consumer_t *c, const xs_consumer_opts_t *opts, cha
             nanosleep(&ts, NULL);
         }
         if (count == 0) {
-            xs_errstr_set(errstr, errstr_size, "kafka: consumer: topic %s does not exist",
-                          opts->topics[t]);
+            xs_err_set(errstr, errstr_size, "kafka: consumer: topic %s does not exist",
+                       opts->topics[t]);
             ret = XS_ERR_KAFKA;
             goto out;
         }
@@ -933,7 +932,7 @@ static xs_err_t assign_all(xs_consumer_t *c, const xs_consumer_opts_t *opts, cha
     assign_prepare(c, list, opts->start_offset);
     rderr = rd_kafka_assign(c->rk, list);
     if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: assign: %s", rd_kafka_err2str(rderr));
+        xs_err_set(errstr, errstr_size, "kafka: assign: %s", rd_kafka_err2str(rderr));
         ret = XS_ERR_KAFKA;
         goto out;
     }
@@ -964,12 +963,12 @@ xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr, siz
     char groupless_id[64];
 
     if (!opts || !opts->bootstrap || !*opts->bootstrap || opts->n_topics == 0 || !opts->topics) {
-        xs_errstr_set(errstr, errstr_size, "kafka: consumer: bootstrap and topics are required");
+        xs_err_set(errstr, errstr_size, "kafka: consumer: bootstrap and topics are required");
         return NULL;
     }
     c = calloc(1, sizeof(*c));
     if (!c) {
-        xs_errstr_set(errstr, errstr_size, "kafka: consumer: out of memory");
+        xs_err_set(errstr, errstr_size, "kafka: consumer: out of memory");
         return NULL;
     }
     c->group = opts->group_id != NULL;
@@ -1009,7 +1008,7 @@ xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr, siz
         rderr = rd_kafka_subscribe(c->rk, subs);
         rd_kafka_topic_partition_list_destroy(subs);
         if (rderr) {
-            xs_errstr_set(errstr, errstr_size, "kafka: subscribe: %s", rd_kafka_err2str(rderr));
+            xs_err_set(errstr, errstr_size, "kafka: subscribe: %s", rd_kafka_err2str(rderr));
             goto fail;
         }
     } else if (assign_all(c, opts, errstr, errstr_size) != XS_OK) {
@@ -1094,8 +1093,8 @@ xs_err_t xs_consumer_watermarks(xs_consumer_t *c, const char *topic, int32_t par
     rd_kafka_resp_err_t rderr =
         rd_kafka_query_watermark_offsets(c->rk, topic, partition, lo, hi, timeout_ms);
     if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: watermarks of %s [%d]: %s", topic,
-                      (int)partition, rd_kafka_err2str(rderr));
+        xs_err_set(errstr, errstr_size, "kafka: watermarks of %s [%d]: %s", topic, (int)partition,
+                   rd_kafka_err2str(rderr));
         return XS_ERR_KAFKA;
     }
     return XS_OK;
@@ -1151,13 +1150,13 @@ xs_err_t xs_consumer_seek(xs_consumer_t *c, const char *topic, int32_t partition
         error = reassign_at(c, topic, partition, offset);
     }
     if (error) {
-        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic, (int)partition,
-                      (long long)offset, rd_kafka_error_string(error));
+        xs_err_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic, (int)partition,
+                   (long long)offset, rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
         ret = XS_ERR_KAFKA;
     } else if (l->elems[0].err) {
-        xs_errstr_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic, (int)partition,
-                      (long long)offset, rd_kafka_err2str(l->elems[0].err));
+        xs_err_set(errstr, errstr_size, "kafka: seek %s [%d] to %lld: %s", topic, (int)partition,
+                   (long long)offset, rd_kafka_err2str(l->elems[0].err));
         ret = XS_ERR_KAFKA;
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -1226,9 +1225,8 @@ xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char 
             rd_kafka_message_destroy(rkm);
         } else if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && topic) {
             /* auto.offset.reset=error: the fetch offset is out of range */
-            xs_errstr_set(errstr, errstr_size, "kafka: %s [%d] offset %lld: %s", topic,
-                          (int)rkm->partition, (long long)rkm->offset,
-                          rd_kafka_message_errstr(rkm));
+            xs_err_set(errstr, errstr_size, "kafka: %s [%d] offset %lld: %s", topic,
+                       (int)rkm->partition, (long long)rkm->offset, rd_kafka_message_errstr(rkm));
             c->last = rkm;
             memset(msg, 0, sizeof(*msg));
             msg->topic = topic;
@@ -1243,8 +1241,8 @@ xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char 
                     rd_kafka_fatal_error(c->rk, why, sizeof(why));
                 else
                     snprintf(why, sizeof(why), "%s", rd_kafka_message_errstr(rkm));
-                xs_errstr_set(errstr, errstr_size, "kafka: consume%s%s: %s", topic ? " " : "",
-                              topic ? topic : "", why);
+                xs_err_set(errstr, errstr_size, "kafka: consume%s%s: %s", topic ? " " : "",
+                           topic ? topic : "", why);
                 rd_kafka_message_destroy(rkm);
                 return XS_ERR_KAFKA;
             }
@@ -1345,8 +1343,8 @@ xs_err_t xs_consumer_commit_offsets(xs_consumer_t *c, const xs_offset_t *offsets
     if (n == 0)
         return XS_OK;
     if (!c->group) {
-        xs_errstr_set(errstr, errstr_size, "kafka: commit %s[%d]: consumer has no group.id",
-                      offsets[0].topic, (int)offsets[0].partition);
+        xs_err_set(errstr, errstr_size, "kafka: commit %s[%d]: consumer has no group.id",
+                   offsets[0].topic, (int)offsets[0].partition);
         return XS_ERR_INVALID;
     }
     list = rd_kafka_topic_partition_list_new((int)n);
@@ -1357,9 +1355,9 @@ xs_err_t xs_consumer_commit_offsets(xs_consumer_t *c, const xs_offset_t *offsets
     for (int i = 0; !rderr && !async && i < list->cnt; i++)
         rderr = list->elems[i].err;
     if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: commit %s[%d] offset %lld%s: %s",
-                      offsets[0].topic, (int)offsets[0].partition, (long long)offsets[0].offset,
-                      n > 1 ? " (and more)" : "", rd_kafka_err2str(rderr));
+        xs_err_set(errstr, errstr_size, "kafka: commit %s[%d] offset %lld%s: %s", offsets[0].topic,
+                   (int)offsets[0].partition, (long long)offsets[0].offset,
+                   n > 1 ? " (and more)" : "", rd_kafka_err2str(rderr));
         ret = XS_ERR_KAFKA;
     }
     rd_kafka_topic_partition_list_destroy(list);
@@ -1429,7 +1427,7 @@ static xs_err_t describe_metadata(rd_kafka_t *rk, const char *topic, int timeout
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t rderr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (rderr) {
-        xs_errstr_set(errstr, errstr_size, "kafka: metadata: %s", rd_kafka_err2str(rderr));
+        xs_err_set(errstr, errstr_size, "kafka: metadata: %s", rd_kafka_err2str(rderr));
         return XS_ERR_KAFKA;
     }
     info->partitions = -1;
@@ -1468,7 +1466,7 @@ xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_event_t *ev = NULL;
     if (!nt) {
-        xs_errstr_set(errstr, errstr_size, "kafka: create topics: out of memory");
+        xs_err_set(errstr, errstr_size, "kafka: create topics: out of memory");
         ret = XS_ERR_NOMEM;
         goto out;
     }
@@ -1479,15 +1477,15 @@ xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size
                                       topics[i].replication > 0 ? topics[i].replication : -1, rderr,
                                       sizeof(rderr));
         if (!nt[i]) {
-            xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: %s", topics[i].name, rderr);
+            xs_err_set(errstr, errstr_size, "kafka: create topic %s: %s", topics[i].name, rderr);
             ret = XS_ERR_INVALID;
             goto out;
         }
         for (size_t k = 0; k < topics[i].n_configs; k++)
             if (rd_kafka_NewTopic_set_config(nt[i], topics[i].configs[k].key,
                                              topics[i].configs[k].value)) {
-                xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: bad config %s",
-                              topics[i].name, topics[i].configs[k].key);
+                xs_err_set(errstr, errstr_size, "kafka: create topic %s: bad config %s",
+                           topics[i].name, topics[i].configs[k].key);
                 ret = XS_ERR_INVALID;
                 goto out;
             }
@@ -1495,8 +1493,8 @@ xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size
     rd_kafka_CreateTopics(rk, nt, n, opts, q);
     ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout_ms + 5000);
     if (!ev || rd_kafka_event_error(ev)) {
-        xs_errstr_set(errstr, errstr_size, "kafka: create topics: %s",
-                      ev ? rd_kafka_event_error_string(ev) : "timed out");
+        xs_err_set(errstr, errstr_size, "kafka: create topics: %s",
+                   ev ? rd_kafka_event_error_string(ev) : "timed out");
         ret = XS_ERR_KAFKA;
         goto out;
     }
@@ -1509,8 +1507,8 @@ xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size
             XS_INFO("topic exists", "topic=%s", rd_kafka_topic_result_name(res[i]));
         } else if (err) {
             const char *why = rd_kafka_topic_result_error_string(res[i]);
-            xs_errstr_set(errstr, errstr_size, "kafka: create topic %s: %s",
-                          rd_kafka_topic_result_name(res[i]), why ? why : rd_kafka_err2str(err));
+            xs_err_set(errstr, errstr_size, "kafka: create topic %s: %s",
+                       rd_kafka_topic_result_name(res[i]), why ? why : rd_kafka_err2str(err));
             ret = XS_ERR_KAFKA;
             goto out;
         } else {
@@ -1527,9 +1525,9 @@ xs_err_t xs_kafka_create_topics(const char *bootstrap, const xs_kv_t *conf, size
                 info.partitions > 0 && info.leaderless == 0)
                 break;
             if (mono_ms() >= deadline) {
-                xs_errstr_set(errstr, errstr_size,
-                              "kafka: create topic %s: no leader for every partition after %d ms",
-                              topics[i].name, timeout_ms);
+                xs_err_set(errstr, errstr_size,
+                           "kafka: create topic %s: no leader for every partition after %d ms",
+                           topics[i].name, timeout_ms);
                 ret = XS_ERR_KAFKA;
                 goto out;
             }
@@ -1572,8 +1570,8 @@ xs_err_t xs_kafka_describe_topic(const char *bootstrap, const xs_kv_t *conf, siz
     rd_kafka_DescribeConfigs(rk, &cr, 1, opts, q);
     rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout_ms + 5000);
     if (!ev || rd_kafka_event_error(ev)) {
-        xs_errstr_set(errstr, errstr_size, "kafka: describe configs of %s: %s", topic,
-                      ev ? rd_kafka_event_error_string(ev) : "timed out");
+        xs_err_set(errstr, errstr_size, "kafka: describe configs of %s: %s", topic,
+                   ev ? rd_kafka_event_error_string(ev) : "timed out");
         ret = XS_ERR_KAFKA;
     } else {
         size_t n_res = 0, n_cfg = 0;
@@ -1581,8 +1579,8 @@ xs_err_t xs_kafka_describe_topic(const char *bootstrap, const xs_kv_t *conf, siz
             rd_kafka_event_DescribeConfigs_result(ev), &n_res);
         for (size_t i = 0; i < n_res && ret == XS_OK; i++) {
             if (rd_kafka_ConfigResource_error(res[i])) {
-                xs_errstr_set(errstr, errstr_size, "kafka: describe configs of %s: %s", topic,
-                              rd_kafka_ConfigResource_error_string(res[i]));
+                xs_err_set(errstr, errstr_size, "kafka: describe configs of %s: %s", topic,
+                           rd_kafka_ConfigResource_error_string(res[i]));
                 ret = XS_ERR_KAFKA;
                 break;
             }
@@ -1623,16 +1621,16 @@ xs_err_t xs_kafka_delete_records(const char *bootstrap, const xs_kv_t *conf, siz
     rd_kafka_DeleteRecords(rk, &dr, 1, opts, q);
     rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DELETERECORDS_RESULT, timeout_ms + 5000);
     if (!ev || rd_kafka_event_error(ev)) {
-        xs_errstr_set(errstr, errstr_size, "kafka: delete records: %s",
-                      ev ? rd_kafka_event_error_string(ev) : "timed out");
+        xs_err_set(errstr, errstr_size, "kafka: delete records: %s",
+                   ev ? rd_kafka_event_error_string(ev) : "timed out");
         ret = XS_ERR_KAFKA;
     } else {
         const rd_kafka_topic_partition_list_t *res =
             rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
         if (!res || res->cnt != 1 || res->elems[0].err) {
-            xs_errstr_set(errstr, errstr_size, "kafka: delete records of %s [%d]: %s", topic,
-                          (int)partition,
-                          res && res->cnt == 1 ? rd_kafka_err2str(res->elems[0].err) : "no result");
+            xs_err_set(errstr, errstr_size, "kafka: delete records of %s [%d]: %s", topic,
+                       (int)partition,
+                       res && res->cnt == 1 ? rd_kafka_err2str(res->elems[0].err) : "no result");
             ret = XS_ERR_KAFKA;
         }
     }

@@ -50,7 +50,7 @@ static xs_err_t rocks_err(char *rerr, const char *what, char *errstr, size_t err
     /* Status::NoSpace() (ENOSPC), as such or as the background error that
      * stops every later write. */
     bool nospace = strstr(rerr, "No space left on device") != NULL;
-    xs_errstr_set(errstr, errstr_size, "rocksdb: %s: %s", what, rerr);
+    xs_err_set(errstr, errstr_size, "rocksdb: %s: %s", what, rerr);
     free(rerr);
     return nospace ? XS_ERR_NOSPACE : XS_ERR_STORE;
 }
@@ -66,21 +66,21 @@ static xs_err_t check_format(xs_store_t *s, char *errstr, size_t errstr_size)
         goto out;
     if (found) {
         if (val.len != 11 || val.data[0] != 'X' || val.data[1] != 'S') {
-            xs_errstr_set(errstr, errstr_size, "state store: meta/format is not an xsell store");
+            xs_err_set(errstr, errstr_size, "state store: meta/format is not an xsell store");
             err = XS_ERR_VERSION;
         } else if (val.data[2] > XS_STORE_FORMAT_VERSION) {
-            xs_errstr_set(errstr, errstr_size,
-                          "state store format version %u is newer than this build (%u)",
-                          val.data[2], XS_STORE_FORMAT_VERSION);
+            xs_err_set(errstr, errstr_size,
+                       "state store format version %u is newer than this build (%u)", val.data[2],
+                       XS_STORE_FORMAT_VERSION);
             err = XS_ERR_VERSION;
         } else {
             uint64_t seed = 0;
             for (int i = 0; i < 8; i++)
                 seed |= (uint64_t)val.data[3 + i] << (8 * i);
             if (seed != XS_HASH_SEED) {
-                xs_errstr_set(errstr, errstr_size,
-                              "state store uses hash seed %016" PRIx64 ", this build %016" PRIx64,
-                              seed, (uint64_t)XS_HASH_SEED);
+                xs_err_set(errstr, errstr_size,
+                           "state store uses hash seed %016" PRIx64 ", this build %016" PRIx64,
+                           seed, (uint64_t)XS_HASH_SEED);
                 err = XS_ERR_VERSION;
             }
         }
@@ -115,7 +115,7 @@ xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, b
     const rocksdb_options_t *cf_opts[XS_CF__COUNT + 1];
     rocksdb_column_family_handle_t *handles[XS_CF__COUNT + 1] = {0};
     if (!s) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     s->read_only = read_only;
@@ -365,7 +365,7 @@ xs_err_t xs_store_get_offset(xs_store_t *s, const char *topic, int32_t partition
                                 &val, found, errstr, errstr_size);
     if (!err && *found) {
         if (val.len != 8) {
-            xs_errstr_set(errstr, errstr_size, "meta/%s: corrupt offset", key);
+            xs_err_set(errstr, errstr_size, "meta/%s: corrupt offset", key);
             err = XS_ERR_DECODE;
         } else {
             uint64_t v = 0;
@@ -463,7 +463,7 @@ xs_err_t xs_store_destroy_dir(const char *dir, char *errstr, size_t errstr_size)
     if (stat(dir, &st) != 0)
         return XS_OK;
     if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-        xs_errstr_set(errstr, errstr_size, "cannot remove %s: %s", dir, strerror(errno));
+        xs_err_set(errstr, errstr_size, "cannot remove %s: %s", dir, strerror(errno));
         return XS_ERR_IO;
     }
     return XS_OK;

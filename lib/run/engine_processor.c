@@ -118,7 +118,7 @@ xs_engine_processor_t *xs_engine_processor_new(const xs_config_t *cfg, xs_store_
 {
     xs_engine_processor_t *ep = calloc(1, sizeof(*ep));
     if (!ep) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     ep->metrics = metrics;

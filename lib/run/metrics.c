@@ -112,7 +112,7 @@ static series_t *append_series(family_t *f, const char *const *values, bool over
         return NULL;
     for (int k = 0; k < f->n_labels; k++) {
         const char *v = overflow ? XS_OVERFLOW_VALUE : values && values[k] ? values[k] : "";
-        if (!(s->values[k] = xs_strdup(v))) {
+        if (!(s->values[k] = xs_str_dup(v))) {
             for (int j = 0; j < k; j++)
                 free(s->values[j]);
             free(s->hist);
@@ -242,8 +242,8 @@ static int define(xs_metrics_t *m, const char *name, xs_metric_type_t type, cons
     family_t *f = &m->fam[m->n_fam];
     memset(f, 0, sizeof(*f));
     f->type = type;
-    f->name = xs_strdup(name);
-    f->help = xs_strdup(help ? help : "");
+    f->name = xs_str_dup(name);
+    f->help = xs_str_dup(help ? help : "");
     if (!f->name || !f->help)
         goto fail;
     if (type == XS_METRIC_HISTOGRAM) {
@@ -257,7 +257,7 @@ static int define(xs_metrics_t *m, const char *name, xs_metric_type_t type, cons
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (f->n_labels == XS_METRICS_MAX_LABELS)
             goto fail;
-        if (!(f->labels[f->n_labels] = xs_strndup(p, len)))
+        if (!(f->labels[f->n_labels] = xs_str_ndup(p, len)))
             goto fail;
         f->n_labels++;
         if (!valid_name(f->labels[f->n_labels - 1], false))
@@ -490,7 +490,7 @@ xs_metrics_listmap_t *xs_metrics_listmap_new(size_t capacity)
         return NULL;
     lm->cap = capacity ? capacity : 1;
     lm->ring = calloc(lm->cap, sizeof(*lm->ring));
-    lm->arms[0] = xs_strdup("none");
+    lm->arms[0] = xs_str_dup("none");
     lm->n_arms = 1;
     if (!lm->ring || !lm->arms[0]) {
         xs_metrics_listmap_destroy(lm);
@@ -519,7 +519,7 @@ static int arm_index(xs_metrics_listmap_t *lm, const char *arm)
             return i;
     if (lm->n_arms == XS_LISTMAP_MAX_ARMS + 1)
         return -1;
-    if (!(lm->arms[lm->n_arms] = xs_strdup(arm)))
+    if (!(lm->arms[lm->n_arms] = xs_str_dup(arm)))
         return -1;
     return lm->n_arms++;
 }

@@ -124,7 +124,7 @@ static xs_err_t item_of(eval_ctx_t *c, const char *id, uint32_t *idx)
         return err;
     item_rec_t *r = &c->items[c->n_items];
     memset(r, 0, sizeof(*r));
-    if (!(r->id = xs_strdup(id)))
+    if (!(r->id = xs_str_dup(id)))
         return XS_ERR_NOMEM;
     if ((err = xs_hmap_put(&c->item_idx, h, (void *)(uintptr_t)(c->n_items + 1))) != XS_OK) {
         free(r->id);

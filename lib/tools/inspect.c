@@ -367,19 +367,19 @@ xs_err_t xs_inspect_dump(xs_store_t *s, FILE *out, char *errstr, size_t errstr_s
         err = xs_store_iterate(s, order[i], dump_one, &d, errstr, errstr_size);
         if (!err && d.fatal) {
             err = d.fatal;
-            xs_errstr_set(errstr, errstr_size, "dump: %s", xs_err2str(err));
+            xs_err_set(errstr, errstr_size, "dump: %s", xs_err_str(err));
         }
     }
     if (!err)
         fprintf(out, "# records=%" PRIu64 " corrupt=%" PRIu64 "\n", d.records, d.corrupt);
     if (!err && fflush(out) != 0) {
         err = XS_ERR_IO;
-        xs_errstr_set(errstr, errstr_size, "dump: write failed");
+        xs_err_set(errstr, errstr_size, "dump: write failed");
     }
     if (!err && d.corrupt) {
         err = XS_ERR_DECODE;
-        xs_errstr_set(errstr, errstr_size, "%" PRIu64 " corrupt record(s), see CORRUPT lines",
-                      d.corrupt);
+        xs_err_set(errstr, errstr_size, "%" PRIu64 " corrupt record(s), see CORRUPT lines",
+                   d.corrupt);
     }
     xs_buf_free(&d.line);
     return err;
@@ -455,12 +455,12 @@ static xs_err_t find_user_parts(xs_store_t *s, const char *user_id, find_user_ct
     if ((err = xs_store_iterate(s, XS_CF_USERS, find_user, f, errstr, errstr_size)))
         return err;
     if (f->nomem) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return XS_ERR_NOMEM;
     }
     if (f->n == 0) {
-        xs_errstr_set(errstr, errstr_size, "user '%s' (hash %016" PRIx64 ") is in no partition",
-                      user_id, f->user);
+        xs_err_set(errstr, errstr_size, "user '%s' (hash %016" PRIx64 ") is in no partition",
+                   user_id, f->user);
         return XS_ERR_NOT_FOUND;
     }
     return XS_OK;
@@ -479,7 +479,7 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
         goto out;
     if (!(p = malloc(sizeof(*p)))) {
         err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < f.n; i++) {
@@ -583,14 +583,14 @@ static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_ite
         goto out;
     if (!found) {
         err = XS_ERR_NOT_FOUND;
-        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record", item_id,
-                      h);
+        xs_err_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record", item_id,
+                   h);
         goto out;
     }
     if (!(*it = malloc(sizeof(**it))) || !(*other = malloc(sizeof(**other))) ||
         !(*g = calloc(1, sizeof(**g)))) {
         err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     if ((err = xs_sketch_decode(*it, val.data, val.len, errstr, errstr_size)))
@@ -600,16 +600,16 @@ static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_ite
         xs_buf_reset(&val);
         if (!l) {
             err = XS_ERR_NOMEM;
-            xs_errstr_set(errstr, errstr_size, "out of memory");
+            xs_err_set(errstr, errstr_size, "out of memory");
             goto out;
         }
         if (!(err = xs_store_get(s, XS_CF_NEIGHBOURS, key, 8, &val, &found, errstr, errstr_size)) &&
             found && !(err = xs_sketch_lists_decode(l, val.data, val.len, errstr, errstr_size))) {
             if (l->item != h) {
                 err = XS_ERR_DECODE;
-                xs_errstr_set(errstr, errstr_size,
-                              "neighbours/%016" PRIx64 ": the record is item %016" PRIx64 "'s", h,
-                              l->item);
+                xs_err_set(errstr, errstr_size,
+                           "neighbours/%016" PRIx64 ": the record is item %016" PRIx64 "'s", h,
+                           l->item);
             } else {
                 xs_sketch_lists_apply(*it, l);
             }
@@ -785,7 +785,7 @@ xs_err_t xs_inspect_user_json(xs_store_t *s, const char *user_id, double half_li
         goto out;
     if (!(p = malloc(sizeof(*p))) || xs_json_write_string(&js, user_id, strlen(user_id)) != XS_OK) {
         err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     fprintf(out,

@@ -545,8 +545,8 @@ static const char *const bad_utf8[] = {
 
 static bool list_is_clean(const xs_list_t *l, const uint64_t *good, size_t n_good)
 {
-    if (!xs_utf8_valid(l->user_id, strlen(l->user_id)) ||
-        !xs_utf8_valid(l->trigger_event_id, strlen(l->trigger_event_id)))
+    if (!xs_str_utf8_valid(l->user_id, strlen(l->user_id)) ||
+        !xs_str_utf8_valid(l->trigger_event_id, strlen(l->trigger_event_id)))
         return false;
     for (int i = 0; i < l->n_trigger_items; i++)
         if (!in_list(xs_hash_str(l->trigger_items[i]), good, n_good))

@@ -174,7 +174,7 @@ static void decode_ok(xs_codec_t *c, const uint8_t *msg, size_t len, int bare_ki
     xs_err_t err =
         xs_codec_decode(c, msg, len, bare_kind, ev, &kind, &framing, reason, sizeof(reason));
     if (err)
-        fail_msg("decode failed: %s (%s)", xs_err2str(err), reason);
+        fail_msg("decode failed: %s (%s)", xs_err_str(err), reason);
     assert_int_equal(kind, ev->kind);
     assert_int_equal(framing, want_framing);
 }
@@ -187,7 +187,7 @@ static void decode_bad(xs_codec_t *c, const uint8_t *msg, size_t len, int bare_k
     xs_event_t ev;
     xs_err_t err = xs_codec_decode(c, msg, len, bare_kind, &ev, NULL, NULL, reason, sizeof(reason));
     if (err != want || !strstr(reason, want_reason))
-        fail_msg("want %s \"%s\", got %s \"%s\"", xs_err2str(want), want_reason, xs_err2str(err),
+        fail_msg("want %s \"%s\", got %s \"%s\"", xs_err_str(want), want_reason, xs_err_str(err),
                  reason);
     /* Left cleared. */
     assert_null(ev.event_id);
@@ -1045,7 +1045,7 @@ static void test_incompatible_writers(void **state)
         xs_err_t rc =
             xs_codec_add_writer(c, cases[i].kind, cases[i].schema, (int32_t)i, err, sizeof(err));
         if (rc != XS_ERR_SCHEMA || !strstr(err, cases[i].want))
-            fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, xs_err2str(rc), err, cases[i].want);
+            fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, xs_err_str(rc), err, cases[i].want);
     }
     /* Nothing was registered: the ids are still unknown. */
     uint8_t msg[] = {0, 0, 0, 0, 1, 2, 'a', 0};

@@ -856,7 +856,7 @@ static void read_real(xs_dataset_format_t fmt, const char *rel, tally_t *t, xs_d
     const char *paths[] = {data_path(rel, path, sizeof(path))};
     xs_err_t rc = xs_dataset_read(fmt, paths, 1, NULL, tally_cb, t, st, err, sizeof(err));
     if (rc != XS_OK)
-        fail_msg("reading %s: %s: %s", path, xs_err2str(rc), err);
+        fail_msg("reading %s: %s: %s", path, xs_err_str(rc), err);
     if (t->ts_decreased)
         fail_msg("%s: event time decreases at event %" PRIu64, rel, t->first_decrease);
     assert_int_equal(st->events, t->n);
@@ -950,7 +950,7 @@ static void test_real_yoochoose(void **state)
     xs_err_t rc =
         xs_dataset_read(XS_FORMAT_YOOCHOOSE, paths, 2, NULL, tally_cb, &t, &st, err, sizeof(err));
     if (rc != XS_OK)
-        fail_msg("reading yoochoose: %s: %s", xs_err2str(rc), err);
+        fail_msg("reading yoochoose: %s: %s", xs_err_str(rc), err);
     assert_false(t.ts_decreased);
     assert_int_equal(st.rows, 70278 + 13568);
     assert_int_equal(t.views, 70278 + 13568);

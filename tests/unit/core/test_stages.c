@@ -119,12 +119,12 @@ static void apply(xs_user_stage_t *us, xs_profile_t *p, xs_event_kind_t kind, in
     xs_event_t ev;
     xs_event_init(&ev, kind);
     ev.type = type;
-    ev.event_id = xs_strdup("e");
-    ev.user_id = xs_strdup("u");
+    ev.event_id = xs_str_dup("e");
+    ev.user_id = xs_str_dup("u");
     ev.ts = ts;
     if (kind == XS_KIND_CLICK) {
-        ev.item_id = xs_strdup(item);
-        ev.category = category ? xs_strdup(category) : NULL;
+        ev.item_id = xs_str_dup(item);
+        ev.category = category ? xs_str_dup(category) : NULL;
     } else {
         assert_int_equal(xs_event_add_line(&ev, item, 1, 0, false), XS_OK);
     }
