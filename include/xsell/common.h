@@ -1,6 +1,7 @@
 /*
  * xsell — common definitions: the error enum, growable byte buffers and
- * helpers every module uses.
+ * helpers every module uses. One header for three small modules of the
+ * core: lib/core/err.c (xs_err_*), buf.c (xs_buf_*) and str.c (xs_str_*).
  *
  * Error convention (one rule for the whole API): functions that can fail
  * return xs_err_t; XS_OK is 0. Functions that have more to say write a
