@@ -1,5 +1,8 @@
 /*
- * xsell — Kafka glue: the only module that includes <librdkafka/rdkafka.h>.
+ * xsell — Kafka glue, the only files that include <librdkafka/rdkafka.h>:
+ * lib/io/devbroker.c (xs_devbroker_*), producer.c (xs_producer_*),
+ * consumer.c (xs_consumer_*) and kafka.c (xs_kafka_*: administration and
+ * what the three share). One header for the four modules.
  *
  * Three handles:
  *   xs_devbroker_t  the development broker: librdkafka's mock cluster (its own
