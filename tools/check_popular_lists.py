@@ -18,7 +18,7 @@ an ASCII digit and not "C2"; an invoice is the set of its kept StockCodes
 (compared exactly). Products are ranked by invoices holding them, ties by
 StockCode (bytewise). LLR: the 2x2 table of invoices (k11 both, k12 the
 product without the other, k21 the other without it, k22 neither), G^2 as
-xs_llr() computes it, for positively associated pairs only (k11 N > n_i n_j);
+xs_sketch_llr() computes it, for positively associated pairs only (k11 N > n_i n_j);
 the exact top K is ranked by LLR, then k11, then StockCode.
 
 Prints one row per product and a summary; exits 0 when every product has at
@@ -41,7 +41,7 @@ def xlogx(x):
 
 
 def llr(k11, k12, k21, k22):
-    """Dunning's G^2 exactly as xs_llr() (lib/core/sketch.c) computes it."""
+    """Dunning's G^2 exactly as xs_sketch_llr() (lib/core/sketch.c) computes it."""
     n = k11 + k12 + k21 + k22
     g = 2.0 * (xlogx(n) - xlogx(k11 + k12) - xlogx(k21 + k22) - xlogx(k11 + k21) -
                xlogx(k12 + k22) + xlogx(k11) + xlogx(k12) + xlogx(k21) + xlogx(k22))

@@ -120,7 +120,7 @@ static xs_err_t source_open(source_t *s, const bench_opts_t *o, uint64_t n_event
         dopts.max_events = n_events;
         double t0 = mono_s();
         xs_err_t err =
-            xs_dataset_read((xs_format_t)o->dataset_fmt, (const char *const *)o->files.v,
+            xs_dataset_read((xs_dataset_format_t)o->dataset_fmt, (const char *const *)o->files.v,
                             o->files.n, &dopts, keep_event, s, NULL, errstr, errstr_size);
         s->gen_seconds = mono_s() - t0;
         return err;
@@ -198,7 +198,7 @@ static void workload_json(const bench_opts_t *o, uint64_t events)
 {
     if (o->dataset_fmt >= 0) {
         printf("\"workload\":{\"dataset\":\"%s\",\"files\":%zu,\"events\":%" PRIu64 "}",
-               xs_format_name((xs_format_t)o->dataset_fmt), o->files.n, events);
+               xs_dataset_format_name((xs_dataset_format_t)o->dataset_fmt), o->files.n, events);
         return;
     }
     printf("\"workload\":{\"synthetic\":true,\"seed\":%" PRIu64 ",\"events\":%" PRIu64
@@ -221,7 +221,7 @@ static double planted_recall(xs_engine_t *e, const source_t *src, uint32_t n_com
         if (xs_engine_neighbours(e, a, XS_CLASS_BOUGHT, 5, &nb, &n_nb, NULL, NULL, 0) == XS_OK)
             for (int i = 0; i < n_nb; i++)
                 hits += strcmp(nb[i].item_id, b) == 0;
-        xs_neighbours_free(nb, n_nb);
+        xs_engine_neighbours_free(nb, n_nb);
     }
     return n ? (double)hits / n : 0;
 }
@@ -230,7 +230,7 @@ static double planted_recall(xs_engine_t *e, const source_t *src, uint32_t n_com
 
 typedef struct state_ctx {
     xs_store_t *store;
-    xs_batch_t *batch;
+    xs_store_batch_t *batch;
     uint64_t checkpoints;
     double checkpoint_seconds;
     /* records the checkpoints wrote (deletes included), and their bytes
@@ -244,15 +244,15 @@ static xs_err_t counting_put(void *opaque, xs_cf_t cf, const void *key, size_t k
     state_ctx_t *st = opaque;
     st->written[cf]++;
     st->written_bytes[cf] += key_len + val_len;
-    return xs_batch_put(st->batch, cf, key, key_len, val, val_len);
+    return xs_store_batch_put(st->batch, cf, key, key_len, val, val_len);
 }
 
 static xs_err_t checkpoint(xs_engine_t *e, state_ctx_t *st, char *errstr, size_t errstr_size)
 {
     double t0 = mono_s();
-    xs_batch_clear(st->batch);
+    xs_store_batch_clear(st->batch);
     xs_err_t err = xs_engine_flush(e, counting_put, st, errstr, errstr_size);
-    if (!err && xs_batch_count(st->batch) > 0)
+    if (!err && xs_store_batch_count(st->batch) > 0)
         err = xs_store_write(st->store, st->batch, false, errstr, errstr_size);
     if (!err)
         xs_engine_trim(e);
@@ -298,7 +298,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
     char *dir = NULL;
     xs_codec_t *codec = NULL;
     xs_buf_t enc = {0};
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     if (o->digest && !(codec = xs_codec_new(errstr, sizeof(errstr))))
         goto out;
     xs_engine_opts_default(&eo);
@@ -309,10 +309,10 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
     eo.cache_bytes = 0; /* core: everything in memory */
     if (with_state) {
         if (o->state_dir) {
-            dir = xs_strdup(o->state_dir);
+            dir = xs_str_dup(o->state_dir);
         } else {
             char tmpl[] = "/tmp/xsell-bench-state-XXXXXX";
-            dir = mkdtemp(tmpl) ? xs_strdup(tmpl) : NULL;
+            dir = mkdtemp(tmpl) ? xs_str_dup(tmpl) : NULL;
         }
         if (!dir) {
             snprintf(errstr, sizeof(errstr), "cannot create a state directory");
@@ -322,7 +322,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
         const xs_kv_t *rocks = xs_config_passthrough(o->cfg, "rocksdb.", &n_rocks);
         if (!(st.store = xs_store_open(dir, rocks, n_rocks, false, errstr, sizeof(errstr))))
             goto out;
-        if (!(st.batch = xs_batch_new(st.store))) {
+        if (!(st.batch = xs_store_batch_new(st.store))) {
             snprintf(errstr, sizeof(errstr), "out of memory");
             goto out;
         }
@@ -345,7 +345,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
             xs_err_t err = xs_engine_process(e, 0, &v[i], &list, &has, errstr, sizeof(errstr));
             if (err) {
                 fprintf(stderr, "xsell bench: event %" PRIu64 ": %s\n", events,
-                        *errstr ? errstr : xs_err2str(err));
+                        *errstr ? errstr : xs_err_str(err));
                 goto out_src;
             }
             lists += has;
@@ -357,7 +357,7 @@ static int run_engine_bench(const bench_opts_t *o, bool with_state)
                 }
                 digest_s += mono_s() - t1;
             }
-            xs_list_clear(&list);
+            xs_event_list_clear(&list);
             events++;
             if (with_state && ++since_cp >= o->checkpoint_events) {
                 since_cp = 0;
@@ -468,11 +468,11 @@ out_src:
 out:
     if (rc)
         fprintf(stderr, "xsell bench: %s\n", *errstr ? errstr : "failed");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_buf_free(&enc);
     xs_codec_destroy(codec);
     xs_engine_destroy(e);
-    xs_batch_destroy(st.batch);
+    xs_store_batch_destroy(st.batch);
     xs_store_close(st.store);
     if (with_state && dir && !o->state_dir)
         xs_store_destroy_dir(dir, NULL, 0);
@@ -1182,7 +1182,7 @@ int xs_cli_bench(int argc, char **argv)
             if (!xs_cli_parse_u64(a, argv[++i], &o.so.seed, errstr, sizeof(errstr)))
                 goto bad;
         } else if (!strcmp(a, "--dataset") && more) {
-            if ((o.dataset_fmt = xs_format_from_name(argv[++i])) < 0) {
+            if ((o.dataset_fmt = xs_dataset_format_from_name(argv[++i])) < 0) {
                 snprintf(errstr, sizeof(errstr), "--dataset: unknown format '%s'", argv[i]);
                 goto bad;
             }

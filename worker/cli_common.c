@@ -92,18 +92,18 @@ bool xs_cli_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, 
     char *end = NULL;
     long long v;
     if (!s || !*s) {
-        xs_errstr_set(errstr, errstr_size, "%s: missing number", opt);
+        xs_err_set(errstr, errstr_size, "%s: missing number", opt);
         return false;
     }
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno || *end || end == s) {
-        xs_errstr_set(errstr, errstr_size, "%s: '%s' is not an integer", opt, s);
+        xs_err_set(errstr, errstr_size, "%s: '%s' is not an integer", opt, s);
         return false;
     }
     if (v < min || v > max) {
-        xs_errstr_set(errstr, errstr_size, "%s: %lld is out of range [%" PRId64 ", %" PRId64 "]",
-                      opt, v, min, max);
+        xs_err_set(errstr, errstr_size, "%s: %lld is out of range [%" PRId64 ", %" PRId64 "]", opt,
+                   v, min, max);
         return false;
     }
     *out = v;
@@ -116,14 +116,13 @@ bool xs_cli_parse_u64(const char *opt, const char *s, uint64_t *out, char *errst
     char *end = NULL;
     unsigned long long v;
     if (!s || !*s || *s == '-' || *s == '+' || isspace((unsigned char)*s)) {
-        xs_errstr_set(errstr, errstr_size, "%s: '%s' is not a non-negative integer", opt,
-                      s ? s : "");
+        xs_err_set(errstr, errstr_size, "%s: '%s' is not a non-negative integer", opt, s ? s : "");
         return false;
     }
     errno = 0;
     v = strtoull(s, &end, 10);
     if (errno || *end) {
-        xs_errstr_set(errstr, errstr_size, "%s: '%s' is not a non-negative integer", opt, s);
+        xs_err_set(errstr, errstr_size, "%s: '%s' is not a non-negative integer", opt, s);
         return false;
     }
     *out = v;
@@ -164,7 +163,7 @@ static xs_err_t strlist_push(xs_cli_strlist_t *list, char *owned)
 
 xs_err_t xs_cli_strlist_add(xs_cli_strlist_t *list, const char *s)
 {
-    return strlist_push(list, xs_strdup(s ? s : ""));
+    return strlist_push(list, xs_str_dup(s ? s : ""));
 }
 
 xs_err_t xs_cli_strlist_split(xs_cli_strlist_t *list, const char *s)
@@ -179,7 +178,7 @@ xs_err_t xs_cli_strlist_split(xs_cli_strlist_t *list, const char *s)
             b++;
         while (e > b && isspace((unsigned char)e[-1]))
             e--;
-        if (e > b && (err = strlist_push(list, xs_strndup(b, (size_t)(e - b)))) != XS_OK)
+        if (e > b && (err = strlist_push(list, xs_str_ndup(b, (size_t)(e - b)))) != XS_OK)
             return err;
         p = comma ? comma + 1 : end;
     }
@@ -204,7 +203,7 @@ xs_err_t xs_cli_kvs_add(xs_cli_kvs_t *kvs, const char *arg, char *errstr, size_t
     char *copy = NULL;
 
     if (!eq || eq == arg) {
-        xs_errstr_set(errstr, errstr_size, "-X: expected key=value, got '%s'", arg ? arg : "");
+        xs_err_set(errstr, errstr_size, "-X: expected key=value, got '%s'", arg ? arg : "");
         return XS_ERR_INVALID;
     }
     if (kvs->n == kvs->cap) {
@@ -216,7 +215,7 @@ xs_err_t xs_cli_kvs_add(xs_cli_kvs_t *kvs, const char *arg, char *errstr, size_t
         kvs->cap = cap;
     }
     /* One allocation "key\0value": key points at its start, value after. */
-    copy = xs_strdup(arg);
+    copy = xs_str_dup(arg);
     if (!copy)
         return XS_ERR_NOMEM;
     copy[eq - arg] = '\0';
@@ -247,11 +246,11 @@ static xs_err_t read_first_line(const char *path, char **out, char *errstr, size
 
     f = fopen(path, "r");
     if (!f) {
-        xs_errstr_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        xs_err_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
         return errno == ENOENT ? XS_ERR_NOT_FOUND : XS_ERR_IO;
     }
     if (!fgets(line, sizeof(line), f)) {
-        xs_errstr_set(errstr, errstr_size, "%s: empty bootstrap file", path);
+        xs_err_set(errstr, errstr_size, "%s: empty bootstrap file", path);
         ret = XS_ERR_CONFIG;
         goto out;
     }
@@ -261,11 +260,11 @@ static xs_err_t read_first_line(const char *path, char **out, char *errstr, size
     while (e > b && isspace((unsigned char)e[-1]))
         e--;
     if (e == b) {
-        xs_errstr_set(errstr, errstr_size, "%s: empty bootstrap file", path);
+        xs_err_set(errstr, errstr_size, "%s: empty bootstrap file", path);
         ret = XS_ERR_CONFIG;
         goto out;
     }
-    *out = xs_strndup(b, (size_t)(e - b));
+    *out = xs_str_ndup(b, (size_t)(e - b));
     if (!*out)
         ret = XS_ERR_NOMEM;
 
@@ -282,15 +281,15 @@ xs_err_t xs_cli_bootstrap(const char *bootstrap, const char *file, int wait_ms, 
 
     *out = NULL;
     if ((bootstrap != NULL) == (file != NULL)) {
-        xs_errstr_set(errstr, errstr_size, "give exactly one of --bootstrap and --bootstrap-file");
+        xs_err_set(errstr, errstr_size, "give exactly one of --bootstrap and --bootstrap-file");
         return XS_ERR_INVALID;
     }
     if (bootstrap) {
         if (!*bootstrap) {
-            xs_errstr_set(errstr, errstr_size, "--bootstrap: empty");
+            xs_err_set(errstr, errstr_size, "--bootstrap: empty");
             return XS_ERR_INVALID;
         }
-        *out = xs_strdup(bootstrap);
+        *out = xs_str_dup(bootstrap);
         return *out ? XS_OK : XS_ERR_NOMEM;
     }
     for (;;) {
@@ -320,7 +319,7 @@ xs_err_t xs_cli_write_file_atomic(const char *path, const void *data, size_t len
     }
     fd = open((const char *)tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        xs_errstr_set(errstr, errstr_size, "%s: %s", (const char *)tmp.data, strerror(errno));
+        xs_err_set(errstr, errstr_size, "%s: %s", (const char *)tmp.data, strerror(errno));
         ret = XS_ERR_IO;
         goto out;
     }
@@ -329,8 +328,8 @@ xs_err_t xs_cli_write_file_atomic(const char *path, const void *data, size_t len
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            xs_errstr_set(errstr, errstr_size, "%s: write: %s", (const char *)tmp.data,
-                          strerror(errno));
+            xs_err_set(errstr, errstr_size, "%s: write: %s", (const char *)tmp.data,
+                       strerror(errno));
             ret = XS_ERR_IO;
             goto out;
         }
@@ -338,22 +337,20 @@ xs_err_t xs_cli_write_file_atomic(const char *path, const void *data, size_t len
         left -= (size_t)n;
     }
     if (fsync(fd) != 0) {
-        xs_errstr_set(errstr, errstr_size, "%s: fsync: %s", (const char *)tmp.data,
-                      strerror(errno));
+        xs_err_set(errstr, errstr_size, "%s: fsync: %s", (const char *)tmp.data, strerror(errno));
         ret = XS_ERR_IO;
         goto out;
     }
     if (close(fd) != 0) {
         fd = -1;
-        xs_errstr_set(errstr, errstr_size, "%s: close: %s", (const char *)tmp.data,
-                      strerror(errno));
+        xs_err_set(errstr, errstr_size, "%s: close: %s", (const char *)tmp.data, strerror(errno));
         ret = XS_ERR_IO;
         goto out;
     }
     fd = -1;
     if (rename((const char *)tmp.data, path) != 0) {
-        xs_errstr_set(errstr, errstr_size, "rename %s -> %s: %s", (const char *)tmp.data, path,
-                      strerror(errno));
+        xs_err_set(errstr, errstr_size, "rename %s -> %s: %s", (const char *)tmp.data, path,
+                   strerror(errno));
         ret = XS_ERR_IO;
         goto out;
     }

@@ -27,7 +27,7 @@ typedef struct run {
     const char *name;
     xs_engine_opts_t eo;
     int k;
-    xs_format_t fmt;
+    xs_dataset_format_t fmt;
     const char *const *paths;
     size_t n_paths;
     xs_dataset_opts_t dopts;
@@ -120,7 +120,7 @@ static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
                "\"items\":%llu,",
                i ? "," : "", r->name, (unsigned long long)r->events, (unsigned long long)r->points,
                (unsigned long long)r->hits, xs_eval_hitrate(r), xs_eval_mrr(r),
-               xs_placement_name(r->placement), xs_eval_coverage(r),
+               xs_event_placement_name(r->placement), xs_eval_coverage(r),
                r->seconds > 0 ? r->events / r->seconds : 0, r->footprint.item_bytes_avg,
                (unsigned long long)r->footprint.item_bytes_max, r->footprint.user_bytes_avg,
                (unsigned long long)r->footprint.user_bytes_max,
@@ -132,7 +132,7 @@ static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
         for (int p = 0; p < XS_PLACEMENT__COUNT; p++) {
             if (p)
                 putchar(',');
-            json_rate(xs_placement_name((xs_placement_t)p), &r->live[p]);
+            json_rate(xs_event_placement_name((xs_placement_t)p), &r->live[p]);
         }
         printf("},\"deciles\":[");
         for (int d = 0; d < XS_EVAL_DECILES; d++) {
@@ -151,7 +151,7 @@ static void print_json(const run_t *runs, int n, const char *fmt_name, int k)
         for (int p = 0; p < XS_PLACEMENT__COUNT; p++) {
             printf("%s\"%s\":{\"lists\":%llu,\"items\":%llu,\"in_cart_items\":%llu,"
                    "\"rebuy_items\":%llu,\"in_cart_lists\":%llu,\"rebuy_lists\":%llu}",
-                   p ? "," : "", xs_placement_name((xs_placement_t)p),
+                   p ? "," : "", xs_event_placement_name((xs_placement_t)p),
                    (unsigned long long)v->lists[p], (unsigned long long)v->items[p],
                    (unsigned long long)v->in_cart_items[p], (unsigned long long)v->rebuy_items[p],
                    (unsigned long long)v->in_cart_lists[p], (unsigned long long)v->rebuy_lists[p]);
@@ -191,7 +191,7 @@ static void print_table(const run_t *runs, int n, const char *fmt_name, int k)
     printf("data set: %s, %llu events, %llu evaluation points (%s lists: %s), %llu items, "
            "k = %d\n\n",
            fmt_name, (unsigned long long)x->events, (unsigned long long)x->points,
-           xs_placement_name(x->placement),
+           xs_event_placement_name(x->placement),
            x->placement == XS_PLACEMENT_CART ? "cart ADDs after the first of a basket"
                                              : "PRODUCT_VIEWs after the first",
            (unsigned long long)x->catalog_items, k);
@@ -232,7 +232,7 @@ static void print_table(const run_t *runs, int n, const char *fmt_name, int k)
     for (int i = 0; i < n; i++) {
         printf("%-28s", runs[i].res.name);
         for (int p = 0; p < XS_PLACEMENT__COUNT; p++)
-            printf("  %s %.4f (%llu)", xs_placement_name((xs_placement_t)p),
+            printf("  %s %.4f (%llu)", xs_event_placement_name((xs_placement_t)p),
                    xs_eval_rate_hit(&runs[i].res.live[p]),
                    (unsigned long long)runs[i].res.live[p].points);
         printf("\n");
@@ -294,7 +294,7 @@ int xs_cli_eval(int argc, char **argv)
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             quiet = true;
         } else if (!strcmp(a, "--format") && more) {
-            fmt = xs_format_from_name(argv[++i]);
+            fmt = xs_dataset_format_from_name(argv[++i]);
             if (fmt < 0) {
                 fprintf(stderr, "xsell eval: unknown format '%s'\n", argv[i]);
                 goto out;
@@ -357,7 +357,7 @@ int xs_cli_eval(int argc, char **argv)
         runs[r].eo.params = base;
         runs[r].eo.cache_bytes = 0; /* everything in memory */
         runs[r].k = k;
-        runs[r].fmt = (xs_format_t)fmt;
+        runs[r].fmt = (xs_dataset_format_t)fmt;
         runs[r].paths = (const char *const *)files.v;
         runs[r].n_paths = files.n;
         runs[r].dopts = dopts;
@@ -429,9 +429,9 @@ int xs_cli_eval(int argc, char **argv)
             goto out;
         }
     if (json)
-        print_json(runs, n_runs, xs_format_name((xs_format_t)fmt), k);
+        print_json(runs, n_runs, xs_dataset_format_name((xs_dataset_format_t)fmt), k);
     else
-        print_table(runs, n_runs, xs_format_name((xs_format_t)fmt), k);
+        print_table(runs, n_runs, xs_dataset_format_name((xs_dataset_format_t)fmt), k);
     rc = 0;
 out:
     xs_cli_strlist_free(&files);

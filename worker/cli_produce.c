@@ -111,10 +111,10 @@ static xs_err_t produce_event(void *opaque, const xs_event_t *ev)
     if (err != XS_OK || ctx->buf.len < SINGLE_OBJECT_HEADER) {
         if (ctx->encode_failed++ < 10)
             fprintf(stderr, "xsell produce: cannot encode %s event %s: %s\n",
-                    xs_kind_name(ev->kind),
+                    xs_event_kind_name(ev->kind),
                     ev->kind == XS_KIND_ITEM ? (ev->item_id ? ev->item_id : "?")
                                              : (ev->event_id ? ev->event_id : "?"),
-                    xs_err2str(err));
+                    xs_err_str(err));
         return XS_OK;
     }
     value = ctx->buf.data;
@@ -199,7 +199,7 @@ int xs_cli_produce(int argc, char **argv)
             bootstrap_file = optarg;
             break;
         case OPT_FORMAT:
-            if ((format = xs_format_from_name(optarg)) < 0) {
+            if ((format = xs_dataset_format_from_name(optarg)) < 0) {
                 snprintf(errstr, sizeof(errstr), "--format: unknown format '%s'", optarg);
                 goto usage_error;
             }
@@ -284,7 +284,7 @@ int xs_cli_produce(int argc, char **argv)
     }
 
     xs_cli_progress_init(&ctx.progress, "xsell produce", "events", dopts.max_events, quiet);
-    read_err = xs_dataset_read((xs_format_t)format, (const char *const *)argv + optind,
+    read_err = xs_dataset_read((xs_dataset_format_t)format, (const char *const *)argv + optind,
                                (size_t)(argc - optind), &dopts, produce_event, &ctx, &stats, errstr,
                                sizeof(errstr));
     if (read_err != XS_OK && !ctx.interrupted) {

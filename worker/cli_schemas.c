@@ -5,7 +5,7 @@
  *
  * xsell config --doc | --check FILE... — prints the configuration table as
  * Markdown (docs/CONFIG.md), or applies to the files every check the worker
- * applies at start (xs_config_check()) and prints every error, not the first.
+ * applies at start (xs_check_config()) and prints every error, not the first.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,15 +35,15 @@ int xs_cli_schemas(int argc, char **argv)
         uint8_t le[8];
         for (int i = 0; i < 8; i++)
             le[i] = (uint8_t)(fp >> (8 * i));
-        printf("%-14s fingerprint=0x%016" PRIx64 " header=c3 01", xs_kind_name((xs_event_kind_t)k),
-               fp);
+        printf("%-14s fingerprint=0x%016" PRIx64 " header=c3 01",
+               xs_event_kind_name((xs_event_kind_t)k), fp);
         for (int i = 0; i < 8; i++)
             printf(" %02x", le[i]);
         printf("\n");
         if (full) {
             xs_buf_t b = {0};
-            if (xs_codec_canonical_form(xs_codec_schema_json((xs_event_kind_t)k), &b, errstr,
-                                        sizeof(errstr)) == XS_OK)
+            if (xs_codec_schema_canonical_form(xs_codec_schema_json((xs_event_kind_t)k), &b, errstr,
+                                               sizeof(errstr)) == XS_OK)
                 printf("  %s\n", (const char *)b.data);
             xs_buf_free(&b);
         }
@@ -92,7 +92,7 @@ int xs_cli_config(int argc, char **argv)
         int bad = 0;
         for (int i = 2; i < argc; i++)
             bad += xs_config_load_file_all(cfg, argv[i], report, opaque);
-        bad += xs_config_check(cfg, report, opaque);
+        bad += xs_check_config(cfg, report, opaque);
         if (json) {
             xs_buf_printf(&out, "{\"ok\":%s,\"errors\":[%.*s]", bad ? "false" : "true",
                           (int)errors.len, errors.len ? (const char *)errors.data : "");

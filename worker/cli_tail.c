@@ -109,11 +109,11 @@ static xs_err_t title_map_put(title_map_t *map, const char *item_id, const char 
 
     if ((map->n + 1) * 4 > map->cap * 3 && title_map_grow(map) != XS_OK)
         return XS_ERR_NOMEM;
-    if (title && !(title_copy = xs_strdup(title)))
+    if (title && !(title_copy = xs_str_dup(title)))
         return XS_ERR_NOMEM;
     slot = title_map_slot(map->slots, map->cap, item_id);
     if (!slot->item_id) {
-        if (!(slot->item_id = xs_strdup(item_id))) {
+        if (!(slot->item_id = xs_str_dup(item_id))) {
             free(title_copy);
             return XS_ERR_NOMEM;
         }
@@ -230,11 +230,11 @@ static xs_err_t add_static_schema(void *opaque, int32_t id, const char *kind, co
     FILE *f;
 
     if (k < 0) {
-        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: unknown kind '%s'", id, kind);
+        xs_err_set(errstr, errstr_size, "schema.confluent.%d: unknown kind '%s'", id, kind);
         return XS_ERR_CONFIG;
     }
     if (!(f = fopen(path, "rb"))) {
-        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: cannot open %s", id, path);
+        xs_err_set(errstr, errstr_size, "schema.confluent.%d: cannot open %s", id, path);
         return XS_ERR_IO;
     }
     err = XS_OK;
@@ -247,7 +247,7 @@ static xs_err_t add_static_schema(void *opaque, int32_t id, const char *kind, co
         err = xs_codec_add_writer(codec, (xs_event_kind_t)k, (const char *)b.data, id, errstr,
                                   errstr_size);
     else
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
     xs_buf_free(&b);
     return err;
 }
@@ -318,9 +318,9 @@ static xs_err_t load_catalog(const tail_opts_t *o, xs_codec_t *codec, missing_id
         xs_err_t err;
 
         if (xs_cli_now_ms() >= deadline) {
-            xs_errstr_set(errstr, errstr_size,
-                          "catalog %s: not at its end after %d s (%" PRIu64 " records read)",
-                          o->catalog_topic, CATALOG_LOAD_MS / 1000, records);
+            xs_err_set(errstr, errstr_size,
+                       "catalog %s: not at its end after %d s (%" PRIu64 " records read)",
+                       o->catalog_topic, CATALOG_LOAD_MS / 1000, records);
             ret = XS_ERR_KAFKA;
             goto out;
         }
@@ -347,7 +347,7 @@ static xs_err_t load_catalog(const tail_opts_t *o, xs_codec_t *codec, missing_id
         if (kind == XS_KIND_ITEM && ev.item_id &&
             title_map_put(map, ev.item_id, ev.title) != XS_OK) {
             xs_event_clear(&ev);
-            xs_errstr_set(errstr, errstr_size, "catalog: out of memory");
+            xs_err_set(errstr, errstr_size, "catalog: out of memory");
             ret = XS_ERR_NOMEM;
             goto out;
         }
@@ -377,10 +377,11 @@ static xs_err_t list_to_text(xs_buf_t *out, const xs_list_t *l, const title_map_
     char when[32];
     gmtime_r(&secs, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-    err |= xs_buf_printf(
-        out, "%s list for user %s after %s %s (%s UTC)%s%s%s%s\n", xs_placement_name(l->placement),
-        l->user_id, l->trigger_type, l->trigger_event_id, when, l->arm ? "  [" : "",
-        l->experiment ? l->experiment : "", l->arm ? "/" : "", l->arm ? l->arm : "");
+    err |=
+        xs_buf_printf(out, "%s list for user %s after %s %s (%s UTC)%s%s%s%s\n",
+                      xs_event_placement_name(l->placement), l->user_id, l->trigger_type,
+                      l->trigger_event_id, when, l->arm ? "  [" : "",
+                      l->experiment ? l->experiment : "", l->arm ? "/" : "", l->arm ? l->arm : "");
     for (int i = 0; i < l->n_trigger_items; i++) {
         const char *t = map ? title_map_get(map, l->trigger_items[i]) : NULL;
         err |= xs_buf_printf(out, "  %s %s%s%s\n", i ? "   " : "for", l->trigger_items[i],
@@ -392,7 +393,7 @@ static xs_err_t list_to_text(xs_buf_t *out, const xs_list_t *l, const title_map_
         const xs_rec_t *r = &l->items[i];
         const char *t = map ? title_map_get(map, r->item_id) : NULL;
         err |= xs_buf_printf(out, "  %2d. %-40.40s %-16s %8.2f", i + 1, t ? t : r->item_id,
-                             xs_source_name(r->source), r->score);
+                             xs_event_source_name(r->source), r->score);
         for (int k = 0; k < r->n_because; k++) {
             const char *bt = map ? title_map_get(map, r->because_of[k]) : NULL;
             err |=
@@ -439,7 +440,7 @@ static xs_err_t list_to_json(xs_buf_t *out, const xs_list_t *l, const title_map_
         J(xs_buf_append_u8(out, ']'));
     }
     J(xs_buf_append_str(out, ",\"placement\":"));
-    J(json_str(out, xs_placement_name(l->placement)));
+    J(json_str(out, xs_event_placement_name(l->placement)));
     J(xs_buf_append_str(out, ",\"experiment\":"));
     J(json_str(out, l->experiment));
     J(xs_buf_append_str(out, ",\"arm\":"));
@@ -460,7 +461,7 @@ static xs_err_t list_to_json(xs_buf_t *out, const xs_list_t *l, const title_map_
         else
             J(xs_buf_append_str(out, ",\"score\":null"));
         J(xs_buf_append_str(out, ",\"source\":"));
-        J(json_str(out, xs_source_name(r->source)));
+        J(json_str(out, xs_event_source_name(r->source)));
         J(xs_buf_append_str(out, ",\"because_of\":["));
         for (int b = 0; b < r->n_because; b++) {
             if (b)
@@ -536,7 +537,7 @@ int xs_cli_tail(int argc, char **argv)
     o.topic = "xsell.cross-sell";
     o.catalog_topic = "xsell.catalog";
     o.placement = -1;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     if (!(cfg = xs_config_new()))
         goto nomem;
 
@@ -603,7 +604,7 @@ int xs_cli_tail(int argc, char **argv)
             size_t len = strlen(optarg);
             for (size_t i = 0; len < sizeof(upper) && i <= len; i++)
                 upper[i] = (char)toupper((unsigned char)optarg[i]);
-            if ((o.placement = xs_placement_from_name(upper)) < 0) {
+            if ((o.placement = xs_event_placement_from_name(upper)) < 0) {
                 snprintf(errstr, sizeof(errstr), "--placement: unknown placement '%s'", optarg);
                 goto usage_error;
             }
@@ -715,7 +716,7 @@ int xs_cli_tail(int argc, char **argv)
         }
         if (!msg.value)
             continue;
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         resolve_confluent_id(&o, codec, &missing, msg.value, msg.value_len, XS_KIND_LIST);
         if (xs_codec_decode_list(codec, msg.value, msg.value_len, &list, reason, sizeof(reason)) !=
             XS_OK) {
@@ -754,7 +755,7 @@ out:
     xs_codec_destroy(codec);
     xs_registry_destroy(o.registry);
     xs_config_destroy(cfg);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     title_map_free(&map);
     xs_buf_free(&line);
     xs_cli_kvs_free(&kvs);

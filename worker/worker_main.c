@@ -210,7 +210,7 @@ int main(int argc, char **argv)
     }
     /* Every check at once (the same as `xsell config --check`): all the
      * errors, not the first, before anything is opened. */
-    int bad = bad_files + xs_config_check(cfg, print_error, NULL);
+    int bad = bad_files + xs_check_config(cfg, print_error, NULL);
     if (bad) {
         fprintf(stderr, "xsell-worker: %d configuration error%s\n", bad, bad == 1 ? "" : "s");
         rc = 2;

@@ -18,6 +18,6 @@
 
 /* Calls report once per error; returns the number of errors (0: the worker
  * would accept this configuration). */
-int xs_config_check(const xs_config_t *cfg, xs_report_fn report, void *opaque);
+int xs_check_config(const xs_config_t *cfg, xs_report_fn report, void *opaque);
 
 #endif

@@ -106,10 +106,10 @@ uint64_t xs_codec_fingerprint(const xs_codec_t *codec, xs_event_kind_t kind);
 const char *xs_codec_schema_json(xs_event_kind_t kind);
 
 /* Parsing Canonical Form of a schema given as JSON text; appended to out (NUL-terminated). */
-xs_err_t xs_codec_canonical_form(const char *schema_json, xs_buf_t *out, char *errstr,
-                                 size_t errstr_size);
+xs_err_t xs_codec_schema_canonical_form(const char *schema_json, xs_buf_t *out, char *errstr,
+                                        size_t errstr_size);
 /* CRC-64-AVRO (Rabin) fingerprint of bytes. */
-uint64_t xs_crc64_avro(const void *data, size_t len);
+uint64_t xs_codec_schema_crc64(const void *data, size_t len);
 
 #ifdef __cplusplus
 }

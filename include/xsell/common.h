@@ -1,6 +1,7 @@
 /*
  * xsell — common definitions: the error enum, growable byte buffers and
- * helpers every module uses.
+ * helpers every module uses. One header for three small modules of the
+ * core: lib/core/err.c (xs_err_*), buf.c (xs_buf_*) and str.c (xs_str_*).
  *
  * Error convention (one rule for the whole API): functions that can fail
  * return xs_err_t; XS_OK is 0. Functions that have more to say write a
@@ -40,10 +41,10 @@ typedef enum xs_err {
 } xs_err_t;
 
 /* Static, never NULL. */
-const char *xs_err2str(xs_err_t err);
+const char *xs_err_str(xs_err_t err);
 
 /* Writes a formatted message into errstr (may be NULL or size 0). */
-void xs_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...)
+void xs_err_set(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
@@ -65,7 +66,7 @@ void xs_buf_reset(xs_buf_t *buf); /* len = 0, keeps memory */
 void xs_buf_free(xs_buf_t *buf);  /* releases memory; buf is zeroed */
 
 /* A whole decimal int64 in s (no blanks, no trailing characters). */
-bool xs_parse_i64(const char *s, int64_t *out);
+bool xs_str_parse_i64(const char *s, int64_t *out);
 
 /* A configuration pair passed through to a library (librdkafka, RocksDB). */
 typedef struct xs_kv {
@@ -74,12 +75,12 @@ typedef struct xs_kv {
 } xs_kv_t;
 
 /* strdup of (s, len) with NUL termination; NULL on allocation failure. */
-char *xs_strndup(const char *s, size_t len);
-char *xs_strdup(const char *s); /* NULL in, NULL out */
+char *xs_str_ndup(const char *s, size_t len);
+char *xs_str_dup(const char *s); /* NULL in, NULL out */
 
 /* true when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * encoded UTF-16 surrogates, nothing above U+10FFFF). */
-bool xs_utf8_valid(const char *s, size_t len);
+bool xs_str_utf8_valid(const char *s, size_t len);
 
 #define XS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define XS_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -58,17 +58,17 @@
 extern "C" {
 #endif
 
-typedef enum xs_format {
+typedef enum xs_dataset_format {
     XS_FORMAT_ONLINE_RETAIL = 0,
     XS_FORMAT_RETAILROCKET,
     XS_FORMAT_JSONL,
     XS_FORMAT_BASKETS,
     XS_FORMAT_YOOCHOOSE,
     XS_FORMAT__COUNT
-} xs_format_t;
+} xs_dataset_format_t;
 
-int xs_format_from_name(const char *name); /* -1 when unknown */
-const char *xs_format_name(xs_format_t fmt);
+int xs_dataset_format_from_name(const char *name); /* -1 when unknown */
+const char *xs_dataset_format_name(xs_dataset_format_t fmt);
 
 typedef struct xs_dataset_opts {
     uint64_t seed;       /* for seeded orders (retailrocket caserec); default 42 */
@@ -102,7 +102,7 @@ typedef xs_err_t (*xs_dataset_cb)(void *opaque, const xs_event_t *ev);
  * stats may be NULL. Returns XS_ERR_IO / XS_ERR_DECODE with errstr
  * ("path:line: message") when a file cannot be read or is not the format.
  */
-xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_paths,
+xs_err_t xs_dataset_read(xs_dataset_format_t fmt, const char *const *paths, size_t n_paths,
                          const xs_dataset_opts_t *opts, xs_dataset_cb cb, void *opaque,
                          xs_dataset_stats_t *stats, char *errstr, size_t errstr_size);
 

@@ -81,9 +81,9 @@ typedef enum xs_cf {
     XS_CF__COUNT
 } xs_cf_t;
 
-const char *xs_cf_name(xs_cf_t cf);
+const char *xs_engine_cf_name(xs_cf_t cf);
 
-/* Model and rule parameters. xs_params_default() documents the defaults. */
+/* Model and rule parameters. xs_engine_params_default() documents the defaults. */
 typedef struct xs_params {
     double half_life_hours;  /* affinity half-life (event time) */
     double window_hours;     /* co-occurrence window within a user's history */
@@ -107,7 +107,7 @@ typedef struct xs_params {
     bool popularity_only;    /* control arm: trending items only */
 } xs_params_t;
 
-void xs_params_default(xs_params_t *p);
+void xs_engine_params_default(xs_params_t *p);
 
 /*
  * A/B experiment: each user is in exactly one arm, a pure function of
@@ -132,7 +132,7 @@ typedef struct xs_experiment {
 } xs_experiment_t;
 
 /* Index of the user's arm (0 when the experiment has no arms). */
-int xs_experiment_arm(const xs_experiment_t *x, const char *user_id);
+int xs_engine_experiment_arm(const xs_experiment_t *x, const char *user_id);
 
 typedef struct xs_backend {
     void *opaque;
@@ -285,7 +285,7 @@ xs_err_t xs_engine_has_user(xs_engine_t *e, uint16_t partition, const char *user
 
 /* One neighbour of an item, as the scorer sees it. */
 typedef struct xs_neighbour {
-    char *item_id;     /* owned; free with xs_neighbours_free */
+    char *item_id;     /* owned; free with xs_engine_neighbours_free */
     char *title;       /* owned, NULL when the catalog has none */
     uint32_t count;    /* co-occurrence estimate */
     uint32_t err;      /* over-estimation bound (0: count is a lower bound) */
@@ -305,13 +305,13 @@ typedef struct xs_item_info {
 /*
  * The top-n neighbours of item_id in class cls, ranked by similarity (ties:
  * count). *out is a malloc'd array of *n_out entries (caller frees with
- * xs_neighbours_free). info (optional) receives the item's counts and catalog
+ * xs_engine_neighbours_free). info (optional) receives the item's counts and catalog
  * fields; info->found is false for an unknown item.
  */
 xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
                               xs_neighbour_t **out, int *n_out, xs_item_info_t *info, char *errstr,
                               size_t errstr_size);
-void xs_neighbours_free(xs_neighbour_t *v, int n);
+void xs_engine_neighbours_free(xs_neighbour_t *v, int n);
 
 /*
  * The neighbour list of item_id in class cls as the scorer reads it: the
@@ -323,7 +323,7 @@ void xs_neighbours_free(xs_neighbour_t *v, int n);
  */
 xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
                              xs_neighbour_t **out, int *n_out, char *errstr, size_t errstr_size);
-void xs_item_info_clear(xs_item_info_t *info);
+void xs_engine_item_info_clear(xs_item_info_t *info);
 
 /* Hands every dirty record to put, then marks them clean (a snapshot in
  * progress is completed first). Costs O(dirty records): the engine lists
@@ -383,16 +383,16 @@ typedef struct xs_published {
     uint8_t placement;
 } xs_published_t;
 
-void xs_published_note(xs_published_t *p, const xs_list_t *list);
+void xs_engine_published_note(xs_published_t *p, const xs_list_t *list);
 /* 1-based rank of item_id in p (of its first k items when k > 0), 0 when absent. */
-int xs_published_rank(const xs_published_t *p, const char *item_id, int k);
+int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k);
 
 /* Exposes a parameter set by arm name for experiments (see config). */
 xs_params_t *xs_engine_params(xs_engine_t *e);
 
 /* Key helpers (big-endian), shared with the store and inspect tools. */
-size_t xs_key_user(uint8_t out[10], uint16_t partition, uint64_t user);
-size_t xs_key_u64(uint8_t out[8], uint64_t h);
+size_t xs_engine_key_user(uint8_t out[10], uint16_t partition, uint64_t user);
+size_t xs_engine_key_u64(uint8_t out[8], uint64_t h);
 
 #ifdef __cplusplus
 }

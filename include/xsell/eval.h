@@ -111,8 +111,9 @@ double xs_eval_rate_mrr(const xs_eval_rate_t *r);
  * evaluates at every point; k bounds the ranks counted (set the placements'
  * list lengths to k to score lists of k). name labels the result.
  */
-xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k, xs_format_t fmt,
-                     const char *const *paths, size_t n_paths, const xs_dataset_opts_t *dopts,
-                     xs_eval_result_t *res, char *errstr, size_t errstr_size);
+xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k,
+                     xs_dataset_format_t fmt, const char *const *paths, size_t n_paths,
+                     const xs_dataset_opts_t *dopts, xs_eval_result_t *res, char *errstr,
+                     size_t errstr_size);
 
 #endif

@@ -7,7 +7,7 @@
  * released by xs_event_clear(). Optional string fields are NULL when absent.
  *
  * An xs_list_t is the model of a CrossSellList record (schemas/). Its
- * strings are owned by the list and released by xs_list_clear().
+ * strings are owned by the list and released by xs_event_list_clear().
  */
 #ifndef XSELL_EVENT_H
 #define XSELL_EVENT_H
@@ -64,16 +64,16 @@ typedef enum xs_source {
     XS_SOURCE__COUNT
 } xs_source_t;
 
-const char *xs_click_type_name(xs_click_type_t t);
-const char *xs_cart_type_name(xs_cart_type_t t);
-const char *xs_placement_name(xs_placement_t p);
-const char *xs_source_name(xs_source_t s);
-const char *xs_kind_name(xs_event_kind_t k);
+const char *xs_event_click_type_name(xs_click_type_t t);
+const char *xs_event_cart_type_name(xs_cart_type_t t);
+const char *xs_event_placement_name(xs_placement_t p);
+const char *xs_event_source_name(xs_source_t s);
+const char *xs_event_kind_name(xs_event_kind_t k);
 /* Name -> value; returns -1 when the name is unknown. */
-int xs_click_type_from_name(const char *name);
-int xs_cart_type_from_name(const char *name);
-int xs_placement_from_name(const char *name);
-int xs_source_from_name(const char *name);
+int xs_event_click_type_from_name(const char *name);
+int xs_event_cart_type_from_name(const char *name);
+int xs_event_placement_from_name(const char *name);
+int xs_event_source_from_name(const char *name);
 
 typedef struct xs_line {
     char *item_id;     /* required */
@@ -184,8 +184,8 @@ typedef struct xs_list {
     char *model_version;
 } xs_list_t;
 
-void xs_list_init(xs_list_t *list);
-void xs_list_clear(xs_list_t *list); /* frees members, re-inits */
+void xs_event_list_init(xs_list_t *list);
+void xs_event_list_clear(xs_list_t *list); /* frees members, re-inits */
 
 /* The user id of a click or cart event that carries a session_id and no
  * user_id (a shopper not logged in): the session's own profile. An event
@@ -198,7 +198,7 @@ void xs_list_clear(xs_list_t *list); /* frees members, re-inits */
  * *ms. Without a zone the time is taken as UTC; fractions finer than a
  * millisecond are truncated. False when s is not such a time.
  */
-bool xs_time_parse(const char *s, int64_t *ms);
+bool xs_event_time_parse(const char *s, int64_t *ms);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,8 @@ extern "C" {
  * xs_event_validate().
  */
 struct xs_json;
-xs_err_t xs_event_from_json(const struct xs_json *obj, xs_event_t *ev, char *why, size_t why_size);
+xs_err_t xs_event_json_decode(const struct xs_json *obj, xs_event_t *ev, char *why,
+                              size_t why_size);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,6 @@
 uint64_t xs_hash(const void *data, size_t len);
 uint64_t xs_hash_str(const char *s); /* NULL or "" -> 0 */
 /* 128-bit hash rendered as 32 lowercase hex characters + NUL (33 bytes). */
-void xs_hash128_hex(const void *data, size_t len, char out[33]);
+void xs_hash_hex128(const void *data, size_t len, char out[33]);
 
 #endif

@@ -2,8 +2,8 @@
  * xsell — reading a state directory for people and for diff: the decoders
  * of the records the engine stores in `names` and `meta`, and the text
  * views behind `xsell inspect`. Pure formatting over xs_store_iterate() and
- * the stored-format decoders (xs_profile_decode, xs_item_decode,
- * xs_item_lists_decode); RocksDB
+ * the stored-format decoders (xs_profile_decode, xs_sketch_decode,
+ * xs_sketch_lists_decode); RocksDB
  * stays inside store.c.
  *
  * The dump (xs_inspect_dump) is canonical: one line per fact, records in

@@ -1,5 +1,8 @@
 /*
- * xsell — Kafka glue: the only module that includes <librdkafka/rdkafka.h>.
+ * xsell — Kafka glue, the only files that include <librdkafka/rdkafka.h>:
+ * lib/io/devbroker.c (xs_devbroker_*), producer.c (xs_producer_*),
+ * consumer.c (xs_consumer_*) and kafka.c (xs_kafka_*: administration and
+ * what the three share). One header for the four modules.
  *
  * Three handles:
  *   xs_devbroker_t  the development broker: librdkafka's mock cluster (its own
@@ -154,7 +157,7 @@ typedef struct xs_msg {
 
 /* The value of the last header `name` of a polled message (valid as the
  * message); false when it has none. value may be NULL for a null header. */
-bool xs_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len);
+bool xs_kafka_msg_header(const xs_msg_t *m, const char *name, const void **value, size_t *len);
 
 /*
  * Waits up to timeout_ms for the next message. Returns XS_OK with *msg

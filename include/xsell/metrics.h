@@ -19,7 +19,7 @@
  * Thread safety: every function may be called from any thread; one mutex
  * protects the registry (the worker updates, the HTTP thread renders).
  *
- * The attribution map (xs_listmap_t) remembers the arm of the last
+ * The attribution map (xs_metrics_listmap_t) remembers the arm of the last
  * `capacity` lists published, so clicks and purchases carrying a list_id
  * can be attributed to the list's experiment arm: a ring of list keys plus
  * a hash index; inserting into a full ring forgets the oldest list. Keys are
@@ -95,17 +95,17 @@ xs_err_t xs_metrics_render(xs_metrics_t *m, xs_buf_t *out);
 
 /* ---- attribution map: list_id -> arm ------------------------------------ */
 
-typedef struct xs_listmap xs_listmap_t;
+typedef struct xs_metrics_listmap xs_metrics_listmap_t;
 
-xs_listmap_t *xs_listmap_new(size_t capacity); /* NULL on allocation failure */
-void xs_listmap_destroy(xs_listmap_t *lm);     /* NULL is a no-op */
+xs_metrics_listmap_t *xs_metrics_listmap_new(size_t capacity); /* NULL on allocation failure */
+void xs_metrics_listmap_destroy(xs_metrics_listmap_t *lm);     /* NULL is a no-op */
 /* Remembers the arm (NULL or "" = no arm) of a published list. Lists whose
  * id is not 32 hex digits are ignored (XS_ERR_INVALID). */
-xs_err_t xs_listmap_put(xs_listmap_t *lm, const char *list_id, const char *arm);
+xs_err_t xs_metrics_listmap_put(xs_metrics_listmap_t *lm, const char *list_id, const char *arm);
 /* The arm of a remembered list ("none" for a list without arm), or NULL when
  * the list is unknown or already forgotten. The string lives as long as lm. */
-const char *xs_listmap_get(const xs_listmap_t *lm, const char *list_id);
-size_t xs_listmap_len(const xs_listmap_t *lm);
+const char *xs_metrics_listmap_get(const xs_metrics_listmap_t *lm, const char *list_id);
+size_t xs_metrics_listmap_len(const xs_metrics_listmap_t *lm);
 
 #ifdef __cplusplus
 }

@@ -125,8 +125,8 @@ typedef struct xs_bloom {
     uint8_t bits[XS_PROFILE_BLOOM_BYTES];
 } xs_bloom_t;
 
-void xs_bloom_add(xs_bloom_t *b, uint64_t item);
-bool xs_bloom_has(const xs_bloom_t *b, uint64_t item);
+void xs_profile_bloom_add(xs_bloom_t *b, uint64_t item);
+bool xs_profile_bloom_has(const xs_bloom_t *b, uint64_t item);
 
 /* Purchases with times in [lo, hi], evicted from the items. */
 typedef struct xs_rebuy_bucket {

@@ -87,7 +87,7 @@ typedef enum xs_delta_kind {
 } xs_delta_kind_t;
 
 /* Name of a kind ("pair", "users", "category", "trend"; "?" when unknown). */
-const char *xs_delta_kind_name(int kind);
+const char *xs_delta_batch_kind_name(int kind);
 
 /* One entry. Which fields a kind uses (the others are 0 and not encoded):
  *   PAIR      cls, a, b (a != b, both non-zero), count >= 1, last_ts

@@ -68,7 +68,7 @@ typedef struct xs_processor {
      * (they go into batch, a few per step, or at once when something is about
      * to change them); put up to max of them (0: all), *done when all are in;
      * the batch is written: records may now be evicted. */
-    xs_err_t (*snapshot_begin)(void *self, xs_batch_t *batch, size_t *n_records, char *errstr,
+    xs_err_t (*snapshot_begin)(void *self, xs_store_batch_t *batch, size_t *n_records, char *errstr,
                                size_t errstr_size);
     xs_err_t (*snapshot_step)(void *self, size_t max, bool *done, char *errstr, size_t errstr_size);
     void (*checkpointed)(void *self);

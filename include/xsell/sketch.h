@@ -11,7 +11,7 @@
  * Summaries. A summary of capacity m holds at most m entries (item, count,
  * err). An arriving partner that has an entry increments it; while there
  * is room it gets a new entry with count 1; once full, it hashes to two
- * positions (its buckets, xs_item_buckets), and the weaker of the two
+ * positions (its buckets, xs_sketch_buckets), and the weaker of the two
  * entries there decays by one with probability b^-count (b = 1.08); at
  * zero the arriving partner takes its place with count 1. This is
  * HeavyKeeper's count-with-exponential-decay (Gong et al., "HeavyKeeper: An
@@ -51,7 +51,7 @@
  * from the counts of that moment (k11 the guaranteed count, n_i and n_j the
  * two items' pair totals, n twice the pairs counted in all: the pair table,
  * so the marginals come from the same sampled window as k11) and j
- * enters, moves within or leaves the list (xs_item_top_set). Counts move on
+ * enters, moves within or leaves the list (xs_sketch_top_set). Counts move on
  * between co-occurrences, so each update also re-scores one more entry of
  * the sketch, round robin from a stored cursor (`sweep`): a busy item
  * re-ranks its whole sketch every ~200 updates. A quiet item is re-ranked
@@ -69,9 +69,9 @@
  * significant bits, neighbours closer than ~0.4 % tie and are ordered by
  * item), in memory as on disk, so a reloaded list is the same list.
  *
- * Stored format (xs_item_encode), version 5, the `items` record: the
+ * Stored format (xs_sketch_encode), version 5, the `items` record: the
  * summaries and counts only (the lists are the `neighbours` record,
- * xs_item_lists_encode below; the checkpoint writes both records of a
+ * xs_sketch_lists_encode below; the checkpoint writes both records of a
  * changed item in the same WriteBatch):
  *   'I' | 05 | flags u8 | category u64 | varint n_bought | varint n_viewed |
  *   varint n_b | n_b x { item u64 | varint count } | sweep_b u8 |
@@ -190,33 +190,33 @@ typedef struct xs_item {
     /* Not stored: set by every change of a list (an entry added, dropped
      * or moved, a similarity changed; setting the same one is no change),
      * cleared by its owner once the lists are stored (the engine writes the
-     * `neighbours` record only when set). xs_item_init clears it. */
+     * `neighbours` record only when set). xs_sketch_init clears it. */
     bool lists_changed;
     /* Stored: the number of pairs the item took part in, per class (every
-     * xs_item_add_pair, kept or not): its marginal in the pair table. */
+     * xs_sketch_add_pair, kept or not): its marginal in the pair table. */
     uint64_t pair_total[XS_CLASS__COUNT];
 } xs_item_t;
 
-void xs_item_init(xs_item_t *it);
+void xs_sketch_init(xs_item_t *it);
 /* Entries of a class and the class capacity. */
-xs_ss_entry_t *xs_item_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap);
-const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls);
+xs_ss_entry_t *xs_sketch_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap);
+const xs_ss_entry_t *xs_sketch_pairs_const(const xs_item_t *it, xs_class_t cls);
 
 /* Counts one more co-occurrence of `other` (see "Summaries"); returns the
  * position of its entry, or -1 when it is not kept (a full summary whose
  * bucket entry only decayed). When it replaces an entry, the neighbour list
  * drops the replaced one. */
-int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other);
+int xs_sketch_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other);
 
 /* The number of pairs counted into a class's summary (its marginal). */
-static inline uint64_t xs_item_pair_total(const xs_item_t *it, xs_class_t cls)
+static inline uint64_t xs_sketch_pair_total(const xs_item_t *it, xs_class_t cls)
 {
     return it->pair_total[cls];
 }
 
 /* The two positions (buckets) of a full summary of n entries that `other`
  * may take (sketch.h, "Summaries"). */
-static inline void xs_item_buckets(uint64_t other, int n, int *p1, int *p2)
+static inline void xs_sketch_buckets(uint64_t other, int n, int *p1, int *p2)
 {
     uint64_t h = other * UINT64_C(0xd6e8feb86659fd93);
     *p1 = (int)((h >> 32) % (uint64_t)n);
@@ -224,29 +224,29 @@ static inline void xs_item_buckets(uint64_t other, int n, int *p1, int *p2)
 }
 
 /* The neighbour list of a class (unordered). */
-const xs_top_t *xs_item_top(const xs_item_t *it, xs_class_t cls, int *n);
+const xs_top_t *xs_sketch_top(const xs_item_t *it, xs_class_t cls, int *n);
 /* List capacity of a class. */
-int xs_item_top_cap(xs_class_t cls);
+int xs_sketch_top_cap(xs_class_t cls);
 /*
  * Sets the similarity of the sketch entry at position idx: sim <= 0 removes
  * it from the list; otherwise it is updated, added, or replaces the list's
  * weakest entry when it ranks above it (order: similarity descending, then
  * item ascending).
  */
-void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim);
+void xs_sketch_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim);
 /* Empties the list of a class. */
-void xs_item_top_clear(xs_item_t *it, xs_class_t cls);
+void xs_sketch_top_clear(xs_item_t *it, xs_class_t cls);
 /* Count estimate and error for `other` (0, 0 when absent). */
-uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err);
+uint32_t xs_sketch_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err);
 
-xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out);
-xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
-                        size_t errstr_size);
+xs_err_t xs_sketch_encode(const xs_item_t *it, xs_buf_t *out);
+xs_err_t xs_sketch_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
+                          size_t errstr_size);
 
 /* ---- the stored neighbour lists (the `neighbours` record) ---------------------- */
 
 /*
- * Stored format (xs_item_lists_encode), version 1, the `neighbours` record:
+ * Stored format (xs_sketch_lists_encode), version 1, the `neighbours` record:
  *   'T' | 01 | item u64 |
  *   varint t_b | t_b x { neighbour u64 | similarity bf16 LE } |
  *   varint t_v | t_v x { neighbour u64 | similarity bf16 LE }
@@ -283,15 +283,15 @@ typedef struct xs_item_lists {
 
 /* Encodes the lists of `it`, the item with key `item` (non-zero): each
  * entry's position becomes its neighbour's key. XS_ERR_INVALID for item 0. */
-xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out);
+xs_err_t xs_sketch_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out);
 /* Decodes a lists record; strict (see the format above). On error `l` is
  * left empty and errstr says why. */
-xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
-                              size_t errstr_size);
-/* Whether an item record (xs_item_encode's bytes) leaves its lists to the
+xs_err_t xs_sketch_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
+                                size_t errstr_size);
+/* Whether an item record (xs_sketch_encode's bytes) leaves its lists to the
  * `neighbours` record: version 5 on. Older records hold them (version 4) or
  * have none to keep (1 to 3). */
-static inline bool xs_item_lists_apart(const void *data, size_t len)
+static inline bool xs_sketch_lists_apart(const void *data, size_t len)
 {
     return len >= 2 && ((const uint8_t *)data)[1] >= 5;
 }
@@ -300,7 +300,7 @@ static inline bool xs_item_lists_apart(const void *data, size_t len)
  * longer holds drops its entry (as when the summary replaces an entry).
  * Returns the number of entries dropped; `lists_changed` is left set
  * exactly when one was (the lists then differ from the stored `l`). */
-int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l);
+int xs_sketch_lists_apply(xs_item_t *it, const xs_item_lists_t *l);
 
 /* ---- similarity ----------------------------------------------------------- */
 
@@ -315,15 +315,15 @@ typedef enum xs_sim {
     XS_SIM__COUNT
 } xs_sim_t;
 
-const char *xs_sim_name(xs_sim_t s);
-int xs_sim_from_name(const char *name); /* -1 when unknown */
+const char *xs_sketch_sim_name(xs_sim_t s);
+int xs_sketch_sim_from_name(const char *name); /* -1 when unknown */
 
 /*
  * Dunning's G^2 for the 2x2 table (k11 both, k12 i without j, k21 j without i,
  * k22 neither), computed with entropies: 2 (H(rows) + H(cols) - H(table))
  * on unnormalised counts (x log x). Never negative.
  */
-double xs_llr(double k11, double k12, double k21, double k22);
+double xs_sketch_llr(double k11, double k12, double k21, double k22);
 
 /*
  * Similarity of i and j from k11 (users with both), n_i, n_j (users with
@@ -331,7 +331,8 @@ double xs_llr(double k11, double k12, double k21, double k22);
  * LLR and LLR-cosine score 0 for negatively associated pairs (k11 below its
  * expectation n_i n_j / n); for XS_SIM_LLR_COSINE, pairs with LLR < llr_min score 0.
  */
-double xs_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n, double llr_min);
+double xs_sketch_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n,
+                            double llr_min);
 
 #ifdef __cplusplus
 }

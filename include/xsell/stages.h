@@ -93,7 +93,7 @@ typedef struct xs_ctx_item {
 #define XS_CTX_MAX 64
 
 /* Adds item to a context (the larger weight wins for an item already in it). */
-void xs_ctx_add(xs_ctx_item_t *ctx, int *n, int cap, uint64_t item, double w, bool bought);
+void xs_scorer_ctx_add(xs_ctx_item_t *ctx, int *n, int cap, uint64_t item, double w, bool bought);
 
 typedef struct xs_user_stage xs_user_stage_t;
 

@@ -9,7 +9,7 @@
  *
  * Exactly-once state: the worker puts every dirty record of a checkpoint and
  * the next input offset of each partition ("offset/<topic>/<partition>" in
- * meta, int64 big-endian) into one xs_batch_t and writes it atomically, so
+ * meta, int64 big-endian) into one xs_store_batch_t and writes it atomically, so
  * the stored offsets always describe exactly the state stored with them.
  *
  * meta "format" holds the store format: 'X' 'S' version(u8) seed(u64 LE); a
@@ -40,7 +40,7 @@ extern "C" {
 #define XS_STORE_FORMAT_VERSION 2
 
 typedef struct xs_store xs_store_t;
-typedef struct xs_batch xs_batch_t;
+typedef struct xs_store_batch xs_store_batch_t;
 
 /*
  * Opens (creating when missing unless read_only) the database in dir.
@@ -81,21 +81,23 @@ xs_err_t xs_store_get(xs_store_t *s, xs_cf_t cf, const void *key, size_t key_len
 void xs_store_backend(xs_store_t *s, xs_backend_t *backend);
 
 /* A batch for writes into s (which must outlive it). */
-xs_batch_t *xs_batch_new(xs_store_t *s);
-void xs_batch_destroy(xs_batch_t *b);
-void xs_batch_clear(xs_batch_t *b);
+xs_store_batch_t *xs_store_batch_new(xs_store_t *s);
+void xs_store_batch_destroy(xs_store_batch_t *b);
+void xs_store_batch_clear(xs_store_batch_t *b);
 /* val NULL: a delete of the key. */
-xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len, const void *val,
-                      size_t val_len);
-/* xs_put_fn adapter: opaque is the xs_batch_t. */
-xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len, const void *val,
-                         size_t val_len);
-void xs_batch_put_offset(xs_batch_t *b, const char *topic, int32_t partition, int64_t next);
-size_t xs_batch_bytes(const xs_batch_t *b);
-int xs_batch_count(const xs_batch_t *b);
+xs_err_t xs_store_batch_put(xs_store_batch_t *b, xs_cf_t cf, const void *key, size_t key_len,
+                            const void *val, size_t val_len);
+/* xs_put_fn adapter: opaque is the xs_store_batch_t. */
+xs_err_t xs_store_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
+                               const void *val, size_t val_len);
+void xs_store_batch_put_offset(xs_store_batch_t *b, const char *topic, int32_t partition,
+                               int64_t next);
+size_t xs_store_batch_bytes(const xs_store_batch_t *b);
+int xs_store_batch_count(const xs_store_batch_t *b);
 
 /* Writes the batch atomically (sync = fsync the WAL). */
-xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr, size_t errstr_size);
+xs_err_t xs_store_write(xs_store_t *s, xs_store_batch_t *b, bool sync, char *errstr,
+                        size_t errstr_size);
 
 /* Next offset stored for (topic, partition); *found = false when none. */
 xs_err_t xs_store_get_offset(xs_store_t *s, const char *topic, int32_t partition, int64_t *next,

@@ -37,13 +37,13 @@ typedef struct xs_name_rec {
 } xs_name_rec_t;
 
 /* Appends the record (version XS_NAME_VERSION); id must not be NULL. */
-xs_err_t xs_name_encode(const xs_name_rec_t *n, xs_buf_t *out);
-/* On success *n owns its strings (xs_name_rec_clear); on failure *n is
+xs_err_t xs_store_records_name_encode(const xs_name_rec_t *n, xs_buf_t *out);
+/* On success *n owns its strings (xs_store_records_name_rec_clear); on failure *n is
  * empty and errstr says why: XS_ERR_VERSION for a newer version,
  * XS_ERR_DECODE for anything else that is not such a record. */
-xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *errstr,
-                        size_t errstr_size);
-void xs_name_rec_clear(xs_name_rec_t *n);
+xs_err_t xs_store_records_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *errstr,
+                                      size_t errstr_size);
+void xs_store_records_name_rec_clear(xs_name_rec_t *n);
 
 /* meta "globals": 'M' 02 | varint users_total | varint users_bought |
  * trend_ref u64 LE | varint n | n x { item u64 LE | weight f64 LE } |
@@ -63,10 +63,10 @@ typedef struct xs_globals {
 } xs_globals_t;
 
 /* Appends the record (version XS_GLOBALS_VERSION); n_trend <= the cap. */
-xs_err_t xs_globals_encode(const xs_globals_t *g, xs_buf_t *out);
+xs_err_t xs_store_records_globals_encode(const xs_globals_t *g, xs_buf_t *out);
 /* On failure *g is zeroed and errstr says why (XS_ERR_VERSION: newer). */
-xs_err_t xs_globals_decode(xs_globals_t *g, const void *data, size_t len, char *errstr,
-                           size_t errstr_size);
+xs_err_t xs_store_records_globals_decode(xs_globals_t *g, const void *data, size_t len,
+                                         char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }

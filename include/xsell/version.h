@@ -21,7 +21,7 @@ typedef struct xs_build_info {
 } xs_build_info_t;
 
 /* Static strings, valid for the process. */
-void xs_build_info(xs_build_info_t *bi);
+void xs_version_build_info(xs_build_info_t *bi);
 
 /* Prints "<prog> <version> (commit <commit>)" and one line per library. */
 void xs_version_print(FILE *out, const char *prog);

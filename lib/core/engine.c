@@ -145,12 +145,12 @@ static void free_item(cached_item_t *c)
 
 static const char *const cf_names[XS_CF__COUNT] = {"users", "items", "names", "meta", "neighbours"};
 
-const char *xs_cf_name(xs_cf_t cf)
+const char *xs_engine_cf_name(xs_cf_t cf)
 {
     return (cf >= 0 && cf < XS_CF__COUNT) ? cf_names[cf] : "unknown";
 }
 
-void xs_params_default(xs_params_t *p)
+void xs_engine_params_default(xs_params_t *p)
 {
     memset(p, 0, sizeof(*p));
     p->half_life_hours = 24.0 * 30;
@@ -180,7 +180,7 @@ void xs_params_default(xs_params_t *p)
     p->popularity_only = false;
 }
 
-int xs_experiment_arm(const xs_experiment_t *x, const char *user_id)
+int xs_engine_experiment_arm(const xs_experiment_t *x, const char *user_id)
 {
     if (!x || x->n_arms <= 0)
         return 0;
@@ -207,11 +207,11 @@ int xs_experiment_arm(const xs_experiment_t *x, const char *user_id)
 void xs_engine_opts_default(xs_engine_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
-    xs_params_default(&o->params);
+    xs_engine_params_default(&o->params);
     o->cache_bytes = (size_t)256 << 20;
 }
 
-size_t xs_key_user(uint8_t out[10], uint16_t partition, uint64_t user)
+size_t xs_engine_key_user(uint8_t out[10], uint16_t partition, uint64_t user)
 {
     out[0] = (uint8_t)(partition >> 8);
     out[1] = (uint8_t)partition;
@@ -220,7 +220,7 @@ size_t xs_key_user(uint8_t out[10], uint16_t partition, uint64_t user)
     return 10;
 }
 
-size_t xs_key_u64(uint8_t out[8], uint64_t h)
+size_t xs_engine_key_u64(uint8_t out[8], uint64_t h)
 {
     for (int i = 0; i < 8; i++)
         out[i] = (uint8_t)(h >> (56 - 8 * i));
@@ -248,7 +248,7 @@ static xs_err_t encode_meta(const xs_engine_t *e, xs_buf_t *b)
     }
     for (int c = 0; c < XS_CLASS__COUNT; c++)
         g.pairs_total[c] = e->totals.pairs_total[c];
-    return xs_globals_encode(&g, b);
+    return xs_store_records_globals_encode(&g, b);
 }
 
 static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *errstr,
@@ -256,16 +256,16 @@ static xs_err_t decode_meta(xs_engine_t *e, const uint8_t *p, size_t len, char *
 {
     xs_globals_t g;
     char why[160];
-    xs_err_t err = xs_globals_decode(&g, p, len, why, sizeof(why));
+    xs_err_t err = xs_store_records_globals_decode(&g, p, len, why, sizeof(why));
     if (err) {
-        xs_errstr_set(errstr, errstr_size, "meta/globals: %s", why);
+        xs_err_set(errstr, errstr_size, "meta/globals: %s", why);
         return err;
     }
     if (g.version < 2) {
-        xs_errstr_set(errstr, errstr_size,
-                      "meta/globals: format version %d has no pair totals (version 2 has); "
-                      "rebuild the state from the input (--reset-state --yes --from-beginning)",
-                      g.version);
+        xs_err_set(errstr, errstr_size,
+                   "meta/globals: format version %d has no pair totals (version 2 has); "
+                   "rebuild the state from the input (--reset-state --yes --from-beginning)",
+                   g.version);
         return XS_ERR_VERSION;
     }
     e->totals.users_total = g.users_total;
@@ -382,7 +382,7 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
         return XS_OK;
     }
     uint8_t key[10];
-    size_t klen = xs_key_user(key, partition, user);
+    size_t klen = xs_engine_key_user(key, partition, user);
     bool found;
     xs_err_t err = backend_get(e, XS_CF_USERS, key, klen, &found, errstr, errstr_size);
     if (err)
@@ -401,8 +401,8 @@ static xs_err_t get_user(xs_engine_t *e, uint16_t partition, uint64_t user, bool
         char why[128];
         err = xs_profile_decode(&u->prof, e->val.data, e->val.len, why, sizeof(why));
         if (err) {
-            xs_errstr_set(errstr, errstr_size, "users/%u/%016llx: %s", partition,
-                          (unsigned long long)user, why);
+            xs_err_set(errstr, errstr_size, "users/%u/%016llx: %s", partition,
+                       (unsigned long long)user, why);
             free(u);
             return err;
         }
@@ -437,17 +437,15 @@ static xs_err_t load_lists(xs_engine_t *e, cached_item_t *c, const uint8_t *key,
     xs_item_lists_t *l = malloc(sizeof(*l));
     if (!l)
         return XS_ERR_NOMEM;
-    if ((err = xs_item_lists_decode(l, e->val.data, e->val.len, why, sizeof(why))) == XS_OK &&
+    if ((err = xs_sketch_lists_decode(l, e->val.data, e->val.len, why, sizeof(why))) == XS_OK &&
         l->item != c->item) {
-        xs_errstr_set(why, sizeof(why), "the record is item %016llx's",
-                      (unsigned long long)l->item);
+        xs_err_set(why, sizeof(why), "the record is item %016llx's", (unsigned long long)l->item);
         err = XS_ERR_DECODE;
     }
     if (err)
-        xs_errstr_set(errstr, errstr_size, "neighbours/%016llx: %s", (unsigned long long)c->item,
-                      why);
+        xs_err_set(errstr, errstr_size, "neighbours/%016llx: %s", (unsigned long long)c->item, why);
     else
-        xs_item_lists_apply(&c->st, l);
+        xs_sketch_lists_apply(&c->st, l);
     free(l);
     return err;
 }
@@ -467,7 +465,7 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
         return XS_OK;
     }
     uint8_t key[8];
-    size_t klen = xs_key_u64(key, item);
+    size_t klen = xs_engine_key_u64(key, item);
     bool found;
     xs_err_t err = backend_get(e, XS_CF_ITEMS, key, klen, &found, errstr, errstr_size);
     if (err)
@@ -488,19 +486,19 @@ static xs_err_t get_item(xs_engine_t *e, uint64_t item, bool create, cached_item
     }
     if (found) {
         char why[128];
-        err = xs_item_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
+        err = xs_sketch_decode(&c->st, e->val.data, e->val.len, why, sizeof(why));
         if (err) {
-            xs_errstr_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item, why);
+            xs_err_set(errstr, errstr_size, "items/%016llx: %s", (unsigned long long)item, why);
             free_item(c);
             return err;
         }
-        if (xs_item_lists_apart(e->val.data, e->val.len) &&
+        if (xs_sketch_lists_apart(e->val.data, e->val.len) &&
             (err = load_lists(e, c, key, klen, errstr, errstr_size))) {
             free_item(c);
             return err;
         }
     } else {
-        xs_item_init(&c->st);
+        xs_sketch_init(&c->st);
     }
     if ((err = xs_hmap_put(&e->items, item, c)) != XS_OK) {
         free_item(c);
@@ -531,7 +529,7 @@ static void free_name(cached_name_t *n)
 static xs_err_t decode_name(cached_name_t *n, const uint8_t *p, size_t len)
 {
     xs_name_rec_t rec = {0};
-    xs_err_t err = xs_name_decode(&rec, p, len, NULL, 0);
+    xs_err_t err = xs_store_records_name_decode(&rec, p, len, NULL, 0);
     if (err)
         return err == XS_ERR_NOMEM ? err : XS_ERR_DECODE;
     n->id = rec.id;
@@ -557,7 +555,7 @@ static xs_err_t encode_name(const cached_name_t *n, xs_buf_t *b)
                          .has_from = n->has_from,
                          .available_until = n->avail_until,
                          .has_until = n->has_until};
-    return xs_name_encode(&rec, b);
+    return xs_store_records_name_encode(&rec, b);
 }
 
 /* Finds the name record of h; loads it; creates it from `id` when absent and id != NULL. */
@@ -575,7 +573,7 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
         return XS_OK;
     }
     uint8_t key[8];
-    size_t klen = xs_key_u64(key, h);
+    size_t klen = xs_engine_key_u64(key, h);
     bool found;
     xs_err_t err = backend_get(e, XS_CF_NAMES, key, klen, &found, errstr, errstr_size);
     if (err)
@@ -590,13 +588,12 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
     if (found) {
         err = decode_name(n, e->val.data, e->val.len);
         if (err) {
-            xs_errstr_set(errstr, errstr_size, "names/%016llx: corrupt value",
-                          (unsigned long long)h);
+            xs_err_set(errstr, errstr_size, "names/%016llx: corrupt value", (unsigned long long)h);
             free_name(n);
             return err;
         }
     } else {
-        n->id = xs_strdup(id);
+        n->id = xs_str_dup(id);
         if (!n->id) {
             free_name(n);
             return XS_ERR_NOMEM;
@@ -615,7 +612,7 @@ static xs_err_t get_name(xs_engine_t *e, uint64_t h, const char *id, cached_name
 
 static xs_err_t set_str(char **dst, const char *s)
 {
-    *dst = xs_strdup(s ? s : "");
+    *dst = xs_str_dup(s ? s : "");
     return *dst ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -706,7 +703,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
 {
     xs_engine_t *e = calloc(1, sizeof(*e));
     if (!e) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     e->params = opts->params;
@@ -714,7 +711,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
     if (opts->experiment)
         e->experiment = *opts->experiment;
     if (e->experiment.n_arms < 0 || e->experiment.n_arms > XS_MAX_ARMS) {
-        xs_errstr_set(errstr, errstr_size, "experiment: 0..%d arms", XS_MAX_ARMS);
+        xs_err_set(errstr, errstr_size, "experiment: 0..%d arms", XS_MAX_ARMS);
         free(e);
         return NULL;
     }
@@ -724,15 +721,15 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         e->has_backend = true;
     }
     e->cache_budget = opts->cache_bytes;
-    e->model_name = xs_strdup(opts->model_name ? opts->model_name : "xsell-cooc");
-    e->model_version = xs_strdup(opts->model_version ? opts->model_version : "1");
+    e->model_name = xs_str_dup(opts->model_name ? opts->model_name : "xsell-cooc");
+    e->model_version = xs_str_dup(opts->model_version ? opts->model_version : "1");
     if (!e->model_name || !e->model_version) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         xs_engine_destroy(e);
         return NULL;
     }
     if (e->params.kmax < 1 || e->params.kmax > XS_PROFILE_MAX_ITEMS) {
-        xs_errstr_set(errstr, errstr_size, "kmax must be within 1..%d", XS_PROFILE_MAX_ITEMS);
+        xs_err_set(errstr, errstr_size, "kmax must be within 1..%d", XS_PROFILE_MAX_ITEMS);
         xs_engine_destroy(e);
         return NULL;
     }
@@ -742,8 +739,8 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         if (e->experiment.arms[a].params.rebuy_days > rebuy_days)
             rebuy_days = e->experiment.arms[a].params.rebuy_days;
     if (!(rebuy_days >= 0 && rebuy_days * 86400e3 < (double)XS_PROFILE_HORIZON_MS)) {
-        xs_errstr_set(errstr, errstr_size, "rebuy_days must be within 0..%.0f",
-                      (double)XS_PROFILE_HORIZON_MS / 86400e3);
+        xs_err_set(errstr, errstr_size, "rebuy_days must be within 0..%.0f",
+                   (double)XS_PROFILE_HORIZON_MS / 86400e3);
         xs_engine_destroy(e);
         return NULL;
     }
@@ -754,7 +751,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
     e->item_stage = xs_item_stage_new(&e->params, e->exact_pairs, &acc);
     e->scorer = xs_scorer_new();
     if (!e->user_stage || !e->item_stage || !e->scorer) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         xs_engine_destroy(e);
         return NULL;
     }
@@ -859,18 +856,18 @@ static xs_err_t fill_header(xs_engine_t *e, const xs_event_t *ev, xs_placement_t
     xs_buf_t idb = {0};
     xs_buf_append_str(&idb, ev->event_id);
     xs_buf_append_u8(&idb, 0);
-    xs_buf_append_str(&idb, xs_placement_name(placement));
+    xs_buf_append_str(&idb, xs_event_placement_name(placement));
     if (!idb.data)
         return XS_ERR_NOMEM;
-    xs_hash128_hex(idb.data, idb.len, list->list_id);
+    xs_hash_hex128(idb.data, idb.len, list->list_id);
     xs_buf_free(&idb);
     list->generated_at = ev->ts;
     list->placement = placement;
     err |= set_str(&list->user_id, ev->user_id);
     err |= set_str(&list->trigger_event_id, ev->event_id);
     err |= set_str(&list->trigger_type, ev->kind == XS_KIND_CLICK
-                                            ? xs_click_type_name((xs_click_type_t)ev->type)
-                                            : xs_cart_type_name((xs_cart_type_t)ev->type));
+                                            ? xs_event_click_type_name((xs_click_type_t)ev->type)
+                                            : xs_event_cart_type_name((xs_cart_type_t)ev->type));
     if (ev->kind == XS_KIND_CLICK && ev->item_id) {
         err |= set_str(&list->trigger_items[0], ev->item_id);
         list->n_trigger_items = 1;
@@ -932,7 +929,7 @@ static xs_err_t apply_item_update(xs_engine_t *e, const xs_event_t *ev, char *er
     }
     item_dirty(e, ci);
     if (ev->title && (!n->title || strcmp(n->title, ev->title) != 0)) {
-        char *t = xs_strdup(ev->title);
+        char *t = xs_str_dup(ev->title);
         if (!t)
             return XS_ERR_NOMEM;
         e->cache_bytes -= name_bytes(n);
@@ -1087,7 +1084,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     if (ev->kind != XS_KIND_CLICK && ev->kind != XS_KIND_CART)
         return XS_ERR_INVALID;
 
-    int arm = e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, ev->user_id) : -1;
+    int arm = e->experiment.n_arms > 0 ? xs_engine_experiment_arm(&e->experiment, ev->user_id) : -1;
     const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : &e->params; /* scoring */
     uint64_t uh = xs_hash_str(ev->user_id);
     cached_user_t *u = NULL;
@@ -1168,7 +1165,7 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     int64_t suppress = (int64_t)(SP->suppress_minutes * 60e3);
     if (p->last_list_hash[placement] == h && now - p->last_list_ts[placement] < suppress) {
         e->st.suppressed++;
-        xs_list_clear(list);
+        xs_event_list_clear(list);
         return XS_OK;
     }
     uint64_t shown[XS_PROFILE_SEEN];
@@ -1231,7 +1228,9 @@ xs_err_t xs_engine_recommend_ex(xs_engine_t *e, uint16_t partition, const char *
     if (user_id &&
         (err = get_user(e, partition, xs_hash_str(user_id), false, &u, NULL, errstr, errstr_size)))
         return err;
-    int arm = user_id && e->experiment.n_arms > 0 ? xs_experiment_arm(&e->experiment, user_id) : -1;
+    int arm = user_id && e->experiment.n_arms > 0
+                  ? xs_engine_experiment_arm(&e->experiment, user_id)
+                  : -1;
     const xs_params_t *SP = arm >= 0 ? &e->experiment.arms[arm].params : &e->params;
     xs_ctx_item_t trig[XS_CTX_MAX], ctx[XS_CTX_MAX];
     int n_trig = 0;
@@ -1239,8 +1238,8 @@ xs_err_t xs_engine_recommend_ex(xs_engine_t *e, uint16_t partition, const char *
         n_items = XS_RULES_MAX;
     for (int i = n_items - 1; i >= 0; i--) /* the trigger first, as on the worker's path */
         if (items[i] && *items[i])
-            xs_ctx_add(trig, &n_trig, XS_CTX_MAX, xs_hash_str(items[i]),
-                       i == n_items - 1 ? SP->w_trigger : SP->w_cart, false);
+            xs_scorer_ctx_add(trig, &n_trig, XS_CTX_MAX, xs_hash_str(items[i]),
+                              i == n_items - 1 ? SP->w_trigger : SP->w_cart, false);
     int64_t now = u ? u->prof.last_ts : 0;
     if (n <= 0 || n > XS_LIST_MAX_ITEMS)
         n = SP->list_len[placement];
@@ -1318,7 +1317,7 @@ static int cmp_nb(const void *a, const void *b)
     return x->item < y->item ? -1 : x->item > y->item;
 }
 
-void xs_neighbours_free(xs_neighbour_t *v, int n)
+void xs_engine_neighbours_free(xs_neighbour_t *v, int n)
 {
     for (int i = 0; v && i < n; i++) {
         free(v[i].item_id);
@@ -1327,7 +1326,7 @@ void xs_neighbours_free(xs_neighbour_t *v, int n)
     free(v);
 }
 
-void xs_item_info_clear(xs_item_info_t *info)
+void xs_engine_item_info_clear(xs_item_info_t *info)
 {
     free(info->title);
     free(info->category);
@@ -1356,7 +1355,7 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
         info->flags = ci->st.flags;
         if ((err = get_name(e, h, NULL, &nm, errstr, errstr_size)))
             return err;
-        if (nm && nm->title && !(info->title = xs_strdup(nm->title)))
+        if (nm && nm->title && !(info->title = xs_str_dup(nm->title)))
             return XS_ERR_NOMEM;
         if (nm && nm->has_price) {
             info->price = nm->price;
@@ -1366,7 +1365,7 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
             nm = NULL;
             if ((err = get_name(e, ci->st.category, NULL, &nm, errstr, errstr_size)))
                 return err;
-            if (nm && !(info->category = xs_strdup(nm->id)))
+            if (nm && !(info->category = xs_str_dup(nm->id)))
                 return XS_ERR_NOMEM;
         }
     }
@@ -1376,20 +1375,21 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
     if (!tmp)
         return XS_ERR_NOMEM;
     double n_all = 2.0 * (double)e->totals.pairs_total[cls]; /* every pair in both items */
-    double n_i = (double)xs_item_pair_total(&ci->st, cls);
+    double n_i = (double)xs_sketch_pair_total(&ci->st, cls);
     uint32_t min_sup =
-        xs_item_stage_support_min(&e->params, xs_item_pair_total(&ci->st, cls), n_en);
+        xs_item_stage_support_min(&e->params, xs_sketch_pair_total(&ci->st, cls), n_en);
     int m = 0;
     for (int k = 0; k < n_en; k++) {
         uint32_t cnt = en[k].count - en[k].err;
         cached_item_t *cj = NULL;
         if ((err = get_item(e, en[k].item, false, &cj, errstr, errstr_size)))
             break;
-        double sim = cnt >= min_sup
-                         ? xs_similarity(e->params.similarity, cnt, n_i,
-                                         cj ? (double)xs_item_pair_total(&cj->st, cls) : cnt, n_all,
-                                         e->params.llr_min)
-                         : 0;
+        double sim =
+            cnt >= min_sup
+                ? xs_sketch_similarity(e->params.similarity, cnt, n_i,
+                                       cj ? (double)xs_sketch_pair_total(&cj->st, cls) : cnt, n_all,
+                                       e->params.llr_min)
+                : 0;
         tmp[m++] = (nb_sort_t){en[k].item, en[k].count, en[k].err, sim};
     }
     if (!err && m > 1)
@@ -1407,14 +1407,14 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
         cached_name_t *nm = NULL;
         if (!err)
             err = get_name(e, tmp[k].item, NULL, &nm, errstr, errstr_size);
-        if (!err && nm && nm->title && !(v[k].title = xs_strdup(nm->title)))
+        if (!err && nm && nm->title && !(v[k].title = xs_str_dup(nm->title)))
             err = XS_ERR_NOMEM;
         if (!err)
             *n_out = k + 1;
     }
     free(tmp);
     if (err) {
-        xs_neighbours_free(v, v ? m : 0); /* calloc'd: unfilled entries are NULL */
+        xs_engine_neighbours_free(v, v ? m : 0); /* calloc'd: unfilled entries are NULL */
         *n_out = 0;
         return err;
     }
@@ -1446,7 +1446,7 @@ xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls
     if (err || !ci)
         return err;
     int nt = 0;
-    const xs_top_t *t = xs_item_top(&ci->st, cls, &nt);
+    const xs_top_t *t = xs_sketch_top(&ci->st, cls, &nt);
     xs_top_t sorted[XS_TOP_BOUGHT > XS_TOP_VIEWED ? XS_TOP_BOUGHT : XS_TOP_VIEWED];
     memcpy(sorted, t, (size_t)nt * sizeof(*t));
     for (int i = 1; i < nt; i++)
@@ -1463,17 +1463,17 @@ xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls
     if (!v)
         return XS_ERR_NOMEM;
     for (int k = 0; !err && k < m; k++) {
-        v[k].count = xs_item_pair_count(&ci->st, cls, sorted[k].item, &v[k].err);
+        v[k].count = xs_sketch_pair_count(&ci->st, cls, sorted[k].item, &v[k].err);
         v[k].similarity = sorted[k].sim;
         err = name_of(e, sorted[k].item, &v[k].item_id, errstr, errstr_size);
         cached_name_t *nm = NULL;
         if (!err)
             err = get_name(e, sorted[k].item, NULL, &nm, errstr, errstr_size);
-        if (!err && nm && nm->title && !(v[k].title = xs_strdup(nm->title)))
+        if (!err && nm && nm->title && !(v[k].title = xs_str_dup(nm->title)))
             err = XS_ERR_NOMEM;
     }
     if (err) {
-        xs_neighbours_free(v, m);
+        xs_engine_neighbours_free(v, m);
         return err;
     }
     *out = v;
@@ -1483,7 +1483,7 @@ xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls
 
 /* ---- the quality signal ---------------------------------------------------------------- */
 
-void xs_published_note(xs_published_t *p, const xs_list_t *list)
+void xs_engine_published_note(xs_published_t *p, const xs_list_t *list)
 {
     memset(p, 0, sizeof(*p));
     int n = list->n_items < XS_LIST_MAX_ITEMS ? list->n_items : XS_LIST_MAX_ITEMS;
@@ -1495,7 +1495,7 @@ void xs_published_note(xs_published_t *p, const xs_list_t *list)
     p->placement = (uint8_t)list->placement;
 }
 
-int xs_published_rank(const xs_published_t *p, const char *item_id, int k)
+int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k)
 {
     uint64_t h = xs_hash_str(item_id);
     int n = k > 0 && k < p->n_items ? k : p->n_items;
@@ -1533,25 +1533,25 @@ static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_
     if (m == DIRTY_USERS) {
         cached_user_t *u = rec;
         if (u->deleted) {
-            if (!(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user), NULL,
-                            0)))
+            if (!(err = put(opaque, XS_CF_USERS, key,
+                            xs_engine_key_user(key, u->partition, u->user), NULL, 0)))
                 u->dirty_ep = 0;
         } else if (!(err = xs_profile_encode(&u->prof, b)) &&
-                   !(err = put(opaque, XS_CF_USERS, key, xs_key_user(key, u->partition, u->user),
-                               b->data, b->len)))
+                   !(err = put(opaque, XS_CF_USERS, key,
+                               xs_engine_key_user(key, u->partition, u->user), b->data, b->len)))
             u->dirty_ep = 0;
     } else if (m == DIRTY_ITEMS) {
         cached_item_t *c = rec;
         /* The item's records into the same batch: its summary; its lists
          * only when they changed since stored, none when empty (deleting
          * the stored one when they became so). */
-        size_t klen = xs_key_u64(key, c->item);
+        size_t klen = xs_engine_key_u64(key, c->item);
         bool lists = c->st.n_top[XS_CLASS_BOUGHT] || c->st.n_top[XS_CLASS_VIEWED];
-        if (!(err = xs_item_encode(&c->st, b)) &&
+        if (!(err = xs_sketch_encode(&c->st, b)) &&
             !(err = put(opaque, XS_CF_ITEMS, key, klen, b->data, b->len))) {
             xs_buf_reset(b);
             if (c->st.lists_changed && lists) {
-                if (!(err = xs_item_lists_encode(&c->st, c->item, b)) &&
+                if (!(err = xs_sketch_lists_encode(&c->st, c->item, b)) &&
                     !(err = put(opaque, XS_CF_NEIGHBOURS, key, klen, b->data, b->len)))
                     c->lists_stored = true;
             } else if (c->st.lists_changed && c->lists_stored) {
@@ -1566,7 +1566,7 @@ static xs_err_t flush_one(int m, void *rec, xs_put_fn put, void *opaque, xs_buf_
     } else {
         cached_name_t *n = rec;
         if (!(err = encode_name(n, b)) &&
-            !(err = put(opaque, XS_CF_NAMES, key, xs_key_u64(key, n->h), b->data, b->len)))
+            !(err = put(opaque, XS_CF_NAMES, key, xs_engine_key_u64(key, n->h), b->data, b->len)))
             n->dirty_ep = 0;
     }
     return err;
@@ -1578,11 +1578,11 @@ xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, s
     xs_err_t err = XS_OK;
     *n_records = 0;
     if (e->snap_active) {
-        xs_errstr_set(errstr, errstr_size, "snapshot: one is in progress already");
+        xs_err_set(errstr, errstr_size, "snapshot: one is in progress already");
         return XS_ERR_INVALID;
     }
     if (e->dirty_walk && (err = dirty_rebuild(e)) != XS_OK) {
-        xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+        xs_err_set(errstr, errstr_size, "snapshot: %s", xs_err_str(err));
         return err;
     }
     /* the current vectors become the snapshot's; the epoch moves on */
@@ -1606,7 +1606,7 @@ xs_err_t xs_engine_snapshot_begin(xs_engine_t *e, xs_put_fn put, void *opaque, s
         if (!(err = encode_meta(e, &e->snap_buf)))
             err = put(opaque, XS_CF_META, gk, sizeof(gk) - 1, e->snap_buf.data, e->snap_buf.len);
         if (err)
-            xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+            xs_err_set(errstr, errstr_size, "snapshot: %s", xs_err_str(err));
         else
             e->totals.dirty = e->trending.dirty = false;
         ++*n_records;
@@ -1626,7 +1626,7 @@ xs_err_t xs_engine_snapshot_step(xs_engine_t *e, size_t max, bool *done, char *e
             /* not the snapshot's any more: handed over when an event touched it */
             if (dirty_ep_of(m, rec) == e->snap_ep) {
                 if ((err = flush_one(m, rec, e->snap_put, e->snap_opaque, &e->snap_buf))) {
-                    xs_errstr_set(errstr, errstr_size, "snapshot: %s", xs_err2str(err));
+                    xs_err_set(errstr, errstr_size, "snapshot: %s", xs_err_str(err));
                     return err;
                 }
                 n++;
@@ -1739,10 +1739,10 @@ void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
             continue;
         const cached_item_t *c = e->items.ents[i].val;
         xs_buf_reset(&b);
-        xs_item_encode(&c->st, &b);
+        xs_sketch_encode(&c->st, &b);
         size_t keys = 8;
         if (c->st.n_top[XS_CLASS_BOUGHT] || c->st.n_top[XS_CLASS_VIEWED]) {
-            xs_item_lists_encode(&c->st, c->item, &b); /* its second record */
+            xs_sketch_lists_encode(&c->st, c->item, &b); /* its second record */
             keys += 8;
         }
         fp->items++;

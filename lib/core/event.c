@@ -34,39 +34,39 @@ static int value_of(const char *const *names, int n, const char *name)
     return -1;
 }
 
-const char *xs_click_type_name(xs_click_type_t t)
+const char *xs_event_click_type_name(xs_click_type_t t)
 {
     return name_of(click_names, XS_CLICK__COUNT, (int)t);
 }
-const char *xs_cart_type_name(xs_cart_type_t t)
+const char *xs_event_cart_type_name(xs_cart_type_t t)
 {
     return name_of(cart_names, XS_CART__COUNT, (int)t);
 }
-const char *xs_placement_name(xs_placement_t p)
+const char *xs_event_placement_name(xs_placement_t p)
 {
     return name_of(placement_names, XS_PLACEMENT__COUNT, (int)p);
 }
-const char *xs_source_name(xs_source_t s)
+const char *xs_event_source_name(xs_source_t s)
 {
     return name_of(source_names, XS_SOURCE__COUNT, (int)s);
 }
-const char *xs_kind_name(xs_event_kind_t k)
+const char *xs_event_kind_name(xs_event_kind_t k)
 {
     return name_of(kind_names, XS_KIND__COUNT, (int)k);
 }
-int xs_click_type_from_name(const char *name)
+int xs_event_click_type_from_name(const char *name)
 {
     return value_of(click_names, XS_CLICK__COUNT, name);
 }
-int xs_cart_type_from_name(const char *name)
+int xs_event_cart_type_from_name(const char *name)
 {
     return value_of(cart_names, XS_CART__COUNT, name);
 }
-int xs_placement_from_name(const char *name)
+int xs_event_placement_from_name(const char *name)
 {
     return value_of(placement_names, XS_PLACEMENT__COUNT, name);
 }
-int xs_source_from_name(const char *name)
+int xs_event_source_from_name(const char *name)
 {
     return value_of(source_names, XS_SOURCE__COUNT, name);
 }
@@ -109,7 +109,7 @@ xs_err_t xs_event_add_line(xs_event_t *ev, const char *item_id, int32_t quantity
             return XS_ERR_NOMEM;
         ev->lines = lines;
     }
-    char *id = xs_strdup(item_id ? item_id : "");
+    char *id = xs_str_dup(item_id ? item_id : "");
     if (!id)
         return XS_ERR_NOMEM;
     ev->lines[n] = (xs_line_t){id, quantity, unit_price, has_unit_price};
@@ -123,7 +123,7 @@ static xs_err_t dup_field(char **dst, const char *src)
         *dst = NULL;
         return XS_OK;
     }
-    *dst = xs_strdup(src);
+    *dst = xs_str_dup(src);
     return *dst ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -166,20 +166,20 @@ static xs_err_t check_str(const char *name, const char *v, bool required, size_t
     if (!v) {
         if (!required)
             return XS_OK;
-        xs_errstr_set(reason, reason_size, "missing %s", name);
+        xs_err_set(reason, reason_size, "missing %s", name);
         return XS_ERR_VALIDATION;
     }
     size_t len = strlen(v);
     if (len == 0 && required) {
-        xs_errstr_set(reason, reason_size, "empty %s", name);
+        xs_err_set(reason, reason_size, "empty %s", name);
         return XS_ERR_VALIDATION;
     }
     if (len > max) {
-        xs_errstr_set(reason, reason_size, "%s too long (%zu > %zu bytes)", name, len, max);
+        xs_err_set(reason, reason_size, "%s too long (%zu > %zu bytes)", name, len, max);
         return XS_ERR_TOO_LARGE;
     }
-    if (!xs_utf8_valid(v, len)) {
-        xs_errstr_set(reason, reason_size, "%s is not valid UTF-8", name);
+    if (!xs_str_utf8_valid(v, len)) {
+        xs_err_set(reason, reason_size, "%s is not valid UTF-8", name);
         return XS_ERR_VALIDATION;
     }
     return XS_OK;
@@ -201,12 +201,12 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
         CHECK("category", ev->category, false);
         /* Titles may legitimately be longer than ids. */
         if (ev->title && strlen(ev->title) > 4 * max) {
-            xs_errstr_set(reason, reason_size, "title too long (%zu > %zu bytes)",
-                          strlen(ev->title), 4 * max);
+            xs_err_set(reason, reason_size, "title too long (%zu > %zu bytes)", strlen(ev->title),
+                       4 * max);
             return XS_ERR_TOO_LARGE;
         }
-        if (ev->title && !xs_utf8_valid(ev->title, strlen(ev->title))) {
-            xs_errstr_set(reason, reason_size, "title is not valid UTF-8");
+        if (ev->title && !xs_str_utf8_valid(ev->title, strlen(ev->title))) {
+            xs_err_set(reason, reason_size, "title is not valid UTF-8");
             return XS_ERR_VALIDATION;
         }
         CHECK("brand", ev->brand, false);
@@ -221,75 +221,76 @@ xs_err_t xs_event_validate(const xs_event_t *ev, const xs_event_limits_t *lim, c
                   ev->type == XS_CLICK_PRODUCT_VIEW || ev->type == XS_CLICK_RECOMMENDATION_CLICK);
             CHECK("category", ev->category, false);
             if (ev->type < 0 || ev->type >= XS_CLICK__COUNT) {
-                xs_errstr_set(reason, reason_size, "bad click type %d", ev->type);
+                xs_err_set(reason, reason_size, "bad click type %d", ev->type);
                 return XS_ERR_VALIDATION;
             }
         } else {
             if (ev->type < 0 || ev->type >= XS_CART__COUNT) {
-                xs_errstr_set(reason, reason_size, "bad cart type %d", ev->type);
+                xs_err_set(reason, reason_size, "bad cart type %d", ev->type);
                 return XS_ERR_VALIDATION;
             }
             CHECK("order_id", ev->order_id, false);
             CHECK("currency", ev->currency, false);
             if (ev->n_lines > lim->max_lines) {
-                xs_errstr_set(reason, reason_size, "too many lines (%zu > %zu)", ev->n_lines,
-                              lim->max_lines);
+                xs_err_set(reason, reason_size, "too many lines (%zu > %zu)", ev->n_lines,
+                           lim->max_lines);
                 return XS_ERR_TOO_LARGE;
             }
             if (ev->n_lines == 0 && (ev->type == XS_CART_ADD || ev->type == XS_CART_REMOVE ||
                                      ev->type == XS_CART_PURCHASE)) {
-                xs_errstr_set(reason, reason_size, "no lines in %s", xs_cart_type_name(ev->type));
+                xs_err_set(reason, reason_size, "no lines in %s",
+                           xs_event_cart_type_name(ev->type));
                 return XS_ERR_VALIDATION;
             }
             for (size_t i = 0; i < ev->n_lines; i++) {
                 CHECK("lines.item_id", ev->lines[i].item_id, true);
                 int32_t q = ev->lines[i].quantity;
                 if (q <= 0 || q > lim->max_quantity) {
-                    xs_errstr_set(reason, reason_size, "quantity out of range (%" PRId32 ")", q);
+                    xs_err_set(reason, reason_size, "quantity out of range (%" PRId32 ")", q);
                     return XS_ERR_VALIDATION;
                 }
             }
         }
     } else {
-        xs_errstr_set(reason, reason_size, "unexpected record kind %d", (int)ev->kind);
+        xs_err_set(reason, reason_size, "unexpected record kind %d", (int)ev->kind);
         return XS_ERR_VALIDATION;
     }
 #undef CHECK
     if (ev->ts < lim->min_ts || ev->ts > lim->max_ts) {
-        xs_errstr_set(reason, reason_size, "timestamp out of range (%" PRId64 ")", ev->ts);
+        xs_err_set(reason, reason_size, "timestamp out of range (%" PRId64 ")", ev->ts);
         return XS_ERR_VALIDATION;
     }
     if (ev->kind == XS_KIND_ITEM) {
         if (ev->has_available_from &&
             (ev->available_from < lim->min_ts || ev->available_from > lim->max_ts)) {
-            xs_errstr_set(reason, reason_size, "available_from out of range (%" PRId64 ")",
-                          ev->available_from);
+            xs_err_set(reason, reason_size, "available_from out of range (%" PRId64 ")",
+                       ev->available_from);
             return XS_ERR_VALIDATION;
         }
         if (ev->has_available_until &&
             (ev->available_until < lim->min_ts || ev->available_until > lim->max_ts)) {
-            xs_errstr_set(reason, reason_size, "available_until out of range (%" PRId64 ")",
-                          ev->available_until);
+            xs_err_set(reason, reason_size, "available_until out of range (%" PRId64 ")",
+                       ev->available_until);
             return XS_ERR_VALIDATION;
         }
         if (ev->has_available_from && ev->has_available_until &&
             ev->available_until <= ev->available_from) {
-            xs_errstr_set(reason, reason_size,
-                          "empty availability window (available_until %" PRId64
-                          " <= available_from %" PRId64 ")",
-                          ev->available_until, ev->available_from);
+            xs_err_set(reason, reason_size,
+                       "empty availability window (available_until %" PRId64
+                       " <= available_from %" PRId64 ")",
+                       ev->available_until, ev->available_from);
             return XS_ERR_VALIDATION;
         }
     }
     return XS_OK;
 }
 
-void xs_list_init(xs_list_t *list)
+void xs_event_list_init(xs_list_t *list)
 {
     memset(list, 0, sizeof(*list));
 }
 
-void xs_list_clear(xs_list_t *list)
+void xs_event_list_clear(xs_list_t *list)
 {
     free(list->user_id);
     free(list->trigger_event_id);
@@ -307,7 +308,7 @@ void xs_list_clear(xs_list_t *list)
     }
     free(list->model_name);
     free(list->model_version);
-    xs_list_init(list);
+    xs_event_list_init(list);
 }
 
 /* ======================================================================
@@ -348,7 +349,7 @@ static bool digits(const char **p, int n, int *out)
     return true;
 }
 
-bool xs_time_parse(const char *s, int64_t *ms)
+bool xs_event_time_parse(const char *s, int64_t *ms)
 {
     const char *p = s;
     int y, mo, d, h, mi, sec = 0, frac = 0;

@@ -19,7 +19,7 @@ uint64_t xs_hash_str(const char *s)
     return xs_hash(s, strlen(s));
 }
 
-void xs_hash128_hex(const void *data, size_t len, char out[33])
+void xs_hash_hex128(const void *data, size_t len, char out[33])
 {
     static const char hex[] = "0123456789abcdef";
     XXH128_hash_t h = XXH3_128bits_withSeed(data, len, XS_HASH_SEED);

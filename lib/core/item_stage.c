@@ -63,7 +63,7 @@ const xs_ss_entry_t *xs_item_stage_pairs(xs_item_stage_t *s, const xs_item_t *it
 {
     if (!s->exact) {
         *n = it->n_pairs[cls];
-        return xs_item_pairs_const(it, cls);
+        return xs_sketch_pairs_const(it, cls);
     }
     const xs_hmap_t *m = &exact[cls];
     if (m->len > s->cap_exact_scratch) {
@@ -127,18 +127,18 @@ static double entry_sim(const xs_params_t *P, uint32_t min_sup, const xs_ss_entr
         cnt = back;
     if (cnt < min_sup)
         return 0;
-    return xs_similarity(P->similarity, cnt, n_i, n_j, n_all, P->llr_min);
+    return xs_sketch_similarity(P->similarity, cnt, n_i, n_j, n_all, P->llr_min);
 }
 
 /* Re-ranks the entry at idx of it's list after a co-occurrence with j. */
 static void top_update(const xs_item_stage_t *s, xs_item_t *it, xs_class_t cls, int idx, double n_j,
                        uint32_t back, double n_all)
 {
-    const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[idx];
-    uint64_t n_i = xs_item_pair_total(it, cls);
-    xs_item_top_set(it, cls, idx,
-                    entry_sim(s->P, xs_item_stage_support_min(s->P, n_i, it->n_pairs[cls]), en,
-                              back, (double)n_i, n_j, n_all));
+    const xs_ss_entry_t *en = &xs_sketch_pairs_const(it, cls)[idx];
+    uint64_t n_i = xs_sketch_pair_total(it, cls);
+    xs_sketch_top_set(it, cls, idx,
+                      entry_sim(s->P, xs_item_stage_support_min(s->P, n_i, it->n_pairs[cls]), en,
+                                back, (double)n_i, n_j, n_all));
 }
 
 /* Similarity of a sketch entry of it (item `self`, of `partners` entries)
@@ -152,13 +152,13 @@ static xs_err_t current_sim(xs_item_stage_t *s, const xs_params_t *P, const xs_i
     xs_err_t err = s->acc.get(s->acc.opaque, en->item, false, &cj, NULL, errstr, errstr_size);
     if (err)
         return err;
-    double n_j = cj ? (double)xs_item_pair_total(cj, cls) : en->count - en->err;
+    double n_j = cj ? (double)xs_sketch_pair_total(cj, cls) : en->count - en->err;
     uint32_t back = 0;
     if (cj && self && !s->exact) {
-        uint32_t e = 0, c = xs_item_pair_count(cj, cls, self, &e);
+        uint32_t e = 0, c = xs_sketch_pair_count(cj, cls, self, &e);
         back = c - e;
     }
-    uint64_t n_i = xs_item_pair_total(it, cls);
+    uint64_t n_i = xs_sketch_pair_total(it, cls);
     *sim = entry_sim(P, xs_item_stage_support_min(P, n_i, partners), en, back, (double)n_i, n_j,
                      n_all);
     return XS_OK;
@@ -177,11 +177,11 @@ static xs_err_t sweep_one(xs_item_stage_t *s, xs_item_t *it, uint64_t self, xs_c
     it->sweep[cls] = (uint8_t)(pos + 1 < n ? pos + 1 : 0);
     if (pos == skip)
         return XS_OK;
-    const xs_ss_entry_t *en = &xs_item_pairs_const(it, cls)[pos];
+    const xs_ss_entry_t *en = &xs_sketch_pairs_const(it, cls)[pos];
     double sim = 0;
     xs_err_t err = current_sim(s, s->P, it, self, cls, n, en, n_all, &sim, errstr, errstr_size);
     if (!err)
-        xs_item_top_set(it, cls, pos, sim);
+        xs_sketch_top_set(it, cls, pos, sim);
     return err;
 }
 
@@ -199,16 +199,16 @@ static xs_err_t rescore_all(xs_item_stage_t *s, xs_item_t *it, uint64_t self, co
                             char *errstr, size_t errstr_size)
 {
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-        const xs_ss_entry_t *en = xs_item_pairs_const(it, (xs_class_t)cls);
+        const xs_ss_entry_t *en = xs_sketch_pairs_const(it, (xs_class_t)cls);
         double n_all = pair_n(t, cls);
-        xs_item_top_clear(it, (xs_class_t)cls);
+        xs_sketch_top_clear(it, (xs_class_t)cls);
         for (int k = 0; k < it->n_pairs[cls]; k++) {
             double sim = 0;
             xs_err_t err = current_sim(s, s->P, it, self, (xs_class_t)cls, it->n_pairs[cls], &en[k],
                                        n_all, &sim, errstr, errstr_size);
             if (err)
                 return err;
-            xs_item_top_set(it, (xs_class_t)cls, k, sim);
+            xs_sketch_top_set(it, (xs_class_t)cls, k, sim);
         }
     }
     it->scored_at = t->pairs_total[0] + t->pairs_total[1];
@@ -264,22 +264,22 @@ xs_err_t xs_item_stage_apply(xs_item_stage_t *s, const xs_pair_delta_t *deltas, 
                 (lists_stale(totals, b) &&
                  (err = rescore_all(s, b, d->b, totals, errstr, errstr_size))))
                 break;
-            int ia = xs_item_add_pair(a, cls, d->b);
-            int ib = xs_item_add_pair(b, cls, d->a);
+            int ia = xs_sketch_add_pair(a, cls, d->b);
+            int ib = xs_sketch_add_pair(b, cls, d->a);
             totals->pairs_total[cls]++;
             totals->dirty = true;
             double n_all = pair_n(totals, cls);
             /* each side's summary counts the pair too: the other's lower bound */
-            uint32_t ca = ia >= 0 ? xs_item_pairs_const(a, cls)[ia].count -
-                                        xs_item_pairs_const(a, cls)[ia].err
+            uint32_t ca = ia >= 0 ? xs_sketch_pairs_const(a, cls)[ia].count -
+                                        xs_sketch_pairs_const(a, cls)[ia].err
                                   : 0;
-            uint32_t cb = ib >= 0 ? xs_item_pairs_const(b, cls)[ib].count -
-                                        xs_item_pairs_const(b, cls)[ib].err
+            uint32_t cb = ib >= 0 ? xs_sketch_pairs_const(b, cls)[ib].count -
+                                        xs_sketch_pairs_const(b, cls)[ib].err
                                   : 0;
             if (ia >= 0)
-                top_update(s, a, cls, ia, (double)xs_item_pair_total(b, cls), cb, n_all);
+                top_update(s, a, cls, ia, (double)xs_sketch_pair_total(b, cls), cb, n_all);
             if (ib >= 0)
-                top_update(s, b, cls, ib, (double)xs_item_pair_total(a, cls), ca, n_all);
+                top_update(s, b, cls, ib, (double)xs_sketch_pair_total(a, cls), ca, n_all);
             if ((err = sweep_one(s, a, d->a, cls, ia, n_all, errstr, errstr_size)) ||
                 (err = sweep_one(s, b, d->b, cls, ib, n_all, errstr, errstr_size)))
                 break;
@@ -324,7 +324,7 @@ xs_err_t xs_item_stage_rank(xs_item_stage_t *s, const xs_item_t *it, uint64_t se
         s->sims = v;
         s->cap_sims = (size_t)n_en;
     }
-    uint32_t min_sup = xs_item_stage_support_min(P, xs_item_pair_total(it, cls), n_en);
+    uint32_t min_sup = xs_item_stage_support_min(P, xs_sketch_pair_total(it, cls), n_en);
     for (int k = 0; k < n_en; k++) {
         if (en[k].count - en[k].err < min_sup)
             continue;

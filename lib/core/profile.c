@@ -58,7 +58,7 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-void xs_bloom_add(xs_bloom_t *b, uint64_t item)
+void xs_profile_bloom_add(xs_bloom_t *b, uint64_t item)
 {
     uint64_t z = mix(item);
     for (int k = 0; k < XS_PROFILE_BLOOM_K; k++) {
@@ -67,7 +67,7 @@ void xs_bloom_add(xs_bloom_t *b, uint64_t item)
     }
 }
 
-bool xs_bloom_has(const xs_bloom_t *b, uint64_t item)
+bool xs_profile_bloom_has(const xs_bloom_t *b, uint64_t item)
 {
     uint64_t z = mix(item);
     for (int k = 0; k < XS_PROFILE_BLOOM_K; k++) {
@@ -138,7 +138,7 @@ static void rebuy_add(xs_profile_t *p, uint64_t item, int64_t t, int64_t now, in
         b->lo = t;
     if (t > b->hi)
         b->hi = t;
-    xs_bloom_add(&b->bloom, item);
+    xs_profile_bloom_add(&b->bloom, item);
     buckets_sort(p);
 }
 
@@ -150,7 +150,7 @@ bool xs_profile_bought_within(const xs_profile_t *p, uint64_t item, int64_t now,
     if (k >= 0 && p->items[k].bought_ts && now - p->items[k].bought_ts < window_ms)
         return true;
     for (int i = 0; i < p->n_buckets; i++)
-        if (now - p->rebuy[i].hi < window_ms && xs_bloom_has(&p->rebuy[i].bloom, item))
+        if (now - p->rebuy[i].hi < window_ms && xs_profile_bloom_has(&p->rebuy[i].bloom, item))
             return true;
     return false;
 }
@@ -341,7 +341,7 @@ void xs_profile_cart_add(xs_profile_t *p, uint64_t item, int32_t qty)
         }
     }
     if (p->n_cart == XS_PROFILE_MAX_CART) {
-        xs_bloom_add(&p->cart_over, p->cart[0].item);
+        xs_profile_bloom_add(&p->cart_over, p->cart[0].item);
         if (p->n_over < UINT8_MAX)
             p->n_over++;
         memmove(&p->cart[0], &p->cart[1], (XS_PROFILE_MAX_CART - 1) * sizeof(p->cart[0]));
@@ -377,7 +377,7 @@ bool xs_profile_in_cart(const xs_profile_t *p, uint64_t item)
     for (int i = 0; i < p->n_cart; i++)
         if (p->cart[i].item == item)
             return true;
-    return p->n_over && xs_bloom_has(&p->cart_over, item);
+    return p->n_over && xs_profile_bloom_has(&p->cart_over, item);
 }
 
 /* ---- merge ---------------------------------------------------------------------------- */
@@ -636,21 +636,21 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
     xs_profile_init(p);
     if (len < 2 || r.p[0] != 'U') {
-        xs_errstr_set(errstr, errstr_size, "not a user profile (bad magic)");
+        xs_err_set(errstr, errstr_size, "not a user profile (bad magic)");
         return XS_ERR_DECODE;
     }
     if (r.p[1] > XS_PROFILE_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "user profile format version %u is newer than this build (%u)", r.p[1],
-                      XS_PROFILE_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "user profile format version %u is newer than this build (%u)", r.p[1],
+                   XS_PROFILE_VERSION);
         return XS_ERR_VERSION;
     }
     if (r.p[1] < XS_PROFILE_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "user profile format version %u is older than this build's (%u), which "
-                      "keeps the cart and purchases beyond its caps in filters the old records "
-                      "lack: rebuild the state (--reset-state --yes --from-beginning)",
-                      r.p[1], XS_PROFILE_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "user profile format version %u is older than this build's (%u), which "
+                   "keeps the cart and purchases beyond its caps in filters the old records "
+                   "lack: rebuild the state (--reset-state --yes --from-beginning)",
+                   r.p[1], XS_PROFILE_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -737,8 +737,8 @@ xs_err_t xs_profile_decode(xs_profile_t *p, const void *data, size_t len, char *
     }
     if (r.bad || r.p != r.end) {
         xs_profile_init(p);
-        xs_errstr_set(errstr, errstr_size, "corrupt user profile (%s)",
-                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        xs_err_set(errstr, errstr_size, "corrupt user profile (%s)",
+                   r.bad ? "truncated or out-of-range field" : "trailing bytes");
         return XS_ERR_DECODE;
     }
     return XS_OK;

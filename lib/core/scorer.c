@@ -80,7 +80,7 @@ void xs_scorer_destroy(xs_scorer_t *s)
     free(s);
 }
 
-void xs_ctx_add(xs_ctx_item_t *ctx, int *n, int cap, uint64_t item, double w, bool bought)
+void xs_scorer_ctx_add(xs_ctx_item_t *ctx, int *n, int cap, uint64_t item, double w, bool bought)
 {
     for (int i = 0; i < *n; i++) {
         if (ctx[i].item == item) {
@@ -293,7 +293,7 @@ static bool family_full(const xs_params_t *P, const uint64_t *fams, int n, uint6
 
 static xs_err_t set_str(char **dst, const char *s)
 {
-    *dst = xs_strdup(s ? s : "");
+    *dst = xs_str_dup(s ? s : "");
     return *dst ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -374,12 +374,12 @@ int xs_scorer_context(const xs_params_t *P, const xs_profile_t *p, xs_ctx_item_t
     int n_ctx = *n;
     if (p) {
         for (int i = 0; i < p->n_cart; i++)
-            xs_ctx_add(ctx, &n_ctx, ctx_cap, p->cart[i].item, P->w_cart, false);
+            xs_scorer_ctx_add(ctx, &n_ctx, ctx_cap, p->cart[i].item, P->w_cart, false);
         for (int i = 0; i < p->n_items; i++) {
             const xs_profile_item_t *it = &p->items[i];
             double w = it->bought_ts ? P->w_purchase * xs_profile_decay(1, it->bought_ts, now, hl)
                                      : P->w_view * xs_profile_decay(1, it->ts, now, hl);
-            xs_ctx_add(ctx, &n_ctx, ctx_cap, it->item, w, it->bought_ts != 0);
+            xs_scorer_ctx_add(ctx, &n_ctx, ctx_cap, it->item, w, it->bought_ts != 0);
         }
     }
     /* insertion sort (small n; items are distinct, so the order is total) */
@@ -460,7 +460,7 @@ static xs_err_t score(xs_scorer_t *s, const xs_score_in_t *in, xs_list_t *list, 
             for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
                 int n = 0;
                 if (lists)
-                    xs_item_top(cis[c], (xs_class_t)cls, &n);
+                    xs_sketch_top(cis[c], (xs_class_t)cls, &n);
                 else
                     n = v->entries(v->opaque, cis[c], (xs_class_t)cls);
                 bound += (size_t)n;
@@ -485,7 +485,7 @@ static xs_err_t score(xs_scorer_t *s, const xs_score_in_t *in, xs_list_t *list, 
                 continue;
             if (lists) {
                 int nt = 0;
-                const xs_top_t *t = xs_item_top(ci, (xs_class_t)cls, &nt);
+                const xs_top_t *t = xs_sketch_top(ci, (xs_class_t)cls, &nt);
                 double max_sim = 0;
                 if (P->normalize)
                     for (int k = 0; k < nt; k++)

@@ -11,12 +11,12 @@
 
 #include "wire.h"
 
-void xs_item_init(xs_item_t *it)
+void xs_sketch_init(xs_item_t *it)
 {
     memset(it, 0, sizeof(*it));
 }
 
-xs_ss_entry_t *xs_item_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap)
+xs_ss_entry_t *xs_sketch_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap)
 {
     if (cls == XS_CLASS_BOUGHT) {
         if (cap)
@@ -28,7 +28,7 @@ xs_ss_entry_t *xs_item_pairs(xs_item_t *it, xs_class_t cls, uint16_t *cap)
     return it->viewed;
 }
 
-const xs_ss_entry_t *xs_item_pairs_const(const xs_item_t *it, xs_class_t cls)
+const xs_ss_entry_t *xs_sketch_pairs_const(const xs_item_t *it, xs_class_t cls)
 {
     return cls == XS_CLASS_BOUGHT ? it->bought : it->viewed;
 }
@@ -64,7 +64,7 @@ static void index_build(xs_item_t *it)
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         unsigned mask;
         uint8_t *sl = slots_of(it, cls, &mask);
-        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        const xs_ss_entry_t *e = xs_sketch_pairs_const(it, (xs_class_t)cls);
         memset(sl, 0, mask + 1);
         for (int i = 0; i < it->n_pairs[cls]; i++)
             sl[slot_find(e, sl, mask, e[i].item)] = (uint8_t)(i + 1);
@@ -137,11 +137,11 @@ static double decay_coin(uint64_t other, uint64_t total)
     return (double)(z >> 11) * 0x1.0p-53;
 }
 
-int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
+int xs_sketch_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
 {
     uint16_t cap;
     unsigned mask;
-    xs_ss_entry_t *e = xs_item_pairs(it, cls, &cap);
+    xs_ss_entry_t *e = xs_sketch_pairs(it, cls, &cap);
     uint8_t *sl = slots_of(it, cls, &mask);
     if (!it->indexed)
         index_build(it);
@@ -164,7 +164,7 @@ int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
      * buckets), the weaker (ties: the first) decays by one with probability
      * b^-count; at zero, `other` takes its place. */
     int p1, p2;
-    xs_item_buckets(other, n, &p1, &p2);
+    xs_sketch_buckets(other, n, &p1, &p2);
     int min = e[p2].count < e[p1].count ? p2 : p1;
     uint32_t c = e[min].count;
     pthread_once(&decay_once, decay_init);
@@ -181,13 +181,13 @@ int xs_item_add_pair(xs_item_t *it, xs_class_t cls, uint64_t other)
     return min;
 }
 
-const xs_top_t *xs_item_top(const xs_item_t *it, xs_class_t cls, int *n)
+const xs_top_t *xs_sketch_top(const xs_item_t *it, xs_class_t cls, int *n)
 {
     *n = it->n_top[cls];
     return cls == XS_CLASS_BOUGHT ? it->top_bought : it->top_viewed;
 }
 
-int xs_item_top_cap(xs_class_t cls)
+int xs_sketch_top_cap(xs_class_t cls)
 {
     return cls == XS_CLASS_BOUGHT ? XS_TOP_BOUGHT : XS_TOP_VIEWED;
 }
@@ -216,17 +216,17 @@ static float sim_value(uint16_t b)
     return f;
 }
 
-void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
+void xs_sketch_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
 {
     uint8_t *slot;
     xs_top_t *t = tops_of(it, cls, &slot);
-    int n = it->n_top[cls], cap = xs_item_top_cap(cls);
+    int n = it->n_top[cls], cap = xs_sketch_top_cap(cls);
     float f = sim > 0 && sim < 3.3e38 ? sim_value(sim_bits((float)sim)) : 0;
     if (!(f > 0) || !(f <= 3.4e38f)) {
         top_drop(it, cls, idx);
         return;
     }
-    uint64_t item = xs_item_pairs_const(it, cls)[idx].item;
+    uint64_t item = xs_sketch_pairs_const(it, cls)[idx].item;
     int w = it->top_weak[cls] - 1, i = slot[idx] - 1;
     if (i >= 0) { /* listed: update in place */
         float old = t[i].sim;
@@ -266,7 +266,7 @@ void xs_item_top_set(xs_item_t *it, xs_class_t cls, int idx, double sim)
     }
 }
 
-void xs_item_top_clear(xs_item_t *it, xs_class_t cls)
+void xs_sketch_top_clear(xs_item_t *it, xs_class_t cls)
 {
     uint8_t *slot;
     xs_top_t *t = tops_of(it, cls, &slot);
@@ -278,9 +278,9 @@ void xs_item_top_clear(xs_item_t *it, xs_class_t cls)
     it->top_weak[cls] = 0;
 }
 
-uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err)
+uint32_t xs_sketch_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other, uint32_t *err)
 {
-    const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
+    const xs_ss_entry_t *e = xs_sketch_pairs_const(it, cls);
     if (it->indexed) { /* read through the position index, which it leaves as it is */
         unsigned mask =
             cls == XS_CLASS_BOUGHT ? XS_SKETCH_BOUGHT_SLOTS - 1 : XS_SKETCH_VIEWED_SLOTS - 1;
@@ -302,7 +302,7 @@ uint32_t xs_item_pair_count(const xs_item_t *it, xs_class_t cls, uint64_t other,
     return 0;
 }
 
-xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
+xs_err_t xs_sketch_encode(const xs_item_t *it, xs_buf_t *out)
 {
     xs_err_t err = XS_OK;
     err |= xs_buf_append_u8(out, 'I');
@@ -312,13 +312,13 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
     err |= xs_wire_varint(out, it->n_users[XS_CLASS_BOUGHT]);
     err |= xs_wire_varint(out, it->n_users[XS_CLASS_VIEWED]);
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        const xs_ss_entry_t *e = xs_sketch_pairs_const(it, (xs_class_t)cls);
         err |= xs_wire_varint(out, it->n_pairs[cls]);
         for (int i = 0; i < it->n_pairs[cls]; i++) {
             err |= xs_wire_u64(out, e[i].item);
             err |= xs_wire_varint(out, e[i].count - e[i].err); /* the guaranteed count */
         }
-        /* the lists: their own record since version 5 (xs_item_lists_encode) */
+        /* the lists: their own record since version 5 (xs_sketch_lists_encode) */
         err |= xs_buf_append_u8(out, it->sweep[cls]);
         err |= xs_wire_varint(out, it->pair_total[cls]);
     }
@@ -326,19 +326,19 @@ xs_err_t xs_item_encode(const xs_item_t *it, xs_buf_t *out)
     return err ? XS_ERR_NOMEM : XS_OK;
 }
 
-xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
-                        size_t errstr_size)
+xs_err_t xs_sketch_decode(xs_item_t *it, const void *data, size_t len, char *errstr,
+                          size_t errstr_size)
 {
     xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
-    xs_item_init(it);
+    xs_sketch_init(it);
     if (len < 2 || r.p[0] != 'I') {
-        xs_errstr_set(errstr, errstr_size, "not an item sketch (bad magic)");
+        xs_err_set(errstr, errstr_size, "not an item sketch (bad magic)");
         return XS_ERR_DECODE;
     }
     if (r.p[1] > XS_ITEM_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "item sketch format version %u is newer than this build (%u)", r.p[1],
-                      XS_ITEM_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "item sketch format version %u is newer than this build (%u)", r.p[1],
+                   XS_ITEM_VERSION);
         return XS_ERR_VERSION;
     }
     unsigned version = r.p[1];
@@ -351,7 +351,7 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
     }
     for (int cls = 0; cls < XS_CLASS__COUNT && !r.bad; cls++) {
         uint16_t cap;
-        xs_ss_entry_t *e = xs_item_pairs(it, (xs_class_t)cls, &cap);
+        xs_ss_entry_t *e = xs_sketch_pairs(it, (xs_class_t)cls, &cap);
         uint64_t n = xs_wire_get_varint(&r);
         if (n > cap) {
             r.bad = true;
@@ -372,7 +372,7 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
             continue;
         if (version < 5) { /* the lists, by position (since 5: their own record) */
             uint64_t nt = xs_wire_get_varint(&r);
-            if (nt > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
+            if (nt > (uint64_t)xs_sketch_top_cap((xs_class_t)cls)) {
                 r.bad = true;
                 break;
             }
@@ -407,17 +407,17 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
     if (version >= 2 && !r.bad)
         it->scored_at = xs_wire_get_varint(&r);
     if (version < 3 && !r.bad) { /* ranked with other marginals: rank anew on first use */
-        xs_item_top_clear(it, XS_CLASS_BOUGHT);
-        xs_item_top_clear(it, XS_CLASS_VIEWED);
+        xs_sketch_top_clear(it, XS_CLASS_BOUGHT);
+        xs_sketch_top_clear(it, XS_CLASS_VIEWED);
         it->scored_at = 0;
     }
     /* Lists decoded from the record (version 4) are not in a `neighbours`
      * record yet: changed, so that the engine stores them there. */
     it->lists_changed = version < 5 && (it->n_top[XS_CLASS_BOUGHT] || it->n_top[XS_CLASS_VIEWED]);
     if (r.bad || r.p != r.end) {
-        xs_item_init(it);
-        xs_errstr_set(errstr, errstr_size, "corrupt item sketch (%s)",
-                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        xs_sketch_init(it);
+        xs_err_set(errstr, errstr_size, "corrupt item sketch (%s)",
+                   r.bad ? "truncated or out-of-range field" : "trailing bytes");
         return XS_ERR_DECODE;
     }
     return XS_OK;
@@ -425,7 +425,7 @@ xs_err_t xs_item_decode(xs_item_t *it, const void *data, size_t len, char *errst
 
 /* ---- the stored neighbour lists ------------------------------------------------ */
 
-xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
+xs_err_t xs_sketch_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
 {
     if (item == 0)
         return XS_ERR_INVALID;
@@ -436,8 +436,8 @@ xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
     err |= xs_wire_u64(out, item);
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         int nt = 0;
-        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
-        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        const xs_top_t *t = xs_sketch_top(it, (xs_class_t)cls, &nt);
+        const xs_ss_entry_t *e = xs_sketch_pairs_const(it, (xs_class_t)cls);
         err |= xs_wire_varint(out, (uint64_t)nt);
         for (int i = 0; i < nt; i++) {
             uint16_t b = sim_bits(t[i].sim); /* exact: t[i].sim went through sim_bits */
@@ -453,28 +453,28 @@ xs_err_t xs_item_lists_encode(const xs_item_t *it, uint64_t item, xs_buf_t *out)
     return XS_OK;
 }
 
-xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
-                              size_t errstr_size)
+xs_err_t xs_sketch_lists_decode(xs_item_lists_t *l, const void *data, size_t len, char *errstr,
+                                size_t errstr_size)
 {
     xs_wire_reader_t r = {data, (const uint8_t *)data + len, false};
     memset(l, 0, sizeof(*l));
     if (len < 2) {
-        xs_errstr_set(errstr, errstr_size, "neighbour lists: truncated (%zu bytes)", len);
+        xs_err_set(errstr, errstr_size, "neighbour lists: truncated (%zu bytes)", len);
         return XS_ERR_DECODE;
     }
     if (r.p[0] != XS_LISTS_MAGIC) { /* first: another family's record is not a version */
-        xs_errstr_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')",
-                      r.p[0], XS_LISTS_MAGIC);
+        xs_err_set(errstr, errstr_size, "not neighbour lists (magic 0x%02x, expected '%c')", r.p[0],
+                   XS_LISTS_MAGIC);
         return XS_ERR_DECODE;
     }
     if (r.p[1] == 0) {
-        xs_errstr_set(errstr, errstr_size, "neighbour lists: version 0 is not a version");
+        xs_err_set(errstr, errstr_size, "neighbour lists: version 0 is not a version");
         return XS_ERR_DECODE;
     }
     if (r.p[1] > XS_LISTS_VERSION) {
-        xs_errstr_set(errstr, errstr_size,
-                      "neighbour lists: version %u is newer than this build reads (%u)", r.p[1],
-                      XS_LISTS_VERSION);
+        xs_err_set(errstr, errstr_size,
+                   "neighbour lists: version %u is newer than this build reads (%u)", r.p[1],
+                   XS_LISTS_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -489,7 +489,7 @@ xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, 
             why = "a count not in its shortest form";
             break;
         }
-        if (n > (uint64_t)xs_item_top_cap((xs_class_t)cls)) {
+        if (n > (uint64_t)xs_sketch_top_cap((xs_class_t)cls)) {
             why = "more neighbours than the list holds";
             break;
         }
@@ -517,14 +517,14 @@ xs_err_t xs_item_lists_decode(xs_item_lists_t *l, const void *data, size_t len, 
         why = "trailing bytes";
     if (r.bad || why) {
         memset(l, 0, sizeof(*l));
-        xs_errstr_set(errstr, errstr_size, "corrupt neighbour lists (%s)",
-                      why ? why : "truncated or out-of-range field");
+        xs_err_set(errstr, errstr_size, "corrupt neighbour lists (%s)",
+                   why ? why : "truncated or out-of-range field");
         return XS_ERR_DECODE;
     }
     return XS_OK;
 }
 
-int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l)
+int xs_sketch_lists_apply(xs_item_t *it, const xs_item_lists_t *l)
 {
     int dropped = 0;
     if (!it->indexed)
@@ -533,10 +533,10 @@ int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l)
         unsigned mask;
         uint8_t *slot;
         const uint8_t *sl = slots_of(it, cls, &mask);
-        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        const xs_ss_entry_t *e = xs_sketch_pairs_const(it, (xs_class_t)cls);
         xs_top_t *t = tops_of(it, (xs_class_t)cls, &slot);
-        int n = 0, cap = xs_item_top_cap((xs_class_t)cls);
-        xs_item_top_clear(it, (xs_class_t)cls);
+        int n = 0, cap = xs_sketch_top_cap((xs_class_t)cls);
+        xs_sketch_top_clear(it, (xs_class_t)cls);
         for (int i = 0; i < l->n[cls] && i < cap; i++) {
             unsigned s = slot_find(e, sl, mask, l->top[cls][i].item);
             if (!sl[s] || slot[sl[s] - 1]) { /* not in the summary (or listed already) */
@@ -559,12 +559,12 @@ int xs_item_lists_apply(xs_item_t *it, const xs_item_lists_t *l)
 static const char *const sim_names[XS_SIM__COUNT] = {"llr",        "cosine", "jaccard",   "lift",
                                                      "llr-cosine", "count",  "confidence"};
 
-const char *xs_sim_name(xs_sim_t s)
+const char *xs_sketch_sim_name(xs_sim_t s)
 {
     return (s >= 0 && s < XS_SIM__COUNT) ? sim_names[s] : "unknown";
 }
 
-int xs_sim_from_name(const char *name)
+int xs_sketch_sim_from_name(const char *name)
 {
     for (int i = 0; i < XS_SIM__COUNT; i++)
         if (name && strcmp(name, sim_names[i]) == 0)
@@ -595,7 +595,7 @@ static double xlogx(double x)
     return x * log(x);
 }
 
-double xs_llr(double k11, double k12, double k21, double k22)
+double xs_sketch_llr(double k11, double k12, double k21, double k22)
 {
     /* H(rows) + H(cols) - H(table); the xlogx(N) terms of the three cancel
      * to one. */
@@ -605,7 +605,8 @@ double xs_llr(double k11, double k12, double k21, double k22)
     return g > 0 ? g : 0.0;
 }
 
-double xs_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n, double llr_min)
+double xs_sketch_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n,
+                            double llr_min)
 {
     /* Sketch counts are estimates: clamp them into a consistent table. */
     if (k11 <= 0 || n_i <= 0 || n_j <= 0)
@@ -621,7 +622,7 @@ double xs_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n,
         /* G^2 is large for avoidance too: only positive association counts. */
         if (k11 * n < n_i * n_j)
             return 0.0;
-        return xs_llr(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11);
+        return xs_sketch_llr(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11);
     case XS_SIM_COSINE:
         return k11 / sqrt(n_i * n_j);
     case XS_SIM_JACCARD:
@@ -629,7 +630,8 @@ double xs_similarity(xs_sim_t sim, double k11, double n_i, double n_j, double n,
     case XS_SIM_LIFT:
         return k11 * n / (n_i * n_j);
     case XS_SIM_LLR_COSINE:
-        if (k11 * n < n_i * n_j || xs_llr(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11) < llr_min)
+        if (k11 * n < n_i * n_j ||
+            xs_sketch_llr(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11) < llr_min)
             return 0.0;
         return k11 / sqrt(n_i * n_j);
     case XS_SIM_COUNT:

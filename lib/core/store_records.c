@@ -16,7 +16,7 @@ static void put_f64(xs_buf_t *b, double d)
     xs_wire_u64(b, v);
 }
 
-xs_err_t xs_name_encode(const xs_name_rec_t *n, xs_buf_t *b)
+xs_err_t xs_store_records_name_encode(const xs_name_rec_t *n, xs_buf_t *b)
 {
     size_t il = strlen(n->id), tl = n->title ? strlen(n->title) : 0;
     xs_buf_append_u8(b, 'N');
@@ -38,7 +38,7 @@ xs_err_t xs_name_encode(const xs_name_rec_t *n, xs_buf_t *b)
     return b->data ? XS_OK : XS_ERR_NOMEM;
 }
 
-xs_err_t xs_globals_encode(const xs_globals_t *g, xs_buf_t *b)
+xs_err_t xs_store_records_globals_encode(const xs_globals_t *g, xs_buf_t *b)
 {
     xs_buf_append_u8(b, 'M');
     xs_buf_append_u8(b, XS_GLOBALS_VERSION);
@@ -55,7 +55,7 @@ xs_err_t xs_globals_encode(const xs_globals_t *g, xs_buf_t *b)
     return b->data ? XS_OK : XS_ERR_NOMEM;
 }
 
-void xs_name_rec_clear(xs_name_rec_t *n)
+void xs_store_records_name_rec_clear(xs_name_rec_t *n)
 {
     free(n->id);
     free(n->title);
@@ -63,8 +63,8 @@ void xs_name_rec_clear(xs_name_rec_t *n)
     n->title = NULL;
 }
 
-xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *errstr,
-                        size_t errstr_size)
+xs_err_t xs_store_records_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *errstr,
+                                      size_t errstr_size)
 {
     const uint8_t *p = data;
     xs_wire_reader_t r = {p, p + len, false};
@@ -75,30 +75,30 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
     n->price = 0;
     n->available_from = n->available_until = 0;
     if (len < 2 || p[0] != 'N') {
-        xs_errstr_set(errstr, errstr_size, "not a name record (bad magic)");
+        xs_err_set(errstr, errstr_size, "not a name record (bad magic)");
         return XS_ERR_DECODE;
     }
     if (p[1] == 0) {
-        xs_errstr_set(errstr, errstr_size, "corrupt name record (version 0)");
+        xs_err_set(errstr, errstr_size, "corrupt name record (version 0)");
         return XS_ERR_DECODE;
     }
     if (p[1] > XS_NAME_VERSION) {
-        xs_errstr_set(errstr, errstr_size, "name record version %u is newer than this build (%u)",
-                      p[1], XS_NAME_VERSION);
+        xs_err_set(errstr, errstr_size, "name record version %u is newer than this build (%u)",
+                   p[1], XS_NAME_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
     for (int i = 0; i < 2; i++) {
         uint64_t l = xs_wire_get_varint(&r);
         if (r.bad || l > (uint64_t)(r.end - r.p)) {
-            xs_name_rec_clear(n);
-            xs_errstr_set(errstr, errstr_size, "corrupt name record (truncated)");
+            xs_store_records_name_rec_clear(n);
+            xs_err_set(errstr, errstr_size, "corrupt name record (truncated)");
             return XS_ERR_DECODE;
         }
         if (i == 0 || l > 0) {
-            if (!(*dst[i] = xs_strndup((const char *)r.p, (size_t)l))) {
-                xs_name_rec_clear(n);
-                xs_errstr_set(errstr, errstr_size, "out of memory");
+            if (!(*dst[i] = xs_str_ndup((const char *)r.p, (size_t)l))) {
+                xs_store_records_name_rec_clear(n);
+                xs_err_set(errstr, errstr_size, "out of memory");
                 return XS_ERR_NOMEM;
             }
         }
@@ -116,35 +116,35 @@ xs_err_t xs_name_decode(xs_name_rec_t *n, const void *data, size_t len, char *er
     if ((n->has_until = flags & 4))
         n->available_until = (int64_t)xs_wire_get_u64(&r);
     if (flags & ~7) {
-        xs_name_rec_clear(n);
-        xs_errstr_set(errstr, errstr_size, "corrupt name record (unknown flags 0x%02x)", flags);
+        xs_store_records_name_rec_clear(n);
+        xs_err_set(errstr, errstr_size, "corrupt name record (unknown flags 0x%02x)", flags);
         return XS_ERR_DECODE;
     }
     if (r.bad || r.p != r.end) {
-        xs_name_rec_clear(n);
-        xs_errstr_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
+        xs_store_records_name_rec_clear(n);
+        xs_err_set(errstr, errstr_size, "corrupt name record (trailing bytes)");
         return XS_ERR_DECODE;
     }
     return XS_OK;
 }
 
-xs_err_t xs_globals_decode(xs_globals_t *g, const void *data, size_t len, char *errstr,
-                           size_t errstr_size)
+xs_err_t xs_store_records_globals_decode(xs_globals_t *g, const void *data, size_t len,
+                                         char *errstr, size_t errstr_size)
 {
     const uint8_t *p = data;
     xs_wire_reader_t r = {p, p + len, false};
     memset(g, 0, sizeof(*g));
     if (len < 2 || p[0] != 'M') {
-        xs_errstr_set(errstr, errstr_size, "not a globals record (bad magic)");
+        xs_err_set(errstr, errstr_size, "not a globals record (bad magic)");
         return XS_ERR_DECODE;
     }
     if (p[1] == 0) {
-        xs_errstr_set(errstr, errstr_size, "corrupt globals record (version 0)");
+        xs_err_set(errstr, errstr_size, "corrupt globals record (version 0)");
         return XS_ERR_DECODE;
     }
     if (p[1] > XS_GLOBALS_VERSION) {
-        xs_errstr_set(errstr, errstr_size, "globals version %u is newer than this build (%u)", p[1],
-                      XS_GLOBALS_VERSION);
+        xs_err_set(errstr, errstr_size, "globals version %u is newer than this build (%u)", p[1],
+                   XS_GLOBALS_VERSION);
         return XS_ERR_VERSION;
     }
     r.p += 2;
@@ -163,8 +163,8 @@ xs_err_t xs_globals_decode(xs_globals_t *g, const void *data, size_t len, char *
         g->pairs_total[c] = xs_wire_get_varint(&r);
     if (r.bad || r.p != r.end) {
         memset(g, 0, sizeof(*g));
-        xs_errstr_set(errstr, errstr_size, "corrupt globals record (%s)",
-                      r.bad ? "truncated or out-of-range field" : "trailing bytes");
+        xs_err_set(errstr, errstr_size, "corrupt globals record (%s)",
+                   r.bad ? "truncated or out-of-range field" : "trailing bytes");
         return XS_ERR_DECODE;
     }
     g->n_trend = (int)n;

@@ -126,7 +126,7 @@ static xs_err_t user_touch(xs_user_stage_t *s, xs_profile_t *p, uint64_t j, xs_s
 
 static void ctx_add(xs_user_out_t *out, uint64_t item, double w)
 {
-    xs_ctx_add(out->ctx, &out->n_ctx, XS_CTX_MAX, item, w, false);
+    xs_scorer_ctx_add(out->ctx, &out->n_ctx, XS_CTX_MAX, item, w, false);
 }
 
 xs_err_t xs_user_stage_apply(xs_user_stage_t *s, xs_profile_t *p, const xs_event_t *ev,

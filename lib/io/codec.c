@@ -173,13 +173,13 @@ const char *xs_codec_schema_json(xs_event_kind_t kind)
 {
     switch (kind) {
     case XS_KIND_CLICK:
-        return xs_schema_text_ClickEvent;
+        return xs_schemas_text_ClickEvent;
     case XS_KIND_CART:
-        return xs_schema_text_CartEvent;
+        return xs_schemas_text_CartEvent;
     case XS_KIND_ITEM:
-        return xs_schema_text_ItemUpdate;
+        return xs_schemas_text_ItemUpdate;
     case XS_KIND_LIST:
-        return xs_schema_text_CrossSellList;
+        return xs_schemas_text_CrossSellList;
     default:
         return NULL;
     }
@@ -189,8 +189,8 @@ static void entry_destroy(writer_entry_t *e)
 {
     if (!e)
         return;
-    xs_resolver_destroy(e->res);
-    xs_aschema_destroy(e->schema);
+    xs_codec_resolve_destroy(e->res);
+    xs_codec_schema_destroy(e->schema);
     free(e);
 }
 
@@ -207,24 +207,24 @@ static xs_err_t entry_new(xs_codec_t *codec, xs_event_kind_t kind, const char *j
         goto out;
     e->kind = kind;
     e->confluent_id = -1;
-    if ((err = xs_aschema_parse(json, strlen(json), &e->schema, msg, sizeof(msg)))) {
-        xs_errstr_set(errstr, errstr_size, "bad %s writer schema: %s", xs_kind_name(kind), msg);
+    if ((err = xs_codec_schema_parse(json, strlen(json), &e->schema, msg, sizeof(msg)))) {
+        xs_err_set(errstr, errstr_size, "bad %s writer schema: %s", xs_event_kind_name(kind), msg);
         goto out;
     }
-    if ((err = xs_aschema_canonical(e->schema, &pcf)))
+    if ((err = xs_codec_schema_canonical(e->schema, &pcf)))
         goto out;
-    e->fp = xs_crc64_avro(pcf.data, pcf.len);
-    if ((err = xs_resolver_new(e->schema, codec->reader[kind], &e->res, msg, sizeof(msg)))) {
-        xs_errstr_set(errstr, errstr_size,
-                      "%s writer schema 0x%016" PRIx64 " is incompatible with the reader: %s",
-                      xs_kind_name(kind), e->fp, msg);
+    e->fp = xs_codec_schema_crc64(pcf.data, pcf.len);
+    if ((err = xs_codec_resolve_new(e->schema, codec->reader[kind], &e->res, msg, sizeof(msg)))) {
+        xs_err_set(errstr, errstr_size,
+                   "%s writer schema 0x%016" PRIx64 " is incompatible with the reader: %s",
+                   xs_event_kind_name(kind), e->fp, msg);
         goto out;
     }
     *out = e;
     e = NULL;
 out:
     if (err == XS_ERR_NOMEM)
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
     xs_buf_free(&pcf);
     entry_destroy(e);
     return err;
@@ -240,14 +240,14 @@ static xs_err_t rtables_build(xs_codec_t *codec, char *errstr, size_t errstr_siz
             if (n->type != XS_AT_RECORD)
                 continue;
             if (codec->n_rtab == XS_READER_RECORDS) {
-                xs_errstr_set(errstr, errstr_size, "internal: more than %d reader records",
-                              XS_READER_RECORDS);
+                xs_err_set(errstr, errstr_size, "internal: more than %d reader records",
+                           XS_READER_RECORDS);
                 return XS_ERR_SCHEMA;
             }
             rtable_t *t = &codec->rtab[codec->n_rtab++];
             t->rec = n;
             for (int f = 0; f < RF__COUNT; f++) {
-                int i = xs_anode_field_index(n, rfield_name[f]);
+                int i = xs_codec_resolve_field_index(n, rfield_name[f]);
                 t->index[f] = (int8_t)(i < INT8_MAX ? i : -1);
             }
         }
@@ -295,27 +295,27 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
     xs_buf_t pcf = {0};
     char msg[256] = "";
     if (!codec) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     for (int k = 0; k < XS_KIND__COUNT; k++) {
         const char *json = xs_codec_schema_json((xs_event_kind_t)k);
-        if (xs_aschema_parse(json, strlen(json), &codec->reader[k], msg, sizeof(msg))) {
-            xs_errstr_set(errstr, errstr_size, "embedded %s schema: %s",
-                          xs_kind_name((xs_event_kind_t)k), msg);
+        if (xs_codec_schema_parse(json, strlen(json), &codec->reader[k], msg, sizeof(msg))) {
+            xs_err_set(errstr, errstr_size, "embedded %s schema: %s",
+                       xs_event_kind_name((xs_event_kind_t)k), msg);
             goto fail;
         }
         xs_buf_reset(&pcf);
-        if (xs_aschema_canonical(codec->reader[k], &pcf)) {
-            xs_errstr_set(errstr, errstr_size, "out of memory");
+        if (xs_codec_schema_canonical(codec->reader[k], &pcf)) {
+            xs_err_set(errstr, errstr_size, "out of memory");
             goto fail;
         }
-        codec->reader_fp[k] = xs_crc64_avro(pcf.data, pcf.len);
+        codec->reader_fp[k] = xs_codec_schema_crc64(pcf.data, pcf.len);
         /* Avro-C encodes with the reader schema, so it must accept it too. */
         if (avro_schema_from_json_length(json, strlen(json), &codec->avro_schema[k]) ||
             !(codec->avro_iface[k] = avro_generic_class_from_schema(codec->avro_schema[k]))) {
-            xs_errstr_set(errstr, errstr_size, "Avro-C rejects the %s schema: %s",
-                          xs_kind_name((xs_event_kind_t)k), avro_strerror());
+            xs_err_set(errstr, errstr_size, "Avro-C rejects the %s schema: %s",
+                       xs_event_kind_name((xs_event_kind_t)k), avro_strerror());
             goto fail;
         }
         writer_entry_t *e = NULL;
@@ -324,7 +324,7 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
         e->by_fingerprint = true;
         if (registry_push(codec, e)) {
             entry_destroy(e);
-            xs_errstr_set(errstr, errstr_size, "out of memory");
+            xs_err_set(errstr, errstr_size, "out of memory");
             goto fail;
         }
         codec->self[k] = e;
@@ -334,9 +334,9 @@ xs_codec_t *xs_codec_new(char *errstr, size_t errstr_size)
     /* Earlier versions of the schemas (schemas/previous/): what producers
      * wrote with them still decodes by its fingerprint, resolved against
      * the current reader (new fields take their defaults). */
-    if (xs_codec_add_writer(codec, XS_KIND_ITEM, xs_schema_text_ItemUpdate_1, -1, msg,
+    if (xs_codec_add_writer(codec, XS_KIND_ITEM, xs_schemas_text_ItemUpdate_1, -1, msg,
                             sizeof(msg)) != XS_OK) {
-        xs_errstr_set(errstr, errstr_size, "embedded ItemUpdate version 1: %s", msg);
+        xs_err_set(errstr, errstr_size, "embedded ItemUpdate version 1: %s", msg);
         goto fail;
     }
     xs_buf_free(&pcf);
@@ -359,7 +359,7 @@ void xs_codec_destroy(xs_codec_t *codec)
             avro_value_iface_decref(codec->avro_iface[k]);
         if (codec->avro_schema[k])
             avro_schema_decref(codec->avro_schema[k]);
-        xs_aschema_destroy(codec->reader[k]);
+        xs_codec_schema_destroy(codec->reader[k]);
     }
     free(codec);
 }
@@ -375,15 +375,15 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
     writer_entry_t *e = NULL;
     xs_err_t err = XS_ERR_INVALID;
     if (!codec || !kind_ok((int)kind) || !schema_json) {
-        xs_errstr_set(errstr, errstr_size, "invalid argument");
+        xs_err_set(errstr, errstr_size, "invalid argument");
         goto out;
     }
     if ((err = entry_new(codec, kind, schema_json, &e, errstr, errstr_size)))
         goto out;
     const writer_entry_t *same = find_fp(codec, e->fp);
     if (same && same->kind != kind) {
-        xs_errstr_set(errstr, errstr_size, "schema 0x%016" PRIx64 " is already registered for %s",
-                      e->fp, xs_kind_name(same->kind));
+        xs_err_set(errstr, errstr_size, "schema 0x%016" PRIx64 " is already registered for %s",
+                   e->fp, xs_event_kind_name(same->kind));
         err = XS_ERR_SCHEMA;
         goto out;
     }
@@ -393,8 +393,8 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
             err = XS_OK; /* the same registration again */
             goto out;
         }
-        xs_errstr_set(errstr, errstr_size, "schema id %" PRId32 " is already registered",
-                      confluent_id);
+        xs_err_set(errstr, errstr_size, "schema id %" PRId32 " is already registered",
+                   confluent_id);
         err = XS_ERR_SCHEMA;
         goto out;
     }
@@ -405,7 +405,7 @@ xs_err_t xs_codec_add_writer(xs_codec_t *codec, xs_event_kind_t kind, const char
         goto out;
     }
     if ((err = registry_push(codec, e))) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     e = NULL;
@@ -420,14 +420,14 @@ xs_err_t xs_codec_set_bare_writer(xs_codec_t *codec, xs_event_kind_t kind, const
     writer_entry_t *e = NULL;
     xs_err_t err = XS_ERR_INVALID;
     if (!codec || !kind_ok((int)kind) || !schema_json) {
-        xs_errstr_set(errstr, errstr_size, "invalid argument");
+        xs_err_set(errstr, errstr_size, "invalid argument");
         return err;
     }
     if ((err = entry_new(codec, kind, schema_json, &e, errstr, errstr_size)))
         return err;
     if ((err = registry_push(codec, e))) { /* owned by the registry, found by no key */
         entry_destroy(e);
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return err;
     }
     codec->bare[kind] = e;
@@ -458,7 +458,7 @@ static xs_err_t unframe(const xs_codec_t *codec, const uint8_t *p, size_t len, i
 {
     bool bare_ok = kind_ok(bare_kind);
     if (len == 0) {
-        xs_errstr_set(reason, reason_size, "empty message");
+        xs_err_set(reason, reason_size, "empty message");
         return XS_ERR_DECODE;
     }
     if (len >= 2 && p[0] == 0xC3 && p[1] == 0x01) {
@@ -473,11 +473,11 @@ static xs_err_t unframe(const xs_codec_t *codec, const uint8_t *p, size_t len, i
                 return XS_OK;
             }
             if (!bare_ok) {
-                xs_errstr_set(reason, reason_size, "unknown fingerprint 0x%016" PRIx64, fp);
+                xs_err_set(reason, reason_size, "unknown fingerprint 0x%016" PRIx64, fp);
                 return XS_ERR_SCHEMA;
             }
         } else if (!bare_ok) {
-            xs_errstr_set(reason, reason_size, "truncated single-object header");
+            xs_err_set(reason, reason_size, "truncated single-object header");
             return XS_ERR_DECODE;
         }
     } else if (p[0] == 0x00) {
@@ -493,16 +493,16 @@ static xs_err_t unframe(const xs_codec_t *codec, const uint8_t *p, size_t len, i
                 return XS_OK;
             }
             if (!bare_ok) {
-                xs_errstr_set(reason, reason_size, "unknown schema id %" PRId32, id);
+                xs_err_set(reason, reason_size, "unknown schema id %" PRId32, id);
                 return XS_ERR_SCHEMA;
             }
         } else if (!bare_ok) {
-            xs_errstr_set(reason, reason_size, "truncated Confluent header");
+            xs_err_set(reason, reason_size, "truncated Confluent header");
             return XS_ERR_DECODE;
         }
     }
     if (!bare_ok) {
-        xs_errstr_set(reason, reason_size, "not Avro: no magic byte and topic is not bare");
+        xs_err_set(reason, reason_size, "not Avro: no magic byte and topic is not bare");
         return XS_ERR_DECODE;
     }
     *entry = codec->bare[bare_kind] ? codec->bare[bare_kind] : codec->self[bare_kind];
@@ -579,7 +579,7 @@ static char *m_str(mctx_t *m, rv_t x, const char *name)
         merr(m, XS_ERR_DECODE, "NUL byte in field %s", name);
         return NULL;
     }
-    if (!(s = xs_strndup(x.v->u.s.p, x.v->u.s.len)))
+    if (!(s = xs_str_ndup(x.v->u.s.p, x.v->u.s.len)))
         merr(m, XS_ERR_NOMEM, "out of memory");
     return s;
 }
@@ -656,12 +656,12 @@ static void map_event(mctx_t *m, xs_event_kind_t kind, rv_t root, xs_event_t *ev
     ev->list_id = m_field_str(m, root, RF_LIST_ID);
     ev->ts = m_long(rv_field(m, root, RF_TS));
     if (kind == XS_KIND_CLICK) {
-        ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_click_type_from_name, "type");
+        ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_event_click_type_from_name, "type");
         ev->item_id = m_field_str(m, root, RF_ITEM_ID);
         ev->category = m_field_str(m, root, RF_CATEGORY);
         return;
     }
-    ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_cart_type_from_name, "type");
+    ev->type = m_enum(m, rv_field(m, root, RF_TYPE), xs_event_cart_type_from_name, "type");
     ev->order_id = m_field_str(m, root, RF_ORDER_ID);
     ev->currency = m_field_str(m, root, RF_CURRENCY);
     rv_t lines = rv_field(m, root, RF_LINES);
@@ -708,7 +708,7 @@ static void map_list(mctx_t *m, rv_t root, void *out)
         }
     }
     list->placement =
-        m_enum(m, rv_field(m, root, RF_PLACEMENT), xs_placement_from_name, "placement");
+        m_enum(m, rv_field(m, root, RF_PLACEMENT), xs_event_placement_from_name, "placement");
     list->experiment = m_field_str(m, root, RF_EXPERIMENT);
     list->arm = m_field_str(m, root, RF_ARM);
     rv_t items = rv_field(m, root, RF_ITEMS);
@@ -720,7 +720,8 @@ static void map_list(mctx_t *m, rv_t root, void *out)
             xs_rec_t *rec = &list->items[list->n_items++];
             rec->item_id = m_field_str(m, it, RF_ITEM_ID);
             m_double(rv_field(m, it, RF_SCORE), &rec->score);
-            rec->source = m_enum(m, rv_field(m, it, RF_SOURCE), xs_source_from_name, "source");
+            rec->source =
+                m_enum(m, rv_field(m, it, RF_SOURCE), xs_event_source_from_name, "source");
             rv_t because = rv_field(m, it, RF_BECAUSE_OF);
             if (!because.v || because.v->type != XS_AT_ARRAY)
                 continue;
@@ -753,7 +754,8 @@ static xs_err_t decode_tree(const xs_codec_t *codec, const void *data, size_t le
         return err;
     if (framing)
         *framing = fr;
-    if ((err = xs_resolver_decode((*entry)->res, body, body_len, pool, &v, reason, reason_size)))
+    if ((err =
+             xs_codec_resolve_decode((*entry)->res, body, body_len, pool, &v, reason, reason_size)))
         return err;
     root->t = codec->reader[(*entry)->kind]->root;
     root->v = v;
@@ -770,18 +772,18 @@ xs_err_t xs_codec_decode(xs_codec_t *codec, const void *data, size_t len, int ba
     rv_t root = {NULL, NULL};
     mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
     xs_err_t err = XS_ERR_INVALID;
-    xs_apool_init(&pool, local, sizeof(local));
+    xs_codec_resolve_pool_init(&pool, local, sizeof(local));
     xs_event_init(ev, XS_KIND_CLICK);
     if (!codec || (!data && len) || (bare_kind >= 0 && !kind_ok(bare_kind)) ||
         bare_kind == XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "invalid argument");
+        xs_err_set(reason, reason_size, "invalid argument");
         goto out;
     }
     if ((err = decode_tree(codec, data, len, bare_kind, &pool, &entry, &root, framing_out, reason,
                            reason_size)))
         goto out;
     if (entry->kind == XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "a CrossSellList is not an input event");
+        xs_err_set(reason, reason_size, "a CrossSellList is not an input event");
         err = XS_ERR_SCHEMA;
         goto out;
     }
@@ -794,7 +796,7 @@ xs_err_t xs_codec_decode(xs_codec_t *codec, const void *data, size_t len, int ba
 out:
     if (err)
         xs_event_clear(ev);
-    xs_apool_free(&pool);
+    xs_codec_resolve_pool_free(&pool);
     return err;
 }
 
@@ -812,32 +814,32 @@ static xs_err_t decode_list_with(xs_codec_t *codec, const void *data, size_t len
     rv_t root = {NULL, NULL};
     mctx_t m = {.codec = codec, .reason = reason, .reason_size = reason_size};
     if (!codec || (!data && len)) {
-        xs_errstr_set(reason, reason_size, "invalid argument");
+        xs_err_set(reason, reason_size, "invalid argument");
         return XS_ERR_INVALID;
     }
-    xs_apool_init(&pool, local, sizeof(local));
+    xs_codec_resolve_pool_init(&pool, local, sizeof(local));
     xs_err_t err =
         decode_tree(codec, data, len, -1, &pool, &entry, &root, NULL, reason, reason_size);
     if (!err && entry->kind != XS_KIND_LIST) {
-        xs_errstr_set(reason, reason_size, "a %s is not a CrossSellList",
-                      xs_kind_name(entry->kind));
+        xs_err_set(reason, reason_size, "a %s is not a CrossSellList",
+                   xs_event_kind_name(entry->kind));
         err = XS_ERR_SCHEMA;
     }
     if (!err) {
         fn(&m, root, out);
         err = m.err;
     }
-    xs_apool_free(&pool);
+    xs_codec_resolve_pool_free(&pool);
     return err;
 }
 
 xs_err_t xs_codec_decode_list(xs_codec_t *codec, const void *data, size_t len, xs_list_t *list,
                               char *reason, size_t reason_size)
 {
-    xs_list_init(list);
+    xs_event_list_init(list);
     xs_err_t err = decode_list_with(codec, data, len, map_list, list, reason, reason_size);
     if (err)
-        xs_list_clear(list);
+        xs_event_list_clear(list);
     return err;
 }
 
@@ -861,8 +863,7 @@ static void map_list_ref(mctx_t *m, rv_t root, void *out)
         !ref_str(m, root, RF_USER_ID, &ref->user_id, &ref->user_id_len) ||
         !ref_str(m, rv_field(m, root, RF_TRIGGER), RF_EVENT_ID, &ref->trigger_event_id,
                  &ref->trigger_event_id_len)) {
-        xs_errstr_set(m->reason, m->reason_size,
-                      "CrossSellList without list_id, user_id or trigger");
+        xs_err_set(m->reason, m->reason_size, "CrossSellList without list_id, user_id or trigger");
         m->err = XS_ERR_DECODE;
     }
 }
@@ -1001,7 +1002,7 @@ static int fill_event(avro_value_t *rec, const xs_event_t *ev)
     if (ev->kind == XS_KIND_CLICK) {
         rc = rc || av_enum(rec, "type",
                            ev->type >= 0 && ev->type < XS_CLICK__COUNT
-                               ? xs_click_type_name((xs_click_type_t)ev->type)
+                               ? xs_event_click_type_name((xs_click_type_t)ev->type)
                                : NULL);
         rc = rc || av_opt_str(rec, "item_id", ev->item_id);
         rc = rc || av_opt_str(rec, "category", ev->category);
@@ -1009,7 +1010,7 @@ static int fill_event(avro_value_t *rec, const xs_event_t *ev)
     }
     rc = rc || av_enum(rec, "type",
                        ev->type >= 0 && ev->type < XS_CART__COUNT
-                           ? xs_cart_type_name((xs_cart_type_t)ev->type)
+                           ? xs_event_cart_type_name((xs_cart_type_t)ev->type)
                            : NULL);
     rc = rc || av_opt_str(rec, "order_id", ev->order_id);
     rc = rc || av_opt_str(rec, "currency", ev->currency);
@@ -1044,7 +1045,7 @@ static int fill_list(avro_value_t *rec, const xs_list_t *list)
         rc = av_append_str(&ids, list->trigger_items[i]);
     rc = rc || av_enum(rec, "placement",
                        list->placement >= 0 && list->placement < XS_PLACEMENT__COUNT
-                           ? xs_placement_name(list->placement)
+                           ? xs_event_placement_name(list->placement)
                            : NULL);
     rc = rc || av_opt_str(rec, "experiment", list->experiment);
     rc = rc || av_opt_str(rec, "arm", list->arm);
@@ -1057,10 +1058,10 @@ static int fill_list(avro_value_t *rec, const xs_list_t *list)
         rc = rc || avro_value_append(&items, &it, NULL);
         rc = rc || av_str(&it, "item_id", r->item_id);
         rc = rc || av_double(&it, "score", r->score);
-        rc =
-            rc || av_enum(&it, "source",
-                          r->source >= 0 && r->source < XS_SOURCE__COUNT ? xs_source_name(r->source)
-                                                                         : NULL);
+        rc = rc || av_enum(&it, "source",
+                           r->source >= 0 && r->source < XS_SOURCE__COUNT
+                               ? xs_event_source_name(r->source)
+                               : NULL);
         rc = rc || av_field(&it, "because_of", &because);
         for (int k = 0; !rc && k < r->n_because; k++)
             rc = av_append_str(&because, r->because_of[k]);
@@ -1291,7 +1292,7 @@ static bool list_writer_check(xs_codec_t *codec, char *errstr, size_t errstr_siz
     long_id[sizeof(long_id) - 1] = '\0';
     for (int p = 0; p < XS_PLACEMENT__COUNT && ok; p++) {
         xs_list_t l;
-        xs_list_init(&l); /* strings borrowed: never cleared */
+        xs_event_list_init(&l); /* strings borrowed: never cleared */
         memcpy(l.list_id, "0123456789abcdef0123456789abcdef", 33);
         l.user_id = ids[p];
         l.generated_at = p == 0 ? -1 : (int64_t)1 << (20 * p);
@@ -1320,10 +1321,10 @@ static bool list_writer_check(xs_codec_t *codec, char *errstr, size_t errstr_siz
              encode(codec, XS_KIND_LIST, fill_list_cb, &l, &generic) == XS_OK &&
              direct.len == generic.len && memcmp(direct.data, generic.data, direct.len) == 0;
         if (!ok)
-            xs_errstr_set(errstr, errstr_size,
-                          "internal: the CrossSellList writer does not match the embedded "
-                          "schema (placement %s)",
-                          xs_placement_name((xs_placement_t)p));
+            xs_err_set(errstr, errstr_size,
+                       "internal: the CrossSellList writer does not match the embedded "
+                       "schema (placement %s)",
+                       xs_event_placement_name((xs_placement_t)p));
     }
     xs_buf_free(&direct);
     xs_buf_free(&generic);

@@ -68,7 +68,7 @@ struct xs_apool_chunk {
     max_align_t data[]; /* cap bytes */
 };
 
-void xs_apool_init(xs_apool_t *pool, void *local, size_t local_size)
+void xs_codec_resolve_pool_init(xs_apool_t *pool, void *local, size_t local_size)
 {
     uintptr_t a = (uintptr_t)local;
     uintptr_t aligned = (a + sizeof(max_align_t) - 1) & ~(uintptr_t)(sizeof(max_align_t) - 1);
@@ -81,7 +81,7 @@ void xs_apool_init(xs_apool_t *pool, void *local, size_t local_size)
     }
 }
 
-void *xs_apool_alloc(xs_apool_t *pool, size_t size)
+void *xs_codec_resolve_pool_alloc(xs_apool_t *pool, size_t size)
 {
     if (size > SIZE_MAX - sizeof(max_align_t))
         return NULL;
@@ -113,7 +113,7 @@ void *xs_apool_alloc(xs_apool_t *pool, size_t size)
     return p;
 }
 
-void xs_apool_free(xs_apool_t *pool)
+void xs_codec_resolve_pool_free(xs_apool_t *pool)
 {
     xs_apool_chunk_t *c = pool->head;
     while (c) {
@@ -172,17 +172,17 @@ static void cerr(cctx_t *c, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (c->path[0])
-        xs_errstr_set(c->errstr, c->errstr_size, "field %s: %s", c->path, msg);
+        xs_err_set(c->errstr, c->errstr_size, "field %s: %s", c->path, msg);
     else
-        xs_errstr_set(c->errstr, c->errstr_size, "%s", msg);
+        xs_err_set(c->errstr, c->errstr_size, "%s", msg);
 }
 
 static const char *tname(const xs_anode_t *n)
 {
-    return n->fullname ? n->fullname : xs_atype_name(n->type);
+    return n->fullname ? n->fullname : xs_codec_schema_type_name(n->type);
 }
 
-int xs_anode_field_index(const xs_anode_t *record, const char *name)
+int xs_codec_resolve_field_index(const xs_anode_t *record, const char *name)
 {
     if (!record || record->type != XS_AT_RECORD)
         return -1;
@@ -254,7 +254,7 @@ static xs_err_t default_record(cctx_t *c, const xs_anode_t *r, const xs_json_t *
         return XS_ERR_SCHEMA;
     }
     out->u.a.n = r->n_fields;
-    out->u.a.v = xs_apool_alloc(&c->res->pool, r->n_fields * sizeof(xs_aval_t));
+    out->u.a.v = xs_codec_resolve_pool_alloc(&c->res->pool, r->n_fields * sizeof(xs_aval_t));
     if (!out->u.a.v && r->n_fields) {
         cerr(c, "out of memory");
         return XS_ERR_NOMEM;
@@ -303,7 +303,7 @@ static xs_err_t default_value(cctx_t *c, const xs_anode_t *r, const xs_json_t *j
             errno = 0;
             long long v = strtoll(t, &end, 10);
             if (*end || errno || (r->type == XS_AT_INT && (v < INT32_MIN || v > INT32_MAX))) {
-                cerr(c, "default %s is not a valid %s", t, xs_atype_name(r->type));
+                cerr(c, "default %s is not a valid %s", t, xs_codec_schema_type_name(r->type));
                 return XS_ERR_SCHEMA;
             }
             out->u.l = v;
@@ -354,7 +354,7 @@ static xs_err_t default_value(cctx_t *c, const xs_anode_t *r, const xs_json_t *j
         if (jt == XS_JSON_ARRAY) {
             size_t n = xs_json_size(j);
             out->u.a.n = n;
-            out->u.a.v = xs_apool_alloc(&c->res->pool, n * sizeof(xs_aval_t));
+            out->u.a.v = xs_codec_resolve_pool_alloc(&c->res->pool, n * sizeof(xs_aval_t));
             if (!out->u.a.v && n) {
                 cerr(c, "out of memory");
                 return XS_ERR_NOMEM;
@@ -373,7 +373,7 @@ static xs_err_t default_value(cctx_t *c, const xs_anode_t *r, const xs_json_t *j
     case XS_AT_UNION:
         /* A union default is a value of the union's first branch. */
         out->u.un.branch = 0;
-        out->u.un.v = xs_apool_alloc(&c->res->pool, sizeof(xs_aval_t));
+        out->u.un.v = xs_codec_resolve_pool_alloc(&c->res->pool, sizeof(xs_aval_t));
         if (!out->u.un.v) {
             cerr(c, "out of memory");
             return XS_ERR_NOMEM;
@@ -398,7 +398,7 @@ static xs_rprog_t *compile_record(cctx_t *c, const xs_anode_t *w, const xs_anode
     p->wf_to_rf = calloc(nw ? nw : 1, sizeof(*p->wf_to_rf));
     p->wf_prog = calloc(nw ? nw : 1, sizeof(*p->wf_prog));
     p->rf_from_writer = calloc(nr ? nr : 1, sizeof(*p->rf_from_writer));
-    p->rf_default = xs_apool_alloc(&c->res->pool, (nr ? nr : 1) * sizeof(xs_aval_t));
+    p->rf_default = xs_codec_resolve_pool_alloc(&c->res->pool, (nr ? nr : 1) * sizeof(xs_aval_t));
     if (!p->wf_to_rf || !p->wf_prog || !p->rf_from_writer || !p->rf_default) {
         cerr(c, "out of memory");
         return NULL;
@@ -406,7 +406,7 @@ static xs_rprog_t *compile_record(cctx_t *c, const xs_anode_t *w, const xs_anode
     size_t path_len = strlen(c->path);
     for (size_t i = 0; i < nw; i++) {
         const char *wname = w->fields[i].name;
-        int ri = xs_anode_field_index(r, wname);
+        int ri = xs_codec_resolve_field_index(r, wname);
         for (size_t k = 0; ri < 0 && k < nr; k++)
             if (r->fields[k].aliases && json_array_has(r->fields[k].aliases, wname))
                 ri = (int)k;
@@ -465,7 +465,7 @@ static xs_rprog_t *compile(cctx_t *c, const xs_anode_t *w, const xs_anode_t *r, 
                 snprintf(first_err, sizeof(first_err), "%s", c->errstr);
         }
         if (ok == 0) {
-            xs_errstr_set(c->errstr, c->errstr_size, "%s", first_err);
+            xs_err_set(c->errstr, c->errstr_size, "%s", first_err);
             return NULL;
         }
         return p;
@@ -506,8 +506,8 @@ static xs_rprog_t *compile(cctx_t *c, const xs_anode_t *w, const xs_anode_t *r, 
     case XS_AT_ENUM:
     case XS_AT_FIXED:
         if (!names_match(w, r)) {
-            cerr(c, "writer %s %s does not match reader %s", xs_atype_name(w->type), w->fullname,
-                 r->fullname);
+            cerr(c, "writer %s %s does not match reader %s", xs_codec_schema_type_name(w->type),
+                 w->fullname, r->fullname);
             return NULL;
         }
         if (r->type == XS_AT_RECORD)
@@ -544,8 +544,8 @@ static xs_rprog_t *compile(cctx_t *c, const xs_anode_t *w, const xs_anode_t *r, 
     }
 }
 
-xs_err_t xs_resolver_new(const xs_aschema_t *writer, const xs_aschema_t *reader,
-                         xs_resolver_t **out, char *errstr, size_t errstr_size)
+xs_err_t xs_codec_resolve_new(const xs_aschema_t *writer, const xs_aschema_t *reader,
+                              xs_resolver_t **out, char *errstr, size_t errstr_size)
 {
     xs_resolver_t *res = calloc(1, sizeof(*res));
     xs_err_t err = XS_ERR_NOMEM;
@@ -561,11 +561,11 @@ xs_err_t xs_resolver_new(const xs_aschema_t *writer, const xs_aschema_t *reader,
     res = NULL;
     err = XS_OK;
 out:
-    xs_resolver_destroy(res);
+    xs_codec_resolve_destroy(res);
     return err;
 }
 
-void xs_resolver_destroy(xs_resolver_t *res)
+void xs_codec_resolve_destroy(xs_resolver_t *res)
 {
     if (!res)
         return;
@@ -580,7 +580,7 @@ void xs_resolver_destroy(xs_resolver_t *res)
         free(p);
         p = next;
     }
-    xs_apool_free(&res->pool);
+    xs_codec_resolve_pool_free(&res->pool);
     free(res);
 }
 
@@ -874,7 +874,7 @@ static xs_err_t decode_array(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
             break;
     }
     if (!err && n > 0) {
-        if (!(out->u.a.v = xs_apool_alloc(d->pool, n * sizeof(xs_aval_t))))
+        if (!(out->u.a.v = xs_codec_resolve_pool_alloc(d->pool, n * sizeof(xs_aval_t))))
             err = derr(d, "out of memory");
         else
             memcpy(out->u.a.v, tmp, n * sizeof(xs_aval_t));
@@ -919,7 +919,7 @@ static xs_err_t decode(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
     case R_RUNION:
         out->type = XS_AT_UNION;
         out->u.un.branch = p->rbranch;
-        if (!(out->u.un.v = xs_apool_alloc(d->pool, sizeof(xs_aval_t))))
+        if (!(out->u.un.v = xs_codec_resolve_pool_alloc(d->pool, sizeof(xs_aval_t))))
             return derr(d, "out of memory");
         err = decode(d, p->child, out->u.un.v);
         break;
@@ -938,7 +938,8 @@ static xs_err_t decode(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
         const char *saved = d->field;
         out->type = XS_AT_RECORD;
         out->u.a.n = r->n_fields;
-        if (r->n_fields && !(out->u.a.v = xs_apool_alloc(d->pool, r->n_fields * sizeof(xs_aval_t))))
+        if (r->n_fields &&
+            !(out->u.a.v = xs_codec_resolve_pool_alloc(d->pool, r->n_fields * sizeof(xs_aval_t))))
             return derr(d, "out of memory");
         for (size_t i = 0; !err && i < w->n_fields; i++) {
             d->field = w->fields[i].name;
@@ -960,8 +961,9 @@ static xs_err_t decode(dctx_t *d, const xs_rprog_t *p, xs_aval_t *out)
     return err;
 }
 
-xs_err_t xs_resolver_decode(const xs_resolver_t *res, const uint8_t *data, size_t len,
-                            xs_apool_t *pool, xs_aval_t **out, char *reason, size_t reason_size)
+xs_err_t xs_codec_resolve_decode(const xs_resolver_t *res, const uint8_t *data, size_t len,
+                                 xs_apool_t *pool, xs_aval_t **out, char *reason,
+                                 size_t reason_size)
 {
     dctx_t d = {.p = data,
                 .end = data + len,
@@ -969,7 +971,7 @@ xs_err_t xs_resolver_decode(const xs_resolver_t *res, const uint8_t *data, size_
                 .zero_budget = XS_ZERO_SIZE_ITEMS,
                 .reason = reason,
                 .reason_size = reason_size};
-    xs_aval_t *v = xs_apool_alloc(pool, sizeof(*v));
+    xs_aval_t *v = xs_codec_resolve_pool_alloc(pool, sizeof(*v));
     *out = NULL;
     if (!v)
         return derr(&d, "out of memory");

@@ -41,8 +41,8 @@ struct xs_aval {
 };
 
 /*
- * A bump allocator: everything is released at once by xs_apool_free(). A
- * zeroed pool ({0}) allocates every chunk; xs_apool_init() gives it a first
+ * A bump allocator: everything is released at once by xs_codec_resolve_pool_free(). A
+ * zeroed pool ({0}) allocates every chunk; xs_codec_resolve_pool_init() gives it a first
  * region of the caller's (on its stack, say), used before any malloc, so
  * the tree of a typical message costs no allocation at all.
  */
@@ -53,9 +53,9 @@ typedef struct xs_apool {
     size_t local_used, local_cap;
 } xs_apool_t;
 
-void xs_apool_init(xs_apool_t *pool, void *local, size_t local_size);
-void *xs_apool_alloc(xs_apool_t *pool, size_t size); /* zeroed; NULL on failure */
-void xs_apool_free(xs_apool_t *pool);                /* pool is reusable afterwards */
+void xs_codec_resolve_pool_init(xs_apool_t *pool, void *local, size_t local_size);
+void *xs_codec_resolve_pool_alloc(xs_apool_t *pool, size_t size); /* zeroed; NULL on failure */
+void xs_codec_resolve_pool_free(xs_apool_t *pool);                /* pool is reusable afterwards */
 
 typedef struct xs_resolver xs_resolver_t;
 
@@ -64,19 +64,20 @@ typedef struct xs_resolver xs_resolver_t;
  * outlive the resolver. XS_ERR_SCHEMA + errstr ("field lines.quantity:
  * writer string cannot be read as int") when incompatible.
  */
-xs_err_t xs_resolver_new(const xs_aschema_t *writer, const xs_aschema_t *reader,
-                         xs_resolver_t **out, char *errstr, size_t errstr_size);
-void xs_resolver_destroy(xs_resolver_t *res); /* NULL is a no-op */
+xs_err_t xs_codec_resolve_new(const xs_aschema_t *writer, const xs_aschema_t *reader,
+                              xs_resolver_t **out, char *errstr, size_t errstr_size);
+void xs_codec_resolve_destroy(xs_resolver_t *res); /* NULL is a no-op */
 
 /*
  * Decodes exactly len bytes of body. The tree is allocated from pool.
  * XS_ERR_DECODE + reason on malformed input; never allocates more than a
  * small multiple of len. Safe to call concurrently on one resolver.
  */
-xs_err_t xs_resolver_decode(const xs_resolver_t *res, const uint8_t *data, size_t len,
-                            xs_apool_t *pool, xs_aval_t **out, char *reason, size_t reason_size);
+xs_err_t xs_codec_resolve_decode(const xs_resolver_t *res, const uint8_t *data, size_t len,
+                                 xs_apool_t *pool, xs_aval_t **out, char *reason,
+                                 size_t reason_size);
 
 /* Reader field index by name in a reader record node; -1 when absent. */
-int xs_anode_field_index(const xs_anode_t *record, const char *name);
+int xs_codec_resolve_field_index(const xs_anode_t *record, const char *name);
 
 #endif

@@ -46,7 +46,7 @@
 /* CRC-64-AVRO                                                              */
 /* ======================================================================== */
 
-uint64_t xs_crc64_avro(const void *data, size_t len)
+uint64_t xs_codec_schema_crc64(const void *data, size_t len)
 {
     const uint8_t *p = data;
     uint64_t fp = XS_CRC64_EMPTY;
@@ -70,7 +70,7 @@ static const char *const type_names[] = {
     [XS_AT_UNION] = "union", [XS_AT_FIXED] = "fixed",
 };
 
-const char *xs_atype_name(xs_atype_t t)
+const char *xs_codec_schema_type_name(xs_atype_t t)
 {
     return ((size_t)t < XS_ARRAY_SIZE(type_names)) ? type_names[t] : "?";
 }
@@ -155,17 +155,17 @@ static xs_anode_t *named_new(pctx_t *c, xs_atype_t type, const xs_json_t *j, con
     xs_anode_t *n = NULL;
     char *full = NULL;
     if (!name) {
-        xs_errstr_set(c->errstr, c->errstr_size, "%s without a \"name\"", type_names[type]);
+        xs_err_set(c->errstr, c->errstr_size, "%s without a \"name\"", type_names[type]);
         return NULL;
     }
     if (nsj && xs_json_type(nsj) == XS_JSON_STRING)
         own_ns = xs_json_string(nsj);
     else if (nsj && xs_json_type(nsj) != XS_JSON_NULL) {
-        xs_errstr_set(c->errstr, c->errstr_size, "namespace of %s is not a string", name);
+        xs_err_set(c->errstr, c->errstr_size, "namespace of %s is not a string", name);
         return NULL;
     }
     if (strchr(name, '.') || !own_ns || !*own_ns) {
-        full = xs_strdup(name);
+        full = xs_str_dup(name);
     } else {
         size_t a = strlen(own_ns), b = strlen(name);
         full = malloc(a + b + 2);
@@ -176,29 +176,29 @@ static xs_anode_t *named_new(pctx_t *c, xs_atype_t type, const xs_json_t *j, con
         }
     }
     if (!full) {
-        xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+        xs_err_set(c->errstr, c->errstr_size, "out of memory");
         return NULL;
     }
     if (!valid_fullname(full)) {
-        xs_errstr_set(c->errstr, c->errstr_size, "invalid name \"%s\"", full);
+        xs_err_set(c->errstr, c->errstr_size, "invalid name \"%s\"", full);
         free(full);
         return NULL;
     }
     const char *dot = strrchr(full, '.');
     if (primitive_of(dot ? dot + 1 : full) >= 0) {
-        xs_errstr_set(c->errstr, c->errstr_size, "name \"%s\" redefines a primitive type", full);
+        xs_err_set(c->errstr, c->errstr_size, "name \"%s\" redefines a primitive type", full);
         free(full);
         return NULL;
     }
     if (find_named(c, full)) {
-        xs_errstr_set(c->errstr, c->errstr_size, "type \"%s\" defined twice", full);
+        xs_err_set(c->errstr, c->errstr_size, "type \"%s\" defined twice", full);
         free(full);
         return NULL;
     }
     n = node_new(c, type);
     if (!n) {
         free(full);
-        xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+        xs_err_set(c->errstr, c->errstr_size, "out of memory");
         return NULL;
     }
     n->fullname = full;
@@ -206,9 +206,9 @@ static xs_anode_t *named_new(pctx_t *c, xs_atype_t type, const xs_json_t *j, con
     n->name = dot ? dot + 1 : full;
     /* The namespace for nested definitions: the full name's prefix. */
     if (ns_out) {
-        *ns_out = dot ? xs_strndup(full, (size_t)(dot - full)) : xs_strdup("");
+        *ns_out = dot ? xs_str_ndup(full, (size_t)(dot - full)) : xs_str_dup("");
         if (!*ns_out) {
-            xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+            xs_err_set(c->errstr, c->errstr_size, "out of memory");
             return NULL;
         }
     }
@@ -224,33 +224,32 @@ static xs_anode_t *parse_record(pctx_t *c, const xs_json_t *j, const char *ns, i
         goto out;
     const xs_json_t *fields = xs_json_get(j, "fields");
     if (xs_json_type(fields) != XS_JSON_ARRAY) {
-        xs_errstr_set(c->errstr, c->errstr_size, "record %s without a \"fields\" array",
-                      n->fullname);
+        xs_err_set(c->errstr, c->errstr_size, "record %s without a \"fields\" array", n->fullname);
         goto out;
     }
     size_t nf = xs_json_size(fields);
     if (nf > 0 && !(n->fields = calloc(nf, sizeof(*n->fields)))) {
-        xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+        xs_err_set(c->errstr, c->errstr_size, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < nf; i++) {
         const xs_json_t *f = xs_json_at(fields, i);
         const char *fname = xs_json_string(xs_json_get(f, "name"));
         if (!fname || !valid_name(fname)) {
-            xs_errstr_set(c->errstr, c->errstr_size, "record %s: field %zu has no valid name",
-                          n->fullname, i);
+            xs_err_set(c->errstr, c->errstr_size, "record %s: field %zu has no valid name",
+                       n->fullname, i);
             goto out;
         }
         for (size_t k = 0; k < i; k++)
             if (strcmp(n->fields[k].name, fname) == 0) {
-                xs_errstr_set(c->errstr, c->errstr_size, "record %s: duplicate field %s",
-                              n->fullname, fname);
+                xs_err_set(c->errstr, c->errstr_size, "record %s: duplicate field %s", n->fullname,
+                           fname);
                 goto out;
             }
         const xs_json_t *ft = xs_json_get(f, "type");
         if (!ft) {
-            xs_errstr_set(c->errstr, c->errstr_size, "record %s: field %s has no type", n->fullname,
-                          fname);
+            xs_err_set(c->errstr, c->errstr_size, "record %s: field %s has no type", n->fullname,
+                       fname);
             goto out;
         }
         n->fields[i].name = fname;
@@ -275,24 +274,24 @@ static xs_anode_t *parse_enum(pctx_t *c, const xs_json_t *j, const char *ns)
         return NULL;
     const xs_json_t *syms = xs_json_get(j, "symbols");
     if (xs_json_type(syms) != XS_JSON_ARRAY || xs_json_size(syms) == 0) {
-        xs_errstr_set(c->errstr, c->errstr_size, "enum %s without symbols", n->fullname);
+        xs_err_set(c->errstr, c->errstr_size, "enum %s without symbols", n->fullname);
         return NULL;
     }
     n->n_symbols = xs_json_size(syms);
     if (!(n->symbols = calloc(n->n_symbols, sizeof(*n->symbols)))) {
-        xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+        xs_err_set(c->errstr, c->errstr_size, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < n->n_symbols; i++) {
         const char *s = xs_json_string(xs_json_at(syms, i));
         if (!s || !valid_name(s)) {
-            xs_errstr_set(c->errstr, c->errstr_size, "enum %s: invalid symbol %zu", n->fullname, i);
+            xs_err_set(c->errstr, c->errstr_size, "enum %s: invalid symbol %zu", n->fullname, i);
             return NULL;
         }
         for (size_t k = 0; k < i; k++)
             if (strcmp(n->symbols[k], s) == 0) {
-                xs_errstr_set(c->errstr, c->errstr_size, "enum %s: duplicate symbol %s",
-                              n->fullname, s);
+                xs_err_set(c->errstr, c->errstr_size, "enum %s: duplicate symbol %s", n->fullname,
+                           s);
                 return NULL;
             }
         n->symbols[i] = s;
@@ -304,8 +303,7 @@ static xs_anode_t *parse_enum(pctx_t *c, const xs_json_t *j, const char *ns)
             if (strcmp(n->symbols[i], ds) == 0)
                 n->enum_default = (int)i;
         if (n->enum_default < 0) {
-            xs_errstr_set(c->errstr, c->errstr_size, "enum %s: default is not a symbol",
-                          n->fullname);
+            xs_err_set(c->errstr, c->errstr_size, "enum %s: default is not a symbol", n->fullname);
             return NULL;
         }
     }
@@ -322,7 +320,7 @@ static xs_anode_t *parse_fixed(pctx_t *c, const xs_json_t *j, const char *ns)
     errno = 0;
     unsigned long long sz = t ? strtoull(t, &end, 10) : 0;
     if (!t || *t == '-' || *end || errno || sz > (1u << 30)) {
-        xs_errstr_set(c->errstr, c->errstr_size, "fixed %s: bad size", n->fullname);
+        xs_err_set(c->errstr, c->errstr_size, "fixed %s: bad size", n->fullname);
         return NULL;
     }
     n->fixed_size = (size_t)sz;
@@ -333,16 +331,16 @@ static xs_anode_t *parse_union(pctx_t *c, const xs_json_t *j, const char *ns, in
 {
     xs_anode_t *n = node_new(c, XS_AT_UNION);
     if (!n) {
-        xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+        xs_err_set(c->errstr, c->errstr_size, "out of memory");
         return NULL;
     }
     size_t nb = xs_json_size(j);
     if (nb == 0) {
-        xs_errstr_set(c->errstr, c->errstr_size, "empty union");
+        xs_err_set(c->errstr, c->errstr_size, "empty union");
         return NULL;
     }
     if (!(n->branches = calloc(nb, sizeof(*n->branches)))) {
-        xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+        xs_err_set(c->errstr, c->errstr_size, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < nb; i++) {
@@ -350,14 +348,14 @@ static xs_anode_t *parse_union(pctx_t *c, const xs_json_t *j, const char *ns, in
         if (!b)
             return NULL;
         if (b->type == XS_AT_UNION) {
-            xs_errstr_set(c->errstr, c->errstr_size, "union directly inside a union");
+            xs_err_set(c->errstr, c->errstr_size, "union directly inside a union");
             return NULL;
         }
         for (size_t k = 0; k < i; k++) {
             const xs_anode_t *o = n->branches[k];
             if (o->type == b->type && (!b->fullname || strcmp(o->fullname, b->fullname) == 0)) {
-                xs_errstr_set(c->errstr, c->errstr_size, "union has two %s branches",
-                              b->fullname ? b->fullname : type_names[b->type]);
+                xs_err_set(c->errstr, c->errstr_size, "union has two %s branches",
+                           b->fullname ? b->fullname : type_names[b->type]);
                 return NULL;
             }
         }
@@ -370,7 +368,7 @@ static xs_anode_t *parse_union(pctx_t *c, const xs_json_t *j, const char *ns, in
 static xs_anode_t *parse_type(pctx_t *c, const xs_json_t *j, const char *ns, int depth)
 {
     if (depth > XS_ASCHEMA_MAX_DEPTH) {
-        xs_errstr_set(c->errstr, c->errstr_size, "schema nested too deeply");
+        xs_err_set(c->errstr, c->errstr_size, "schema nested too deeply");
         return NULL;
     }
     switch (xs_json_type(j)) {
@@ -380,7 +378,7 @@ static xs_anode_t *parse_type(pctx_t *c, const xs_json_t *j, const char *ns, int
         if (prim >= 0) {
             xs_anode_t *n = node_new(c, (xs_atype_t)prim);
             if (!n)
-                xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+                xs_err_set(c->errstr, c->errstr_size, "out of memory");
             return n;
         }
         xs_anode_t *n = NULL;
@@ -392,7 +390,7 @@ static xs_anode_t *parse_type(pctx_t *c, const xs_json_t *j, const char *ns, int
         if (!n)
             n = find_named(c, s);
         if (!n)
-            xs_errstr_set(c->errstr, c->errstr_size, "unknown type \"%s\"", s);
+            xs_err_set(c->errstr, c->errstr_size, "unknown type \"%s\"", s);
         return n;
     }
     case XS_JSON_ARRAY:
@@ -404,7 +402,7 @@ static xs_anode_t *parse_type(pctx_t *c, const xs_json_t *j, const char *ns, int
             /* {"type": {...}} or {"type": [...]}: a nested type definition. */
             if (tj && (xs_json_type(tj) == XS_JSON_OBJECT || xs_json_type(tj) == XS_JSON_ARRAY))
                 return parse_type(c, tj, ns, depth + 1);
-            xs_errstr_set(c->errstr, c->errstr_size, "type object without a \"type\"");
+            xs_err_set(c->errstr, c->errstr_size, "type object without a \"type\"");
             return NULL;
         }
         if (strcmp(t, "record") == 0 || strcmp(t, "error") == 0)
@@ -417,13 +415,13 @@ static xs_anode_t *parse_type(pctx_t *c, const xs_json_t *j, const char *ns, int
             bool arr = t[0] == 'a';
             const xs_json_t *cj = xs_json_get(j, arr ? "items" : "values");
             if (!cj) {
-                xs_errstr_set(c->errstr, c->errstr_size, "%s without \"%s\"", t,
-                              arr ? "items" : "values");
+                xs_err_set(c->errstr, c->errstr_size, "%s without \"%s\"", t,
+                           arr ? "items" : "values");
                 return NULL;
             }
             xs_anode_t *n = node_new(c, arr ? XS_AT_ARRAY : XS_AT_MAP);
             if (!n) {
-                xs_errstr_set(c->errstr, c->errstr_size, "out of memory");
+                xs_err_set(c->errstr, c->errstr_size, "out of memory");
                 return NULL;
             }
             n->child = parse_type(c, cj, ns, depth + 1);
@@ -433,8 +431,7 @@ static xs_anode_t *parse_type(pctx_t *c, const xs_json_t *j, const char *ns, int
         return parse_type(c, tj, ns, depth + 1);
     }
     default:
-        xs_errstr_set(c->errstr, c->errstr_size,
-                      "not a schema: expected a string, object or array");
+        xs_err_set(c->errstr, c->errstr_size, "not a schema: expected a string, object or array");
         return NULL;
     }
 }
@@ -481,8 +478,8 @@ static size_t compute_min_size(xs_anode_t *n)
     return s;
 }
 
-xs_err_t xs_aschema_parse(const char *json, size_t len, xs_aschema_t **out, char *errstr,
-                          size_t errstr_size)
+xs_err_t xs_codec_schema_parse(const char *json, size_t len, xs_aschema_t **out, char *errstr,
+                               size_t errstr_size)
 {
     xs_err_t err = XS_ERR_SCHEMA;
     char jerr[160];
@@ -494,7 +491,7 @@ xs_err_t xs_aschema_parse(const char *json, size_t len, xs_aschema_t **out, char
         goto out;
     }
     if (!(schema->doc = xs_json_parse(json, len, jerr, sizeof(jerr)))) {
-        xs_errstr_set(errstr, errstr_size, "schema is not JSON: %s", jerr);
+        xs_err_set(errstr, errstr_size, "schema is not JSON: %s", jerr);
         goto out;
     }
     if (!(schema->root = parse_type(&c, schema->doc, "", 0)))
@@ -506,11 +503,11 @@ xs_err_t xs_aschema_parse(const char *json, size_t len, xs_aschema_t **out, char
     schema = NULL;
     err = XS_OK;
 out:
-    xs_aschema_destroy(schema);
+    xs_codec_schema_destroy(schema);
     return err;
 }
 
-void xs_aschema_destroy(xs_aschema_t *schema)
+void xs_codec_schema_destroy(xs_aschema_t *schema)
 {
     if (!schema)
         return;
@@ -618,7 +615,7 @@ static xs_err_t canon_node(canon_t *c, const xs_anode_t *n)
     }
 }
 
-xs_err_t xs_aschema_canonical(const xs_aschema_t *schema, xs_buf_t *out)
+xs_err_t xs_codec_schema_canonical(const xs_aschema_t *schema, xs_buf_t *out)
 {
     canon_t c = {.out = out};
     xs_err_t err = canon_node(&c, schema->root);
@@ -626,20 +623,20 @@ xs_err_t xs_aschema_canonical(const xs_aschema_t *schema, xs_buf_t *out)
     return err;
 }
 
-xs_err_t xs_codec_canonical_form(const char *schema_json, xs_buf_t *out, char *errstr,
-                                 size_t errstr_size)
+xs_err_t xs_codec_schema_canonical_form(const char *schema_json, xs_buf_t *out, char *errstr,
+                                        size_t errstr_size)
 {
     xs_aschema_t *schema = NULL;
     xs_err_t err = XS_ERR_INVALID;
     if (!schema_json || !out)
         goto out;
-    err = xs_aschema_parse(schema_json, strlen(schema_json), &schema, errstr, errstr_size);
+    err = xs_codec_schema_parse(schema_json, strlen(schema_json), &schema, errstr, errstr_size);
     if (err)
         goto out;
-    if ((err = xs_aschema_canonical(schema, out)) || (err = xs_buf_append_u8(out, 0)))
+    if ((err = xs_codec_schema_canonical(schema, out)) || (err = xs_buf_append_u8(out, 0)))
         goto out;
     out->len--; /* NUL-terminated, but the terminator is not part of the form */
 out:
-    xs_aschema_destroy(schema);
+    xs_codec_schema_destroy(schema);
     return err;
 }

@@ -65,13 +65,13 @@ typedef struct xs_aschema {
 } xs_aschema_t;
 
 /* Parses and checks a schema; XS_ERR_SCHEMA + errstr on failure. */
-xs_err_t xs_aschema_parse(const char *json, size_t len, xs_aschema_t **out, char *errstr,
-                          size_t errstr_size);
-void xs_aschema_destroy(xs_aschema_t *schema); /* NULL is a no-op */
+xs_err_t xs_codec_schema_parse(const char *json, size_t len, xs_aschema_t **out, char *errstr,
+                               size_t errstr_size);
+void xs_codec_schema_destroy(xs_aschema_t *schema); /* NULL is a no-op */
 
 /* Appends the Parsing Canonical Form (not NUL-terminated). */
-xs_err_t xs_aschema_canonical(const xs_aschema_t *schema, xs_buf_t *out);
+xs_err_t xs_codec_schema_canonical(const xs_aschema_t *schema, xs_buf_t *out);
 
-const char *xs_atype_name(xs_atype_t t);
+const char *xs_codec_schema_type_name(xs_atype_t t);
 
 #endif

@@ -20,7 +20,7 @@ static xs_err_t set_str(char **dst, const char *s)
     *dst = NULL;
     if (!s)
         return XS_OK;
-    *dst = xs_strdup(s);
+    *dst = xs_str_dup(s);
     return *dst ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -31,17 +31,17 @@ static xs_err_t json_str(const xs_json_t *obj, const char *key, bool required, c
     const xs_json_t *v = xs_json_get(obj, key);
     if (!v || xs_json_type(v) == XS_JSON_NULL) {
         if (required) {
-            xs_errstr_set(why, why_size, "missing \"%s\"", key);
+            xs_err_set(why, why_size, "missing \"%s\"", key);
             return XS_ERR_DECODE;
         }
         return XS_OK;
     }
     if (xs_json_type(v) != XS_JSON_STRING) {
-        xs_errstr_set(why, why_size, "\"%s\" must be a string", key);
+        xs_err_set(why, why_size, "\"%s\" must be a string", key);
         return XS_ERR_DECODE;
     }
     if (strlen(xs_json_string(v)) != xs_json_string_len(v)) {
-        xs_errstr_set(why, why_size, "\"%s\" contains a NUL character", key);
+        xs_err_set(why, why_size, "\"%s\" contains a NUL character", key);
         return XS_ERR_DECODE;
     }
     return set_str(out, xs_json_string(v));
@@ -54,7 +54,7 @@ static xs_err_t json_bool(const xs_json_t *obj, const char *key, bool *out, char
     if (!v || xs_json_type(v) == XS_JSON_NULL)
         return XS_OK;
     if (xs_json_type(v) != XS_JSON_BOOL) {
-        xs_errstr_set(why, why_size, "\"%s\" must be true or false", key);
+        xs_err_set(why, why_size, "\"%s\" must be true or false", key);
         return XS_ERR_DECODE;
     }
     *out = xs_json_bool(v);
@@ -70,7 +70,7 @@ static xs_err_t json_num(const xs_json_t *obj, const char *key, double *out, boo
     if (!v || xs_json_type(v) == XS_JSON_NULL)
         return XS_OK;
     if (xs_json_type(v) != XS_JSON_NUMBER || !isfinite(xs_json_number(v))) {
-        xs_errstr_set(why, why_size, "\"%s\" must be a number", key);
+        xs_err_set(why, why_size, "\"%s\" must be a number", key);
         return XS_ERR_DECODE;
     }
     *out = xs_json_number(v);
@@ -85,7 +85,7 @@ static bool json_int(const xs_json_t *v, int64_t lo, int64_t hi, int64_t *out)
         return false;
     const char *text = xs_json_number_text(v);
     int64_t i = 0;
-    if (text && xs_parse_i64(text, &i)) {
+    if (text && xs_str_parse_i64(text, &i)) {
         /* exact */
     } else {
         double d = xs_json_number(v);
@@ -109,21 +109,20 @@ static xs_err_t json_time(const xs_json_t *obj, const char *key, bool required, 
     if (!v || xs_json_type(v) == XS_JSON_NULL) {
         if (!required)
             return XS_OK;
-        xs_errstr_set(why, why_size, "missing \"%s\"", key);
+        xs_err_set(why, why_size, "missing \"%s\"", key);
         return XS_ERR_DECODE;
     }
     if (xs_json_type(v) == XS_JSON_STRING) {
-        if (!xs_time_parse(xs_json_string(v), ts)) {
-            xs_errstr_set(why, why_size, "\"%s\" is not an ISO-8601 time like 2024-05-01T12:00:00Z",
-                          key);
+        if (!xs_event_time_parse(xs_json_string(v), ts)) {
+            xs_err_set(why, why_size, "\"%s\" is not an ISO-8601 time like 2024-05-01T12:00:00Z",
+                       key);
             return XS_ERR_DECODE;
         }
         *has = true;
         return XS_OK;
     }
     if (!json_int(v, INT64_MIN, INT64_MAX, ts)) {
-        xs_errstr_set(why, why_size, "\"%s\" must be epoch milliseconds or an ISO-8601 string",
-                      key);
+        xs_err_set(why, why_size, "\"%s\" must be epoch milliseconds or an ISO-8601 string", key);
         return XS_ERR_DECODE;
     }
     *has = true;
@@ -141,7 +140,7 @@ static xs_err_t json_lines(const xs_json_t *obj, xs_event_t *ev, char *why, size
     xs_err_t err = XS_OK;
     const xs_json_t *arr = xs_json_get(obj, "lines");
     if (!arr || xs_json_type(arr) != XS_JSON_ARRAY) {
-        xs_errstr_set(why, why_size, "\"lines\" must be an array");
+        xs_err_set(why, why_size, "\"lines\" must be an array");
         return XS_ERR_DECODE;
     }
     for (size_t i = 0; i < xs_json_size(arr); i++) {
@@ -152,20 +151,20 @@ static xs_err_t json_lines(const xs_json_t *obj, xs_event_t *ev, char *why, size
         double price = 0;
         bool has_price = false;
         if (xs_json_type(l) != XS_JSON_OBJECT) {
-            xs_errstr_set(why, why_size, "lines[%zu] must be an object", i);
+            xs_err_set(why, why_size, "lines[%zu] must be an object", i);
             return XS_ERR_DECODE;
         }
         if ((err = json_str(l, "item_id", true, &item, why, why_size)) != XS_OK) {
             if (err == XS_ERR_DECODE) {
                 char inner[128];
                 snprintf(inner, sizeof(inner), "%s", why);
-                xs_errstr_set(why, why_size, "lines[%zu]: %s", i, inner);
+                xs_err_set(why, why_size, "lines[%zu]: %s", i, inner);
             }
             return err;
         }
         q = xs_json_get(l, "quantity");
         if (q && xs_json_type(q) != XS_JSON_NULL && !json_int(q, INT32_MIN, INT32_MAX, &qty)) {
-            xs_errstr_set(why, why_size, "lines[%zu]: \"quantity\" must be a 32-bit integer", i);
+            xs_err_set(why, why_size, "lines[%zu]: \"quantity\" must be a 32-bit integer", i);
             err = XS_ERR_DECODE;
         }
         if (!err)
@@ -187,7 +186,7 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
     int kind = -1;
 
     if (xs_json_type(obj) != XS_JSON_OBJECT) {
-        xs_errstr_set(why, why_size, "expected a JSON object");
+        xs_err_set(why, why_size, "expected a JSON object");
         return XS_ERR_DECODE;
     }
     if ((err = json_str(obj, "kind", false, &kind_name, why, why_size)) != XS_OK)
@@ -200,8 +199,7 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
         else if (strcmp(kind_name, "item") == 0 || strcmp(kind_name, "ItemUpdate") == 0)
             kind = XS_KIND_ITEM;
         if (kind < 0) {
-            xs_errstr_set(why, why_size, "unknown \"kind\" \"%s\" (click, cart or item)",
-                          kind_name);
+            xs_err_set(why, why_size, "unknown \"kind\" \"%s\" (click, cart or item)", kind_name);
             err = XS_ERR_DECODE;
             goto out;
         }
@@ -250,15 +248,15 @@ static xs_err_t jsonl_event(const xs_json_t *obj, xs_event_t *ev, char *why, siz
         snprintf(ev->user_id, len, "%s%s", XS_SESSION_USER_PREFIX, ev->session_id);
     }
     if (!ev->user_id) {
-        xs_errstr_set(why, why_size, "missing \"user_id\" (or \"session_id\")");
+        xs_err_set(why, why_size, "missing \"user_id\" (or \"session_id\")");
         err = XS_ERR_DECODE;
         goto out;
     }
-    ev->type = kind == XS_KIND_CLICK ? xs_click_type_from_name(type_name)
-                                     : xs_cart_type_from_name(type_name);
+    ev->type = kind == XS_KIND_CLICK ? xs_event_click_type_from_name(type_name)
+                                     : xs_event_cart_type_from_name(type_name);
     if (ev->type < 0) {
-        xs_errstr_set(why, why_size, "unknown %s type \"%s\"",
-                      kind == XS_KIND_CLICK ? "click" : "cart", type_name);
+        xs_err_set(why, why_size, "unknown %s type \"%s\"",
+                   kind == XS_KIND_CLICK ? "click" : "cart", type_name);
         err = XS_ERR_DECODE;
         goto out;
     }
@@ -278,7 +276,7 @@ out:
     return err;
 }
 
-xs_err_t xs_event_from_json(const xs_json_t *obj, xs_event_t *ev, char *why, size_t why_size)
+xs_err_t xs_event_json_decode(const xs_json_t *obj, xs_event_t *ev, char *why, size_t why_size)
 {
     xs_event_init(ev, XS_KIND_CLICK);
     xs_err_t err = jsonl_event(obj, ev, why, why_size);

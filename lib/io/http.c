@@ -150,7 +150,7 @@ static char *decode_component(const char *s, size_t len, bool plus_space, char *
     char *out = malloc(len + 1);
     size_t n = 0;
     if (!out) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < len; i++) {
@@ -159,7 +159,7 @@ static char *decode_component(const char *s, size_t len, bool plus_space, char *
             int hi = i + 1 < len ? hexval(s[i + 1]) : -1;
             int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
-                xs_errstr_set(errstr, errstr_size, "invalid percent-encoding in the URL");
+                xs_err_set(errstr, errstr_size, "invalid percent-encoding in the URL");
                 goto fail;
             }
             c = (unsigned char)(hi << 4 | lo);
@@ -168,14 +168,14 @@ static char *decode_component(const char *s, size_t len, bool plus_space, char *
             c = ' ';
         }
         if (c < 0x20 || c == 0x7F) {
-            xs_errstr_set(errstr, errstr_size, "control character in the URL");
+            xs_err_set(errstr, errstr_size, "control character in the URL");
             goto fail;
         }
         out[n++] = (char)c;
     }
     out[n] = '\0';
-    if (!xs_utf8_valid(out, n)) {
-        xs_errstr_set(errstr, errstr_size, "invalid UTF-8 in the URL");
+    if (!xs_str_utf8_valid(out, n)) {
+        xs_err_set(errstr, errstr_size, "invalid UTF-8 in the URL");
         goto fail;
     }
     return out;
@@ -203,8 +203,8 @@ static unsigned parse_query(const char *q, param_t *p, int *n_p, char *errstr, s
             const char *eq = memchr(q, '=', len);
             size_t klen = eq ? (size_t)(eq - q) : len;
             if (*n_p == XS_HTTP_MAX_PARAMS) {
-                xs_errstr_set(errstr, errstr_size, "too many query parameters (max %d)",
-                              XS_HTTP_MAX_PARAMS);
+                xs_err_set(errstr, errstr_size, "too many query parameters (max %d)",
+                           XS_HTTP_MAX_PARAMS);
                 return MHD_HTTP_BAD_REQUEST;
             }
             param_t *pp = &p[*n_p];
@@ -212,14 +212,14 @@ static unsigned parse_query(const char *q, param_t *p, int *n_p, char *errstr, s
             if (!pp->key)
                 return MHD_HTTP_BAD_REQUEST;
             pp->value = eq ? decode_component(eq + 1, len - klen - 1, true, errstr, errstr_size)
-                           : xs_strdup("");
+                           : xs_str_dup("");
             if (!pp->value) {
                 free(pp->key);
                 return MHD_HTTP_BAD_REQUEST;
             }
             for (int i = 0; i < *n_p; i++)
                 if (strcmp(p[i].key, pp->key) == 0) {
-                    xs_errstr_set(errstr, errstr_size, "parameter '%s' given twice", pp->key);
+                    xs_err_set(errstr, errstr_size, "parameter '%s' given twice", pp->key);
                     free(pp->key);
                     free(pp->value);
                     return MHD_HTTP_BAD_REQUEST;
@@ -240,7 +240,7 @@ static unsigned check_params(const param_t *p, int n, const char *const *allowed
         for (int k = 0; allowed && allowed[k] && !ok; k++)
             ok = strcmp(p[i].key, allowed[k]) == 0;
         if (!ok) {
-            xs_errstr_set(errstr, errstr_size, "unknown parameter '%.64s'", p[i].key);
+            xs_err_set(errstr, errstr_size, "unknown parameter '%.64s'", p[i].key);
             return MHD_HTTP_BAD_REQUEST;
         }
     }
@@ -266,7 +266,7 @@ static unsigned parse_n(const char *s, int max, int *n, char *errstr, size_t err
         v = v * 10 + (s[i] - '0');
     }
     if (!ok || v < 1 || v > max) {
-        xs_errstr_set(errstr, errstr_size, "n must be an integer in 1..%d", max);
+        xs_err_set(errstr, errstr_size, "n must be an integer in 1..%d", max);
         return MHD_HTTP_BAD_REQUEST;
     }
     *n = (int)v;
@@ -329,7 +329,7 @@ static xs_err_t render_list(xs_buf_t *b, const xs_list_t *l, bool known, int par
         return err;
     err = known ? xs_buf_printf(b, "%d", partition) : xs_buf_append_str(b, "null");
     if (err || (err = xs_buf_append_str(b, ",\"placement\":")) ||
-        (err = json_str(b, xs_placement_name(l->placement))) ||
+        (err = json_str(b, xs_event_placement_name(l->placement))) ||
         (err = xs_buf_append_str(b, ",\"experiment\":")) || (err = json_str(b, l->experiment)) ||
         (err = xs_buf_append_str(b, ",\"arm\":")) || (err = json_str(b, l->arm)) ||
         (err = xs_buf_printf(b, ",\"generated_at\":%lld,\"items\":[", (long long)l->generated_at)))
@@ -339,7 +339,7 @@ static xs_err_t render_list(xs_buf_t *b, const xs_list_t *l, bool known, int par
         if ((err = xs_buf_append_str(b, i ? ",{\"item_id\":" : "{\"item_id\":")) ||
             (err = json_str(b, r->item_id)) || (err = xs_buf_append_str(b, ",\"score\":")) ||
             (err = json_num(b, r->score)) || (err = xs_buf_append_str(b, ",\"source\":")) ||
-            (err = json_str(b, xs_source_name(r->source))) ||
+            (err = json_str(b, xs_event_source_name(r->source))) ||
             (err = xs_buf_append_str(b, ",\"title\":")) || (err = json_str(b, r->title)) ||
             (err = xs_buf_append_str(b, ",\"category\":")) || (err = json_str(b, r->category)) ||
             (err = xs_buf_append_str(b, ",\"price\":")) ||
@@ -433,12 +433,12 @@ static unsigned split_list(const char *name, char *s, size_t max_len, const char
             *comma = '\0';
         size_t len = strlen(tok);
         if (len == 0 || len > max_len) {
-            xs_errstr_set(errstr, errstr_size,
-                          "%s: each comma-separated value must be 1..%zu bytes", name, max_len);
+            xs_err_set(errstr, errstr_size, "%s: each comma-separated value must be 1..%zu bytes",
+                       name, max_len);
             return MHD_HTTP_BAD_REQUEST;
         }
         if (*n_out == max) {
-            xs_errstr_set(errstr, errstr_size, "%s: at most %d values", name, max);
+            xs_err_set(errstr, errstr_size, "%s: at most %d values", name, max);
             return MHD_HTTP_BAD_REQUEST;
         }
         out[(*n_out)++] = tok;
@@ -458,7 +458,7 @@ static unsigned parse_number(const char *name, const char *s, double lo, double 
         ok = end && *end == '\0' && isfinite(*v) && *v >= lo && *v <= hi;
     }
     if (!ok) {
-        xs_errstr_set(errstr, errstr_size, "%s must be a number in %g..%g", name, lo, hi);
+        xs_err_set(errstr, errstr_size, "%s must be a number in %g..%g", name, lo, hi);
         return MHD_HTTP_BAD_REQUEST;
     }
     return 0;
@@ -480,7 +480,7 @@ static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t 
     *n_items = 0;
     memset(rules, 0, sizeof(*rules));
     if (!buf) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     }
     for (int k = 0; k < 6; k++) {
@@ -521,7 +521,7 @@ static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t 
         if (st)
             return st;
         if (!rules->n_boost_item && !rules->n_boost_category) {
-            xs_errstr_set(errstr, errstr_size, "boost needs boost_items or boost_category");
+            xs_err_set(errstr, errstr_size, "boost needs boost_items or boost_category");
             return MHD_HTTP_BAD_REQUEST;
         }
     }
@@ -547,9 +547,9 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
     xs_rules_t *rules = calloc(1, sizeof(*rules));
     const char *items[XS_RULES_MAX];
     char *store = NULL;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     if (!rules) {
-        xs_errstr_set(errstr, sizeof(errstr), "out of memory");
+        xs_err_set(errstr, sizeof(errstr), "out of memory");
         st = MHD_HTTP_SERVICE_UNAVAILABLE;
     }
     if (st)
@@ -561,11 +561,11 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         if (len < sizeof(upper)) {
             for (size_t i = 0; i <= len; i++)
                 upper[i] = (char)toupper((unsigned char)pl[i]);
-            placement = xs_placement_from_name(upper);
+            placement = xs_event_placement_from_name(upper);
         }
         if (placement < 0) {
-            xs_errstr_set(errstr, sizeof(errstr),
-                          "placement must be one of PRODUCT_PAGE, CART, CHECKOUT, POST_PURCHASE");
+            xs_err_set(errstr, sizeof(errstr),
+                       "placement must be one of PRODUCT_PAGE, CART, CHECKOUT, POST_PURCHASE");
             st = MHD_HTTP_BAD_REQUEST;
             goto fail;
         }
@@ -577,7 +577,7 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         goto fail;
     const char *item = param_get(p, n_p, "item");
     if (item && (!*item || strlen(item) > h->max_id_len)) {
-        xs_errstr_set(errstr, sizeof(errstr), "item must be 1..%zu bytes", h->max_id_len);
+        xs_err_set(errstr, sizeof(errstr), "item must be 1..%zu bytes", h->max_id_len);
         st = MHD_HTTP_BAD_REQUEST;
         goto fail;
     }
@@ -586,13 +586,13 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
         n_items = 1;
     }
     if (!user && n_items == 0) {
-        xs_errstr_set(errstr, sizeof(errstr),
-                      "items is required: the comma-separated item ids of the cart");
+        xs_err_set(errstr, sizeof(errstr),
+                   "items is required: the comma-separated item ids of the cart");
         st = MHD_HTTP_BAD_REQUEST;
         goto fail;
     }
     if (!h->svc.cross_sell) {
-        xs_errstr_set(errstr, sizeof(errstr), "queries are not available");
+        xs_err_set(errstr, sizeof(errstr), "queries are not available");
         st = MHD_HTTP_NOT_FOUND;
         goto fail;
     }
@@ -608,16 +608,16 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
     r->status = MHD_HTTP_OK;
     r->content_type = "application/json";
     if (render_list(&r->body, &list, known, partition) != XS_OK) {
-        xs_errstr_set(errstr, sizeof(errstr), "out of memory");
+        xs_err_set(errstr, sizeof(errstr), "out of memory");
         st = MHD_HTTP_INTERNAL_SERVER_ERROR;
         goto fail;
     }
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     free(rules);
     free(store);
     return;
 fail:
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     free(rules);
     free(store);
     resp_error(r, st, "%s", errstr);
@@ -639,7 +639,7 @@ static void serve_neighbours(xs_http_t *h, const char *item, const param_t *p, i
     if (cs && !strcasecmp(cs, "viewed")) {
         cls = XS_CLASS_VIEWED;
     } else if (cs && strcasecmp(cs, "bought") != 0) {
-        xs_errstr_set(errstr, sizeof(errstr), "class must be bought or viewed");
+        xs_err_set(errstr, sizeof(errstr), "class must be bought or viewed");
         st = MHD_HTTP_BAD_REQUEST;
         goto fail;
     }
@@ -647,7 +647,7 @@ static void serve_neighbours(xs_http_t *h, const char *item, const param_t *p, i
     if (ns && (st = parse_n(ns, XS_HTTP_ITEM_MAX_N, &n, errstr, sizeof(errstr))))
         goto fail;
     if (!h->svc.neighbours) {
-        xs_errstr_set(errstr, sizeof(errstr), "queries are not available");
+        xs_err_set(errstr, sizeof(errstr), "queries are not available");
         st = MHD_HTTP_NOT_FOUND;
         goto fail;
     }
@@ -661,23 +661,23 @@ static void serve_neighbours(xs_http_t *h, const char *item, const param_t *p, i
         goto fail;
     }
     if (!info.found) {
-        xs_errstr_set(errstr, sizeof(errstr), "unknown item");
+        xs_err_set(errstr, sizeof(errstr), "unknown item");
         st = MHD_HTTP_NOT_FOUND;
         goto fail;
     }
     r->status = MHD_HTTP_OK;
     r->content_type = "application/json";
     if (render_neighbours(&r->body, item, cls, &info, v, n_out) != XS_OK) {
-        xs_errstr_set(errstr, sizeof(errstr), "out of memory");
+        xs_err_set(errstr, sizeof(errstr), "out of memory");
         st = MHD_HTTP_INTERNAL_SERVER_ERROR;
         goto fail;
     }
-    xs_neighbours_free(v, n_out);
-    xs_item_info_clear(&info);
+    xs_engine_neighbours_free(v, n_out);
+    xs_engine_item_info_clear(&info);
     return;
 fail:
-    xs_neighbours_free(v, n_out);
-    xs_item_info_clear(&info);
+    xs_engine_neighbours_free(v, n_out);
+    xs_engine_item_info_clear(&info);
     resp_error(r, st, "%s", errstr);
 }
 
@@ -796,14 +796,14 @@ static void serve_events(xs_http_t *h, const xs_buf_t *body, resp_t *r)
     }
     for (size_t i = 0; i < n; i++) {
         why[0] = '\0';
-        xs_err_t err = xs_event_from_json(xs_json_at(arr, i), &evs[i], why, sizeof(why));
+        xs_err_t err = xs_event_json_decode(xs_json_at(arr, i), &evs[i], why, sizeof(why));
         if (err == XS_OK) {
             err = h->svc.event_check(h->svc.opaque, &evs[i], why, sizeof(why));
             if (err)
                 xs_event_clear(&evs[i]);
         }
         if (err) {
-            reasons[i] = xs_strdup(why[0] ? why : xs_err2str(err));
+            reasons[i] = xs_str_dup(why[0] ? why : xs_err_str(err));
             n_bad++;
         }
     }
@@ -927,7 +927,7 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
         size_t len = slash ? (size_t)(slash - s) : path_len - i;
         if (n_seg == XS_HTTP_MAX_SEGMENTS) {
             st = MHD_HTTP_NOT_FOUND;
-            xs_errstr_set(errstr, sizeof(errstr), "no such path");
+            xs_err_set(errstr, sizeof(errstr), "no such path");
             goto out;
         }
         if (!(seg[n_seg] = decode_component(s, len, false, errstr, sizeof(errstr)))) {
@@ -968,8 +968,8 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
         r->route = user ? "/v1/users/{id}/cross-sell" : "/v1/items/{id}/neighbours";
         if (!seg[2][0] || strlen(seg[2]) > h->max_id_len) {
             st = MHD_HTTP_BAD_REQUEST;
-            xs_errstr_set(errstr, sizeof(errstr), "%s id must be 1..%zu bytes",
-                          user ? "user" : "item", h->max_id_len);
+            xs_err_set(errstr, sizeof(errstr), "%s id must be 1..%zu bytes", user ? "user" : "item",
+                       h->max_id_len);
             goto out;
         }
         if (user)
@@ -978,9 +978,9 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
             serve_neighbours(h, seg[2], params, n_p, r);
     } else {
         st = MHD_HTTP_NOT_FOUND;
-        xs_errstr_set(errstr, sizeof(errstr),
-                      "no such path (try /metrics, /healthz, /readyz, "
-                      "/v1/users/{id}/cross-sell, /v1/cross-sell, /v1/items/{id}/neighbours)");
+        xs_err_set(errstr, sizeof(errstr),
+                   "no such path (try /metrics, /healthz, /readyz, "
+                   "/v1/users/{id}/cross-sell, /v1/cross-sell, /v1/items/{id}/neighbours)");
     }
 out:
     if (st)
@@ -1106,7 +1106,7 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *con)
     if (len > XS_HTTP_MAX_URL) {
         rq->too_long = true;
     } else {
-        rq->target = xs_strndup(uri ? uri : "", len);
+        rq->target = xs_str_ndup(uri ? uri : "", len);
     }
     return rq;
 }
@@ -1290,8 +1290,8 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
     struct addrinfo hints, *ai = NULL;
     xs_http_t *h = NULL;
     if (!xs_http_split_address(opts->address, host, sizeof(host), &port)) {
-        xs_errstr_set(errstr, errstr_size, "http: address '%s' is not host:port",
-                      opts->address ? opts->address : "");
+        xs_err_set(errstr, errstr_size, "http: address '%s' is not host:port",
+                   opts->address ? opts->address : "");
         goto fail;
     }
     memset(&hints, 0, sizeof(hints));
@@ -1301,12 +1301,11 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
     snprintf(portstr, sizeof(portstr), "%d", port);
     int gai = getaddrinfo(host, portstr, &hints, &ai);
     if (gai != 0 || !ai) {
-        xs_errstr_set(errstr, errstr_size, "http: cannot resolve '%s': %s", host,
-                      gai_strerror(gai));
+        xs_err_set(errstr, errstr_size, "http: cannot resolve '%s': %s", host, gai_strerror(gai));
         goto fail;
     }
     if (!(h = calloc(1, sizeof(*h)))) {
-        xs_errstr_set(errstr, errstr_size, "http: out of memory");
+        xs_err_set(errstr, errstr_size, "http: out of memory");
         goto fail;
     }
     h->svc = *svc;
@@ -1314,19 +1313,19 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
     h->events = opts->events;
     h->max_body = opts->max_body ? opts->max_body : 1024 * 1024;
     h->events_rate = opts->events_rate;
-    if (opts->shop_dir && *opts->shop_dir && !(h->shop_dir = xs_strdup(opts->shop_dir))) {
-        xs_errstr_set(errstr, errstr_size, "http: out of memory");
+    if (opts->shop_dir && *opts->shop_dir && !(h->shop_dir = xs_str_dup(opts->shop_dir))) {
+        xs_err_set(errstr, errstr_size, "http: out of memory");
         goto fail;
     }
     h->bucket = opts->events_rate;
     h->bucket_ms = mono_ms();
     if (h->events) {
         if (!opts->auth_token || !*opts->auth_token) {
-            xs_errstr_set(errstr, errstr_size, "http: events need a bearer token");
+            xs_err_set(errstr, errstr_size, "http: events need a bearer token");
             goto fail;
         }
-        if (!(h->token = xs_strdup(opts->auth_token))) {
-            xs_errstr_set(errstr, errstr_size, "http: out of memory");
+        if (!(h->token = xs_str_dup(opts->auth_token))) {
+            xs_err_set(errstr, errstr_size, "http: out of memory");
             goto fail;
         }
         h->token_len = strlen(h->token);
@@ -1345,8 +1344,8 @@ xs_http_t *xs_http_new(const xs_http_opts_t *opts, const xs_http_service_t *svc,
         (unsigned)(opts->timeout_s ? opts->timeout_s : 10), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)XS_HTTP_CONN_MEMORY, MHD_OPTION_END);
     if (!h->daemon) {
-        xs_errstr_set(errstr, errstr_size,
-                      "http: cannot listen on %s (address in use or not local?)", opts->address);
+        xs_err_set(errstr, errstr_size, "http: cannot listen on %s (address in use or not local?)",
+                   opts->address);
         goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);

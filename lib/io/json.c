@@ -88,7 +88,7 @@ static void perr_at(parser_t *p, size_t at, const char *msg)
             col++;
         }
     }
-    xs_errstr_set(p->errstr, p->errstr_size, "line %zu col %zu: %s", line, col, msg);
+    xs_err_set(p->errstr, p->errstr_size, "line %zu col %zu: %s", line, col, msg);
 }
 
 static void perr(parser_t *p, const char *msg)
@@ -387,7 +387,7 @@ static xs_json_t *parse_number(parser_t *p)
             i++;
     }
     v = node_new(XS_JSON_NUMBER);
-    if (!v || !(v->u.num.text = xs_strndup(t + start, i - start))) {
+    if (!v || !(v->u.num.text = xs_str_ndup(t + start, i - start))) {
         free(v);
         perr(p, "out of memory");
         return NULL;
@@ -578,7 +578,7 @@ xs_json_t *xs_json_parse(const char *text, size_t len, char *errstr, size_t errs
     parser_t p = {.text = text, .len = len, .errstr = errstr, .errstr_size = errstr_size};
     xs_json_t *root = NULL;
     if (!text && len > 0) {
-        xs_errstr_set(errstr, errstr_size, "line 1 col 1: no input");
+        xs_err_set(errstr, errstr_size, "line 1 col 1: no input");
         return NULL;
     }
     root = parse_value(&p, 0);

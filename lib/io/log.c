@@ -111,7 +111,7 @@ static bool needs_quotes(const char *v, size_t len)
 /* The escaped body of a quoted value (logfmt and JSON share the escapes). */
 static void put_escaped(out_t *o, const char *v, size_t len)
 {
-    bool utf8 = xs_utf8_valid(v, len);
+    bool utf8 = xs_str_utf8_valid(v, len);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)v[i];
         char u[8];

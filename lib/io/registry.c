@@ -36,21 +36,21 @@ static void curl_init_once(void)
 
 static char *dup_or_null(const char *s)
 {
-    return s && *s ? xs_strdup(s) : NULL;
+    return s && *s ? xs_str_dup(s) : NULL;
 }
 
 xs_registry_t *xs_registry_new(const xs_registry_opts_t *o, char *errstr, size_t errstr_size)
 {
     if (!o->url || (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8))) {
-        xs_errstr_set(errstr, errstr_size,
-                      "schema registry: url must start with http:// or https:// (got '%s')",
-                      o->url ? o->url : "");
+        xs_err_set(errstr, errstr_size,
+                   "schema registry: url must start with http:// or https:// (got '%s')",
+                   o->url ? o->url : "");
         return NULL;
     }
     pthread_once(&curl_once, curl_init_once);
     xs_registry_t *r = calloc(1, sizeof(*r));
-    if (!r || !(r->url = xs_strdup(o->url)) || !(r->curl = curl_easy_init())) {
-        xs_errstr_set(errstr, errstr_size, "schema registry: out of memory");
+    if (!r || !(r->url = xs_str_dup(o->url)) || !(r->curl = curl_easy_init())) {
+        xs_err_set(errstr, errstr_size, "schema registry: out of memory");
         xs_registry_destroy(r);
         return NULL;
     }
@@ -153,14 +153,14 @@ static xs_err_t request(xs_registry_t *r, const char *path, const char *post, js
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-        xs_errstr_set(errstr, errstr_size, "schema registry %s: %s", url, curl_easy_strerror(rc));
+        xs_err_set(errstr, errstr_size, "schema registry %s: %s", url, curl_easy_strerror(rc));
         err = XS_ERR_IO;
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         error_text(&body, why, sizeof(why));
-        xs_errstr_set(errstr, errstr_size, "schema registry %s: HTTP %ld: %s", url, status, why);
+        xs_err_set(errstr, errstr_size, "schema registry %s: HTTP %ld: %s", url, status, why);
         err = status == 404                    ? XS_ERR_NOT_FOUND
               : status == 401 || status == 403 ? XS_ERR_CONFIG
               : status == 409 || status == 422 ? XS_ERR_SCHEMA
@@ -169,8 +169,7 @@ static xs_err_t request(xs_registry_t *r, const char *path, const char *post, js
     }
     json_error_t je;
     if (!(*out = json_loadb(body.len ? (const char *)body.data : "", body.len, 0, &je))) {
-        xs_errstr_set(errstr, errstr_size, "schema registry %s: answer is not JSON: %s", url,
-                      je.text);
+        xs_err_set(errstr, errstr_size, "schema registry %s: answer is not JSON: %s", url, je.text);
         err = XS_ERR_SCHEMA;
     }
 out:
@@ -192,13 +191,13 @@ xs_err_t xs_registry_schema_by_id(xs_registry_t *r, int32_t id, char **schema, c
     const char *type = json_string_value(json_object_get(j, "schemaType"));
     const char *s = json_string_value(json_object_get(j, "schema"));
     if (type && strcmp(type, "AVRO") != 0) {
-        xs_errstr_set(errstr, errstr_size, "schema id %d is a %s schema, not Avro", (int)id, type);
+        xs_err_set(errstr, errstr_size, "schema id %d is a %s schema, not Avro", (int)id, type);
         err = XS_ERR_SCHEMA;
     } else if (!s) {
-        xs_errstr_set(errstr, errstr_size, "schema registry: no \"schema\" in the answer for id %d",
-                      (int)id);
+        xs_err_set(errstr, errstr_size, "schema registry: no \"schema\" in the answer for id %d",
+                   (int)id);
         err = XS_ERR_SCHEMA;
-    } else if (!(*schema = xs_strdup(s))) {
+    } else if (!(*schema = xs_str_dup(s))) {
         err = XS_ERR_NOMEM;
     }
     json_decref(j);
@@ -226,8 +225,8 @@ xs_err_t xs_registry_register(xs_registry_t *r, const char *subject, const char 
         return err;
     json_t *v = json_object_get(j, "id");
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
-        xs_errstr_set(errstr, errstr_size, "schema registry: no id in the answer for subject %s",
-                      subject);
+        xs_err_set(errstr, errstr_size, "schema registry: no id in the answer for subject %s",
+                   subject);
         err = XS_ERR_SCHEMA;
     } else {
         *id = (int32_t)json_integer_value(v);

@@ -32,7 +32,7 @@ struct xs_store {
     char *wal_damage; /* RocksDB's report of a damaged WAL at open, or NULL */
 };
 
-struct xs_batch {
+struct xs_store_batch {
     xs_store_t *store;
     rocksdb_writebatch_t *wb;
     size_t bytes;
@@ -50,7 +50,7 @@ static xs_err_t rocks_err(char *rerr, const char *what, char *errstr, size_t err
     /* Status::NoSpace() (ENOSPC), as such or as the background error that
      * stops every later write. */
     bool nospace = strstr(rerr, "No space left on device") != NULL;
-    xs_errstr_set(errstr, errstr_size, "rocksdb: %s: %s", what, rerr);
+    xs_err_set(errstr, errstr_size, "rocksdb: %s: %s", what, rerr);
     free(rerr);
     return nospace ? XS_ERR_NOSPACE : XS_ERR_STORE;
 }
@@ -66,21 +66,21 @@ static xs_err_t check_format(xs_store_t *s, char *errstr, size_t errstr_size)
         goto out;
     if (found) {
         if (val.len != 11 || val.data[0] != 'X' || val.data[1] != 'S') {
-            xs_errstr_set(errstr, errstr_size, "state store: meta/format is not an xsell store");
+            xs_err_set(errstr, errstr_size, "state store: meta/format is not an xsell store");
             err = XS_ERR_VERSION;
         } else if (val.data[2] > XS_STORE_FORMAT_VERSION) {
-            xs_errstr_set(errstr, errstr_size,
-                          "state store format version %u is newer than this build (%u)",
-                          val.data[2], XS_STORE_FORMAT_VERSION);
+            xs_err_set(errstr, errstr_size,
+                       "state store format version %u is newer than this build (%u)", val.data[2],
+                       XS_STORE_FORMAT_VERSION);
             err = XS_ERR_VERSION;
         } else {
             uint64_t seed = 0;
             for (int i = 0; i < 8; i++)
                 seed |= (uint64_t)val.data[3 + i] << (8 * i);
             if (seed != XS_HASH_SEED) {
-                xs_errstr_set(errstr, errstr_size,
-                              "state store uses hash seed %016" PRIx64 ", this build %016" PRIx64,
-                              seed, (uint64_t)XS_HASH_SEED);
+                xs_err_set(errstr, errstr_size,
+                           "state store uses hash seed %016" PRIx64 ", this build %016" PRIx64,
+                           seed, (uint64_t)XS_HASH_SEED);
                 err = XS_ERR_VERSION;
             }
         }
@@ -115,7 +115,7 @@ xs_store_t *xs_store_open(const char *dir, const xs_kv_t *opts, size_t n_opts, b
     const rocksdb_options_t *cf_opts[XS_CF__COUNT + 1];
     rocksdb_column_family_handle_t *handles[XS_CF__COUNT + 1] = {0};
     if (!s) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     s->read_only = read_only;
@@ -275,9 +275,9 @@ void xs_store_backend(xs_store_t *s, xs_backend_t *backend)
     backend->get = backend_get;
 }
 
-xs_batch_t *xs_batch_new(xs_store_t *s)
+xs_store_batch_t *xs_store_batch_new(xs_store_t *s)
 {
-    xs_batch_t *b = calloc(1, sizeof(*b));
+    xs_store_batch_t *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
     b->store = s;
@@ -285,7 +285,7 @@ xs_batch_t *xs_batch_new(xs_store_t *s)
     return b;
 }
 
-void xs_batch_destroy(xs_batch_t *b)
+void xs_store_batch_destroy(xs_store_batch_t *b)
 {
     if (!b)
         return;
@@ -293,15 +293,15 @@ void xs_batch_destroy(xs_batch_t *b)
     free(b);
 }
 
-void xs_batch_clear(xs_batch_t *b)
+void xs_store_batch_clear(xs_store_batch_t *b)
 {
     rocksdb_writebatch_clear(b->wb);
     b->bytes = 0;
     b->count = 0;
 }
 
-xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len, const void *val,
-                      size_t val_len)
+xs_err_t xs_store_batch_put(xs_store_batch_t *b, xs_cf_t cf, const void *key, size_t key_len,
+                            const void *val, size_t val_len)
 {
     if (cf < 0 || cf >= XS_CF__COUNT)
         return XS_ERR_INVALID;
@@ -314,10 +314,10 @@ xs_err_t xs_batch_put(xs_batch_t *b, xs_cf_t cf, const void *key, size_t key_len
     return XS_OK;
 }
 
-xs_err_t xs_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len, const void *val,
-                         size_t val_len)
+xs_err_t xs_store_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
+                               const void *val, size_t val_len)
 {
-    return xs_batch_put(opaque, cf, key, key_len, val, val_len);
+    return xs_store_batch_put(opaque, cf, key, key_len, val, val_len);
 }
 
 static size_t offset_key(char *buf, size_t size, const char *topic, int32_t partition)
@@ -326,26 +326,28 @@ static size_t offset_key(char *buf, size_t size, const char *topic, int32_t part
     return n < 0 ? 0 : XS_MIN((size_t)n, size - 1);
 }
 
-void xs_batch_put_offset(xs_batch_t *b, const char *topic, int32_t partition, int64_t next)
+void xs_store_batch_put_offset(xs_store_batch_t *b, const char *topic, int32_t partition,
+                               int64_t next)
 {
     char key[300];
     uint8_t v[8];
     for (int i = 0; i < 8; i++)
         v[i] = (uint8_t)((uint64_t)next >> (56 - 8 * i));
-    xs_batch_put(b, XS_CF_META, key, offset_key(key, sizeof(key), topic, partition), v, 8);
+    xs_store_batch_put(b, XS_CF_META, key, offset_key(key, sizeof(key), topic, partition), v, 8);
 }
 
-size_t xs_batch_bytes(const xs_batch_t *b)
+size_t xs_store_batch_bytes(const xs_store_batch_t *b)
 {
     return b->bytes;
 }
 
-int xs_batch_count(const xs_batch_t *b)
+int xs_store_batch_count(const xs_store_batch_t *b)
 {
     return b->count;
 }
 
-xs_err_t xs_store_write(xs_store_t *s, xs_batch_t *b, bool sync, char *errstr, size_t errstr_size)
+xs_err_t xs_store_write(xs_store_t *s, xs_store_batch_t *b, bool sync, char *errstr,
+                        size_t errstr_size)
 {
     char *rerr = NULL;
     rocksdb_write(s->db, sync ? s->wopts_sync : s->wopts, b->wb, &rerr);
@@ -363,7 +365,7 @@ xs_err_t xs_store_get_offset(xs_store_t *s, const char *topic, int32_t partition
                                 &val, found, errstr, errstr_size);
     if (!err && *found) {
         if (val.len != 8) {
-            xs_errstr_set(errstr, errstr_size, "meta/%s: corrupt offset", key);
+            xs_err_set(errstr, errstr_size, "meta/%s: corrupt offset", key);
             err = XS_ERR_DECODE;
         } else {
             uint64_t v = 0;
@@ -461,7 +463,7 @@ xs_err_t xs_store_destroy_dir(const char *dir, char *errstr, size_t errstr_size)
     if (stat(dir, &st) != 0)
         return XS_OK;
     if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-        xs_errstr_set(errstr, errstr_size, "cannot remove %s: %s", dir, strerror(errno));
+        xs_err_set(errstr, errstr_size, "cannot remove %s: %s", dir, strerror(errno));
         return XS_ERR_IO;
     }
     return XS_OK;

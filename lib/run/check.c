@@ -72,7 +72,7 @@ static xs_err_t check_schema(void *opaque, int32_t id, const char *kind, const c
     return XS_OK;
 }
 
-int xs_config_check(const xs_config_t *cfg, xs_report_fn report, void *opaque)
+int xs_check_config(const xs_config_t *cfg, xs_report_fn report, void *opaque)
 {
     check_t c = {report, opaque, NULL, 0};
     char errstr[1024] = "";

@@ -60,7 +60,7 @@ typedef struct part {
 
 struct xs_checkpoint {
     xs_checkpoint_opts_t o;
-    xs_batch_t *batch; /* the writer's while state is CP_WRITING */
+    xs_store_batch_t *batch; /* the writer's while state is CP_WRITING */
     part_t *parts;
     size_t n_parts, cap_parts, part_hint;
     /* checkpoint in flight: the partitions it moves and their offsets */
@@ -109,7 +109,7 @@ static part_t *find_part(xs_checkpoint_t *cp, const char *topic, int32_t partiti
         cp->cap_parts = cap;
     }
     part_t *p = &cp->parts[cp->n_parts];
-    p->topic = xs_strdup(topic);
+    p->topic = xs_str_dup(topic);
     if (!p->topic)
         return NULL;
     p->partition = partition;
@@ -163,7 +163,7 @@ xs_err_t xs_checkpoint_finish(xs_checkpoint_t *cp, char *errstr, size_t errstr_s
         return XS_OK;
     atomic_store(&cp->state, CP_IDLE);
     if (cp->err) {
-        xs_errstr_set(errstr, errstr_size, "%s", cp->errstr);
+        xs_err_set(errstr, errstr_size, "%s", cp->errstr);
         xs_obs_checkpoint_failed(obs);
         return cp->err;
     }
@@ -183,7 +183,7 @@ xs_err_t xs_checkpoint_finish(xs_checkpoint_t *cp, char *errstr, size_t errstr_s
     cp->count++;
     cp->last_ms = now_ms() - cp->t0;
     xs_worker_metrics_checkpoint(cp->o.metrics, cp->last_ms / 1e3);
-    XS_DEBUG("checkpoint", "records=%d partitions=%zu ms=%.1f", xs_batch_count(cp->batch),
+    XS_DEBUG("checkpoint", "records=%d partitions=%zu ms=%.1f", xs_store_batch_count(cp->batch),
              cp->n_cp_offs, cp->last_ms);
     return XS_OK;
 }
@@ -213,20 +213,20 @@ xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, s
     const xs_processor_t *proc = cp->o.processor;
     *started = false;
     if (cp->failed) {
-        xs_errstr_set(errstr, errstr_size, "worker failed earlier: no checkpoint");
+        xs_err_set(errstr, errstr_size, "worker failed earlier: no checkpoint");
         return XS_ERR_INVALID;
     }
     pthread_mutex_lock(cp->o.mu);
-    xs_batch_clear(cp->batch);
+    xs_store_batch_clear(cp->batch);
     cp->n_cp_offs = 0;
     if ((err = cp_offs_reserve(cp))) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < cp->n_parts; i++) {
         part_t *p = &cp->parts[i];
         if (p->next >= 0 && p->next != p->stored) {
-            xs_batch_put_offset(cp->batch, p->topic, p->partition, p->next);
+            xs_store_batch_put_offset(cp->batch, p->topic, p->partition, p->next);
             cp->cp_offs[cp->n_cp_offs++] = (cp_offset_t){i, p->next};
         }
     }
@@ -385,26 +385,26 @@ xs_checkpoint_t *xs_checkpoint_new(const xs_checkpoint_opts_t *opts, char *errst
 {
     xs_checkpoint_t *cp = calloc(1, sizeof(*cp));
     if (!cp) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     cp->o = *opts;
-    if (!(cp->batch = xs_batch_new(cp->o.store))) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+    if (!(cp->batch = xs_store_batch_new(cp->o.store))) {
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto fail;
     }
     if (pthread_mutex_init(&cp->mu, NULL) != 0) {
-        xs_errstr_set(errstr, errstr_size, "cannot create a mutex");
+        xs_err_set(errstr, errstr_size, "cannot create a mutex");
         goto fail;
     }
     if (pthread_cond_init(&cp->cv, NULL) != 0) {
         pthread_mutex_destroy(&cp->mu);
-        xs_errstr_set(errstr, errstr_size, "cannot create a condition variable");
+        xs_err_set(errstr, errstr_size, "cannot create a condition variable");
         goto fail;
     }
     cp->init = true;
     if (pthread_create(&cp->writer, NULL, cp_writer, cp) != 0) {
-        xs_errstr_set(errstr, errstr_size, "cannot start the checkpoint writer");
+        xs_err_set(errstr, errstr_size, "cannot start the checkpoint writer");
         goto fail;
     }
     cp->writer_on = true;
@@ -429,7 +429,7 @@ void xs_checkpoint_destroy(xs_checkpoint_t *cp)
         pthread_cond_destroy(&cp->cv);
         pthread_mutex_destroy(&cp->mu);
     }
-    xs_batch_destroy(cp->batch);
+    xs_store_batch_destroy(cp->batch);
     for (size_t i = 0; i < cp->n_parts; i++)
         free(cp->parts[i].topic);
     free(cp->parts);

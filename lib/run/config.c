@@ -317,7 +317,7 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
     const char *o = origin ? origin : "config";
     if (!strncmp(key, "kafka.", 6) || !strncmp(key, "rocksdb.", 8)) {
         if (!key[strncmp(key, "kafka.", 6) ? 8 : 6]) {
-            xs_errstr_set(errstr, errstr_size, "%s: empty key after prefix in '%s'", o, key);
+            xs_err_set(errstr, errstr_size, "%s: empty key after prefix in '%s'", o, key);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
@@ -325,15 +325,15 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
     if (!strncmp(key, "experiment.arm.", 15)) {
         const char *arm = key + 15, *dot = strchr(arm, '.');
         if (!dot || dot == arm || dot - arm >= 32) {
-            xs_errstr_set(errstr, errstr_size, "%s: '%s': expected experiment.arm.<arm>.<key>", o,
-                          key);
+            xs_err_set(errstr, errstr_size, "%s: '%s': expected experiment.arm.<arm>.<key>", o,
+                       key);
             return XS_ERR_CONFIG;
         }
         const char *param = dot + 1;
         if (!strcmp(param, "popularity_only")) {
             bool b;
             if (!parse_bool(value, &b)) {
-                xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean", o, key, value);
+                xs_err_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean", o, key, value);
                 return XS_ERR_CONFIG;
             }
             return XS_OK;
@@ -343,28 +343,27 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
         for (size_t i = 0; i < n_arm_keys; i++)
             if (!strcmp(param, arm_keys[i]))
                 return validate(param, value, origin, errstr, errstr_size);
-        xs_errstr_set(errstr, errstr_size, "%s: '%s': an arm cannot override '%s'", o, key, param);
+        xs_err_set(errstr, errstr_size, "%s: '%s': an arm cannot override '%s'", o, key, param);
         return XS_ERR_CONFIG;
     }
     if (!strncmp(key, "schema.confluent.", 17)) {
         int64_t id;
         char kind[64], path[4];
         if (!parse_int(key + 17, &id) || id < 0 || id > INT32_MAX) {
-            xs_errstr_set(errstr, errstr_size, "%s: '%s': schema id must be a non-negative integer",
-                          o, key);
+            xs_err_set(errstr, errstr_size, "%s: '%s': schema id must be a non-negative integer", o,
+                       key);
             return XS_ERR_CONFIG;
         }
         if (sscanf(value, "%63s %3s", kind, path) != 2) {
-            xs_errstr_set(errstr, errstr_size,
-                          "%s: %s: expected '<ClickEvent|CartEvent|ItemUpdate> <file.avsc>'", o,
-                          key);
+            xs_err_set(errstr, errstr_size,
+                       "%s: %s: expected '<ClickEvent|CartEvent|ItemUpdate> <file.avsc>'", o, key);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
     }
     const key_def_t *d = find_def(key);
     if (!d) {
-        xs_errstr_set(errstr, errstr_size, "%s: unknown key '%s'", o, key);
+        xs_err_set(errstr, errstr_size, "%s: unknown key '%s'", o, key);
         return XS_ERR_CONFIG;
     }
     int64_t iv;
@@ -375,30 +374,30 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
         return XS_OK;
     case T_INT:
         if (!parse_int(value, &iv)) {
-            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not an integer", o, key, value);
+            xs_err_set(errstr, errstr_size, "%s: %s: '%s' is not an integer", o, key, value);
             return XS_ERR_CONFIG;
         }
         if ((double)iv < d->min || (double)iv > d->max) {
-            xs_errstr_set(errstr, errstr_size, "%s: %s: %" PRId64 " is out of range [%.0f, %.0f]",
-                          o, key, iv, d->min, d->max);
+            xs_err_set(errstr, errstr_size, "%s: %s: %" PRId64 " is out of range [%.0f, %.0f]", o,
+                       key, iv, d->min, d->max);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
     case T_DOUBLE:
         if (!parse_double(value, &dv)) {
-            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a number", o, key, value);
+            xs_err_set(errstr, errstr_size, "%s: %s: '%s' is not a number", o, key, value);
             return XS_ERR_CONFIG;
         }
         if (dv < d->min || dv > d->max) {
-            xs_errstr_set(errstr, errstr_size, "%s: %s: %g is out of range [%g, %g]", o, key, dv,
-                          d->min, d->max);
+            xs_err_set(errstr, errstr_size, "%s: %s: %g is out of range [%g, %g]", o, key, dv,
+                       d->min, d->max);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
     case T_BOOL:
         if (!parse_bool(value, &bv)) {
-            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean (true/false)", o, key,
-                          value);
+            xs_err_set(errstr, errstr_size, "%s: %s: '%s' is not a boolean (true/false)", o, key,
+                       value);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
@@ -406,18 +405,18 @@ static xs_err_t validate(const char *key, const char *value, const char *origin,
         char host[256];
         int port;
         if (*value && !xs_http_split_address(value, host, sizeof(host), &port)) {
-            xs_errstr_set(errstr, errstr_size,
-                          "%s: %s: '%s' is not host:port ([v6]:port for IPv6, port 0..65535, "
-                          "empty to disable)",
-                          o, key, value);
+            xs_err_set(errstr, errstr_size,
+                       "%s: %s: '%s' is not host:port ([v6]:port for IPv6, port 0..65535, "
+                       "empty to disable)",
+                       o, key, value);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
     }
     case T_ENUM:
         if (!in_choices(d->choices, value)) {
-            xs_errstr_set(errstr, errstr_size, "%s: %s: '%s' is not one of %s", o, key, value,
-                          d->choices);
+            xs_err_set(errstr, errstr_size, "%s: %s: '%s' is not one of %s", o, key, value,
+                       d->choices);
             return XS_ERR_CONFIG;
         }
         return XS_OK;
@@ -433,7 +432,7 @@ xs_err_t xs_config_set(xs_config_t *cfg, const char *key, const char *value, con
         return err;
     for (size_t i = 0; i < cfg->n; i++) {
         if (strcmp(cfg->entries[i].key, key) == 0) {
-            char *v = xs_strdup(value);
+            char *v = xs_str_dup(value);
             if (!v)
                 return XS_ERR_NOMEM;
             free(cfg->entries[i].value);
@@ -450,8 +449,8 @@ xs_err_t xs_config_set(xs_config_t *cfg, const char *key, const char *value, con
         cfg->cap = cap;
     }
     entry_t *e = &cfg->entries[cfg->n];
-    e->key = xs_strdup(key);
-    e->value = xs_strdup(value);
+    e->key = xs_str_dup(key);
+    e->value = xs_str_dup(value);
     if (!e->key || !e->value) {
         free(e->key);
         free(e->value);
@@ -476,13 +475,13 @@ static xs_err_t set_line(xs_config_t *cfg, char *line, const char *origin, char 
 {
     char *eq = strchr(line, '=');
     if (!eq) {
-        xs_errstr_set(errstr, errstr_size, "%s: expected 'key = value'", origin);
+        xs_err_set(errstr, errstr_size, "%s: expected 'key = value'", origin);
         return XS_ERR_CONFIG;
     }
     *eq = '\0';
     char *key = trim(line), *value = trim(eq + 1);
     if (!*key) {
-        xs_errstr_set(errstr, errstr_size, "%s: missing key before '='", origin);
+        xs_err_set(errstr, errstr_size, "%s: missing key before '='", origin);
         return XS_ERR_CONFIG;
     }
     return xs_config_set(cfg, key, value, origin, errstr, errstr_size);
@@ -491,7 +490,7 @@ static xs_err_t set_line(xs_config_t *cfg, char *line, const char *origin, char 
 xs_err_t xs_config_set_pair(xs_config_t *cfg, const char *pair, const char *origin, char *errstr,
                             size_t errstr_size)
 {
-    char *copy = xs_strdup(pair);
+    char *copy = xs_str_dup(pair);
     if (!copy)
         return XS_ERR_NOMEM;
     xs_err_t err = set_line(cfg, copy, origin, errstr, errstr_size);
@@ -503,7 +502,7 @@ xs_err_t xs_config_load_file(xs_config_t *cfg, const char *path, char *errstr, s
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        xs_errstr_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        xs_err_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
         return XS_ERR_IO;
     }
     char *line = NULL;
@@ -530,7 +529,7 @@ int xs_config_load_file_all(xs_config_t *cfg, const char *path, xs_report_fn rep
     char errstr[1024];
     FILE *f = fopen(path, "r");
     if (!f) {
-        xs_errstr_set(errstr, sizeof(errstr), "%s: %s", path, strerror(errno));
+        xs_err_set(errstr, sizeof(errstr), "%s: %s", path, strerror(errno));
         report(opaque, errstr);
         return 1;
     }

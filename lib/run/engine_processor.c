@@ -44,7 +44,7 @@ static xs_err_t ep_process(void *self, const xs_input_t *in, xs_emit_t *emit, ch
     uint64_t dups = 0;
     if (in->route == XS_ROUTE_TOMBSTONE)
         return ep_tombstone(ep, in, errstr, errstr_size);
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     /* a duplicate (the engine counts them) is not attributed */
     if (ev->list_id) {
         xs_engine_stats(ep->engine, &es);
@@ -68,15 +68,15 @@ static xs_err_t ep_process(void *self, const xs_input_t *in, xs_emit_t *emit, ch
     if (has_list && (err = xs_runtime_emit(emit, &list, errstr, errstr_size)) == XS_OK)
         xs_worker_metrics_list(ep->metrics, &list);
 out:
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     return err;
 }
 
-static xs_err_t ep_snapshot_begin(void *self, xs_batch_t *batch, size_t *n_records, char *errstr,
-                                  size_t errstr_size)
+static xs_err_t ep_snapshot_begin(void *self, xs_store_batch_t *batch, size_t *n_records,
+                                  char *errstr, size_t errstr_size)
 {
     xs_engine_processor_t *ep = self;
-    return xs_engine_snapshot_begin(ep->engine, xs_batch_put_fn, batch, n_records, errstr,
+    return xs_engine_snapshot_begin(ep->engine, xs_store_batch_put_fn, batch, n_records, errstr,
                                     errstr_size);
 }
 
@@ -118,7 +118,7 @@ xs_engine_processor_t *xs_engine_processor_new(const xs_config_t *cfg, xs_store_
 {
     xs_engine_processor_t *ep = calloc(1, sizeof(*ep));
     if (!ep) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     ep->metrics = metrics;

@@ -112,7 +112,7 @@ static series_t *append_series(family_t *f, const char *const *values, bool over
         return NULL;
     for (int k = 0; k < f->n_labels; k++) {
         const char *v = overflow ? XS_OVERFLOW_VALUE : values && values[k] ? values[k] : "";
-        if (!(s->values[k] = xs_strdup(v))) {
+        if (!(s->values[k] = xs_str_dup(v))) {
             for (int j = 0; j < k; j++)
                 free(s->values[j]);
             free(s->hist);
@@ -242,8 +242,8 @@ static int define(xs_metrics_t *m, const char *name, xs_metric_type_t type, cons
     family_t *f = &m->fam[m->n_fam];
     memset(f, 0, sizeof(*f));
     f->type = type;
-    f->name = xs_strdup(name);
-    f->help = xs_strdup(help ? help : "");
+    f->name = xs_str_dup(name);
+    f->help = xs_str_dup(help ? help : "");
     if (!f->name || !f->help)
         goto fail;
     if (type == XS_METRIC_HISTOGRAM) {
@@ -257,7 +257,7 @@ static int define(xs_metrics_t *m, const char *name, xs_metric_type_t type, cons
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (f->n_labels == XS_METRICS_MAX_LABELS)
             goto fail;
-        if (!(f->labels[f->n_labels] = xs_strndup(p, len)))
+        if (!(f->labels[f->n_labels] = xs_str_ndup(p, len)))
             goto fail;
         f->n_labels++;
         if (!valid_name(f->labels[f->n_labels - 1], false))
@@ -455,7 +455,7 @@ xs_err_t xs_metrics_render(xs_metrics_t *m, xs_buf_t *out)
 
 #define XS_LISTMAP_MAX_ARMS 16
 
-struct xs_listmap {
+struct xs_metrics_listmap {
     xs_hmap_t index; /* list key -> (arm index + 1) */
     uint64_t *ring;  /* list keys, oldest at head when full */
     size_t cap, head, len;
@@ -483,23 +483,23 @@ static uint64_t list_key(const char *list_id)
     return k ? k : 1; /* 0 is the map's empty marker */
 }
 
-xs_listmap_t *xs_listmap_new(size_t capacity)
+xs_metrics_listmap_t *xs_metrics_listmap_new(size_t capacity)
 {
-    xs_listmap_t *lm = calloc(1, sizeof(*lm));
+    xs_metrics_listmap_t *lm = calloc(1, sizeof(*lm));
     if (!lm)
         return NULL;
     lm->cap = capacity ? capacity : 1;
     lm->ring = calloc(lm->cap, sizeof(*lm->ring));
-    lm->arms[0] = xs_strdup("none");
+    lm->arms[0] = xs_str_dup("none");
     lm->n_arms = 1;
     if (!lm->ring || !lm->arms[0]) {
-        xs_listmap_destroy(lm);
+        xs_metrics_listmap_destroy(lm);
         return NULL;
     }
     return lm;
 }
 
-void xs_listmap_destroy(xs_listmap_t *lm)
+void xs_metrics_listmap_destroy(xs_metrics_listmap_t *lm)
 {
     if (!lm)
         return;
@@ -510,7 +510,7 @@ void xs_listmap_destroy(xs_listmap_t *lm)
     free(lm);
 }
 
-static int arm_index(xs_listmap_t *lm, const char *arm)
+static int arm_index(xs_metrics_listmap_t *lm, const char *arm)
 {
     if (!arm || !*arm)
         return 0;
@@ -519,12 +519,12 @@ static int arm_index(xs_listmap_t *lm, const char *arm)
             return i;
     if (lm->n_arms == XS_LISTMAP_MAX_ARMS + 1)
         return -1;
-    if (!(lm->arms[lm->n_arms] = xs_strdup(arm)))
+    if (!(lm->arms[lm->n_arms] = xs_str_dup(arm)))
         return -1;
     return lm->n_arms++;
 }
 
-xs_err_t xs_listmap_put(xs_listmap_t *lm, const char *list_id, const char *arm)
+xs_err_t xs_metrics_listmap_put(xs_metrics_listmap_t *lm, const char *list_id, const char *arm)
 {
     uint64_t key = list_key(list_id);
     if (!key)
@@ -547,7 +547,7 @@ xs_err_t xs_listmap_put(xs_listmap_t *lm, const char *list_id, const char *arm)
     return XS_OK;
 }
 
-const char *xs_listmap_get(const xs_listmap_t *lm, const char *list_id)
+const char *xs_metrics_listmap_get(const xs_metrics_listmap_t *lm, const char *list_id)
 {
     uint64_t key = list_key(list_id);
     if (!key)
@@ -556,7 +556,7 @@ const char *xs_listmap_get(const xs_listmap_t *lm, const char *list_id)
     return v ? lm->arms[v - 1] : NULL;
 }
 
-size_t xs_listmap_len(const xs_listmap_t *lm)
+size_t xs_metrics_listmap_len(const xs_metrics_listmap_t *lm)
 {
     return lm->len;
 }

@@ -129,7 +129,7 @@ xs_obs_t *xs_obs_new(xs_metrics_t *m, const char *const *input_topics, size_t n_
             return NULL;
         }
     xs_build_info_t bi;
-    xs_build_info(&bi);
+    xs_version_build_info(&bi);
     xs_metrics_set(m, id[O_BUILD],
                    (const char *[]){bi.version, bi.commit, bi.librdkafka, bi.rocksdb, bi.avro}, 1);
     for (size_t i = 0; i < n_topics; i++)

@@ -168,7 +168,7 @@ static xs_err_t resolve_schema(xs_router_t *r, const xs_msg_t *m, xs_router_wait
     fetch_arg_t a = {id, NULL};
     xs_err_t err = registry_retry(r, what, fetch_call, &a, wait, wait_opaque, why, sizeof(why));
     if (err == XS_ERR_EOF || err == XS_ERR_NOMEM) {
-        xs_errstr_set(errstr, errstr_size, "waiting for the schema registry: %s", why);
+        xs_err_set(errstr, errstr_size, "waiting for the schema registry: %s", why);
         return err;
     }
     if (!err)
@@ -182,7 +182,7 @@ static xs_err_t resolve_schema(xs_router_t *r, const xs_msg_t *m, xs_router_wait
         return XS_OK;
     }
     XS_INFO("schema fetched", "topic=%s id=%d kind=%s", m->topic, (int)id,
-            xs_kind_name((xs_event_kind_t)kind));
+            xs_event_kind_name((xs_event_kind_t)kind));
     return XS_OK;
 }
 
@@ -191,7 +191,7 @@ static xs_err_t register_call(xs_router_t *r, void *arg, char *errstr, size_t er
     char subject[512];
     (void)arg;
     snprintf(subject, sizeof(subject), "%s-value", r->topic_output);
-    return xs_registry_register(r->registry, subject, xs_schema_text_CrossSellList,
+    return xs_registry_register(r->registry, subject, xs_schemas_text_CrossSellList,
                                 &r->out_schema_id, errstr, errstr_size);
 }
 
@@ -206,7 +206,7 @@ static xs_err_t register_output(xs_router_t *r, xs_router_wait_fn wait, void *wa
     xs_err_t err = registry_retry(r, "register CrossSellList", register_call, NULL, wait,
                                   wait_opaque, why, sizeof(why));
     if (err) {
-        xs_errstr_set(errstr, errstr_size, "output.framing = confluent: %s", why);
+        xs_err_set(errstr, errstr_size, "output.framing = confluent: %s", why);
         return err;
     }
     XS_INFO("output schema registered", "subject=%s-value id=%d", r->topic_output,
@@ -245,13 +245,13 @@ static xs_err_t tombstone(xs_router_t *r, xs_producer_t *p, const xs_msg_t *m, x
     else if (m->key_len > r->limits.max_id_len)
         snprintf(reason, sizeof(reason), "catalog tombstone key too long (%zu > %zu bytes)",
                  m->key_len, r->limits.max_id_len);
-    else if (memchr(m->key, 0, m->key_len) || !xs_utf8_valid(m->key, m->key_len))
+    else if (memchr(m->key, 0, m->key_len) || !xs_str_utf8_valid(m->key, m->key_len))
         snprintf(reason, sizeof(reason), "catalog tombstone key is not valid UTF-8");
     if (*reason) {
         r->st.dlq_by_reason_validation++;
         return xs_router_dead_letter(r, p, m, reason, "validation", errstr, errstr_size);
     }
-    if (!(in->item_id = xs_strndup(m->key, m->key_len)))
+    if (!(in->item_id = xs_str_ndup(m->key, m->key_len)))
         return XS_ERR_NOMEM;
     in->route = XS_ROUTE_TOMBSTONE;
     return XS_OK;
@@ -287,8 +287,8 @@ xs_err_t xs_router_route(xs_router_t *r, xs_producer_t *p, const xs_msg_t *m, xs
         return xs_router_dead_letter(r, p, m, reason, "decode", errstr, errstr_size);
     }
     if ((expect == XS_KIND_ITEM) != (kind == XS_KIND_ITEM) || kind == XS_KIND_LIST) {
-        snprintf(reason, sizeof(reason), "unexpected %s record on topic %s", xs_kind_name(kind),
-                 m->topic);
+        snprintf(reason, sizeof(reason), "unexpected %s record on topic %s",
+                 xs_event_kind_name(kind), m->topic);
         r->st.dlq_by_reason_validation++;
         return xs_router_dead_letter(r, p, m, reason, "wrong_type", errstr, errstr_size);
     }
@@ -322,7 +322,7 @@ xs_err_t xs_router_publish(xs_router_t *r, xs_producer_t *p, const xs_msg_t *tri
     xs_err_t err;
     xs_buf_reset(&r->out);
     if ((err = xs_codec_encode_list(r->codec, list, &r->out)) != XS_OK) {
-        xs_errstr_set(errstr, errstr_size, "encode list: %s", xs_err2str(err));
+        xs_err_set(errstr, errstr_size, "encode list: %s", xs_err_str(err));
         return err;
     }
     if (r->out_confluent)
@@ -341,7 +341,7 @@ xs_err_t xs_router_publish(xs_router_t *r, xs_producer_t *p, const xs_msg_t *tri
     for (int i = 0; i < r->n_copy_headers; i++) {
         const void *hv = NULL;
         size_t hl = 0;
-        if (xs_msg_header(trigger, r->copy_headers[i], &hv, &hl))
+        if (xs_kafka_msg_header(trigger, r->copy_headers[i], &hv, &hl))
             h[nh++] = (xs_header_t){r->copy_headers[i], hv, hv ? hl : 0};
     }
     return xs_producer_send(p, r->topic_output, -1, list->user_id, strlen(list->user_id),
@@ -364,12 +364,12 @@ static xs_err_t add_confluent(void *opaque, int32_t id, const char *kind, const 
             : !strcmp(kind, "ItemUpdate") ? XS_KIND_ITEM
                                           : -1;
     if (k < 0) {
-        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: unknown kind '%s'", id, kind);
+        xs_err_set(errstr, errstr_size, "schema.confluent.%d: unknown kind '%s'", id, kind);
         return XS_ERR_CONFIG;
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        xs_errstr_set(errstr, errstr_size, "schema.confluent.%d: cannot open %s", id, path);
+        xs_err_set(errstr, errstr_size, "schema.confluent.%d: cannot open %s", id, path);
         return XS_ERR_IO;
     }
     xs_buf_t b = {0};
@@ -396,7 +396,7 @@ static xs_err_t split_bare(xs_router_t *r, const char *list)
             if (!t)
                 return XS_ERR_NOMEM;
             r->bare_topics = t;
-            if (!(t[r->n_bare] = xs_strndup(p, len)))
+            if (!(t[r->n_bare] = xs_str_ndup(p, len)))
                 return XS_ERR_NOMEM;
             r->n_bare++;
         }
@@ -410,7 +410,7 @@ xs_router_t *xs_router_new(const xs_config_t *cfg, xs_worker_metrics_t *metrics,
 {
     xs_router_t *r = calloc(1, sizeof(*r));
     if (!r) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     r->cfg = cfg;
@@ -433,7 +433,7 @@ xs_router_t *xs_router_new(const xs_config_t *cfg, xs_worker_metrics_t *metrics,
     r->limits.min_ts = xs_config_int(cfg, "limits.min_ts");
     r->limits.max_ts = xs_config_int(cfg, "limits.max_ts");
     if (split_bare(r, xs_config_str(cfg, "topics.bare")) != XS_OK) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto fail;
     }
     if (!(r->codec = xs_codec_new(errstr, errstr_size)))
@@ -465,7 +465,7 @@ xs_router_t *xs_router_new(const xs_config_t *cfg, xs_worker_metrics_t *metrics,
         if (!(r->registry = xs_registry_new(&ro, errstr, errstr_size)))
             goto fail;
     } else if (r->out_confluent) {
-        xs_errstr_set(errstr, errstr_size, "output.framing = confluent needs schema.registry.url");
+        xs_err_set(errstr, errstr_size, "output.framing = confluent needs schema.registry.url");
         goto fail;
     }
     return r;

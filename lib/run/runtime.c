@@ -239,10 +239,10 @@ static xs_err_t input_lost(xs_runtime_t *rt, const xs_msg_t *m, char *errstr, si
                  m->topic, (int)m->partition, m->offset, lo, lost,
                  rt->skip_lost_input ? "skip" : "fail", m->offset,
                  rt->skip_lost_input ? "" : " or set input.offset.out_of_range=skip");
-        xs_errstr_set(errstr, errstr_size,
-                      "input lost: %s [%d] offset %" PRId64 " is below the low watermark %" PRId64
-                      "%s%s",
-                      m->topic, (int)m->partition, m->offset, lo, err ? ": " : "", err ? e : "");
+        xs_err_set(errstr, errstr_size,
+                   "input lost: %s [%d] offset %" PRId64 " is below the low watermark %" PRId64
+                   "%s%s",
+                   m->topic, (int)m->partition, m->offset, lo, err ? ": " : "", err ? e : "");
         return XS_ERR_INPUT_LOST;
     }
     XS_ERROR("input lost",
@@ -291,7 +291,7 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
         bool idle = err == XS_ERR_EOF;
         if (rt->hook_err) {
             err = rt->hook_err;
-            xs_errstr_set(errstr, errstr_size, "%s", rt->hook_errstr);
+            xs_err_set(errstr, errstr_size, "%s", rt->hook_errstr);
             break;
         }
         if (err == XS_OK &&
@@ -324,10 +324,10 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
             atomic_store(&rt->n_assigned, xs_consumer_assigned_count(rt->consumer));
             if (rt->until_end && rt->unreachable_timeout_ms > 0 &&
                 (double)down >= rt->unreachable_timeout_ms) {
-                xs_errstr_set(errstr, errstr_size,
-                              "--until-end: no Kafka broker reachable for %.0f s "
-                              "(broker.unreachable.timeout.ms)",
-                              (double)down / 1e3);
+                xs_err_set(errstr, errstr_size,
+                           "--until-end: no Kafka broker reachable for %.0f s "
+                           "(broker.unreachable.timeout.ms)",
+                           (double)down / 1e3);
                 err = XS_ERR_TIMEOUT;
                 break;
             }
@@ -390,7 +390,7 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
         xs_producer_flush(rt->producer, 10000, NULL, 0);
     if (!err && cerr) {
         err = cerr;
-        xs_errstr_set(errstr, errstr_size, "final checkpoint: %s", cstr);
+        xs_err_set(errstr, errstr_size, "final checkpoint: %s", cstr);
     }
     double secs = (now_ms() - t_start) / 1e3;
     atomic_store(&rt->running, false);
@@ -416,7 +416,7 @@ xs_err_t xs_runtime_lock(xs_runtime_t *rt, char *errstr, size_t errstr_size)
     int rc = pthread_mutex_timedlock(&rt->mu, &ts);
     if (rc == 0)
         return XS_OK;
-    xs_errstr_set(errstr, errstr_size, "worker busy: %s", rc == ETIMEDOUT ? "timed out" : "lock");
+    xs_err_set(errstr, errstr_size, "worker busy: %s", rc == ETIMEDOUT ? "timed out" : "lock");
     return XS_ERR_IO;
 }
 
@@ -450,12 +450,12 @@ bool xs_runtime_next_partition(xs_runtime_t *rt, size_t *cursor, int32_t *partit
 bool xs_runtime_healthy(xs_runtime_t *rt, char *reason, size_t reason_size)
 {
     if (!atomic_load(&rt->running)) {
-        xs_errstr_set(reason, reason_size, "worker loop not running");
+        xs_err_set(reason, reason_size, "worker loop not running");
         return false;
     }
     double idle = now_ms() - atomic_load(&rt->heartbeat_ms);
     if (idle > XS_HEALTH_STALL_MS) {
-        xs_errstr_set(reason, reason_size, "worker loop stalled for %.0f s", idle / 1e3);
+        xs_err_set(reason, reason_size, "worker loop stalled for %.0f s", idle / 1e3);
         return false;
     }
     return true;
@@ -467,17 +467,17 @@ bool xs_runtime_ready(xs_runtime_t *rt, char *reason, size_t reason_size)
     if (atomic_load(&rt->running) && atomic_load(&rt->ready))
         return true;
     if (!atomic_load(&rt->running))
-        xs_errstr_set(reason, reason_size, "not running");
+        xs_err_set(reason, reason_size, "not running");
     else if (atomic_load(&rt->input_lost))
-        xs_errstr_set(reason, reason_size,
-                      "input lost to retention (input.offset.out_of_range "
-                      "= fail): stopping");
+        xs_err_set(reason, reason_size,
+                   "input lost to retention (input.offset.out_of_range "
+                   "= fail): stopping");
     else if (down > 0)
-        xs_errstr_set(reason, reason_size, "Kafka brokers unreachable for %.0f s", down / 1e3);
+        xs_err_set(reason, reason_size, "Kafka brokers unreachable for %.0f s", down / 1e3);
     else if (atomic_load(&rt->n_assigned) == 0)
-        xs_errstr_set(reason, reason_size, "no partitions assigned yet (joining the group)");
+        xs_err_set(reason, reason_size, "no partitions assigned yet (joining the group)");
     else
-        xs_errstr_set(reason, reason_size, "catching up after assignment");
+        xs_err_set(reason, reason_size, "catching up after assignment");
     return false;
 }
 
@@ -500,11 +500,11 @@ static xs_err_t check_input_parity(xs_runtime_t *rt, const char *bootstrap, cons
                                                      XS_PARITY_TIMEOUT_MS, why, sizeof(why))
                           : -1;
     if (clicks > 0 && cart > 0 && clicks != cart) {
-        xs_errstr_set(errstr, errstr_size,
-                      "input topics %s (%d partitions) and %s (%d partitions) must have the same "
-                      "partition count: both are keyed by user_id and one user's events must land "
-                      "on the same partition number (`xsell topics check` reports the topics)",
-                      rt->topic_clicks, clicks, rt->topic_cart, cart);
+        xs_err_set(errstr, errstr_size,
+                   "input topics %s (%d partitions) and %s (%d partitions) must have the same "
+                   "partition count: both are keyed by user_id and one user's events must land "
+                   "on the same partition number (`xsell topics check` reports the topics)",
+                   rt->topic_clicks, clicks, rt->topic_cart, cart);
         return XS_ERR_CONFIG;
     }
     return XS_OK;
@@ -515,7 +515,7 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     const xs_config_t *cfg = opts->config;
     xs_runtime_t *rt = calloc(1, sizeof(*rt));
     if (!rt) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     rt->cfg = cfg;
@@ -526,7 +526,7 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     rt->store = opts->store;
     rt->until_end = opts->until_end;
     if (pthread_mutex_init(&rt->mu, NULL) != 0) {
-        xs_errstr_set(errstr, errstr_size, "cannot create a mutex");
+        xs_err_set(errstr, errstr_size, "cannot create a mutex");
         free(rt);
         return NULL;
     }
@@ -545,8 +545,8 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
         if (!strcmp(kconf[i].key, "bootstrap.servers"))
             bootstrap = kconf[i].value;
     if (!bootstrap) {
-        xs_errstr_set(errstr, errstr_size,
-                      "kafka.bootstrap.servers is not set (config file, --set or --bootstrap)");
+        xs_err_set(errstr, errstr_size,
+                   "kafka.bootstrap.servers is not set (config file, --set or --bootstrap)");
         goto fail;
     }
     if (!(rt->producer = xs_producer_new(bootstrap, kconf, n_kafka, errstr, errstr_size)))

@@ -114,18 +114,18 @@ static xs_err_t svc_event_check(void *opaque, const xs_event_t *ev, char *reason
     xs_buf_t b = {0};
     xs_err_t err = XS_OK;
     if (ev->kind == XS_KIND_ITEM && !*s->topic_catalog) {
-        xs_errstr_set(reason, reason_size, "no catalog topic (topics.catalog is empty)");
+        xs_err_set(reason, reason_size, "no catalog topic (topics.catalog is empty)");
         return XS_ERR_VALIDATION;
     }
     if (xs_event_validate(ev, &s->limits, reason, reason_size) != XS_OK)
         return XS_ERR_VALIDATION;
     if ((err = xs_codec_encode_event(s->http_codec, ev, &b)) != XS_OK) {
-        xs_errstr_set(reason, reason_size, "cannot be encoded: %s", xs_err2str(err));
+        xs_err_set(reason, reason_size, "cannot be encoded: %s", xs_err_str(err));
         err = XS_ERR_VALIDATION;
     } else if (b.len > s->max_message_bytes) {
-        xs_errstr_set(reason, reason_size,
-                      "message of %zu bytes is larger than limits.max_message_bytes (%zu)", b.len,
-                      s->max_message_bytes);
+        xs_err_set(reason, reason_size,
+                   "message of %zu bytes is larger than limits.max_message_bytes (%zu)", b.len,
+                   s->max_message_bytes);
         err = XS_ERR_TOO_LARGE;
     }
     xs_buf_free(&b);
@@ -146,7 +146,7 @@ static xs_err_t svc_events_publish(void *opaque, const xs_event_t *evs, size_t n
         const char *key = ev->kind == XS_KIND_ITEM ? ev->item_id : ev->user_id;
         xs_buf_reset(&b);
         if ((err = xs_codec_encode_event(s->http_codec, ev, &b)) != XS_OK) {
-            xs_errstr_set(errstr, errstr_size, "encode: %s", xs_err2str(err));
+            xs_err_set(errstr, errstr_size, "encode: %s", xs_err_str(err));
             break;
         }
         err = xs_producer_send(s->http_producer, topic, -1, key, strlen(key), b.data, b.len, NULL,
@@ -165,7 +165,7 @@ static char *read_token(const char *path, char *errstr, size_t errstr_size)
     char buf[1024];
     FILE *f = fopen(path, "r");
     if (!f) {
-        xs_errstr_set(errstr, errstr_size, "http.auth.token.file %s: %s", path, strerror(errno));
+        xs_err_set(errstr, errstr_size, "http.auth.token.file %s: %s", path, strerror(errno));
         return NULL;
     }
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -176,13 +176,13 @@ static char *read_token(const char *path, char *errstr, size_t errstr_size)
     while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
         buf[--len] = '\0';
     if (len < 16 || strchr(buf, ' ')) {
-        xs_errstr_set(errstr, errstr_size,
-                      "http.auth.token.file %s: the token (first line) must be at least 16 "
-                      "bytes without spaces",
-                      path);
+        xs_err_set(errstr, errstr_size,
+                   "http.auth.token.file %s: the token (first line) must be at least 16 "
+                   "bytes without spaces",
+                   path);
         return NULL;
     }
-    char *t = xs_strdup(buf);
+    char *t = xs_str_dup(buf);
     memset(buf, 0, sizeof(buf));
     return t;
 }
@@ -195,7 +195,7 @@ static xs_err_t write_port_file(const char *path, const char *address, char *err
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f || fprintf(f, "%s\n", address) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-        xs_errstr_set(errstr, errstr_size, "http.port.file %s: %s", path, strerror(errno));
+        xs_err_set(errstr, errstr_size, "http.port.file %s: %s", path, strerror(errno));
         return XS_ERR_IO;
     }
     return XS_OK;
@@ -211,9 +211,9 @@ static xs_err_t start_http(xs_service_t *s, char *errstr, size_t errstr_size)
         return XS_OK;
     bool events = xs_config_bool(s->cfg, "http.events.enabled");
     if (events && !*token_file) {
-        xs_errstr_set(errstr, errstr_size,
-                      "http.events.enabled needs http.auth.token.file (write endpoints require "
-                      "a bearer token)");
+        xs_err_set(errstr, errstr_size,
+                   "http.events.enabled needs http.auth.token.file (write endpoints require "
+                   "a bearer token)");
         return XS_ERR_CONFIG;
     }
     if (events && !(token = read_token(token_file, errstr, errstr_size)))
@@ -257,7 +257,7 @@ xs_service_t *xs_service_new(const xs_service_opts_t *opts, char *errstr, size_t
     const xs_config_t *cfg = opts->config;
     xs_service_t *s = calloc(1, sizeof(*s));
     if (!s) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     s->cfg = cfg;

@@ -13,7 +13,7 @@
 static void apply(xs_params_t *P, const char *key, const char *v)
 {
     if (!strcmp(key, "model.similarity"))
-        P->similarity = (xs_sim_t)xs_sim_from_name(v);
+        P->similarity = (xs_sim_t)xs_sketch_sim_from_name(v);
     else if (!strcmp(key, "model.llr_min"))
         P->llr_min = atof(v);
     else if (!strcmp(key, "model.min_support"))
@@ -58,7 +58,7 @@ static void apply(xs_params_t *P, const char *key, const char *v)
 
 void xs_settings_params(const xs_config_t *cfg, xs_params_t *P)
 {
-    xs_params_default(P);
+    xs_engine_params_default(P);
     P->half_life_hours = xs_config_double(cfg, "model.half_life.hours");
     P->window_hours = xs_config_double(cfg, "model.window.hours");
     P->kmax = (int)xs_config_int(cfg, "model.kmax");
@@ -79,9 +79,9 @@ xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
     snprintf(x->salt, sizeof(x->salt), "%s", xs_config_str(cfg, "experiment.salt"));
     const char *p = xs_config_str(cfg, "experiment.arms");
     if (!*p) {
-        xs_errstr_set(errstr, errstr_size,
-                      "experiment.arms: an experiment needs arms, e.g. "
-                      "control:10,cooc:90");
+        xs_err_set(errstr, errstr_size,
+                   "experiment.arms: an experiment needs arms, e.g. "
+                   "control:10,cooc:90");
         return XS_ERR_CONFIG;
     }
     while (*p) {
@@ -89,8 +89,8 @@ xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char item[128];
         if (len == 0 || len >= sizeof(item) || x->n_arms == XS_MAX_ARMS) {
-            xs_errstr_set(errstr, errstr_size,
-                          "experiment.arms: expected up to %d entries 'name:share'", XS_MAX_ARMS);
+            xs_err_set(errstr, errstr_size,
+                       "experiment.arms: expected up to %d entries 'name:share'", XS_MAX_ARMS);
             return XS_ERR_CONFIG;
         }
         memcpy(item, p, len);
@@ -99,8 +99,8 @@ xs_err_t xs_settings_experiment(const xs_config_t *cfg, const xs_params_t *base,
         char *end = NULL;
         double share = colon ? strtod(colon + 1, &end) : -1;
         if (!colon || colon == item || colon - item >= 32 || !end || *end || share <= 0) {
-            xs_errstr_set(errstr, errstr_size,
-                          "experiment.arms: '%s' is not 'name:share' with a positive share", item);
+            xs_err_set(errstr, errstr_size,
+                       "experiment.arms: '%s' is not 'name:share' with a positive share", item);
             return XS_ERR_CONFIG;
         }
         *colon = '\0';

@@ -6,7 +6,7 @@
 #include "build_info.h"
 #include "xsell/kafka.h"
 
-void xs_build_info(xs_build_info_t *bi)
+void xs_version_build_info(xs_build_info_t *bi)
 {
     bi->version = XS_BUILD_VERSION;
     bi->commit = XS_BUILD_COMMIT;
@@ -18,7 +18,7 @@ void xs_build_info(xs_build_info_t *bi)
 void xs_version_print(FILE *out, const char *prog)
 {
     xs_build_info_t bi;
-    xs_build_info(&bi);
+    xs_version_build_info(&bi);
     fprintf(out,
             "%s %s (commit %s)\n"
             "librdkafka %s\n"

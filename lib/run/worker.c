@@ -33,20 +33,20 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     const xs_config_t *cfg = opts->config;
     xs_worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     w->cfg = cfg;
     if (!(w->metrics = xs_worker_metrics_new(cfg))) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto fail;
     }
     if (opts->from_beginning && xs_store_dir_nonempty(xs_config_str(cfg, "state.dir"))) {
-        xs_errstr_set(errstr, errstr_size,
-                      "--from-beginning needs an empty state directory (%s is not empty and "
-                      "its state would count every event twice); use --reset-state to rebuild "
-                      "from scratch",
-                      xs_config_str(cfg, "state.dir"));
+        xs_err_set(errstr, errstr_size,
+                   "--from-beginning needs an empty state directory (%s is not empty and "
+                   "its state would count every event twice); use --reset-state to rebuild "
+                   "from scratch",
+                   xs_config_str(cfg, "state.dir"));
         goto fail;
     }
     size_t n_rocks = 0;
@@ -66,7 +66,7 @@ xs_worker_t *xs_worker_new(const xs_worker_opts_t *opts, char *errstr, size_t er
     int n_arms = 0;
     const char *const *arms = xs_engine_processor_arms(w->ep, &n_arms);
     if (xs_worker_metrics_start(w->metrics, arms, n_arms) != XS_OK) {
-        xs_errstr_set(errstr, errstr_size, "out of memory (metrics)");
+        xs_err_set(errstr, errstr_size, "out of memory (metrics)");
         goto fail;
     }
     if (!(w->router = xs_router_new(cfg, w->metrics, errstr, errstr_size)))

@@ -43,7 +43,7 @@ struct xs_worker_metrics {
     xs_metrics_t *metrics;
     int mid[M__COUNT];
     xs_obs_t *obs; /* histograms, build info, process metrics, per-partition lag */
-    xs_listmap_t *listmap;
+    xs_metrics_listmap_t *listmap;
     const char *topic_clicks, *topic_cart, *topic_catalog;
     char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
     int n_arms;
@@ -147,10 +147,11 @@ static void touch_series(xs_worker_metrics_t *wm)
     for (int t = 0; t < XS_CLICK__COUNT; t++)
         xs_metrics_touch(
             m, wm->mid[M_EVENTS],
-            (const char *[]){wm->topic_clicks, xs_click_type_name((xs_click_type_t)t)});
+            (const char *[]){wm->topic_clicks, xs_event_click_type_name((xs_click_type_t)t)});
     for (int t = 0; t < XS_CART__COUNT; t++)
-        xs_metrics_touch(m, wm->mid[M_EVENTS],
-                         (const char *[]){wm->topic_cart, xs_cart_type_name((xs_cart_type_t)t)});
+        xs_metrics_touch(
+            m, wm->mid[M_EVENTS],
+            (const char *[]){wm->topic_cart, xs_event_cart_type_name((xs_cart_type_t)t)});
     const char *in[] = {wm->topic_clicks, wm->topic_cart, wm->topic_catalog};
     for (size_t i = 0; i < XS_ARRAY_SIZE(in); i++)
         if (*in[i])
@@ -168,7 +169,7 @@ static void touch_series(xs_worker_metrics_t *wm)
         const char *arm = wm->n_arms ? wm->arm_names[a] : "none";
         for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++)
             xs_metrics_touch(m, wm->mid[M_LISTS],
-                             (const char *[]){xs_placement_name((xs_placement_t)pl), arm});
+                             (const char *[]){xs_event_placement_name((xs_placement_t)pl), arm});
         int per_arm[] = {M_IMPRESSIONS, M_CLICKS, M_PURCHASES, M_REVENUE};
         for (size_t i = 0; i < XS_ARRAY_SIZE(per_arm); i++)
             xs_metrics_touch(m, wm->mid[per_arm[i]], (const char *[]){arm});
@@ -184,7 +185,7 @@ xs_worker_metrics_t *xs_worker_metrics_new(const xs_config_t *cfg)
     wm->topic_cart = xs_config_str(cfg, "topics.cart");
     wm->topic_catalog = xs_config_str(cfg, "topics.catalog");
     wm->metrics = xs_metrics_new(0);
-    wm->listmap = xs_listmap_new((size_t)xs_config_int(cfg, "metrics.attribution.lists"));
+    wm->listmap = xs_metrics_listmap_new((size_t)xs_config_int(cfg, "metrics.attribution.lists"));
     if (!wm->metrics || !wm->listmap || define_metrics(wm) != XS_OK) {
         xs_worker_metrics_destroy(wm);
         return NULL;
@@ -196,7 +197,7 @@ void xs_worker_metrics_destroy(xs_worker_metrics_t *wm)
 {
     if (!wm)
         return;
-    xs_listmap_destroy(wm->listmap);
+    xs_metrics_listmap_destroy(wm->listmap);
     xs_obs_destroy(wm->obs);
     xs_metrics_destroy(wm->metrics);
     free(wm);
@@ -210,7 +211,7 @@ xs_err_t xs_worker_metrics_start(xs_worker_metrics_t *wm, const char *const *arm
         snprintf(wm->arm_names[a], sizeof(wm->arm_names[a]), "%s", arm_names[a]);
     for (int a = 0; a < (wm->n_arms ? wm->n_arms : 1); a++)
         for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
-            const char *lv[] = {xs_placement_name((xs_placement_t)pl),
+            const char *lv[] = {xs_event_placement_name((xs_placement_t)pl),
                                 wm->n_arms ? wm->arm_names[a] : "none"};
             xs_metrics_add(wm->metrics, wm->mid[M_ADD_OPPS], lv, 0);
             xs_metrics_add(wm->metrics, wm->mid[M_ADD_HITS], lv, 0);
@@ -240,9 +241,10 @@ xs_err_t xs_worker_metrics_render(xs_worker_metrics_t *wm, xs_buf_t *out)
 void xs_worker_metrics_event(xs_worker_metrics_t *wm, const char *topic, const xs_event_t *ev,
                              bool duplicate)
 {
-    const char *type = ev->kind == XS_KIND_CLICK  ? xs_click_type_name((xs_click_type_t)ev->type)
-                       : ev->kind == XS_KIND_CART ? xs_cart_type_name((xs_cart_type_t)ev->type)
-                                                  : "ITEM_UPDATE";
+    const char *type =
+        ev->kind == XS_KIND_CLICK  ? xs_event_click_type_name((xs_click_type_t)ev->type)
+        : ev->kind == XS_KIND_CART ? xs_event_cart_type_name((xs_cart_type_t)ev->type)
+                                   : "ITEM_UPDATE";
     xs_metrics_add(wm->metrics, wm->mid[M_EVENTS], (const char *[]){topic, type}, 1);
     if (!ev->list_id || ev->kind == XS_KIND_ITEM)
         return;
@@ -251,7 +253,7 @@ void xs_worker_metrics_event(xs_worker_metrics_t *wm, const char *topic, const x
         return;
     if (duplicate)
         return;
-    const char *arm = xs_listmap_get(wm->listmap, ev->list_id);
+    const char *arm = xs_metrics_listmap_get(wm->listmap, ev->list_id);
     if (!arm) {
         xs_metrics_add(wm->metrics, wm->mid[M_UNATTRIBUTED],
                        (const char *[]){purchase ? "purchase" : "click"}, 1);
@@ -281,7 +283,7 @@ void xs_worker_metrics_adds(xs_worker_metrics_t *wm, const xs_add_outcome_t *o, 
     for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
         if (!o->opportunities[pl])
             continue;
-        const char *lv[] = {xs_placement_name((xs_placement_t)pl), arm};
+        const char *lv[] = {xs_event_placement_name((xs_placement_t)pl), arm};
         xs_metrics_add(wm->metrics, wm->mid[M_ADD_OPPS], lv, o->opportunities[pl]);
         xs_metrics_add(wm->metrics, wm->mid[M_ADD_HITS], lv, o->hits[pl]);
     }
@@ -291,9 +293,9 @@ void xs_worker_metrics_list(xs_worker_metrics_t *wm, const xs_list_t *list)
 {
     const char *arm = list->arm && *list->arm ? list->arm : "none";
     xs_metrics_add(wm->metrics, wm->mid[M_LISTS],
-                   (const char *[]){xs_placement_name(list->placement), arm}, 1);
+                   (const char *[]){xs_event_placement_name(list->placement), arm}, 1);
     xs_metrics_add(wm->metrics, wm->mid[M_IMPRESSIONS], (const char *[]){arm}, 1);
-    xs_listmap_put(wm->listmap, list->list_id, list->arm);
+    xs_metrics_listmap_put(wm->listmap, list->list_id, list->arm);
 }
 
 void xs_worker_metrics_dlq(xs_worker_metrics_t *wm, const char *reason_class)

@@ -127,7 +127,7 @@ static const char *const format_names[XS_FORMAT__COUNT] = {"online-retail", "ret
  * Public: names and options
  * ====================================================================== */
 
-int xs_format_from_name(const char *name)
+int xs_dataset_format_from_name(const char *name)
 {
     if (!name)
         return -1;
@@ -137,7 +137,7 @@ int xs_format_from_name(const char *name)
     return -1;
 }
 
-const char *xs_format_name(xs_format_t fmt)
+const char *xs_dataset_format_name(xs_dataset_format_t fmt)
 {
     return ((int)fmt >= 0 && fmt < XS_FORMAT__COUNT) ? format_names[fmt] : "unknown";
 }
@@ -289,7 +289,7 @@ static xs_err_t set_str(char **dst, const char *s)
     *dst = NULL;
     if (!s)
         return XS_OK;
-    *dst = xs_strdup(s);
+    *dst = xs_str_dup(s);
     return *dst ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -319,7 +319,7 @@ static const char *base_name(const char *path)
 static bool parse_i32(const char *s, int32_t *out)
 {
     int64_t v = 0;
-    if (!xs_parse_i64(s, &v) || v < INT32_MIN || v > INT32_MAX)
+    if (!xs_str_parse_i64(s, &v) || v < INT32_MIN || v > INT32_MAX)
         return false;
     *out = (int32_t)v;
     return true;
@@ -355,17 +355,17 @@ static xs_err_t lr_open(line_reader_t *lr, const char *path, char *errstr, size_
     lr->path = path;
     struct stat st;
     if (stat(path, &st) != 0) {
-        xs_errstr_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        xs_err_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
         return XS_ERR_IO;
     }
     if (S_ISDIR(st.st_mode)) {
-        xs_errstr_set(errstr, errstr_size, "%s: is a directory", path);
+        xs_err_set(errstr, errstr_size, "%s: is a directory", path);
         return XS_ERR_IO;
     }
     errno = 0;
     lr->gz = gzopen(path, "rb");
     if (!lr->gz) {
-        xs_errstr_set(errstr, errstr_size, "%s: %s", path, errno ? strerror(errno) : "cannot open");
+        xs_err_set(errstr, errstr_size, "%s: %s", path, errno ? strerror(errno) : "cannot open");
         return XS_ERR_IO;
     }
     gzbuffer(lr->gz, 1 << 17);
@@ -399,8 +399,8 @@ static xs_err_t lr_next(line_reader_t *lr, char **line, size_t *len, char *errst
             int zerr = Z_OK;
             const char *msg = gzerror(lr->gz, &zerr);
             if (zerr != Z_OK) {
-                xs_errstr_set(errstr, errstr_size, "%s:%" PRIu64 ": read error: %s", lr->path,
-                              lr->lineno + 1, zerr == Z_ERRNO ? strerror(errno) : msg);
+                xs_err_set(errstr, errstr_size, "%s:%" PRIu64 ": read error: %s", lr->path,
+                           lr->lineno + 1, zerr == Z_ERRNO ? strerror(errno) : msg);
                 return XS_ERR_IO;
             }
             eof = true;
@@ -411,8 +411,8 @@ static xs_err_t lr_next(line_reader_t *lr, char **line, size_t *len, char *errst
         if (n > 0 && dst[n - 1] == '\n')
             break;
         if (lr->line.len > XS_DATASET_MAX_LINE) {
-            xs_errstr_set(errstr, errstr_size, "%s:%" PRIu64 ": line longer than %u bytes",
-                          lr->path, lr->lineno + 1, XS_DATASET_MAX_LINE);
+            xs_err_set(errstr, errstr_size, "%s:%" PRIu64 ": line longer than %u bytes", lr->path,
+                       lr->lineno + 1, XS_DATASET_MAX_LINE);
             return XS_ERR_TOO_LARGE;
         }
     }
@@ -535,8 +535,8 @@ static xs_err_t csv_next(line_reader_t *lr, csv_record_t *rec, char sep, char *e
         if (quotes % 2 == 0)
             break;
         if (rec->raw.len > XS_DATASET_MAX_LINE) {
-            xs_errstr_set(errstr, errstr_size, "%s:%" PRIu64 ": record longer than %u bytes",
-                          lr->path, rec->lineno, XS_DATASET_MAX_LINE);
+            xs_err_set(errstr, errstr_size, "%s:%" PRIu64 ": record longer than %u bytes", lr->path,
+                       rec->lineno, XS_DATASET_MAX_LINE);
             return XS_ERR_TOO_LARGE;
         }
         err = lr_next(lr, &line, &len, errstr, errstr_size);
@@ -750,17 +750,17 @@ static xs_err_t or_read_file(or_ctx_t *c, sink_t *s, const char *path, char *err
         goto out;
     err = csv_next(&lr, &rec, ',', errstr, errstr_size);
     if (err == XS_ERR_EOF) {
-        xs_errstr_set(errstr, errstr_size, "%s:1: empty file (expected an Online Retail header)",
-                      path);
+        xs_err_set(errstr, errstr_size, "%s:1: empty file (expected an Online Retail header)",
+                   path);
         err = XS_ERR_DECODE;
     }
     if (err)
         goto out;
     for (int i = 0; i < OR__COUNT; i++) {
         if ((col[i] = csv_column(&rec, or_columns[i])) < 0) {
-            xs_errstr_set(errstr, errstr_size,
-                          "%s:%" PRIu64 ": no %s column (not an Online Retail CSV)", path,
-                          rec.lineno, or_columns[i]);
+            xs_err_set(errstr, errstr_size,
+                       "%s:%" PRIu64 ": no %s column (not an Online Retail CSV)", path, rec.lineno,
+                       or_columns[i]);
             err = XS_ERR_DECODE;
             goto out;
         }
@@ -783,7 +783,7 @@ static xs_err_t or_read_file(or_ctx_t *c, sink_t *s, const char *path, char *err
             bad_row(s, path, rec.lineno, "bad Quantity");
             continue;
         }
-        if (!xs_time_parse(f[OR_DATE], &ts)) {
+        if (!xs_event_time_parse(f[OR_DATE], &ts)) {
             bad_row(s, path, rec.lineno, "bad InvoiceDate");
             continue;
         }
@@ -899,7 +899,7 @@ static xs_err_t or_family(const char *code, char **out)
     for (size_t i = d; code[i]; i++)
         if (!((code[i] >= 'A' && code[i] <= 'Z') || (code[i] >= 'a' && code[i] <= 'z')))
             return XS_OK;
-    *out = xs_strndup(code, d);
+    *out = xs_str_ndup(code, d);
     return *out ? XS_OK : XS_ERR_NOMEM;
 }
 
@@ -1052,7 +1052,7 @@ static xs_err_t rr_kaggle_row(rr_ctx_t *c, sink_t *s, const char *path, const cs
     }
     for (int i = 0; i < RK__COUNT; i++)
         f[i] = col[i] >= 0 ? csv_field(rec, (size_t)col[i]) : "";
-    if (!xs_parse_i64(f[RK_TS], &ts)) {
+    if (!xs_str_parse_i64(f[RK_TS], &ts)) {
         bad_row(s, path, rec->lineno, "bad timestamp");
         return XS_OK;
     }
@@ -1124,7 +1124,7 @@ static xs_err_t rr_read_file(rr_ctx_t *c, sink_t *s, const char *path, int role,
         goto out;
     err = csv_next(&lr, &rec, sep, errstr, errstr_size);
     if (err == XS_ERR_EOF) {
-        xs_errstr_set(errstr, errstr_size, "%s:1: empty file (expected a header)", path);
+        xs_err_set(errstr, errstr_size, "%s:1: empty file (expected a header)", path);
         err = XS_ERR_DECODE;
     }
     if (err)
@@ -1134,19 +1134,19 @@ static xs_err_t rr_read_file(rr_ctx_t *c, sink_t *s, const char *path, int role,
         col[i] = csv_column(&rec, rk_columns[i]);
     if (role >= 0) {
         if (col[RK_VISITOR] < 0 || col[RK_ITEM] < 0) {
-            xs_errstr_set(errstr, errstr_size,
-                          "%s:%" PRIu64
-                          ": expected a tab-separated header visitorid<TAB>itemid<TAB>event",
-                          path, rec.lineno);
+            xs_err_set(errstr, errstr_size,
+                       "%s:%" PRIu64
+                       ": expected a tab-separated header visitorid<TAB>itemid<TAB>event",
+                       path, rec.lineno);
             err = XS_ERR_DECODE;
             goto out;
         }
     } else if (col[RK_TS] < 0 || col[RK_VISITOR] < 0 || col[RK_EVENT] < 0 || col[RK_ITEM] < 0) {
-        xs_errstr_set(errstr, errstr_size,
-                      "%s:%" PRIu64
-                      ": expected header timestamp,visitorid,event,itemid[,transactionid] "
-                      "(caserec files must be named view_*, add_to_cart_* or purchase_*)",
-                      path, rec.lineno);
+        xs_err_set(errstr, errstr_size,
+                   "%s:%" PRIu64
+                   ": expected header timestamp,visitorid,event,itemid[,transactionid] "
+                   "(caserec files must be named view_*, add_to_cart_* or purchase_*)",
+                   path, rec.lineno);
         err = XS_ERR_DECODE;
         goto out;
     }
@@ -1376,7 +1376,7 @@ static xs_err_t rr_list_dir(const char *dir, char ***files, size_t *n_files, siz
     DIR *d = opendir(dir);
     size_t first = *n_files;
     if (!d) {
-        xs_errstr_set(errstr, errstr_size, "%s: %s", dir, strerror(errno));
+        xs_err_set(errstr, errstr_size, "%s: %s", dir, strerror(errno));
         return XS_ERR_IO;
     }
     struct dirent *de = NULL;
@@ -1393,8 +1393,8 @@ static xs_err_t rr_list_dir(const char *dir, char ***files, size_t *n_files, siz
         (*files)[(*n_files)++] = p;
     }
     if (*n_files == first) {
-        xs_errstr_set(errstr, errstr_size,
-                      "%s: no view_*, add_to_cart_* or purchase_* files in directory", dir);
+        xs_err_set(errstr, errstr_size,
+                   "%s: no view_*, add_to_cart_* or purchase_* files in directory", dir);
         err = XS_ERR_IO;
     }
 out:
@@ -1428,7 +1428,7 @@ static xs_err_t read_retailrocket(const char *const *paths, size_t n_paths, uint
         }
         if ((err = grow((void **)&files, &cap_files, n_files + 1, sizeof(*files))) != XS_OK)
             goto out;
-        if (!(files[n_files] = xs_strdup(paths[i]))) {
+        if (!(files[n_files] = xs_str_dup(paths[i]))) {
             err = XS_ERR_NOMEM;
             goto out;
         }
@@ -1439,8 +1439,8 @@ static xs_err_t read_retailrocket(const char *const *paths, size_t n_paths, uint
             n_kaggle++;
     }
     if (n_caserec && n_kaggle) {
-        xs_errstr_set(errstr, errstr_size,
-                      "retailrocket: cannot mix events.csv files with caserec files");
+        xs_err_set(errstr, errstr_size,
+                   "retailrocket: cannot mix events.csv files with caserec files");
         err = XS_ERR_INVALID;
         goto out;
     }
@@ -1477,7 +1477,7 @@ static bool parse_epoch_seconds(const char *f, int64_t *ms)
         return false;
     memcpy(whole, f, wl);
     whole[wl] = '\0';
-    if (!xs_parse_i64(whole, &sec) || sec < 0 || sec > INT64_MAX / 1000 - 1)
+    if (!xs_str_parse_i64(whole, &sec) || sec < 0 || sec > INT64_MAX / 1000 - 1)
         return false;
     if (dot) {
         const char *p = dot + 1;
@@ -1509,7 +1509,7 @@ static xs_err_t yc_read_file(rr_ctx_t *c, sink_t *s, const char *path, char *err
         goto out;
     err = csv_next(&lr, &rec, '\t', errstr, errstr_size);
     if (err == XS_ERR_EOF) {
-        xs_errstr_set(errstr, errstr_size, "%s:1: empty file (expected a header)", path);
+        xs_err_set(errstr, errstr_size, "%s:1: empty file (expected a header)", path);
         err = XS_ERR_DECODE;
     }
     if (err)
@@ -1519,10 +1519,9 @@ static xs_err_t yc_read_file(rr_ctx_t *c, sink_t *s, const char *path, char *err
     c_item = csv_column(&rec, "ItemId");
     c_time = csv_column(&rec, "Time");
     if (c_session < 0 || c_item < 0 || c_time < 0) {
-        xs_errstr_set(errstr, errstr_size,
-                      "%s:%" PRIu64
-                      ": expected a tab-separated header SessionId<TAB>ItemId<TAB>Time",
-                      path, rec.lineno);
+        xs_err_set(errstr, errstr_size,
+                   "%s:%" PRIu64 ": expected a tab-separated header SessionId<TAB>ItemId<TAB>Time",
+                   path, rec.lineno);
         err = XS_ERR_DECODE;
         goto out;
     }
@@ -1609,12 +1608,12 @@ static xs_err_t file_has_comma(line_reader_t *lr, bool *has, char *errstr, size_
     int zerr = Z_OK;
     const char *msg = gzerror(lr->gz, &zerr);
     if (n < 0 || zerr != Z_OK) {
-        xs_errstr_set(errstr, errstr_size, "%s: read error: %s", lr->path,
-                      zerr == Z_ERRNO ? strerror(errno) : msg);
+        xs_err_set(errstr, errstr_size, "%s: read error: %s", lr->path,
+                   zerr == Z_ERRNO ? strerror(errno) : msg);
         return XS_ERR_IO;
     }
     if (gzrewind(lr->gz) != 0) {
-        xs_errstr_set(errstr, errstr_size, "%s: cannot rewind", lr->path);
+        xs_err_set(errstr, errstr_size, "%s: cannot rewind", lr->path);
         return XS_ERR_IO;
     }
     return XS_OK;
@@ -1756,7 +1755,7 @@ static xs_err_t read_jsonl(const char *const *paths, size_t n_paths, sink_t *s, 
             if (!(root = xs_json_parse(line, len, why, sizeof(why)))) {
                 err = XS_ERR_DECODE;
             } else {
-                err = xs_event_from_json(root, &s->ev, why, sizeof(why));
+                err = xs_event_json_decode(root, &s->ev, why, sizeof(why));
                 xs_json_free(root);
                 root = NULL;
             }
@@ -1767,8 +1766,8 @@ static xs_err_t read_jsonl(const char *const *paths, size_t n_paths, sink_t *s, 
                 const char *msg = strncmp(why, "line 1 col ", 11) == 0 ? why + 7 : why;
                 xs_event_clear(&s->ev);
                 s->stats->bad_rows++;
-                xs_errstr_set(errstr, errstr_size, "%s:%" PRIu64 ": %s", paths[p], lr.lineno,
-                              msg[0] ? msg : "invalid JSON");
+                xs_err_set(errstr, errstr_size, "%s:%" PRIu64 ": %s", paths[p], lr.lineno,
+                           msg[0] ? msg : "invalid JSON");
                 goto out;
             }
             if ((err = emit(s)) != XS_OK)
@@ -1789,7 +1788,7 @@ out:
  * Public: the reader
  * ====================================================================== */
 
-xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_paths,
+xs_err_t xs_dataset_read(xs_dataset_format_t fmt, const char *const *paths, size_t n_paths,
                          const xs_dataset_opts_t *opts, xs_dataset_cb cb, void *opaque,
                          xs_dataset_stats_t *stats, char *errstr, size_t errstr_size)
 {
@@ -1798,19 +1797,19 @@ xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_pat
     xs_dataset_stats_t local = {0};
     sink_t s = {0};
 
-    xs_errstr_set(errstr, errstr_size, "%s", "");
+    xs_err_set(errstr, errstr_size, "%s", "");
     if (!opts) {
         xs_dataset_opts_default(&defaults);
         opts = &defaults;
     }
     if ((int)fmt < 0 || fmt >= XS_FORMAT__COUNT || !cb || n_paths == 0 || !paths) {
-        xs_errstr_set(errstr, errstr_size, "invalid arguments to xs_dataset_read");
+        xs_err_set(errstr, errstr_size, "invalid arguments to xs_dataset_read");
         err = XS_ERR_INVALID;
         goto out;
     }
     for (size_t i = 0; i < n_paths; i++) {
         if (!paths[i]) {
-            xs_errstr_set(errstr, errstr_size, "invalid arguments to xs_dataset_read");
+            xs_err_set(errstr, errstr_size, "invalid arguments to xs_dataset_read");
             err = XS_ERR_INVALID;
             goto out;
         }
@@ -1845,7 +1844,7 @@ xs_err_t xs_dataset_read(xs_format_t fmt, const char *const *paths, size_t n_pat
     if (err == XS_ERR_EOF && s.limit_reached)
         err = XS_OK;
     if (err == XS_ERR_NOMEM && errstr && errstr_size && !errstr[0])
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
 out:
     xs_event_clear(&s.ev);
     if (stats)

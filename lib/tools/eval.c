@@ -124,7 +124,7 @@ static xs_err_t item_of(eval_ctx_t *c, const char *id, uint32_t *idx)
         return err;
     item_rec_t *r = &c->items[c->n_items];
     memset(r, 0, sizeof(*r));
-    if (!(r->id = xs_strdup(id)))
+    if (!(r->id = xs_str_dup(id)))
         return XS_ERR_NOMEM;
     if ((err = xs_hmap_put(&c->item_idx, h, (void *)(uintptr_t)(c->n_items + 1))) != XS_OK) {
         free(r->id);
@@ -167,7 +167,7 @@ static xs_err_t score_point(eval_ctx_t *c, const eval_user_t *u, xs_placement_t 
     const xs_published_t *p = u->last[pl];
     if (!p || u->list_basket[pl] != u->basket)
         return XS_OK;
-    int rank = xs_published_rank(p, item, c->k);
+    int rank = xs_engine_published_rank(p, item, c->k);
     rate_add(kind == 0 ? &c->res->cart : &c->res->view, rank);
     xs_err_t err = grow((void **)&c->points, &c->cap_points, c->n_points + 1, sizeof(*c->points));
     if (err)
@@ -251,7 +251,8 @@ static xs_err_t observe(eval_ctx_t *c, const xs_event_t *ev, eval_user_t *u, uin
                 return err;
             for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++)
                 if (u->last[pl])
-                    rate_add(&c->res->live[pl], xs_published_rank(u->last[pl], l->item_id, c->k));
+                    rate_add(&c->res->live[pl],
+                             xs_engine_published_rank(u->last[pl], l->item_id, c->k));
             c->items[idx].interactions++;
             qty += l->quantity > 0 ? l->quantity : 1;
             if (qty > INT32_MAX)
@@ -323,7 +324,7 @@ static xs_err_t on_event(void *opaque, const xs_event_t *ev)
     bool has = false;
     c->res->events++;
     xs_engine_stats(c->engine, &before);
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     err = xs_engine_process(c->engine, 0, ev, &list, &has, c->errstr, c->errstr_size);
     if (err)
         goto out;
@@ -349,11 +350,11 @@ static xs_err_t on_event(void *opaque, const xs_event_t *ev)
             err = XS_ERR_NOMEM;
             goto out;
         }
-        xs_published_note(u->last[pl], &list);
+        xs_engine_published_note(u->last[pl], &list);
         u->list_basket[pl] = u->basket;
     }
 out:
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     return err;
 }
 
@@ -484,7 +485,7 @@ static xs_err_t top_items(eval_ctx_t *c)
             double n_j = c->items[j].transactions;
             if ((double)k11 * N <= n_i * n_j)
                 continue; /* not positively associated */
-            double llr = xs_llr(k11, n_i - k11, n_j - k11, N - n_i - n_j + k11);
+            double llr = xs_sketch_llr(k11, n_i - k11, n_j - k11, N - n_i - n_j + k11);
             ref[m++] = (rank_ent_t){k11, (uint32_t)j, c->items[j].id, llr};
         }
         qsort(ref, m, sizeof(*ref), cmp_rank);
@@ -504,7 +505,7 @@ static xs_err_t top_items(eval_ctx_t *c)
                     T->overlap++;
                     break;
                 }
-        xs_neighbours_free(nb, n_nb);
+        xs_engine_neighbours_free(nb, n_nb);
     }
     r->n_top = (int)n_top;
 out:
@@ -515,9 +516,10 @@ out:
     return err;
 }
 
-xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k, xs_format_t fmt,
-                     const char *const *paths, size_t n_paths, const xs_dataset_opts_t *dopts,
-                     xs_eval_result_t *res, char *errstr, size_t errstr_size)
+xs_err_t xs_eval_run(const char *name, const xs_engine_opts_t *engine_opts, int k,
+                     xs_dataset_format_t fmt, const char *const *paths, size_t n_paths,
+                     const xs_dataset_opts_t *dopts, xs_eval_result_t *res, char *errstr,
+                     size_t errstr_size)
 {
     eval_ctx_t c = {0};
     struct timespec t0, t1;

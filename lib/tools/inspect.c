@@ -66,7 +66,7 @@ static uint64_t be64(const uint8_t *p)
 static xs_err_t corrupt(xs_buf_t *out, xs_cf_t cf, const void *key, size_t key_len, const void *val,
                         size_t val_len, const char *why, xs_err_t err)
 {
-    xs_buf_printf(out, "%s CORRUPT key=", xs_cf_name(cf));
+    xs_buf_printf(out, "%s CORRUPT key=", xs_engine_cf_name(cf));
     put_hex(out, key, key_len);
     xs_buf_printf(out, " reason=");
     put_quoted(out, why, strlen(why));
@@ -103,7 +103,7 @@ static xs_err_t format_meta(const uint8_t *k, size_t kl, const uint8_t *v, size_
         xs_globals_t *g = malloc(sizeof(*g));
         if (!g)
             return XS_ERR_NOMEM;
-        xs_err_t err = xs_globals_decode(g, v, vl, why, sizeof(why));
+        xs_err_t err = xs_store_records_globals_decode(g, v, vl, why, sizeof(why));
         if (err) {
             free(g);
             return corrupt(out, XS_CF_META, k, kl, v, vl, why, err);
@@ -148,7 +148,7 @@ static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_
     xs_name_rec_t n = {0};
     if (kl != 8)
         return corrupt(out, XS_CF_NAMES, k, kl, v, vl, "key is not 8 bytes", XS_ERR_DECODE);
-    xs_err_t err = xs_name_decode(&n, v, vl, why, sizeof(why));
+    xs_err_t err = xs_store_records_name_decode(&n, v, vl, why, sizeof(why));
     if (err)
         return corrupt(out, XS_CF_NAMES, k, kl, v, vl, why, err);
     xs_buf_printf(out, "name %016" PRIx64 " id=", be64(k));
@@ -166,7 +166,7 @@ static xs_err_t format_name(const uint8_t *k, size_t kl, const uint8_t *v, size_
     if (n.has_until)
         xs_buf_printf(out, " available_until=%" PRId64, n.available_until);
     xs_buf_append_u8(out, '\n');
-    xs_name_rec_clear(&n);
+    xs_store_records_name_rec_clear(&n);
     return XS_OK;
 }
 
@@ -178,7 +178,7 @@ static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_
     xs_item_t *it = malloc(sizeof(*it));
     if (!it)
         return XS_ERR_NOMEM;
-    xs_err_t err = xs_item_decode(it, v, vl, why, sizeof(why));
+    xs_err_t err = xs_sketch_decode(it, v, vl, why, sizeof(why));
     if (err) {
         free(it);
         return corrupt(out, XS_CF_ITEMS, k, kl, v, vl, why, err);
@@ -190,10 +190,10 @@ static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_
                   " total_viewed=%" PRIu64 "\n",
                   h, it->flags, it->category, it->n_users[XS_CLASS_BOUGHT],
                   it->n_users[XS_CLASS_VIEWED], it->n_pairs[XS_CLASS_BOUGHT],
-                  it->n_pairs[XS_CLASS_VIEWED], xs_item_pair_total(it, XS_CLASS_BOUGHT),
-                  xs_item_pair_total(it, XS_CLASS_VIEWED));
+                  it->n_pairs[XS_CLASS_VIEWED], xs_sketch_pair_total(it, XS_CLASS_BOUGHT),
+                  xs_sketch_pair_total(it, XS_CLASS_VIEWED));
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
-        const xs_ss_entry_t *e = xs_item_pairs_const(it, (xs_class_t)cls);
+        const xs_ss_entry_t *e = xs_sketch_pairs_const(it, (xs_class_t)cls);
         for (int i = 0; i < it->n_pairs[cls]; i++)
             xs_buf_printf(out,
                           "item %016" PRIx64 " %s %d other=%016" PRIx64 " count=%" PRIu32
@@ -202,7 +202,7 @@ static xs_err_t format_item(const uint8_t *k, size_t kl, const uint8_t *v, size_
                           e[i].err);
         /* the neighbour list, in stored order, and where the sweep resumes */
         int nt = 0;
-        const xs_top_t *t = xs_item_top(it, (xs_class_t)cls, &nt);
+        const xs_top_t *t = xs_sketch_top(it, (xs_class_t)cls, &nt);
         for (int i = 0; i < nt; i++)
             xs_buf_printf(out, "item %016" PRIx64 " %s-list %d pos=%u sim=%.9g\n", h,
                           cls == XS_CLASS_BOUGHT ? "bought" : "viewed", i, t[i].idx,
@@ -263,7 +263,7 @@ static xs_err_t format_user(const uint8_t *k, size_t kl, const uint8_t *v, size_
         xs_buf_printf(out, "user %s dedup %d %08" PRIx32 "\n", id, i, p->dedup[i]);
     for (int i = 0; i < XS_PLACEMENT__COUNT; i++) {
         xs_buf_printf(out, "user %s last_list %s hash=%08" PRIx32 " ts=%" PRId64 " seen=", id,
-                      xs_placement_name((xs_placement_t)i), p->last_list_hash[i],
+                      xs_event_placement_name((xs_placement_t)i), p->last_list_hash[i],
                       p->last_list_ts[i]);
         for (int f = 0; f < p->last_n[i]; f++)
             xs_buf_printf(out, "%s%04x", f ? "," : "", p->last_fp[i][f]);
@@ -282,7 +282,7 @@ static xs_err_t format_lists(const uint8_t *k, size_t kl, const uint8_t *v, size
     xs_item_lists_t *l = malloc(sizeof(*l));
     if (!l)
         return XS_ERR_NOMEM;
-    xs_err_t err = xs_item_lists_decode(l, v, vl, why, sizeof(why));
+    xs_err_t err = xs_sketch_lists_decode(l, v, vl, why, sizeof(why));
     uint64_t h = be64(k);
     if (!err && l->item != h) {
         snprintf(why, sizeof(why), "the record is item %016" PRIx64 "'s", l->item);
@@ -367,19 +367,19 @@ xs_err_t xs_inspect_dump(xs_store_t *s, FILE *out, char *errstr, size_t errstr_s
         err = xs_store_iterate(s, order[i], dump_one, &d, errstr, errstr_size);
         if (!err && d.fatal) {
             err = d.fatal;
-            xs_errstr_set(errstr, errstr_size, "dump: %s", xs_err2str(err));
+            xs_err_set(errstr, errstr_size, "dump: %s", xs_err_str(err));
         }
     }
     if (!err)
         fprintf(out, "# records=%" PRIu64 " corrupt=%" PRIu64 "\n", d.records, d.corrupt);
     if (!err && fflush(out) != 0) {
         err = XS_ERR_IO;
-        xs_errstr_set(errstr, errstr_size, "dump: write failed");
+        xs_err_set(errstr, errstr_size, "dump: write failed");
     }
     if (!err && d.corrupt) {
         err = XS_ERR_DECODE;
-        xs_errstr_set(errstr, errstr_size, "%" PRIu64 " corrupt record(s), see CORRUPT lines",
-                      d.corrupt);
+        xs_err_set(errstr, errstr_size, "%" PRIu64 " corrupt record(s), see CORRUPT lines",
+                   d.corrupt);
     }
     xs_buf_free(&d.line);
     return err;
@@ -396,16 +396,16 @@ static void print_name(xs_store_t *s, uint64_t h, FILE *out, bool with_title)
     xs_buf_t val = {0};
     bool found = false;
     xs_name_rec_t n = {0};
-    xs_key_u64(key, h);
+    xs_engine_key_u64(key, h);
     if (xs_store_get(s, XS_CF_NAMES, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
-        xs_name_decode(&n, val.data, val.len, NULL, 0) == XS_OK) {
+        xs_store_records_name_decode(&n, val.data, val.len, NULL, 0) == XS_OK) {
         fprintf(out, "%s", n.id);
         if (with_title && n.title)
             fprintf(out, " (%s)", n.title);
     } else {
         fprintf(out, "#%016" PRIx64, h);
     }
-    xs_name_rec_clear(&n);
+    xs_store_records_name_rec_clear(&n);
     xs_buf_free(&val);
 }
 
@@ -455,12 +455,12 @@ static xs_err_t find_user_parts(xs_store_t *s, const char *user_id, find_user_ct
     if ((err = xs_store_iterate(s, XS_CF_USERS, find_user, f, errstr, errstr_size)))
         return err;
     if (f->nomem) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         return XS_ERR_NOMEM;
     }
     if (f->n == 0) {
-        xs_errstr_set(errstr, errstr_size, "user '%s' (hash %016" PRIx64 ") is in no partition",
-                      user_id, f->user);
+        xs_err_set(errstr, errstr_size, "user '%s' (hash %016" PRIx64 ") is in no partition",
+                   user_id, f->user);
         return XS_ERR_NOT_FOUND;
     }
     return XS_OK;
@@ -479,14 +479,14 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
         goto out;
     if (!(p = malloc(sizeof(*p)))) {
         err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < f.n; i++) {
         uint8_t key[10];
         bool found = false;
         xs_buf_reset(&val);
-        xs_key_user(key, f.parts[i], f.user);
+        xs_engine_key_user(key, f.parts[i], f.user);
         if ((err = xs_store_get(s, XS_CF_USERS, key, 10, &val, &found, errstr, errstr_size)))
             goto out;
         if (!found)
@@ -541,8 +541,8 @@ xs_err_t xs_inspect_user(xs_store_t *s, const char *user_id, double half_life_ho
             if (!p->last_list_hash[k])
                 continue;
             format_time(p->last_list_ts[k], t2, sizeof(t2));
-            fprintf(out, "    %-13s %s  hash %08" PRIx32 "\n", xs_placement_name((xs_placement_t)k),
-                    t2, p->last_list_hash[k]);
+            fprintf(out, "    %-13s %s  hash %08" PRIx32 "\n",
+                    xs_event_placement_name((xs_placement_t)k), t2, p->last_list_hash[k]);
         }
     }
 out:
@@ -578,40 +578,40 @@ static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_ite
     xs_buf_t val = {0};
     bool found = false;
     xs_err_t err;
-    xs_key_u64(key, h);
+    xs_engine_key_u64(key, h);
     if ((err = xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, errstr_size)))
         goto out;
     if (!found) {
         err = XS_ERR_NOT_FOUND;
-        xs_errstr_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record", item_id,
-                      h);
+        xs_err_set(errstr, errstr_size, "item '%s' (hash %016" PRIx64 ") has no record", item_id,
+                   h);
         goto out;
     }
     if (!(*it = malloc(sizeof(**it))) || !(*other = malloc(sizeof(**other))) ||
         !(*g = calloc(1, sizeof(**g)))) {
         err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
-    if ((err = xs_item_decode(*it, val.data, val.len, errstr, errstr_size)))
+    if ((err = xs_sketch_decode(*it, val.data, val.len, errstr, errstr_size)))
         goto out;
-    if (xs_item_lists_apart(val.data, val.len)) { /* the lists, as the engine loads them */
+    if (xs_sketch_lists_apart(val.data, val.len)) { /* the lists, as the engine loads them */
         xs_item_lists_t *l = malloc(sizeof(*l));
         xs_buf_reset(&val);
         if (!l) {
             err = XS_ERR_NOMEM;
-            xs_errstr_set(errstr, errstr_size, "out of memory");
+            xs_err_set(errstr, errstr_size, "out of memory");
             goto out;
         }
         if (!(err = xs_store_get(s, XS_CF_NEIGHBOURS, key, 8, &val, &found, errstr, errstr_size)) &&
-            found && !(err = xs_item_lists_decode(l, val.data, val.len, errstr, errstr_size))) {
+            found && !(err = xs_sketch_lists_decode(l, val.data, val.len, errstr, errstr_size))) {
             if (l->item != h) {
                 err = XS_ERR_DECODE;
-                xs_errstr_set(errstr, errstr_size,
-                              "neighbours/%016" PRIx64 ": the record is item %016" PRIx64 "'s", h,
-                              l->item);
+                xs_err_set(errstr, errstr_size,
+                           "neighbours/%016" PRIx64 ": the record is item %016" PRIx64 "'s", h,
+                           l->item);
             } else {
-                xs_item_lists_apply(*it, l);
+                xs_sketch_lists_apply(*it, l);
             }
         }
         free(l);
@@ -621,7 +621,8 @@ static xs_err_t load_item(xs_store_t *s, const char *item_id, uint64_t h, xs_ite
     xs_buf_reset(&val);
     if ((err = xs_store_get(s, XS_CF_META, gk, sizeof(gk) - 1, &val, &found, errstr, errstr_size)))
         goto out;
-    if (found && (err = xs_globals_decode(*g, val.data, val.len, errstr, errstr_size)))
+    if (found &&
+        (err = xs_store_records_globals_decode(*g, val.data, val.len, errstr, errstr_size)))
         goto out;
 out:
     xs_buf_free(&val);
@@ -631,7 +632,7 @@ out:
 /* The sketch's entries of one class, by guaranteed count; returns how many. */
 static int sketch_rows(const xs_item_t *it, xs_class_t cls, nb_row_t *rows)
 {
-    const xs_ss_entry_t *e = xs_item_pairs_const(it, cls);
+    const xs_ss_entry_t *e = xs_sketch_pairs_const(it, cls);
     int n = it->n_pairs[cls];
     for (int i = 0; i < n; i++)
         rows[i] = (nb_row_t){e[i].item, e[i].count, e[i].err};
@@ -648,20 +649,21 @@ static double row_llr(xs_store_t *s, const xs_item_t *it, const xs_globals_t *g,
     xs_buf_t val = {0};
     bool found = false;
     double n_j = row->count - row->err;
-    xs_key_u64(key, row->item);
+    xs_engine_key_u64(key, row->item);
     if (xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
-        xs_item_decode(other, val.data, val.len, NULL, 0) == XS_OK)
-        n_j = (double)xs_item_pair_total(other, cls);
+        xs_sketch_decode(other, val.data, val.len, NULL, 0) == XS_OK)
+        n_j = (double)xs_sketch_pair_total(other, cls);
     xs_buf_free(&val);
-    return xs_similarity(XS_SIM_LLR, row->count - row->err, (double)xs_item_pair_total(it, cls),
-                         n_j, 2.0 * (double)g->pairs_total[cls], 0);
+    return xs_sketch_similarity(XS_SIM_LLR, row->count - row->err,
+                                (double)xs_sketch_pair_total(it, cls), n_j,
+                                2.0 * (double)g->pairs_total[cls], 0);
 }
 
 /* The stored neighbour list (what the scorer reads), best first; returns its length. */
 static int sorted_top(const xs_item_t *it, xs_class_t cls, xs_top_t *sorted)
 {
     int nt = 0;
-    const xs_top_t *t = xs_item_top(it, cls, &nt);
+    const xs_top_t *t = xs_sketch_top(it, cls, &nt);
     memcpy(sorted, t, (size_t)nt * sizeof(*t));
     for (int i = 1; i < nt; i++)
         for (int k = i;
@@ -692,8 +694,8 @@ xs_err_t xs_inspect_item(xs_store_t *s, const char *item_id, int top, FILE *out,
             it->n_users[XS_CLASS_BOUGHT], g->users_bought, it->n_users[XS_CLASS_VIEWED],
             g->users_total);
     fprintf(out, "  pairs: bought %" PRIu64 " of %" PRIu64 ", viewed %" PRIu64 " of %" PRIu64 "\n",
-            xs_item_pair_total(it, XS_CLASS_BOUGHT), 2 * g->pairs_total[0],
-            xs_item_pair_total(it, XS_CLASS_VIEWED), 2 * g->pairs_total[1]);
+            xs_sketch_pair_total(it, XS_CLASS_BOUGHT), 2 * g->pairs_total[0],
+            xs_sketch_pair_total(it, XS_CLASS_VIEWED), 2 * g->pairs_total[1]);
     fprintf(out, "  catalog:%s%s%s%s\n", (it->flags & XS_ITEM_F_CATALOG) ? " listed" : " unlisted",
             (it->flags & XS_ITEM_F_OUT_OF_STOCK) ? ", out of stock" : ", in stock",
             (it->flags & XS_ITEM_F_REPURCHASABLE) ? ", repurchasable" : "",
@@ -745,9 +747,9 @@ static void json_named(xs_store_t *s, uint64_t h, const char *member, bool with_
     char hex[24];
     const char *id = hex, *title = NULL;
     snprintf(hex, sizeof(hex), "#%016" PRIx64, h);
-    xs_key_u64(key, h);
+    xs_engine_key_u64(key, h);
     if (xs_store_get(s, XS_CF_NAMES, key, 8, &val, &found, NULL, 0) == XS_OK && found &&
-        xs_name_decode(&n, val.data, val.len, NULL, 0) == XS_OK) {
+        xs_store_records_name_decode(&n, val.data, val.len, NULL, 0) == XS_OK) {
         id = n.id;
         title = n.title;
     }
@@ -760,7 +762,7 @@ static void json_named(xs_store_t *s, uint64_t h, const char *member, bool with_
         else
             fprintf(out, ",\"title\":null");
     }
-    xs_name_rec_clear(&n);
+    xs_store_records_name_rec_clear(&n);
     xs_buf_free(&val);
     xs_buf_free(&js);
 }
@@ -783,7 +785,7 @@ xs_err_t xs_inspect_user_json(xs_store_t *s, const char *user_id, double half_li
         goto out;
     if (!(p = malloc(sizeof(*p))) || xs_json_write_string(&js, user_id, strlen(user_id)) != XS_OK) {
         err = XS_ERR_NOMEM;
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
     }
     fprintf(out,
@@ -794,7 +796,7 @@ xs_err_t xs_inspect_user_json(xs_store_t *s, const char *user_id, double half_li
         uint8_t key[10];
         bool found = false;
         xs_buf_reset(&val);
-        xs_key_user(key, f.parts[i], f.user);
+        xs_engine_key_user(key, f.parts[i], f.user);
         if ((err = xs_store_get(s, XS_CF_USERS, key, 10, &val, &found, errstr, errstr_size)))
             goto out;
         if (!found)
@@ -849,7 +851,7 @@ xs_err_t xs_inspect_user_json(xs_store_t *s, const char *user_id, double half_li
                 continue;
             fprintf(out,
                     "%s{\"placement\":\"%s\",\"ts_ms\":%" PRId64 ",\"hash\":\"%08" PRIx32 "\"}",
-                    any ? "," : "", xs_placement_name((xs_placement_t)k), p->last_list_ts[k],
+                    any ? "," : "", xs_event_placement_name((xs_placement_t)k), p->last_list_ts[k],
                     p->last_list_hash[k]);
             any = true;
         }

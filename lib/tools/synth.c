@@ -201,7 +201,7 @@ static char *fmt_id(char prefix, uint64_t a, int has_b, uint64_t b)
                  (unsigned long long)b);
     else
         snprintf(tmp, sizeof(tmp), "%c%llu", prefix, (unsigned long long)a);
-    return xs_strdup(tmp);
+    return xs_str_dup(tmp);
 }
 
 /* ---- public API ------------------------------------------------------------------ */
@@ -253,14 +253,14 @@ xs_synth_t *xs_synth_new(const xs_synth_opts_t *opts, char *errstr, size_t errst
     if (!opts->n_users || !opts->n_items || !opts->n_categories || !opts->open_sessions ||
         opts->views_per_session < 1 || opts->zipf_users <= 0 || opts->zipf_items <= 0 ||
         opts->n_complements > opts->n_items || opts->span_days <= 0) {
-        xs_errstr_set(errstr, errstr_size,
-                      "synth: users, items, categories and sessions must be > 0, "
-                      "views_per_session >= 1, exponents > 0, complements <= items");
+        xs_err_set(errstr, errstr_size,
+                   "synth: users, items, categories and sessions must be > 0, "
+                   "views_per_session >= 1, exponents > 0, complements <= items");
         return NULL;
     }
     s = calloc(1, sizeof(*s));
     if (!s || !(s->sessions = calloc(opts->open_sessions, sizeof(*s->sessions)))) {
-        xs_errstr_set(errstr, errstr_size, "out of memory");
+        xs_err_set(errstr, errstr_size, "out of memory");
         xs_synth_destroy(s);
         return NULL;
     }

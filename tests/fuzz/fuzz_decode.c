@@ -69,9 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         xs_event_clear(&ev);
     }
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     if (xs_codec_decode_list(c, data, size, &list, reason, sizeof(reason)) == XS_OK)
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
     xs_buf_free(&b1);
     xs_buf_free(&b2);
     return 0;

@@ -99,7 +99,7 @@ static int decode_seeds(const char *dir, xs_codec_t *codec)
         xs_event_clear(&ev[k]);
     }
     xs_list_t list;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     strcpy(list.list_id, "0123456789abcdef0123456789abcdef");
     list.user_id = strdup("u1");
     list.trigger_event_id = strdup("e2");
@@ -120,7 +120,7 @@ static int decode_seeds(const char *dir, xs_codec_t *codec)
         return 1;
     uint8_t sel_none = 0;
     rc |= write_seed(dir, "fuzz_decode", &sel_none, 1, b.data, b.len);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_buf_free(&b);
     xs_buf_free(&conf);
     return rc;
@@ -167,26 +167,26 @@ static int stored_seeds(const char *dir)
     /* Item sketches: with and without evictions. */
     for (int variant = 0; variant < 2 && !rc; variant++) {
         xs_item_t it;
-        xs_item_init(&it);
+        xs_sketch_init(&it);
         it.flags = variant ? 0x0f : 0x08;
         it.category = 0x1234;
         it.n_users[0] = 10;
         it.n_users[1] = 20;
         int n = variant ? 300 : 5;
         for (int i = 0; i < n; i++) {
-            xs_item_add_pair(&it, XS_CLASS_BOUGHT, 2000 + (uint64_t)(i % 150));
-            xs_item_add_pair(&it, XS_CLASS_VIEWED, 3000 + (uint64_t)(i % 70));
+            xs_sketch_add_pair(&it, XS_CLASS_BOUGHT, 2000 + (uint64_t)(i % 150));
+            xs_sketch_add_pair(&it, XS_CLASS_VIEWED, 3000 + (uint64_t)(i % 70));
         }
         xs_buf_reset(&b);
-        if (xs_item_encode(&it, &b) != XS_OK)
+        if (xs_sketch_encode(&it, &b) != XS_OK)
             return 1;
         rc |= stored_seed(dir, 1, key8, 8, b.data, b.len);
         /* its neighbour lists */
         for (int cls = 0; cls < XS_CLASS__COUNT; cls++)
             for (int i = 0; i < it.n_pairs[cls] && i < 10; i++)
-                xs_item_top_set(&it, (xs_class_t)cls, i, 1.0 + i);
+                xs_sketch_top_set(&it, (xs_class_t)cls, i, 1.0 + i);
         xs_buf_reset(&b);
-        if (xs_item_lists_encode(&it, UINT64_C(0x0102030405060708), &b) != XS_OK)
+        if (xs_sketch_lists_encode(&it, UINT64_C(0x0102030405060708), &b) != XS_OK)
             return 1;
         rc |= stored_seed(dir, 4, key8, 8, b.data, b.len);
     }

@@ -168,7 +168,7 @@ static void make_bad(xs_codec_t *codec, int kind, int seq, xs_buf_t *b)
         break;
     case K_LIST_ON_INPUT: {
         xs_list_t list;
-        xs_list_init(&list);
+        xs_event_list_init(&list);
         snprintf(list.list_id, sizeof(list.list_id), "%032d", seq);
         list.user_id = strdup(user);
         list.trigger_event_id = strdup(id);
@@ -177,7 +177,7 @@ static void make_bad(xs_codec_t *codec, int kind, int seq, xs_buf_t *b)
         list.model_version = strdup("1");
         list.generated_at = T0;
         assert_int_equal(xs_codec_encode_list(codec, &list, b), XS_OK);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         return;
     }
     case K_WRONG_KIND:
@@ -545,8 +545,8 @@ static const char *const bad_utf8[] = {
 
 static bool list_is_clean(const xs_list_t *l, const uint64_t *good, size_t n_good)
 {
-    if (!xs_utf8_valid(l->user_id, strlen(l->user_id)) ||
-        !xs_utf8_valid(l->trigger_event_id, strlen(l->trigger_event_id)))
+    if (!xs_str_utf8_valid(l->user_id, strlen(l->user_id)) ||
+        !xs_str_utf8_valid(l->trigger_event_id, strlen(l->trigger_event_id)))
         return false;
     for (int i = 0; i < l->n_trigger_items; i++)
         if (!in_list(xs_hash_str(l->trigger_items[i]), good, n_good))

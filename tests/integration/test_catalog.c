@@ -146,7 +146,7 @@ static void test_tombstone(void **state)
     if (!s)
         fail_msg("open: %s", errstr);
     uint8_t key[8];
-    xs_key_u64(key, xs_hash_str("B"));
+    xs_engine_key_u64(key, xs_hash_str("B"));
     xs_buf_t val = {0};
     bool found = false;
     assert_int_equal(xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, sizeof(errstr)),
@@ -154,7 +154,7 @@ static void test_tombstone(void **state)
     assert_true(found);
     xs_item_t *it = malloc(sizeof(*it));
     assert_non_null(it);
-    assert_int_equal(xs_item_decode(it, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_sketch_decode(it, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
     assert_true(it->flags & XS_ITEM_F_DELETED);
     assert_false(it->flags & XS_ITEM_F_REPURCHASABLE);
     assert_true(it->category == 0);
@@ -165,12 +165,13 @@ static void test_tombstone(void **state)
                      XS_OK);
     assert_true(found);
     xs_name_rec_t n = {0};
-    assert_int_equal(xs_name_decode(&n, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_store_records_name_decode(&n, val.data, val.len, errstr, sizeof(errstr)),
+                     XS_OK);
     assert_string_equal(n.id, "B");
     assert_null(n.title);
     assert_true(n.family == 0);
     assert_false(n.has_price);
-    xs_name_rec_clear(&n);
+    xs_store_records_name_rec_clear(&n);
     xs_buf_free(&val);
     xs_store_close(s);
 

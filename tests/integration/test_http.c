@@ -181,7 +181,7 @@ static http_resp_t http_raw(const void *req, size_t len)
         r.status = 0;
     char *sep = text ? strstr(text, "\r\n\r\n") : NULL;
     if (sep) {
-        r.headers = xs_strndup(text, (size_t)(sep - text));
+        r.headers = xs_str_ndup(text, (size_t)(sep - text));
         r.body = strdup(sep + 4);
         if (strstr(r.headers, "Content-Type: application/json"))
             r.json = xs_json_parse(r.body, strlen(r.body), NULL, 0);
@@ -873,7 +873,7 @@ static void test_endpoints(void **state)
         for (int a = 0; a < 2; a++) {
             char lv[128];
             snprintf(lv, sizeof(lv), "placement=\"%s\",arm=\"%s\"",
-                     xs_placement_name((xs_placement_t)pl), a ? "b" : "a");
+                     xs_event_placement_name((xs_placement_t)pl), a ? "b" : "a");
             assert_false(isnan(prom_value(&m, "xsell_list_add_opportunities_total", lv)));
             assert_false(isnan(prom_value(&m, "xsell_list_add_hits_total", lv)));
         }
@@ -944,7 +944,7 @@ static void test_endpoints(void **state)
                     strcmp(lists.v[k].arm, lists.v[i].arm) == 0;
         }
         snprintf(labels, sizeof(labels), "placement=\"%s\",arm=\"%s\"",
-                 xs_placement_name(lists.v[i].placement), lists.v[i].arm);
+                 xs_event_placement_name(lists.v[i].placement), lists.v[i].arm);
         assert_true(prom_value(&m, "xsell_lists_published_total", labels) == same);
         snprintf(labels, sizeof(labels), "arm=\"%s\"", lists.v[i].arm);
         assert_true(prom_value(&m, "xsell_impressions_total", labels) == same_arm);
@@ -963,7 +963,7 @@ static void test_endpoints(void **state)
                            topic_label("xsell.catalog", ",type=\"TOMBSTONE\"")) == 0);
     for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
         snprintf(labels, sizeof(labels), "placement=\"%s\",arm=\"%s\"",
-                 xs_placement_name((xs_placement_t)pl), expect_arm);
+                 xs_event_placement_name((xs_placement_t)pl), expect_arm);
         assert_false(isnan(prom_value(&m, "xsell_lists_published_total", labels)));
     }
     /* Gauges and checkpoints. */

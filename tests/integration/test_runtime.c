@@ -39,7 +39,7 @@ typedef struct counter {
     bool dirty[N_USERS];
     int not_events;  /* inputs that were not events (must stay 0) */
     int checkpoints; /* batches written */
-    xs_batch_t *batch;
+    xs_store_batch_t *batch;
 } counter_t;
 
 static int user_index(const char *user_id)
@@ -65,8 +65,8 @@ static xs_err_t c_process(void *self, const xs_input_t *in, xs_emit_t *emit, cha
     return XS_OK;
 }
 
-static xs_err_t c_snapshot_begin(void *self, xs_batch_t *batch, size_t *n_records, char *errstr,
-                                 size_t errstr_size)
+static xs_err_t c_snapshot_begin(void *self, xs_store_batch_t *batch, size_t *n_records,
+                                 char *errstr, size_t errstr_size)
 {
     counter_t *c = self;
     (void)errstr;
@@ -77,7 +77,8 @@ static xs_err_t c_snapshot_begin(void *self, xs_batch_t *batch, size_t *n_record
             char key[32], val[32];
             snprintf(key, sizeof(key), "count/user-%d", u);
             snprintf(val, sizeof(val), "%llu", (unsigned long long)c->count[u]);
-            xs_err_t err = xs_batch_put(batch, XS_CF_META, key, strlen(key), val, strlen(val));
+            xs_err_t err =
+                xs_store_batch_put(batch, XS_CF_META, key, strlen(key), val, strlen(val));
             if (err)
                 return err;
             c->dirty[u] = false;

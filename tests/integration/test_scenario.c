@@ -215,7 +215,7 @@ static void test_rules_and_experiment_end_to_end(void **state)
         const xs_list_t *l = xst_find_list(&lists, id);
         assert_non_null(l);
         assert_string_equal(l->experiment, "xsell-vs-popular");
-        int arm = xs_experiment_arm(&x, user);
+        int arm = xs_engine_experiment_arm(&x, user);
         assert_string_equal(l->arm, arm == 0 ? "control" : "cooc");
         arms[arm]++;
         for (int k = 0; k < l->n_items; k++) {

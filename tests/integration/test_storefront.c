@@ -143,7 +143,7 @@ static http_resp_t http_raw(const void *req, size_t len)
         r.status = 0;
     char *sep = text ? strstr(text, "\r\n\r\n") : NULL;
     if (sep) {
-        r.headers = xs_strndup(text, (size_t)(sep - text));
+        r.headers = xs_str_ndup(text, (size_t)(sep - text));
         r.body = strdup(sep + 4);
         if (strstr(r.headers, "Content-Type: application/json"))
             r.json = xs_json_parse(r.body, strlen(r.body), NULL, 0);

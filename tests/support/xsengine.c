@@ -29,7 +29,7 @@ void xse_cart_session(xs_engine_t *e, const char *user, const char *session, xs_
     ev.ts = (xse_clock_ms += 60000);
     for (int i = 0; items[i]; i++)
         assert_int_equal(xs_event_add_line(&ev, items[i], 1, 0, false), XS_OK);
-    xs_list_init(list);
+    xs_event_list_init(list);
     xs_err_t err = xs_engine_process(e, 0, &ev, list, has_list, errstr, sizeof(errstr));
     if (err)
         fail_msg("xs_engine_process: %s", errstr);
@@ -49,8 +49,8 @@ void xse_basket(xs_engine_t *e, const char *user, const char **items)
     for (int i = 0; items[i]; i++) {
         const char *one[2] = {items[i], NULL};
         xse_cart(e, user, XS_CART_ADD, one, &list, &has);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
     }
     xse_cart(e, user, XS_CART_PURCHASE, items, &list, &has);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
 }

@@ -260,7 +260,7 @@ uint64_t xsp_produce_dataset(const char *bootstrap, const char *format, const ch
     char errstr[512] = "";
     produce_ctx_t c = {0};
     xs_dataset_opts_t dopts;
-    int fmt = xs_format_from_name(format);
+    int fmt = xs_dataset_format_from_name(format);
     assert_true(fmt >= 0);
     c.codec = xs_codec_new(errstr, sizeof(errstr));
     assert_non_null(c.codec);
@@ -271,7 +271,7 @@ uint64_t xsp_produce_dataset(const char *bootstrap, const char *format, const ch
     xs_dataset_opts_default(&dopts);
     dopts.max_events = max_events;
     const char *paths[] = {path};
-    if (xs_dataset_read((xs_format_t)fmt, paths, 1, &dopts, produce_cb, &c, NULL, errstr,
+    if (xs_dataset_read((xs_dataset_format_t)fmt, paths, 1, &dopts, produce_cb, &c, NULL, errstr,
                         sizeof(errstr)))
         fail_msg("read %s: %s", path, errstr);
     if (xs_producer_flush(c.p, 120000, errstr, sizeof(errstr)))
@@ -322,7 +322,7 @@ xsp_feed_t *xsp_feed_load(const char *bootstrap, const char *format, const char 
     char errstr[512] = "";
     xsp_feed_t *f = calloc(1, sizeof(*f));
     xs_dataset_opts_t dopts;
-    int fmt = xs_format_from_name(format);
+    int fmt = xs_dataset_format_from_name(format);
     assert_non_null(f);
     assert_true(fmt >= 0);
     f->codec = xs_codec_new(errstr, sizeof(errstr));
@@ -334,7 +334,7 @@ xsp_feed_t *xsp_feed_load(const char *bootstrap, const char *format, const char 
     xs_dataset_opts_default(&dopts);
     dopts.max_events = max_events;
     const char *paths[] = {path};
-    if (xs_dataset_read((xs_format_t)fmt, paths, 1, &dopts, feed_keep, f, NULL, errstr,
+    if (xs_dataset_read((xs_dataset_format_t)fmt, paths, 1, &dopts, feed_keep, f, NULL, errstr,
                         sizeof(errstr)))
         fail_msg("read %s: %s", path, errstr);
     return f;
@@ -434,7 +434,7 @@ xsp_ids_t xsp_read_list_ids(const char *bootstrap, xs_codec_t *codec, const char
                      topic, (int)m.partition, (long long)m.offset, (long long)next[m.partition]);
         next[m.partition] = m.offset + 1;
         char reason[256];
-        xs_list_init(&list);
+        xs_event_list_init(&list);
         if (xs_codec_decode_list(codec, m.value, m.value_len, &list, reason, sizeof(reason)))
             fail_msg("decode list %s[%d]@%lld: %s", topic, (int)m.partition, (long long)m.offset,
                      reason);
@@ -445,7 +445,7 @@ xsp_ids_t xsp_read_list_ids(const char *bootstrap, xs_codec_t *codec, const char
         }
         parse_id(list.list_id, ids.v[ids.total]);
         ids.total++;
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         if (xs_consumer_caught_up(c))
             break;
     }

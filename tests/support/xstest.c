@@ -151,7 +151,7 @@ xst_lists_t xst_read_lists(const char *bootstrap, xs_codec_t *codec, const char 
             cap = cap ? cap * 2 : 64;
             out.v = realloc(out.v, cap * sizeof(*out.v));
         }
-        xs_list_init(&out.v[out.n]);
+        xs_event_list_init(&out.v[out.n]);
         char reason[256];
         if (xs_codec_decode_list(codec, m.value, m.value_len, &out.v[out.n], reason,
                                  sizeof(reason)))
@@ -167,7 +167,7 @@ xst_lists_t xst_read_lists(const char *bootstrap, xs_codec_t *codec, const char 
 void xst_lists_free(xst_lists_t *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        xs_list_clear(&l->v[i]);
+        xs_event_list_clear(&l->v[i]);
     free(l->v);
     l->v = NULL;
     l->n = 0;

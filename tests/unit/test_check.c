@@ -56,7 +56,7 @@ static int check_file(const char *text, msgs_t *m)
     assert_non_null(cfg);
     memset(m, 0, sizeof(*m));
     int bad = xs_config_load_file_all(cfg, path, collect, m);
-    bad += xs_config_check(cfg, collect, m);
+    bad += xs_check_config(cfg, collect, m);
     for (int i = 0; i < m->n; i++)
         fprintf(stderr, "  %s\n", m->v[i]);
     xs_config_destroy(cfg);

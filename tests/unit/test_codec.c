@@ -128,8 +128,8 @@ static size_t avro_body(const char *schema_json, fill_fn fill, uint8_t *buf, siz
 static uint64_t fingerprint_of(const char *json)
 {
     xs_buf_t pcf = {0};
-    assert_int_equal(xs_codec_canonical_form(json, &pcf, NULL, 0), XS_OK);
-    uint64_t fp = xs_crc64_avro(pcf.data, pcf.len);
+    assert_int_equal(xs_codec_schema_canonical_form(json, &pcf, NULL, 0), XS_OK);
+    uint64_t fp = xs_codec_schema_crc64(pcf.data, pcf.len);
     xs_buf_free(&pcf);
     return fp;
 }
@@ -174,7 +174,7 @@ static void decode_ok(xs_codec_t *c, const uint8_t *msg, size_t len, int bare_ki
     xs_err_t err =
         xs_codec_decode(c, msg, len, bare_kind, ev, &kind, &framing, reason, sizeof(reason));
     if (err)
-        fail_msg("decode failed: %s (%s)", xs_err2str(err), reason);
+        fail_msg("decode failed: %s (%s)", xs_err_str(err), reason);
     assert_int_equal(kind, ev->kind);
     assert_int_equal(framing, want_framing);
 }
@@ -187,7 +187,7 @@ static void decode_bad(xs_codec_t *c, const uint8_t *msg, size_t len, int bare_k
     xs_event_t ev;
     xs_err_t err = xs_codec_decode(c, msg, len, bare_kind, &ev, NULL, NULL, reason, sizeof(reason));
     if (err != want || !strstr(reason, want_reason))
-        fail_msg("want %s \"%s\", got %s \"%s\"", xs_err2str(want), want_reason, xs_err2str(err),
+        fail_msg("want %s \"%s\", got %s \"%s\"", xs_err_str(want), want_reason, xs_err_str(err),
                  reason);
     /* Left cleared. */
     assert_null(ev.event_id);
@@ -199,8 +199,8 @@ static void decode_bad(xs_codec_t *c, const uint8_t *msg, size_t len, int bare_k
 static void test_fingerprints(void **state)
 {
     (void)state;
-    assert_true(xs_crc64_avro("", 0) == FP_EMPTY);
-    assert_true(xs_crc64_avro("\"int\"", 5) == FP_INT);
+    assert_true(xs_codec_schema_crc64("", 0) == FP_EMPTY);
+    assert_true(xs_codec_schema_crc64("\"int\"", 5) == FP_INT);
     assert_true(fingerprint_of("{\"type\":\"int\",\"logicalType\":\"date\"}") == FP_INT);
 
     xs_codec_t *c = codec_new();
@@ -212,16 +212,17 @@ static void test_fingerprints(void **state)
 
     xs_buf_t pcf = {0};
     char err[128] = "";
-    assert_int_equal(xs_codec_canonical_form(S1, &pcf, err, sizeof(err)), XS_OK);
+    assert_int_equal(xs_codec_schema_canonical_form(S1, &pcf, err, sizeof(err)), XS_OK);
     assert_string_equal((char *)pcf.data, S1_PCF);
-    assert_true(xs_crc64_avro(pcf.data, pcf.len) == FP_S1);
+    assert_true(xs_codec_schema_crc64(pcf.data, pcf.len) == FP_S1);
     xs_buf_free(&pcf);
 
-    assert_int_equal(
-        xs_codec_canonical_form("{\"type\":\"record\",\"name\":\"X\"}", &pcf, err, sizeof(err)),
-        XS_ERR_SCHEMA);
+    assert_int_equal(xs_codec_schema_canonical_form("{\"type\":\"record\",\"name\":\"X\"}", &pcf,
+                                                    err, sizeof(err)),
+                     XS_ERR_SCHEMA);
     assert_non_null(strstr(err, "fields"));
-    assert_int_equal(xs_codec_canonical_form("\"Nope\"", &pcf, err, sizeof(err)), XS_ERR_SCHEMA);
+    assert_int_equal(xs_codec_schema_canonical_form("\"Nope\"", &pcf, err, sizeof(err)),
+                     XS_ERR_SCHEMA);
     assert_non_null(strstr(err, "unknown type"));
     xs_buf_free(&pcf);
 }
@@ -368,7 +369,7 @@ static void test_roundtrip_list(void **state)
     (void)state;
     xs_codec_t *c = codec_new();
     xs_list_t in, out;
-    xs_list_init(&in);
+    xs_event_list_init(&in);
     strcpy(in.list_id, "0123456789abcdef0123456789abcdef");
     in.user_id = strdup("u");
     in.generated_at = 99;
@@ -416,7 +417,7 @@ static void test_roundtrip_list(void **state)
     }
     assert_string_equal(out.model_name, "cooc");
     assert_string_equal(out.model_version, "3");
-    xs_list_clear(&out);
+    xs_event_list_clear(&out);
 
     /* A list is not an event, an event is not a list. */
     xs_event_t ev;
@@ -433,7 +434,7 @@ static void test_roundtrip_list(void **state)
     assert_non_null(strstr(reason, "not a CrossSellList"));
     xs_event_clear(&ev);
     xs_buf_free(&buf);
-    xs_list_clear(&in);
+    xs_event_list_clear(&in);
     xs_codec_destroy(c);
 }
 
@@ -463,7 +464,7 @@ static void rand_list(uint64_t *x, xs_list_t *l)
 {
     /* long strings exercise multi-byte length varints */
     size_t max_len = rng_next(x) % 3 == 0 ? 300 : 12;
-    xs_list_init(l);
+    xs_event_list_init(l);
     for (int i = 0; i < 32; i++)
         l->list_id[i] = "0123456789abcdef"[rng_next(x) % 16];
     l->user_id = rand_str(x, max_len);
@@ -528,10 +529,10 @@ static void list_avro_c(const xs_list_t *l, xs_buf_t *out)
         assert_int_equal(avro_value_set_string(&e, l->trigger_items[i]), 0);
     }
     f = field(&v, "placement");
-    assert_int_equal(
-        avro_value_set_enum(&f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
-                                                             xs_placement_name(l->placement))),
-        0);
+    assert_int_equal(avro_value_set_enum(
+                         &f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
+                                                          xs_event_placement_name(l->placement))),
+                     0);
     av_opt(&v, "experiment", l->experiment);
     av_opt(&v, "arm", l->arm);
     items = field(&v, "items");
@@ -542,9 +543,9 @@ static void list_avro_c(const xs_list_t *l, xs_buf_t *out)
         f = field(&it, "score");
         assert_int_equal(avro_value_set_double(&f, l->items[i].score), 0);
         f = field(&it, "source");
-        assert_int_equal(avro_value_set_enum(
-                             &f, avro_schema_enum_get_by_name(avro_value_get_schema(&f),
-                                                              xs_source_name(l->items[i].source))),
+        assert_int_equal(avro_value_set_enum(&f, avro_schema_enum_get_by_name(
+                                                     avro_value_get_schema(&f),
+                                                     xs_event_source_name(l->items[i].source))),
                          0);
         because = field(&it, "because_of");
         for (int k = 0; k < l->items[i].n_because; k++) {
@@ -595,7 +596,7 @@ static void test_list_writer(void **state)
         assert_memory_equal(id.user_id, l.user_id, id.user_id_len);
         assert_int_equal(id.trigger_event_id_len, strlen(l.trigger_event_id));
         assert_memory_equal(id.trigger_event_id, l.trigger_event_id, id.trigger_event_id_len);
-        xs_list_clear(&l);
+        xs_event_list_clear(&l);
     }
 
     /* Appends after what out holds; refuses what Avro-C's path refused, out unchanged. */
@@ -623,7 +624,7 @@ static void test_list_writer(void **state)
     memset(l.list_id, 'f', sizeof(l.list_id)); /* not terminated */
     assert_int_equal(xs_codec_encode_list(c, &l, &mine), XS_ERR_INVALID);
     assert_int_equal(mine.len, len);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* peek: the checks of decode_list */
     xs_list_ref_t id;
@@ -958,8 +959,8 @@ static void test_item_versions(void **state)
     xs_codec_t *c = codec_new();
     uint8_t body[256], msg[300];
     xs_event_t in, ev;
-    assert_true(fingerprint_of(xs_schema_text_ItemUpdate_1) == FP_ITEM_1);
-    size_t n = avro_body(xs_schema_text_ItemUpdate_1, fill_item_v1, body, sizeof(body));
+    assert_true(fingerprint_of(xs_schemas_text_ItemUpdate_1) == FP_ITEM_1);
+    size_t n = avro_body(xs_schemas_text_ItemUpdate_1, fill_item_v1, body, sizeof(body));
     size_t m = frame_so(FP_ITEM_1, body, n, msg);
     decode_ok(c, msg, m, -1, &ev, XS_FRAMING_SINGLE_OBJECT);
     assert_string_equal(ev.item_id, "old-item");
@@ -1044,7 +1045,7 @@ static void test_incompatible_writers(void **state)
         xs_err_t rc =
             xs_codec_add_writer(c, cases[i].kind, cases[i].schema, (int32_t)i, err, sizeof(err));
         if (rc != XS_ERR_SCHEMA || !strstr(err, cases[i].want))
-            fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, xs_err2str(rc), err, cases[i].want);
+            fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, xs_err_str(rc), err, cases[i].want);
     }
     /* Nothing was registered: the ids are still unknown. */
     uint8_t msg[] = {0, 0, 0, 0, 1, 2, 'a', 0};
@@ -1194,7 +1195,7 @@ static void test_mutations(void **state)
             assert_true(rc == XS_ERR_DECODE || rc == XS_ERR_SCHEMA);
         }
         if (xs_codec_decode_list(c, msg, buf.len, &list, reason, sizeof(reason)) == XS_OK)
-            xs_list_clear(&list);
+            xs_event_list_clear(&list);
     }
     assert_true(ok > 0); /* some mutations (in string bytes) stay decodable */
     free(msg);

@@ -129,7 +129,7 @@ static const char *write_file(const fixture_t *f, const char *name, const char *
     return p;
 }
 
-static xs_err_t read1(xs_format_t fmt, const char *path, const xs_dataset_opts_t *opts,
+static xs_err_t read1(xs_dataset_format_t fmt, const char *path, const xs_dataset_opts_t *opts,
                       collect_t *c, xs_dataset_stats_t *st, char *errstr, size_t errstr_size)
 {
     const char *paths[] = {path};
@@ -175,12 +175,13 @@ static void test_format_names(void **state)
 {
     (void)state;
     for (int i = 0; i < XS_FORMAT__COUNT; i++)
-        assert_int_equal(xs_format_from_name(xs_format_name((xs_format_t)i)), i);
-    assert_int_equal(xs_format_from_name("online-retail"), XS_FORMAT_ONLINE_RETAIL);
-    assert_int_equal(xs_format_from_name("baskets"), XS_FORMAT_BASKETS);
-    assert_int_equal(xs_format_from_name("yoochoose"), XS_FORMAT_YOOCHOOSE);
-    assert_int_equal(xs_format_from_name("csv"), -1);
-    assert_int_equal(xs_format_from_name(NULL), -1);
+        assert_int_equal(
+            xs_dataset_format_from_name(xs_dataset_format_name((xs_dataset_format_t)i)), i);
+    assert_int_equal(xs_dataset_format_from_name("online-retail"), XS_FORMAT_ONLINE_RETAIL);
+    assert_int_equal(xs_dataset_format_from_name("baskets"), XS_FORMAT_BASKETS);
+    assert_int_equal(xs_dataset_format_from_name("yoochoose"), XS_FORMAT_YOOCHOOSE);
+    assert_int_equal(xs_dataset_format_from_name("csv"), -1);
+    assert_int_equal(xs_dataset_format_from_name(NULL), -1);
     xs_dataset_opts_t o;
     xs_dataset_opts_default(&o);
     assert_int_equal(o.seed, 42);
@@ -214,7 +215,8 @@ static void test_missing_file(void **state)
         collect_t c = {0};
         xs_dataset_stats_t st;
         err[0] = '\0';
-        assert_int_equal(read1((xs_format_t)fmt, path, NULL, &c, &st, err, sizeof(err)), XS_ERR_IO);
+        assert_int_equal(read1((xs_dataset_format_t)fmt, path, NULL, &c, &st, err, sizeof(err)),
+                         XS_ERR_IO);
         assert_non_null(strstr(err, path));
         assert_non_null(strstr(err, "No such file"));
         assert_int_equal(c.n, 0);
@@ -848,13 +850,13 @@ static const char *data_path(const char *rel, char *buf, size_t size)
     return buf;
 }
 
-static void read_real(xs_format_t fmt, const char *rel, tally_t *t, xs_dataset_stats_t *st)
+static void read_real(xs_dataset_format_t fmt, const char *rel, tally_t *t, xs_dataset_stats_t *st)
 {
     char path[1024], err[512] = "";
     const char *paths[] = {data_path(rel, path, sizeof(path))};
     xs_err_t rc = xs_dataset_read(fmt, paths, 1, NULL, tally_cb, t, st, err, sizeof(err));
     if (rc != XS_OK)
-        fail_msg("reading %s: %s: %s", path, xs_err2str(rc), err);
+        fail_msg("reading %s: %s: %s", path, xs_err_str(rc), err);
     if (t->ts_decreased)
         fail_msg("%s: event time decreases at event %" PRIu64, rel, t->first_decrease);
     assert_int_equal(st->events, t->n);
@@ -948,7 +950,7 @@ static void test_real_yoochoose(void **state)
     xs_err_t rc =
         xs_dataset_read(XS_FORMAT_YOOCHOOSE, paths, 2, NULL, tally_cb, &t, &st, err, sizeof(err));
     if (rc != XS_OK)
-        fail_msg("reading yoochoose: %s: %s", xs_err2str(rc), err);
+        fail_msg("reading yoochoose: %s: %s", xs_err_str(rc), err);
     assert_false(t.ts_decreased);
     assert_int_equal(st.rows, 70278 + 13568);
     assert_int_equal(t.views, 70278 + 13568);

@@ -92,7 +92,7 @@ static void test_published_rank(void **state)
 {
     (void)state;
     xs_list_t l;
-    xs_list_init(&l);
+    xs_event_list_init(&l);
     const char *ids[] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++)
         l.items[i].item_id = strdup(ids[i]);
@@ -102,18 +102,18 @@ static void test_published_rank(void **state)
     l.generated_at = 42;
     l.placement = XS_PLACEMENT_CART;
     xs_published_t p;
-    xs_published_note(&p, &l);
-    xs_list_clear(&l);
+    xs_engine_published_note(&p, &l);
+    xs_event_list_clear(&l);
     assert_int_equal(p.n_items, 3);
     assert_int_equal(p.placement, XS_PLACEMENT_CART);
     assert_int_equal(p.ts, 42);
     assert_true(p.trigger == xs_hash_str("t"));
-    assert_int_equal(xs_published_rank(&p, "a", 0), 1);
-    assert_int_equal(xs_published_rank(&p, "c", 0), 3);
-    assert_int_equal(xs_published_rank(&p, "c", 2), 0); /* beyond the first k */
-    assert_int_equal(xs_published_rank(&p, "c", 10), 3);
-    assert_int_equal(xs_published_rank(&p, "t", 0), 0);
-    assert_int_equal(xs_published_rank(&p, "", 0), 0);
+    assert_int_equal(xs_engine_published_rank(&p, "a", 0), 1);
+    assert_int_equal(xs_engine_published_rank(&p, "c", 0), 3);
+    assert_int_equal(xs_engine_published_rank(&p, "c", 2), 0); /* beyond the first k */
+    assert_int_equal(xs_engine_published_rank(&p, "c", 10), 3);
+    assert_int_equal(xs_engine_published_rank(&p, "t", 0), 0);
+    assert_int_equal(xs_engine_published_rank(&p, "", 0), 0);
 }
 
 /*
@@ -291,10 +291,10 @@ static xs_err_t nv_event(void *opaque, const xs_event_t *ev)
     naive_t *v = opaque;
     xs_list_t l;
     bool has = false;
-    xs_list_init(&l);
+    xs_event_list_init(&l);
     assert_int_equal(xs_engine_process(v->engine, 0, ev, &l, &has, NULL, 0), XS_OK);
     if (ev->kind != XS_KIND_CART) {
-        xs_list_clear(&l);
+        xs_event_list_clear(&l);
         return XS_OK;
     }
     if (ev->ts > v->now) /* one shopper at a time in this replay: the user's clock */
@@ -328,7 +328,7 @@ static xs_err_t nv_event(void *opaque, const xs_event_t *ev)
         v->in_cart_lists += c;
         v->rebuy_lists += r;
     }
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
     return XS_OK;
 }
 

@@ -113,46 +113,47 @@ static void test_listmap_ring(void **state)
 {
     (void)state;
     char id[33];
-    xs_listmap_t *lm = xs_listmap_new(4);
+    xs_metrics_listmap_t *lm = xs_metrics_listmap_new(4);
     assert_non_null(lm);
     for (unsigned i = 0; i < 4; i++) {
         list_id(id, i);
-        assert_int_equal(xs_listmap_put(lm, id, i % 2 ? "B" : NULL), XS_OK);
+        assert_int_equal(xs_metrics_listmap_put(lm, id, i % 2 ? "B" : NULL), XS_OK);
     }
     list_id(id, 0);
-    assert_string_equal(xs_listmap_get(lm, id), "none");
+    assert_string_equal(xs_metrics_listmap_get(lm, id), "none");
     list_id(id, 1);
-    assert_string_equal(xs_listmap_get(lm, id), "B");
+    assert_string_equal(xs_metrics_listmap_get(lm, id), "B");
     /* Republishing a remembered list (replay) does not take a new slot. */
-    assert_int_equal(xs_listmap_put(lm, id, "B"), XS_OK);
-    assert_int_equal(xs_listmap_len(lm), 4);
+    assert_int_equal(xs_metrics_listmap_put(lm, id, "B"), XS_OK);
+    assert_int_equal(xs_metrics_listmap_len(lm), 4);
     /* A fifth list forgets the oldest (0), and only it. */
     list_id(id, 4);
-    assert_int_equal(xs_listmap_put(lm, id, "A"), XS_OK);
-    assert_int_equal(xs_listmap_len(lm), 4);
-    assert_string_equal(xs_listmap_get(lm, id), "A");
+    assert_int_equal(xs_metrics_listmap_put(lm, id, "A"), XS_OK);
+    assert_int_equal(xs_metrics_listmap_len(lm), 4);
+    assert_string_equal(xs_metrics_listmap_get(lm, id), "A");
     list_id(id, 0);
-    assert_null(xs_listmap_get(lm, id));
+    assert_null(xs_metrics_listmap_get(lm, id));
     for (unsigned i = 1; i < 4; i++) {
         list_id(id, i);
-        assert_non_null(xs_listmap_get(lm, id));
+        assert_non_null(xs_metrics_listmap_get(lm, id));
     }
     /* Many more: only the last four stay. */
     for (unsigned i = 5; i < 1000; i++) {
         list_id(id, i);
-        assert_int_equal(xs_listmap_put(lm, id, "A"), XS_OK);
+        assert_int_equal(xs_metrics_listmap_put(lm, id, "A"), XS_OK);
     }
     list_id(id, 995);
-    assert_null(xs_listmap_get(lm, id));
+    assert_null(xs_metrics_listmap_get(lm, id));
     list_id(id, 996);
-    assert_string_equal(xs_listmap_get(lm, id), "A");
+    assert_string_equal(xs_metrics_listmap_get(lm, id), "A");
     /* Malformed ids are neither stored nor found. */
-    assert_int_equal(xs_listmap_put(lm, "not-a-list-id", "A"), XS_ERR_INVALID);
-    assert_int_equal(xs_listmap_put(lm, "0123456789abcdef0123456789abcdeg", "A"), XS_ERR_INVALID);
-    assert_null(xs_listmap_get(lm, "not-a-list-id"));
-    assert_null(xs_listmap_get(lm, NULL));
-    xs_listmap_destroy(lm);
-    xs_listmap_destroy(NULL);
+    assert_int_equal(xs_metrics_listmap_put(lm, "not-a-list-id", "A"), XS_ERR_INVALID);
+    assert_int_equal(xs_metrics_listmap_put(lm, "0123456789abcdef0123456789abcdeg", "A"),
+                     XS_ERR_INVALID);
+    assert_null(xs_metrics_listmap_get(lm, "not-a-list-id"));
+    assert_null(xs_metrics_listmap_get(lm, NULL));
+    xs_metrics_listmap_destroy(lm);
+    xs_metrics_listmap_destroy(NULL);
 }
 
 /* Histograms: exact rendering (cumulative buckets, +Inf, _sum, _count, le

@@ -39,7 +39,7 @@ static void item_update(xs_engine_t *e, const char *item, const char *title, con
     ev.has_price = !isnan(price);
     ev.price = ev.has_price ? price : 0;
     ev.ts = xse_clock_ms;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
 }
@@ -100,7 +100,7 @@ static xs_list_t query(xs_engine_t *e, const char *user, const char *const *item
 {
     xs_list_t l;
     char errstr[256] = "";
-    xs_list_init(&l);
+    xs_event_list_init(&l);
     xs_err_t err = xs_engine_recommend_ex(e, 0, user, items, n_items, XS_PLACEMENT_CART, n, rules,
                                           &l, errstr, sizeof(errstr));
     if (err)
@@ -125,7 +125,7 @@ static void test_rules_filter_and_boost(void **state)
     assert_string_equal(l.items[0].category, "cases");
     assert_true(l.items[0].has_price);
     assert_true(l.items[0].price == 5);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* exclude: gone, and the list is still full (the next candidates move up). */
     memset(&R, 0, sizeof(R));
@@ -137,7 +137,7 @@ static void test_rules_filter_and_boost(void **state)
     assert_int_equal(rank_of(&l, "case-a"), 0);
     assert_int_equal(rank_of(&l, "case-c"), 0);
     assert_int_equal(rank_of(&l, "case-b"), 1);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* category: only chargers, all three of them, though cases rank higher. */
     memset(&R, 0, sizeof(R));
@@ -147,7 +147,7 @@ static void test_rules_filter_and_boost(void **state)
     assert_int_equal(l.n_items, 3);
     for (int i = 0; i < l.n_items; i++)
         assert_string_equal(l.items[i].category, "chargers");
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* exclude_category: no case (and no phone): the three chargers. */
     memset(&R, 0, sizeof(R));
@@ -158,7 +158,7 @@ static void test_rules_filter_and_boost(void **state)
     assert_int_equal(l.n_items, 3);
     assert_string_equal(l.items[0].item_id, "charger-a");
     assert_false(l.items[0].has_price);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* max_price 9: case-a (5), case-c (8), charger-b (9); charger-a has no
      * price, so it cannot be shown to be under any budget. */
@@ -170,12 +170,12 @@ static void test_rules_filter_and_boost(void **state)
     for (int i = 0; i < l.n_items; i++)
         assert_true(l.items[i].has_price && l.items[i].price <= 9);
     assert_int_equal(rank_of(&l, "charger-b"), 3);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
     R.max_price = 1000;
     l = query(e, "someone", phone, 1, &R, 6);
     assert_int_equal(l.n_items, 5);
     assert_int_equal(rank_of(&l, "charger-a"), 0);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* boost: charger-c, last of the seven, boosted x1000 comes first; a
      * boosted category moves all its items before the others. */
@@ -186,7 +186,7 @@ static void test_rules_filter_and_boost(void **state)
     l = query(e, "someone", phone, 1, &R, 4);
     assert_int_equal(rank_of(&l, "charger-c"), 1);
     assert_int_equal(l.n_items, 4);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
     memset(&R, 0, sizeof(R));
     R.boost_category[0] = "chargers";
     R.n_boost_category = 1;
@@ -194,7 +194,7 @@ static void test_rules_filter_and_boost(void **state)
     l = query(e, "someone", phone, 1, &R, 4);
     for (int i = 0; i < 3; i++)
         assert_string_equal(l.items[i].category, "chargers");
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
 
     /* The worker's published lists never see a query's rules. */
     xs_list_t pub;
@@ -204,7 +204,7 @@ static void test_rules_filter_and_boost(void **state)
     assert_true(has);
     assert_int_equal(rank_of(&pub, "case-a"), 1);
     assert_null(pub.items[0].title); /* metadata is for queries only */
-    xs_list_clear(&pub);
+    xs_event_list_clear(&pub);
     xs_engine_destroy(e);
 }
 
@@ -226,7 +226,7 @@ static void test_rules_hold_for_trending_backfill(void **state)
         assert_int_equal(l.items[i].source, XS_SOURCE_TRENDING);
         assert_string_equal(l.items[i].category, "cases");
     }
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
     xs_engine_destroy(e);
 }
 
@@ -265,15 +265,15 @@ static void test_anonymous_cart_is_the_worker_list(void **state)
         }
         for (int i = 0; i <= k; i++)
             assert_int_equal(rank_of(&anon, adds[i]), 0); /* nothing in the cart */
-        xs_list_clear(&anon);
-        xs_list_clear(&pub);
+        xs_event_list_clear(&anon);
+        xs_event_list_clear(&pub);
     }
     /* not the cold start: an anonymous cart with a camera gets its complements */
     const char *cam[] = {"camera"};
     xs_list_t anon = query(e, NULL, cam, 1, NULL, 0);
     assert_true(anon.n_items > 0);
     assert_int_not_equal(anon.items[0].source, XS_SOURCE_TRENDING);
-    xs_list_clear(&anon);
+    xs_event_list_clear(&anon);
     xs_engine_destroy(e);
 }
 
@@ -338,7 +338,7 @@ static xs_err_t kv_get(void *opaque, xs_cf_t cf, const void *key, size_t klen, x
 static const xs_buf_t *kv_find(const kv_t *kv, xs_cf_t cf, uint64_t h)
 {
     uint8_t key[8];
-    xs_key_u64(key, h);
+    xs_engine_key_u64(key, h);
     for (int i = 0; i < kv->n; i++)
         if (kv->cf[i] == cf && kv->klen[i] == 8 && !memcmp(kv->key[i], key, 8))
             return &kv->val[i];
@@ -361,26 +361,29 @@ static void test_price_is_stored(void **state)
     assert_int_equal(v->data[0], 'N');
     assert_int_equal(v->data[1], 3);
     xs_name_rec_t nr = {0};
-    assert_int_equal(xs_name_decode(&nr, v->data, v->len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_store_records_name_decode(&nr, v->data, v->len, errstr, sizeof(errstr)),
+                     XS_OK);
     assert_string_equal(nr.id, "case-b");
     assert_true(nr.has_price && nr.price == 25);
-    xs_name_rec_clear(&nr);
+    xs_store_records_name_rec_clear(&nr);
     v = kv_find(kv, XS_CF_NAMES, xs_hash_str("charger-a")); /* no price */
-    assert_int_equal(xs_name_decode(&nr, v->data, v->len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_store_records_name_decode(&nr, v->data, v->len, errstr, sizeof(errstr)),
+                     XS_OK);
     assert_false(nr.has_price);
-    xs_name_rec_clear(&nr);
+    xs_store_records_name_rec_clear(&nr);
 
     /* case-a's record rewritten as version 02 (before prices):
      * 'N' 02 | id | title | family. */
     uint8_t old[64] = {'N', 2, 6, 'c', 'a', 's', 'e', '-', 'a', 5, 'T', 'i', 't', 'l', 'e'};
     size_t old_len = 15 + 8; /* family 0 */
     uint8_t key[8];
-    xs_key_u64(key, xs_hash_str("case-a"));
+    xs_engine_key_u64(key, xs_hash_str("case-a"));
     assert_int_equal(kv_put(kv, XS_CF_NAMES, key, 8, old, old_len), XS_OK);
-    assert_int_equal(xs_name_decode(&nr, old, old_len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_store_records_name_decode(&nr, old, old_len, errstr, sizeof(errstr)),
+                     XS_OK);
     assert_string_equal(nr.title, "Title");
     assert_false(nr.has_price);
-    xs_name_rec_clear(&nr);
+    xs_store_records_name_rec_clear(&nr);
 
     /* A new engine over the stored records: the prices come back (case-a's
      * version 02 record: its title, no price). */
@@ -411,7 +414,7 @@ static void test_price_is_stored(void **state)
             assert_true(l.items[i].price == acc_price[k]);
     }
     assert_int_equal(l.n_items, 6);
-    xs_list_clear(&l);
+    xs_event_list_clear(&l);
     xs_engine_destroy(e);
     for (int i = 0; i < kv->n; i++)
         xs_buf_free(&kv->val[i]);
@@ -439,7 +442,7 @@ static void item_window(xs_engine_t *e, const char *item, int k, bool has_from, 
     ev.has_available_until = has_until;
     ev.available_until = until;
     ev.ts = xse_clock_ms;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
 }
@@ -463,30 +466,30 @@ static void test_availability_windows(void **state)
     assert_int_equal(rank_of(&pub, "case-a"), 0);
     assert_int_equal(rank_of(&pub, "case-b"), 0);
     assert_int_equal(rank_of(&pub, "case-c"), 1);
-    xs_list_clear(&pub);
+    xs_event_list_clear(&pub);
     /* queries: an anonymous cart (the latest event time processed) and a user */
     q = query(e, NULL, phone, 1, NULL, 6);
     assert_int_equal(rank_of(&q, "case-a"), 0);
     assert_int_equal(rank_of(&q, "case-b"), 0);
     assert_int_equal(rank_of(&q, "case-c"), 1);
     assert_int_equal(q.n_items, 4);
-    xs_list_clear(&q);
+    xs_event_list_clear(&q);
     /* eleven days on: case-a has come, case-c has gone */
     xse_clock_ms += 11 * day;
     xse_cart(e, "w-2", XS_CART_ADD, ph, &pub, &has);
     assert_int_equal(rank_of(&pub, "case-a"), 1);
     assert_int_equal(rank_of(&pub, "case-b"), 0);
     assert_int_equal(rank_of(&pub, "case-c"), 0);
-    xs_list_clear(&pub);
+    xs_event_list_clear(&pub);
     q = query(e, "w-1", phone, 1, NULL, 6); /* w-1's own last event is older: the engine's time */
     assert_int_equal(rank_of(&q, "case-a"), 1);
     assert_int_equal(rank_of(&q, "case-c"), 0);
-    xs_list_clear(&q);
+    xs_event_list_clear(&q);
     /* a catalog update without a window lifts it */
     item_window(e, "case-b", 1, false, 0, false, 0);
     q = query(e, NULL, phone, 1, NULL, 6);
     assert_int_equal(rank_of(&q, "case-b"), 2);
-    xs_list_clear(&q);
+    xs_event_list_clear(&q);
     xs_engine_destroy(e);
 }
 
@@ -503,7 +506,7 @@ static void test_availability_in_backfill(void **state)
     assert_int_equal(rank_of(&q, "case-a"), 0);
     for (int i = 0; i < q.n_items; i++)
         assert_int_equal(q.items[i].source, XS_SOURCE_TRENDING);
-    xs_list_clear(&q);
+    xs_event_list_clear(&q);
     xs_engine_destroy(e);
 }
 

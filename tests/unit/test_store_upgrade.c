@@ -70,7 +70,7 @@ static void old_dir(const char *dir)
     if (!db)
         fail_msg("rocksdb: %s", err);
     uint8_t key[8];
-    xs_key_u64(key, xs_hash_str("A"));
+    xs_engine_key_u64(key, xs_hash_str("A"));
     xs_buf_t v = {0};
     v4_record(&v);
     rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
@@ -143,7 +143,7 @@ static void engine_list(xs_store_t *s, char *out, size_t size, xs_err_t want)
         size_t at = strlen(out);
         snprintf(out + at, size - at, "%s:%g ", v[i].item_id, v[i].similarity);
     }
-    xs_neighbours_free(v, n);
+    xs_engine_neighbours_free(v, n);
     xs_engine_destroy(e);
 }
 
@@ -160,7 +160,7 @@ static void test_old_directory(void **state)
     if (!s)
         fail_msg("read-only open: %s", errstr);
     uint8_t key[8];
-    xs_key_u64(key, xs_hash_str("A"));
+    xs_engine_key_u64(key, xs_hash_str("A"));
     xs_buf_t val = {0};
     bool found = true;
     assert_int_equal(
@@ -198,15 +198,15 @@ static void test_old_directory(void **state)
     assert_int_equal(xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, sizeof(errstr)),
                      XS_OK);
     assert_true(found);
-    assert_int_equal(xs_item_decode(it, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_sketch_decode(it, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
     xs_buf_t rec = {0}, lists = {0};
-    assert_int_equal(xs_item_encode(it, &rec), XS_OK);
-    assert_int_equal(xs_item_lists_encode(it, xs_hash_str("A"), &lists), XS_OK);
-    xs_batch_t *b = xs_batch_new(s);
-    assert_int_equal(xs_batch_put(b, XS_CF_ITEMS, key, 8, rec.data, rec.len), XS_OK);
-    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
+    assert_int_equal(xs_sketch_encode(it, &rec), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(it, xs_hash_str("A"), &lists), XS_OK);
+    xs_store_batch_t *b = xs_store_batch_new(s);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_ITEMS, key, 8, rec.data, rec.len), XS_OK);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
-    xs_batch_clear(b);
+    xs_store_batch_clear(b);
     engine_list(s, got, sizeof(got), XS_OK);
     assert_string_equal(got, want);
     /* inspect: the item view loads the lists as the engine does; the dump
@@ -234,16 +234,16 @@ static void test_old_directory(void **state)
     xs_buf_free(&line);
 
     /* the summary record alone (no neighbours record): no list */
-    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, NULL, 0), XS_OK);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_NEIGHBOURS, key, 8, NULL, 0), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
-    xs_batch_clear(b);
+    xs_store_batch_clear(b);
     engine_list(s, got, sizeof(got), XS_OK);
     assert_string_equal(got, "");
 
     /* another item's lists under A's key: an error naming both */
     xs_buf_reset(&lists);
-    assert_int_equal(xs_item_lists_encode(it, xs_hash_str("Z"), &lists), XS_OK);
-    assert_int_equal(xs_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(it, xs_hash_str("Z"), &lists), XS_OK);
+    assert_int_equal(xs_store_batch_put(b, XS_CF_NEIGHBOURS, key, 8, lists.data, lists.len), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
     engine_list(s, got, sizeof(got), XS_ERR_DECODE);
     xs_buf_t bad = {0};
@@ -259,7 +259,7 @@ static void test_old_directory(void **state)
     snprintf(name, sizeof(name), "item %016llx's", (unsigned long long)xs_hash_str("Z"));
     assert_non_null(strstr(got, name));
 
-    xs_batch_destroy(b);
+    xs_store_batch_destroy(b);
     xs_buf_free(&rec);
     xs_buf_free(&lists);
     xs_buf_free(&val);
@@ -292,13 +292,13 @@ static void test_old_item_written_in_two_records(void **state)
     assert_non_null(e);
     const char *a[] = {"A", NULL};
     xse_basket(e, "u-1", a); /* a new buyer of A: its counts change */
-    xs_batch_t *b = xs_batch_new(s);
-    assert_int_equal(xs_engine_flush(e, xs_batch_put_fn, b, errstr, sizeof(errstr)), XS_OK);
+    xs_store_batch_t *b = xs_store_batch_new(s);
+    assert_int_equal(xs_engine_flush(e, xs_store_batch_put_fn, b, errstr, sizeof(errstr)), XS_OK);
     assert_int_equal(xs_store_write(s, b, true, errstr, sizeof(errstr)), XS_OK);
-    xs_batch_destroy(b);
+    xs_store_batch_destroy(b);
     xs_engine_destroy(e);
     uint8_t key[8];
-    xs_key_u64(key, xs_hash_str("A"));
+    xs_engine_key_u64(key, xs_hash_str("A"));
     xs_buf_t val = {0};
     bool found = false;
     assert_int_equal(xs_store_get(s, XS_CF_ITEMS, key, 8, &val, &found, errstr, sizeof(errstr)),
@@ -310,7 +310,7 @@ static void test_old_item_written_in_two_records(void **state)
         xs_store_get(s, XS_CF_NEIGHBOURS, key, 8, &val, &found, errstr, sizeof(errstr)), XS_OK);
     assert_true(found);
     xs_item_lists_t *l = malloc(sizeof(*l));
-    assert_int_equal(xs_item_lists_decode(l, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_sketch_lists_decode(l, val.data, val.len, errstr, sizeof(errstr)), XS_OK);
     assert_true(l->item == xs_hash_str("A"));
     assert_int_equal(l->n[XS_CLASS_BOUGHT], 2);
     engine_list(s, got, sizeof(got), XS_OK);

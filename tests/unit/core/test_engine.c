@@ -70,7 +70,7 @@ static void test_camera_cart_list(void **state)
     }
     /* Deterministic list id: 32 hex chars. */
     assert_int_equal(strlen(list.list_id), 32);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 
@@ -88,7 +88,7 @@ static void test_max_context_bounds_the_context(void **state)
         xs_list_t list;
         bool has = false;
         xse_cart(e, user, XS_CART_ADD, socks, &list, &has);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         xse_cart(e, user, XS_CART_ADD, cam, &list, &has);
         assert_true(has);
         /* the trigger's neighbour is there whatever the bound (its rank
@@ -110,7 +110,7 @@ static void test_max_context_bounds_the_context(void **state)
                     assert_string_equal(list.items[i].because_of[0], "socks");
             }
         assert_int_equal(shoes, max > 1); /* socks in the cart is the second context item */
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
     }
     xs_engine_destroy(e);
 }
@@ -131,7 +131,7 @@ static void test_cold_start_gets_trending(void **state)
      * socks sold more recently, so they rank first under time decay. */
     assert_string_equal(list.items[0].item_id, "socks");
     assert_string_equal(list.items[1].item_id, "camera");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 
@@ -149,7 +149,7 @@ static void test_bought_item_not_suggested(void **state)
     for (int i = 0; i < list.n_items; i++)
         assert_string_not_equal(list.items[i].item_id, "lens");
     assert_string_equal(list.items[0].item_id, "tripod");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 
@@ -170,9 +170,9 @@ static void test_duplicate_event_ignored(void **state)
     bool has;
     xs_engine_stats_t st;
     for (int i = 0; i < 3; i++) {
-        xs_list_init(&list);
+        xs_event_list_init(&list);
         assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
     }
     xs_engine_stats(e, &st);
     assert_int_equal(st.duplicates, 2);
@@ -194,7 +194,7 @@ static void item_update(xs_engine_t *e, const char *item, const char *category, 
     ev.repurchasable = repurchasable;
     ev.deleted = deleted;
     ev.ts = xse_clock_ms;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     assert_false(has);
     xs_event_clear(&ev);
@@ -220,18 +220,18 @@ static void test_out_of_stock_never_appears(void **state)
     assert_true(has);
     assert_false(list_has(&list, "lens"));
     assert_string_equal(list.items[0].item_id, "tripod"); /* the next best complement */
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     /* deleted items never appear either, also not as trending backfill */
     item_update(e, "tripod", NULL, true, false, true);
     xse_cart(e, "u2", XS_CART_ADD, cam, &list, &has);
     assert_false(list_has(&list, "lens"));
     assert_false(list_has(&list, "tripod"));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     /* back in stock: back in the list */
     item_update(e, "lens", NULL, true, false, false);
     xse_cart(e, "u3", XS_CART_ADD, cam, &list, &has);
     assert_string_equal(list.items[0].item_id, "lens");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 
@@ -247,7 +247,7 @@ static void test_repurchasable_item_comes_back(void **state)
     xse_basket(e, "buyer", lens);
     xse_cart(e, "buyer", XS_CART_ADD, cam, &list, &has);
     assert_string_equal(list.items[0].item_id, "lens");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 
@@ -286,7 +286,7 @@ static void test_category_cap_holds(void **state)
     assert_int_equal(cases, 2);
     assert_int_equal(chargers, 2);
     assert_int_equal(list.n_items, 4); /* six slots, but the cap leaves four */
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 
@@ -322,8 +322,8 @@ static void test_control_arm_gets_popularity_only(void **state)
     const char *cam[] = {"camera", NULL};
     for (int i = 0; i < 40; i++) {
         snprintf(u, sizeof(u), "shopper-%d", i);
-        int arm = xs_experiment_arm(&x, u);
-        assert_int_equal(arm, xs_experiment_arm(&x, u)); /* a pure function */
+        int arm = xs_engine_experiment_arm(&x, u);
+        assert_int_equal(arm, xs_engine_experiment_arm(&x, u)); /* a pure function */
         xs_list_t list;
         bool has;
         xse_cart(e, u, XS_CART_ADD, cam, &list, &has);
@@ -337,7 +337,7 @@ static void test_control_arm_gets_popularity_only(void **state)
         if (arm == 1)
             assert_int_equal(list.items[0].source, XS_SOURCE_BOUGHT_TOGETHER);
         seen[arm]++;
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
     }
     /* both arms get traffic (40 users, 50/50: both empty has probability 2^-39) */
     assert_true(seen[0] > 0 && seen[1] > 0);
@@ -347,7 +347,7 @@ static void test_control_arm_gets_popularity_only(void **state)
     int moved = 0;
     for (int i = 0; i < 40; i++) {
         snprintf(u, sizeof(u), "shopper-%d", i);
-        moved += xs_experiment_arm(&x, u) != xs_experiment_arm(&y, u);
+        moved += xs_engine_experiment_arm(&x, u) != xs_engine_experiment_arm(&y, u);
     }
     assert_true(moved > 0);
     xs_engine_destroy(e);
@@ -363,19 +363,19 @@ static void test_identical_list_suppressed(void **state)
     xs_engine_stats_t before, after;
     xse_cart(e, "u", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     /* the same ADD again a minute later: same list, not re-published */
     xs_engine_stats(e, &before);
     xse_cart(e, "u", XS_CART_ADD, cam, &list, &has);
     assert_false(has);
     xs_engine_stats(e, &after);
     assert_int_equal(after.suppressed - before.suppressed, 1);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     /* after the suppression interval (10 minutes) it is published again */
     xse_clock_ms += 11 * 60000;
     xse_cart(e, "u", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 
@@ -396,8 +396,8 @@ static void test_neighbours_query(void **state)
     assert_string_equal(nb[1].item_id, "tripod");
     assert_int_equal(nb[1].count, 4);
     assert_true(nb[0].similarity > nb[1].similarity);
-    xs_neighbours_free(nb, n);
-    xs_item_info_clear(&info);
+    xs_engine_neighbours_free(nb, n);
+    xs_engine_item_info_clear(&info);
     assert_int_equal(xs_engine_neighbours(e, "nope", XS_CLASS_BOUGHT, 5, &nb, &n, &info, NULL, 0),
                      XS_OK);
     assert_false(info.found);
@@ -486,10 +486,10 @@ static void test_queries_leave_lists_alone(void **state)
     assert_true(n[XS_CF_ITEMS] > 0);
     /* the camera's lists were ranked with 6 buyers; there are 12 users now */
     xs_list_t list;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(
         xs_engine_recommend(e, 0, "clt-0", "camera", XS_PLACEMENT_CART, 0, &list, NULL, 0), XS_OK);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     memset(n, 0, sizeof(n));
     assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
     for (int cf = 0; cf < XS_CF__COUNT; cf++)
@@ -499,7 +499,7 @@ static void test_queries_leave_lists_alone(void **state)
     xse_cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
     assert_true(has);
     assert_string_equal(list.items[0].item_id, "lens");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     memset(n, 0, sizeof(n));
     assert_int_equal(xs_engine_flush(e, count_put, n, NULL, 0), XS_OK);
     assert_true(n[XS_CF_USERS] == 1);
@@ -614,7 +614,7 @@ static void test_snapshot_is_the_state_when_it_began(void **state)
     bool has;
     const char *cam[] = {"camera", NULL}, *cb[] = {"camera", "bag", NULL};
     xse_cart(e, "newbie", XS_CART_ADD, cam, &list, &has);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xse_basket(e, "clt-0", cb);
     assert_true(xs_engine_snapshot_active(e));
     assert_int_equal(xs_engine_snapshot_step(e, 0, &done, NULL, 0), XS_OK);
@@ -672,8 +672,8 @@ static void test_flush_and_reload(void **state)
         assert_string_equal(a.items[i].item_id, b.items[i].item_id);
         assert_true(a.items[i].score == b.items[i].score);
     }
-    xs_list_clear(&a);
-    xs_list_clear(&b);
+    xs_event_list_clear(&a);
+    xs_event_list_clear(&b);
     xs_engine_destroy(e);
     for (int i = 0; i < m->n; i++)
         free(m->recs[i].val);
@@ -699,7 +699,7 @@ static void track_flush(xs_engine_t *e, kv_map_t *m)
 static bool kv_has(const kv_map_t *m, xs_cf_t cf, const char *item_id)
 {
     uint8_t key[8];
-    xs_key_u64(key, xs_hash_str(item_id));
+    xs_engine_key_u64(key, xs_hash_str(item_id));
     for (int i = 0; i < m->n; i++)
         if (m->recs[i].cf == (int)cf && m->recs[i].klen == 8 && !memcmp(m->recs[i].key, key, 8))
             return true;
@@ -717,7 +717,7 @@ static void list_text(xs_engine_t *e, const char *item_id, char *out, size_t siz
         size_t at = strlen(out);
         snprintf(out + at, size - at, "%s:%a ", v[i].item_id, v[i].similarity);
     }
-    xs_neighbours_free(v, n);
+    xs_engine_neighbours_free(v, n);
 }
 
 static xs_engine_t *engine_on(kv_map_t *m, xs_backend_t *be)
@@ -772,13 +772,13 @@ static void test_neighbours_record_only_when_lists_change(void **state)
      * holds: they load empty; stored again (the camera changed), the record
      * is deleted */
     xs_item_t *it = malloc(sizeof(*it));
-    xs_item_init(it);
-    xs_item_add_pair(it, XS_CLASS_BOUGHT, xs_hash_str("ghost"));
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 1.0);
+    xs_sketch_init(it);
+    xs_sketch_add_pair(it, XS_CLASS_BOUGHT, xs_hash_str("ghost"));
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 0, 1.0);
     xs_buf_t b = {0};
-    assert_int_equal(xs_item_lists_encode(it, xs_hash_str("camera"), &b), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(it, xs_hash_str("camera"), &b), XS_OK);
     uint8_t key[8];
-    xs_key_u64(key, xs_hash_str("camera"));
+    xs_engine_key_u64(key, xs_hash_str("camera"));
     assert_int_equal(map_put(m, XS_CF_NEIGHBOURS, key, 8, b.data, b.len), XS_OK);
     e = engine_on(m, &be);
     list_text(e, "camera", live, sizeof(live));
@@ -820,7 +820,7 @@ static void kv_assert_equal(const kv_map_t *a, const kv_map_t *b)
 static bool kv_has_user(const kv_map_t *m, const char *user_id)
 {
     uint8_t key[10];
-    size_t klen = xs_key_user(key, 0, xs_hash_str(user_id));
+    size_t klen = xs_engine_key_user(key, 0, xs_hash_str(user_id));
     return kv_find_rec(m, XS_CF_USERS, key, klen) != NULL;
 }
 
@@ -834,7 +834,7 @@ static void session_then_login(xs_engine_t *e, xs_list_t *login_list)
     bool has;
     xse_basket(e, "session:s-1", lens);
     xse_cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xse_cart_session(e, "alice", "s-1", XS_CART_ADD, cam, login_list, &has);
     assert_true(has);
 }
@@ -853,7 +853,7 @@ static void test_session_joins_user_on_login(void **state)
     xse_cart(e, "bob", XS_CART_ADD, cam, &list, &has); /* no session: the complements */
     assert_string_equal(list.items[0].item_id, "lens");
     assert_string_equal(list.items[1].item_id, "tripod");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_stats_t st0, st;
     xs_engine_stats(e, &st0);
 
@@ -862,7 +862,7 @@ static void test_session_joins_user_on_login(void **state)
     assert_false(list_has(&list, "lens"));
     assert_false(list_has(&list, "tripod"));
     assert_false(list_has(&list, "camera"));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     assert_int_equal(xs_engine_has_user(e, 0, "session:s-1", &found, NULL, 0), XS_OK);
     assert_false(found);
     assert_int_equal(xs_engine_has_user(e, 0, "alice", &found, NULL, 0), XS_OK);
@@ -871,18 +871,18 @@ static void test_session_joins_user_on_login(void **state)
     assert_int_equal(st.sessions_joined, 1);
     assert_int_equal(st.users_total, st0.users_total + 1); /* alice; the session no more */
     /* the user's list asked for later excludes them too */
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_engine_recommend(e, 0, "alice", NULL, XS_PLACEMENT_CART, 6, &list, NULL, 0),
                      XS_OK);
     assert_true(list.n_items > 0);
     assert_false(list_has(&list, "lens"));
     assert_false(list_has(&list, "tripod"));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     /* a new event of the session makes a new, empty session profile */
     const char *socks[] = {"socks", NULL};
     xse_cart(e, "session:s-1", XS_CART_ADD, socks, &list, &has);
     assert_true(has && list_has(&list, "lens"));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     assert_int_equal(xs_engine_has_user(e, 0, "session:s-1", &found, NULL, 0), XS_OK);
     assert_true(found);
     xs_engine_destroy(e);
@@ -900,12 +900,12 @@ static void test_session_made_after_a_login_still_joins(void **state)
     bool has, found = true;
     xs_engine_stats_t st;
     xse_cart_session(e, "carol", "s-2", XS_CART_ADD, bag, &list, &has); /* no session profile yet */
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xse_basket(e, "session:s-2", lens);
     xse_cart_session(e, "carol", "s-2", XS_CART_ADD, cam, &list, &has);
     assert_true(has && list.n_items > 0);
     assert_false(list_has(&list, "lens"));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_stats(e, &st);
     assert_int_equal(st.sessions_joined, 1);
     assert_int_equal(xs_engine_has_user(e, 0, "session:s-2", &found, NULL, 0), XS_OK);
@@ -939,7 +939,7 @@ static void test_session_join_replays_exactly(void **state)
     bool has;
     xse_basket(e, "session:s-1", lens);
     xse_cart(e, "session:s-1", XS_CART_ADD, tripod, &list, &has);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     assert_int_equal(xs_engine_flush(e, map_put, b, NULL, 0), XS_OK); /* the checkpoint */
     xs_engine_destroy(e);
     assert_true(kv_has_user(b, "session:s-1"));
@@ -960,8 +960,8 @@ static void test_session_join_replays_exactly(void **state)
     for (int i = 0; i < la.n_items; i++)
         assert_string_equal(la.items[i].item_id, lb.items[i].item_id);
     kv_assert_equal(a, b); /* every record, the user's and the globals included */
-    xs_list_clear(&la);
-    xs_list_clear(&lb);
+    xs_event_list_clear(&la);
+    xs_event_list_clear(&lb);
     kv_free(a);
     kv_free(b);
 }
@@ -980,7 +980,7 @@ static void item_family(xs_engine_t *e, const char *item, const char *family)
     ev.family = family ? strdup(family) : NULL;
     ev.in_stock = true;
     ev.ts = xse_clock_ms;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
 }
@@ -1029,7 +1029,7 @@ static void test_cart_of_200_items_never_listed(void **state)
             assert_true(x > i); /* never an item already in the cart */
             listed++;
         }
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
     }
     assert_true(listed > 0); /* lists were not simply empty */
     xs_engine_destroy(e);
@@ -1065,7 +1065,7 @@ static void test_purchases_across_60_days_respect_rebuy(void **state)
             }
             listed++;
         }
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
     }
     /* and a CART list after the last purchase */
     const char *other[] = {"i150", NULL};
@@ -1079,7 +1079,7 @@ static void test_purchases_across_60_days_respect_rebuy(void **state)
         if (bought[x] >= 0)
             assert_true(xse_clock_ms - bought[x] >= 30 * DAY);
     }
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     print_message("lists after purchases: %d items, %d bought more than 30 days before\n", listed,
                   old_back);
     assert_true(listed > 0);
@@ -1128,9 +1128,9 @@ static void test_user_record_bound_under_adversarial_events(void **state)
         }
         xs_list_t list;
         bool has;
-        xs_list_init(&list);
+        xs_event_list_init(&list);
         assert_int_equal(xs_engine_process(e, 0, &ev, &list, &has, errstr, sizeof(errstr)), XS_OK);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         xs_event_clear(&ev);
     }
     xs_footprint_t fp;
@@ -1190,7 +1190,7 @@ static void view(xs_engine_t *e, const char *user, const char *item, xs_list_t *
     ev.type = XS_CLICK_PRODUCT_VIEW;
     ev.item_id = strdup(item);
     ev.ts = (xse_clock_ms += 60000);
-    xs_list_init(list);
+    xs_event_list_init(list);
     assert_int_equal(xs_engine_process(e, 0, &ev, list, has, NULL, 0), XS_OK);
     xs_event_clear(&ev);
 }
@@ -1211,7 +1211,7 @@ static void test_family_rule(void **state)
             assert_int_equal(count_prefix(&list, "85099"), 1);
         else
             assert_int_equal(count_prefix(&list, "85099"), 3);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         /* CART with a lunch bag: complements only, no other colour of it */
         const char *bag[] = {"85099B", NULL};
         xse_cart(e, "s2", XS_CART_ADD, bag, &list, &has);
@@ -1222,14 +1222,14 @@ static void test_family_rule(void **state)
             assert_int_equal(count_prefix(&list, "85099"), 0);
         else
             assert_int_equal(count_prefix(&list, "85099"), 2);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         /* ... nor of a lunch bag already in the cart (not the trigger) */
         const char *holder[] = {"21733", NULL};
         xse_cart(e, "s2", XS_CART_ADD, holder, &list, &has);
         assert_true(has);
         if (rule)
             assert_int_equal(count_prefix(&list, "85099"), 0);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         /* PRODUCT_PAGE of a lunch bag: another colour may be shown, one */
         view(e, "s3", "85099B", &list, &has);
         assert_true(has);
@@ -1238,7 +1238,7 @@ static void test_family_rule(void **state)
             assert_int_equal(count_prefix(&list, "85099"), 1);
         else
             assert_int_equal(count_prefix(&list, "85099"), 2);
-        xs_list_clear(&list);
+        xs_event_list_clear(&list);
         xs_engine_destroy(e);
     }
 }
@@ -1257,19 +1257,19 @@ static void test_add_outcome_against_last_list(void **state)
     xs_engine_last_outcome(e, &o);
     assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 0); /* nothing shown before */
     assert_true(has && list_has(&list, "lens"));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xse_cart(e, "shopper", XS_CART_ADD, lens, &list, &has); /* from the list */
     xs_engine_last_outcome(e, &o);
     assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 1);
     assert_int_equal(o.hits[XS_PLACEMENT_CART], 1);
     assert_int_equal(o.opportunities[XS_PLACEMENT_PRODUCT_PAGE], 0);
     assert_false(list_has(&list, "unseen"));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xse_cart(e, "shopper", XS_CART_ADD, other, &list, &has); /* not from it */
     xs_engine_last_outcome(e, &o);
     assert_int_equal(o.opportunities[XS_PLACEMENT_CART], 1);
     assert_int_equal(o.hits[XS_PLACEMENT_CART], 0);
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
     xs_engine_destroy(e);
 }
 

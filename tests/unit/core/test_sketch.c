@@ -51,13 +51,13 @@ static void check_spacesaving(double s, int n_items, int n_updates, int min_heav
     for (int i = 0; i < n_items; i++)
         cdf[i] = (acc += 1.0 / pow(i + 1, s) / total);
     xs_item_t *it = malloc(sizeof(*it));
-    xs_item_init(it);
+    xs_sketch_init(it);
     for (int k = 0; k < n_updates; k++) {
         uint64_t x = zipf(cdf, n_items);
         exact[x]++;
-        xs_item_add_pair(it, XS_CLASS_BOUGHT, x);
+        xs_sketch_add_pair(it, XS_CLASS_BOUGHT, x);
     }
-    const xs_ss_entry_t *e = xs_item_pairs_const(it, XS_CLASS_BOUGHT);
+    const xs_ss_entry_t *e = xs_sketch_pairs_const(it, XS_CLASS_BOUGHT);
     assert_int_equal(it->n_pairs[XS_CLASS_BOUGHT], XS_SKETCH_BOUGHT_CAP);
     uint64_t sum = 0;
     for (int i = 0; i < it->n_pairs[XS_CLASS_BOUGHT]; i++) {
@@ -68,12 +68,12 @@ static void check_spacesaving(double s, int n_items, int n_updates, int min_heav
     }
     assert_true(sum <= (uint64_t)n_updates);
     /* the marginal is the stream length, whatever the sketch kept */
-    assert_int_equal(xs_item_pair_total(it, XS_CLASS_BOUGHT), (uint64_t)n_updates);
+    assert_int_equal(xs_sketch_pair_total(it, XS_CLASS_BOUGHT), (uint64_t)n_updates);
     /* the min_heavy most frequent items (Zipf: items 1..min_heavy) are kept
      * with at least half their true count guaranteed */
     for (int r = 1; r <= min_heavy; r++) {
         uint32_t err;
-        uint32_t c = xs_item_pair_count(it, XS_CLASS_BOUGHT, (uint64_t)r, &err);
+        uint32_t c = xs_sketch_pair_count(it, XS_CLASS_BOUGHT, (uint64_t)r, &err);
         assert_true(c - err >= exact[r] / 2);
     }
     free(it);
@@ -108,7 +108,7 @@ static void test_popular_item_keeps_heavy_hitters(void **state)
     enum { N_TAIL = 3000, N_HEAVY = 20, N_UPDATES = 88000 };
     uint32_t *exact = calloc(N_TAIL + N_HEAVY + 1, sizeof(uint32_t));
     xs_item_t *it = malloc(sizeof(*it));
-    xs_item_init(it);
+    xs_sketch_init(it);
     /* heavy partner h (1..20) has share 0.5 % - (h - 1) * 0.016 %: 440 .. 170 pairs */
     double share[N_HEAVY + 1], heavy_total = 0;
     for (int h = 1; h <= N_HEAVY; h++)
@@ -122,18 +122,18 @@ static void test_popular_item_keeps_heavy_hitters(void **state)
         if (!x) /* the tail: uniform, each ~ 25 pairs */
             x = N_HEAVY + 1 + rng() % N_TAIL;
         exact[x]++;
-        xs_item_add_pair(it, XS_CLASS_BOUGHT, x);
+        xs_sketch_add_pair(it, XS_CLASS_BOUGHT, x);
     }
     for (int h = 1; h <= 10; h++) {
         uint32_t err;
-        uint32_t c = xs_item_pair_count(it, XS_CLASS_BOUGHT, (uint64_t)h, &err);
+        uint32_t c = xs_sketch_pair_count(it, XS_CLASS_BOUGHT, (uint64_t)h, &err);
         assert_true(c - err >= exact[h] / 2);
     }
     /* the sketch's ten largest guaranteed counts are the ten heaviest partners' */
-    const xs_ss_entry_t *e = xs_item_pairs_const(it, XS_CLASS_BOUGHT);
+    const xs_ss_entry_t *e = xs_sketch_pairs_const(it, XS_CLASS_BOUGHT);
     uint32_t tenth = 0;
     for (int h = 1; h <= 10; h++) {
-        uint32_t err, c = xs_item_pair_count(it, XS_CLASS_BOUGHT, (uint64_t)h, &err);
+        uint32_t err, c = xs_sketch_pair_count(it, XS_CLASS_BOUGHT, (uint64_t)h, &err);
         tenth = (h == 1 || c - err < tenth) ? c - err : tenth;
     }
     for (int i = 0; i < it->n_pairs[XS_CLASS_BOUGHT]; i++)
@@ -147,14 +147,14 @@ static void test_llr_hand_computed(void **state)
 {
     (void)state;
     /* G^2 = 2 sum k ln(k / E): for (1,0,0,1) every expected count is 1/2. */
-    assert_true(fabs(xs_llr(1, 0, 0, 1) - 4 * log(2)) < 1e-12);
-    assert_true(fabs(xs_llr(10, 0, 0, 10) - 40 * log(2)) < 1e-9);
+    assert_true(fabs(xs_sketch_llr(1, 0, 0, 1) - 4 * log(2)) < 1e-12);
+    assert_true(fabs(xs_sketch_llr(10, 0, 0, 10) - 40 * log(2)) < 1e-9);
     /* independence gives 0 */
-    assert_true(fabs(xs_llr(10, 20, 30, 60)) < 1e-9);
+    assert_true(fabs(xs_sketch_llr(10, 20, 30, 60)) < 1e-9);
     /* (10, 20, 30, 40): N = 100, E = (12, 18, 28, 42) */
     double g =
         2 * (10 * log(10 / 12.0) + 20 * log(20 / 18.0) + 30 * log(30 / 28.0) + 40 * log(40 / 42.0));
-    assert_true(fabs(xs_llr(10, 20, 30, 40) - g) < 1e-9);
+    assert_true(fabs(xs_sketch_llr(10, 20, 30, 40) - g) < 1e-9);
     /* larger counts (beyond the x log x table) */
     double k[4] = {1200, 98800, 70000, 9000000};
     double n = k[0] + k[1] + k[2] + k[3];
@@ -163,38 +163,41 @@ static void test_llr_hand_computed(void **state)
     double g2 = 0;
     for (int i = 0; i < 4; i++)
         g2 += 2 * k[i] * log(k[i] / e[i]);
-    assert_true(fabs(xs_llr(k[0], k[1], k[2], k[3]) - g2) / g2 < 1e-9);
+    assert_true(fabs(xs_sketch_llr(k[0], k[1], k[2], k[3]) - g2) / g2 < 1e-9);
 }
 
 static void test_similarities(void **state)
 {
     (void)state;
     /* k11 = 10 users with both, n_i = 20, n_j = 40, N = 1000 */
-    assert_true(fabs(xs_similarity(XS_SIM_COSINE, 10, 20, 40, 1000, 0) - 10 / sqrt(800)) < 1e-12);
-    assert_true(fabs(xs_similarity(XS_SIM_JACCARD, 10, 20, 40, 1000, 0) - 10.0 / 50) < 1e-12);
-    assert_true(fabs(xs_similarity(XS_SIM_LIFT, 10, 20, 40, 1000, 0) - 10.0 * 1000 / 800) < 1e-9);
-    assert_true(fabs(xs_similarity(XS_SIM_COUNT, 10, 20, 40, 1000, 0) - 10) < 1e-12);
-    assert_true(fabs(xs_similarity(XS_SIM_LLR, 10, 20, 40, 1000, 0) - xs_llr(10, 10, 30, 950)) <
+    assert_true(fabs(xs_sketch_similarity(XS_SIM_COSINE, 10, 20, 40, 1000, 0) - 10 / sqrt(800)) <
                 1e-12);
+    assert_true(fabs(xs_sketch_similarity(XS_SIM_JACCARD, 10, 20, 40, 1000, 0) - 10.0 / 50) <
+                1e-12);
+    assert_true(fabs(xs_sketch_similarity(XS_SIM_LIFT, 10, 20, 40, 1000, 0) - 10.0 * 1000 / 800) <
+                1e-9);
+    assert_true(fabs(xs_sketch_similarity(XS_SIM_COUNT, 10, 20, 40, 1000, 0) - 10) < 1e-12);
+    assert_true(fabs(xs_sketch_similarity(XS_SIM_LLR, 10, 20, 40, 1000, 0) -
+                     xs_sketch_llr(10, 10, 30, 950)) < 1e-12);
     /* negative association: fewer together than expected (E = 20 * 500 / 1000 = 10) */
-    assert_true(xs_similarity(XS_SIM_LLR, 2, 20, 500, 1000, 0) == 0);
-    assert_true(xs_llr(2, 18, 498, 482) > 3.84); /* although G^2 itself is large */
+    assert_true(xs_sketch_similarity(XS_SIM_LLR, 2, 20, 500, 1000, 0) == 0);
+    assert_true(xs_sketch_llr(2, 18, 498, 482) > 3.84); /* although G^2 itself is large */
     /* llr-cosine: cosine when significant, 0 otherwise */
-    assert_true(fabs(xs_similarity(XS_SIM_LLR_COSINE, 10, 20, 40, 1000, 3.84) - 10 / sqrt(800)) <
-                1e-12);
-    assert_true(xs_similarity(XS_SIM_LLR_COSINE, 1, 20, 40, 1000, 3.84) == 0);
+    assert_true(fabs(xs_sketch_similarity(XS_SIM_LLR_COSINE, 10, 20, 40, 1000, 3.84) -
+                     10 / sqrt(800)) < 1e-12);
+    assert_true(xs_sketch_similarity(XS_SIM_LLR_COSINE, 1, 20, 40, 1000, 3.84) == 0);
     /* estimates larger than the marginals are clamped, not NaN */
-    double v = xs_similarity(XS_SIM_LLR, 50, 20, 40, 30, 0);
+    double v = xs_sketch_similarity(XS_SIM_LLR, 50, 20, 40, 30, 0);
     assert_false(isnan(v));
-    assert_int_equal(xs_sim_from_name("llr-cosine"), XS_SIM_LLR_COSINE);
-    assert_int_equal(xs_sim_from_name("nope"), -1);
+    assert_int_equal(xs_sketch_sim_from_name("llr-cosine"), XS_SIM_LLR_COSINE);
+    assert_int_equal(xs_sketch_sim_from_name("nope"), -1);
 }
 
 static void test_item_round_trip_and_bound(void **state)
 {
     (void)state;
     xs_item_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
-    xs_item_init(a);
+    xs_sketch_init(a);
     a->category = 0x1234567890abcdefULL;
     a->flags = XS_ITEM_F_CATALOG | XS_ITEM_F_REPURCHASABLE;
     a->n_users[XS_CLASS_BOUGHT] = UINT32_MAX;
@@ -204,14 +207,14 @@ static void test_item_round_trip_and_bound(void **state)
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++)
         for (int k = 0; k < 3 * XS_SKETCH_BOUGHT_CAP; k++)
             for (int r = 0; r < (k % 7) + 1; r++)
-                xs_item_add_pair(a, (xs_class_t)cls, rng());
+                xs_sketch_add_pair(a, (xs_class_t)cls, rng());
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         uint16_t cap;
-        xs_ss_entry_t *en = xs_item_pairs(a, (xs_class_t)cls, &cap);
+        xs_ss_entry_t *en = xs_sketch_pairs(a, (xs_class_t)cls, &cap);
         assert_int_equal(a->n_pairs[cls], cap);
         for (int k = 0; k < a->n_pairs[cls]; k++) {
             en[k].count = XS_SKETCH_COUNT_MAX;
-            xs_item_top_set(a, (xs_class_t)cls, k, 1.0 + k);
+            xs_sketch_top_set(a, (xs_class_t)cls, k, 1.0 + k);
         }
         a->sweep[cls] = (uint8_t)(a->n_pairs[cls] - 1);
         a->pair_total[cls] = UINT64_MAX;
@@ -220,20 +223,20 @@ static void test_item_round_trip_and_bound(void **state)
     assert_int_equal(a->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT);
     assert_int_equal(a->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
     xs_buf_t buf = {0};
-    assert_int_equal(xs_item_encode(a, &buf), XS_OK);
+    assert_int_equal(xs_sketch_encode(a, &buf), XS_OK);
     print_message("worst-case item record: %zu bytes\n", buf.len);
     assert_int_equal(buf.len, 3705); /* the worst case stated in sketch.h */
     assert_true(buf.len <= 4096);
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     /* version 5: the lists are the neighbours record's, not the item's */
     assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 0);
     assert_int_equal(b->n_top[XS_CLASS_VIEWED], 0);
     xs_buf_t lbuf = {0};
     xs_item_lists_t *l = malloc(sizeof(*l));
-    assert_int_equal(xs_item_lists_encode(a, 5, &lbuf), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(a, 5, &lbuf), XS_OK);
     assert_true(lbuf.len <= 4096);
-    assert_int_equal(xs_item_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
-    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    assert_int_equal(xs_sketch_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_lists_apply(b, l), 0);
     xs_buf_free(&lbuf);
     free(l);
     assert_true(b->category == a->category);
@@ -253,10 +256,11 @@ static void test_item_round_trip_and_bound(void **state)
     }
     char errstr[128];
     buf.data[1] = XS_ITEM_VERSION + 1;
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, errstr, sizeof(errstr)), XS_ERR_VERSION);
+    assert_int_equal(xs_sketch_decode(b, buf.data, buf.len, errstr, sizeof(errstr)),
+                     XS_ERR_VERSION);
     buf.data[1] = XS_ITEM_VERSION;
     for (size_t n = 0; n < buf.len; n += 7)
-        assert_int_not_equal(xs_item_decode(b, buf.data, n, NULL, 0), XS_OK);
+        assert_int_not_equal(xs_sketch_decode(b, buf.data, n, NULL, 0), XS_OK);
     xs_buf_free(&buf);
     free(a);
     free(b);
@@ -269,38 +273,38 @@ static void test_item_lists_round_trip(void **state)
 {
     (void)state;
     xs_item_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
-    xs_item_init(a);
+    xs_sketch_init(a);
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         for (int k = 0; k < 3 * XS_SKETCH_BOUGHT_CAP; k++)
             for (int r = 0; r < (k % 7) + 1; r++)
-                xs_item_add_pair(a, (xs_class_t)cls, rng());
+                xs_sketch_add_pair(a, (xs_class_t)cls, rng());
         for (int k = 0; k < a->n_pairs[cls]; k++)
-            xs_item_top_set(a, (xs_class_t)cls, k, 1.0 + (k * 7919) % 1000);
+            xs_sketch_top_set(a, (xs_class_t)cls, k, 1.0 + (k * 7919) % 1000);
     }
     assert_int_equal(a->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT);
     assert_int_equal(a->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
     xs_buf_t buf = {0}, buf2 = {0};
-    assert_int_equal(xs_item_lists_encode(a, 0, &buf), XS_ERR_INVALID);
+    assert_int_equal(xs_sketch_lists_encode(a, 0, &buf), XS_ERR_INVALID);
     assert_int_equal(buf.len, 0);
-    assert_int_equal(xs_item_lists_encode(a, 77, &buf), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(a, 77, &buf), XS_OK);
     print_message("worst-case lists record: %zu bytes\n", buf.len);
     assert_int_equal(buf.len, 1292); /* the worst case stated in sketch.h */
     assert_int_equal(buf.data[0], 'T');
     assert_int_equal(buf.data[1], XS_LISTS_VERSION);
     xs_item_lists_t *l = malloc(sizeof(*l));
     char errstr[128];
-    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_sketch_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)), XS_OK);
     assert_true(l->item == 77);
     /* onto the summary alone (lists cleared): the same lists, same order */
     memcpy(b, a, sizeof(*a));
-    xs_item_top_clear(b, XS_CLASS_BOUGHT);
-    xs_item_top_clear(b, XS_CLASS_VIEWED);
+    xs_sketch_top_clear(b, XS_CLASS_BOUGHT);
+    xs_sketch_top_clear(b, XS_CLASS_VIEWED);
     b->indexed = false;
-    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    assert_int_equal(xs_sketch_lists_apply(b, l), 0);
     for (int cls = 0; cls < XS_CLASS__COUNT; cls++) {
         int na, nb;
-        const xs_top_t *ta = xs_item_top(a, (xs_class_t)cls, &na);
-        const xs_top_t *tb = xs_item_top(b, (xs_class_t)cls, &nb);
+        const xs_top_t *ta = xs_sketch_top(a, (xs_class_t)cls, &na);
+        const xs_top_t *tb = xs_sketch_top(b, (xs_class_t)cls, &nb);
         assert_int_equal(na, nb);
         for (int i = 0; i < na; i++) {
             assert_int_equal(ta[i].idx, tb[i].idx);
@@ -308,17 +312,17 @@ static void test_item_lists_round_trip(void **state)
             assert_true(ta[i].sim == tb[i].sim);
         }
     }
-    assert_int_equal(xs_item_lists_encode(b, 77, &buf2), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(b, 77, &buf2), XS_OK);
     assert_int_equal(buf2.len, buf.len);
     assert_memory_equal(buf2.data, buf.data, buf.len);
     /* the summary lost a listed neighbour: its entry drops, the rest stay */
     uint64_t gone = a->bought[a->top_bought[3].idx].item;
     xs_item_t *c = malloc(sizeof(*c));
-    xs_item_init(c);
+    xs_sketch_init(c);
     for (int i = 0; i < a->n_pairs[XS_CLASS_BOUGHT]; i++)
         if (a->bought[i].item != gone)
-            xs_item_add_pair(c, XS_CLASS_BOUGHT, a->bought[i].item);
-    assert_int_equal(xs_item_lists_apply(c, l), 1 + XS_TOP_VIEWED);
+            xs_sketch_add_pair(c, XS_CLASS_BOUGHT, a->bought[i].item);
+    assert_int_equal(xs_sketch_lists_apply(c, l), 1 + XS_TOP_VIEWED);
     assert_int_equal(c->n_top[XS_CLASS_BOUGHT], XS_TOP_BOUGHT - 1);
     assert_int_equal(c->n_top[XS_CLASS_VIEWED], 0);
     for (int i = 0; i < c->n_top[XS_CLASS_BOUGHT]; i++)
@@ -326,41 +330,41 @@ static void test_item_lists_round_trip(void **state)
     /* strict: every proper prefix, a trailing byte, a newer version, version
      * 0, another magic, key 0, a neighbour twice, a zero similarity */
     for (size_t n = 0; n < buf.len; n++)
-        assert_int_equal(xs_item_lists_decode(l, buf.data, n, NULL, 0), XS_ERR_DECODE);
+        assert_int_equal(xs_sketch_lists_decode(l, buf.data, n, NULL, 0), XS_ERR_DECODE);
     xs_buf_append_u8(&buf, 0);
-    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     assert_int_equal(l->n[0], 0);
     buf.len--;
     buf.data[1] = XS_LISTS_VERSION + 1;
-    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)),
+    assert_int_equal(xs_sketch_lists_decode(l, buf.data, buf.len, errstr, sizeof(errstr)),
                      XS_ERR_VERSION);
     assert_non_null(strstr(errstr, "version 2 is newer than this build reads (1)"));
     buf.data[1] = 0;
-    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     buf.data[1] = XS_LISTS_VERSION;
     buf.data[0] = 'I';
-    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_lists_decode(l, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     buf.data[0] = 'T';
     memcpy(buf2.data, buf.data, buf.len);
     memset(buf2.data + 2, 0, 8); /* the list's item */
-    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
     memcpy(buf2.data, buf.data, buf.len);
     memcpy(buf2.data + 11 + 10, buf2.data + 11, 8); /* entry 1's key = entry 0's */
-    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, errstr, sizeof(errstr)),
+    assert_int_equal(xs_sketch_lists_decode(l, buf2.data, buf.len, errstr, sizeof(errstr)),
                      XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "twice"));
     /* a count in more bytes than it needs (0 as 80 00) would not encode back */
     static const uint8_t overlong[] = {'T', 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0};
-    assert_int_equal(xs_item_lists_decode(l, overlong, sizeof(overlong), errstr, sizeof(errstr)),
+    assert_int_equal(xs_sketch_lists_decode(l, overlong, sizeof(overlong), errstr, sizeof(errstr)),
                      XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "shortest form"));
-    assert_int_equal(xs_item_lists_decode(l, overlong, 2 + 8, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_lists_decode(l, overlong, 2 + 8, NULL, 0), XS_ERR_DECODE);
     static const uint8_t empty[] = {'T', 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    assert_int_equal(xs_item_lists_decode(l, empty, sizeof(empty), NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_lists_decode(l, empty, sizeof(empty), NULL, 0), XS_OK);
     memcpy(buf2.data, buf.data, buf.len);
     buf2.data[11 + 8] = buf2.data[11 + 9] = 0; /* entry 0's similarity 0 */
-    assert_int_equal(xs_item_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
-    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_lists_decode(l, buf2.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
     xs_buf_free(&buf);
     xs_buf_free(&buf2);
     free(l);
@@ -379,26 +383,27 @@ static void test_item_lists_other_families(void **state)
     char errstr[160];
     xs_buf_t names = {0}, lists = {0};
     xs_name_rec_t n = {.id = "camera", .title = "Camera", .family = 7};
-    assert_int_equal(xs_name_encode(&n, &names), XS_OK);
+    assert_int_equal(xs_store_records_name_encode(&n, &names), XS_OK);
     xs_item_t *it = malloc(sizeof(*it));
-    xs_item_init(it);
-    xs_item_add_pair(it, XS_CLASS_BOUGHT, 0x11);
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0);
-    assert_int_equal(xs_item_lists_encode(it, 0x44, &lists), XS_OK);
+    xs_sketch_init(it);
+    xs_sketch_add_pair(it, XS_CLASS_BOUGHT, 0x11);
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 0, 2.0);
+    assert_int_equal(xs_sketch_lists_encode(it, 0x44, &lists), XS_OK);
     xs_item_lists_t *l = malloc(sizeof(*l));
-    assert_int_equal(xs_item_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
+    assert_int_equal(xs_sketch_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
                      XS_ERR_DECODE);
     assert_string_equal(errstr, "not neighbour lists (magic 0x4e, expected 'T')");
-    assert_int_equal(xs_name_decode(&n, lists.data, lists.len, errstr, sizeof(errstr)),
-                     XS_ERR_DECODE);
+    assert_int_equal(
+        xs_store_records_name_decode(&n, lists.data, lists.len, errstr, sizeof(errstr)),
+        XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "not a name record"));
     assert_null(n.id);
-    assert_int_equal(xs_item_decode(it, lists.data, lists.len, errstr, sizeof(errstr)),
+    assert_int_equal(xs_sketch_decode(it, lists.data, lists.len, errstr, sizeof(errstr)),
                      XS_ERR_DECODE);
     assert_non_null(strstr(errstr, "not an item sketch"));
     xs_buf_reset(&names);
-    assert_int_equal(xs_item_encode(it, &names), XS_OK); /* an items record */
-    assert_int_equal(xs_item_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
+    assert_int_equal(xs_sketch_encode(it, &names), XS_OK); /* an items record */
+    assert_int_equal(xs_sketch_lists_decode(l, names.data, names.len, errstr, sizeof(errstr)),
                      XS_ERR_DECODE);
     assert_string_equal(errstr, "not neighbour lists (magic 0x49, expected 'T')");
     xs_buf_free(&names);
@@ -413,54 +418,54 @@ static void test_item_lists_changed(void **state)
 {
     (void)state;
     xs_item_t *it = malloc(sizeof(*it));
-    xs_item_init(it);
+    xs_sketch_init(it);
     assert_false(it->lists_changed);
     for (int k = 0; k < 4; k++)
-        xs_item_add_pair(it, XS_CLASS_BOUGHT, 0x10 + (uint64_t)k);
-    assert_false(it->lists_changed);              /* the summary is not the lists */
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* added */
+        xs_sketch_add_pair(it, XS_CLASS_BOUGHT, 0x10 + (uint64_t)k);
+    assert_false(it->lists_changed);                /* the summary is not the lists */
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* added */
     assert_true(it->lists_changed);
     it->lists_changed = false;
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* the same similarity */
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 0, 2.0); /* the same similarity */
     assert_false(it->lists_changed);
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.001); /* the same bfloat16 */
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 0, 2.001); /* the same bfloat16 */
     assert_false(it->lists_changed);
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 2.5); /* another */
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 0, 2.5); /* another */
     assert_true(it->lists_changed);
     it->lists_changed = false;
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 1, 0); /* not listed, stays out */
-    xs_item_top_clear(it, XS_CLASS_VIEWED);     /* empty already */
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 1, 0); /* not listed, stays out */
+    xs_sketch_top_clear(it, XS_CLASS_VIEWED);     /* empty already */
     assert_false(it->lists_changed);
-    xs_item_top_set(it, XS_CLASS_BOUGHT, 0, 0); /* dropped */
+    xs_sketch_top_set(it, XS_CLASS_BOUGHT, 0, 0); /* dropped */
     assert_true(it->lists_changed);
     /* a full list: a stronger entry replaces the weakest, a weaker one
      * changes nothing */
     xs_item_t *b = malloc(sizeof(*b));
-    xs_item_init(b);
+    xs_sketch_init(b);
     for (int k = 0; k < XS_TOP_BOUGHT + 2; k++) {
-        xs_item_add_pair(b, XS_CLASS_BOUGHT, 0x100 + (uint64_t)k);
+        xs_sketch_add_pair(b, XS_CLASS_BOUGHT, 0x100 + (uint64_t)k);
         if (k < XS_TOP_BOUGHT)
-            xs_item_top_set(b, XS_CLASS_BOUGHT, k, 10.0 + k);
+            xs_sketch_top_set(b, XS_CLASS_BOUGHT, k, 10.0 + k);
     }
     b->lists_changed = false;
-    xs_item_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT, 1.0);
+    xs_sketch_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT, 1.0);
     assert_false(b->lists_changed);
-    xs_item_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT + 1, 1000.0);
+    xs_sketch_top_set(b, XS_CLASS_BOUGHT, XS_TOP_BOUGHT + 1, 1000.0);
     assert_true(b->lists_changed);
     b->lists_changed = false;
-    xs_item_top_clear(b, XS_CLASS_BOUGHT);
+    xs_sketch_top_clear(b, XS_CLASS_BOUGHT);
     assert_true(b->lists_changed);
     /* a summary entry replaced while listed: its list entry drops */
-    xs_item_init(b);
+    xs_sketch_init(b);
     for (int k = 0; k < XS_SKETCH_VIEWED_CAP; k++)
-        xs_item_add_pair(b, XS_CLASS_VIEWED, 0x1000 + (uint64_t)k);
+        xs_sketch_add_pair(b, XS_CLASS_VIEWED, 0x1000 + (uint64_t)k);
     for (int k = 0; k < XS_SKETCH_VIEWED_CAP && b->n_top[XS_CLASS_VIEWED] < XS_TOP_VIEWED; k++)
-        xs_item_top_set(b, XS_CLASS_VIEWED, k, 1.0);
+        xs_sketch_top_set(b, XS_CLASS_VIEWED, k, 1.0);
     b->lists_changed = false;
     uint64_t x = 0x900000;
     int at = -1;
     while (at < 0 || !b->lists_changed) { /* entries of count 1 are replaced */
-        at = xs_item_add_pair(b, XS_CLASS_VIEWED, x++);
+        at = xs_sketch_add_pair(b, XS_CLASS_VIEWED, x++);
         if (at >= 0 && !b->lists_changed)
             assert_true(at >= XS_TOP_VIEWED); /* an unlisted one */
     }
@@ -497,27 +502,27 @@ static void test_item_version_2_migrates(void **state)
                                  5};         /* scored_at */
     xs_item_t *it = malloc(sizeof(*it));
     char errstr[128];
-    assert_int_equal(xs_item_decode(it, v2, sizeof(v2), errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_sketch_decode(it, v2, sizeof(v2), errstr, sizeof(errstr)), XS_OK);
     assert_int_equal(it->n_pairs[XS_CLASS_BOUGHT], 2);
     /* 9 +- 2 keeps its guaranteed count: 7, error 0 (version 4 stores no error) */
     assert_int_equal(it->bought[0].count, 7);
     assert_int_equal(it->bought[0].err, 0);
-    assert_int_equal(xs_item_pair_total(it, XS_CLASS_BOUGHT), 13);
-    assert_int_equal(xs_item_pair_total(it, XS_CLASS_VIEWED), 0);
+    assert_int_equal(xs_sketch_pair_total(it, XS_CLASS_BOUGHT), 13);
+    assert_int_equal(xs_sketch_pair_total(it, XS_CLASS_VIEWED), 0);
     assert_int_equal(it->n_top[XS_CLASS_BOUGHT], 0);
     assert_true(it->scored_at == 0);
     /* re-encoded as the current version, with the total; a total below the
      * counts is corrupt */
     xs_buf_t buf = {0};
-    assert_int_equal(xs_item_encode(it, &buf), XS_OK);
+    assert_int_equal(xs_sketch_encode(it, &buf), XS_OK);
     assert_int_equal(buf.data[1], XS_ITEM_VERSION);
     xs_item_t *b = malloc(sizeof(*b));
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
-    assert_int_equal(xs_item_pair_total(b, XS_CLASS_BOUGHT), 13);
+    assert_int_equal(xs_sketch_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_pair_total(b, XS_CLASS_BOUGHT), 13);
     size_t at = 3 + 8 + 2 + 1 + 2 * 9 + 1; /* after the bought entries and sweep */
     assert_int_equal(buf.data[at], 13);
     buf.data[at] = 10; /* below 7 + 4 */
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_decode(b, buf.data, buf.len, NULL, 0), XS_ERR_DECODE);
     xs_buf_free(&buf);
     free(b);
     free(it);
@@ -560,16 +565,16 @@ static void test_item_version_4_lists(void **state)
     uint8_t bad[sizeof(v4)];
     memcpy(bad, v4, sizeof(v4));
     bad[36] = bad[33]; /* second position = first */
-    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
     bad[36] = 2; /* out of range: two entries */
-    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
     bad[36] = 0;
     memset(&bad[37], 0xff, 2); /* a NaN similarity */
-    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
+    assert_int_equal(xs_sketch_decode(b, bad, sizeof(bad), NULL, 0), XS_ERR_DECODE);
     memcpy(bad, v4, sizeof(v4));
     bad[36] = 0;
-    assert_int_equal(xs_item_decode(b, bad, sizeof(bad), NULL, 0), XS_OK);
-    assert_int_equal(xs_item_decode(it, v4, sizeof(v4), errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_sketch_decode(b, bad, sizeof(bad), NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_decode(it, v4, sizeof(v4), errstr, sizeof(errstr)), XS_OK);
     assert_true(it->lists_changed); /* not in a neighbours record yet */
     assert_int_equal(it->n_top[XS_CLASS_BOUGHT], 2);
     assert_int_equal(it->top_bought[0].idx, 1);
@@ -578,18 +583,18 @@ static void test_item_version_4_lists(void **state)
     assert_int_equal(it->n_top[XS_CLASS_VIEWED], 1);
     assert_true(it->top_viewed[0].item == 0x33 && it->top_viewed[0].sim == 3.0f);
     assert_true(it->scored_at == 5);
-    assert_int_equal(xs_item_pair_total(it, XS_CLASS_BOUGHT), 13);
+    assert_int_equal(xs_sketch_pair_total(it, XS_CLASS_BOUGHT), 13);
     xs_buf_t buf = {0}, lbuf = {0};
-    assert_int_equal(xs_item_encode(it, &buf), XS_OK);
+    assert_int_equal(xs_sketch_encode(it, &buf), XS_OK);
     assert_int_equal(buf.data[1], 5);
     assert_int_equal(buf.len, sizeof(v4) - 1 - 6 - 1 - 3); /* no list fields */
-    assert_int_equal(xs_item_lists_encode(it, 0x44, &lbuf), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(it, 0x44, &lbuf), XS_OK);
     xs_item_lists_t *l = malloc(sizeof(*l));
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 0);
     assert_false(b->lists_changed);
-    assert_int_equal(xs_item_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
-    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    assert_int_equal(xs_sketch_lists_decode(l, lbuf.data, lbuf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_lists_apply(b, l), 0);
     assert_false(b->lists_changed); /* as stored */
     assert_int_equal(b->n_top[XS_CLASS_BOUGHT], 2);
     assert_memory_equal(b->top_bought, it->top_bought, 2 * sizeof(it->top_bought[0]));
@@ -660,11 +665,11 @@ static void test_min_search_matches_full_scan(void **state)
         cdf[i] = (acc += 1.0 / pow(i + 1, 0.9) / total);
     xs_item_t *it = malloc(sizeof(*it));
     ref_ss_t *ref = calloc(1, sizeof(*ref));
-    xs_item_init(it);
+    xs_sketch_init(it);
     for (int k = 0; k < 200000; k++) {
         uint64_t x = zipf(cdf, N_ITEMS);
         ref_add(ref, x);
-        int pos = xs_item_add_pair(it, XS_CLASS_VIEWED, x);
+        int pos = xs_sketch_add_pair(it, XS_CLASS_VIEWED, x);
         assert_true(pos < 0 || it->viewed[pos].item == x);
         if (k % 997 == 0) {
             assert_int_equal(it->n_pairs[XS_CLASS_VIEWED], ref->n);
@@ -672,7 +677,7 @@ static void test_min_search_matches_full_scan(void **state)
         }
     }
     assert_memory_equal(it->viewed, ref->e, sizeof(ref->e[0]) * (size_t)ref->n);
-    /* xs_item_pair_count reads through the index the updates built, and
+    /* xs_sketch_pair_count reads through the index the updates built, and
      * without it (a decoded record) by a scan: the same counts either way,
      * for every item the stream had (most no longer held: 0). */
     assert_true(it->indexed);
@@ -681,8 +686,8 @@ static void test_min_search_matches_full_scan(void **state)
     cold->indexed = false;
     int held = 0;
     for (uint64_t x = 1; x <= N_ITEMS; x++) {
-        uint32_t e1 = 7, e2 = 7, c = xs_item_pair_count(it, XS_CLASS_VIEWED, x, &e1);
-        assert_int_equal(c, xs_item_pair_count(cold, XS_CLASS_VIEWED, x, &e2));
+        uint32_t e1 = 7, e2 = 7, c = xs_sketch_pair_count(it, XS_CLASS_VIEWED, x, &e1);
+        assert_int_equal(c, xs_sketch_pair_count(cold, XS_CLASS_VIEWED, x, &e2));
         assert_int_equal(e1, e2);
         held += c > 0;
     }
@@ -697,14 +702,14 @@ static void test_top_lists(void **state)
 {
     (void)state;
     xs_item_t *it = malloc(sizeof(*it));
-    xs_item_init(it);
+    xs_sketch_init(it);
     for (uint64_t x = 1; x <= XS_SKETCH_VIEWED_CAP; x++)
-        xs_item_add_pair(it, XS_CLASS_VIEWED, x);
+        xs_sketch_add_pair(it, XS_CLASS_VIEWED, x);
     /* more candidates than room: the best XS_TOP_VIEWED stay */
     for (int k = 0; k < XS_SKETCH_VIEWED_CAP; k++)
-        xs_item_top_set(it, XS_CLASS_VIEWED, k, (double)(k % 20) + 1);
+        xs_sketch_top_set(it, XS_CLASS_VIEWED, k, (double)(k % 20) + 1);
     int n = 0;
-    const xs_top_t *t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    const xs_top_t *t = xs_sketch_top(it, XS_CLASS_VIEWED, &n);
     assert_int_equal(n, XS_TOP_VIEWED);
     double lowest = 1e9;
     for (int i = 0; i < n; i++) {
@@ -719,17 +724,17 @@ static void test_top_lists(void **state)
     assert_true(lowest > 1);
     /* an update changes the similarity in place; <= 0 removes */
     int idx = t[0].idx;
-    xs_item_top_set(it, XS_CLASS_VIEWED, idx, 100);
-    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    xs_sketch_top_set(it, XS_CLASS_VIEWED, idx, 100);
+    t = xs_sketch_top(it, XS_CLASS_VIEWED, &n);
     assert_int_equal(n, XS_TOP_VIEWED);
     assert_true(t[0].sim == 100);
-    xs_item_top_set(it, XS_CLASS_VIEWED, idx, 0);
-    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    xs_sketch_top_set(it, XS_CLASS_VIEWED, idx, 0);
+    t = xs_sketch_top(it, XS_CLASS_VIEWED, &n);
     assert_int_equal(n, XS_TOP_VIEWED - 1);
     for (int i = 0; i < n; i++)
         assert_int_not_equal(t[i].idx, idx);
     /* a weaker entry does not displace a full list's weakest; a stronger one does */
-    xs_item_top_set(it, XS_CLASS_VIEWED, idx, 1);
+    xs_sketch_top_set(it, XS_CLASS_VIEWED, idx, 1);
     assert_int_equal(it->n_top[XS_CLASS_VIEWED], XS_TOP_VIEWED);
     int outside = -1;
     for (int k = 0; k < XS_SKETCH_VIEWED_CAP && outside < 0; k++) {
@@ -740,8 +745,8 @@ static void test_top_lists(void **state)
             outside = k;
     }
     assert_true(outside >= 0);
-    xs_item_top_set(it, XS_CLASS_VIEWED, outside, 0.5);
-    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    xs_sketch_top_set(it, XS_CLASS_VIEWED, outside, 0.5);
+    t = xs_sketch_top(it, XS_CLASS_VIEWED, &n);
     assert_int_equal(n, XS_TOP_VIEWED);
     for (int i = 0; i < n; i++)
         assert_true(t[i].sim >= 1);
@@ -750,11 +755,11 @@ static void test_top_lists(void **state)
     int before = it->n_top[XS_CLASS_VIEWED];
     int pos = -1;
     for (uint64_t x = 999999; pos < 0; x++) {
-        pos = xs_item_add_pair(it, XS_CLASS_VIEWED, x);
+        pos = xs_sketch_add_pair(it, XS_CLASS_VIEWED, x);
         assert_true(pos < 0 || it->viewed[pos].item == x);
     }
     bool listed = false;
-    t = xs_item_top(it, XS_CLASS_VIEWED, &n);
+    t = xs_sketch_top(it, XS_CLASS_VIEWED, &n);
     for (int i = 0; i < n; i++) {
         listed |= t[i].idx == pos;
         assert_true(t[i].item == it->viewed[t[i].idx].item);
@@ -763,14 +768,14 @@ static void test_top_lists(void **state)
     assert_true(n == before || n == before - 1);
     /* stored (summary and lists records) and loaded, the same list */
     xs_buf_t buf = {0};
-    assert_int_equal(xs_item_encode(it, &buf), XS_OK);
+    assert_int_equal(xs_sketch_encode(it, &buf), XS_OK);
     xs_item_t *b = malloc(sizeof(*b));
-    assert_int_equal(xs_item_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_decode(b, buf.data, buf.len, NULL, 0), XS_OK);
     xs_buf_reset(&buf);
-    assert_int_equal(xs_item_lists_encode(it, 1, &buf), XS_OK);
+    assert_int_equal(xs_sketch_lists_encode(it, 1, &buf), XS_OK);
     xs_item_lists_t *l = malloc(sizeof(*l));
-    assert_int_equal(xs_item_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
-    assert_int_equal(xs_item_lists_apply(b, l), 0);
+    assert_int_equal(xs_sketch_lists_decode(l, buf.data, buf.len, NULL, 0), XS_OK);
+    assert_int_equal(xs_sketch_lists_apply(b, l), 0);
     free(l);
     assert_int_equal(b->n_top[XS_CLASS_VIEWED], n);
     assert_memory_equal(b->top_viewed, it->top_viewed, sizeof(it->top_viewed[0]) * (size_t)n);
@@ -829,7 +834,7 @@ static void test_top_list_matches_reference(void **state)
     (void)state;
     xs_item_t *it = malloc(sizeof(*it));
     ref_top_t *ref = calloc(1, sizeof(*ref));
-    xs_item_init(it);
+    xs_sketch_init(it);
     for (int k = 0; k < 300000; k++) {
         uint64_t r = rng();
         /* a few hundred items with skew, so that the sketch replaces entries */
@@ -838,17 +843,17 @@ static void test_top_list_matches_reference(void **state)
         int n_before = it->n_pairs[XS_CLASS_BOUGHT];
         for (int i = 0; i < n_before; i++)
             before[i] = it->bought[i].item;
-        int pos = xs_item_add_pair(it, XS_CLASS_BOUGHT, x);
+        int pos = xs_sketch_add_pair(it, XS_CLASS_BOUGHT, x);
         if (pos < 0)
             continue; /* not kept: the list is unchanged */
         if (pos < n_before && before[pos] != x)
             ref_drop(ref, pos); /* replaced in the sketch */
         /* sims from a small set, so that ties happen; 1 in 10 removes */
         double sim = (r >> 20) % 10 == 0 ? 0 : (double)((r >> 24) % 40 + 1);
-        xs_item_top_set(it, XS_CLASS_BOUGHT, pos, sim);
+        xs_sketch_top_set(it, XS_CLASS_BOUGHT, pos, sim);
         ref_set(ref, pos, x, (float)sim);
         int n = 0;
-        const xs_top_t *t = xs_item_top(it, XS_CLASS_BOUGHT, &n);
+        const xs_top_t *t = xs_sketch_top(it, XS_CLASS_BOUGHT, &n);
         assert_int_equal(n, ref->n);
         for (int i = 0; i < n; i++) {
             assert_int_equal(t[i].idx, ref->t[i].idx);

@@ -51,7 +51,7 @@ static xs_err_t fk_get(void *opaque, uint64_t item, bool create, xs_item_t **it,
         assert_true(f->n < FK_MAX);
         xs_item_t *x = malloc(sizeof(*x));
         assert_non_null(x);
-        xs_item_init(x);
+        xs_sketch_init(x);
         f->key[f->n] = item;
         f->it[f->n++] = x;
         *it = x;
@@ -119,12 +119,12 @@ static void apply(xs_user_stage_t *us, xs_profile_t *p, xs_event_kind_t kind, in
     xs_event_t ev;
     xs_event_init(&ev, kind);
     ev.type = type;
-    ev.event_id = xs_strdup("e");
-    ev.user_id = xs_strdup("u");
+    ev.event_id = xs_str_dup("e");
+    ev.user_id = xs_str_dup("u");
     ev.ts = ts;
     if (kind == XS_KIND_CLICK) {
-        ev.item_id = xs_strdup(item);
-        ev.category = category ? xs_strdup(category) : NULL;
+        ev.item_id = xs_str_dup(item);
+        ev.category = category ? xs_str_dup(category) : NULL;
     } else {
         assert_int_equal(xs_event_add_line(&ev, item, 1, 0, false), XS_OK);
     }
@@ -148,7 +148,7 @@ static void expect_delta(size_t k, const char *a, const char *b, xs_class_t cls)
 static void test_user_then_item_stage(void **state)
 {
     xs_params_t P;
-    xs_params_default(&P);
+    xs_engine_params_default(&P);
     xs_totals_t totals = {0};
     static xs_trending_t tr;
     memset(&tr, 0, sizeof(tr));
@@ -215,9 +215,9 @@ static void test_user_then_item_stage(void **state)
     assert_int_equal(totals.pairs_total[XS_CLASS_VIEWED], 1);
     assert_int_equal(totals.pairs_total[XS_CLASS_BOUGHT], 1);
     uint32_t err = 0;
-    assert_int_equal(xs_item_pair_count(a, XS_CLASS_BOUGHT, hB, &err), 1);
-    assert_int_equal(xs_item_pair_count(b, XS_CLASS_BOUGHT, hA, &err), 1);
-    assert_int_equal(xs_item_pair_count(a, XS_CLASS_VIEWED, hB, &err), 1);
+    assert_int_equal(xs_sketch_pair_count(a, XS_CLASS_BOUGHT, hB, &err), 1);
+    assert_int_equal(xs_sketch_pair_count(b, XS_CLASS_BOUGHT, hA, &err), 1);
+    assert_int_equal(xs_sketch_pair_count(a, XS_CLASS_VIEWED, hB, &err), 1);
     assert_int_equal(a->n_users[XS_CLASS_BOUGHT], 1);
     assert_int_equal(b->n_users[XS_CLASS_VIEWED], 1);
     assert_true(b->category == xs_hash_str("shoes"));
@@ -242,7 +242,7 @@ static void test_user_then_item_stage(void **state)
 static void test_refresh_then_score(void **state)
 {
     xs_params_t P;
-    xs_params_default(&P);
+    xs_engine_params_default(&P);
     P.similarity = XS_SIM_COUNT;
     P.min_support = 1;
     xs_totals_t totals = {0};
@@ -263,10 +263,10 @@ static void test_refresh_then_score(void **state)
     assert_int_equal(xs_item_stage_apply(is, d, 3, &totals, &n_pairs, NULL, 0), XS_OK);
     xs_item_t *a = fk_find(&f, hA);
     int nt = -1;
-    xs_item_top(a, XS_CLASS_BOUGHT, &nt);
+    xs_sketch_top(a, XS_CLASS_BOUGHT, &nt);
     assert_int_equal(nt, 1);
     /* stale: never ranked whole, and its list lost */
-    xs_item_top_clear(a, XS_CLASS_BOUGHT);
+    xs_sketch_top_clear(a, XS_CLASS_BOUGHT);
     a->scored_at = 0;
 
     const xs_scorer_view_t v = {&f, fv_item, fv_entries, fv_rank, fv_catalog};
@@ -294,25 +294,25 @@ static void test_refresh_then_score(void **state)
         memcpy(before[i], f.it[i], sizeof(xs_item_t));
     }
     xs_list_t list;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_scorer_score(sc, &v, &in, &list, NULL, 0), XS_OK);
     assert_int_equal(list.n_items, 0); /* the stale list, read as it is */
     for (int i = 0; i < 2; i++)
         assert_memory_equal(before[i], f.it[i], sizeof(xs_item_t));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
 
     f.changed = 0;
     assert_int_equal(xs_item_stage_refresh(is, ctx, in.n_use, &totals, NULL, 0), XS_OK);
     assert_int_equal(f.changed, 1);
     assert_true(a->scored_at == totals.pairs_total[0] + totals.pairs_total[1]);
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_scorer_score(sc, &v, &in, &list, NULL, 0), XS_OK);
     assert_int_equal(list.n_items, 1);
     assert_string_equal(list.items[0].item_id, "B");
     assert_int_equal(list.items[0].source, XS_SOURCE_BOUGHT_TOGETHER);
     assert_int_equal(list.items[0].n_because, 1);
     assert_string_equal(list.items[0].because_of[0], "A");
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
 
     /* fresh now: a second refresh ranks nothing */
     f.changed = 0;
@@ -322,12 +322,12 @@ static void test_refresh_then_score(void **state)
     /* ranked at read time (an arm with another measure): the same neighbour, nothing written */
     memcpy(before[0], a, sizeof(xs_item_t));
     in.lists = false;
-    xs_list_init(&list);
+    xs_event_list_init(&list);
     assert_int_equal(xs_scorer_score(sc, &v, &in, &list, NULL, 0), XS_OK);
     assert_int_equal(list.n_items, 1);
     assert_string_equal(list.items[0].item_id, "B");
     assert_memory_equal(before[0], a, sizeof(xs_item_t));
-    xs_list_clear(&list);
+    xs_event_list_clear(&list);
 
     for (int i = 0; i < 2; i++)
         free(before[i]);
@@ -348,7 +348,7 @@ static void test_pair_count_from_both_summaries(void **state)
 {
     (void)state;
     xs_params_t P;
-    xs_params_default(&P);
+    xs_engine_params_default(&P);
     P.similarity = XS_SIM_COUNT;
     P.min_support = 1;
     xs_totals_t totals = {0};
@@ -375,15 +375,15 @@ static void test_pair_count_from_both_summaries(void **state)
     assert_non_null(a);
     assert_non_null(m);
     uint32_t err = 0;
-    assert_int_equal(xs_item_pair_count(m, XS_CLASS_BOUGHT, hA, &err) - err, 6);
-    uint32_t in_a = xs_item_pair_count(a, XS_CLASS_BOUGHT, hM, &err) - err;
+    assert_int_equal(xs_sketch_pair_count(m, XS_CLASS_BOUGHT, hA, &err) - err, 6);
+    uint32_t in_a = xs_sketch_pair_count(a, XS_CLASS_BOUGHT, hM, &err) - err;
     assert_true(in_a > 0 && in_a < 6); /* the premise: A's summary holds M, under-counted */
     /* ranked whole (its pairs more than doubled since), then the list */
     const xs_ctx_item_t ctx[] = {{hA, 1.0, false}};
     a->scored_at = 0;
     assert_int_equal(xs_item_stage_refresh(is, ctx, 1, &totals, NULL, 0), XS_OK);
     int nt = 0;
-    const xs_top_t *top = xs_item_top(a, XS_CLASS_BOUGHT, &nt);
+    const xs_top_t *top = xs_sketch_top(a, XS_CLASS_BOUGHT, &nt);
     bool found = false;
     for (int k = 0; k < nt; k++)
         if (top[k].item == hM) {
