@@ -16,15 +16,19 @@
 #
 # Environment (set by ctest): XS_BIN_DIR, XS_KAFKA_BOOTSTRAP_FILE (the shared
 # broker of the kafka fixture; topic names and the group are unique to this run).
+# Without XS_KAFKA_BOOTSTRAP_FILE the test starts the development broker
+# (`xsell devbroker`, no Admin API: its topics are made with 2 partitions at
+# start, the membership topic too): tests/integration/
+# test_members_devbroker.sh.
 set -euo pipefail
-: "${XS_BIN_DIR:?}" "${XS_KAFKA_BOOTSTRAP_FILE:?}"
+: "${XS_BIN_DIR:?}"
 XSELL="$XS_BIN_DIR/xsell"
 WORKER="$XS_BIN_DIR/xsell-worker"
 PY=/usr/bin/python3
 tmp=$(mktemp -d)
-pid_a="" pid_b=""
+pid_a="" pid_b="" pid_broker=""
 cleanup() {
-    for pid in "$pid_a" "$pid_b"; do
+    for pid in "$pid_a" "$pid_b" "$pid_broker"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -40,14 +44,24 @@ fail() {
     done
     exit 1
 }
-bs=$(cat "$XS_KAFKA_BOOTSTRAP_FILE")
 p="members-$$-$(date +%s%N)."
 names=(--set "topics.clicks=${p}clicks" --set "topics.cart=${p}cart"
     --set "topics.catalog=${p}catalog" --set "topics.output=${p}out" --set "topics.dlq=${p}dlq")
 
 echo "=== topics (2 partitions) and 40 baskets"
-"$XSELL" topics create --bootstrap "$bs" --partitions 2 "${names[@]}" >/dev/null 2>"$tmp/create.err" ||
-    fail "topics create: $(cat "$tmp/create.err")"
+if [[ -n "${XS_KAFKA_BOOTSTRAP_FILE:-}" ]]; then
+    bs=$(cat "$XS_KAFKA_BOOTSTRAP_FILE")
+    "$XSELL" topics create --bootstrap "$bs" --partitions 2 "${names[@]}" >/dev/null \
+        2>"$tmp/create.err" || fail "topics create: $(cat "$tmp/create.err")"
+else
+    "$XSELL" devbroker --partitions 2 --bootstrap-file "$tmp/bs" \
+        --topics "${p}clicks,${p}cart,${p}catalog,${p}out,${p}dlq,${p}g-members" \
+        >/dev/null 2>"$tmp/broker.err" &
+    pid_broker=$!
+    for _ in $(seq 1 100); do [[ -s "$tmp/bs" ]] && break; sleep 0.1; done
+    [[ -s "$tmp/bs" ]] || fail "no bootstrap file from the development broker"
+    bs=$(cat "$tmp/bs")
+fi
 items=(camera lens tripod bag strap filter card battery charger cloth)
 for i in $(seq 0 39); do
     echo "${items[i % 10]},${items[(i + 1) % 10]},${items[(i + 3) % 10]}"
@@ -135,6 +149,10 @@ check_forward "$addr_a" "$addr_b" "$user_b"
 check_forward "$addr_b" "$addr_a" "$user_a"
 fwd=$(curl -s "http://$addr_a/metrics" | awk '$1 == "xsell_http_forwarded_total" {print $2}')
 [[ "$fwd" -ge 1 ]] || fail "A's xsell_http_forwarded_total is '$fwd'"
+if command -v promtool >/dev/null 2>&1; then
+    curl -s "http://$addr_a/metrics" | promtool check metrics >"$tmp/promtool.out" 2>&1 ||
+        fail "promtool check metrics: $(cat "$tmp/promtool.out")"
+fi
 
 echo "=== B killed: A answers 502 for B's user, quickly"
 kill -9 "$pid_b"
