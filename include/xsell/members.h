@@ -107,6 +107,24 @@ bool xs_members_forward(xs_members_t *m, const char *user_id, const char *target
 /* Appends the Prometheus text of the forwarding counters and the table. */
 xs_err_t xs_members_render(xs_members_t *m, xs_buf_t *out);
 
+/*
+ * The table alone (what xs_members_t keeps under its lock; not
+ * thread-safe): url -> the latest record of each instance.
+ * xs_members_table_apply() applies one message of the topic (value NULL:
+ * a tombstone); XS_ERR_INVALID for no key or a url that is not the key,
+ * the decoder's error for a bad value (then the table is unchanged).
+ * xs_members_table_owner() is the ownership rule above (self_url: this
+ * instance, never its own owner; NULL: none).
+ */
+typedef struct xs_members_table xs_members_table_t;
+xs_members_table_t *xs_members_table_new(void);
+void xs_members_table_destroy(xs_members_table_t *t);
+xs_err_t xs_members_table_apply(xs_members_table_t *t, const void *key, size_t key_len,
+                                const void *value, size_t value_len);
+bool xs_members_table_owner(const xs_members_table_t *t, int32_t p, const char *self_url, char *url,
+                            size_t url_size);
+size_t xs_members_table_size(const xs_members_table_t *t);
+
 /* Encodes / decodes a record value (text above). decode: XS_ERR_VERSION
  * for a newer version, XS_ERR_DECODE for another magic or a malformed
  * record; *parts (caller frees) holds *n_parts partitions. */

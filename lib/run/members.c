@@ -57,8 +57,7 @@ struct xs_members {
     atomic_bool stop;
     atomic_int n_partitions; /* of the input topic; 0: unknown yet */
     pthread_mutex_t mu;      /* the table */
-    member_t *members;
-    size_t n_members;
+    xs_members_table_t *table;
     /* this instance's last publication (membership thread) */
     int32_t *own;
     size_t n_own;
@@ -153,36 +152,88 @@ bad:
     return XS_ERR_DECODE;
 }
 
-/* ---- the table (under mu) ---------------------------------------------------- */
+/* ---- the table ----------------------------------------------------------------- */
 
-static void table_remove(xs_members_t *m, const char *url)
+struct xs_members_table {
+    member_t *members;
+    size_t n_members;
+};
+
+xs_members_table_t *xs_members_table_new(void)
 {
-    for (size_t i = 0; i < m->n_members; i++)
-        if (!strcmp(m->members[i].url, url)) {
-            free(m->members[i].parts);
-            m->members[i] = m->members[--m->n_members];
+    return calloc(1, sizeof(xs_members_table_t));
+}
+
+void xs_members_table_destroy(xs_members_table_t *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_members; i++)
+        free(t->members[i].parts);
+    free(t->members);
+    free(t);
+}
+
+size_t xs_members_table_size(const xs_members_table_t *t)
+{
+    return t->n_members;
+}
+
+static void table_remove(xs_members_table_t *t, const char *url)
+{
+    for (size_t i = 0; i < t->n_members; i++)
+        if (!strcmp(t->members[i].url, url)) {
+            free(t->members[i].parts);
+            t->members[i] = t->members[--t->n_members];
             return;
         }
 }
 
 /* Takes ownership of parts. */
-static xs_err_t table_put(xs_members_t *m, const char *url, uint64_t generation,
+static xs_err_t table_put(xs_members_table_t *t, const char *url, uint64_t generation,
                           int64_t assigned_at, int32_t *parts, size_t n_parts)
 {
-    table_remove(m, url);
-    member_t *grown = realloc(m->members, (m->n_members + 1) * sizeof(*grown));
+    table_remove(t, url);
+    member_t *grown = realloc(t->members, (t->n_members + 1) * sizeof(*grown));
     if (!grown) {
         free(parts);
         return XS_ERR_NOMEM;
     }
-    m->members = grown;
-    member_t *e = &m->members[m->n_members++];
+    t->members = grown;
+    member_t *e = &t->members[t->n_members++];
     snprintf(e->url, sizeof(e->url), "%s", url);
     e->generation = generation;
     e->assigned_at = assigned_at;
     e->parts = parts;
     e->n_parts = n_parts;
     return XS_OK;
+}
+
+xs_err_t xs_members_table_apply(xs_members_table_t *t, const void *key, size_t key_len,
+                                const void *value, size_t value_len)
+{
+    char k[XS_MEMBERS_URL_MAX], url[XS_MEMBERS_URL_MAX];
+    uint64_t generation = 0;
+    int64_t assigned_at = 0;
+    int32_t *parts = NULL;
+    size_t n_parts = 0;
+    if (!key || key_len == 0 || key_len >= sizeof(k))
+        return XS_ERR_INVALID;
+    memcpy(k, key, key_len);
+    k[key_len] = '\0';
+    if (!value) { /* tombstone: the instance left */
+        table_remove(t, k);
+        return XS_OK;
+    }
+    xs_err_t err = xs_members_decode(value, value_len, url, sizeof(url), &generation, &assigned_at,
+                                     &parts, &n_parts);
+    if (!err && strcmp(url, k) != 0)
+        err = XS_ERR_INVALID;
+    if (err) {
+        free(parts);
+        return err;
+    }
+    return table_put(t, url, generation, assigned_at, parts, n_parts);
 }
 
 static bool claims(const member_t *e, int32_t p)
@@ -193,13 +244,12 @@ static bool claims(const member_t *e, int32_t p)
     return false;
 }
 
-bool xs_members_owner(xs_members_t *m, int32_t p, char *url, size_t url_size)
+bool xs_members_table_owner(const xs_members_table_t *t, int32_t p, const char *self_url, char *url,
+                            size_t url_size)
 {
     const member_t *best = NULL;
-    bool found = false;
-    pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < m->n_members; i++) {
-        const member_t *e = &m->members[i];
+    for (size_t i = 0; i < t->n_members; i++) {
+        const member_t *e = &t->members[i];
         if (!claims(e, p))
             continue;
         if (!best || e->assigned_at > best->assigned_at ||
@@ -208,50 +258,35 @@ bool xs_members_owner(xs_members_t *m, int32_t p, char *url, size_t url_size)
               (e->generation == best->generation && strcmp(e->url, best->url) > 0))))
             best = e;
     }
-    if (best && strcmp(best->url, m->self_url) != 0) {
-        snprintf(url, url_size, "%s", best->url);
-        found = true;
-    }
+    if (!best || (self_url && !strcmp(best->url, self_url)))
+        return false;
+    snprintf(url, url_size, "%s", best->url);
+    return true;
+}
+
+bool xs_members_owner(xs_members_t *m, int32_t p, char *url, size_t url_size)
+{
+    pthread_mutex_lock(&m->mu);
+    bool found = xs_members_table_owner(m->table, p, m->self_url, url, url_size);
     pthread_mutex_unlock(&m->mu);
     return found;
 }
 
 static void apply(xs_members_t *m, const xs_msg_t *msg)
 {
-    char key[XS_MEMBERS_URL_MAX], url[XS_MEMBERS_URL_MAX];
-    uint64_t generation = 0;
-    int64_t assigned_at = 0;
-    int32_t *parts = NULL;
-    size_t n_parts = 0;
-    if (!msg->key || msg->key_len == 0 || msg->key_len >= sizeof(key)) {
-        atomic_fetch_add(&m->skipped_records, 1);
-        return;
-    }
-    memcpy(key, msg->key, msg->key_len);
-    key[msg->key_len] = '\0';
-    if (!msg->value) { /* tombstone: the instance left */
-        pthread_mutex_lock(&m->mu);
-        table_remove(m, key);
-        pthread_mutex_unlock(&m->mu);
-        XS_INFO("group member left", "url=%s", key);
-        return;
-    }
-    xs_err_t err = xs_members_decode(msg->value, msg->value_len, url, sizeof(url), &generation,
-                                     &assigned_at, &parts, &n_parts);
-    if (err || strcmp(url, key) != 0) {
-        free(parts);
-        atomic_fetch_add(&m->skipped_records, 1);
-        XS_WARN("membership record skipped", "topic=%s offset=%" PRId64 " key=%s error=\"%s\"",
-                m->topic, msg->offset, key,
-                err ? xs_err_str(err) : "the record's url differs from its key");
-        return;
-    }
     pthread_mutex_lock(&m->mu);
-    err = table_put(m, url, generation, assigned_at, parts, n_parts);
+    xs_err_t err =
+        xs_members_table_apply(m->table, msg->key, msg->key_len, msg->value, msg->value_len);
     pthread_mutex_unlock(&m->mu);
-    if (!err)
-        XS_DEBUG("group member", "url=%s generation=%" PRIu64 " partitions=%zu", url, generation,
-                 n_parts);
+    if (err) {
+        atomic_fetch_add(&m->skipped_records, 1);
+        XS_WARN("membership record skipped", "topic=%s offset=%" PRId64 " error=\"%s\"", m->topic,
+                msg->offset,
+                err == XS_ERR_INVALID ? "no key, or the record's url differs from its key"
+                                      : xs_err_str(err));
+    } else if (!msg->value) {
+        XS_INFO("group member left", "topic=%s offset=%" PRId64, m->topic, msg->offset);
+    }
 }
 
 /* ---- the membership thread ------------------------------------------------------ */
@@ -350,7 +385,8 @@ xs_members_t *xs_members_new(const xs_members_opts_t *o, char *errstr, size_t er
     m->n_conf = o->n_conf;
     m->rt = o->runtime;
     m->refresh_ms = o->refresh_ms > 0 ? o->refresh_ms : 500;
-    if (!(m->topic = xs_str_dup(o->topic)) || !(m->input_topic = xs_str_dup(o->input_topic)) ||
+    if (!(m->table = xs_members_table_new()) || !(m->topic = xs_str_dup(o->topic)) ||
+        !(m->input_topic = xs_str_dup(o->input_topic)) ||
         !(m->partitioner = xs_str_dup(o->partitioner)) ||
         !(m->self_url = xs_str_dup(o->self_url)) || !(m->bootstrap = xs_str_dup(o->bootstrap))) {
         xs_err_set(errstr, errstr_size, "out of memory");
@@ -417,9 +453,7 @@ void xs_members_destroy(xs_members_t *m)
     xs_http_client_destroy(m->client);
     xs_consumer_destroy(m->consumer);
     xs_producer_destroy(m->producer);
-    for (size_t i = 0; i < m->n_members; i++)
-        free(m->members[i].parts);
-    free(m->members);
+    xs_members_table_destroy(m->table);
     free(m->own);
     free(m->topic);
     free(m->input_topic);
@@ -499,7 +533,7 @@ xs_err_t xs_members_render(xs_members_t *m, xs_buf_t *out)
 {
     size_t n_members;
     pthread_mutex_lock(&m->mu);
-    n_members = m->n_members;
+    n_members = xs_members_table_size(m->table);
     pthread_mutex_unlock(&m->mu);
     return xs_buf_printf(
         out,

@@ -2,7 +2,8 @@
  * test_members.c — the membership record (include/xsell/members.h) and the
  * partition of a user id (xs_producer_partition), against reference
  * computations: CRC32 (Python's zlib.crc32) for consistent_random, Kafka's
- * Java murmur2 for murmur2_random, each modulo the partition count.
+ * Java murmur2 for murmur2_random, each modulo the partition count; and
+ * the ownership rule of the membership table.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,12 +115,76 @@ static void test_record_rejects(void **state)
     }
 }
 
+/* Applies the record of url (generation, assigned_at, partitions). */
+static void put(xs_members_table_t *t, const char *url, uint64_t gen, int64_t at,
+                const int32_t *parts, size_t n)
+{
+    xs_buf_t b = {0};
+    assert_int_equal(xs_members_encode(&b, url, gen, at, parts, n), XS_OK);
+    assert_int_equal(xs_members_table_apply(t, url, strlen(url), b.data, b.len), XS_OK);
+    xs_buf_free(&b);
+}
+
+static const char *owner(const xs_members_table_t *t, int32_t p, const char *self)
+{
+    static char url[256];
+    return xs_members_table_owner(t, p, self, url, sizeof(url)) ? url : NULL;
+}
+
+/* The ownership rule: a stale claim (a dead instance's, no tombstone) never
+ * wins over a newer one, whichever arrives first. */
+static void test_owner_rule(void **state)
+{
+    (void)state;
+    const int32_t p0[] = {0}, p01[] = {0, 1}, p1[] = {1};
+    xs_members_table_t *t = xs_members_table_new();
+    assert_non_null(t);
+    assert_null(owner(t, 0, NULL));
+    /* B owned 0 and 1, then died; A was given 0 later: A's claim wins */
+    put(t, "http://b:1", 3, 1000, p01, 2);
+    assert_string_equal(owner(t, 0, NULL), "http://b:1");
+    put(t, "http://a:1", 1, 2000, p0, 1);
+    assert_string_equal(owner(t, 0, NULL), "http://a:1");
+    assert_string_equal(owner(t, 1, NULL), "http://b:1"); /* nobody newer claims 1 */
+    /* the same records in the other order */
+    xs_members_table_t *u = xs_members_table_new();
+    put(u, "http://a:1", 1, 2000, p0, 1);
+    put(u, "http://b:1", 3, 1000, p01, 2);
+    assert_string_equal(owner(u, 0, NULL), "http://a:1");
+    /* B comes back and claims 1 only: its new record replaces its old one */
+    put(t, "http://b:1", 4, 3000, p1, 1);
+    assert_string_equal(owner(t, 0, NULL), "http://a:1");
+    assert_string_equal(owner(t, 1, NULL), "http://b:1");
+    assert_int_equal(xs_members_table_size(t), 2);
+    /* equal times: the higher generation, then the greater URL */
+    put(t, "http://c:1", 9, 3000, p1, 1);
+    assert_string_equal(owner(t, 1, NULL), "http://c:1");
+    put(t, "http://d:1", 4, 3000, p1, 1);
+    assert_string_equal(owner(t, 1, NULL), "http://c:1");
+    /* a tombstone removes the instance; its partitions fall to older claims */
+    assert_int_equal(xs_members_table_apply(t, "http://c:1", 10, NULL, 0), XS_OK);
+    assert_string_equal(owner(t, 1, NULL), "http://d:1");
+    /* this instance is never its own owner */
+    assert_null(owner(t, 0, "http://a:1"));
+    /* a record whose url is not its key, or that does not decode: no change */
+    xs_buf_t b = {0};
+    assert_int_equal(xs_members_encode(&b, "http://e:1", 1, 9000, p0, 1), XS_OK);
+    assert_int_equal(xs_members_table_apply(t, "http://x:1", 10, b.data, b.len), XS_ERR_INVALID);
+    assert_int_equal(xs_members_table_apply(t, "http://e:1", 10, "junk", 4), XS_ERR_DECODE);
+    assert_int_equal(xs_members_table_apply(t, NULL, 0, b.data, b.len), XS_ERR_INVALID);
+    assert_string_equal(owner(t, 0, NULL), "http://a:1");
+    xs_buf_free(&b);
+    xs_members_table_destroy(u);
+    xs_members_table_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_record_rejects),
+        cmocka_unit_test(test_owner_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
