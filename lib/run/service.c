@@ -325,6 +325,11 @@ xs_service_t *xs_service_new(const xs_service_opts_t *opts, char *errstr, size_t
             !(s->http_producer = xs_producer_new(bootstrap, kconf, n_kafka, errstr, errstr_size)))
             goto fail;
     }
+    if (xs_config_bool(cfg, "members.enabled") && !*xs_config_str(cfg, "http.address")) {
+        xs_err_set(errstr, errstr_size,
+                   "members.enabled needs http.address (the instances forward queries over HTTP)");
+        goto fail;
+    }
     if (start_http(s, errstr, errstr_size) != XS_OK ||
         (s->http && xs_config_bool(cfg, "members.enabled") &&
          start_members(s, errstr, errstr_size) != XS_OK))
