@@ -6,13 +6,12 @@
  * Every instance of a consumer group publishes one membership record to a
  * compacted topic `<group.id>-members` (created by the worker when missing:
  * one partition, cleanup.policy=compact), keyed by its advertised HTTP base
- * URL (http.advertised; by default http://<the bound address>), which is
- * the instance's id. A thread re-reads the runtime's assignment every
- * refresh_ms and publishes a new record whenever the set of partitions of
- * the clicks topic it owns changes (and once at start); at a clean
- * shutdown it publishes a tombstone for its key. Every instance reads the
- * whole topic (its own consumer, manual assignment from the beginning, no
- * group) into a table url -> record.
+ * URL (http.advertised; by default http://<the bound members.http.address>,
+ * the worker's listener of forwarded queries), which is the instance's id. A thread re-reads the
+ * runtime's assignment every refresh_ms and publishes a new record whenever the set of partitions
+ * of the clicks topic it owns changes (and once at start); at a clean shutdown it publishes a
+ * tombstone for its key. Every instance reads the whole topic (its own consumer, manual assignment
+ * from the beginning, no group) into a table url -> record.
  *
  * Record value (text, UTF-8, one field a line; a reader skips a record of
  * another magic line or a newer version, counted and logged):
@@ -39,7 +38,9 @@
  * whose user's partition this worker owns, or that came with the header
  * X-Xsell-Forwarded (already forwarded once: never again, so no loop), is
  * answered here. Otherwise it is sent, path and query unchanged, to the
- * owner's URL with X-Xsell-Forwarded: <this instance's URL>, and the
+ * owner's URL (its listener of forwarded queries, a server thread of its
+ * own, so two instances forwarding to each other never wait on each
+ * other's thread) with X-Xsell-Forwarded: <this instance's URL>, and the
  * owner's status and body are the answer. No owner known: 503; the owner
  * does not answer within the timeouts (connect 500 ms, whole request
  * 2 s): 502; both JSON errors naming the partition, never the local

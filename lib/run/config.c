@@ -194,10 +194,15 @@ static const key_def_t keys[] = {
      "(created when missing), read every instance's, and forward GET "
      "/v1/users/{id}/cross-sell for a user of another instance's partition to it. Needs "
      "http.address."},
+    {"members.http.address", T_ADDR, "", 0, 0, NULL,
+     "With members.enabled: the listener of the queries other instances forward here (its "
+     "own server thread; the queries, /healthz and /readyz), host:port. Empty: "
+     "http.address's host, any free port."},
     {"http.advertised", T_STR, "", 0, 0, NULL,
-     "Base URL other instances forward user queries to (e.g. http://10.0.0.7:8080); it is "
-     "also the instance's id in `<group.id>-members`. Empty: http://<the bound http.address> "
-     "(a wildcard address such as 0.0.0.0 is not reachable: set this then)."},
+     "Base URL other instances forward user queries to, the members.http.address listener "
+     "as they reach it (e.g. http://10.0.0.7:8081); it is also the instance's id in "
+     "`<group.id>-members`. Empty: http://<the bound members.http.address> (a wildcard "
+     "address such as 0.0.0.0 is not reachable: set this then)."},
     {"input.partitioner", T_ENUM, "consistent_random", 0, 0,
      "consistent_random|consistent|murmur2_random|murmur2|fnv1a_random|fnv1a",
      "The partitioner of the producers of topics.clicks and topics.cart, by librdkafka's "

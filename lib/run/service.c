@@ -30,6 +30,7 @@ struct xs_service {
     xs_codec_t *http_codec;
     xs_producer_t *http_producer;
     xs_members_t *members; /* members.enabled: queries over the group */
+    xs_http_t *peer_http;  /* members.enabled: the listener of forwarded queries */
 };
 
 /* ---- the callbacks of the HTTP server (on the HTTP thread) ----------------------- */
@@ -263,9 +264,44 @@ static xs_err_t start_http(xs_service_t *s, char *errstr, size_t errstr_size)
     return XS_OK;
 }
 
-/* members.enabled: the membership table and the forwarding (members.h). */
+/*
+ * members.enabled: the listener of forwarded queries, and the membership
+ * table and the forwarding (members.h). Forwarded queries come to a server
+ * of their own (its own thread), which answers every query itself: an
+ * instance whose server thread waits for another's answer never holds up
+ * a query forwarded to it (two instances forwarding to each other at once
+ * would otherwise each wait for the other until the timeout). It serves
+ * the queries, /healthz and /readyz; not POST /v1/events (whose codec and
+ * producer are the main server thread's) and not /metrics.
+ */
 static xs_err_t start_members(xs_service_t *s, char *errstr, size_t errstr_size)
 {
+    char peer_address[300];
+    const char *pa = xs_config_str(s->cfg, "members.http.address");
+    if (*pa) {
+        snprintf(peer_address, sizeof(peer_address), "%s", pa);
+    } else { /* http.address's host, any free port */
+        const char *a = xs_config_str(s->cfg, "http.address");
+        const char *colon = strrchr(a, ':');
+        int host_len = colon ? (int)(colon - a) : (int)strlen(a);
+        snprintf(peer_address, sizeof(peer_address), "%.*s:0", host_len, a);
+    }
+    xs_http_opts_t ho = {
+        .address = peer_address,
+        .max_connections = (unsigned)xs_config_int(s->cfg, "http.max.connections"),
+        .timeout_s = (unsigned)xs_config_int(s->cfg, "http.timeout.seconds"),
+        .max_id_len = s->limits.max_id_len,
+    };
+    xs_http_service_t svc = {
+        .opaque = s,
+        .healthy = svc_healthy,
+        .ready = svc_ready,
+        .cross_sell = svc_cross_sell,
+        .neighbours = svc_neighbours,
+    };
+    if (!(s->peer_http = xs_http_new(&ho, &svc, errstr, errstr_size)))
+        return XS_ERR_IO;
+
     size_t n_kafka = 0;
     const xs_kv_t *kconf = xs_config_passthrough(s->cfg, "kafka.", &n_kafka);
     const char *bootstrap = NULL;
@@ -278,7 +314,7 @@ static xs_err_t start_members(xs_service_t *s, char *errstr, size_t errstr_size)
     if (*advertised)
         snprintf(url, sizeof(url), "%s", advertised);
     else
-        snprintf(url, sizeof(url), "http://%s", xs_http_address(s->http));
+        snprintf(url, sizeof(url), "http://%s", xs_http_address(s->peer_http));
     xs_members_opts_t mo = {
         .bootstrap = bootstrap,
         .conf = kconf,
@@ -346,6 +382,7 @@ void xs_service_destroy(xs_service_t *s)
         return;
     xs_http_destroy(s->http);       /* first: no query may run past this point */
     xs_members_destroy(s->members); /* its tombstone: forward here no more */
+    xs_http_destroy(s->peer_http);
     xs_producer_destroy(s->http_producer);
     xs_codec_destroy(s->http_codec);
     free(s);

@@ -9,7 +9,9 @@
 #   2. GET /v1/users/{id}/cross-sell on instance A for a user owned by B
 #      answers that user's personal list ("known_user": true, B's
 #      partition), the same as B answers itself; and the other way round;
-#      xsell_http_forwarded_total counts them;
+#      xsell_http_forwarded_total counts them; A and B forwarding to each
+#      other at the same moment both get their answers (forwarded queries
+#      have a listener of their own, members.http.address);
 #   3. with B killed (SIGKILL: no tombstone), the same query on A answers
 #      502 with a JSON error naming the owner, within curl's 5 s limit;
 #   4. A stopped cleanly publishes its tombstone ("membership withdrawn").
@@ -147,6 +149,20 @@ EOF
 }
 check_forward "$addr_a" "$addr_b" "$user_b"
 check_forward "$addr_b" "$addr_a" "$user_a"
+echo "=== A and B forwarding to each other at the same time (40 queries each way at once)"
+pids=()
+for r in $(seq 1 40); do
+    curl -s --max-time 8 -o /dev/null -w '%{http_code}\n' \
+        "http://$addr_a/v1/users/$user_b/cross-sell" >"$tmp/ab.$r" &
+    pids+=($!)
+    curl -s --max-time 8 -o /dev/null -w '%{http_code}\n' \
+        "http://$addr_b/v1/users/$user_a/cross-sell" >"$tmp/ba.$r" &
+    pids+=($!)
+done
+wait "${pids[@]}" || true
+codes=$(cat "$tmp"/ab.* "$tmp"/ba.* | sort | uniq -c | tr -s ' \n' ' ')
+echo "statuses: $codes"
+[[ $(cat "$tmp"/ab.* "$tmp"/ba.* | grep -cvx 200) == 0 ]] || fail "not all 200: $codes"
 fwd=$(curl -s "http://$addr_a/metrics" | awk '$1 == "xsell_http_forwarded_total" {print $2}')
 [[ "$fwd" -ge 1 ]] || fail "A's xsell_http_forwarded_total is '$fwd'"
 if command -v promtool >/dev/null 2>&1; then
@@ -163,7 +179,9 @@ out=$(curl -s --max-time 5 -w '\n%{http_code} %{time_total}' \
 read -r code secs <<<"$(tail -n 1 <<<"$out")"
 echo "status $code in $secs s: $(head -n -1 <<<"$out")"
 [[ $code == 502 ]] || fail "status $code, not 502"
-grep -q "http://$addr_b" <<<"$out" || fail "the error does not name the owner"
+url_b=$(sed -n 's/.*msg="membership started".* url=\([^ ]*\).*/\1/p' "$tmp/b.err")
+[[ -n "$url_b" ]] || fail "B logged no advertised URL"
+grep -qF "($url_b)" <<<"$out" || fail "the error does not name the owner ($url_b)"
 fails=$(curl -s "http://$addr_a/metrics" | awk '$1 == "xsell_http_forward_failures_total" {print $2}')
 [[ "$fails" -ge 1 ]] || fail "A's xsell_http_forward_failures_total is '$fails'"
 
