@@ -6,7 +6,9 @@
  *   GET /healthz                              200 while the worker loop runs, else 503
  *   GET /readyz                               200 once caught up after an assignment
  *   GET /v1/users/{id}/cross-sell?placement=CART&n=5&item=ID
- *                                             the list the user would get now
+ *                                             the list the user would get now (with
+ *                                             members.enabled, from the instance that owns
+ *                                             the user's partition: members.h)
  *   GET /v1/cross-sell?items=A,B&placement=CART&n=5
  *                                             the list of an anonymous cart
  *       both with the query-time rules exclude=, category=,
@@ -108,6 +110,14 @@ typedef struct xs_http_service {
      * as Avro to their input topics, keyed by user (catalog: by item), and
      * waits for the broker's acknowledgements (XS_ERR_IO: not all were).
      */
+    /*
+     * Before GET /v1/users/{id}/cross-sell (its parameters checked) is
+     * answered here: true when another instance answers it, with *status
+     * and the JSON body set (include/xsell/members.h). target is the raw
+     * request-target; forwarded: the request carries X-Xsell-Forwarded.
+     */
+    bool (*user_forward)(void *opaque, const char *user_id, const char *target, bool forwarded,
+                         unsigned *status, xs_buf_t *body);
     xs_err_t (*event_check)(void *opaque, const xs_event_t *ev, char *reason, size_t reason_size);
     xs_err_t (*events_publish)(void *opaque, const xs_event_t *evs, size_t n, char *errstr,
                                size_t errstr_size);

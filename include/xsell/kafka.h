@@ -67,8 +67,11 @@ xs_producer_t *xs_producer_new(const char *bootstrap, const xs_kv_t *conf, size_
 void xs_producer_destroy(xs_producer_t *p);
 
 /*
- * Queues one message (copied). partition -1 = partitioned by key (librdkafka's
- * default murmur2_random partitioner, like Java clients). When the local
+ * Queues one message (copied). partition -1 = partitioned by key, by the
+ * partitioner of the handle's conf: librdkafka's default consistent_random
+ * (CRC32 of the key modulo the partition count) unless conf sets
+ * `partitioner` (Java clients use murmur2, librdkafka's murmur2_random).
+ * xs_producer_partition() computes the same choice. When the local
  * queue is full it serves delivery reports and retries until there is room:
  * backpressure, never a drop. Returns XS_ERR_KAFKA for a permanent error
  * (unknown topic, message too large) with errstr set.
@@ -77,6 +80,15 @@ xs_err_t xs_producer_send(xs_producer_t *p, const char *topic, int32_t partition
                           size_t key_len, const void *value, size_t value_len,
                           const xs_header_t *headers, size_t n_headers, char *errstr,
                           size_t errstr_size);
+/*
+ * The partition librdkafka's partitioner `partitioner` (a value of its
+ * `partitioner` property: consistent_random, consistent, murmur2_random,
+ * murmur2, fnv1a_random, fnv1a) gives a non-empty key among partition_cnt
+ * partitions, as a producer configured with it does; -1 for an unknown
+ * name, an empty key or partition_cnt < 1.
+ */
+int32_t xs_producer_partition(const char *partitioner, const void *key, size_t key_len,
+                              int32_t partition_cnt);
 /* Serves delivery reports without blocking. */
 void xs_producer_poll(xs_producer_t *p);
 /*

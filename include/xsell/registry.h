@@ -1,6 +1,6 @@
 /*
- * xsell — a client of the Confluent Schema Registry REST API (lib/io/registry.c
- * is the only file that includes <curl/curl.h>; libcurl and jansson).
+ * xsell — a client of the Confluent Schema Registry REST API (libcurl, as
+ * the instances' HTTP client http_client.c, and jansson).
  *
  * Two calls, the ones a Kafka shop's registry answers (Confluent's, and
  * Apicurio Registry's Confluent-compatible API under /apis/ccompat/v7):

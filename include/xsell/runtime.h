@@ -119,6 +119,8 @@ void xs_runtime_unlock(xs_runtime_t *rt);
 /* Under the lock: the next assigned partition number (each once) after
  * *cursor (start at 0); false past the last. */
 bool xs_runtime_next_partition(xs_runtime_t *rt, size_t *cursor, int32_t *partition);
+/* Under the lock: whether this worker has partition `partition` of `topic`. */
+bool xs_runtime_assigned(xs_runtime_t *rt, const char *topic, int32_t partition);
 /* /healthz and /readyz: false with the reason. */
 bool xs_runtime_healthy(xs_runtime_t *rt, char *reason, size_t reason_size);
 bool xs_runtime_ready(xs_runtime_t *rt, char *reason, size_t reason_size);

@@ -12,6 +12,11 @@
  * http.auth.token.file) checks what Kafka input gets checked for and
  * produces to the input topics, with the service's own codec and producer.
  *
+ * With members.enabled (include/xsell/members.h) a user query for a
+ * partition another instance owns is forwarded to it, and a second server
+ * (members.http.address, its own thread) answers the queries forwarded
+ * here.
+ *
  * Ownership: _new/_destroy (NULL is a no-op); everything in the options is
  * borrowed for the service's life. xs_service_destroy() returns once no
  * request runs any more.

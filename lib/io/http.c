@@ -530,7 +530,8 @@ static unsigned parse_rules(xs_http_t *h, const param_t *p, int n_p, xs_rules_t 
 
 /* GET /v1/users/{user}/cross-sell, and with user NULL GET /v1/cross-sell
  * (an anonymous shopper's list for the items= of a cart). */
-static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, int n_p, resp_t *r)
+static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, int n_p,
+                             const char *target, bool forwarded, resp_t *r)
 {
     static const char *const allowed_user[] = {
         "placement", "n",           "item",           "exclude", "category", "exclude_category",
@@ -590,6 +591,14 @@ static void serve_cross_sell(xs_http_t *h, const char *user, const param_t *p, i
                    "items is required: the comma-separated item ids of the cart");
         st = MHD_HTTP_BAD_REQUEST;
         goto fail;
+    }
+    if (user && h->svc.user_forward &&
+        h->svc.user_forward(h->svc.opaque, user, target, forwarded, &r->status, &r->body)) {
+        r->content_type = "application/json";
+        xs_event_list_clear(&list);
+        free(rules);
+        free(store);
+        return;
     }
     if (!h->svc.cross_sell) {
         xs_err_set(errstr, sizeof(errstr), "queries are not available");
@@ -907,7 +916,7 @@ static void serve_static(xs_http_t *h, const char *name, resp_t *r)
 }
 
 /* Routes a raw request-target ("/path?query") into r. */
-static void route(xs_http_t *h, const char *target, resp_t *r)
+static void route(xs_http_t *h, const char *target, bool forwarded, resp_t *r)
 {
     char errstr[256] = "";
     char *seg[XS_HTTP_MAX_SEGMENTS] = {NULL};
@@ -960,7 +969,7 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
             serve_probe(h, seg[0][0] == 'r', r);
     } else if (n_seg == 2 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "cross-sell")) {
         r->route = "/v1/cross-sell";
-        serve_cross_sell(h, NULL, params, n_p, r);
+        serve_cross_sell(h, NULL, params, n_p, target, forwarded, r);
     } else if (n_seg == 4 && !strcmp(seg[0], "v1") &&
                ((!strcmp(seg[1], "users") && !strcmp(seg[3], "cross-sell")) ||
                 (!strcmp(seg[1], "items") && !strcmp(seg[3], "neighbours")))) {
@@ -973,7 +982,7 @@ static void route(xs_http_t *h, const char *target, resp_t *r)
             goto out;
         }
         if (user)
-            serve_cross_sell(h, seg[2], params, n_p, r);
+            serve_cross_sell(h, seg[2], params, n_p, target, forwarded, r);
         else
             serve_neighbours(h, seg[2], params, n_p, r);
     } else {
@@ -1209,7 +1218,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     } else if (rq->too_long) {
         resp_error(&r, MHD_HTTP_URI_TOO_LONG, "URL longer than %d bytes", XS_HTTP_MAX_URL);
     } else {
-        route(h, rq->target, &r);
+        route(h, rq->target,
+              MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Xsell-Forwarded") != NULL, &r);
     }
 answer:
     if (rq)

@@ -109,6 +109,30 @@ fail:
     return NULL;
 }
 
+int32_t xs_producer_partition(const char *partitioner, const void *key, size_t key_len,
+                              int32_t partition_cnt)
+{
+    /* With a non-empty key none of them touches the topic handle (the
+     * *_random ones only pick a random partition for a NULL key). */
+    static const struct {
+        const char *name;
+        int32_t (*fn)(const rd_kafka_topic_t *, const void *, size_t, int32_t, void *, void *);
+    } parts[] = {
+        {"consistent_random", rd_kafka_msg_partitioner_consistent_random},
+        {"consistent", rd_kafka_msg_partitioner_consistent},
+        {"murmur2_random", rd_kafka_msg_partitioner_murmur2_random},
+        {"murmur2", rd_kafka_msg_partitioner_murmur2},
+        {"fnv1a_random", rd_kafka_msg_partitioner_fnv1a_random},
+        {"fnv1a", rd_kafka_msg_partitioner_fnv1a},
+    };
+    if (!partitioner || !key || key_len == 0 || partition_cnt < 1)
+        return -1;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        if (!strcmp(parts[i].name, partitioner))
+            return parts[i].fn(NULL, key, key_len, partition_cnt, NULL, NULL);
+    return -1;
+}
+
 void xs_producer_destroy(xs_producer_t *p)
 {
     if (!p)

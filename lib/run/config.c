@@ -188,6 +188,27 @@ static const key_def_t keys[] = {
     {"http.events.rate", T_INT, "1000", 0, 10000000, NULL,
      "Events per second accepted over HTTP (a token bucket holding one second's worth); "
      "batches beyond it are answered 429 with Retry-After; 0: no limit."},
+    {"members.enabled", T_BOOL, "false", 0, 0, NULL,
+     "Queries over the group (docs/ARCHITECTURE.md): publish this instance's partitions of "
+     "topics.clicks and its http.advertised URL to the compacted topic `<group.id>-members` "
+     "(created when missing), read every instance's, and forward GET "
+     "/v1/users/{id}/cross-sell for a user of another instance's partition to it. Needs "
+     "http.address."},
+    {"members.http.address", T_ADDR, "", 0, 0, NULL,
+     "With members.enabled: the listener of the queries other instances forward here (its "
+     "own server thread; the queries, /healthz and /readyz), host:port. Empty: "
+     "http.address's host, any free port."},
+    {"http.advertised", T_STR, "", 0, 0, NULL,
+     "Base URL other instances forward user queries to, the members.http.address listener "
+     "as they reach it (e.g. http://10.0.0.7:8081); it is also the instance's id in "
+     "`<group.id>-members`. Empty: http://<the bound members.http.address> (a wildcard "
+     "address such as 0.0.0.0 is not reachable: set this then)."},
+    {"input.partitioner", T_ENUM, "consistent_random", 0, 0,
+     "consistent_random|consistent|murmur2_random|murmur2|fnv1a_random|fnv1a",
+     "The partitioner of the producers of topics.clicks and topics.cart, by librdkafka's "
+     "name: which partition, hence which instance, a user id belongs to. librdkafka's default "
+     "(`xsell produce`, POST /v1/events) is consistent_random (CRC32 of the key); Java "
+     "clients' default is murmur2_random."},
     {"metrics.attribution.lists", T_INT, "65536", 16, 16777216, NULL,
      "Published lists remembered (list_id -> arm, ring buffer, about 40 bytes each) to "
      "attribute clicks and purchases carrying a list_id to an experiment arm; older lists "

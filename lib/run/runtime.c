@@ -447,6 +447,18 @@ bool xs_runtime_next_partition(xs_runtime_t *rt, size_t *cursor, int32_t *partit
     return false;
 }
 
+bool xs_runtime_assigned(xs_runtime_t *rt, const char *topic, int32_t partition)
+{
+    size_t n = xs_checkpoint_n_partitions(rt->cp);
+    for (size_t i = 0; i < n; i++) {
+        const char *t;
+        int32_t p;
+        if (xs_checkpoint_partition(rt->cp, i, &t, &p) && p == partition && !strcmp(t, topic))
+            return true;
+    }
+    return false;
+}
+
 bool xs_runtime_healthy(xs_runtime_t *rt, char *reason, size_t reason_size)
 {
     if (!atomic_load(&rt->running)) {

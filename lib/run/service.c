@@ -14,6 +14,7 @@
 #include "xsell/event.h"
 #include "xsell/http.h"
 #include "xsell/kafka.h"
+#include "xsell/members.h"
 #include "xsell/obs.h"
 
 struct xs_service {
@@ -28,6 +29,8 @@ struct xs_service {
     /* POST /v1/events (http.events.enabled): the HTTP thread's own codec and producer */
     xs_codec_t *http_codec;
     xs_producer_t *http_producer;
+    xs_members_t *members; /* members.enabled: queries over the group */
+    xs_http_t *peer_http;  /* members.enabled: the listener of forwarded queries */
 };
 
 /* ---- the callbacks of the HTTP server (on the HTTP thread) ----------------------- */
@@ -42,7 +45,15 @@ static void svc_observe(void *opaque, const char *route, unsigned status, double
 static xs_err_t svc_metrics(void *opaque, xs_buf_t *out)
 {
     xs_service_t *s = opaque;
-    return xs_worker_metrics_render(s->metrics, out);
+    xs_err_t err = xs_worker_metrics_render(s->metrics, out);
+    return err || !s->members ? err : xs_members_render(s->members, out);
+}
+
+static bool svc_user_forward(void *opaque, const char *user_id, const char *target, bool forwarded,
+                             unsigned *status, xs_buf_t *body)
+{
+    xs_service_t *s = opaque;
+    return s->members && xs_members_forward(s->members, user_id, target, forwarded, status, body);
 }
 
 static bool svc_healthy(void *opaque, char *reason, size_t reason_size)
@@ -239,6 +250,7 @@ static xs_err_t start_http(xs_service_t *s, char *errstr, size_t errstr_size)
         .observe = svc_observe,
         .event_check = svc_event_check,
         .events_publish = svc_events_publish,
+        .user_forward = svc_user_forward,
     };
     s->http = xs_http_new(&ho, &svc, errstr, errstr_size);
     if (token) {
@@ -250,6 +262,71 @@ static xs_err_t start_http(xs_service_t *s, char *errstr, size_t errstr_size)
     if (*port_file)
         return write_port_file(port_file, xs_http_address(s->http), errstr, errstr_size);
     return XS_OK;
+}
+
+/*
+ * members.enabled: the listener of forwarded queries, and the membership
+ * table and the forwarding (members.h). Forwarded queries come to a server
+ * of their own (its own thread), which answers every query itself: an
+ * instance whose server thread waits for another's answer never holds up
+ * a query forwarded to it (two instances forwarding to each other at once
+ * would otherwise each wait for the other until the timeout). It serves
+ * the queries, /healthz and /readyz; not POST /v1/events (whose codec and
+ * producer are the main server thread's) and not /metrics.
+ */
+static xs_err_t start_members(xs_service_t *s, char *errstr, size_t errstr_size)
+{
+    char peer_address[300];
+    const char *pa = xs_config_str(s->cfg, "members.http.address");
+    if (*pa) {
+        snprintf(peer_address, sizeof(peer_address), "%s", pa);
+    } else { /* http.address's host, any free port */
+        const char *a = xs_config_str(s->cfg, "http.address");
+        const char *colon = strrchr(a, ':');
+        int host_len = colon ? (int)(colon - a) : (int)strlen(a);
+        snprintf(peer_address, sizeof(peer_address), "%.*s:0", host_len, a);
+    }
+    xs_http_opts_t ho = {
+        .address = peer_address,
+        .max_connections = (unsigned)xs_config_int(s->cfg, "http.max.connections"),
+        .timeout_s = (unsigned)xs_config_int(s->cfg, "http.timeout.seconds"),
+        .max_id_len = s->limits.max_id_len,
+    };
+    xs_http_service_t svc = {
+        .opaque = s,
+        .healthy = svc_healthy,
+        .ready = svc_ready,
+        .cross_sell = svc_cross_sell,
+        .neighbours = svc_neighbours,
+    };
+    if (!(s->peer_http = xs_http_new(&ho, &svc, errstr, errstr_size)))
+        return XS_ERR_IO;
+
+    size_t n_kafka = 0;
+    const xs_kv_t *kconf = xs_config_passthrough(s->cfg, "kafka.", &n_kafka);
+    const char *bootstrap = NULL;
+    for (size_t i = 0; i < n_kafka; i++)
+        if (!strcmp(kconf[i].key, "bootstrap.servers"))
+            bootstrap = kconf[i].value;
+    char topic[512], url[512];
+    snprintf(topic, sizeof(topic), "%s-members", xs_config_str(s->cfg, "group.id"));
+    const char *advertised = xs_config_str(s->cfg, "http.advertised");
+    if (*advertised)
+        snprintf(url, sizeof(url), "%s", advertised);
+    else
+        snprintf(url, sizeof(url), "http://%s", xs_http_address(s->peer_http));
+    xs_members_opts_t mo = {
+        .bootstrap = bootstrap,
+        .conf = kconf,
+        .n_conf = n_kafka,
+        .topic = topic,
+        .input_topic = s->topic_clicks,
+        .partitioner = xs_config_str(s->cfg, "input.partitioner"),
+        .self_url = url,
+        .runtime = s->rt,
+    };
+    s->members = xs_members_new(&mo, errstr, errstr_size);
+    return s->members ? XS_OK : XS_ERR_KAFKA;
 }
 
 xs_service_t *xs_service_new(const xs_service_opts_t *opts, char *errstr, size_t errstr_size)
@@ -284,7 +361,14 @@ xs_service_t *xs_service_new(const xs_service_opts_t *opts, char *errstr, size_t
             !(s->http_producer = xs_producer_new(bootstrap, kconf, n_kafka, errstr, errstr_size)))
             goto fail;
     }
-    if (start_http(s, errstr, errstr_size) != XS_OK)
+    if (xs_config_bool(cfg, "members.enabled") && !*xs_config_str(cfg, "http.address")) {
+        xs_err_set(errstr, errstr_size,
+                   "members.enabled needs http.address (the instances forward queries over HTTP)");
+        goto fail;
+    }
+    if (start_http(s, errstr, errstr_size) != XS_OK ||
+        (s->http && xs_config_bool(cfg, "members.enabled") &&
+         start_members(s, errstr, errstr_size) != XS_OK))
         goto fail;
     return s;
 fail:
@@ -296,7 +380,9 @@ void xs_service_destroy(xs_service_t *s)
 {
     if (!s)
         return;
-    xs_http_destroy(s->http); /* first: no query may run past this point */
+    xs_http_destroy(s->http);       /* first: no query may run past this point */
+    xs_members_destroy(s->members); /* its tombstone: forward here no more */
+    xs_http_destroy(s->peer_http);
     xs_producer_destroy(s->http_producer);
     xs_codec_destroy(s->http_codec);
     free(s);
