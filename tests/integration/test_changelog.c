@@ -380,8 +380,8 @@ static void test_restore_after_kill(void **state)
     /* First start: killed once it has checkpointed some of the input; a
      * copy of its state directory is kept (stale state for the third). */
     pid_t pid = start_worker(bs, dir_run, topics_conf, group, false, log1);
-    if (!xsp_wait_log(log1, "changelog on", pid, 120000))
-        fail_msg("no changelog writer within 120 s (log %s)", log1);
+    if (!xsp_wait_log(log1, "partitions assigned", pid, 120000))
+        fail_msg("no partition assignment within 120 s (log %s)", log1);
     int64_t off0 = -1, off1 = -1;
     for (int i = 0; i < 1200 && (off0 < 500 || off1 < 500); i++) {
         if (xsp_wait(pid, 0, &status))
@@ -409,6 +409,9 @@ static void test_restore_after_kill(void **state)
      * it has gone on past the first start's offsets. */
     xsp_feed_produce(feed, s1, s2);
     pid = start_worker(bs, dir_run, topics_conf, group, false, log2);
+    /* the state directory is complete once partitions are assigned */
+    if (!xsp_wait_log(log2, "partitions assigned", pid, 120000))
+        fail_msg("no partition assignment within 120 s (log %s)", log2);
     int64_t o0 = -1, o1 = -1;
     for (int i = 0; i < 1200 && o0 + o1 < off0 + off1 + 1000; i++) {
         if (xsp_wait(pid, 0, &status))
