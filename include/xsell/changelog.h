@@ -48,7 +48,11 @@
  *   C3. Reading a changelog partition to its end and keeping the last value
  *       of each key gives the state of the last committed checkpoint and its
  *       offsets (a user record is written at every checkpoint that changed
- *       it; compaction only drops values that have a later one).
+ *       it; compaction only drops values that have a later one). A
+ *       transaction's offsets record of a partition is its last record
+ *       there, so users records after the last offsets record are of a
+ *       transaction not committed: the restore drops them (only a broker
+ *       without transaction isolation shows them).
  *   C4. Restore (xs_changelog_restore, on assignment, before the partition's
  *       first input): when the changelog's offsets are ahead of the local
  *       ones (or there are no local ones), the partition's local users are

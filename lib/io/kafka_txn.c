@@ -277,7 +277,9 @@ bool xs_kafka_txn_open(const xs_kafka_txn_t *tp)
 static rd_kafka_t *reader_new(const char *bootstrap, const xs_kv_t *kv, size_t n_kv,
                               bool read_committed, char *errstr, size_t errstr_size)
 {
-    static const char *const defaults[] = {"enable.auto.commit", "false", NULL};
+    /* a short fetch wait: the read ends with an empty fetch at the end */
+    static const char *const defaults[] = {"enable.auto.commit", "false", "fetch.wait.max.ms", "10",
+                                           NULL};
     const char *forced[] = {"isolation.level",
                             read_committed ? "read_committed" : "read_uncommitted",
                             "enable.partition.eof",
@@ -343,8 +345,8 @@ xs_err_t xs_kafka_txn_read_partition(const xs_kafka_txn_read_t *r, uint64_t *rec
     if (hi <= lo)
         goto out; /* empty */
     list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, r->topic, r->partition)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
+    /* the first offset as an absolute one: no offset lookup before the fetch */
+    rd_kafka_topic_partition_list_add(list, r->topic, r->partition)->offset = lo;
     if ((rderr = rd_kafka_assign(rk, list))) {
         xs_err_set(errstr, errstr_size, "kafka: assign %s [%d]: %s", r->topic, (int)r->partition,
                    rd_kafka_err2str(rderr));

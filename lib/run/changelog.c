@@ -312,23 +312,56 @@ typedef struct restore_ctx {
     char topics[XS_CHANGELOG_MAX_TOPICS][256];
     size_t n_offsets;
     int64_t position; /* after the last offsets record */
+    /* users records since the last offsets record: klen u8, vlen u32 (UINT32_MAX:
+     * a tombstone), key, value; applied when the next offsets record comes */
+    xs_buf_t pending;
+    uint64_t n_pending;
     xs_err_t err;
     char errstr[512];
     uint64_t reported_records, reported_bytes;
 } restore_ctx_t;
+
+/* The users records before an offsets record belong to its checkpoint (an
+ * offsets record is the last record of its partition in a transaction):
+ * into the batch, in log order. */
+static xs_err_t apply_pending(restore_ctx_t *rc)
+{
+    const uint8_t *p = rc->pending.data, *end = p + rc->pending.len;
+    while (p < end) {
+        size_t kl = p[0];
+        uint32_t vl = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+        const uint8_t *key = p + 5, *val = vl == UINT32_MAX ? NULL : key + kl;
+        xs_err_t err = xs_store_batch_put(rc->batch, XS_CF_USERS, key, kl, val, val ? vl : 0);
+        if (err)
+            return err;
+        if (val)
+            rc->users++;
+        else
+            rc->deletes++;
+        p = key + kl + (val ? vl : 0);
+    }
+    xs_buf_reset(&rc->pending);
+    rc->n_pending = 0;
+    return XS_OK;
+}
 
 static int restore_record(void *opaque, const xs_msg_t *m)
 {
     restore_ctx_t *rc = opaque;
     const uint8_t *k = m->key;
     if (m->key_len == XS_USER_KEY_LEN && (int32_t)(k[0] << 8 | k[1]) == rc->partition) {
-        rc->err = xs_store_batch_put(rc->batch, XS_CF_USERS, m->key, m->key_len,
-                                     m->value ? m->value : NULL, m->value_len);
-        if (m->value)
-            rc->users++;
-        else
-            rc->deletes++;
-        return rc->err != XS_OK;
+        uint8_t h[5] = {(uint8_t)m->key_len};
+        uint32_t vl = m->value ? (uint32_t)m->value_len : UINT32_MAX;
+        for (int i = 0; i < 4; i++)
+            h[1 + i] = (uint8_t)(vl >> (24 - 8 * i));
+        if (xs_buf_append(&rc->pending, h, sizeof(h)) ||
+            xs_buf_append(&rc->pending, m->key, m->key_len) ||
+            (m->value && xs_buf_append(&rc->pending, m->value, m->value_len))) {
+            rc->err = XS_ERR_NOMEM;
+            return 1;
+        }
+        rc->n_pending++;
+        return 0;
     }
     if (m->key_len == strlen(XS_CHANGELOG_OFFSETS_KEY) &&
         memcmp(m->key, XS_CHANGELOG_OFFSETS_KEY, m->key_len) == 0 && m->value) {
@@ -336,6 +369,8 @@ static int restore_record(void *opaque, const xs_msg_t *m)
                                               rc->topics, rc->errstr, sizeof(rc->errstr));
         rc->offsets_records++;
         rc->position = m->offset + 1;
+        if (!rc->err)
+            rc->err = apply_pending(rc);
         return rc->err != XS_OK;
     }
     /* a record of another partition's key, or no changelog record at all */
@@ -492,6 +527,15 @@ xs_err_t xs_changelog_restore(xs_changelog_t *cl, int32_t partition, bool *resto
                                   false);
     if (err)
         goto done;
+    if (rc->n_pending)
+        /* Committed transactions end with their offsets records: these are
+         * of a transaction not committed, which only a broker that does not
+         * isolate transactions shows (the development broker). */
+        XS_WARN("changelog records after the last offsets record dropped",
+                "topic=%s partition=%d records=%" PRIu64
+                " reason=\"a checkpoint that did not commit (a broker without transaction "
+                "isolation)\"",
+                cl->topic, (int)partition, rc->n_pending);
 
     /* The changelog's offsets against the local ones (C2, C4). */
     int64_t remote[XS_CHANGELOG_MAX_TOPICS];
@@ -556,8 +600,10 @@ done:
         XS_ERROR("restore failed", "topic=%s partition=%d error=\"%s\"", cl->topic, (int)partition,
                  errstr);
 out:
-    if (rc)
+    if (rc) {
         xs_store_batch_destroy(rc->batch);
+        xs_buf_free(&rc->pending);
+    }
     free(rc);
     return err;
 }
@@ -574,7 +620,7 @@ static xs_err_t ensure_topic(xs_changelog_t *cl, char *errstr, size_t errstr_siz
 {
     const xs_changelog_opts_t *o = &cl->o;
     char why[512] = "";
-    int timeout = cl->restore_timeout_ms;
+    int timeout = XS_MIN(cl->restore_timeout_ms, 15000);
     int input = xs_kafka_partition_count(o->bootstrap, o->kafka_conf, o->n_kafka_conf,
                                          cl->topics[0], 10000, why, sizeof(why));
     if (input <= 0) {
@@ -589,10 +635,17 @@ static xs_err_t ensure_topic(xs_changelog_t *cl, char *errstr, size_t errstr_siz
     if (have <= 0) {
         static const xs_kv_t compact[] = {{"cleanup.policy", "compact"}};
         xs_topic_spec_t spec = {cl->topic, input, 0, compact, 1};
+        char why2[512] = "";
         xs_err_t err = xs_kafka_create_topics(o->bootstrap, o->kafka_conf, o->n_kafka_conf, &spec,
-                                              1, timeout, errstr, errstr_size);
-        if (err)
+                                              1, timeout, why2, sizeof(why2));
+        if (err) {
+            xs_err_set(errstr, errstr_size,
+                       "changelog topic %s does not exist and could not be created (%s): "
+                       "create it with cleanup.policy=compact and %d partitions (on the "
+                       "development broker: xsell devbroker --topics ...,%s)",
+                       cl->topic, why2, input, cl->topic);
             return err;
+        }
         have = xs_kafka_partition_count(o->bootstrap, o->kafka_conf, o->n_kafka_conf, cl->topic,
                                         10000, why, sizeof(why));
         XS_INFO("changelog topic created", "topic=%s partitions=%d cleanup_policy=compact",

@@ -100,6 +100,8 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     xs_runtime_t *rt = opaque;
     bool found = false;
     char errstr[256];
+    if (!rt->cp)
+        return; /* not started (a failed start closing the consumer) */
     atomic_store(&rt->ready, false);
     if (rt->cl && !rt->from_beginning && !rt->hook_err && xs_changelog_user_topic(rt->cl, topic)) {
         /* before the stored offsets are read: they may come from the changelog */
@@ -596,19 +598,6 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     if (*rt->topic_catalog)
         topics[n_topics++] = rt->topic_catalog;
     kconf = xs_config_passthrough(cfg, "kafka.", &n_kafka);
-    xs_consumer_opts_t co = {
-        .bootstrap = bootstrap,
-        .group_id = xs_config_str(cfg, "group.id"),
-        .topics = topics,
-        .n_topics = n_topics,
-        .start_offset = XS_OFFSET_BEGINNING,
-        .conf = kconf,
-        .n_conf = n_kafka,
-        .hooks = {rt, on_assign, on_revoke},
-        .offset_reset_error = true,
-    };
-    if (!(rt->consumer = xs_consumer_new(&co, errstr, errstr_size)))
-        goto fail;
     if (xs_config_bool(cfg, "changelog.enable")) {
         xs_changelog_opts_t clo = {
             .config = cfg,
@@ -625,6 +614,19 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
         if (!(rt->cl = xs_changelog_new(&clo, errstr, errstr_size)))
             goto fail;
     }
+    xs_consumer_opts_t co = {
+        .bootstrap = bootstrap,
+        .group_id = xs_config_str(cfg, "group.id"),
+        .topics = topics,
+        .n_topics = n_topics,
+        .start_offset = XS_OFFSET_BEGINNING,
+        .conf = kconf,
+        .n_conf = n_kafka,
+        .hooks = {rt, on_assign, on_revoke},
+        .offset_reset_error = true,
+    };
+    if (!(rt->consumer = xs_consumer_new(&co, errstr, errstr_size)))
+        goto fail;
     xs_checkpoint_opts_t cpo = {
         .store = opts->store,
         .sync = xs_config_bool(cfg, "state.sync"),
