@@ -58,6 +58,7 @@
 #include "xstest.h"
 #include "xsell/changelog.h"
 #include "xsell/kafka_txn.h"
+#include "xsell/store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define XS_ASAN 1
@@ -238,6 +239,144 @@ static void test_transactions(void **state)
         xs_kafka_txn_read_partition(&r, &records, &bytes, &end, errstr, sizeof(errstr)), XS_OK);
     assert_int_equal(records, 0);
     xs_kafka_txn_destroy(tp);
+    xst_broker_free(b);
+}
+
+/* ---- the restore in process: which records it applies ------------------------------------ */
+
+static void send_user(xs_txn_producer_t *tp, const char *topic, uint64_t user, const char *value)
+{
+    uint8_t key[10] = {0, 1}; /* input partition 1 */
+    char errstr[256];
+    for (int i = 0; i < 8; i++)
+        key[2 + i] = (uint8_t)(user >> (56 - 8 * i));
+    assert_int_equal(xs_txn_send(tp, topic, 1, key, sizeof(key), value, strlen(value), NULL, errstr,
+                                 sizeof(errstr)),
+                     XS_OK);
+}
+
+static void send_offsets(xs_txn_producer_t *tp, const char *topic, int64_t clicks, int64_t cart)
+{
+    xs_offset_t o[2] = {{xst_topic("xsell.clicks"), 1, clicks}, {xst_topic("xsell.cart"), 1, cart}};
+    uint8_t buf[600];
+    char errstr[256];
+    size_t len = xs_changelog_offsets_encode(o, 2, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_int_equal(xs_txn_send(tp, topic, 1, XS_CHANGELOG_OFFSETS_KEY,
+                                 strlen(XS_CHANGELOG_OFFSETS_KEY), buf, len, NULL, errstr,
+                                 sizeof(errstr)),
+                     XS_OK);
+}
+
+static void assert_user(xs_store_t *st, uint64_t user, const char *value)
+{
+    uint8_t key[10] = {0, 1};
+    for (int i = 0; i < 8; i++)
+        key[2 + i] = (uint8_t)(user >> (56 - 8 * i));
+    xs_buf_t v = {0};
+    bool found = false;
+    char errstr[256];
+    assert_int_equal(
+        xs_store_get(st, XS_CF_USERS, key, sizeof(key), &v, &found, errstr, sizeof(errstr)), XS_OK);
+    assert_true(found);
+    assert_int_equal(v.len, strlen(value));
+    assert_memory_equal(v.data, value, v.len);
+    xs_buf_free(&v);
+}
+
+static int64_t offset_of(xs_store_t *st, const char *topic)
+{
+    int64_t next = -1;
+    bool found = false;
+    char errstr[256];
+    assert_int_equal(xs_store_get_offset(st, topic, 1, &next, &found, errstr, sizeof(errstr)),
+                     XS_OK);
+    return found ? next : -1;
+}
+
+/*
+ * Two committed checkpoints and a third left open (its users record flushed
+ * to the log) on changelog partition 1: the restore applies the last
+ * committed checkpoint's values and offsets, never the open one's (on the
+ * real broker it is invisible; the development broker shows it, and the
+ * restore drops it: it follows the last offsets record). Then a local state
+ * ahead of the changelog is kept.
+ */
+static void test_restore_applies_committed_checkpoints(void **state)
+{
+    (void)state;
+    const char *names[] = {"xsell.clicks", "xsell.cart", "xsell.cl"};
+    const int partitions[] = {2, 2, 2};
+    xst_broker_t *b = xst_broker_topics("restore", names, partitions, 3);
+    const char *bs = xst_bootstrap(b);
+    const char *topic = xst_topic("xsell.cl");
+    char errstr[512] = "";
+    xs_txn_producer_t *tp =
+        xs_txn_producer_new(bs, NULL, 0, xst_group("restore-writer"), 30000, errstr, 512);
+    if (!tp)
+        fail_msg("transactional producer: %s", errstr);
+    assert_int_equal(xs_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
+    send_user(tp, topic, 1, "u1 at 1");
+    send_user(tp, topic, 2, "u2 at 1");
+    send_offsets(tp, topic, 10, 20);
+    assert_int_equal(xs_txn_commit(tp, 30000, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
+    send_user(tp, topic, 1, "u1 at 2");
+    send_offsets(tp, topic, 15, 25);
+    assert_int_equal(xs_txn_commit(tp, 30000, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
+    send_user(tp, topic, 2, "u2 never committed");
+    assert_int_equal(xs_txn_flush(tp, 30000, errstr, sizeof(errstr)), XS_OK);
+
+    char *tmp = xst_tmpdir("restore");
+    xs_config_t *cfg = xs_config_new();
+    const char *kv[][2] = {{"changelog.enable", "true"},
+                           {"changelog.topic", topic},
+                           {"group.id", xst_group("restore")},
+                           {"state.dir", tmp}};
+    for (size_t i = 0; i < XS_ARRAY_SIZE(kv); i++)
+        assert_int_equal(xs_config_set(cfg, kv[i][0], kv[i][1], "test", errstr, sizeof(errstr)),
+                         XS_OK);
+    xs_store_t *st = xs_store_open(tmp, NULL, 0, false, errstr, sizeof(errstr));
+    assert_non_null(st);
+    const char *topics[] = {xst_topic("xsell.clicks"), xst_topic("xsell.cart")};
+    xs_changelog_opts_t o = {
+        .config = cfg, .store = st, .bootstrap = bs, .topics = topics, .n_topics = 2};
+    xs_changelog_t *cl = xs_changelog_new(&o, errstr, sizeof(errstr));
+    if (!cl)
+        fail_msg("changelog: %s", errstr);
+    bool restored = false;
+    assert_int_equal(xs_changelog_restore(cl, 1, &restored, errstr, sizeof(errstr)), XS_OK);
+    assert_true(restored);
+    assert_user(st, 1, "u1 at 2");
+    assert_user(st, 2, "u2 at 1");
+    assert_int_equal(offset_of(st, topics[0]), 15);
+    assert_int_equal(offset_of(st, topics[1]), 25);
+    /* partition 0: nothing there, nothing restored */
+    assert_int_equal(xs_changelog_restore(cl, 0, &restored, errstr, sizeof(errstr)), XS_OK);
+    assert_false(restored);
+    assert_int_equal(xs_changelog_restore(cl, 1, &restored, errstr, sizeof(errstr)), XS_OK);
+    assert_false(restored); /* current: nothing read */
+
+    /* Local state ahead of the changelog (no recorded position): kept. */
+    xs_batch_t *batch = xs_batch_new(st);
+    char pos[300];
+    snprintf(pos, sizeof(pos), "changelog/%s/1", topic);
+    xs_batch_put_offset(batch, topics[1], 1, 99);
+    assert_int_equal(xs_batch_put(batch, XS_CF_META, pos, strlen(pos), NULL, 0), XS_OK);
+    assert_int_equal(xs_store_write(st, batch, false, errstr, sizeof(errstr)), XS_OK);
+    xs_batch_destroy(batch);
+    assert_int_equal(xs_changelog_restore(cl, 1, &restored, errstr, sizeof(errstr)), XS_OK);
+    assert_false(restored);
+    assert_int_equal(offset_of(st, topics[1]), 99);
+    assert_user(st, 1, "u1 at 2");
+
+    xs_changelog_destroy(cl);
+    xs_txn_producer_destroy(tp);
+    xs_store_close(st);
+    xs_config_destroy(cfg);
+    xst_rmrf(tmp);
+    free(tmp);
     xst_broker_free(b);
 }
 
@@ -563,6 +702,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offsets_record),
         cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_restore_applies_committed_checkpoints),
         cmocka_unit_test(test_restore_after_kill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
