@@ -244,27 +244,27 @@ static void test_transactions(void **state)
 
 /* ---- the restore in process: which records it applies ------------------------------------ */
 
-static void send_user(xs_txn_producer_t *tp, const char *topic, uint64_t user, const char *value)
+static void send_user(xs_kafka_txn_t *tp, const char *topic, uint64_t user, const char *value)
 {
     uint8_t key[10] = {0, 1}; /* input partition 1 */
     char errstr[256];
     for (int i = 0; i < 8; i++)
         key[2 + i] = (uint8_t)(user >> (56 - 8 * i));
-    assert_int_equal(xs_txn_send(tp, topic, 1, key, sizeof(key), value, strlen(value), NULL, errstr,
-                                 sizeof(errstr)),
+    assert_int_equal(xs_kafka_txn_send(tp, topic, 1, key, sizeof(key), value, strlen(value), NULL,
+                                       errstr, sizeof(errstr)),
                      XS_OK);
 }
 
-static void send_offsets(xs_txn_producer_t *tp, const char *topic, int64_t clicks, int64_t cart)
+static void send_offsets(xs_kafka_txn_t *tp, const char *topic, int64_t clicks, int64_t cart)
 {
     xs_offset_t o[2] = {{xst_topic("xsell.clicks"), 1, clicks}, {xst_topic("xsell.cart"), 1, cart}};
     uint8_t buf[600];
     char errstr[256];
     size_t len = xs_changelog_offsets_encode(o, 2, buf, sizeof(buf));
     assert_true(len > 0);
-    assert_int_equal(xs_txn_send(tp, topic, 1, XS_CHANGELOG_OFFSETS_KEY,
-                                 strlen(XS_CHANGELOG_OFFSETS_KEY), buf, len, NULL, errstr,
-                                 sizeof(errstr)),
+    assert_int_equal(xs_kafka_txn_send(tp, topic, 1, XS_CHANGELOG_OFFSETS_KEY,
+                                       strlen(XS_CHANGELOG_OFFSETS_KEY), buf, len, NULL, errstr,
+                                       sizeof(errstr)),
                      XS_OK);
 }
 
@@ -311,22 +311,22 @@ static void test_restore_applies_committed_checkpoints(void **state)
     const char *bs = xst_bootstrap(b);
     const char *topic = xst_topic("xsell.cl");
     char errstr[512] = "";
-    xs_txn_producer_t *tp =
-        xs_txn_producer_new(bs, NULL, 0, xst_group("restore-writer"), 30000, errstr, 512);
+    xs_kafka_txn_t *tp =
+        xs_kafka_txn_new(bs, NULL, 0, xst_group("restore-writer"), 30000, errstr, 512);
     if (!tp)
         fail_msg("transactional producer: %s", errstr);
-    assert_int_equal(xs_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_kafka_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
     send_user(tp, topic, 1, "u1 at 1");
     send_user(tp, topic, 2, "u2 at 1");
     send_offsets(tp, topic, 10, 20);
-    assert_int_equal(xs_txn_commit(tp, 30000, errstr, sizeof(errstr)), XS_OK);
-    assert_int_equal(xs_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_kafka_txn_commit(tp, 30000, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_kafka_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
     send_user(tp, topic, 1, "u1 at 2");
     send_offsets(tp, topic, 15, 25);
-    assert_int_equal(xs_txn_commit(tp, 30000, errstr, sizeof(errstr)), XS_OK);
-    assert_int_equal(xs_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_kafka_txn_commit(tp, 30000, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_kafka_txn_begin(tp, errstr, sizeof(errstr)), XS_OK);
     send_user(tp, topic, 2, "u2 never committed");
-    assert_int_equal(xs_txn_flush(tp, 30000, errstr, sizeof(errstr)), XS_OK);
+    assert_int_equal(xs_kafka_txn_flush(tp, 30000, errstr, sizeof(errstr)), XS_OK);
 
     char *tmp = xst_tmpdir("restore");
     xs_config_t *cfg = xs_config_new();
@@ -359,20 +359,20 @@ static void test_restore_applies_committed_checkpoints(void **state)
     assert_false(restored); /* current: nothing read */
 
     /* Local state ahead of the changelog (no recorded position): kept. */
-    xs_batch_t *batch = xs_batch_new(st);
+    xs_store_batch_t *batch = xs_store_batch_new(st);
     char pos[300];
     snprintf(pos, sizeof(pos), "changelog/%s/1", topic);
-    xs_batch_put_offset(batch, topics[1], 1, 99);
-    assert_int_equal(xs_batch_put(batch, XS_CF_META, pos, strlen(pos), NULL, 0), XS_OK);
+    xs_store_batch_put_offset(batch, topics[1], 1, 99);
+    assert_int_equal(xs_store_batch_put(batch, XS_CF_META, pos, strlen(pos), NULL, 0), XS_OK);
     assert_int_equal(xs_store_write(st, batch, false, errstr, sizeof(errstr)), XS_OK);
-    xs_batch_destroy(batch);
+    xs_store_batch_destroy(batch);
     assert_int_equal(xs_changelog_restore(cl, 1, &restored, errstr, sizeof(errstr)), XS_OK);
     assert_false(restored);
     assert_int_equal(offset_of(st, topics[1]), 99);
     assert_user(st, 1, "u1 at 2");
 
     xs_changelog_destroy(cl);
-    xs_txn_producer_destroy(tp);
+    xs_kafka_txn_destroy(tp);
     xs_store_close(st);
     xs_config_destroy(cfg);
     xst_rmrf(tmp);
