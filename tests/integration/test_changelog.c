@@ -649,8 +649,13 @@ static void test_restore_after_kill(void **state)
      * did not is current and not read again; neither is a restored one when
      * its second topic (clicks, cart) is assigned */
     int stale = (o0 > off0) + (o1 > off1);
-    int n_current = 0;
+    /* not restored: current (nothing read), or read and not ahead (an
+     * aborted transaction of a killed start extends the log past the
+     * recorded position: the real broker) */
+    int n_current = 0, n_nothing = 0;
     log_sum(log3, "partition state current", "partition=", &n_current);
+    log_sum(log3, "nothing to restore", "partition=", &n_nothing);
+    n_current += n_nothing;
     assert_true(stale >= 1);
     assert_int_equal(n_restored, stale);
     assert_int_equal(n_current, 2 * IN_PARTITIONS - stale);
