@@ -34,6 +34,10 @@
  *   6. Revocation and shutdown complete the one in flight, then run a whole
  *      one synchronously (xs_checkpoint_run); dirty state over its bound
  *      while one is in flight waits for it (xs_checkpoint_drain).
+ *   7. With a changelog (changelog.h, C1-C4), the checkpoint is also one
+ *      Kafka transaction, begun at start, its offsets records sent once the
+ *      snapshot is in and the lists acknowledged, committed by the writer
+ *      before the batch is written.
  *
  * The partition table (next offset consumed, offset last stored, assigned)
  * lives here too: the offsets are half of a checkpoint. It is shared with
@@ -61,6 +65,7 @@ extern "C" {
 
 typedef struct xs_checkpoint xs_checkpoint_t;
 typedef struct xs_processor xs_processor_t; /* runtime.h */
+typedef struct xs_changelog xs_changelog_t; /* changelog.h */
 
 typedef struct xs_checkpoint_opts {
     xs_store_t *store;               /* borrowed */
@@ -71,6 +76,9 @@ typedef struct xs_checkpoint_opts {
     pthread_mutex_t *mu;             /* the lock shared with queries */
     xs_worker_metrics_t *metrics;    /* borrowed */
     bool from_beginning;             /* first assignment ignores stored offsets */
+    /* NULL, or every checkpoint also goes to this changelog (changelog.h:
+     * its transaction commits before the batch is written) */
+    xs_changelog_t *changelog;
 } xs_checkpoint_opts_t;
 
 /* Starts the writer thread. */

@@ -2,7 +2,8 @@
  * xsell — Kafka glue, the only files that include <librdkafka/rdkafka.h>:
  * lib/io/devbroker.c (xs_devbroker_*), producer.c (xs_producer_*),
  * consumer.c (xs_consumer_*) and kafka.c (xs_kafka_*: administration and
- * what the three share). One header for the four modules.
+ * what the three share). One header for the four modules. kafka_txn.h
+ * (the changelog's transactions and partition reads) is the fifth.
  *
  * Three handles:
  *   xs_devbroker_t  the development broker: librdkafka's mock cluster (its own

@@ -15,7 +15,10 @@
  * moves the partition's next offset. Every commit.interval.ms, or when the
  * processor's dirty state exceeds checkpoint.dirty.bytes, a checkpoint of
  * the state at that instant (checkpoint.h); revocation and shutdown
- * checkpoint synchronously.
+ * checkpoint synchronously. With changelog.enable, every checkpoint is also
+ * a transaction to the users changelog, and a clicks or cart partition
+ * assigned without (or with older) local state is restored from it before
+ * its stored offsets are read (changelog.h, docs/SCALING.md).
  *
  * Threads: the loop runs on the caller of xs_runtime_run(); queries on
  * other threads take the lock (xs_runtime_lock), which the loop holds per

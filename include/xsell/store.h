@@ -90,6 +90,9 @@ xs_err_t xs_store_batch_put(xs_store_batch_t *b, xs_cf_t cf, const void *key, si
 /* xs_put_fn adapter: opaque is the xs_store_batch_t. */
 xs_err_t xs_store_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,
                                const void *val, size_t val_len);
+/* fn (NULL: none) also receives every later put of b, after it is in b; its
+ * error is the put's (the changelog sends the checkpoint's records with it). */
+void xs_store_batch_tap(xs_store_batch_t *b, xs_put_fn fn, void *opaque);
 void xs_store_batch_put_offset(xs_store_batch_t *b, const char *topic, int32_t partition,
                                int64_t next);
 size_t xs_store_batch_bytes(const xs_store_batch_t *b);

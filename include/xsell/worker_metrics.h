@@ -66,6 +66,12 @@ void xs_worker_metrics_input_lost(xs_worker_metrics_t *wm, const char *topic, in
                                   int64_t lost);
 void xs_worker_metrics_wal_damaged(xs_worker_metrics_t *wm, bool damaged);
 /* A checkpoint written, its duration. */
+/* Records written to the users changelog (a committed checkpoint). */
+void xs_worker_metrics_changelog(xs_worker_metrics_t *wm, uint64_t records);
+/* Restore progress: partitions restoring now, changelog records and bytes
+ * read since the last call, and whether a partition's restore completed. */
+void xs_worker_metrics_restore(xs_worker_metrics_t *wm, int restoring, uint64_t records,
+                               uint64_t bytes, bool restored);
 void xs_worker_metrics_checkpoint(xs_worker_metrics_t *wm, double seconds);
 
 /* The sampled gauges. */

@@ -7,7 +7,8 @@
  * accounting) and consumer.c (a consumer with caller-chosen start offsets
  * and catch-up tracking).
  *
- * These four files are the only ones that include the librdkafka headers.
+ * These four files and kafka_txn.c are the only ones that include the
+ * librdkafka headers.
  * Every librdkafka error is converted there, where it enters, into an
  * xs_err_t plus "kafka: <what>: <librdkafka message>" in the caller's errstr.
  *

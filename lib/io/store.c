@@ -37,6 +37,8 @@ struct xs_store_batch {
     rocksdb_writebatch_t *wb;
     size_t bytes;
     int count;
+    xs_put_fn tap; /* also receives every put (xs_store_batch_tap) */
+    void *tap_opaque;
 };
 
 static const char *const cf_rocks_names[XS_CF__COUNT] = {"users", "items", "names", "meta",
@@ -311,7 +313,13 @@ xs_err_t xs_store_batch_put(xs_store_batch_t *b, xs_cf_t cf, const void *key, si
         rocksdb_writebatch_delete_cf(b->wb, b->store->cf[cf], key, key_len);
     b->bytes += key_len + val_len;
     b->count++;
-    return XS_OK;
+    return b->tap ? b->tap(b->tap_opaque, cf, key, key_len, val, val_len) : XS_OK;
+}
+
+void xs_store_batch_tap(xs_store_batch_t *b, xs_put_fn fn, void *opaque)
+{
+    b->tap = fn;
+    b->tap_opaque = opaque;
 }
 
 xs_err_t xs_store_batch_put_fn(void *opaque, xs_cf_t cf, const void *key, size_t key_len,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xsell/changelog.h"
 #include "xsell/codec.h"
 #include "xsell/kafka.h"
 #include "xsell/settings.h"
@@ -101,6 +102,23 @@ int xs_check_config(const xs_config_t *cfg, xs_report_fn report, void *opaque)
     if (!*url && !strcmp(xs_config_str(cfg, "output.framing"), "confluent"))
         count_report(&c, "output.framing = confluent needs schema.registry.url (the output "
                          "schema is registered there)");
+
+    if (xs_config_bool(cfg, "changelog.enable")) {
+        char topic[300], msg[512];
+        const char *other[] = {"topics.clicks", "topics.cart", "topics.catalog", "topics.output",
+                               "topics.dlq"};
+        xs_changelog_topic_name(cfg, topic, sizeof(topic));
+        for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+            if (!strcmp(topic, xs_config_str(cfg, other[i]))) {
+                snprintf(msg, sizeof(msg), "changelog topic %s is also %s", topic, other[i]);
+                count_report(&c, msg);
+            }
+        kconf = xs_config_passthrough(cfg, "kafka.", &n);
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(kconf[i].key, "transactional.id"))
+                count_report(&c, "kafka.transactional.id with changelog.enable: set "
+                                 "changelog.transactional.id (the changelog writer's own) instead");
+    }
 
     if (!(c.codec = xs_codec_new(errstr, sizeof(errstr))))
         count_report(&c, errstr);

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "xsell/changelog.h"
 #include "xsell/log.h"
 #include "xsell/runtime.h"
 
@@ -122,6 +123,16 @@ static part_t *find_part(xs_checkpoint_t *cp, const char *topic, int32_t partiti
 
 /* ---- the protocol ----------------------------------------------------------------------- */
 
+/* The batch, after the changelog's transaction committed (invariant 7). */
+static xs_err_t cp_write(xs_checkpoint_t *cp, char *errstr, size_t errstr_size)
+{
+    xs_err_t err = XS_OK;
+    if (cp->o.changelog &&
+        (err = xs_changelog_commit(cp->o.changelog, cp->batch, errstr, errstr_size)) != XS_OK)
+        return err;
+    return xs_store_write(cp->o.store, cp->batch, cp->o.sync, errstr, errstr_size);
+}
+
 /* The writer thread: writes each batch handed over by xs_checkpoint_advance(). */
 static void *cp_writer(void *arg)
 {
@@ -134,7 +145,7 @@ static void *cp_writer(void *arg)
             break; /* stopping, nothing in flight */
         pthread_mutex_unlock(&cp->mu);
         char e[sizeof(cp->errstr)] = "";
-        xs_err_t err = xs_store_write(cp->o.store, cp->batch, cp->o.sync, e, sizeof(e));
+        xs_err_t err = cp_write(cp, e, sizeof(e));
         pthread_mutex_lock(&cp->mu);
         cp->err = err;
         memcpy(cp->errstr, e, sizeof(e));
@@ -219,6 +230,9 @@ xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, s
     pthread_mutex_lock(cp->o.mu);
     xs_store_batch_clear(cp->batch);
     cp->n_cp_offs = 0;
+    if (cp->o.changelog &&
+        (err = xs_changelog_begin(cp->o.changelog, cp->batch, errstr, errstr_size)) != XS_OK)
+        goto out;
     if ((err = cp_offs_reserve(cp))) {
         xs_err_set(errstr, errstr_size, "out of memory");
         goto out;
@@ -239,8 +253,45 @@ xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, s
         *started = true;
     }
 out:
+    if (cp->o.changelog && !*started)
+        xs_changelog_abort(cp->o.changelog); /* nothing to write, or failed */
     pthread_mutex_unlock(cp->o.mu);
     return err;
+}
+
+/* One offsets record per input partition of a user topic that moved: the
+ * next offset of every user topic's partition of that number, as of the
+ * start (moved: the checkpoint's; not moved: the one stored). */
+static xs_err_t cp_changelog_offsets(xs_checkpoint_t *cp, char *errstr, size_t errstr_size)
+{
+    xs_changelog_t *cl = cp->o.changelog;
+    for (size_t i = 0; i < cp->n_cp_offs; i++) {
+        const part_t *p = &cp->parts[cp->cp_offs[i].part];
+        bool first = xs_changelog_user_topic(cl, p->topic);
+        for (size_t k = 0; k < i && first; k++) { /* once per partition number */
+            const part_t *q = &cp->parts[cp->cp_offs[k].part];
+            first = !(q->partition == p->partition && xs_changelog_user_topic(cl, q->topic));
+        }
+        if (!first)
+            continue;
+        xs_offset_t offs[XS_CHANGELOG_MAX_TOPICS];
+        size_t n = 0;
+        for (size_t j = 0; j < cp->n_parts && n < XS_CHANGELOG_MAX_TOPICS; j++) {
+            const part_t *q = &cp->parts[j];
+            if (q->partition != p->partition || !xs_changelog_user_topic(cl, q->topic))
+                continue;
+            int64_t next = q->stored;
+            for (size_t k = 0; k < cp->n_cp_offs; k++)
+                if (cp->cp_offs[k].part == j)
+                    next = cp->cp_offs[k].next;
+            if (next >= 0)
+                offs[n++] = (xs_offset_t){q->topic, q->partition, next};
+        }
+        xs_err_t err = xs_changelog_offsets(cl, p->partition, offs, n, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    return XS_OK;
 }
 
 xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool sync, char *errstr,
@@ -266,9 +317,12 @@ xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool
         xs_obs_checkpoint_failed(obs);
     if (err || !acked)
         return err; /* nothing written: a restart replays from the last checkpoint */
+    if (cp->o.changelog && (err = cp_changelog_offsets(cp, errstr, errstr_size)) != XS_OK) {
+        xs_obs_checkpoint_failed(obs);
+        return err;
+    }
     if (sync) {
-        cp->err =
-            xs_store_write(cp->o.store, cp->batch, cp->o.sync, cp->errstr, sizeof(cp->errstr));
+        cp->err = cp_write(cp, cp->errstr, sizeof(cp->errstr));
         atomic_store(&cp->state, CP_WRITTEN);
         return XS_OK;
     }

@@ -85,6 +85,22 @@ static const key_def_t keys[] = {
      "With --until-end: give up (exit status 4) once no Kafka broker has been reachable for "
      "this long; 0 waits forever."},
     {"state.dir", T_STR, "xsell-state", 0, 0, NULL, "RocksDB state directory."},
+    {"changelog.enable", T_BOOL, "false", 0, 0, NULL,
+     "Write every checkpoint's changed profiles and input offsets, in one Kafka transaction, "
+     "to the compacted users changelog, and restore a partition assigned without (or with "
+     "older) local state from it before processing (docs/SCALING.md). Needs a broker with "
+     "transactions; off: user state stays on the local disk only (one instance per group, or "
+     "a partition that moves is replayed from its first offset)."},
+    {"changelog.topic", T_STR, "", 0, 0, NULL,
+     "The users changelog topic; empty: <group.id>-users-changelog. Created when missing "
+     "(cleanup.policy=compact, the input's partition count)."},
+    {"changelog.transactional.id", T_STR, "", 0, 0, NULL,
+     "Transactional id of the changelog writer, unique per instance and stable across its "
+     "restarts (a restart fences the previous one and aborts what it left open); empty: "
+     "<changelog topic>-<host name>-<hash of state.dir>."},
+    {"changelog.restore.timeout.ms", T_INT, "60000", 1000, 3600000, NULL,
+     "A restore (or the start of the changelog writer) fails after this long without "
+     "progress."},
     {"state.sync", T_BOOL, "false", 0, 0, NULL,
      "fsync the RocksDB WAL at every checkpoint (survives power loss, not just crashes)."},
     {"commit.interval.ms", T_INT, "1000", 10, 3600000, NULL,

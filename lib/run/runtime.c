@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "xsell/changelog.h"
 #include "xsell/checkpoint.h"
 #include "xsell/kafka.h"
 #include "xsell/log.h"
@@ -52,6 +53,8 @@ struct xs_runtime {
     xs_producer_t *producer;
     xs_consumer_t *consumer;
     xs_checkpoint_t *cp;
+    xs_changelog_t *cl; /* NULL: changelog.enable=false */
+    bool from_beginning;
     xs_runtime_stats_t st; /* messages, events, lists, lag */
     xs_err_t hook_err;     /* error raised inside a rebalance hook */
     char hook_errstr[640];
@@ -85,12 +88,31 @@ static double now_ms(void)
 
 /* ---- rebalance hooks ------------------------------------------------------------ */
 
+/* A restore in the assignment hook is the loop's work: the loop is alive. */
+static void restore_heartbeat(void *opaque)
+{
+    xs_runtime_t *rt = opaque;
+    atomic_store(&rt->heartbeat_ms, now_ms());
+}
+
 static void on_assign(void *opaque, const char *topic, int32_t partition, int64_t *offset)
 {
     xs_runtime_t *rt = opaque;
     bool found = false;
     char errstr[256];
+    if (!rt->cp)
+        return; /* not started (a failed start closing the consumer) */
     atomic_store(&rt->ready, false);
+    if (rt->cl && !rt->from_beginning && !rt->hook_err && xs_changelog_user_topic(rt->cl, topic)) {
+        /* before the stored offsets are read: they may come from the changelog */
+        bool restored = false;
+        char e[600];
+        xs_err_t rerr = xs_changelog_restore(rt->cl, partition, &restored, e, sizeof(e));
+        if (rerr) {
+            rt->hook_err = rerr;
+            snprintf(rt->hook_errstr, sizeof(rt->hook_errstr), "restore: %s", e);
+        }
+    }
     pthread_mutex_lock(&rt->mu);
     xs_err_t err =
         xs_checkpoint_assign(rt->cp, topic, partition, offset, &found, errstr, sizeof(errstr));
@@ -486,6 +508,9 @@ bool xs_runtime_ready(xs_runtime_t *rt, char *reason, size_t reason_size)
                    "= fail): stopping");
     else if (down > 0)
         xs_err_set(reason, reason_size, "Kafka brokers unreachable for %.0f s", down / 1e3);
+    else if (xs_changelog_restoring(rt->cl) > 0)
+        xs_err_set(reason, reason_size, "restoring %d partition(s) from the changelog",
+                   xs_changelog_restoring(rt->cl));
     else if (atomic_load(&rt->n_assigned) == 0)
         xs_err_set(reason, reason_size, "no partitions assigned yet (joining the group)");
     else
@@ -537,6 +562,7 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     rt->obs = xs_worker_metrics_obs(opts->metrics);
     rt->store = opts->store;
     rt->until_end = opts->until_end;
+    rt->from_beginning = opts->from_beginning;
     if (pthread_mutex_init(&rt->mu, NULL) != 0) {
         xs_err_set(errstr, errstr_size, "cannot create a mutex");
         free(rt);
@@ -572,6 +598,22 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     if (*rt->topic_catalog)
         topics[n_topics++] = rt->topic_catalog;
     kconf = xs_config_passthrough(cfg, "kafka.", &n_kafka);
+    if (xs_config_bool(cfg, "changelog.enable")) {
+        xs_changelog_opts_t clo = {
+            .config = cfg,
+            .store = opts->store,
+            .metrics = opts->metrics,
+            .bootstrap = bootstrap,
+            .kafka_conf = kconf,
+            .n_kafka_conf = n_kafka,
+            .topics = topics,
+            .n_topics = 2, /* clicks and cart: keyed by user */
+            .progress = restore_heartbeat,
+            .progress_opaque = rt,
+        };
+        if (!(rt->cl = xs_changelog_new(&clo, errstr, errstr_size)))
+            goto fail;
+    }
     xs_consumer_opts_t co = {
         .bootstrap = bootstrap,
         .group_id = xs_config_str(cfg, "group.id"),
@@ -594,6 +636,7 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
         .mu = &rt->mu,
         .metrics = opts->metrics,
         .from_beginning = opts->from_beginning,
+        .changelog = rt->cl,
     };
     if (!(rt->cp = xs_checkpoint_new(&cpo, errstr, errstr_size)))
         goto fail;
@@ -621,6 +664,7 @@ void xs_runtime_destroy(xs_runtime_t *rt)
         return;
     xs_consumer_destroy(rt->consumer); /* may checkpoint (on_revoke) */
     xs_checkpoint_destroy(rt->cp);     /* the writer finishes a batch in flight first */
+    xs_changelog_destroy(rt->cl);
     xs_producer_destroy(rt->producer);
     if (rt->mu_init)
         pthread_mutex_destroy(&rt->mu);

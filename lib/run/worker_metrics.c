@@ -36,6 +36,11 @@ enum {
     M_INPUT_LOST,
     M_ADD_OPPS,
     M_ADD_HITS,
+    M_CHANGELOG_RECORDS,
+    M_RESTORES,
+    M_RESTORE_RECORDS,
+    M_RESTORE_BYTES,
+    M_RESTORING,
     M__COUNT
 };
 
@@ -133,6 +138,22 @@ static xs_err_t define_metrics(xs_worker_metrics_t *wm)
                                           "checkpoint before the damage, and the input after "
                                           "it is replayed.",
                                           NULL);
+    id[M_CHANGELOG_RECORDS] = xs_metrics_define(
+        m, "xsell_changelog_records_total", XS_METRIC_COUNTER,
+        "Records written to the users changelog (changelog.enable): changed profiles and "
+        "offsets records, in committed checkpoint transactions.",
+        NULL);
+    id[M_RESTORES] = xs_metrics_define(m, "xsell_restores_total", XS_METRIC_COUNTER,
+                                       "Input partitions restored from the users changelog.", NULL);
+    id[M_RESTORE_RECORDS] =
+        xs_metrics_define(m, "xsell_restore_records_total", XS_METRIC_COUNTER,
+                          "Changelog records read while restoring partitions.", NULL);
+    id[M_RESTORE_BYTES] = xs_metrics_define(
+        m, "xsell_restore_bytes_total", XS_METRIC_COUNTER,
+        "Changelog bytes (keys and values) read while restoring partitions.", NULL);
+    id[M_RESTORING] = xs_metrics_define(
+        m, "xsell_restoring_partitions", XS_METRIC_GAUGE,
+        "Input partitions being restored from the users changelog right now.", NULL);
     for (int i = 0; i < M__COUNT; i++)
         if (id[i] < 0)
             return XS_ERR_NOMEM;
@@ -319,6 +340,21 @@ void xs_worker_metrics_input_lost(xs_worker_metrics_t *wm, const char *topic, in
 void xs_worker_metrics_wal_damaged(xs_worker_metrics_t *wm, bool damaged)
 {
     xs_metrics_set(wm->metrics, wm->mid[M_WAL_DAMAGED], NULL, damaged ? 1 : 0);
+}
+
+void xs_worker_metrics_changelog(xs_worker_metrics_t *wm, uint64_t records)
+{
+    xs_metrics_add(wm->metrics, wm->mid[M_CHANGELOG_RECORDS], NULL, (double)records);
+}
+
+void xs_worker_metrics_restore(xs_worker_metrics_t *wm, int restoring, uint64_t records,
+                               uint64_t bytes, bool restored)
+{
+    xs_metrics_set(wm->metrics, wm->mid[M_RESTORING], NULL, restoring);
+    xs_metrics_add(wm->metrics, wm->mid[M_RESTORE_RECORDS], NULL, (double)records);
+    xs_metrics_add(wm->metrics, wm->mid[M_RESTORE_BYTES], NULL, (double)bytes);
+    if (restored)
+        xs_metrics_add(wm->metrics, wm->mid[M_RESTORES], NULL, 1);
 }
 
 void xs_worker_metrics_checkpoint(xs_worker_metrics_t *wm, double seconds)

@@ -6,7 +6,9 @@
 #      "3 errors", exit 1; xsell-worker refuses it with the same three, exit 2;
 #   2. --json: one object, "ok": false and the three messages;
 #   3. a good file: exit 0, the effective configuration; with --json, "ok":
-#      true and the configuration as an object, the password masked.
+#      true and the configuration as an object, the password masked;
+#   4. changelog.enable with the changelog topic one of the input topics and
+#      kafka.transactional.id set: both reported, "2 errors"; on alone: accepted.
 #
 # Environment (set by ctest): XS_BIN_DIR.
 set -euo pipefail
@@ -67,4 +69,25 @@ assert c["kafka.sasl.password"] == "********", c
 assert "hunter2" not in open(sys.argv[1]).read()
 print("--json: ok, %d keys" % len(c))
 PY
+
+# 4. the changelog: on, it is a topic of its own and the writer's transactional id is its
+#    own (the output producer must not become transactional)
+cat >"$tmp/changelog.conf" <<CONF
+kafka.bootstrap.servers = localhost:9092
+changelog.enable = true
+changelog.topic = xsell.cart
+kafka.transactional.id = mine
+CONF
+set +e
+"$XSELL" config --check "$tmp/changelog.conf" >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+cat "$tmp/err"
+[[ $rc -eq 1 ]] || fail "config --check of the changelog file exited $rc, expected 1"
+for needle in "changelog topic xsell.cart is also topics.cart" \
+    "kafka.transactional.id with changelog.enable" "2 errors"; do
+    grep -qF "$needle" "$tmp/err" || fail "missing from config --check: $needle"
+done
+printf 'kafka.bootstrap.servers = localhost:9092\nchangelog.enable = true\n' >"$tmp/cl.conf"
+"$XSELL" config --check "$tmp/cl.conf" >"$tmp/out" || fail "changelog.enable alone was refused"
+grep -q '^changelog.enable = true$' "$tmp/out" || fail "changelog.enable not shown"
 echo "PASS"
