@@ -35,7 +35,7 @@
  * list_id of the reference run appears in the crash run's output and the
  * crash run publishes no list_id the reference did not (determinism);
  * stored offsets advance monotonically across kills.
- * Runtime (2 cores): about 150 s in the normal build (200,000 events); the
+ * Runtime (2 cores): about 100 s in the normal build (120,000 events); the
  * ASan+UBSan build runs the same test on the first 60,000 events.
  * XS_CRASH_EVENTS overrides the count. On a real Kafka broker (ctest's
  * kafka_test_crash, XS_KAFKA_BOOTSTRAP_FILE) the same test runs on topics
@@ -67,7 +67,7 @@
 #ifdef XS_ASAN
 #define N_EVENTS_DEFAULT 60000 /* the sanitizer build: same test, 4x slower per event */
 #else
-#define N_EVENTS_DEFAULT 200000
+#define N_EVENTS_DEFAULT 120000
 #endif
 #define MIN_KILLS 10
 #define OUT_PARTITIONS 16
