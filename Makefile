@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-TEST_FUZZ_SECONDS ?= 15
+TEST_FUZZ_SECONDS ?= 10
 # `make demo KAFKA=real`: the demo on a real Apache Kafka broker (default: the
 # development broker in process).
 KAFKA ?= dev
