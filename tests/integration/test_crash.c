@@ -71,7 +71,8 @@
 #define N_EVENTS_DEFAULT 120000
 #endif
 #ifdef XS_ASAN
-#define MIN_KILLS 5 /* the sanitizer build: its purpose is memory errors; each start costs seconds */
+/* the sanitizer build: its purpose is memory errors, and each start costs seconds */
+#define MIN_KILLS 5
 #else
 #define MIN_KILLS 10
 #endif
