@@ -67,6 +67,10 @@ typedef struct xs_trending {
 
 /* Counts one more sale of item at event time now (one-week half-life). */
 void xs_trending_add(xs_trending_t *t, uint64_t item, int64_t now);
+/* Counts sales of item that weigh `weight` (> 0) at event time ts: the
+ * weight of a pair-delta batch's TREND entry at its last_ts (records.h).
+ * xs_trending_add(t, item, now) is xs_trending_add_weight(t, item, 1, now). */
+void xs_trending_add_weight(xs_trending_t *t, uint64_t item, double weight, int64_t ts);
 /* The entries by weight, descending (ties: smaller item): order[0..t->n),
  * indexes into t->v. order holds the previous call's order and *n_order its
  * length (0 at first): kept between calls, the sort is about linear. The
@@ -113,6 +117,11 @@ typedef struct xs_user_out {
     const xs_pair_delta_t *deltas;
     size_t n_deltas;
     uint64_t hint_item, hint_cat;
+    /* The items of the event's cart adds and purchases, in order (borrowed
+     * like deltas): what the stage counted in trending, or, when it was
+     * given none, what a pair-delta batch carries as TREND entries. */
+    const uint64_t *sales;
+    size_t n_sales;
     /* For the scorer: whether the event asks for a list, its placement and
      * the trigger items (weight w_trigger of the scoring parameters). */
     bool trigger;
@@ -128,9 +137,9 @@ typedef struct xs_user_out {
  * Applies a click or cart event (not a duplicate: the caller checked the
  * profile's dedup ring) to profile p: time, history, cart, categories,
  * purchases; counts a user who buys for the first time in totals and the
- * sales in trending. SP: the scoring parameters of the user's arm (the
- * trigger weight). *out is overwritten. Errors: XS_ERR_INVALID (not a click
- * or cart event, or an unknown cart type), XS_ERR_NOMEM.
+ * sales in trending (trending NULL: only listed in out->sales). SP: the scoring parameters of the
+ * user's arm (the trigger weight). *out is overwritten. Errors: XS_ERR_INVALID (not a click or cart
+ * event, or an unknown cart type), XS_ERR_NOMEM.
  */
 xs_err_t xs_user_stage_apply(xs_user_stage_t *s, xs_profile_t *p, const xs_event_t *ev,
                              const xs_params_t *SP, xs_totals_t *totals, xs_trending_t *trending,

@@ -12,16 +12,22 @@
 
 void xs_trending_add(xs_trending_t *t, uint64_t item, int64_t now)
 {
+    xs_trending_add_weight(t, item, 1.0, now);
+}
+
+void xs_trending_add_weight(xs_trending_t *t, uint64_t item, double weight, int64_t ts)
+{
     const double h = 7 * 24 * 3600e3; /* one-week half-life */
     if (t->n == 0 && t->ref == 0)
-        t->ref = now;
-    double w = exp2((double)(now - t->ref) / h);
-    if (w > 1e12 || w < 1e-12) {
+        t->ref = ts;
+    double s = exp2((double)(ts - t->ref) / h);
+    if (s > 1e12 || s < 1e-12) {
         for (int i = 0; i < t->n; i++)
-            t->v[i].weight /= w;
-        t->ref = now;
-        w = 1.0;
+            t->v[i].weight /= s;
+        t->ref = ts;
+        s = 1.0;
     }
+    double w = weight * s;
     int min = -1;
     for (int i = 0; i < t->n; i++) {
         if (t->v[i].item == item) {

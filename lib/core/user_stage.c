@@ -26,6 +26,8 @@ struct xs_user_stage {
     int64_t rebuy_ms;
     xs_pair_delta_t *deltas;
     size_t n_deltas, cap_deltas;
+    uint64_t *sales; /* the items of the event's cart adds and purchases */
+    size_t n_sales, cap_sales;
 };
 
 xs_user_stage_t *xs_user_stage_new(const xs_params_t *P, int64_t rebuy_ms)
@@ -43,6 +45,7 @@ void xs_user_stage_destroy(xs_user_stage_t *s)
     if (!s)
         return;
     free(s->deltas);
+    free(s->sales);
     free(s);
 }
 
@@ -57,6 +60,20 @@ static xs_err_t push_delta(xs_user_stage_t *s, uint64_t a, uint64_t b, xs_class_
         s->cap_deltas = cap;
     }
     s->deltas[s->n_deltas++] = (xs_pair_delta_t){a, b, (uint8_t)cls};
+    return XS_OK;
+}
+
+static xs_err_t push_sale(xs_user_stage_t *s, uint64_t item)
+{
+    if (s->n_sales == s->cap_sales) {
+        size_t cap = s->cap_sales ? s->cap_sales * 2 : 64;
+        uint64_t *v = realloc(s->sales, cap * sizeof(*v));
+        if (!v)
+            return XS_ERR_NOMEM;
+        s->sales = v;
+        s->cap_sales = cap;
+    }
+    s->sales[s->n_sales++] = item;
     return XS_OK;
 }
 
@@ -138,6 +155,7 @@ xs_err_t xs_user_stage_apply(xs_user_stage_t *s, xs_profile_t *p, const xs_event
     memset(out, 0, sizeof(*out));
     out->placement = XS_PLACEMENT_CART;
     s->n_deltas = 0;
+    s->n_sales = 0;
     if (ev->kind != XS_KIND_CLICK && ev->kind != XS_KIND_CART)
         return XS_ERR_INVALID;
     int64_t now = ev->ts > p->last_ts ? ev->ts : p->last_ts;
@@ -209,8 +227,12 @@ xs_err_t xs_user_stage_apply(xs_user_stage_t *s, xs_profile_t *p, const xs_event
         }
         if ((err = user_touch(s, p, j, sig, w, now, totals)))
             goto out;
-        if (ev->type == XS_CART_ADD || ev->type == XS_CART_PURCHASE)
-            xs_trending_add(trending, j, now);
+        if (ev->type == XS_CART_ADD || ev->type == XS_CART_PURCHASE) {
+            if (trending)
+                xs_trending_add(trending, j, now);
+            if ((err = push_sale(s, j)))
+                goto out;
+        }
         if (ev->type != XS_CART_PURCHASE)
             ctx_add(out, j, SP->w_trigger);
     }
@@ -224,6 +246,8 @@ xs_err_t xs_user_stage_apply(xs_user_stage_t *s, xs_profile_t *p, const xs_event
 out:
     out->deltas = s->deltas;
     out->n_deltas = s->n_deltas;
+    out->sales = s->sales;
+    out->n_sales = s->n_sales;
     return err;
 }
 
