@@ -66,6 +66,7 @@
 #include "xsell/common.h"
 #include "xsell/event.h"
 #include "xsell/profile.h"
+#include "xsell/records.h"
 #include "xsell/sketch.h"
 
 #ifdef __cplusplus
@@ -156,6 +157,7 @@ typedef struct xs_engine_opts {
     size_t cache_bytes;                /* budget for cached records (0 = unbounded) */
     const char *model_name;            /* written on lists; default "xsell-cooc" */
     const char *model_version;         /* default "1" */
+    bool defer_items; /* the item side comes from pair-delta batches ("Deferred item side") */
 } xs_engine_opts_t;
 
 void xs_engine_opts_default(xs_engine_opts_t *o);
@@ -172,6 +174,7 @@ typedef struct xs_engine_stats {
     uint64_t users_cached, items_cached;
     uint64_t users_total, users_bought; /* distinct users seen (for LLR) */
     uint64_t sessions_joined; /* session profiles merged into a user's (xs_engine_process) */
+    uint64_t deltas_bytes;    /* held by deltas not yet taken (defer_items); in dirty_bytes */
 } xs_engine_stats_t;
 
 void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st);
@@ -386,6 +389,89 @@ typedef struct xs_published {
 void xs_engine_published_note(xs_published_t *p, const xs_list_t *list);
 /* 1-based rank of item_id in p (of its first k items when k > 0), 0 when absent. */
 int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k);
+
+/*
+ * Deferred item side (opts.defer_items; DESIGN.md "Scale-out", docs/SCALING.md).
+ * Several instances in one consumer group each own some input partitions,
+ * but item knowledge must be global. With defer_items, xs_engine_process()
+ * still runs the user stage (profile, dedup, sessions) and the scorer for
+ * the event, but the item side is not applied locally: what the item stage
+ * would have applied is merged into the input partition's pending deltas,
+ * pre-aggregated as pair-delta batch entries (xsell/records.h):
+ *   PAIR      a pair delta (a < b in the entry), count summed
+ *   USERS     a new distinct user of an item in a class, count summed
+ *   CATEGORY  a click's category for its item (one entry per item, category)
+ *   TREND     a cart add or purchase: trending weight (records.h)
+ * and the change of users_total (new users, minus session joins) and
+ * users_bought. Entries keep the order in which they were first seen.
+ * xs_engine_take_deltas() moves them into a batch, which every instance
+ * (this one included) applies with xs_engine_apply_deltas(); until then the
+ * scorer reads the item state as it was (sketches, counts, lists, totals,
+ * trending change only through batches; the item stage's refresh of a stale
+ * list before the scorer reads it still runs, as it re-ranks what is
+ * there). Local still, as without defer_items: the profiles, the id
+ * dictionary (names: every id an event names is remembered, so lists and
+ * titles resolve locally; a batch carries the ids its entries name, so the
+ * other instances learn them too), catalog updates (xs_engine_process of an
+ * ItemUpdate, xs_engine_delete_item: every instance reads the whole
+ * catalog) and the list rules (suppression, the rebuy rule, dedup).
+ *
+ * Memory: per input partition, one pending entry (about 56 bytes with its
+ * table slots) per distinct (kind, class, a, b) since the last take, so at
+ * most what the partition's events of one checkpoint interval produce;
+ * counted in stats deltas_bytes and dirty_bytes, so a checkpoint triggered
+ * by dirty bytes bounds it.
+ *
+ * In the exact reference mode, applying every partition's batches gives
+ * the same counts, pair totals, user totals and neighbour rankings as
+ * processing the events without defer_items (counting commutes); trending
+ * agrees up to rounding while it holds at most XS_TREND_CAP items. In the
+ * sketch mode, the order of arrivals changes the summaries a little (the
+ * top-10 neighbours of an item overlap >= 0.9, tests/unit/core/test_deltas.c).
+ * A click's category: the first one applied for an item wins, as in
+ * process order; with batches that is the first batch's.
+ */
+
+/* True when partition has deltas to take (entries, or a change of the totals). */
+bool xs_engine_has_deltas(const xs_engine_t *e, uint16_t partition);
+
+/*
+ * Moves partition's pending deltas into *out (cleared first with
+ * xs_delta_batch_clear; the caller clears it after use): out->partition =
+ * partition, seq 0, part 0, n_parts 1 (the caller sets seq to its
+ * checkpoint's, and splits the batch into parts when it is too large for one
+ * message: entries can exceed XS_DELTA_BATCH_MAX_ENTRIES), ts the latest
+ * event time of the deltas, the user deltas, the entries in first-seen
+ * order, and the ids of every key the entries name (a, and b of PAIR and
+ * CATEGORY) that the engine knows, in the order the entries first name them.
+ * Nothing pending: no entries, no ids, user deltas 0, ts 0. Take at the
+ * checkpoint's instant (with xs_engine_snapshot_begin, between events), so
+ * that the batch is exactly the events up to the checkpoint's offsets.
+ * Errors (reading a name: XS_ERR_STORE, ...; XS_ERR_NOMEM): *out empty, the
+ * deltas stay pending.
+ */
+xs_err_t xs_engine_take_deltas(xs_engine_t *e, uint16_t partition, xs_delta_batch_t *out,
+                               char *errstr, size_t errstr_size);
+
+/* Discards partition's pending deltas: it was revoked, or is restored from
+ * a checkpoint, and its events after that checkpoint will be processed
+ * again. xs_engine_drop_cache() discards every partition's. */
+void xs_engine_drop_deltas(xs_engine_t *e, uint16_t partition);
+
+/*
+ * Applies one batch to the local item state as xs_engine_process() applies
+ * the item side of its events: the ids into the names, the user deltas into
+ * the totals, then the entries in order (PAIR and USERS as `count` single
+ * pair deltas to the item stage, CATEGORY as a click's category, TREND into
+ * trending at the entry's last_ts). What changes goes to the next
+ * checkpoint like any change; pair deltas count in stats pair_updates.
+ * Works with or without defer_items. The batch is checked whole first
+ * (XS_ERR_INVALID, nothing applied: a decoded batch always passes); errors
+ * while applying as xs_engine_process(). The caller applies each batch
+ * (partition, seq, part) once.
+ */
+xs_err_t xs_engine_apply_deltas(xs_engine_t *e, const xs_delta_batch_t *b, char *errstr,
+                                size_t errstr_size);
 
 /* Exposes a parameter set by arm name for experiments (see config). */
 xs_params_t *xs_engine_params(xs_engine_t *e);

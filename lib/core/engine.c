@@ -32,9 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "delta_acc.h"
 #include "hmap.h"
 #include "wire.h"
 #include "xsell/hash.h"
+#include "xsell/records.h"
 #include "xsell/stages.h"
 #include "xsell/store_records.h"
 
@@ -126,6 +128,15 @@ struct xs_engine {
      * both ids whose session never had one reads no store (join_session). A
      * slot is cleared when get_user() creates that user; all with the cache. */
     uint64_t *nosess;
+
+    /* Deferred item side (opts.defer_items): per input partition, what its
+     * events learnt since the last xs_engine_take_deltas(), pre-aggregated
+     * (delta_acc.h); acc[p] NULL until partition p has some. */
+    bool defer_items;
+    xs_delta_acc_t **acc;
+    size_t n_acc;
+    xs_pair_delta_t *unit; /* xs_engine_apply_deltas: an entry as unit deltas */
+    size_t cap_unit;
 
     xs_engine_stats_t st;
     int64_t rebuy_ms;         /* the longest rebuy window of the base and every arm */
@@ -716,6 +727,7 @@ xs_engine_t *xs_engine_new(const xs_engine_opts_t *opts, char *errstr, size_t er
         return NULL;
     }
     e->exact_pairs = opts->exact_pairs;
+    e->defer_items = opts->defer_items;
     if (opts->backend) {
         e->backend = *opts->backend;
         e->has_backend = true;
@@ -788,6 +800,25 @@ static void free_all(xs_engine_t *e)
     e->nosess = NULL;
 }
 
+static void drop_all_deltas(xs_engine_t *e)
+{
+    for (size_t i = 0; i < e->n_acc; i++)
+        if (e->acc[i]) {
+            xs_delta_acc_clear(e->acc[i]);
+            free(e->acc[i]);
+            e->acc[i] = NULL;
+        }
+}
+
+static size_t deltas_bytes(const xs_engine_t *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_acc; i++)
+        if (e->acc[i])
+            n += sizeof(*e->acc[i]) + xs_delta_acc_bytes(e->acc[i]);
+    return n;
+}
+
 void xs_engine_destroy(xs_engine_t *e)
 {
     if (!e)
@@ -798,6 +829,9 @@ void xs_engine_destroy(xs_engine_t *e)
         free(e->snap[m].v);
     }
     xs_buf_free(&e->snap_buf);
+    drop_all_deltas(e);
+    free(e->acc);
+    free(e->unit);
     xs_user_stage_destroy(e->user_stage);
     xs_item_stage_destroy(e->item_stage);
     xs_scorer_destroy(e->scorer);
@@ -826,10 +860,12 @@ void xs_engine_stats(const xs_engine_t *e, xs_engine_stats_t *st)
     st->items_cached = e->items.len;
     st->users_total = e->totals.users_total;
     st->users_bought = e->totals.users_bought;
+    st->deltas_bytes = deltas_bytes(e);
     /* unknown after a failed allocation: over any bound, so a checkpoint comes */
-    st->dirty_bytes = e->dirty_walk ? SIZE_MAX
-                                    : e->dirty[DIRTY_USERS].n * sizeof(cached_user_t) +
-                                          e->dirty[DIRTY_ITEMS].n * sizeof(cached_item_t);
+    st->dirty_bytes = e->dirty_walk
+                          ? SIZE_MAX
+                          : e->dirty[DIRTY_USERS].n * sizeof(cached_user_t) +
+                                e->dirty[DIRTY_ITEMS].n * sizeof(cached_item_t) + st->deltas_bytes;
 }
 
 static uint32_t list_hash(const xs_list_t *l)
@@ -997,7 +1033,8 @@ static xs_err_t remember_name(xs_engine_t *e, uint64_t h, const char *id, char *
  * into the same checkpoint as the event's offset.
  */
 static xs_err_t join_session(xs_engine_t *e, uint16_t partition, const xs_event_t *ev,
-                             cached_user_t *u, char *errstr, size_t errstr_size)
+                             cached_user_t *u, xs_totals_t *totals, char *errstr,
+                             size_t errstr_size)
 {
     static const char pre[] = XS_SESSION_USER_PREFIX;
     size_t pl = sizeof(pre) - 1, sl = strlen(ev->session_id);
@@ -1026,7 +1063,7 @@ static xs_err_t join_session(xs_engine_t *e, uint16_t partition, const xs_event_
         e->nosess[mk % NOSESS_SLOTS] = mk;
         return XS_OK;
     }
-    xs_user_stage_join(e->user_stage, &u->prof, &s->prof, &e->totals);
+    xs_user_stage_join(e->user_stage, &u->prof, &s->prof, totals);
     s->deleted = true;
     user_dirty(e, s);
     e->st.sessions_joined++;
@@ -1055,6 +1092,227 @@ static xs_err_t event_names(xs_engine_t *e, const xs_event_t *ev, char *errstr, 
         if (j)
             err = remember_name(e, j, ev->lines[i].item_id, errstr, errstr_size);
     }
+    return err;
+}
+
+/* ---- the deferred item side (opts.defer_items) ------------------------------------------- */
+
+static xs_delta_acc_t *acc_for(xs_engine_t *e, uint16_t partition)
+{
+    if (partition >= e->n_acc) {
+        size_t n = (size_t)partition + 1;
+        xs_delta_acc_t **v = realloc(e->acc, n * sizeof(*v));
+        if (!v)
+            return NULL;
+        memset(v + e->n_acc, 0, (n - e->n_acc) * sizeof(*v));
+        e->acc = v;
+        e->n_acc = n;
+    }
+    if (!e->acc[partition])
+        e->acc[partition] = calloc(1, sizeof(xs_delta_acc_t));
+    return e->acc[partition];
+}
+
+/* What the item stage would have applied for one event, merged into its
+ * partition's deltas: the click's category hint, the pair deltas, the
+ * sales, and the change of the totals (tot: the user stage's copy). */
+static xs_err_t defer_event(xs_engine_t *e, uint16_t partition, const xs_user_out_t *uo,
+                            const xs_totals_t *tot, int64_t now, char *errstr, size_t errstr_size)
+{
+    int64_t d_total = (int64_t)(tot->users_total - e->totals.users_total);
+    int64_t d_bought = (int64_t)(tot->users_bought - e->totals.users_bought);
+    if (!uo->hint_item && !uo->n_deltas && !uo->n_sales && !d_total && !d_bought)
+        return XS_OK;
+    xs_delta_acc_t *a = acc_for(e, partition);
+    xs_err_t err = a ? XS_OK : XS_ERR_NOMEM;
+    if (!err && uo->hint_item)
+        err = xs_delta_acc_add(a, &(xs_delta_t){.kind = XS_DELTA_CATEGORY,
+                                                .a = uo->hint_item,
+                                                .b = uo->hint_cat,
+                                                .last_ts = now});
+    for (size_t i = 0; !err && i < uo->n_deltas; i++) {
+        const xs_pair_delta_t *d = &uo->deltas[i];
+        err = xs_delta_acc_add(a, &(xs_delta_t){.kind = d->b ? XS_DELTA_PAIR : XS_DELTA_USERS,
+                                                .cls = d->cls,
+                                                .a = d->a,
+                                                .b = d->b,
+                                                .count = 1,
+                                                .last_ts = now});
+    }
+    for (size_t i = 0; !err && i < uo->n_sales; i++)
+        err = xs_delta_acc_add(
+            a, &(xs_delta_t){
+                   .kind = XS_DELTA_TREND, .a = uo->sales[i], .weight = 1.0, .last_ts = now});
+    if (!err)
+        xs_delta_acc_users(a, d_total, d_bought, now);
+    if (err)
+        xs_err_set(errstr, errstr_size, "deltas of partition %u: %s", partition, xs_err_str(err));
+    return err;
+}
+
+bool xs_engine_has_deltas(const xs_engine_t *e, uint16_t partition)
+{
+    return partition < e->n_acc && e->acc[partition] && xs_delta_acc_pending(e->acc[partition]);
+}
+
+void xs_engine_drop_deltas(xs_engine_t *e, uint16_t partition)
+{
+    if (partition < e->n_acc && e->acc[partition]) {
+        xs_delta_acc_clear(e->acc[partition]);
+        free(e->acc[partition]);
+        e->acc[partition] = NULL;
+    }
+}
+
+/* Appends key's id to out->ids when the engine knows it and it is not there yet. */
+static xs_err_t take_id(xs_engine_t *e, xs_hmap_t *seen, uint64_t key, xs_delta_batch_t *out,
+                        char *errstr, size_t errstr_size)
+{
+    if (!key || xs_hmap_get(seen, key))
+        return XS_OK;
+    xs_err_t err = xs_hmap_put(seen, key, (void *)1);
+    cached_name_t *n = NULL;
+    if (!err)
+        err = get_name(e, key, NULL, &n, errstr, errstr_size);
+    if (err || !n || !n->id || !*n->id)
+        return err;
+    if (out->n_ids == out->cap_ids) {
+        size_t cap = out->cap_ids ? out->cap_ids * 2 : 64;
+        xs_named_t *v = realloc(out->ids, cap * sizeof(*v));
+        if (!v)
+            return XS_ERR_NOMEM;
+        out->ids = v;
+        out->cap_ids = cap;
+    }
+    char *id = xs_str_dup(n->id);
+    if (!id)
+        return XS_ERR_NOMEM;
+    out->ids[out->n_ids++] = (xs_named_t){key, id};
+    return XS_OK;
+}
+
+xs_err_t xs_engine_take_deltas(xs_engine_t *e, uint16_t partition, xs_delta_batch_t *out,
+                               char *errstr, size_t errstr_size)
+{
+    xs_delta_batch_clear(out);
+    out->partition = partition;
+    out->n_parts = 1;
+    xs_delta_acc_t *a = partition < e->n_acc ? e->acc[partition] : NULL;
+    if (!a || !xs_delta_acc_pending(a))
+        return XS_OK;
+    xs_err_t err = XS_OK;
+    xs_hmap_t seen = {0};
+    if (a->n && !(out->entries = malloc(a->n * sizeof(*out->entries))))
+        err = XS_ERR_NOMEM;
+    for (size_t i = 0; !err && i < a->n; i++) {
+        const xs_delta_t *d = &a->v[i];
+        out->entries[out->n_entries++] = *d;
+        out->cap_entries = out->n_entries;
+        if (!(err = take_id(e, &seen, d->a, out, errstr, errstr_size)) &&
+            (d->kind == XS_DELTA_PAIR || d->kind == XS_DELTA_CATEGORY))
+            err = take_id(e, &seen, d->b, out, errstr, errstr_size);
+    }
+    xs_hmap_free(&seen);
+    if (err) { /* the deltas stay for the next try */
+        if (err == XS_ERR_NOMEM)
+            xs_err_set(errstr, errstr_size, "deltas of partition %u: out of memory", partition);
+        xs_delta_batch_clear(out);
+        out->partition = partition;
+        out->n_parts = 1;
+        return err;
+    }
+    out->ts = a->ts;
+    out->users_total_delta = a->users_total;
+    out->users_bought_delta = a->users_bought;
+    xs_engine_drop_deltas(e, partition);
+    return XS_OK;
+}
+
+/* The unit deltas of `count` co-occurrences (b 0: users) applied in chunks. */
+static xs_err_t apply_counted(xs_engine_t *e, uint64_t a, uint64_t b, uint8_t cls, uint32_t count,
+                              char *errstr, size_t errstr_size)
+{
+    size_t chunk = count < 4096 ? count : 4096;
+    if (chunk > e->cap_unit) {
+        xs_pair_delta_t *v = realloc(e->unit, chunk * sizeof(*v));
+        if (!v)
+            return XS_ERR_NOMEM;
+        e->unit = v;
+        e->cap_unit = chunk;
+    }
+    for (size_t i = 0; i < chunk; i++)
+        e->unit[i] = (xs_pair_delta_t){a, b, cls};
+    xs_err_t err = XS_OK;
+    for (uint32_t left = count; !err && left > 0;) {
+        size_t n = left < chunk ? left : chunk;
+        err = xs_item_stage_apply(e->item_stage, e->unit, n, &e->totals, &e->st.pair_updates,
+                                  errstr, errstr_size);
+        left -= (uint32_t)n;
+    }
+    return err;
+}
+
+static void add_total(uint64_t *t, int64_t d)
+{
+    if (d >= 0)
+        *t += (uint64_t)d;
+    else
+        *t = (uint64_t)-d >= *t ? 0 : *t - (uint64_t)-d;
+}
+
+xs_err_t xs_engine_apply_deltas(xs_engine_t *e, const xs_delta_batch_t *b, char *errstr,
+                                size_t errstr_size)
+{
+    /* checked whole first: a batch is applied entirely or not at all */
+    for (size_t i = 0; i < b->n_entries; i++) {
+        const xs_delta_t *d = &b->entries[i];
+        bool counted = d->kind == XS_DELTA_PAIR || d->kind == XS_DELTA_USERS;
+        if (d->kind >= XS_DELTA__COUNT || !d->a || (counted && d->cls >= XS_CLASS__COUNT) ||
+            (counted && !d->count) || (d->kind == XS_DELTA_PAIR && (!d->b || d->b == d->a)) ||
+            (d->kind == XS_DELTA_CATEGORY && !d->b) ||
+            (d->kind == XS_DELTA_TREND && !(isfinite(d->weight) && d->weight > 0))) {
+            xs_err_set(errstr, errstr_size,
+                       "pair-delta batch of partition %u, seq %llu: entry %zu (%s) is invalid",
+                       b->partition, (unsigned long long)b->seq, i,
+                       xs_delta_batch_kind_name(d->kind));
+            return XS_ERR_INVALID;
+        }
+    }
+    for (size_t i = 0; i < b->n_ids; i++)
+        if (!b->ids[i].id || !*b->ids[i].id || xs_hash_str(b->ids[i].id) != b->ids[i].key) {
+            xs_err_set(errstr, errstr_size,
+                       "pair-delta batch of partition %u, seq %llu: id %zu does not match its key",
+                       b->partition, (unsigned long long)b->seq, i);
+            return XS_ERR_INVALID;
+        }
+    xs_err_t err = XS_OK;
+    for (size_t i = 0; !err && i < b->n_ids; i++)
+        err = remember_name(e, b->ids[i].key, b->ids[i].id, errstr, errstr_size);
+    if (!err && (b->users_total_delta || b->users_bought_delta)) {
+        add_total(&e->totals.users_total, b->users_total_delta);
+        add_total(&e->totals.users_bought, b->users_bought_delta);
+        e->totals.dirty = true;
+    }
+    for (size_t i = 0; !err && i < b->n_entries; i++) {
+        const xs_delta_t *d = &b->entries[i];
+        switch ((xs_delta_kind_t)d->kind) {
+        case XS_DELTA_PAIR:
+        case XS_DELTA_USERS:
+            err = apply_counted(e, d->a, d->kind == XS_DELTA_PAIR ? d->b : 0, d->cls, d->count,
+                                errstr, errstr_size);
+            break;
+        case XS_DELTA_CATEGORY:
+            err = xs_item_stage_hint(e->item_stage, d->a, d->b, errstr, errstr_size);
+            break;
+        case XS_DELTA_TREND:
+            xs_trending_add_weight(&e->trending, d->a, d->weight, d->last_ts);
+            break;
+        default:
+            break;
+        }
+    }
+    if (!err && b->n_entries && b->ts > e->clock)
+        e->clock = b->ts;
     return err;
 }
 
@@ -1098,11 +1356,18 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
         return XS_OK;
     }
     user_dirty(e, u);
-    if (is_new) {
-        e->totals.users_total++;
-        e->totals.dirty = true;
+    /* Deferred item side: the user stage changes a copy of the totals and
+     * no trending; the difference goes to the partition's deltas. */
+    xs_totals_t defer_totals, *T = &e->totals;
+    if (e->defer_items) {
+        defer_totals = e->totals;
+        T = &defer_totals;
     }
-    if (ev->session_id && (err = join_session(e, partition, ev, u, errstr, errstr_size)))
+    if (is_new) {
+        T->users_total++;
+        T->dirty = true;
+    }
+    if (ev->session_id && (err = join_session(e, partition, ev, u, T, errstr, errstr_size)))
         return err;
     e->outcome.arm = arm;
     if (ev->kind == XS_KIND_CLICK)
@@ -1113,17 +1378,22 @@ xs_err_t xs_engine_process(xs_engine_t *e, uint16_t partition, const xs_event_t 
     /* --- user stage: profile in, profile out, pair deltas and context --- */
     xs_user_out_t uo;
     if ((err = event_names(e, ev, errstr, errstr_size)) ||
-        (err = xs_user_stage_apply(e->user_stage, p, ev, SP, &e->totals, &e->trending, &uo)))
+        (err = xs_user_stage_apply(e->user_stage, p, ev, SP, T,
+                                   e->defer_items ? NULL : &e->trending, &uo)))
         return err;
     memcpy(e->outcome.opportunities, uo.opportunities, sizeof(uo.opportunities));
     memcpy(e->outcome.hits, uo.hits, sizeof(uo.hits));
     int64_t now = p->last_ts;
 
-    /* --- item stage: the deltas into sketches, counts and lists --- */
-    if ((uo.hint_item && (err = xs_item_stage_hint(e->item_stage, uo.hint_item, uo.hint_cat, errstr,
-                                                   errstr_size))) ||
-        (err = xs_item_stage_apply(e->item_stage, uo.deltas, uo.n_deltas, &e->totals,
-                                   &e->st.pair_updates, errstr, errstr_size)))
+    /* --- item stage: the deltas into sketches, counts and lists; or, when
+     * deferred, into the partition's deltas for the next batch --- */
+    if (e->defer_items) {
+        if ((err = defer_event(e, partition, &uo, &defer_totals, now, errstr, errstr_size)))
+            return err;
+    } else if ((uo.hint_item && (err = xs_item_stage_hint(e->item_stage, uo.hint_item, uo.hint_cat,
+                                                          errstr, errstr_size))) ||
+               (err = xs_item_stage_apply(e->item_stage, uo.deltas, uo.n_deltas, &e->totals,
+                                          &e->st.pair_updates, errstr, errstr_size)))
         return err;
 
     /* --- scorer --- */
@@ -1760,4 +2030,5 @@ void xs_engine_footprint(xs_engine_t *e, xs_footprint_t *fp)
 void xs_engine_drop_cache(xs_engine_t *e)
 {
     free_all(e);
+    drop_all_deltas(e); /* their events are processed again from the checkpoint */
 }
