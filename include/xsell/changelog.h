@@ -126,6 +126,11 @@ xs_err_t xs_changelog_begin(xs_changelog_t *cl, xs_store_batch_t *batch, char *e
  * next offset of each user topic's partition `partition`). */
 xs_err_t xs_changelog_offsets(xs_changelog_t *cl, int32_t partition, const xs_offset_t *offsets,
                               size_t n, char *errstr, size_t errstr_size);
+/* Sends one more record, to any topic, in the open transaction (the pair
+ * deltas of global.h). */
+xs_err_t xs_changelog_send(xs_changelog_t *cl, const char *topic, int32_t partition,
+                           const void *key, size_t key_len, const void *val, size_t val_len,
+                           char *errstr, size_t errstr_size);
 /* Commits the transaction (the writer thread), then puts into batch where
  * each offsets record landed. On failure nothing may be written locally. */
 xs_err_t xs_changelog_commit(xs_changelog_t *cl, xs_store_batch_t *batch, char *errstr,

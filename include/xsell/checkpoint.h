@@ -66,6 +66,7 @@ extern "C" {
 typedef struct xs_checkpoint xs_checkpoint_t;
 typedef struct xs_processor xs_processor_t; /* runtime.h */
 typedef struct xs_changelog xs_changelog_t; /* changelog.h */
+typedef struct xs_global xs_global_t;       /* global.h */
 
 typedef struct xs_checkpoint_opts {
     xs_store_t *store;               /* borrowed */
@@ -79,6 +80,10 @@ typedef struct xs_checkpoint_opts {
     /* NULL, or every checkpoint also goes to this changelog (changelog.h:
      * its transaction commits before the batch is written) */
     xs_changelog_t *changelog;
+    /* NULL, or global item knowledge (global.h, with a changelog): every
+     * checkpoint also sends, in its transaction, the pair deltas of each
+     * input partition that moved, and stores what the applied ones cover */
+    xs_global_t *global;
 } xs_checkpoint_opts_t;
 
 /* Starts the writer thread. */
@@ -118,6 +123,12 @@ void xs_checkpoint_stats(const xs_checkpoint_t *cp, uint64_t *count, double *las
  * with from_beginning), *found whether one was stored and used. */
 xs_err_t xs_checkpoint_assign(xs_checkpoint_t *cp, const char *topic, int32_t partition,
                               int64_t *offset, bool *found, char *errstr, size_t errstr_size);
+/* Under mu: a partition of a topic read in full by this instance (global.h),
+ * not the group's: its offsets are stored in the checkpoints, never
+ * committed to the group, and it is not listed as assigned below. */
+xs_err_t xs_checkpoint_assign_global(xs_checkpoint_t *cp, const char *topic, int32_t partition,
+                                     int64_t *offset, bool *found, char *errstr,
+                                     size_t errstr_size);
 /* Under mu: a partition revoked (its offsets are forgotten). */
 void xs_checkpoint_revoke(xs_checkpoint_t *cp, const char *topic, int32_t partition);
 /* Under mu: the input up to next (exclusive) is applied. */
@@ -126,6 +137,8 @@ xs_err_t xs_checkpoint_consumed(xs_checkpoint_t *cp, const char *topic, int32_t 
 /* Under mu: a known partition goes on from next (input skipped); the next
  * checkpoint stores it even if nothing follows. */
 void xs_checkpoint_skip(xs_checkpoint_t *cp, const char *topic, int32_t partition, int64_t next);
+/* Sets opts.global (created after the checkpoint: it needs its table). */
+void xs_checkpoint_set_global(xs_checkpoint_t *cp, xs_global_t *global);
 /* Under mu: the partitions known (entries are never removed); the i-th one,
  * true when it is assigned. */
 size_t xs_checkpoint_n_partitions(const xs_checkpoint_t *cp);

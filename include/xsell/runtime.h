@@ -36,6 +36,7 @@
 #include "xsell/common.h"
 #include "xsell/config.h"
 #include "xsell/event.h"
+#include "xsell/records.h"
 #include "xsell/router.h"
 #include "xsell/store.h"
 #include "xsell/worker_metrics.h"
@@ -79,6 +80,15 @@ typedef struct xs_processor {
     void (*assigned)(void *self, const char *topic, int32_t partition);
     void (*revoked)(void *self, const char *topic, int32_t partition);
     void (*stats)(void *self, xs_processor_stats_t *st);
+    /* Global item knowledge (items.global, global.h; NULL without): moves
+     * what the inputs of user partition `partition` taught about items since
+     * the last call into *out (cleared first), at a checkpoint's start; and
+     * applies one batch read from the deltas topic (any instance's, this
+     * one's included) to the item state. */
+    xs_err_t (*take_deltas)(void *self, int32_t partition, xs_delta_batch_t *out, char *errstr,
+                            size_t errstr_size);
+    xs_err_t (*apply_deltas)(void *self, const xs_delta_batch_t *b, char *errstr,
+                             size_t errstr_size);
 } xs_processor_t;
 
 /* Publishes a list triggered by the input being processed (keyed by its

@@ -264,6 +264,17 @@ nomem:
     return XS_ERR_NOMEM;
 }
 
+xs_err_t xs_changelog_send(xs_changelog_t *cl, const char *topic, int32_t partition,
+                           const void *key, size_t key_len, const void *val, size_t val_len,
+                           char *errstr, size_t errstr_size)
+{
+    xs_err_t err = xs_kafka_txn_send(cl->tp, topic, partition, key, key_len, val, val_len, NULL,
+                                     errstr, errstr_size);
+    if (!err)
+        xs_kafka_txn_poll(cl->tp); /* a few per checkpoint: delivery reports served */
+    return err;
+}
+
 xs_err_t xs_changelog_commit(xs_changelog_t *cl, xs_store_batch_t *batch, char *errstr,
                              size_t errstr_size)
 {

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "xsell/changelog.h"
+#include "xsell/global.h"
 #include "xsell/log.h"
 #include "xsell/runtime.h"
 
@@ -56,7 +57,8 @@ typedef struct part {
     int64_t next;   /* next offset to consume (after what was applied) */
     int64_t stored; /* next offset in the last checkpoint */
     bool assigned;
-    bool seen; /* assigned before in this process (--from-beginning) */
+    bool seen;   /* assigned before in this process (--from-beginning) */
+    bool global; /* read in full by this instance (global.h): not the group's */
 } part_t;
 
 struct xs_checkpoint {
@@ -117,6 +119,7 @@ static part_t *find_part(xs_checkpoint_t *cp, const char *topic, int32_t partiti
     p->next = p->stored = -1;
     p->assigned = false;
     p->seen = false;
+    p->global = false;
     cp->n_parts++;
     return p;
 }
@@ -182,7 +185,7 @@ xs_err_t xs_checkpoint_finish(xs_checkpoint_t *cp, char *errstr, size_t errstr_s
     for (size_t i = 0; i < cp->n_cp_offs; i++) {
         part_t *p = &cp->parts[cp->cp_offs[i].part];
         p->stored = cp->cp_offs[i].next;
-        if (p->assigned)
+        if (p->assigned && !p->global)
             cp->commit_offs[n_commit++] =
                 (xs_offset_t){p->topic, p->partition, cp->cp_offs[i].next};
     }
@@ -217,6 +220,78 @@ static xs_err_t cp_offs_reserve(xs_checkpoint_t *cp)
     return XS_OK;
 }
 
+/* Whether the i-th offset of the checkpoint is the first of its partition
+ * number among the user topics' (the changelog keeps one record per input
+ * partition). */
+static bool cp_first_user_offset(const xs_checkpoint_t *cp, size_t i)
+{
+    xs_changelog_t *cl = cp->o.changelog;
+    const part_t *p = &cp->parts[cp->cp_offs[i].part];
+    if (p->global || !xs_changelog_user_topic(cl, p->topic))
+        return false;
+    for (size_t k = 0; k < i; k++) {
+        const part_t *q = &cp->parts[cp->cp_offs[k].part];
+        if (q->partition == p->partition && !q->global && xs_changelog_user_topic(cl, q->topic))
+            return false;
+    }
+    return true;
+}
+
+/* The next offset of every user topic's partition `partition` as of the
+ * start (moved: the checkpoint's; not moved: the one stored). */
+static size_t cp_user_offsets(const xs_checkpoint_t *cp, int32_t partition,
+                              xs_offset_t offs[XS_CHANGELOG_MAX_TOPICS])
+{
+    xs_changelog_t *cl = cp->o.changelog;
+    size_t n = 0;
+    for (size_t j = 0; j < cp->n_parts && n < XS_CHANGELOG_MAX_TOPICS; j++) {
+        const part_t *q = &cp->parts[j];
+        if (q->partition != partition || q->global || !xs_changelog_user_topic(cl, q->topic))
+            continue;
+        int64_t next = q->stored;
+        for (size_t k = 0; k < cp->n_cp_offs; k++)
+            if (cp->cp_offs[k].part == j)
+                next = cp->cp_offs[k].next;
+        if (next >= 0)
+            offs[n++] = (xs_offset_t){q->topic, q->partition, next};
+    }
+    return n;
+}
+
+/* One offsets record per input partition of a user topic that moved. */
+static xs_err_t cp_changelog_offsets(xs_checkpoint_t *cp, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < cp->n_cp_offs; i++) {
+        if (!cp_first_user_offset(cp, i))
+            continue;
+        int32_t partition = cp->parts[cp->cp_offs[i].part].partition;
+        xs_offset_t offs[XS_CHANGELOG_MAX_TOPICS];
+        size_t n = cp_user_offsets(cp, partition, offs);
+        xs_err_t err =
+            xs_changelog_offsets(cp->o.changelog, partition, offs, n, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    return XS_OK;
+}
+
+/* With global item knowledge: the pair deltas of every input partition that
+ * moved, in the transaction, with the offsets they bring it to. */
+static xs_err_t cp_publish(xs_checkpoint_t *cp, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < cp->n_cp_offs; i++) {
+        if (!cp_first_user_offset(cp, i))
+            continue;
+        int32_t partition = cp->parts[cp->cp_offs[i].part].partition;
+        xs_offset_t offs[XS_CHANGELOG_MAX_TOPICS];
+        size_t n = cp_user_offsets(cp, partition, offs);
+        xs_err_t err = xs_global_publish(cp->o.global, partition, offs, n, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    return XS_OK;
+}
+
 xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, size_t errstr_size)
 {
     xs_err_t err = XS_OK;
@@ -246,6 +321,11 @@ xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, s
     }
     if ((err = proc->snapshot_begin(proc->self, cp->batch, &n_records, errstr, errstr_size)))
         goto out;
+    if (cp->o.global) {
+        xs_global_snapshot(cp->o.global, cp->batch);
+        if ((err = cp_publish(cp, errstr, errstr_size)))
+            goto out;
+    }
     if (n_records || cp->n_cp_offs) {
         xs_producer_mark(cp->o.producer);
         cp->t0 = now_ms();
@@ -257,41 +337,6 @@ out:
         xs_changelog_abort(cp->o.changelog); /* nothing to write, or failed */
     pthread_mutex_unlock(cp->o.mu);
     return err;
-}
-
-/* One offsets record per input partition of a user topic that moved: the
- * next offset of every user topic's partition of that number, as of the
- * start (moved: the checkpoint's; not moved: the one stored). */
-static xs_err_t cp_changelog_offsets(xs_checkpoint_t *cp, char *errstr, size_t errstr_size)
-{
-    xs_changelog_t *cl = cp->o.changelog;
-    for (size_t i = 0; i < cp->n_cp_offs; i++) {
-        const part_t *p = &cp->parts[cp->cp_offs[i].part];
-        bool first = xs_changelog_user_topic(cl, p->topic);
-        for (size_t k = 0; k < i && first; k++) { /* once per partition number */
-            const part_t *q = &cp->parts[cp->cp_offs[k].part];
-            first = !(q->partition == p->partition && xs_changelog_user_topic(cl, q->topic));
-        }
-        if (!first)
-            continue;
-        xs_offset_t offs[XS_CHANGELOG_MAX_TOPICS];
-        size_t n = 0;
-        for (size_t j = 0; j < cp->n_parts && n < XS_CHANGELOG_MAX_TOPICS; j++) {
-            const part_t *q = &cp->parts[j];
-            if (q->partition != p->partition || !xs_changelog_user_topic(cl, q->topic))
-                continue;
-            int64_t next = q->stored;
-            for (size_t k = 0; k < cp->n_cp_offs; k++)
-                if (cp->cp_offs[k].part == j)
-                    next = cp->cp_offs[k].next;
-            if (next >= 0)
-                offs[n++] = (xs_offset_t){q->topic, q->partition, next};
-        }
-        xs_err_t err = xs_changelog_offsets(cl, p->partition, offs, n, errstr, errstr_size);
-        if (err)
-            return err;
-    }
-    return XS_OK;
 }
 
 xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool sync, char *errstr,
@@ -393,6 +438,25 @@ xs_err_t xs_checkpoint_assign(xs_checkpoint_t *cp, const char *topic, int32_t pa
     return XS_OK;
 }
 
+xs_err_t xs_checkpoint_assign_global(xs_checkpoint_t *cp, const char *topic, int32_t partition,
+                                     int64_t *offset, bool *found, char *errstr, size_t errstr_size)
+{
+    int64_t next = 0;
+    *found = false;
+    part_t *p = find_part(cp, topic, partition, true);
+    if (!p)
+        return XS_ERR_NOMEM;
+    if (xs_store_get_offset(cp->o.store, topic, partition, &next, found, errstr, errstr_size))
+        return XS_ERR_STORE;
+    p->global = true;
+    p->seen = true;
+    p->assigned = true;
+    p->stored = *found ? next : -1;
+    p->next = *found ? next : -1;
+    *offset = *found ? next : XS_OFFSET_BEGINNING;
+    return XS_OK;
+}
+
 void xs_checkpoint_revoke(xs_checkpoint_t *cp, const char *topic, int32_t partition)
 {
     part_t *p = find_part(cp, topic, partition, false);
@@ -419,6 +483,11 @@ void xs_checkpoint_skip(xs_checkpoint_t *cp, const char *topic, int32_t partitio
         p->next = next;
 }
 
+void xs_checkpoint_set_global(xs_checkpoint_t *cp, xs_global_t *global)
+{
+    cp->o.global = global;
+}
+
 size_t xs_checkpoint_n_partitions(const xs_checkpoint_t *cp)
 {
     return cp->n_parts;
@@ -429,7 +498,7 @@ bool xs_checkpoint_partition(const xs_checkpoint_t *cp, size_t i, const char **t
 {
     *topic = cp->parts[i].topic;
     *partition = cp->parts[i].partition;
-    return cp->parts[i].assigned;
+    return cp->parts[i].assigned && !cp->parts[i].global;
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */

@@ -98,6 +98,16 @@ static const key_def_t keys[] = {
      "Transactional id of the changelog writer, unique per instance and stable across its "
      "restarts (a restart fences the previous one and aborts what it left open); empty: "
      "<changelog topic>-<host name>-<hash of state.dir>."},
+    {"items.global", T_BOOL, "false", 0, 0, NULL,
+     "Global item knowledge for several instances in one group (docs/SCALING.md): every "
+     "checkpoint also sends, in its changelog transaction, what its users taught about items "
+     "(pre-aggregated pair deltas per input partition) to the pair deltas topic, and every "
+     "instance reads that topic and the catalog in full into its item state. Needs "
+     "changelog.enable=true. Off: an instance learns items from its own partitions only."},
+    {"items.deltas.topic", T_STR, "", 0, 0, NULL,
+     "With items.global: the pair deltas topic; empty: <group.id>-pair-deltas. Created when "
+     "missing (the input's partition count, retention.ms=-1: an instance on an empty disk "
+     "reads it from its start)."},
     {"changelog.restore.timeout.ms", T_INT, "60000", 1000, 3600000, NULL,
      "A restore (or the start of the changelog writer) fails after this long without "
      "progress."},

@@ -18,6 +18,7 @@ struct xs_engine_processor {
     char arm_names[XS_MAX_ARMS][32]; /* experiment arms, for labels; n_arms 0: "none" */
     const char *arms[XS_MAX_ARMS];
     int n_arms;
+    uint64_t add_opportunities, add_hits; /* over the placements, since the start */
 };
 
 static xs_err_t ep_tombstone(xs_engine_processor_t *ep, const xs_input_t *in, char *errstr,
@@ -64,6 +65,10 @@ static xs_err_t ep_process(void *self, const xs_input_t *in, xs_emit_t *emit, ch
         xs_engine_last_outcome(ep->engine, &o);
         const char *arm = o.arm >= 0 && o.arm < ep->n_arms ? ep->arm_names[o.arm] : "none";
         xs_worker_metrics_adds(ep->metrics, &o, arm);
+        for (int pl = 0; pl < XS_PLACEMENT__COUNT; pl++) {
+            ep->add_opportunities += o.opportunities[pl];
+            ep->add_hits += o.hits[pl];
+        }
     }
     if (has_list && (err = xs_runtime_emit(emit, &list, errstr, errstr_size)) == XS_OK)
         xs_worker_metrics_list(ep->metrics, &list);
@@ -97,9 +102,25 @@ static void ep_revoked(void *self, const char *topic, int32_t partition)
 {
     xs_engine_processor_t *ep = self;
     (void)topic;
-    (void)partition;
-    /* Another worker owns this partition now: its users must be re-read. */
+    /* Another worker owns this partition now: its users must be re-read,
+     * and deltas not taken by the revocation's checkpoint (an assignment
+     * lost) are of input that will be replayed there. */
     xs_engine_drop_cache(ep->engine);
+    xs_engine_drop_deltas(ep->engine, (uint16_t)partition);
+}
+
+static xs_err_t ep_take_deltas(void *self, int32_t partition, xs_delta_batch_t *out, char *errstr,
+                               size_t errstr_size)
+{
+    xs_engine_processor_t *ep = self;
+    return xs_engine_take_deltas(ep->engine, (uint16_t)partition, out, errstr, errstr_size);
+}
+
+static xs_err_t ep_apply_deltas(void *self, const xs_delta_batch_t *b, char *errstr,
+                                size_t errstr_size)
+{
+    xs_engine_processor_t *ep = self;
+    return xs_engine_apply_deltas(ep->engine, b, errstr, errstr_size);
 }
 
 static void ep_stats(void *self, xs_processor_stats_t *st)
@@ -133,6 +154,7 @@ xs_engine_processor_t *xs_engine_processor_new(const xs_config_t *cfg, xs_store_
     eo.experiment = &experiment;
     eo.backend = &backend;
     eo.cache_bytes = (size_t)xs_config_int(cfg, "cache.max.bytes");
+    eo.defer_items = xs_config_bool(cfg, "items.global");
     if (!(ep->engine = xs_engine_new(&eo, errstr, errstr_size)))
         goto fail;
     ep->n_arms = experiment.n_arms;
@@ -149,6 +171,8 @@ xs_engine_processor_t *xs_engine_processor_new(const xs_config_t *cfg, xs_store_
         .checkpointed = ep_checkpointed,
         .revoked = ep_revoked,
         .stats = ep_stats,
+        .take_deltas = ep_take_deltas,
+        .apply_deltas = ep_apply_deltas,
     };
     return ep;
 fail:
@@ -160,6 +184,13 @@ void xs_engine_processor_destroy(xs_engine_processor_t *ep)
 {
     if (!ep)
         return;
+    if (ep->add_opportunities)
+        XS_INFO("list add hits",
+                "opportunities=%" PRIu64 " hits=%" PRIu64 " hit_rate=%.4f "
+                "what=\"cart adds of an item in the last list published for the user and "
+                "placement, since the start (xsell_list_add_hits_total)\"",
+                ep->add_opportunities, ep->add_hits,
+                (double)ep->add_hits / (double)ep->add_opportunities);
     xs_engine_destroy(ep->engine);
     free(ep);
 }

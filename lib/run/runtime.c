@@ -26,6 +26,7 @@
 
 #include "xsell/changelog.h"
 #include "xsell/checkpoint.h"
+#include "xsell/global.h"
 #include "xsell/kafka.h"
 #include "xsell/log.h"
 #include "xsell/obs.h"
@@ -38,6 +39,8 @@
 #define XS_HEALTH_STALL_MS 120000.0
 /* Longest wait of a query for the lock. */
 #define XS_QUERY_LOCK_MS 5000
+/* Records of the global tables read per loop turn. */
+#define XS_GLOBAL_POLL_RECORDS 64
 /* Budget of each metadata request of the start-up partition parity check. */
 #define XS_PARITY_TIMEOUT_MS 5000
 
@@ -53,7 +56,8 @@ struct xs_runtime {
     xs_producer_t *producer;
     xs_consumer_t *consumer;
     xs_checkpoint_t *cp;
-    xs_changelog_t *cl; /* NULL: changelog.enable=false */
+    xs_changelog_t *cl;  /* NULL: changelog.enable=false */
+    xs_global_t *global; /* NULL: items.global=false */
     bool from_beginning;
     xs_runtime_stats_t st; /* messages, events, lists, lag */
     xs_err_t hook_err;     /* error raised inside a rebalance hook */
@@ -183,6 +187,24 @@ static xs_err_t process(xs_runtime_t *rt, const xs_msg_t *m, char *errstr, size_
     return err;
 }
 
+static bool wait_ms(void *opaque, double ms);
+
+/* A catalog record read by the global reader: as one of the group's. */
+static xs_err_t global_process(void *opaque, const xs_msg_t *m, char *errstr, size_t errstr_size)
+{
+    xs_runtime_t *rt = opaque;
+    xs_msg_t msg = *m;
+    xs_err_t err = xs_router_prepare(rt->router, &msg, wait_ms, rt, errstr, errstr_size);
+    if (err)
+        return err;
+    double t0 = now_ms();
+    pthread_mutex_lock(&rt->mu);
+    err = process(rt, &msg, errstr, errstr_size);
+    pthread_mutex_unlock(&rt->mu);
+    xs_obs_event(rt->obs, msg.topic, (now_ms() - t0) / 1e3);
+    return err;
+}
+
 /* Gauges that are sampled rather than counted; on the loop's thread. */
 static void refresh_gauges(xs_runtime_t *rt)
 {
@@ -305,11 +327,17 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
     XS_INFO("worker started", "state_dir=%s group=%s until_end=%s",
             xs_config_str(rt->cfg, "state.dir"), xs_config_str(rt->cfg, "group.id"),
             rt->until_end ? "true" : "false");
+    bool global_idle = true;
     while (!*stop) {
         xs_msg_t m;
-        /* while a checkpoint is in flight, turn often enough to move it on */
+        /* while a checkpoint is in flight, or the global tables have more,
+         * turn often enough to move them on */
         bool busy = xs_checkpoint_busy(rt->cp);
-        err = xs_consumer_poll(rt->consumer, busy ? 2 : 100, &m, errstr, errstr_size);
+        err = xs_consumer_poll(rt->consumer,
+                               !global_idle ? 0
+                               : busy       ? 2
+                                            : 100,
+                               &m, errstr, errstr_size);
         bool idle = err == XS_ERR_EOF;
         if (rt->hook_err) {
             err = rt->hook_err;
@@ -339,6 +367,12 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
             break;
         }
         err = XS_OK;
+        if (rt->global) {
+            if ((err = xs_global_poll(rt->global, XS_GLOBAL_POLL_RECORDS, &global_idle, errstr,
+                                      errstr_size)) != XS_OK)
+                break;
+            idle = idle && global_idle;
+        }
         {
             int64_t down = 0;
             bool brokers_down = xs_consumer_brokers_down(rt->consumer, &down);
@@ -357,7 +391,8 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
         xs_producer_poll(rt->producer);
         double t = now_ms();
         atomic_store(&rt->heartbeat_ms, t);
-        if (!atomic_load(&rt->ready) && xs_consumer_caught_up(rt->consumer)) {
+        if (!atomic_load(&rt->ready) && xs_consumer_caught_up(rt->consumer) &&
+            (!rt->global || xs_global_read_up(rt->global))) {
             atomic_store(&rt->ready, true);
             XS_INFO("ready", "events=%" PRIu64 " partitions=%d", rt->st.events,
                     xs_consumer_assigned_count(rt->consumer));
@@ -393,7 +428,8 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
             last_events = rt->st.events;
             last_progress = t;
         }
-        if (rt->until_end && xs_consumer_caught_up(rt->consumer)) {
+        if (rt->until_end && xs_consumer_caught_up(rt->consumer) &&
+            (!rt->global || xs_global_caught_up(rt->global))) {
             XS_INFO("caught up", "events=%" PRIu64, rt->st.events);
             break;
         }
@@ -415,6 +451,14 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
         xs_err_set(errstr, errstr_size, "final checkpoint: %s", cstr);
     }
     double secs = (now_ms() - t_start) / 1e3;
+    if (rt->global) {
+        uint64_t applied = 0, published = 0, entries = 0;
+        xs_global_stats(rt->global, &applied, &published, &entries);
+        XS_INFO("pair deltas",
+                "batches_published=%" PRIu64 " batches_applied=%" PRIu64
+                " entries_applied=%" PRIu64,
+                published, applied, entries);
+    }
     atomic_store(&rt->running, false);
     atomic_store(&rt->ready, false);
     refresh_gauges(rt);
@@ -595,9 +639,15 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     size_t n_topics = 0;
     topics[n_topics++] = rt->topic_clicks;
     topics[n_topics++] = rt->topic_cart;
-    if (*rt->topic_catalog)
+    bool global = xs_config_bool(cfg, "items.global");
+    if (*rt->topic_catalog && !global) /* global: read in full, not split by the group */
         topics[n_topics++] = rt->topic_catalog;
     kconf = xs_config_passthrough(cfg, "kafka.", &n_kafka);
+    if (global && !(rt->proc->take_deltas && rt->proc->apply_deltas)) {
+        xs_err_set(errstr, errstr_size, "items.global: processor %s has no global item knowledge",
+                   rt->proc->name);
+        goto fail;
+    }
     if (xs_config_bool(cfg, "changelog.enable")) {
         xs_changelog_opts_t clo = {
             .config = cfg,
@@ -640,6 +690,25 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     };
     if (!(rt->cp = xs_checkpoint_new(&cpo, errstr, errstr_size)))
         goto fail;
+    if (global) {
+        xs_global_opts_t go = {
+            .config = cfg,
+            .processor = opts->processor,
+            .cp = rt->cp,
+            .cl = rt->cl,
+            .mu = &rt->mu,
+            .store = opts->store,
+            .bootstrap = bootstrap,
+            .kafka_conf = kconf,
+            .n_kafka_conf = n_kafka,
+            .user_topics = topics,
+            .n_user_topics = 2,
+            .catalog_topic = rt->topic_catalog,
+        };
+        if (!(rt->global = xs_global_new(&go, global_process, rt, errstr, errstr_size)))
+            goto fail;
+        xs_checkpoint_set_global(rt->cp, rt->global);
+    }
     return rt;
 fail:
     xs_runtime_destroy(rt);
@@ -663,7 +732,8 @@ void xs_runtime_destroy(xs_runtime_t *rt)
     if (!rt)
         return;
     xs_consumer_destroy(rt->consumer); /* may checkpoint (on_revoke) */
-    xs_checkpoint_destroy(rt->cp);     /* the writer finishes a batch in flight first */
+    xs_global_destroy(rt->global);
+    xs_checkpoint_destroy(rt->cp); /* the writer finishes a batch in flight first */
     xs_changelog_destroy(rt->cl);
     xs_producer_destroy(rt->producer);
     if (rt->mu_init)
