@@ -355,7 +355,8 @@ xs_err_t xs_engine_snapshot_step(xs_engine_t *e, size_t max, bool *done, char *e
 bool xs_engine_snapshot_active(const xs_engine_t *e);
 /* Evicts clean records (LRU) until the cache is within its budget. */
 void xs_engine_trim(xs_engine_t *e);
-/* Drops every cached record (dirty ones too): after a rebalance the store is the truth. */
+/* Drops every cached record (dirty ones too): after a rebalance the store is the truth.
+ * Pending deltas (defer_items) are dropped too: their events are processed again. */
 void xs_engine_drop_cache(xs_engine_t *e);
 
 /* Stored sizes of the cached records (encoded as they would be stored; an
@@ -439,8 +440,9 @@ bool xs_engine_has_deltas(const xs_engine_t *e, uint16_t partition);
  * Moves partition's pending deltas into *out (cleared first with
  * xs_delta_batch_clear; the caller clears it after use): out->partition =
  * partition, seq 0, part 0, n_parts 1 (the caller sets seq to its
- * checkpoint's, and splits the batch into parts when it is too large for one
- * message: entries can exceed XS_DELTA_BATCH_MAX_ENTRIES), ts the latest
+ * checkpoint's, and splits the batch into parts with xs_delta_batch_part()
+ * when it is too large for one message: entries can exceed
+ * XS_DELTA_BATCH_MAX_ENTRIES), ts the latest
  * event time of the deltas, the user deltas, the entries in first-seen
  * order, and the ids of every key the entries name (a, and b of PAIR and
  * CATEGORY) that the engine knows, in the order the entries first name them.
@@ -464,7 +466,9 @@ void xs_engine_drop_deltas(xs_engine_t *e, uint16_t partition);
  * the totals, then the entries in order (PAIR and USERS as `count` single
  * pair deltas to the item stage, CATEGORY as a click's category, TREND into
  * trending at the entry's last_ts). What changes goes to the next
- * checkpoint like any change; pair deltas count in stats pair_updates.
+ * checkpoint like any change; pair deltas count in stats pair_updates. The
+ * engine's clock (the latest event time known, at which queries judge
+ * availability windows) moves on to the batch's ts.
  * Works with or without defer_items. The batch is checked whole first
  * (XS_ERR_INVALID, nothing applied: a decoded batch always passes); errors
  * while applying as xs_engine_process(). The caller applies each batch
