@@ -417,8 +417,9 @@ int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k
  * ItemUpdate, xs_engine_delete_item: every instance reads the whole
  * catalog) and the list rules (suppression, the rebuy rule, dedup).
  *
- * Memory: per input partition, one pending entry (about 56 bytes with its
- * table slots) per distinct (kind, class, a, b) since the last take, so at
+ * Memory: per input partition, one pending entry (56 to 112 bytes with its
+ * table slots and the arrays' doubling) per distinct (kind, class, a, b)
+ * since the last take, so at
  * most what the partition's events of one checkpoint interval produce;
  * counted in stats deltas_bytes and dirty_bytes, so a checkpoint triggered
  * by dirty bytes bounds it.
@@ -429,8 +430,11 @@ int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k
  * agrees up to rounding while it holds at most XS_TREND_CAP items. In the
  * sketch mode, the order of arrivals changes the summaries a little (the
  * top-10 neighbours of an item overlap >= 0.9, tests/unit/core/test_deltas.c).
- * A click's category: the first one applied for an item wins, as in
- * process order; with batches that is the first batch's.
+ * A click's category: the first one applied for an item without a catalog
+ * entry wins, as in process order; with batches that is the first batch's,
+ * and a click that came before the catalog described the item (without a
+ * category) but whose batch is applied after it leaves the item without
+ * one, where process order kept the click's.
  */
 
 /* True when partition has deltas to take (entries, or a change of the totals). */
