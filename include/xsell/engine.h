@@ -355,7 +355,8 @@ xs_err_t xs_engine_snapshot_step(xs_engine_t *e, size_t max, bool *done, char *e
 bool xs_engine_snapshot_active(const xs_engine_t *e);
 /* Evicts clean records (LRU) until the cache is within its budget. */
 void xs_engine_trim(xs_engine_t *e);
-/* Drops every cached record (dirty ones too): after a rebalance the store is the truth. */
+/* Drops every cached record (dirty ones too): after a rebalance the store is the truth.
+ * Pending deltas (defer_items) are dropped too: their events are processed again. */
 void xs_engine_drop_cache(xs_engine_t *e);
 
 /* Stored sizes of the cached records (encoded as they would be stored; an
@@ -416,8 +417,9 @@ int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k
  * ItemUpdate, xs_engine_delete_item: every instance reads the whole
  * catalog) and the list rules (suppression, the rebuy rule, dedup).
  *
- * Memory: per input partition, one pending entry (about 56 bytes with its
- * table slots) per distinct (kind, class, a, b) since the last take, so at
+ * Memory: per input partition, one pending entry (56 to 112 bytes with its
+ * table slots and the arrays' doubling) per distinct (kind, class, a, b)
+ * since the last take, so at
  * most what the partition's events of one checkpoint interval produce;
  * counted in stats deltas_bytes and dirty_bytes, so a checkpoint triggered
  * by dirty bytes bounds it.
@@ -428,8 +430,11 @@ int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k
  * agrees up to rounding while it holds at most XS_TREND_CAP items. In the
  * sketch mode, the order of arrivals changes the summaries a little (the
  * top-10 neighbours of an item overlap >= 0.9, tests/unit/core/test_deltas.c).
- * A click's category: the first one applied for an item wins, as in
- * process order; with batches that is the first batch's.
+ * A click's category: the first one applied for an item without a catalog
+ * entry wins, as in process order; with batches that is the first batch's,
+ * and a click that came before the catalog described the item (without a
+ * category) but whose batch is applied after it leaves the item without
+ * one, where process order kept the click's.
  */
 
 /* True when partition has deltas to take (entries, or a change of the totals). */
@@ -439,8 +444,9 @@ bool xs_engine_has_deltas(const xs_engine_t *e, uint16_t partition);
  * Moves partition's pending deltas into *out (cleared first with
  * xs_delta_batch_clear; the caller clears it after use): out->partition =
  * partition, seq 0, part 0, n_parts 1 (the caller sets seq to its
- * checkpoint's, and splits the batch into parts when it is too large for one
- * message: entries can exceed XS_DELTA_BATCH_MAX_ENTRIES), ts the latest
+ * checkpoint's, and splits the batch into parts with xs_delta_batch_part()
+ * when it is too large for one message: entries can exceed
+ * XS_DELTA_BATCH_MAX_ENTRIES), ts the latest
  * event time of the deltas, the user deltas, the entries in first-seen
  * order, and the ids of every key the entries name (a, and b of PAIR and
  * CATEGORY) that the engine knows, in the order the entries first name them.
@@ -464,7 +470,9 @@ void xs_engine_drop_deltas(xs_engine_t *e, uint16_t partition);
  * the totals, then the entries in order (PAIR and USERS as `count` single
  * pair deltas to the item stage, CATEGORY as a click's category, TREND into
  * trending at the entry's last_ts). What changes goes to the next
- * checkpoint like any change; pair deltas count in stats pair_updates.
+ * checkpoint like any change; pair deltas count in stats pair_updates. The
+ * engine's clock (the latest event time known, at which queries judge
+ * availability windows) moves on to the batch's ts.
  * Works with or without defer_items. The batch is checked whole first
  * (XS_ERR_INVALID, nothing applied: a decoded batch always passes); errors
  * while applying as xs_engine_process(). The caller applies each batch

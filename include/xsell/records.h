@@ -147,6 +147,18 @@ xs_err_t xs_delta_batch_decode(xs_delta_batch_t *b, const void *data, size_t len
                                size_t errstr_size);
 bool xs_delta_batch_equal(const xs_delta_batch_t *x, const xs_delta_batch_t *y);
 void xs_delta_batch_clear(xs_delta_batch_t *b);
+/*
+ * Splitting a batch too large for one record or message: parts of at most
+ * max_entries entries each (0: no limit), xs_delta_batch_n_parts() of them
+ * (at least 1). xs_delta_batch_part() writes part `part` into *out (cleared
+ * first): b's partition, seq and ts, part and n_parts, its entries in order,
+ * the ids of b that they name (a, and b of a pair or a category), and b's
+ * user deltas in part 0 only; applying the parts in order is applying b.
+ * XS_ERR_INVALID: part out of range.
+ */
+size_t xs_delta_batch_n_parts(const xs_delta_batch_t *b, size_t max_entries);
+xs_err_t xs_delta_batch_part(const xs_delta_batch_t *b, size_t max_entries, uint32_t part,
+                             xs_delta_batch_t *out, char *errstr, size_t errstr_size);
 
 /* ---- neighbour list (item stage -> scorers) ------------------------------- */
 

@@ -13,6 +13,13 @@
  * user stage (xs_user_stage_apply) -> item stage (xs_item_stage_hint,
  * xs_item_stage_apply) -> the item stage refreshes the lists the scorer is
  * about to read (xs_item_stage_refresh) -> scorer (xs_scorer_score).
+ * With the item side deferred (engine.h, "Deferred item side"), the arrow
+ * from the user stage to the item stage is a pair-delta batch
+ * (xsell/records.h) per input partition and checkpoint: the user stage is
+ * given a copy of the totals and no trending (its sales are listed in
+ * xs_user_out_t.sales), the engine pre-aggregates what it hands on, and
+ * the item stage applies the batches when they come back (every
+ * instance's), in the batch's entry order.
  *
  * Nothing is global: the totals (xs_totals_t) and the trending summary
  * (xs_trending_t) are passed to the stage that reads or writes them. A

@@ -8,9 +8,10 @@
  * summed relative to the entry's last_ts (re-based when it grows); last_ts
  * is the latest event time merged. A PAIR is kept with a < b (the item
  * stage counts a pair into both items alike). Entries stay in the order
- * they were first seen. Memory: one entry (40 bytes) and two table slots
- * (8 bytes) per distinct (kind, class, a, b) of the interval, at most one
- * per delta the partition's events made (xs_delta_acc_bytes).
+ * they were first seen. Memory: per distinct (kind, class, a, b) of the
+ * interval one entry (48 bytes) and two to four table slots (4 bytes each),
+ * up to twice that while the arrays grow by doubling; at most one entry per
+ * delta the partition's events made (xs_delta_acc_bytes).
  */
 #ifndef XSELL_LIB_DELTA_ACC_H
 #define XSELL_LIB_DELTA_ACC_H

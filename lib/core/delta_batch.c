@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include "hmap.h"
 #include "xsell/hash.h"
 #include "records_codec.h"
 
@@ -307,6 +308,75 @@ bool xs_delta_batch_equal(const xs_delta_batch_t *x, const xs_delta_batch_t *y)
         if (!delta_eq(&x->entries[i], &y->entries[i]))
             return false;
     return true;
+}
+
+size_t xs_delta_batch_n_parts(const xs_delta_batch_t *b, size_t max_entries)
+{
+    if (!max_entries || b->n_entries <= max_entries)
+        return 1;
+    return (b->n_entries + max_entries - 1) / max_entries;
+}
+
+/* Appends b's id of key (ix: key -> index + 1 in b->ids) to out once. */
+static xs_err_t part_id(const xs_delta_batch_t *b, const xs_hmap_t *ix, xs_hmap_t *done,
+                        uint64_t key, xs_delta_batch_t *out)
+{
+    uintptr_t i = key ? (uintptr_t)xs_hmap_get(ix, key) : 0;
+    if (!i || xs_hmap_get(done, key))
+        return XS_OK;
+    if (xs_hmap_put(done, key, (void *)1) ||
+        grow((void **)&out->ids, &out->cap_ids, out->n_ids, sizeof(*out->ids)))
+        return XS_ERR_NOMEM;
+    char *c = xs_str_dup(b->ids[i - 1].id);
+    if (!c)
+        return XS_ERR_NOMEM;
+    out->ids[out->n_ids++] = (xs_named_t){key, c};
+    return XS_OK;
+}
+
+xs_err_t xs_delta_batch_part(const xs_delta_batch_t *b, size_t max_entries, uint32_t part,
+                             xs_delta_batch_t *out, char *errstr, size_t errstr_size)
+{
+    xs_delta_batch_clear(out);
+    size_t n_parts = xs_delta_batch_n_parts(b, max_entries);
+    if (part >= n_parts || n_parts > UINT32_MAX)
+        return efail(errstr, errstr_size, NAME_BATCH, XS_ERR_INVALID,
+                     "part %u of %zu (at most %zu entries each)", part, n_parts, max_entries);
+    size_t first = max_entries ? (size_t)part * max_entries : 0;
+    size_t n = n_parts == 1 ? b->n_entries : max_entries;
+    if (first + n > b->n_entries)
+        n = b->n_entries - first;
+    out->partition = b->partition;
+    out->seq = b->seq;
+    out->part = part;
+    out->n_parts = (uint32_t)n_parts;
+    out->ts = b->ts;
+    if (part == 0) { /* applied once */
+        out->users_total_delta = b->users_total_delta;
+        out->users_bought_delta = b->users_bought_delta;
+    }
+    xs_err_t err = XS_OK;
+    xs_hmap_t ix = {0}, done = {0};
+    for (size_t i = 0; i < b->n_ids && !err; i++)
+        if (b->ids[i].key && !xs_hmap_get(&ix, b->ids[i].key))
+            err = xs_hmap_put(&ix, b->ids[i].key, (void *)(uintptr_t)(i + 1));
+    if (!err && n && !(out->entries = malloc(n * sizeof(*out->entries))))
+        err = XS_ERR_NOMEM;
+    for (size_t i = first; i < first + n && !err; i++) {
+        const xs_delta_t *d = &b->entries[i];
+        out->entries[out->n_entries++] = *d;
+        out->cap_entries = out->n_entries;
+        err = part_id(b, &ix, &done, d->a, out);
+        if (!err && (d->kind == XS_DELTA_PAIR || d->kind == XS_DELTA_CATEGORY))
+            err = part_id(b, &ix, &done, d->b, out);
+    }
+    xs_hmap_free(&ix);
+    xs_hmap_free(&done);
+    if (err) {
+        xs_delta_batch_clear(out);
+        return efail(errstr, errstr_size, NAME_BATCH, err, "out of memory");
+    }
+    return XS_OK;
 }
 
 void xs_delta_batch_clear(xs_delta_batch_t *b)

@@ -1155,13 +1155,18 @@ bool xs_engine_has_deltas(const xs_engine_t *e, uint16_t partition)
     return partition < e->n_acc && e->acc[partition] && xs_delta_acc_pending(e->acc[partition]);
 }
 
-void xs_engine_drop_deltas(xs_engine_t *e, uint16_t partition)
+static void acc_free(xs_engine_t *e, uint16_t partition)
 {
     if (partition < e->n_acc && e->acc[partition]) {
         xs_delta_acc_clear(e->acc[partition]);
         free(e->acc[partition]);
         e->acc[partition] = NULL;
     }
+}
+
+void xs_engine_drop_deltas(xs_engine_t *e, uint16_t partition)
+{
+    acc_free(e, partition);
 }
 
 /* Appends key's id to out->ids when the engine knows it and it is not there yet. */
@@ -1224,7 +1229,7 @@ xs_err_t xs_engine_take_deltas(xs_engine_t *e, uint16_t partition, xs_delta_batc
     out->ts = a->ts;
     out->users_total_delta = a->users_total;
     out->users_bought_delta = a->users_bought;
-    xs_engine_drop_deltas(e, partition);
+    acc_free(e, partition);
     return XS_OK;
 }
 
