@@ -20,47 +20,6 @@
 #define XS_GLOBAL_PART_BYTES 900000
 #define XS_GLOBAL_TIMEOUT_MS 10000
 
-/* A set of item keys (open addressing, 0 is empty), for a part's ids. */
-typedef struct keyset {
-    uint64_t *v;
-    size_t cap; /* a power of two */
-} keyset_t;
-
-static bool keyset_reset(keyset_t *s, size_t n)
-{
-    size_t cap = 64;
-    while (cap < 4 * n)
-        cap *= 2;
-    if (cap > s->cap) {
-        uint64_t *v = realloc(s->v, cap * sizeof(*v));
-        if (!v)
-            return false;
-        s->v = v;
-        s->cap = cap;
-    }
-    memset(s->v, 0, s->cap * sizeof(*s->v));
-    return true;
-}
-
-static void keyset_add(keyset_t *s, uint64_t key)
-{
-    size_t i = (size_t)(key * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
-    while (s->v[i] && s->v[i] != key)
-        i = (i + 1) & (s->cap - 1);
-    s->v[i] = key;
-}
-
-static bool keyset_has(const keyset_t *s, uint64_t key)
-{
-    size_t i = (size_t)(key * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
-    while (s->v[i]) {
-        if (s->v[i] == key)
-            return true;
-        i = (i + 1) & (s->cap - 1);
-    }
-    return false;
-}
-
 typedef struct cover {
     int64_t applied; /* next input offset the applied batches cover, -1 none */
     int64_t stored;  /* as of the last checkpoint */
@@ -78,9 +37,8 @@ struct xs_global {
     cover_t *cover;   /* [user topic][partition] */
     char cover_topic[XS_CHANGELOG_MAX_TOPICS][300];
     xs_delta_batch_t in, out, part; /* scratch */
-    keyset_t keys;
-    xs_buf_t buf; /* the parts of one partition, encoded */
-    size_t *lens; /* their lengths */
+    xs_buf_t buf;                   /* the parts of one partition, encoded */
+    size_t *lens;                   /* their lengths */
     size_t n_lens, cap_lens;
     uint64_t applied, published, entries;
 };
@@ -112,42 +70,6 @@ static cover_t *cover_of(xs_global_t *g, int t, int32_t partition)
 
 /* ---- publishing (the checkpoint's side) ------------------------------------------------ */
 
-/* Part i of n of g->out ([from, to) of its entries) into g->part, with the
- * ids its entries name; the users deltas travel with the first part. */
-static xs_err_t make_part(xs_global_t *g, uint32_t i, uint32_t n, size_t from, size_t to,
-                          char *errstr, size_t errstr_size)
-{
-    const xs_delta_batch_t *b = &g->out;
-    xs_delta_batch_t *p = &g->part;
-    xs_err_t err = XS_OK;
-    xs_delta_batch_clear(p);
-    p->partition = b->partition;
-    p->seq = b->seq;
-    p->part = i;
-    p->n_parts = n;
-    p->ts = 0;
-    if (i == 0) {
-        p->users_total_delta = b->users_total_delta;
-        p->users_bought_delta = b->users_bought_delta;
-    }
-    if (!keyset_reset(&g->keys, 2 * (to - from))) {
-        xs_err_set(errstr, errstr_size, "out of memory");
-        return XS_ERR_NOMEM;
-    }
-    for (size_t k = from; k < to && !err; k++) {
-        const xs_delta_t *d = &b->entries[k];
-        err = xs_delta_batch_add(p, d, errstr, errstr_size);
-        p->ts = XS_MAX(p->ts, d->last_ts);
-        keyset_add(&g->keys, d->a);
-        if (d->b)
-            keyset_add(&g->keys, d->b);
-    }
-    for (size_t k = 0; k < b->n_ids && !err; k++)
-        if (keyset_has(&g->keys, b->ids[k].key))
-            err = xs_delta_batch_add_id(p, b->ids[k].id, errstr, errstr_size);
-    return err;
-}
-
 xs_err_t xs_global_publish(xs_global_t *g, int32_t partition, const xs_offset_t *offs, size_t n,
                            char *errstr, size_t errstr_size)
 {
@@ -163,17 +85,20 @@ xs_err_t xs_global_publish(xs_global_t *g, int32_t partition, const xs_offset_t 
     if (err)
         return err;
     g->out.partition = (uint16_t)partition;
-    size_t total = g->out.n_entries, per = XS_GLOBAL_PART_ENTRIES;
+    g->out.seq = 0; /* the input position the batch brings the partition to */
+    for (size_t i = 0; i < n; i++)
+        g->out.seq += (uint64_t)offs[i].offset;
+    size_t per = XS_GLOBAL_PART_ENTRIES;
     /* Encoded whole before anything is sent: a part too large (long ids)
      * makes the parts smaller. */
     for (;;) {
-        uint32_t n_parts = total ? (uint32_t)((total + per - 1) / per) : 1;
+        uint32_t n_parts = (uint32_t)xs_delta_batch_n_parts(&g->out, per);
         bool fits = true;
         xs_buf_reset(&g->buf);
         g->n_lens = 0;
         for (uint32_t i = 0; i < n_parts && fits; i++) {
-            size_t from = (size_t)i * per, to = XS_MIN(total, from + per), at = g->buf.len;
-            if ((err = make_part(g, i, n_parts, from, to, errstr, errstr_size)) ||
+            size_t at = g->buf.len;
+            if ((err = xs_delta_batch_part(&g->out, per, i, &g->part, errstr, errstr_size)) ||
                 (err = xs_delta_batch_encode(&g->part, &g->buf, errstr, errstr_size)))
                 return err;
             fits = g->buf.len - at <= XS_GLOBAL_PART_BYTES || per == 1;
@@ -203,7 +128,7 @@ xs_err_t xs_global_publish(xs_global_t *g, int32_t partition, const xs_offset_t 
     }
     g->published += g->n_lens;
     XS_DEBUG("pair deltas published", "partition=%d entries=%zu parts=%zu bytes=%zu",
-             (int)partition, total, g->n_lens, g->buf.len);
+             (int)partition, g->out.n_entries, g->n_lens, g->buf.len);
     xs_delta_batch_clear(&g->out);
     xs_delta_batch_clear(&g->part);
     return XS_OK;
@@ -482,7 +407,6 @@ void xs_global_destroy(xs_global_t *g)
     xs_delta_batch_clear(&g->out);
     xs_delta_batch_clear(&g->part);
     xs_buf_free(&g->buf);
-    free(g->keys.v);
     free(g->lens);
     for (size_t i = 0; i < XS_CHANGELOG_MAX_TOPICS; i++)
         free(g->user_topics[i]);
