@@ -624,6 +624,8 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
         .n_conf = n_kafka,
         .hooks = {rt, on_assign, on_revoke},
         .offset_reset_error = true,
+        .n_copartitioned = 2, /* clicks and cart: keyed by user */
+        .group_instance_id = xs_config_str(cfg, "group.instance.id"),
     };
     if (!(rt->consumer = xs_consumer_new(&co, errstr, errstr_size)))
         goto fail;
