@@ -144,7 +144,10 @@ void xs_changelog_abort(xs_changelog_t *cl);
  * Input partition `partition` is assigned: restores it from the changelog
  * when the changelog's offsets are ahead of the local ones (C4); *restored
  * says whether it did. Logs and counts the progress. Call before the
- * partition's stored offsets are read.
+ * partition's stored offsets are read, once per partition number (not
+ * again for the other user topic's partition of the same number). Waits
+ * first, 2 s at most, for the partition's last stable offset to reach its
+ * end (the markers of a transaction the previous owner just committed).
  */
 xs_err_t xs_changelog_restore(xs_changelog_t *cl, int32_t partition, bool *restored, char *errstr,
                               size_t errstr_size);

@@ -147,6 +147,18 @@ typedef struct xs_consumer_opts {
      * (below the low watermark: deleted by retention) is returned by
      * xs_consumer_poll() as XS_ERR_INPUT_LOST instead of a silent reset. */
     bool offset_reset_error;
+    /* Group mode: the first n_copartitioned topics are co-partitioned
+     * (keyed alike, same partition count): partition p of each must be
+     * assigned to the same member. Checked after every assignment; an
+     * assignor that splits them (cooperative-sticky, roundrobin: they
+     * balance partition counts, not partition numbers) makes every later
+     * xs_consumer_poll() fail with XS_ERR_CONFIG. 0: no check. */
+    size_t n_copartitioned;
+    /* Group mode: group.instance.id (static membership: a member that
+     * closes sends no LeaveGroup, and one that rejoins with the same id
+     * within session.timeout.ms gets its partitions back without a
+     * rebalance); NULL or empty: dynamic membership. conf may set it too. */
+    const char *group_instance_id;
 } xs_consumer_opts_t;
 
 /* Defaults: enable.auto.commit=false, enable.auto.offset.store=false,

@@ -18,7 +18,13 @@
  * Group mode subscribes with a rebalance callback. For the eager protocol
  * (librdkafka 2.0.2's default range,roundrobin) an assignment replaces the
  * table and is applied with rd_kafka_assign(); with cooperative-sticky it is
- * incremental (rd_kafka_incremental_assign/unassign). hooks.on_assign picks
+ * incremental (rd_kafka_incremental_assign/unassign): only the partitions
+ * that move are revoked and assigned. After every assignment the table is
+ * checked against opts->n_copartitioned (partition p of each co-partitioned
+ * topic here, or of none); a split is kept in `split` and returned by every
+ * later poll. opts->group_instance_id makes the member static (KIP-345):
+ * rd_kafka_consumer_close() still revokes locally (on_revoke runs) but sends
+ * no LeaveGroup, so the group does not rebalance. hooks.on_assign picks
  * each new partition's start offset (preset to XS_OFFSET_STORED), and
  * hooks.on_revoke runs before the partition is unassigned. Group-less mode
  * reads metadata, assigns every partition of the topics at
@@ -64,6 +70,10 @@ struct xs_consumer {
 
     uint64_t eof_events;
     uint64_t transient_errors;
+
+    char **copart; /* the co-partitioned topics (opts->n_copartitioned) */
+    size_t n_copart;
+    char split[384]; /* non-empty: an assignment split them (poll fails) */
 
     /* Broker connectivity (see xs_consumer_brokers_down()); set from the
      * error callback, which runs inside rd_kafka_consumer_poll(). */
@@ -236,6 +246,29 @@ static void assign_prepare(xs_consumer_t *c, rd_kafka_topic_partition_list_t *li
     free(wm);
 }
 
+/* After an assignment: partition p of one co-partitioned topic is here only
+ * with partition p of each of the others (the first split found is kept). */
+static void check_copartitioned(xs_consumer_t *c, const char *strategy)
+{
+    for (size_t i = 0; !c->split[0] && i < c->n_parts; i++) {
+        const xs_part_t *pt = &c->parts[i];
+        bool co = false;
+        for (size_t t = 0; t < c->n_copart && !co; t++)
+            co = !strcmp(pt->topic, c->copart[t]);
+        for (size_t t = 0; co && t < c->n_copart; t++) {
+            if (part_find(c, c->copart[t], pt->partition))
+                continue;
+            snprintf(c->split, sizeof(c->split),
+                     "kafka: the group's assignment (%s protocol) gave this "
+                     "instance %s [%d] without %s [%d]: co-partitioned topics must move "
+                     "together (partition.assignment.strategy=range keeps them together)",
+                     strategy, pt->topic, (int)pt->partition, c->copart[t], (int)pt->partition);
+            XS_ERROR("co-partitioned topics split by the assignment", "error=\"%s\"", c->split);
+            break;
+        }
+    }
+}
+
 static void revoke_notify(xs_consumer_t *c, const rd_kafka_topic_partition_list_t *list)
 {
     for (int i = 0; list && i < list->cnt; i++)
@@ -263,6 +296,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->have_assignment = true;
         XS_INFO("partitions assigned", "count=%d total=%zu protocol=%s", partitions->cnt,
                 c->n_parts, cooperative ? "cooperative" : "eager");
+        check_copartitioned(c, rd_kafka_rebalance_protocol(rk));
         break;
 
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
@@ -276,8 +310,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             parts_clear(c);
             c->have_assignment = false;
         }
-        XS_INFO("partitions revoked", "count=%d lost=%d", partitions->cnt,
-                (int)rd_kafka_assignment_lost(rk));
+        XS_INFO("partitions revoked", "count=%d total=%zu lost=%d protocol=%s", partitions->cnt,
+                c->n_parts, (int)rd_kafka_assignment_lost(rk),
+                cooperative ? "cooperative" : "eager");
         break;
 
     default:
@@ -402,6 +437,18 @@ xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr, siz
     }
     c->group = opts->group_id != NULL;
     c->hooks = opts->hooks;
+    if (c->group && opts->n_copartitioned > 1) {
+        size_t n = XS_MIN(opts->n_copartitioned, opts->n_topics);
+        if (!(c->copart = calloc(n, sizeof(*c->copart)))) {
+            xs_err_set(errstr, errstr_size, "kafka: consumer: out of memory");
+            goto fail;
+        }
+        for (c->n_copart = 0; c->n_copart < n; c->n_copart++)
+            if (!(c->copart[c->n_copart] = xs_str_dup(opts->topics[c->n_copart]))) {
+                xs_err_set(errstr, errstr_size, "kafka: consumer: out of memory");
+                goto fail;
+            }
+    }
 
     if (!c->group) {
         /* librdkafka's assign() needs a group.id even though a consumer that
@@ -415,6 +462,9 @@ xs_consumer_t *xs_consumer_new(const xs_consumer_opts_t *opts, char *errstr, siz
             XS_OK ||
         xs_kafka_conf_set(rkconf, "group.id", c->group ? opts->group_id : groupless_id, errstr,
                           errstr_size) != XS_OK ||
+        (c->group && opts->group_instance_id && *opts->group_instance_id &&
+         xs_kafka_conf_set(rkconf, "group.instance.id", opts->group_instance_id, errstr,
+                           errstr_size) != XS_OK) ||
         xs_kafka_conf_apply(rkconf, defaults, opts->conf, opts->n_conf, errstr, errstr_size) !=
             XS_OK ||
         (opts->offset_reset_error &&
@@ -477,6 +527,9 @@ void xs_consumer_destroy(xs_consumer_t *c)
     }
     parts_clear(c);
     free(c->parts);
+    for (size_t i = 0; i < c->n_copart; i++)
+        free(c->copart[i]);
+    free(c->copart);
     free(c);
 }
 
@@ -626,6 +679,10 @@ xs_err_t xs_consumer_poll(xs_consumer_t *c, int timeout_ms, xs_msg_t *msg, char 
     if (c->last) {
         rd_kafka_message_destroy(c->last);
         c->last = NULL;
+    }
+    if (c->split[0]) {
+        xs_err_set(errstr, errstr_size, "%s", c->split);
+        return XS_ERR_CONFIG;
     }
     for (;;) {
         int64_t left = deadline == INT64_MAX ? 1000 : deadline - xs_kafka_mono_ms();

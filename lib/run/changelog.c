@@ -54,6 +54,8 @@
 #define XS_USER_KEY_LEN 10
 #define XS_CL_COMMIT_MS 60000
 #define XS_CL_OFFSETS_MAX 4096
+/* Longest wait of a restore for the markers of a transaction just committed. */
+#define XS_CHANGELOG_SETTLE_MS 2000
 
 typedef struct sent_offsets {
     int32_t partition;
@@ -435,6 +437,40 @@ static int delete_user(void *opaque, const void *key, size_t key_len, const void
     return dc->err != XS_OK;
 }
 
+/*
+ * Waits (at most XS_CHANGELOG_SETTLE_MS) until the partition's last stable
+ * offset reaches its end. A rebalance assigns a partition right after its
+ * previous owner committed its checkpoint on revocation, and the broker
+ * writes a transaction's markers after the commit returns: a read_committed
+ * read started in between stops before that checkpoint and restores the one
+ * before it (a correct state, but the input after it is processed twice).
+ * A transaction that stays open (its writer died) is left to the read.
+ */
+static void settle_end(xs_changelog_t *cl, int32_t partition)
+{
+    char e[256];
+    int64_t end =
+        xs_kafka_txn_end_offset(cl->o.bootstrap, cl->o.kafka_conf, cl->o.n_kafka_conf, cl->topic,
+                                partition, false, cl->restore_timeout_ms, e, sizeof(e));
+    struct timespec t0, now, pause = {0, 50 * 1000000L};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int64_t stable = xs_kafka_txn_end_offset(cl->o.bootstrap, cl->o.kafka_conf,
+                                                 cl->o.n_kafka_conf, cl->topic, partition, true,
+                                                 cl->restore_timeout_ms, e, sizeof(e));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double ms = (now.tv_sec - t0.tv_sec) * 1e3 + (now.tv_nsec - t0.tv_nsec) / 1e6;
+        if (end < 0 || stable < 0 || stable >= end || ms >= XS_CHANGELOG_SETTLE_MS) {
+            if (stable >= 0 && stable < end)
+                XS_INFO("changelog transaction open",
+                        "topic=%s partition=%d stable=%" PRId64 " end=%" PRId64 " waited_ms=%.0f",
+                        cl->topic, (int)partition, stable, end, ms);
+            return;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
 xs_err_t xs_changelog_restore(xs_changelog_t *cl, int32_t partition, bool *restored, char *errstr,
                               size_t errstr_size)
 {
@@ -465,6 +501,7 @@ xs_err_t xs_changelog_restore(xs_changelog_t *cl, int32_t partition, bool *resto
         if (err)
             return err;
     }
+    settle_end(cl, partition);
     if (have_local && position >= 0) {
         char e[512] = "";
         int64_t end = xs_kafka_txn_end_offset(cl->o.bootstrap, cl->o.kafka_conf, cl->o.n_kafka_conf,

@@ -31,6 +31,14 @@ typedef struct key_def {
 static const key_def_t keys[] = {
     {"group.id", T_STR, "xsell", 0, 0, NULL,
      "Kafka consumer group of the workers (instances sharing it split the partitions)."},
+    {"group.instance.id", T_STR, "", 0, 0, NULL,
+     "Static membership (KIP-345): this instance's id in the group, unique in the group and "
+     "stable across its restarts. A worker stopped and started again within "
+     "kafka.session.timeout.ms (6000 by default) gets its partitions back and the other "
+     "instances see no rebalance (a rolling restart); one that stays away longer is removed "
+     "from the group when its session times out, and its partitions move then. Empty: "
+     "dynamic membership (a stopped worker leaves the group at once and the others "
+     "rebalance). See docs/SCALING.md, \"Rebalancing\"."},
     {"topics.clicks", T_STR, "xsell.clicks", 0, 0, NULL,
      "Input topic of ClickEvent records, keyed by user_id."},
     {"topics.cart", T_STR, "xsell.cart", 0, 0, NULL,

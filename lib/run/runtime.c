@@ -99,6 +99,22 @@ static void restore_heartbeat(void *opaque)
     atomic_store(&rt->heartbeat_ms, now_ms());
 }
 
+/* Whether the other user topic's partition of this number is assigned
+ * already: it restored the partition's state and offsets (one restore per
+ * partition number: a second one could replace the state under the offsets
+ * the first partition was assigned at). */
+static bool partner_assigned(xs_runtime_t *rt, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < xs_checkpoint_n_partitions(rt->cp); i++) {
+        const char *t;
+        int32_t p;
+        if (xs_checkpoint_partition(rt->cp, i, &t, &p) && p == partition && strcmp(t, topic) &&
+            xs_changelog_user_topic(rt->cl, t))
+            return true;
+    }
+    return false;
+}
+
 static void on_assign(void *opaque, const char *topic, int32_t partition, int64_t *offset)
 {
     xs_runtime_t *rt = opaque;
@@ -107,7 +123,8 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     if (!rt->cp)
         return; /* not started (a failed start closing the consumer) */
     atomic_store(&rt->ready, false);
-    if (rt->cl && !rt->from_beginning && !rt->hook_err && xs_changelog_user_topic(rt->cl, topic)) {
+    if (rt->cl && !rt->from_beginning && !rt->hook_err && xs_changelog_user_topic(rt->cl, topic) &&
+        !partner_assigned(rt, topic, partition)) {
         /* before the stored offsets are read: they may come from the changelog */
         bool restored = false;
         char e[600];
@@ -674,6 +691,8 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
         .n_conf = n_kafka,
         .hooks = {rt, on_assign, on_revoke},
         .offset_reset_error = true,
+        .n_copartitioned = 2, /* clicks and cart: keyed by user */
+        .group_instance_id = xs_config_str(cfg, "group.instance.id"),
     };
     if (!(rt->consumer = xs_consumer_new(&co, errstr, errstr_size)))
         goto fail;

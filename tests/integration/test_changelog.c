@@ -646,9 +646,9 @@ static void test_restore_after_kill(void **state)
             n_restored, (o0 > off0) + (o1 > off1), (long long)restored_records, (long long)replaced,
             (long long)resumed, (long long)catalog_at, (long long)events_after, n);
     /* a partition the second start moved on is stale in the copy; one it
-     * did not is current and not read again; neither is a restored one when
-     * its second topic (clicks, cart) is assigned */
-    int stale = (o0 > off0) + (o1 > off1);
+     * did not is current and not read again; a partition number is looked
+     * at once (the second of clicks, cart assigned restores nothing) */
+    int stale = (o0 > off0) + (o1 > off1); /* at least: sampled before the kill */
     /* not restored: current (nothing read), or read and not ahead (an
      * aborted transaction of a killed start extends the log past the
      * recorded position: the real broker) */
@@ -657,8 +657,8 @@ static void test_restore_after_kill(void **state)
     log_sum(log3, "nothing to restore", "partition=", &n_nothing);
     n_current += n_nothing;
     assert_true(stale >= 1);
-    assert_int_equal(n_restored, stale);
-    assert_int_equal(n_current, 2 * IN_PARTITIONS - stale);
+    assert_true(n_restored >= stale);
+    assert_int_equal(n_restored + n_current, IN_PARTITIONS);
     assert_true(restored_records > 0);
     assert_true(replaced > 0);
     assert_true(resumed >= o0 + o1);        /* at least the second start's stored offsets */
