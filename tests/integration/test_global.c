@@ -4,31 +4,45 @@
  * input.
  *
  *   input:      the UCI data (clicks and cart on 6 partitions, the catalog),
- *               produced whole before the workers start;
+ *               produced in 60 slices over 15 s while the three run (a
+ *               live stream: item knowledge reaches every instance's lists
+ *               one checkpoint later, so a replay at full speed would
+ *               measure the replay's backlog, not the product);
  *   three:      three xsell-worker processes, one group, items.global=true
- *               and changelog.enable=true, started together with
- *               --until-end: each stops once the input is consumed and the
- *               pair deltas of every partition (its own and the others')
- *               are applied up to the input's end;
- *   one:        the same input in one worker, in-process, without
- *               items.global (each event's deltas applied at once).
+ *               and changelog.enable=true, commit.interval.ms=100; stopped
+ *               (SIGTERM) once each has stored, as covered, the pair deltas
+ *               of the whole input (its own partitions' and the others');
+ *   one:        the same input in one xsell-worker without items.global
+ *               (each event's deltas applied at once), --until-end.
  *
- * Asserts, from `xsell inspect --dump` of the four state directories:
+ * Asserts:
+ *   - nothing lost, nothing twice: the events applied by the three are the
+ *     user events once and the catalog once per instance (read in full);
  *   - the user profiles of every partition, taken from the instance that
  *     processed it last (the highest stored offsets), equal the single
- *     worker's line for line, apart from the last_list lines (docs/
- *     SCALING.md: fingerprints of the lists published, scored from item
- *     knowledge as it was then);
+ *     worker's line for line in `xsell inspect --dump`, apart from the
+ *     last_list lines (fingerprints of the lists published, docs/
+ *     SCALING.md);
  *   - every instance knows every item the single worker knows, with the
  *     same counts: users who bought / viewed it and its pairs counted
  *     (sums: the order the deltas came in cannot change them), and the same
  *     user totals (meta globals);
  *   - the neighbour lists agree: the mean overlap of each item's top 10
- *     bought-together neighbours with the single worker's is >= 0.9 on
- *     every instance (the sketches see the same pairs in another order);
- *   - without items.global (the check of the test itself: `XS_GLOBAL_OFF=1`)
- *     each instance knows only its partitions' share and the counts differ.
+ *     bought-together neighbours (by similarity) with the single worker's
+ *     is >= 0.7 on every instance. The sketches see the same pairs in
+ *     another order and, at 176 entries, most UCI items are full, so the
+ *     order moves entries: the single worker itself, fed the same 60,000
+ *     events on 2 partitions instead of 6, agrees with itself at 0.784
+ *     (docs/SCALING.md);
+ *   - the lists' quality: the live HitRate (cart adds of an item on the
+ *     last list published to the user, the worker's "list add hits") of
+ *     the three is >= 0.9 of the single worker's.
+ * Each item check fails without items.global (XS_GLOBAL_OFF=1 runs the
+ * three with it off: each knows its partitions' share).
  *
+ * The normal build runs it on the real broker (kafka_test_global), the
+ * sanitizer build on the development broker (15,000 events; there the hit
+ * rates are reported, not compared: its timing is not the product's).
  * XS_GLOBAL_EVENTS overrides the number of events.
  */
 #include <setjmp.h>
@@ -408,11 +422,14 @@ static void test_three_workers_equal_one(void **state)
                     char cover[300];
                     int64_t next = -1;
                     bool found = false;
-                    snprintf(cover, sizeof(cover), "xsell.covered:%s", user_topics[k]);
+                    /* without items.global (the test's own check): the input's
+                     * offsets, the worker's own partitions only */
+                    snprintf(cover, sizeof(cover), "%s%s", global ? "xsell.covered:" : "",
+                             user_topics[k]);
                     assert_int_equal(
                         xs_store_get_offset(st, cover, p, &next, &found, errstr, sizeof(errstr)),
                         XS_OK);
-                    done = ends[k][p] <= 0 || (found && next >= ends[k][p]);
+                    done = ends[k][p] <= 0 || (found && next >= ends[k][p]) || (!global && !found);
                 }
             xs_store_close(st);
         }
@@ -445,7 +462,8 @@ static void test_three_workers_equal_one(void **state)
             ", catalog %" PRIu64 " x %d)\n",
             events3, n_events - n_catalog, n_catalog, N_WORKERS);
     assert_true(n_catalog > 0);
-    assert_int_equal(events3, n_events - n_catalog + N_WORKERS * n_catalog);
+    if (global)
+        assert_int_equal(events3, n_events - n_catalog + N_WORKERS * n_catalog);
 
     dump_t ref, d[N_WORKERS];
     parse_dump(&ref, dir_one, dump_one);
@@ -493,7 +511,7 @@ static void test_three_workers_equal_one(void **state)
                 w, d[w].n_items, ref.n_items, differ, d[w].users_total, d[w].users_bought,
                 ref.users_total, ref.users_bought, TOP, mean_full, n_full, TOP, mean_all);
         if (differ || d[w].users_total != ref.users_total ||
-            d[w].users_bought != ref.users_bought || mean_full < 0.75 || n_full < 50)
+            d[w].users_bought != ref.users_bought || mean_full < 0.7 || n_full < 50)
             failed++;
     }
     assert_int_equal(failed, 0);
@@ -529,6 +547,14 @@ static void test_three_workers_equal_one(void **state)
 
 int main(void)
 {
+#ifndef XS_ASAN
+    /* The normal build runs it on the real broker (kafka_test_global): the
+     * same test on the development broker would only add to the suite's time. */
+    if (!xst_external()) {
+        fprintf(stderr, "test_global: on the real broker in this build (kafka_test_global)\n");
+        return 77;
+    }
+#endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_workers_equal_one),
     };
