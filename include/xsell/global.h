@@ -126,6 +126,13 @@ bool xs_global_read_up(xs_global_t *g);
  * topic's partition up to its high watermark then). */
 bool xs_global_caught_up(xs_global_t *g);
 
+/* The lag of the batches applied (whole batches, any instance's): from the
+ * send (the record's timestamp, at the start of the checkpoint that sent
+ * it) to the apply here, in ms; quantile q in [0, 1]; -1 when none. An
+ * event's deltas also wait, before the send, for the checkpoint: up to
+ * commit.interval.ms. */
+int64_t xs_global_lag_ms(xs_global_t *g, double q);
+
 /* Batches applied and published, and entries applied, since the start. */
 void xs_global_stats(const xs_global_t *g, uint64_t *applied, uint64_t *published,
                      uint64_t *entries);

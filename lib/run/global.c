@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xsell/log.h"
 #include "xsell/records.h"
@@ -41,7 +42,41 @@ struct xs_global {
     size_t *lens;                   /* their lengths */
     size_t n_lens, cap_lens;
     uint64_t applied, published, entries;
+    /* per batch applied: ms from its send (the record's timestamp) to here */
+    int64_t *lags;
+    size_t n_lags, cap_lags;
 };
+
+/* Kept per batch for the lag's quantiles, up to this many. */
+#define XS_GLOBAL_LAG_SAMPLES 1000000
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void note_lag(xs_global_t *g, int64_t lag)
+{
+    if (g->n_lags == g->cap_lags) {
+        if (g->cap_lags >= XS_GLOBAL_LAG_SAMPLES)
+            return;
+        size_t cap = g->cap_lags ? 2 * g->cap_lags : 1024;
+        int64_t *v = realloc(g->lags, cap * sizeof(*v));
+        if (!v)
+            return; /* a statistic: not worth failing for */
+        g->lags = v;
+        g->cap_lags = cap;
+    }
+    g->lags[g->n_lags++] = lag;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
 
 const char *xs_global_deltas_topic_name(const xs_config_t *cfg, char *buf, size_t size)
 {
@@ -180,6 +215,8 @@ static xs_err_t apply_record(xs_global_t *g, const xs_msg_t *m, char *errstr, si
     if (!err) {
         g->applied++;
         g->entries += g->in.n_entries;
+        if (m->timestamp > 0 && g->in.part + 1 == g->in.n_parts)
+            note_lag(g, wall_ms() - m->timestamp);
     }
     return err;
 }
@@ -226,6 +263,15 @@ bool xs_global_caught_up(xs_global_t *g)
             }
         }
     return true;
+}
+
+int64_t xs_global_lag_ms(xs_global_t *g, double q)
+{
+    if (!g || !g->n_lags)
+        return -1;
+    qsort(g->lags, g->n_lags, sizeof(*g->lags), cmp_i64);
+    size_t i = (size_t)(q * (double)(g->n_lags - 1) + 0.5);
+    return g->lags[XS_MIN(i, g->n_lags - 1)];
 }
 
 void xs_global_stats(const xs_global_t *g, uint64_t *applied, uint64_t *published,
@@ -408,6 +454,7 @@ void xs_global_destroy(xs_global_t *g)
     xs_delta_batch_clear(&g->part);
     xs_buf_free(&g->buf);
     free(g->lens);
+    free(g->lags);
     for (size_t i = 0; i < XS_CHANGELOG_MAX_TOPICS; i++)
         free(g->user_topics[i]);
     free(g);

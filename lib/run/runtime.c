@@ -472,9 +472,10 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
         uint64_t applied = 0, published = 0, entries = 0;
         xs_global_stats(rt->global, &applied, &published, &entries);
         XS_INFO("pair deltas",
-                "batches_published=%" PRIu64 " batches_applied=%" PRIu64
-                " entries_applied=%" PRIu64,
-                published, applied, entries);
+                "batches_published=%" PRIu64 " batches_applied=%" PRIu64 " entries_applied=%" PRIu64
+                " lag_ms_p50=%" PRId64 " lag_ms_p99=%" PRId64 " lag_ms_max=%" PRId64,
+                published, applied, entries, xs_global_lag_ms(rt->global, 0.5),
+                xs_global_lag_ms(rt->global, 0.99), xs_global_lag_ms(rt->global, 1.0));
     }
     atomic_store(&rt->running, false);
     atomic_store(&rt->ready, false);
