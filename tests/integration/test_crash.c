@@ -36,7 +36,7 @@
  * crash run publishes no list_id the reference did not (determinism);
  * stored offsets advance monotonically across kills.
  * Runtime (2 cores): about 100 s in the normal build (120,000 events); the
- * ASan+UBSan build runs the same test on the first 60,000 events with at
+ * ASan+UBSan build runs the same test on the first 40,000 events with at
  * least 5 mid-stream kills (10 in the normal build).
  * XS_CRASH_EVENTS overrides the count. On a real Kafka broker (ctest's
  * kafka_test_crash, XS_KAFKA_BOOTSTRAP_FILE) the same test runs on topics
@@ -66,7 +66,7 @@
 #endif
 #endif
 #ifdef XS_ASAN
-#define N_EVENTS_DEFAULT 60000 /* the sanitizer build: same test, 4x slower per event */
+#define N_EVENTS_DEFAULT 40000 /* the sanitizer build: same test, 4x slower per event */
 #else
 #define N_EVENTS_DEFAULT 120000
 #endif
