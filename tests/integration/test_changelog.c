@@ -68,7 +68,7 @@
 #endif
 #endif
 #ifdef XS_ASAN
-#define N_EVENTS_DEFAULT 20000
+#define N_EVENTS_DEFAULT 14000
 #else
 #define N_EVENTS_DEFAULT 60000
 #endif

@@ -35,7 +35,7 @@
  * list_id of the reference run appears in the crash run's output and the
  * crash run publishes no list_id the reference did not (determinism);
  * stored offsets advance monotonically across kills.
- * Runtime (2 cores): about 100 s in the normal build (120,000 events); the
+ * Runtime (2 cores): about 100 s in the normal build (80,000 events); the
  * ASan+UBSan build runs the same test on the first 40,000 events with at
  * least 5 mid-stream kills (10 in the normal build).
  * XS_CRASH_EVENTS overrides the count. On a real Kafka broker (ctest's
@@ -68,7 +68,7 @@
 #ifdef XS_ASAN
 #define N_EVENTS_DEFAULT 40000 /* the sanitizer build: same test, 4x slower per event */
 #else
-#define N_EVENTS_DEFAULT 120000
+#define N_EVENTS_DEFAULT 80000
 #endif
 #ifdef XS_ASAN
 /* the sanitizer build: its purpose is memory errors, and each start costs seconds */

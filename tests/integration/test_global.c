@@ -15,9 +15,19 @@
  *   one:        the same input in one xsell-worker without items.global
  *               (each event's deltas applied at once), --until-end.
  *
+ *   kill:       on the real broker, worker 2 is SIGKILLed after a quarter of
+ *               the input, its state directory deleted, and started again
+ *               after three quarters (XS_GLOBAL_NO_KILL=1: not).
+ *
+ * Suppression is off (list.suppress_minutes=0): a list for every trigger.
  * Asserts:
- *   - nothing lost, nothing twice: the events applied by the three are the
- *     user events once and the catalog once per instance (read in full);
+ *   - nothing lost: the three published the list ids the one worker did,
+ *     every one of them and no other (a replay after the kill may publish
+ *     one twice); without the kill, nothing twice either: the events
+ *     applied by the three are the user events once and the catalog once
+ *     per instance (read in full);
+ *   - the restarted worker restored its partitions from the changelog
+ *     (records > 0) and started none of its cart partitions at offset 0;
  *   - the user profiles of every partition, taken from the instance that
  *     processed it last (the highest stored offsets), equal the single
  *     worker's line for line in `xsell inspect --dump`, apart from the
@@ -59,6 +69,7 @@
 
 #include "xsproc.h"
 #include "xstest.h"
+#include "xsell/codec.h"
 #include "xsell/store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -77,7 +88,9 @@
 #define OUT_PARTITIONS 4
 #define N_WORKERS 3
 #define TOP 10
-#define FEED_SLICES 60 /* the input in this many slices */
+#define KILL_SLICE 15    /* real broker: worker 2 SIGKILLed after this slice, its disk emptied */
+#define RESTART_SLICE 45 /* and started again after this one */
+#define FEED_SLICES 60   /* the input in this many slices */
 #ifdef XS_ASAN
 #define FEED_SLICE_MS 0 /* no rates compared there: the input at once */
 #else
@@ -114,6 +127,8 @@ static pid_t start_worker(const char *bs, const char *dir, const char *topics_co
                     "commit.interval.ms=100",
                     "--set",
                     "log.progress.seconds=0",
+                    "--set",
+                    "list.suppress_minutes=0", /* a list for every trigger event */
                     "--set",
                     "http.address=",
                     until_end ? "--until-end" : NULL,
@@ -385,6 +400,12 @@ static void test_three_workers_equal_one(void **state)
     for (int w = 0; w < N_WORKERS; w++)
         if (!xsp_wait_log_count(logs[w], "partition assigned", 2, pids[w], 120000))
             fail_msg("worker %d was assigned no partition (log %s)", w, logs[w]);
+    /* On the real broker (transactions isolated: the killed worker's open
+     * transaction, batches included, is aborted), worker 2 is SIGKILLed
+     * mid-stream and started again later on an empty disk. */
+    bool kill_one = global && xst_external() && !getenv("XS_GLOBAL_NO_KILL");
+    char log_killed[700];
+    snprintf(log_killed, sizeof(log_killed), "%s/worker-2-killed.log", tmp);
     int64_t t0 = xsp_now_ms();
     size_t n = xsp_feed_count(feed), slice = n / FEED_SLICES + 1;
     for (size_t at = 0; at < n; at += slice) {
@@ -392,6 +413,16 @@ static void test_three_workers_equal_one(void **state)
         while (xsp_now_ms() < due)
             xsp_sleep_ms(5);
         xsp_feed_produce(feed, at, XS_MIN(n, at + slice));
+        if (kill_one && at / slice == KILL_SLICE) {
+            int status = 0;
+            kill(pids[2], SIGKILL);
+            assert_true(xsp_wait(pids[2], 10000, &status));
+            assert_int_equal(rename(logs[2], log_killed), 0);
+            xst_rmrf(dirs[2]);
+        }
+        if (kill_one && at / slice == RESTART_SLICE)
+            pids[2] = start_worker(bs, dirs[2], topics_conf, group, global,
+                                   "xsell.cross-sell.three", false, logs[2]);
     }
     fprintf(stderr, "global test: input produced in %.1f s\n", (double)(xsp_now_ms() - t0) / 1e3);
 
@@ -466,8 +497,34 @@ static void test_three_workers_equal_one(void **state)
             ", catalog %" PRIu64 " x %d)\n",
             events3, n_events - n_catalog, n_catalog, N_WORKERS);
     assert_true(n_catalog > 0);
-    if (global)
+    if (global && !kill_one)
         assert_int_equal(events3, n_events - n_catalog + N_WORKERS * n_catalog);
+    if (kill_one) {
+        /* the restart restored its partitions from the changelog, not from
+         * offset 0: no cart partition started at its beginning */
+        uint64_t restored = log_sum(logs[2], "partition restored", " records=");
+        uint64_t from_zero = 0;
+        char needle[300];
+        snprintf(needle, sizeof(needle), "topic=%s partition=", xst_topic("xsell.cart"));
+        size_t len = 0;
+        char *text = xsp_read_file(logs[2], &len);
+        for (char *line = text; line && *line;) {
+            char *nl = strchr(line, '\n');
+            if (nl)
+                *nl = 0;
+            from_zero += strstr(line, "partition assigned") && strstr(line, needle) &&
+                         strstr(line, "start=beginning");
+            line = nl ? nl + 1 : NULL;
+        }
+        free(text);
+        fprintf(stderr,
+                "global test: worker 2 SIGKILLed after slice %d of %d, its disk emptied, started "
+                "again after slice %d: restored %" PRIu64 " changelog records, cart partitions "
+                "started from offset 0: %" PRIu64 "\n",
+                KILL_SLICE + 1, FEED_SLICES, RESTART_SLICE + 1, restored, from_zero);
+        assert_true(restored > 0);
+        assert_int_equal(from_zero, 0);
+    }
 
     dump_t ref, d[N_WORKERS];
     parse_dump(&ref, dir_one, dump_one);
@@ -535,6 +592,28 @@ static void test_three_workers_equal_one(void **state)
             "), three workers %.4f (%" PRIu64 " of %" PRIu64 "): ratio %.4f\n",
             hr1, hit1, opp1, hr3, hit3, opp3, hr1 > 0 ? hr3 / hr1 : 0);
     assert_true(opp1 > 1000);
+    /* nothing lost: a list for every trigger event (suppression off), the
+     * same list ids as the one worker's */
+    xs_codec_t *codec = xs_codec_new(errstr, sizeof(errstr));
+    assert_non_null(codec);
+    xsp_ids_t ids_one = xsp_read_list_ids(bs, codec, xst_topic("xsell.cross-sell.one"));
+    xsp_ids_t ids_three = xsp_read_list_ids(bs, codec, xst_topic("xsell.cross-sell.three"));
+    size_t missing = 0, extra = 0;
+    for (size_t i = 0; i < ids_one.n; i++)
+        missing += !xsp_ids_has(&ids_three, ids_one.v[i]);
+    for (size_t i = 0; i < ids_three.n; i++)
+        extra += !xsp_ids_has(&ids_one, ids_three.v[i]);
+    fprintf(stderr,
+            "global test: lists: one worker %zu (%zu distinct), three workers %zu messages (%zu "
+            "distinct); missing %zu, extra %zu\n",
+            ids_one.total, ids_one.n, ids_three.total, ids_three.n, missing, extra);
+    assert_true(ids_one.n > 1000);
+    assert_int_equal(ids_one.n, ids_one.total);
+    assert_int_equal(missing, 0);
+    assert_int_equal(extra, 0);
+    xsp_ids_free(&ids_one);
+    xsp_ids_free(&ids_three);
+    xs_codec_destroy(codec);
 #ifndef XS_ASAN /* timing: the sanitizer build is several times slower per event */
     assert_true(hr3 >= 0.9 * hr1);
 #endif
