@@ -41,7 +41,7 @@ cat "$tmp/produce.txt" >&2
 items=$(sed -n 's/.* items=\([0-9]*\).*/\1/p' "$tmp/produce.txt")
 user_events=$((events - items))
 
-median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+median() { sort -n | awk '{v[NR]=$1} END {if (!NR) print "-"; else print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 now() { date +%s.%N; }
 
 # run CONFIG N RUN: N workers of CONFIG (global | single); prints "seconds lag_p50 lag_p99"
@@ -85,8 +85,8 @@ for c in "${configs[@]}"; do
     s=$(tr ' ' '\n' <<<"${secs[$c]}" | grep . | median)
     eps=$(echo "$user_events / $s" | bc -l)
     [[ -n $base ]] || base=$eps
-    l50=$(tr ' ' '\n' <<<"${p50s[$c]}" | grep -v -- - | grep . | median || true)
-    l99=$(tr ' ' '\n' <<<"${p99s[$c]}" | grep -v -- - | grep . | median || true)
+    l50=$(tr ' ' '\n' <<<"${p50s[$c]}" | { grep -v -- - || true; } | { grep . || true; } | median)
+    l99=$(tr ' ' '\n' <<<"${p99s[$c]}" | { grep -v -- - || true; } | { grep . || true; } | median)
     read -r config n <<<"$c"
     name=$([[ $config == single ]] && echo "1 worker, no global" || echo "$n workers, items.global")
     printf "%-22s %10.1f %12.0f %10.3f %14s %14s\n" "$name" "$s" "$eps" "$(echo "$eps / $base" | bc -l)" "${l50:--}" "${l99:--}"
