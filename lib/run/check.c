@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "xsell/changelog.h"
+#include "xsell/global.h"
 #include "xsell/codec.h"
 #include "xsell/kafka.h"
 #include "xsell/settings.h"
@@ -118,6 +119,21 @@ int xs_check_config(const xs_config_t *cfg, xs_report_fn report, void *opaque)
             if (!strcmp(kconf[i].key, "transactional.id"))
                 count_report(&c, "kafka.transactional.id with changelog.enable: set "
                                  "changelog.transactional.id (the changelog writer's own) instead");
+    }
+
+    if (xs_config_bool(cfg, "items.global")) {
+        char topic[300], msg[512];
+        const char *other[] = {"topics.clicks", "topics.cart", "topics.catalog", "topics.output",
+                               "topics.dlq"};
+        if (!xs_config_bool(cfg, "changelog.enable"))
+            count_report(&c, "items.global needs changelog.enable = true (the pair deltas are "
+                             "sent in the checkpoints' transactions)");
+        xs_global_deltas_topic_name(cfg, topic, sizeof(topic));
+        for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+            if (!strcmp(topic, xs_config_str(cfg, other[i]))) {
+                snprintf(msg, sizeof(msg), "pair deltas topic %s is also %s", topic, other[i]);
+                count_report(&c, msg);
+            }
     }
 
     if (!(c.codec = xs_codec_new(errstr, sizeof(errstr))))

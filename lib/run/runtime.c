@@ -661,6 +661,14 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     if (*rt->topic_catalog && !global) /* global: read in full, not split by the group */
         topics[n_topics++] = rt->topic_catalog;
     kconf = xs_config_passthrough(cfg, "kafka.", &n_kafka);
+    if (global && opts->from_beginning) {
+        xs_err_set(errstr, errstr_size,
+                   "items.global: --from-beginning would send the pair deltas of the replayed "
+                   "input again, and every instance of the group would count them twice; "
+                   "rebuild under a new group.id (new changelog and pair deltas topics) "
+                   "instead");
+        goto fail;
+    }
     if (global && !(rt->proc->take_deltas && rt->proc->apply_deltas)) {
         xs_err_set(errstr, errstr_size, "items.global: processor %s has no global item knowledge",
                    rt->proc->name);

@@ -8,7 +8,9 @@
 #   3. a good file: exit 0, the effective configuration; with --json, "ok":
 #      true and the configuration as an object, the password masked;
 #   4. changelog.enable with the changelog topic one of the input topics and
-#      kafka.transactional.id set: both reported, "2 errors"; on alone: accepted.
+#      kafka.transactional.id set: both reported, "2 errors"; on alone: accepted;
+#   5. items.global without the changelog, its topic one of the input topics: both
+#      reported, "2 errors"; with the changelog: accepted.
 #
 # Environment (set by ctest): XS_BIN_DIR.
 set -euo pipefail
@@ -90,4 +92,23 @@ done
 printf 'kafka.bootstrap.servers = localhost:9092\nchangelog.enable = true\n' >"$tmp/cl.conf"
 "$XSELL" config --check "$tmp/cl.conf" >"$tmp/out" || fail "changelog.enable alone was refused"
 grep -q '^changelog.enable = true$' "$tmp/out" || fail "changelog.enable not shown"
+
+# 5. items.global: needs the changelog (its transactions), and its topic is its own
+cat >"$tmp/global.conf" <<CONF
+kafka.bootstrap.servers = localhost:9092
+items.global = true
+items.deltas.topic = xsell.clicks
+CONF
+set +e
+"$XSELL" config --check "$tmp/global.conf" >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+cat "$tmp/err"
+[[ $rc -eq 1 ]] || fail "config --check of the items.global file exited $rc, expected 1"
+for needle in "items.global needs changelog.enable = true" \
+    "pair deltas topic xsell.clicks is also topics.clicks" "2 errors"; do
+    grep -qF "$needle" "$tmp/err" || fail "missing from config --check: $needle"
+done
+printf 'kafka.bootstrap.servers = localhost:9092\nchangelog.enable = true\nitems.global = true\n' \
+    >"$tmp/gl.conf"
+"$XSELL" config --check "$tmp/gl.conf" >"$tmp/out" || fail "items.global with the changelog was refused"
 echo "PASS"
