@@ -258,8 +258,13 @@ static size_t cp_user_offsets(const xs_checkpoint_t *cp, int32_t partition,
     return n;
 }
 
-/* One offsets record per input partition of a user topic that moved. */
-static xs_err_t cp_changelog_offsets(xs_checkpoint_t *cp, char *errstr, size_t errstr_size)
+/* What a checkpoint sends per input partition that moved, with the next
+ * offset of each user topic's partition of that number (cp_user_offsets). */
+typedef xs_err_t (*cp_partition_fn)(xs_checkpoint_t *cp, int32_t partition, const xs_offset_t *offs,
+                                    size_t n, char *errstr, size_t errstr_size);
+
+static xs_err_t cp_each_moved_partition(xs_checkpoint_t *cp, cp_partition_fn fn, char *errstr,
+                                        size_t errstr_size)
 {
     for (size_t i = 0; i < cp->n_cp_offs; i++) {
         if (!cp_first_user_offset(cp, i))
@@ -267,29 +272,26 @@ static xs_err_t cp_changelog_offsets(xs_checkpoint_t *cp, char *errstr, size_t e
         int32_t partition = cp->parts[cp->cp_offs[i].part].partition;
         xs_offset_t offs[XS_CHANGELOG_MAX_TOPICS];
         size_t n = cp_user_offsets(cp, partition, offs);
-        xs_err_t err =
-            xs_changelog_offsets(cp->o.changelog, partition, offs, n, errstr, errstr_size);
+        xs_err_t err = fn(cp, partition, offs, n, errstr, errstr_size);
         if (err)
             return err;
     }
     return XS_OK;
 }
 
-/* With global item knowledge: the pair deltas of every input partition that
- * moved, in the transaction, with the offsets they bring it to. */
-static xs_err_t cp_publish(xs_checkpoint_t *cp, char *errstr, size_t errstr_size)
+/* The offsets record of the partition (the users changelog). */
+static xs_err_t cp_offsets_record(xs_checkpoint_t *cp, int32_t partition, const xs_offset_t *offs,
+                                  size_t n, char *errstr, size_t errstr_size)
 {
-    for (size_t i = 0; i < cp->n_cp_offs; i++) {
-        if (!cp_first_user_offset(cp, i))
-            continue;
-        int32_t partition = cp->parts[cp->cp_offs[i].part].partition;
-        xs_offset_t offs[XS_CHANGELOG_MAX_TOPICS];
-        size_t n = cp_user_offsets(cp, partition, offs);
-        xs_err_t err = xs_global_publish(cp->o.global, partition, offs, n, errstr, errstr_size);
-        if (err)
-            return err;
-    }
-    return XS_OK;
+    return xs_changelog_offsets(cp->o.changelog, partition, offs, n, errstr, errstr_size);
+}
+
+/* With global item knowledge: the partition's pair deltas, in the
+ * transaction, with the offsets they bring it to. */
+static xs_err_t cp_deltas(xs_checkpoint_t *cp, int32_t partition, const xs_offset_t *offs, size_t n,
+                          char *errstr, size_t errstr_size)
+{
+    return xs_global_publish(cp->o.global, partition, offs, n, errstr, errstr_size);
 }
 
 xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, size_t errstr_size)
@@ -323,7 +325,7 @@ xs_err_t xs_checkpoint_start(xs_checkpoint_t *cp, bool *started, char *errstr, s
         goto out;
     if (cp->o.global) {
         xs_global_snapshot(cp->o.global, cp->batch);
-        if ((err = cp_publish(cp, errstr, errstr_size)))
+        if ((err = cp_each_moved_partition(cp, cp_deltas, errstr, errstr_size)))
             goto out;
     }
     if (n_records || cp->n_cp_offs) {
@@ -362,7 +364,8 @@ xs_err_t xs_checkpoint_advance(xs_checkpoint_t *cp, size_t max, bool flush, bool
         xs_obs_checkpoint_failed(obs);
     if (err || !acked)
         return err; /* nothing written: a restart replays from the last checkpoint */
-    if (cp->o.changelog && (err = cp_changelog_offsets(cp, errstr, errstr_size)) != XS_OK) {
+    if (cp->o.changelog &&
+        (err = cp_each_moved_partition(cp, cp_offsets_record, errstr, errstr_size)) != XS_OK) {
         xs_obs_checkpoint_failed(obs);
         return err;
     }

@@ -33,13 +33,6 @@
 #include "xstest.h"
 #include "xsell/store.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define XS_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XS_ASAN 1
-#endif
-#endif
 #ifdef XS_ASAN
 #define N_USERS 200000
 #define RSS_BUDGET_MB 900 /* ASan's shadow memory and quarantine */

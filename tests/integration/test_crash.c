@@ -58,13 +58,6 @@
 #include "xstest.h"
 #include "xsell/store.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define XS_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XS_ASAN 1
-#endif
-#endif
 #ifdef XS_ASAN
 #define N_EVENTS_DEFAULT 40000 /* the sanitizer build: same test, 4x slower per event */
 #else

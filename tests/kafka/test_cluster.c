@@ -36,13 +36,6 @@
 #include "xsproc.h"
 #include "xstest.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define XS_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XS_ASAN 1
-#endif
-#endif
 #ifdef XS_ASAN
 #define N_EVENTS_DEFAULT 20000
 #else

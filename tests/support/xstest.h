@@ -14,6 +14,16 @@
 #include "xsell/event.h"
 #include "xsell/kafka.h"
 
+/* XS_ASAN: defined in the sanitizer build (gcc and clang), where the tests
+ * that time or size themselves run smaller. */
+#if defined(__SANITIZE_ADDRESS__)
+#define XS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XS_ASAN 1
+#endif
+#endif
+
 /* mkdtemp under $TMPDIR (or /tmp); the caller frees and may remove it. */
 char *xst_tmpdir(const char *tag);
 void xst_rmrf(const char *path);
