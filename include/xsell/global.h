@@ -81,6 +81,7 @@ typedef struct xs_global_opts {
     xs_changelog_t *cl;  /* the transaction the batches go into (required) */
     pthread_mutex_t *mu; /* the runtime's lock */
     xs_store_t *store;
+    xs_worker_metrics_t *metrics; /* NULL: none */
     const char *bootstrap;
     const xs_kv_t *kafka_conf;
     size_t n_kafka_conf;

@@ -66,6 +66,10 @@ void xs_worker_metrics_input_lost(xs_worker_metrics_t *wm, const char *topic, in
                                   int64_t lost);
 void xs_worker_metrics_wal_damaged(xs_worker_metrics_t *wm, bool damaged);
 /* A checkpoint written, its duration. */
+/* items.global: pair-delta batch parts sent; one part applied (entries,
+ * and for a whole batch its lag from the send in seconds, else < 0). */
+void xs_worker_metrics_deltas_published(xs_worker_metrics_t *wm, uint64_t parts);
+void xs_worker_metrics_deltas_applied(xs_worker_metrics_t *wm, uint64_t entries, double lag_s);
 /* Records written to the users changelog (a committed checkpoint). */
 void xs_worker_metrics_changelog(xs_worker_metrics_t *wm, uint64_t records);
 /* Restore progress: partitions restoring now, changelog records and bytes

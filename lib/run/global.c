@@ -162,6 +162,8 @@ xs_err_t xs_global_publish(xs_global_t *g, int32_t partition, const xs_offset_t 
         at += g->lens[i];
     }
     g->published += g->n_lens;
+    if (g->o.metrics)
+        xs_worker_metrics_deltas_published(g->o.metrics, g->n_lens);
     XS_DEBUG("pair deltas published", "partition=%d entries=%zu parts=%zu bytes=%zu",
              (int)partition, g->out.n_entries, g->n_lens, g->buf.len);
     xs_delta_batch_clear(&g->out);
@@ -215,8 +217,14 @@ static xs_err_t apply_record(xs_global_t *g, const xs_msg_t *m, char *errstr, si
     if (!err) {
         g->applied++;
         g->entries += g->in.n_entries;
-        if (m->timestamp > 0 && g->in.part + 1 == g->in.n_parts)
-            note_lag(g, wall_ms() - m->timestamp);
+        double lag_s = -1;
+        if (m->timestamp > 0 && g->in.part + 1 == g->in.n_parts) {
+            int64_t lag = wall_ms() - m->timestamp;
+            note_lag(g, lag);
+            lag_s = (double)XS_MAX(lag, 0) / 1e3;
+        }
+        if (g->o.metrics)
+            xs_worker_metrics_deltas_applied(g->o.metrics, g->in.n_entries, lag_s);
     }
     return err;
 }

@@ -726,6 +726,7 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
             .cl = rt->cl,
             .mu = &rt->mu,
             .store = opts->store,
+            .metrics = opts->metrics,
             .bootstrap = bootstrap,
             .kafka_conf = kconf,
             .n_kafka_conf = n_kafka,

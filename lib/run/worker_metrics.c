@@ -41,8 +41,16 @@ enum {
     M_RESTORE_RECORDS,
     M_RESTORE_BYTES,
     M_RESTORING,
+    M_DELTAS_PUBLISHED,
+    M_DELTAS_APPLIED,
+    M_DELTAS_ENTRIES,
+    M_DELTAS_LAG,
     M__COUNT
 };
+
+/* Pair-delta batches: from the send to the apply (items.global). */
+static const double lag_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
+                                     5,    10,    30,   60,  300,  900, 3600};
 
 struct xs_worker_metrics {
     xs_metrics_t *metrics;
@@ -154,6 +162,24 @@ static xs_err_t define_metrics(xs_worker_metrics_t *wm)
     id[M_RESTORING] = xs_metrics_define(
         m, "xsell_restoring_partitions", XS_METRIC_GAUGE,
         "Input partitions being restored from the users changelog right now.", NULL);
+    id[M_DELTAS_PUBLISHED] = xs_metrics_define(
+        m, "xsell_pair_delta_batches_published_total", XS_METRIC_COUNTER,
+        "Pair-delta batches (parts) this instance sent to the pair deltas topic in its "
+        "checkpoints' transactions (items.global).",
+        NULL);
+    id[M_DELTAS_APPLIED] = xs_metrics_define(
+        m, "xsell_pair_delta_batches_applied_total", XS_METRIC_COUNTER,
+        "Pair-delta batches (parts, any instance's) read from the pair deltas topic and applied "
+        "to this instance's item state (items.global).",
+        NULL);
+    id[M_DELTAS_ENTRIES] =
+        xs_metrics_define(m, "xsell_pair_delta_entries_applied_total", XS_METRIC_COUNTER,
+                          "Entries of the pair-delta batches applied (items.global).", NULL);
+    id[M_DELTAS_LAG] = xs_metrics_define_histogram(
+        m, "xsell_pair_delta_lag_seconds",
+        "Per whole batch applied: from its send (the start of the checkpoint that took it) to "
+        "its apply here (items.global); an event's deltas also wait for that checkpoint.",
+        NULL, lag_buckets, XS_ARRAY_SIZE(lag_buckets));
     for (int i = 0; i < M__COUNT; i++)
         if (id[i] < 0)
             return XS_ERR_NOMEM;
@@ -355,6 +381,19 @@ void xs_worker_metrics_restore(xs_worker_metrics_t *wm, int restoring, uint64_t 
     xs_metrics_add(wm->metrics, wm->mid[M_RESTORE_BYTES], NULL, (double)bytes);
     if (restored)
         xs_metrics_add(wm->metrics, wm->mid[M_RESTORES], NULL, 1);
+}
+
+void xs_worker_metrics_deltas_published(xs_worker_metrics_t *wm, uint64_t parts)
+{
+    xs_metrics_add(wm->metrics, wm->mid[M_DELTAS_PUBLISHED], NULL, (double)parts);
+}
+
+void xs_worker_metrics_deltas_applied(xs_worker_metrics_t *wm, uint64_t entries, double lag_s)
+{
+    xs_metrics_add(wm->metrics, wm->mid[M_DELTAS_APPLIED], NULL, 1);
+    xs_metrics_add(wm->metrics, wm->mid[M_DELTAS_ENTRIES], NULL, (double)entries);
+    if (lag_s >= 0)
+        xs_metrics_observe(wm->metrics, wm->mid[M_DELTAS_LAG], NULL, lag_s);
 }
 
 void xs_worker_metrics_checkpoint(xs_worker_metrics_t *wm, double seconds)

@@ -26,6 +26,9 @@
  *     one twice); without the kill, nothing twice either: the events
  *     applied by the three are the user events once and the catalog once
  *     per instance (read in full);
+ *   - worker 0's /metrics (scraped before the stop) count the batches it
+ *     applied and published as its log says at stop, and its lag
+ *     histogram has observations;
  *   - the restarted worker restored its partitions from the changelog
  *     (records > 0) and started none of its cart partitions at offset 0;
  *   - the user profiles of every partition, taken from the instance that
@@ -95,9 +98,10 @@
  * else neither (the one). */
 static pid_t start_worker(const char *bs, const char *dir, const char *topics_conf,
                           const char *group, bool global, const char *out, bool until_end,
-                          const char *log)
+                          const char *port_file, const char *log)
 {
-    char bin[1024], bsset[512], output[300];
+    char bin[1024], bsset[512], output[300], portset[800];
+    snprintf(portset, sizeof(portset), "http.port.file=%s", port_file ? port_file : "");
     snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
     snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
     snprintf(output, sizeof(output), "topics.output=%s", xst_topic(out));
@@ -122,8 +126,10 @@ static pid_t start_worker(const char *bs, const char *dir, const char *topics_co
                     "log.progress.seconds=0",
                     "--set",
                     "list.suppress_minutes=0", /* a list for every trigger event */
+                    "--set", /* HTTP on a free port, written to port_file; NULL: none */
+                    port_file ? "http.address=127.0.0.1:0" : "http.address=",
                     "--set",
-                    "http.address=",
+                    portset,
                     until_end ? "--until-end" : NULL,
                     NULL};
     return xsp_spawn(argv, log);
@@ -146,6 +152,31 @@ static uint64_t log_sum(const char *log, const char *needle, const char *key)
     }
     free(text);
     return sum;
+}
+
+/* The value of the unlabelled sample `name` in the /metrics of the worker
+ * whose port is in port_file (curl, into path); -1 when absent. */
+static double scrape(const char *port_file, const char *path, const char *name)
+{
+    size_t len = 0;
+    char *port = xsp_read_file(port_file, &len);
+    assert_non_null(port);
+    char url[128];
+    snprintf(url, sizeof(url), "http://%.*s/metrics", (int)strcspn(port, "\n"), port);
+    free(port);
+    char *argv[] = {"/usr/bin/curl", "-sf", url, NULL};
+    assert_int_equal(xsp_run(argv, path), 0);
+    char *text = xsp_read_file(path, &len);
+    double v = -1;
+    size_t nl = strlen(name);
+    for (char *line = text; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
+            v = strtod(line + nl + 1, NULL);
+        line = end ? end + 1 : NULL;
+    }
+    free(text);
+    return v;
 }
 
 /* Waits for a worker process to end with status 0. */
@@ -381,14 +412,15 @@ static void test_three_workers_equal_one(void **state)
     /* three workers, one group, while the input comes (paced, as a live
      * stream: item knowledge reaches the lists one checkpoint later, so a
      * replay at full speed would measure the replay, not the product) */
-    char dirs[N_WORKERS][700], logs[N_WORKERS][700], dumps[N_WORKERS][700];
+    char dirs[N_WORKERS][700], logs[N_WORKERS][700], dumps[N_WORKERS][700], port_file[700];
     pid_t pids[N_WORKERS];
+    snprintf(port_file, sizeof(port_file), "%s/worker-0.port", tmp);
     for (int w = 0; w < N_WORKERS; w++) {
         snprintf(dirs[w], sizeof(dirs[w]), "%s/state-%d", tmp, w);
         snprintf(logs[w], sizeof(logs[w]), "%s/worker-%d.log", tmp, w);
         snprintf(dumps[w], sizeof(dumps[w]), "%s/dump-%d.txt", tmp, w);
         pids[w] = start_worker(bs, dirs[w], topics_conf, group, global, "xsell.cross-sell.three",
-                               false, logs[w]);
+                               false, w == 0 ? port_file : NULL, logs[w]);
     }
     for (int w = 0; w < N_WORKERS; w++)
         if (!xsp_wait_log_count(logs[w], "partition assigned", 2, pids[w], 120000))
@@ -415,7 +447,7 @@ static void test_three_workers_equal_one(void **state)
         }
         if (kill_one && at / slice == RESTART_SLICE)
             pids[2] = start_worker(bs, dirs[2], topics_conf, group, global,
-                                   "xsell.cross-sell.three", false, logs[2]);
+                                   "xsell.cross-sell.three", false, NULL, logs[2]);
     }
     fprintf(stderr, "global test: input produced in %.1f s\n", (double)(xsp_now_ms() - t0) / 1e3);
 
@@ -426,7 +458,7 @@ static void test_three_workers_equal_one(void **state)
     snprintf(dump_one, sizeof(dump_one), "%s/dump-one.txt", tmp);
     snprintf(log_one, sizeof(log_one), "%s/worker-one.log", tmp);
     pid_t one = start_worker(bs, dir_one, topics_conf, xst_group("one"), false,
-                             "xsell.cross-sell.one", true, log_one);
+                             "xsell.cross-sell.one", true, NULL, log_one);
     wait_ok(one, log_one, &one, 1);
     assert_int_equal(log_sum(log_one, "worker stopped", " events="), n_events);
 
@@ -470,6 +502,13 @@ static void test_three_workers_equal_one(void **state)
     }
     fprintf(stderr, "global test: the three covered the input %.1f s after it began\n",
             (double)(xsp_now_ms() - t0) / 1e3);
+    /* worker 0's metrics of the global tables, scraped before the stop */
+    char metrics_path[700];
+    snprintf(metrics_path, sizeof(metrics_path), "%s/worker-0.metrics", tmp);
+    double m_applied = scrape(port_file, metrics_path, "xsell_pair_delta_batches_applied_total");
+    double m_published =
+        scrape(port_file, metrics_path, "xsell_pair_delta_batches_published_total");
+    double m_lag_count = scrape(port_file, metrics_path, "xsell_pair_delta_lag_seconds_count");
     for (int w = 0; w < N_WORKERS; w++)
         kill(pids[w], SIGTERM);
     for (int w = 0; w < N_WORKERS; w++)
@@ -477,6 +516,18 @@ static void test_three_workers_equal_one(void **state)
     fprintf(stderr, "global test: three workers done in %.1f s\n",
             (double)(xsp_now_ms() - t0) / 1e3);
 
+    /* the scrape says what the worker logged at stop (nothing came after) */
+    uint64_t l_applied = log_sum(logs[0], "\"pair deltas\"", "batches_applied=");
+    uint64_t l_published = log_sum(logs[0], "\"pair deltas\"", "batches_published=");
+    fprintf(stderr,
+            "global test: worker 0 /metrics: batches applied %.0f (logged %" PRIu64
+            "), published %.0f (logged %" PRIu64 "), lag histogram count %.0f\n",
+            m_applied, l_applied, m_published, l_published, m_lag_count);
+    if (global) {
+        assert_true(m_applied > 0 && m_published > 0 && m_lag_count > 0);
+        assert_true(m_applied == (double)l_applied && m_published == (double)l_published);
+        assert_true(m_lag_count <= m_applied);
+    }
     uint64_t events3 = 0;
     for (int w = 0; w < N_WORKERS; w++)
         events3 += log_sum(logs[w], "worker stopped", " events=");
