@@ -21,7 +21,7 @@
  *                  consumer group at every start, so Kafka has no committed
  *                  offset to fall back on: the only way to resume correctly
  *                  is to seek to the offsets stored in RocksDB. Each start
- *                  is SIGKILLed at a random moment (seeded; at least 10
+ *                  is SIGKILLed at a random moment (seeded; at least 7
  *                  kills that land mid-stream), then one start is stopped
  *                  with SIGTERM (must exit 0), then a last start runs to the
  *                  end (--until-end).
@@ -37,7 +37,7 @@
  * stored offsets advance monotonically across kills.
  * Runtime (2 cores): about 100 s in the normal build (80,000 events); the
  * ASan+UBSan build runs the same test on the first 40,000 events with at
- * least 5 mid-stream kills (10 in the normal build).
+ * least 3 mid-stream kills (7 in the normal build).
  * XS_CRASH_EVENTS overrides the count. On a real Kafka broker (ctest's
  * kafka_test_crash, XS_KAFKA_BOOTSTRAP_FILE) the same test runs on topics
  * and groups of its own (xstest.h).
@@ -65,9 +65,9 @@
 #endif
 #ifdef XS_ASAN
 /* the sanitizer build: its purpose is memory errors, and each start costs seconds */
-#define MIN_KILLS 5
+#define MIN_KILLS 3
 #else
-#define MIN_KILLS 10
+#define MIN_KILLS 7
 #endif
 #define OUT_PARTITIONS 16
 
