@@ -61,7 +61,7 @@
 #include "xsell/store.h"
 
 #ifdef XS_ASAN
-#define N_EVENTS_DEFAULT 14000
+#define N_EVENTS_DEFAULT 20000
 #else
 #define N_EVENTS_DEFAULT 60000
 #endif

@@ -5,7 +5,7 @@
  * Input: the first 60,000 UCI Online Retail events on a 3-broker mock
  * cluster (one input partition per topic, replication 3). Fault run: the
  * xsell-worker binary (state B, xsell.cross-sell.fault) while the test, for
- * 16 rounds (4 in the sanitizer build), produces the next slice of the input (the first slice, with
+ * 16 rounds (8 in the sanitizer build), produces the next slice of the input (the first slice, with
  * the catalog, before the worker starts) and then, in rotation, takes a
  * broker down for 1 s, or makes the next 3 Produce requests fail with
  * REQUEST_TIMED_OUT, the next 3 Fetch requests with NOT_LEADER_OR_FOLLOWER,
@@ -35,7 +35,7 @@
 
 #define N_EVENTS 60000
 #ifdef XS_ASAN
-#define FAULT_ROUNDS 4 /* the sanitizer build: each round's faults, a quarter of the rounds */
+#define FAULT_ROUNDS 8 /* the sanitizer build: each round's faults, half the rounds */
 #else
 #define FAULT_ROUNDS 16
 #endif
