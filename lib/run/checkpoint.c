@@ -419,8 +419,9 @@ void xs_checkpoint_stats(const xs_checkpoint_t *cp, uint64_t *count, double *las
 
 /* ---- the partition table ---------------------------------------------------------------- */
 
-xs_err_t xs_checkpoint_assign(xs_checkpoint_t *cp, const char *topic, int32_t partition,
-                              int64_t *offset, bool *found, char *errstr, size_t errstr_size)
+/* A partition assigned (global: read in full by this instance, global.h). */
+static xs_err_t assign_part(xs_checkpoint_t *cp, const char *topic, int32_t partition, bool global,
+                            int64_t *offset, bool *found, char *errstr, size_t errstr_size)
 {
     int64_t next = 0;
     *found = false;
@@ -430,9 +431,11 @@ xs_err_t xs_checkpoint_assign(xs_checkpoint_t *cp, const char *topic, int32_t pa
     if (xs_store_get_offset(cp->o.store, topic, partition, &next, found, errstr, errstr_size))
         return XS_ERR_STORE;
     /* --from-beginning: the first assignment ignores stored offsets (the state
-     * directory was empty at start); a later one resumes what this run stored. */
-    if (cp->o.from_beginning && !p->seen)
+     * directory was empty at start); a later one resumes what this run stored.
+     * Not the global tables' (items.global refuses --from-beginning). */
+    if (!global && cp->o.from_beginning && !p->seen)
         *found = false;
+    p->global = global;
     p->seen = true;
     p->assigned = true;
     p->stored = *found ? next : -1;
@@ -441,23 +444,16 @@ xs_err_t xs_checkpoint_assign(xs_checkpoint_t *cp, const char *topic, int32_t pa
     return XS_OK;
 }
 
+xs_err_t xs_checkpoint_assign(xs_checkpoint_t *cp, const char *topic, int32_t partition,
+                              int64_t *offset, bool *found, char *errstr, size_t errstr_size)
+{
+    return assign_part(cp, topic, partition, false, offset, found, errstr, errstr_size);
+}
+
 xs_err_t xs_checkpoint_assign_global(xs_checkpoint_t *cp, const char *topic, int32_t partition,
                                      int64_t *offset, bool *found, char *errstr, size_t errstr_size)
 {
-    int64_t next = 0;
-    *found = false;
-    part_t *p = find_part(cp, topic, partition, true);
-    if (!p)
-        return XS_ERR_NOMEM;
-    if (xs_store_get_offset(cp->o.store, topic, partition, &next, found, errstr, errstr_size))
-        return XS_ERR_STORE;
-    p->global = true;
-    p->seen = true;
-    p->assigned = true;
-    p->stored = *found ? next : -1;
-    p->next = *found ? next : -1;
-    *offset = *found ? next : XS_OFFSET_BEGINNING;
-    return XS_OK;
+    return assign_part(cp, topic, partition, true, offset, found, errstr, errstr_size);
 }
 
 void xs_checkpoint_revoke(xs_checkpoint_t *cp, const char *topic, int32_t partition)
