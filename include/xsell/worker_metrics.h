@@ -87,6 +87,8 @@ typedef struct xs_worker_gauges {
     uint64_t store_bytes;
 } xs_worker_gauges_t;
 void xs_worker_metrics_gauges(xs_worker_metrics_t *wm, const xs_worker_gauges_t *g);
+/* xsell_ready at once (as /readyz), not at the next sample of the gauges. */
+void xs_worker_metrics_ready(xs_worker_metrics_t *wm, bool ready);
 
 #ifdef __cplusplus
 }

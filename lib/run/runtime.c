@@ -90,6 +90,14 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* Ready or not, for /readyz and xsell_ready alike (the loop's thread). */
+static void set_ready(xs_runtime_t *rt, bool ready)
+{
+    atomic_store(&rt->ready, ready);
+    if (rt->metrics)
+        xs_worker_metrics_ready(rt->metrics, ready);
+}
+
 /* ---- rebalance hooks ------------------------------------------------------------ */
 
 /* A restore in the assignment hook is the loop's work: the loop is alive. */
@@ -122,7 +130,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     char errstr[256];
     if (!rt->cp)
         return; /* not started (a failed start closing the consumer) */
-    atomic_store(&rt->ready, false);
+    set_ready(rt, false);
     if (rt->cl && !rt->from_beginning && !rt->hook_err && xs_changelog_user_topic(rt->cl, topic) &&
         !partner_assigned(rt, topic, partition)) {
         /* before the stored offsets are read: they may come from the changelog */
@@ -161,7 +169,7 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition)
         rt->hook_err = XS_ERR_KAFKA;
         snprintf(rt->hook_errstr, sizeof(rt->hook_errstr), "checkpoint on revoke: %s", errstr);
     }
-    atomic_store(&rt->ready, false);
+    set_ready(rt, false);
     pthread_mutex_lock(&rt->mu);
     xs_checkpoint_revoke(rt->cp, topic, partition);
     /* Another worker owns this partition now: its state must be re-read. */
@@ -410,7 +418,7 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
         atomic_store(&rt->heartbeat_ms, t);
         if (!atomic_load(&rt->ready) && xs_consumer_caught_up(rt->consumer) &&
             (!rt->global || xs_global_read_up(rt->global))) {
-            atomic_store(&rt->ready, true);
+            set_ready(rt, true);
             XS_INFO("ready", "events=%" PRIu64 " partitions=%d", rt->st.events,
                     xs_consumer_assigned_count(rt->consumer));
         }
@@ -478,7 +486,7 @@ xs_err_t xs_runtime_run(xs_runtime_t *rt, volatile sig_atomic_t *stop, char *err
                 xs_global_lag_ms(rt->global, 0.99), xs_global_lag_ms(rt->global, 1.0));
     }
     atomic_store(&rt->running, false);
-    atomic_store(&rt->ready, false);
+    set_ready(rt, false);
     refresh_gauges(rt);
     xs_runtime_stats_t st;
     xs_runtime_stats(rt, &st);

@@ -404,6 +404,11 @@ void xs_worker_metrics_checkpoint(xs_worker_metrics_t *wm, double seconds)
     xs_obs_checkpoint(wm->obs, seconds);
 }
 
+void xs_worker_metrics_ready(xs_worker_metrics_t *wm, bool ready)
+{
+    xs_metrics_set(wm->metrics, wm->mid[M_READY], NULL, ready ? 1 : 0);
+}
+
 void xs_worker_metrics_gauges(xs_worker_metrics_t *wm, const xs_worker_gauges_t *g)
 {
     xs_metrics_set(wm->metrics, wm->mid[M_LAG], NULL, (double)g->lag_known);

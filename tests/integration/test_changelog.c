@@ -19,13 +19,20 @@
  *                       the directory deleted (an empty disk);
  *                    2. on the empty directory, the second third produced:
  *                       restores both partitions from the changelog, goes
- *                       on, SIGKILLed again;
+ *                       on, SIGKILLed again; meanwhile a thread asks its
+ *                       /readyz every 0.2 ms, from the start
+ *                       until it says ready;
  *                    3. on the copy of the first start's state (stale: the
  *                       changelog is ahead of it), the rest produced,
  *                       --until-end: restores both partitions again,
  *                       replacing the stale local profiles.
  *                    Asserts: the restores happened (log "partition
  *                    restored", records > 0, local profiles replaced in 3),
+ *                    /readyz said not ready "restoring ... from the
+ *                    changelog" during the second start's restore and
+ *                    ready after it, and its /metrics then say what the
+ *                    log says (xsell_restores_total, _records_total),
+ *                    bytes read, 0 partitions restoring and xsell_ready 1,
  *                    the third start did not replay from offset 0 (events
  *                    applied + the offsets it resumed at = the whole input,
  *                    and events applied < the whole input), and its user
@@ -43,8 +50,10 @@
  * (xstest.h) and the worker creates the changelog topic itself (compacted).
  * XS_CHANGELOG_EVENTS overrides the number of events.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,11 +61,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "xsproc.h"
 #include "xstest.h"
 #include "xsell/changelog.h"
+#include "xsell/http_client.h"
 #include "xsell/kafka_txn.h"
 #include "xsell/store.h"
 
@@ -376,9 +387,10 @@ static void test_restore_applies_committed_checkpoints(void **state)
 /* ---- restore after SIGKILL on an empty disk --------------------------------------------- */
 
 static pid_t start_worker(const char *bs, const char *dir, const char *topics_conf,
-                          const char *group, bool until_end, const char *log)
+                          const char *group, bool until_end, const char *port_file, const char *log)
 {
-    char bin[1024], bsset[512], output[300];
+    char bin[1024], bsset[512], output[300], portset[800];
+    snprintf(portset, sizeof(portset), "http.port.file=%s", port_file ? port_file : "");
     snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
     snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
     snprintf(output, sizeof(output), "topics.output=%s", xst_topic("xsell.cross-sell.run"));
@@ -399,8 +411,10 @@ static pid_t start_worker(const char *bs, const char *dir, const char *topics_co
                     "commit.interval.ms=250",
                     "--set",
                     "log.progress.seconds=0",
+                    "--set", /* HTTP on a free port, written to port_file; NULL: none */
+                    port_file ? "http.address=127.0.0.1:0" : "http.address=",
                     "--set",
-                    "http.address=",
+                    portset,
                     "--set",
                     "list.family_cap=0",
                     "--set",
@@ -408,6 +422,83 @@ static pid_t start_worker(const char *bs, const char *dir, const char *topics_co
                     until_end ? "--until-end" : NULL,
                     NULL};
     return xsp_spawn(argv, log);
+}
+
+/*
+ * A starting worker's /readyz, asked from a thread every 0.2 ms until it says ready (200) or stop
+ * is set: how many answers, how many said not ready because of a restore, and the first of those.
+ */
+typedef struct probe {
+    const char *port_file;
+    atomic_bool stop, done;
+    char base[160]; /* http://host:port, once the port file is there */
+    int answers, restoring, ready;
+    char first_restoring[256];
+} probe_t;
+
+static void *probe_run(void *opaque)
+{
+    probe_t *pr = opaque;
+    char e[256];
+    xs_http_client_t *hc = xs_http_client_new(1000, 5000, e, sizeof(e));
+    while (hc && !atomic_load(&pr->stop) && !pr->ready) {
+        if (!pr->base[0]) {
+            size_t len = 0;
+            char *port = xsp_read_file(pr->port_file, &len);
+            if (port)
+                snprintf(pr->base, sizeof(pr->base), "http://%.*s", (int)strcspn(port, "\n"), port);
+            free(port);
+            if (!pr->base[0]) {
+                xsp_sleep_ms(1);
+                continue;
+            }
+        }
+        char url[200];
+        snprintf(url, sizeof(url), "%s/readyz", pr->base);
+        unsigned status = 0;
+        xs_buf_t body = {0};
+        if (xs_http_client_get(hc, url, NULL, &status, &body, e, sizeof(e)) == XS_OK) {
+            pr->answers++;
+            const char *text = body.data ? (const char *)body.data : "";
+            if (status == 200)
+                pr->ready++;
+            else if (status == 503 && body.len && memmem(text, body.len, "restoring", 9) &&
+                     pr->restoring++ == 0)
+                snprintf(pr->first_restoring, sizeof(pr->first_restoring), "%.*s",
+                         (int)strcspn(text, "\n"), text);
+        }
+        xs_buf_free(&body);
+        nanosleep(&(struct timespec){0, 200 * 1000}, NULL); /* the others' share of the CPU */
+    }
+    xs_http_client_destroy(hc);
+    atomic_store(&pr->done, true);
+    return NULL;
+}
+
+/* The value of the unlabelled sample `name` in the worker's /metrics; -1
+ * when absent. */
+static double metric(const char *base, const char *name)
+{
+    char e[256], url[200];
+    snprintf(url, sizeof(url), "%s/metrics", base);
+    xs_http_client_t *hc = xs_http_client_new(1000, 5000, e, sizeof(e));
+    assert_non_null(hc);
+    unsigned status = 0;
+    xs_buf_t body = {0};
+    assert_int_equal(xs_http_client_get(hc, url, NULL, &status, &body, e, sizeof(e)), XS_OK);
+    assert_int_equal(status, 200);
+    assert_int_equal(xs_buf_append(&body, "", 1), XS_OK); /* a C string */
+    double v = -1;
+    size_t nl = strlen(name);
+    for (char *line = (char *)body.data; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
+            v = strtod(line + nl + 1, NULL);
+        line = end ? end + 1 : NULL;
+    }
+    xs_buf_free(&body);
+    xs_http_client_destroy(hc);
+    return v;
 }
 
 /* The dump's user lines without the last_list ones (see the top). */
@@ -519,7 +610,7 @@ static void test_restore_after_kill(void **state)
 
     /* First start: killed once it has checkpointed some of the input; a
      * copy of its state directory is kept (stale state for the third). */
-    pid_t pid = start_worker(bs, dir_run, topics_conf, group, false, log1);
+    pid_t pid = start_worker(bs, dir_run, topics_conf, group, false, NULL, log1);
     if (!xsp_wait_log(log1, "partitions assigned", pid, 120000))
         fail_msg("no partition assignment within 120 s (log %s)", log1);
     int64_t off0 = -1, off1 = -1;
@@ -545,13 +636,51 @@ static void test_restore_after_kill(void **state)
             "state directory deleted\n",
             (long long)off0, (long long)off1);
 
-    /* Second start: on the empty directory, same group; killed again once
-     * it has gone on past the first start's offsets. */
+    /* Second start: on the empty directory, same group, its /readyz asked
+     * from the start; killed again once it has gone on past the first
+     * start's offsets and said ready. */
     xsp_feed_produce(feed, s1, s2);
-    pid = start_worker(bs, dir_run, topics_conf, group, false, log2);
+    static probe_t probe;
+    char port_file[800];
+    snprintf(port_file, sizeof(port_file), "%s/port2", tmp);
+    memset(&probe, 0, sizeof(probe));
+    probe.port_file = port_file;
+    pthread_t probe_thread;
+    assert_int_equal(pthread_create(&probe_thread, NULL, probe_run, &probe), 0);
+    pid = start_worker(bs, dir_run, topics_conf, group, false, port_file, log2);
     /* the state directory is complete once partitions are assigned */
     if (!xsp_wait_log(log2, "partitions assigned", pid, 120000))
         fail_msg("no partition assignment within 120 s (log %s)", log2);
+    for (int i = 0; i < 1200 && !atomic_load(&probe.done); i++) {
+        if (xsp_wait(pid, 0, &status))
+            fail_msg("the worker ended (status %d) before it was ready (log %s)", status, log2);
+        xsp_sleep_ms(100);
+    }
+    atomic_store(&probe.stop, true);
+    assert_int_equal(pthread_join(probe_thread, NULL), 0);
+    /* restoring is a reason not to be ready; the counters are the log's */
+    int n_restored_ready = 0;
+    int64_t restored_ready = log_sum(log2, "partition restored", "records=", &n_restored_ready);
+    double m_restores = metric(probe.base, "xsell_restores_total");
+    double m_records = metric(probe.base, "xsell_restore_records_total");
+    double m_bytes = metric(probe.base, "xsell_restore_bytes_total");
+    double m_restoring = metric(probe.base, "xsell_restoring_partitions");
+    double m_ready = metric(probe.base, "xsell_ready");
+    fprintf(stderr,
+            "changelog test: second start's /readyz: %d answers, %d not ready with a restore "
+            "(first: %s), then ready: %d; /metrics: restores %.0f, records %.0f, bytes %.0f, "
+            "restoring %.0f, ready %.0f; log: %d partitions restored, %lld records\n",
+            probe.answers, probe.restoring, probe.first_restoring, probe.ready, m_restores,
+            m_records, m_bytes, m_restoring, m_ready, n_restored_ready, (long long)restored_ready);
+    assert_true(probe.restoring > 0);
+    assert_non_null(strstr(probe.first_restoring, "from the changelog"));
+    assert_int_equal(probe.ready, 1);
+    assert_int_equal(n_restored_ready, IN_PARTITIONS);
+    assert_true(m_restores == n_restored_ready);
+    assert_true(m_records == (double)restored_ready);
+    assert_true(m_bytes > m_records); /* keys and values: more bytes than records */
+    assert_true(m_restoring == 0);
+    assert_true(m_ready == 1);
     int64_t o0 = -1, o1 = -1;
     for (int i = 0; i < 1200 && o0 + o1 < off0 + off1 + 1000; i++) {
         if (xsp_wait(pid, 0, &status))
@@ -579,7 +708,7 @@ static void test_restore_after_kill(void **state)
     snprintf(cmd, sizeof(cmd), "mv '%s' '%s'", dir_old, dir_run);
     assert_int_equal(system(cmd), 0);
     xsp_feed_produce(feed, s2, n);
-    pid = start_worker(bs, dir_run, topics_conf, group, true, log3);
+    pid = start_worker(bs, dir_run, topics_conf, group, true, NULL, log3);
     if (!xsp_wait(pid, 300000, &status))
         fail_msg("the restarted worker did not finish in 300 s (log %s)", log3);
     assert_true(WIFEXITED(status));
