@@ -5,6 +5,9 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 10
+# ctest jobs of `make test` (the tests whose assertions depend on timing run
+# alone: RUN_SERIAL in CMakeLists.txt)
+TEST_JOBS ?= 2
 # `make demo KAFKA=real`: the demo on a real Apache Kafka broker (default: the
 # development broker in process).
 KAFKA ?= dev
@@ -27,9 +30,9 @@ build-asan: deps
 # The whole suite in a normal build and in an ASan+UBSan build.
 test: build build-asan
 	@echo "== ctest: normal build"
-	@ctest --test-dir $(BUILD) --output-on-failure
+	@ctest --test-dir $(BUILD) --output-on-failure -j$(TEST_JOBS)
 	@echo "== ctest: ASan+UBSan build"
-	@ctest --test-dir $(ASAN_BUILD) --output-on-failure
+	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(TEST_JOBS)
 	@echo "== fuzz: $(TEST_FUZZ_SECONDS) s per target (clang, ASan+UBSan)"
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
