@@ -207,6 +207,22 @@ bool xs_consumer_caught_up(xs_consumer_t *c);
 /* Number of partitions currently assigned. */
 int xs_consumer_assigned_count(xs_consumer_t *c);
 
+/* In hooks.on_revoke: true when the group took the partitions away without
+ * this member's part (its session timed out: a pause or a broker outage
+ * longer than session.timeout.ms); another member may own them already. */
+bool xs_consumer_assignment_lost(xs_consumer_t *c);
+
+/*
+ * The consumer's group membership as of now (group id, generation, member
+ * id), for a transaction that commits input offsets on the group's behalf
+ * (xs_kafka_txn_send_offsets): the group coordinator refuses the commit of a
+ * member whose generation has passed. NULL: out of memory or no group.
+ * Any thread. Free with xs_consumer_group_meta_free (NULL is a no-op).
+ */
+typedef struct xs_consumer_group_meta xs_consumer_group_meta_t;
+xs_consumer_group_meta_t *xs_consumer_group_meta(xs_consumer_t *c);
+void xs_consumer_group_meta_free(xs_consumer_group_meta_t *gm);
+
 /*
  * Broker connectivity, as librdkafka reports it: true while every broker is
  * down (from "all brokers are down" until a broker answers again; logged at

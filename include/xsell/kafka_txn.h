@@ -58,6 +58,14 @@ xs_err_t xs_kafka_txn_flush(xs_kafka_txn_t *tp, int timeout_ms, char *errstr, si
 /* Flushes and commits (up to timeout_ms). On failure the transaction is
  * aborted when it can be and XS_ERR_KAFKA returned: nothing of it is
  * visible to read_committed readers. */
+/* Adds input offsets (the next offset to consume of each partition) to the
+ * open transaction, committed to the group with it (KIP-447): a group
+ * membership whose generation has passed fails it (abortable: the
+ * transaction is aborted), so a member that lost its partitions cannot
+ * commit for them. */
+xs_err_t xs_kafka_txn_send_offsets(xs_kafka_txn_t *tp, const xs_offset_t *offsets, size_t n,
+                                   const xs_consumer_group_meta_t *gm, int timeout_ms, char *errstr,
+                                   size_t errstr_size);
 xs_err_t xs_kafka_txn_commit(xs_kafka_txn_t *tp, int timeout_ms, char *errstr, size_t errstr_size);
 xs_err_t xs_kafka_txn_abort(xs_kafka_txn_t *tp, int timeout_ms, char *errstr, size_t errstr_size);
 /* Whether a transaction is open (begun, not committed nor aborted). */

@@ -283,6 +283,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rderr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int lost = 0;
 
     switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
@@ -300,6 +301,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         break;
 
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        lost = rd_kafka_assignment_lost(rk); /* before the unassign clears it */
         revoke_notify(c, partitions);
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, partitions);
@@ -311,8 +313,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             c->have_assignment = false;
         }
         XS_INFO("partitions revoked", "count=%d total=%zu lost=%d protocol=%s", partitions->cnt,
-                c->n_parts, (int)rd_kafka_assignment_lost(rk),
-                cooperative ? "cooperative" : "eager");
+                c->n_parts, lost, cooperative ? "cooperative" : "eager");
         break;
 
     default:
@@ -772,6 +773,24 @@ bool xs_consumer_caught_up(xs_consumer_t *c)
         if (!c->parts[i].caught)
             return false;
     return true;
+}
+
+bool xs_consumer_assignment_lost(xs_consumer_t *c)
+{
+    return c && c->group && rd_kafka_assignment_lost(c->rk);
+}
+
+xs_consumer_group_meta_t *xs_consumer_group_meta(xs_consumer_t *c)
+{
+    if (!c || !c->group)
+        return NULL;
+    return (xs_consumer_group_meta_t *)rd_kafka_consumer_group_metadata(c->rk);
+}
+
+void xs_consumer_group_meta_free(xs_consumer_group_meta_t *gm)
+{
+    if (gm)
+        rd_kafka_consumer_group_metadata_destroy((rd_kafka_consumer_group_metadata_t *)gm);
 }
 
 int xs_consumer_assigned_count(xs_consumer_t *c)

@@ -229,6 +229,36 @@ xs_err_t xs_kafka_txn_flush(xs_kafka_txn_t *tp, int timeout_ms, char *errstr, si
     return XS_OK;
 }
 
+xs_err_t xs_kafka_txn_send_offsets(xs_kafka_txn_t *tp, const xs_offset_t *offsets, size_t n,
+                                   const xs_consumer_group_meta_t *gm, int timeout_ms, char *errstr,
+                                   size_t errstr_size)
+{
+    if (!n || !gm)
+        return XS_OK;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
+    if (!list) {
+        xs_err_set(errstr, errstr_size, "out of memory");
+        return XS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, offsets[i].topic, offsets[i].partition)->offset =
+            offsets[i].offset;
+    int64_t deadline = mono_ms() + timeout_ms;
+    rd_kafka_error_t *error = NULL;
+    for (;;) {
+        int left = (int)XS_MAX(deadline - mono_ms(), 1);
+        error = rd_kafka_send_offsets_to_transaction(
+            tp->rk, list, (const rd_kafka_consumer_group_metadata_t *)gm, left);
+        if (!error || !rd_kafka_error_is_retriable(error) || mono_ms() >= deadline)
+            break;
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    if (error)
+        return txn_error(tp, error, "send offsets to transaction", errstr, errstr_size);
+    return XS_OK;
+}
+
 xs_err_t xs_kafka_txn_commit(xs_kafka_txn_t *tp, int timeout_ms, char *errstr, size_t errstr_size)
 {
     int64_t deadline = mono_ms() + timeout_ms;
