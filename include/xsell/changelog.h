@@ -59,6 +59,14 @@
  *       replaced by the changelog's and the offsets set to its offsets, in
  *       one RocksDB WriteBatch: the partition's state and offsets are then
  *       exactly one checkpoint's.
+ *   C5. Only the partitions' owner writes them: each transaction also
+ *       commits its input offsets to the consumer group (KIP-447), with the
+ *       group membership as of its begin; once the group has given the
+ *       partitions to another member (this one's session timed out: a long
+ *       pause), the coordinator refuses it and the transaction is aborted.
+ *       A member told that its assignment was lost does not checkpoint on
+ *       revocation at all (runtime.c): its state since the last checkpoint
+ *       is dropped, and the new owner processes that input again.
  *
  * Threads: begin, the tap, offsets and restore run on the loop's thread;
  * commit on the checkpoint writer's, while the loop does not touch the
@@ -111,6 +119,11 @@ const char *xs_changelog_topic_name(const xs_config_t *cfg, char *buf, size_t si
  * the same changelog.transactional.id). */
 xs_changelog_t *xs_changelog_new(const xs_changelog_opts_t *opts, char *errstr, size_t errstr_size);
 void xs_changelog_destroy(xs_changelog_t *cl); /* NULL is a no-op */
+/* The group consumer whose input the offsets records carry (borrowed; NULL:
+ * none): each transaction also commits those offsets to the group, with the
+ * membership as of its begin, so that the group coordinator refuses the
+ * transaction of a member that lost its partitions (C5). */
+void xs_changelog_set_group(xs_changelog_t *cl, xs_consumer_t *consumer);
 
 const char *xs_changelog_topic(const xs_changelog_t *cl);
 /* Whether topic is one of the user-keyed input topics. */

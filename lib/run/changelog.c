@@ -76,6 +76,12 @@ struct xs_changelog {
     size_t n_sent, cap_sent;
     uint64_t records_sent;
     atomic_int restoring;
+    /* fencing (xs_changelog_set_group): the group membership as of the
+     * transaction's begin, and the input offsets its offsets records carry */
+    xs_consumer_t *consumer;
+    xs_consumer_group_meta_t *gm;
+    xs_offset_t *txn_offs;
+    size_t n_txn_offs, cap_txn_offs;
 };
 
 /* ---- names ---------------------------------------------------------------------------- */
@@ -226,6 +232,14 @@ xs_err_t xs_changelog_begin(xs_changelog_t *cl, xs_store_batch_t *batch, char *e
     xs_err_t err = xs_kafka_txn_begin(cl->tp, errstr, errstr_size);
     if (err)
         return err;
+    xs_consumer_group_meta_free(cl->gm);
+    cl->gm = NULL;
+    if (cl->consumer && !(cl->gm = xs_consumer_group_meta(cl->consumer))) {
+        xs_changelog_abort(cl);
+        xs_err_set(errstr, errstr_size, "changelog: no group membership to fence with");
+        return XS_ERR_NOMEM;
+    }
+    cl->n_txn_offs = 0;
     cl->n_sent = 0;
     cl->records_sent = 0;
     cl->batch = batch;
@@ -258,6 +272,23 @@ xs_err_t xs_changelog_offsets(xs_changelog_t *cl, int32_t partition, const xs_of
         goto nomem;
     sent_offsets_t *s = cl->sent[cl->n_sent++];
     s->partition = partition;
+    for (size_t i = 0; i < n; i++) { /* for the group's commit in the transaction */
+        const char *topic = NULL;
+        for (size_t t = 0; t < cl->n_topics && !topic; t++)
+            if (strcmp(cl->topics[t], offsets[i].topic) == 0)
+                topic = cl->topics[t]; /* ours: lives until the commit */
+        if (!topic || offsets[i].offset < 0)
+            continue;
+        if (cl->n_txn_offs == cl->cap_txn_offs) {
+            size_t cap = cl->cap_txn_offs ? cl->cap_txn_offs * 2 : 16;
+            xs_offset_t *o = realloc(cl->txn_offs, cap * sizeof(*o));
+            if (!o)
+                goto nomem;
+            cl->txn_offs = o;
+            cl->cap_txn_offs = cap;
+        }
+        cl->txn_offs[cl->n_txn_offs++] = (xs_offset_t){topic, partition, offsets[i].offset};
+    }
     return xs_kafka_txn_send(cl->tp, cl->topic, partition, XS_CHANGELOG_OFFSETS_KEY,
                              strlen(XS_CHANGELOG_OFFSETS_KEY), buf, len, &s->offset, errstr,
                              errstr_size);
@@ -282,7 +313,22 @@ xs_err_t xs_changelog_commit(xs_changelog_t *cl, xs_store_batch_t *batch, char *
 {
     xs_store_batch_tap(batch, NULL, NULL);
     cl->batch = NULL;
-    xs_err_t err = xs_kafka_txn_commit(cl->tp, XS_CL_COMMIT_MS, errstr, errstr_size);
+    /* The input offsets committed to the group in the transaction: if the
+     * group has moved on since the begin (this member's partitions were
+     * given to another), the coordinator refuses them and the transaction
+     * is aborted: a member that lost its partitions writes nothing more. */
+    xs_err_t err = xs_kafka_txn_send_offsets(cl->tp, cl->txn_offs, cl->n_txn_offs, cl->gm,
+                                             XS_CL_COMMIT_MS, errstr, errstr_size);
+    if (err) {
+        char e[512];
+        snprintf(e, sizeof(e), "%s", errstr);
+        xs_err_set(errstr, errstr_size,
+                   "changelog transaction fenced or failed (the group may have given this "
+                   "instance's partitions to another): %s",
+                   e);
+        return err;
+    }
+    err = xs_kafka_txn_commit(cl->tp, XS_CL_COMMIT_MS, errstr, errstr_size);
     if (err)
         return err;
     for (size_t i = 0; i < cl->n_sent; i++) {
@@ -766,11 +812,18 @@ fail:
     return NULL;
 }
 
+void xs_changelog_set_group(xs_changelog_t *cl, xs_consumer_t *consumer)
+{
+    cl->consumer = consumer;
+}
+
 void xs_changelog_destroy(xs_changelog_t *cl)
 {
     if (!cl)
         return;
     xs_kafka_txn_destroy(cl->tp);
+    xs_consumer_group_meta_free(cl->gm);
+    free(cl->txn_offs);
     for (size_t i = 0; i < cl->n_topics; i++)
         free(cl->topics[i]);
     for (size_t i = 0; i < cl->cap_sent; i++)

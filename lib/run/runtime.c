@@ -165,6 +165,17 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition)
     char errstr[512];
     if (!rt->cp)
         return; /* not started: nothing was consumed */
+    if (!rt->hook_err && xs_consumer_assignment_lost(rt->consumer)) {
+        /* Another instance may own the partition already and have restored
+         * it: a checkpoint now would write this one's older state over its
+         * (changelog.h, C5). The state since the last checkpoint is dropped
+         * with the process; a restart rejoins and restores. */
+        rt->hook_err = XS_ERR_KAFKA;
+        snprintf(rt->hook_errstr, sizeof(rt->hook_errstr),
+                 "partitions lost: the group gave them to another instance (this one's session "
+                 "timed out, session.timeout.ms: a pause or a network split); stopping without a "
+                 "checkpoint (a restart rejoins the group and restores its partitions)");
+    }
     if (!rt->hook_err && xs_checkpoint_run(rt->cp, errstr, sizeof(errstr)) != XS_OK) {
         rt->hook_err = XS_ERR_KAFKA;
         snprintf(rt->hook_errstr, sizeof(rt->hook_errstr), "checkpoint on revoke: %s", errstr);
@@ -713,6 +724,8 @@ xs_runtime_t *xs_runtime_new(const xs_runtime_opts_t *opts, char *errstr, size_t
     };
     if (!(rt->consumer = xs_consumer_new(&co, errstr, errstr_size)))
         goto fail;
+    if (rt->cl)
+        xs_changelog_set_group(rt->cl, rt->consumer);
     xs_checkpoint_opts_t cpo = {
         .store = opts->store,
         .sync = xs_config_bool(cfg, "state.sync"),
