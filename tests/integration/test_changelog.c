@@ -389,39 +389,28 @@ static void test_restore_applies_committed_checkpoints(void **state)
 static pid_t start_worker(const char *bs, const char *dir, const char *topics_conf,
                           const char *group, bool until_end, const char *port_file, const char *log)
 {
-    char bin[1024], bsset[512], output[300], portset[800];
+    char output[300], portset[800];
     snprintf(portset, sizeof(portset), "http.port.file=%s", port_file ? port_file : "");
-    snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
-    snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
     snprintf(output, sizeof(output), "topics.output=%s", xst_topic("xsell.cross-sell.run"));
-    char *argv[] = {bin,
-                    "--config",
-                    (char *)topics_conf,
-                    "--set",
-                    bsset,
-                    "--state-dir",
-                    (char *)dir,
-                    "--group",
-                    (char *)group,
-                    "--set",
-                    output,
-                    "--set",
-                    "changelog.enable=true",
-                    "--set",
-                    "commit.interval.ms=250",
-                    "--set",
-                    "log.progress.seconds=0",
-                    "--set", /* HTTP on a free port, written to port_file; NULL: none */
-                    port_file ? "http.address=127.0.0.1:0" : "http.address=",
-                    "--set",
-                    portset,
-                    "--set",
-                    "list.family_cap=0",
-                    "--set",
-                    "list.family_exclude=false",
-                    until_end ? "--until-end" : NULL,
-                    NULL};
-    return xsp_spawn(argv, log);
+    const char *args[] = {"--set",
+                          output,
+                          "--set",
+                          "changelog.enable=true",
+                          "--set",
+                          "commit.interval.ms=250",
+                          "--set",
+                          "log.progress.seconds=0",
+                          "--set", /* HTTP on a free port, written to port_file; NULL: none */
+                          port_file ? "http.address=127.0.0.1:0" : "http.address=",
+                          "--set",
+                          portset,
+                          "--set",
+                          "list.family_cap=0",
+                          "--set",
+                          "list.family_exclude=false",
+                          until_end ? "--until-end" : NULL,
+                          NULL};
+    return xsp_start_worker(bs, topics_conf, dir, group, args, log);
 }
 
 /*
@@ -499,35 +488,6 @@ static double metric(const char *base, const char *name)
     xs_buf_free(&body);
     xs_http_client_destroy(hc);
     return v;
-}
-
-/* The dump's user lines without the last_list ones (see the top). */
-static char *profiles(const char *dump, size_t len, size_t *out_len, size_t *n_users)
-{
-    char *out = malloc(len + 1);
-    assert_non_null(out);
-    size_t o = 0;
-    *n_users = 0;
-    for (size_t i = 0; i < len;) {
-        const char *nl = memchr(dump + i, '\n', len - i);
-        size_t ll = nl ? (size_t)(nl - (dump + i)) + 1 : len - i;
-        const char *line = dump + i;
-        if (ll > 5 && memcmp(line, "user ", 5) == 0) {
-            const char *sp = memchr(line + 5, ' ', ll - 5);
-            bool last_list =
-                sp && (size_t)(line + ll - sp) > 11 && memcmp(sp, " last_list ", 11) == 0;
-            bool head = sp && (size_t)(line + ll - sp) > 9 && memcmp(sp, " last_ts=", 9) == 0;
-            if (!last_list) {
-                memcpy(out + o, line, ll);
-                o += ll;
-                *n_users += head;
-            }
-        }
-        i += ll;
-    }
-    out[o] = 0;
-    *out_len = o;
-    return out;
 }
 
 /* Sums the integer after every "key=" in the lines of log holding needle. */
@@ -812,8 +772,8 @@ static void test_restore_after_kill(void **state)
     size_t la = 0, lb = 0, pa = 0, pb = 0, ua = 0, ub = 0;
     char *a = xsp_dump(dir_ref, dump_ref, &la);
     char *b = xsp_dump(dir_run, dump_run, &lb);
-    char *prof_a = profiles(a, la, &pa, &ua);
-    char *prof_b = profiles(b, lb, &pb, &ub);
+    char *prof_a = xsp_user_profiles(a, la, &pa, &ua);
+    char *prof_b = xsp_user_profiles(b, lb, &pb, &ub);
     fprintf(stderr,
             "changelog test: user profiles: %zu (reference) / %zu (restored run), %zu / %zu "
             "bytes of profile lines; identical: %s\n",

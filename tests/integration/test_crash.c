@@ -98,42 +98,31 @@ static void set(xs_config_t *cfg, const char *k, const char *v)
 static pid_t start_worker(const char *bs, const char *dir, const char *topics_conf, int run,
                           bool until_end, const char *log)
 {
-    char bin[1024], name[32], group[256], bsset[512], output[300];
-    snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
+    char name[32], group[256], output[300];
     snprintf(name, sizeof(name), "crash-%d", run);
     snprintf(group, sizeof(group), "%s", xst_group(name));
-    snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
     snprintf(output, sizeof(output), "topics.output=%s", xst_topic("xsell.cross-sell.crash"));
-    char *argv[] = {bin,
-                    "--config",
-                    (char *)topics_conf,
-                    "--set",
-                    bsset,
-                    "--state-dir",
-                    (char *)dir,
-                    "--group",
-                    group,
-                    "--set",
-                    output,
-                    "--set",
-                    "commit.interval.ms=250",
-                    "--set",
-                    "cache.max.bytes=1048576",
-                    "--set",
-                    "checkpoint.dirty.bytes=262144",
-                    "--set",
-                    "log.progress.seconds=0",
-                    "--set",
-                    "log.level=debug", /* checkpoint lines */
-                    "--set",
-                    "http.address=",
-                    "--set",
-                    "list.family_cap=0", /* see the top of the file */
-                    "--set",
-                    "list.family_exclude=false",
-                    until_end ? "--until-end" : NULL,
-                    NULL};
-    return xsp_spawn(argv, log);
+    const char *args[] = {"--set",
+                          output,
+                          "--set",
+                          "commit.interval.ms=250",
+                          "--set",
+                          "cache.max.bytes=1048576",
+                          "--set",
+                          "checkpoint.dirty.bytes=262144",
+                          "--set",
+                          "log.progress.seconds=0",
+                          "--set",
+                          "log.level=debug", /* checkpoint lines */
+                          "--set",
+                          "http.address=",
+                          "--set",
+                          "list.family_cap=0", /* see the top of the file */
+                          "--set",
+                          "list.family_exclude=false",
+                          until_end ? "--until-end" : NULL,
+                          NULL};
+    return xsp_start_worker(bs, topics_conf, dir, group, args, log);
 }
 
 static void test_crash_recovery(void **state)

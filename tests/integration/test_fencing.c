@@ -62,41 +62,30 @@
 static pid_t start_worker(const char *bs, const char *dir, const char *topics_conf,
                           const char *group, const char *commit_ms, bool until_end, const char *log)
 {
-    char bin[1024], bsset[512], output[300], commit[64];
-    snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
-    snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
+    char output[300], commit[64];
     snprintf(output, sizeof(output), "topics.output=%s", xst_topic("xsell.cross-sell"));
     snprintf(commit, sizeof(commit), "commit.interval.ms=%s", commit_ms);
-    char *argv[] = {bin,
-                    "--config",
-                    (char *)topics_conf,
-                    "--set",
-                    bsset,
-                    "--state-dir",
-                    (char *)dir,
-                    "--group",
-                    (char *)group,
-                    "--set",
-                    output,
-                    "--set",
-                    "changelog.enable=true",
-                    "--set",
-                    commit,
-                    "--set",
-                    "kafka.session.timeout.ms=6000",
-                    "--set",
-                    "kafka.heartbeat.interval.ms=500",
-                    "--set",
-                    "log.progress.seconds=0",
-                    "--set",
-                    "http.address=",
-                    "--set",
-                    "list.family_cap=0",
-                    "--set",
-                    "list.family_exclude=false",
-                    until_end ? "--until-end" : NULL,
-                    NULL};
-    return xsp_spawn(argv, log);
+    const char *args[] = {"--set",
+                          output,
+                          "--set",
+                          "changelog.enable=true",
+                          "--set",
+                          commit,
+                          "--set",
+                          "kafka.session.timeout.ms=6000",
+                          "--set",
+                          "kafka.heartbeat.interval.ms=500",
+                          "--set",
+                          "log.progress.seconds=0",
+                          "--set",
+                          "http.address=",
+                          "--set",
+                          "list.family_cap=0",
+                          "--set",
+                          "list.family_exclude=false",
+                          until_end ? "--until-end" : NULL,
+                          NULL};
+    return xsp_start_worker(bs, topics_conf, dir, group, args, log);
 }
 
 /* Sum of the stored next offsets of the clicks and cart partitions. */
@@ -161,45 +150,13 @@ static int walk_record(void *opaque, const xs_msg_t *m)
     return 0;
 }
 
-/* The dump's user lines without the last_list ones. */
-static char *profiles(const char *dump, size_t len, size_t *out_len, size_t *n_users)
-{
-    char *out = malloc(len + 1);
-    assert_non_null(out);
-    size_t o = 0;
-    *n_users = 0;
-    for (size_t i = 0; i < len;) {
-        const char *nl = memchr(dump + i, '\n', len - i);
-        size_t ll = nl ? (size_t)(nl - (dump + i)) + 1 : len - i;
-        const char *line = dump + i;
-        if (ll > 5 && memcmp(line, "user ", 5) == 0) {
-            const char *sp = memchr(line + 5, ' ', ll - 5);
-            bool last_list =
-                sp && (size_t)(line + ll - sp) > 11 && memcmp(sp, " last_list ", 11) == 0;
-            bool head = sp && (size_t)(line + ll - sp) > 9 && memcmp(sp, " last_ts=", 9) == 0;
-            if (!last_list) {
-                memcpy(out + o, line, ll);
-                o += ll;
-                *n_users += head;
-            }
-        }
-        i += ll;
-    }
-    out[o] = 0;
-    *out_len = o;
-    return out;
-}
-
 static void test_lost_partitions_write_nothing(void **state)
 {
     (void)state;
     char errstr[1024] = "";
-    const char *data_dir = getenv("XS_DATA_DIR");
-    assert_non_null(data_dir);
     char data[1024];
-    snprintf(data, sizeof(data), "%s/uci-online-retail/online_retail.csv.gz", data_dir);
-    const char *n_env = getenv("XS_FENCING_EVENTS");
-    const uint64_t n_events = n_env ? strtoull(n_env, NULL, 10) : N_EVENTS_DEFAULT;
+    snprintf(data, sizeof(data), "%s", xsp_data("uci-online-retail/online_retail.csv.gz"));
+    const uint64_t n_events = xsp_env_u64("XS_FENCING_EVENTS", N_EVENTS_DEFAULT);
 
     static char *tmp;
     tmp = xst_tmpdir("fencing");
@@ -343,8 +300,8 @@ static void test_lost_partitions_write_nothing(void **state)
     size_t la = 0, lc = 0, pa = 0, pc = 0, ua = 0, uc = 0;
     char *a = xsp_dump(dir_ref, dump_ref, &la);
     char *c = xsp_dump(dir_c, dump_c, &lc);
-    char *prof_a = profiles(a, la, &pa, &ua);
-    char *prof_c = profiles(c, lc, &pc, &uc);
+    char *prof_a = xsp_user_profiles(a, la, &pa, &ua);
+    char *prof_c = xsp_user_profiles(c, lc, &pc, &uc);
     fprintf(stderr,
             "fencing test: C restored the changelog; user profiles %zu / %zu, identical: %s\n", ua,
             uc, pa == pc && memcmp(prof_a, prof_c, pa) == 0 ? "yes" : "NO");

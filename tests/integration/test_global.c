@@ -103,39 +103,28 @@ static pid_t start_worker(const char *bs, const char *dir, const char *topics_co
                           const char *group, bool global, const char *out, bool until_end,
                           const char *port_file, const char *log)
 {
-    char bin[1024], bsset[512], output[300], portset[800];
+    char output[300], portset[800];
     snprintf(portset, sizeof(portset), "http.port.file=%s", port_file ? port_file : "");
-    snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
-    snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bs);
     snprintf(output, sizeof(output), "topics.output=%s", xst_topic(out));
-    char *argv[] = {bin,
-                    "--config",
-                    (char *)topics_conf,
-                    "--set",
-                    bsset,
-                    "--state-dir",
-                    (char *)dir,
-                    "--group",
-                    (char *)group,
-                    "--set",
-                    output,
-                    "--set",
-                    global ? "changelog.enable=true" : "changelog.enable=false",
-                    "--set",
-                    global ? "items.global=true" : "items.global=false",
-                    "--set",
-                    "commit.interval.ms=100",
-                    "--set",
-                    "log.progress.seconds=0",
-                    "--set",
-                    "list.suppress_minutes=0", /* a list for every trigger event */
-                    "--set", /* HTTP on a free port, written to port_file; NULL: none */
-                    port_file ? "http.address=127.0.0.1:0" : "http.address=",
-                    "--set",
-                    portset,
-                    until_end ? "--until-end" : NULL,
-                    NULL};
-    return xsp_spawn(argv, log);
+    const char *args[] = {"--set",
+                          output,
+                          "--set",
+                          global ? "changelog.enable=true" : "changelog.enable=false",
+                          "--set",
+                          global ? "items.global=true" : "items.global=false",
+                          "--set",
+                          "commit.interval.ms=100",
+                          "--set",
+                          "log.progress.seconds=0",
+                          "--set",
+                          "list.suppress_minutes=0", /* a list for every trigger event */
+                          "--set", /* HTTP on a free port, written to port_file; NULL: none */
+                          port_file ? "http.address=127.0.0.1:0" : "http.address=",
+                          "--set",
+                          portset,
+                          until_end ? "--until-end" : NULL,
+                          NULL};
+    return xsp_start_worker(bs, topics_conf, dir, group, args, log);
 }
 
 /* Sums the integer after every "key=" in the lines of log holding needle. */

@@ -199,6 +199,71 @@ char *xsp_dump(const char *state_dir, const char *out_path, size_t *len)
     return text;
 }
 
+char *xsp_user_profiles(const char *dump, size_t len, size_t *out_len, size_t *n_users)
+{
+    char *out = malloc(len + 1);
+    assert_non_null(out);
+    size_t o = 0;
+    *n_users = 0;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(dump + i, '\n', len - i);
+        size_t ll = nl ? (size_t)(nl - (dump + i)) + 1 : len - i;
+        const char *line = dump + i;
+        if (ll > 5 && memcmp(line, "user ", 5) == 0) {
+            const char *sp = memchr(line + 5, ' ', ll - 5);
+            bool last_list =
+                sp && (size_t)(line + ll - sp) > 11 && memcmp(sp, " last_list ", 11) == 0;
+            bool head = sp && (size_t)(line + ll - sp) > 9 && memcmp(sp, " last_ts=", 9) == 0;
+            if (!last_list) {
+                memcpy(out + o, line, ll);
+                o += ll;
+                *n_users += head;
+            }
+        }
+        i += ll;
+    }
+    out[o] = 0;
+    *out_len = o;
+    return out;
+}
+
+pid_t xsp_start_worker(const char *bootstrap, const char *topics_conf, const char *dir,
+                       const char *group, const char *const *args, const char *log)
+{
+    char bin[1024], bsset[512];
+    snprintf(bin, sizeof(bin), "%s", xsp_bin("xsell-worker"));
+    snprintf(bsset, sizeof(bsset), "kafka.bootstrap.servers=%s", bootstrap);
+    const char *head[] = {bin,           "--config", topics_conf, "--set", bsset,
+                          "--state-dir", dir,        "--group",   group};
+    size_t n_head = sizeof(head) / sizeof(head[0]), n_args = 0;
+    while (args && args[n_args])
+        n_args++;
+    char **argv = calloc(n_head + n_args + 1, sizeof(*argv));
+    assert_non_null(argv);
+    for (size_t i = 0; i < n_head; i++)
+        argv[i] = (char *)head[i];
+    for (size_t i = 0; i < n_args; i++)
+        argv[n_head + i] = (char *)args[i];
+    pid_t pid = xsp_spawn(argv, log);
+    free(argv);
+    return pid;
+}
+
+const char *xsp_data(const char *rel)
+{
+    static char path[2048];
+    const char *dir = getenv("XS_DATA_DIR");
+    assert_non_null(dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    return path;
+}
+
+uint64_t xsp_env_u64(const char *name, uint64_t def)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtoull(v, NULL, 10) : def;
+}
+
 void xsp_assert_same_text(const char *what, const char *a, size_t la, const char *b, size_t lb)
 {
     if (la == lb && memcmp(a, b, la) == 0)

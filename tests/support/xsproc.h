@@ -41,6 +41,24 @@ long xsp_rss_kb(pid_t pid);
 int64_t xsp_stored_offset(const char *state_dir, const char *topic, int32_t partition);
 /* Runs `xsell inspect --state dir --dump` into out_path; asserts exit 0. Returns the text. */
 char *xsp_dump(const char *state_dir, const char *out_path, size_t *len);
+/* The user lines of a dump without the last_list ones (the fingerprints of
+ * the lists last published, which depend on item knowledge); *n_users: the
+ * users. NUL-terminated, caller frees. */
+char *xsp_user_profiles(const char *dump, size_t len, size_t *out_len, size_t *n_users);
+
+/*
+ * Starts xsell-worker with --config topics_conf, the bootstrap, --state-dir
+ * dir and --group group, then args (NULL-terminated: "--set", "k=v", flags
+ * such as "--until-end"), output to log.
+ */
+pid_t xsp_start_worker(const char *bootstrap, const char *topics_conf, const char *dir,
+                       const char *group, const char *const *args, const char *log);
+
+/* $XS_DATA_DIR/rel (XS_DATA_DIR is set by ctest). Static buffer. */
+const char *xsp_data(const char *rel);
+/* The environment variable name as a number, def when unset. */
+uint64_t xsp_env_u64(const char *name, uint64_t def);
+
 /* Fails the test with the first differing line when the two texts differ. */
 void xsp_assert_same_text(const char *what, const char *a, size_t la, const char *b, size_t lb);
 
