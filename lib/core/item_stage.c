@@ -291,6 +291,12 @@ xs_err_t xs_item_stage_apply(xs_item_stage_t *s, const xs_pair_delta_t *deltas, 
     return err;
 }
 
+xs_err_t xs_item_stage_rescore(xs_item_stage_t *s, xs_item_t *it, uint64_t self,
+                               const xs_totals_t *totals, char *errstr, size_t errstr_size)
+{
+    return s->exact ? XS_OK : rescore_all(s, it, self, totals, errstr, errstr_size);
+}
+
 xs_err_t xs_item_stage_refresh(xs_item_stage_t *s, const xs_ctx_item_t *items, int n,
                                const xs_totals_t *totals, char *errstr, size_t errstr_size)
 {
