@@ -438,7 +438,7 @@ int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k
  * sketch mode, the order of arrivals changes the lists: the moments their
  * similarities are computed at, and full summaries (HeavyKeeper's decay).
  * The top-10 neighbours of an item overlap >= 0.9 on the synthetic stream
- * of tests/unit/core/test_deltas.c, 0.86 on 40,000 UCI events with deltas
+ * of tests/unit/core/test_deltas.c, 0.875 on 40,000 UCI events with deltas
  * every 2,000 (0.93 with every list ranked whole at the end:
  * `xsell bench order`, docs/SCALING.md).
  * A click's category: the first one applied for an item without a catalog
