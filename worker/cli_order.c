@@ -231,8 +231,8 @@ static int cmp_count(const void *a, const void *b)
 }
 
 /* An item's whole summary (entries, counts) or its top 10 by a view. */
-static int top_of(xs_engine_t *e, const char *id, ord_view_t view, ord_top_t *t, ord_nb_t *all,
-                  int *n_all)
+static int top_of(xs_engine_t *e, const char *id, ord_view_t view, ord_top_t *t, ord_nb_t **all,
+                  size_t *cap_all, int *n_all)
 {
     xs_neighbour_t *v = NULL;
     int n = 0;
@@ -247,13 +247,22 @@ static int top_of(xs_engine_t *e, const char *id, ord_view_t view, ord_top_t *t,
     }
     t->n = 0;
     if (view == VIEW_COUNT) {
+        if ((size_t)n > *cap_all) {
+            ord_nb_t *x = realloc(*all, (size_t)n * sizeof(*x));
+            if (!x) {
+                xs_engine_neighbours_free(v, n);
+                return 1;
+            }
+            *all = x;
+            *cap_all = (size_t)n;
+        }
+        ord_nb_t *w = *all;
         for (int k = 0; k < n; k++)
-            all[k] = (ord_nb_t){xs_hash_str(v[k].item_id), v[k].count - v[k].err};
-        if (n_all)
-            *n_all = n;
-        qsort(all, (size_t)n, sizeof(*all), cmp_count);
+            w[k] = (ord_nb_t){xs_hash_str(v[k].item_id), v[k].count - v[k].err};
+        *n_all = n;
+        qsort(w, (size_t)n, sizeof(*w), cmp_count);
         for (int k = 0; k < n && k < TOP; k++)
-            t->h[t->n++] = all[k].h;
+            t->h[t->n++] = w[k].h;
     } else {
         for (int k = 0; k < n && t->n < TOP; k++)
             if (v[k].similarity > 0)
@@ -289,22 +298,20 @@ static int compare(xs_engine_t *a, xs_engine_t *b, char **ids, const bool *full,
                    ord_view_t view, ord_cmp_t *c)
 {
     memset(c, 0, sizeof(*c));
-    size_t cap = 4096;
-    ord_nb_t *ea = malloc(cap * sizeof(*ea)), *eb = malloc(cap * sizeof(*eb));
-    if (!ea || !eb)
-        goto fail;
+    size_t cap_a = 0, cap_b = 0;
+    ord_nb_t *ea = NULL, *eb = NULL;
     for (size_t i = 0; i < n_ids; i++) {
         ord_top_t ta, tb;
         int na = 0, nb = 0;
-        if (top_of(a, ids[i], view, &ta, ea, &na) || top_of(b, ids[i], view, &tb, eb, &nb))
+        if (top_of(a, ids[i], view, &ta, &ea, &cap_a, &na) ||
+            top_of(b, ids[i], view, &tb, &eb, &cap_b, &nb))
             goto fail;
         if (view == VIEW_COUNT) { /* entries held by both summaries */
             qsort(eb, (size_t)nb, sizeof(*eb), cmp_entries);
-            for (int k = 0; k < na; k++)
-                c->entries_shared +=
-                    bsearch(&ea[k], eb, (size_t)nb, sizeof(*eb), cmp_entries) &&
-                    ((ord_nb_t *)bsearch(&ea[k], eb, (size_t)nb, sizeof(*eb), cmp_entries))
-                            ->count == ea[k].count;
+            for (int k = 0; k < na; k++) {
+                const ord_nb_t *x = bsearch(&ea[k], eb, (size_t)nb, sizeof(*eb), cmp_entries);
+                c->entries_shared += x && x->count == ea[k].count;
+            }
             c->entries_a += (size_t)na;
         }
         if (ta.n < TOP)
