@@ -14,6 +14,7 @@ int xs_cli_config(int argc, char **argv);
 int xs_cli_eval(int argc, char **argv);
 int xs_cli_inspect(int argc, char **argv);
 int xs_cli_bench(int argc, char **argv);
+int xs_cli_order_bench(int argc, char **argv); /* xsell bench order (cli_order.c) */
 int xs_cli_topics(int argc, char **argv);
 
 #endif

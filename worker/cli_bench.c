@@ -10,6 +10,9 @@
  *                                                      the worker on the development
  *                                                      broker (or on the Kafka cluster
  *                                                      at B), against a passthrough
+ *   xsell bench order [options] --dataset FORMAT FILE...
+ *                                                      the neighbour lists' dependence on
+ *                                                      the order of the input (cli_order.c)
  *   workload: --events N --users N --items N --seed S (synthetic, lib/tools/synth.c)
  *             or --dataset FORMAT FILE... (a real data set, as `xsell eval` reads it)
  *   --config FILE / --set key=value: engine and worker settings (as the worker)
@@ -1122,7 +1125,10 @@ static void usage(FILE *out)
             "  state: [--state-dir D] [--checkpoint-events N] [--cache-mb M]\n"
             "  e2e:   [--partitions P] [--e2e-events N] [--rate EVENTS_PER_S] [--rate-seconds S]\n"
             "         [--bootstrap B | --bootstrap-file F] (a Kafka cluster; default: the\n"
-            "         development broker in process)\n");
+            "         development broker in process)\n"
+            "       xsell bench order [--events N] [--partitions P] [--every K] [--chunk C]\n"
+            "                  [--exact] [--set key=value]... --dataset FORMAT FILE...\n"
+            "         the neighbour lists of one input in several orders and groupings\n");
 }
 
 int xs_cli_bench(int argc, char **argv)
@@ -1149,6 +1155,10 @@ int xs_cli_bench(int argc, char **argv)
         goto out;
     }
     o.mode = argv[1];
+    if (!strcmp(o.mode, "order")) { /* its own options (cli_order.c) */
+        xs_config_destroy(o.cfg);
+        return xs_cli_order_bench(argc - 1, argv + 1);
+    }
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         bool more = i + 1 < argc;
@@ -1244,7 +1254,7 @@ int xs_cli_bench(int argc, char **argv)
     } else if (!strcmp(o.mode, "e2e")) {
         rc = run_e2e(&o);
     } else {
-        snprintf(errstr, sizeof(errstr), "unknown mode '%s' (core, state or e2e)", o.mode);
+        snprintf(errstr, sizeof(errstr), "unknown mode '%s' (core, state, e2e or order)", o.mode);
         goto bad;
     }
     goto out;

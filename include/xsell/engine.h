@@ -326,6 +326,13 @@ void xs_engine_neighbours_free(xs_neighbour_t *v, int n);
  */
 xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
                              xs_neighbour_t **out, int *n_out, char *errstr, size_t errstr_size);
+/* Ranks the lists of every cached item anew from its whole sketch and the
+ * current counts, as the item stage ranks a stale list (sketch.h,
+ * "Neighbour lists"); a measurement (`xsell bench order`): the engine never
+ * calls it, since ranking every item costs a lookup of every sketch entry's
+ * neighbour. Not in the exact reference mode (no lists); items only in the
+ * backend are not loaded. */
+xs_err_t xs_engine_rank_lists(xs_engine_t *e, char *errstr, size_t errstr_size);
 void xs_engine_item_info_clear(xs_item_info_t *info);
 
 /* Hands every dirty record to put, then marks them clean (a snapshot in
@@ -428,8 +435,12 @@ int xs_engine_published_rank(const xs_published_t *p, const char *item_id, int k
  * the same counts, pair totals, user totals and neighbour rankings as
  * processing the events without defer_items (counting commutes); trending
  * agrees up to rounding while it holds at most XS_TREND_CAP items. In the
- * sketch mode, the order of arrivals changes the summaries a little (the
- * top-10 neighbours of an item overlap >= 0.9, tests/unit/core/test_deltas.c).
+ * sketch mode, the order of arrivals changes the lists: the moments their
+ * similarities are computed at, and full summaries (HeavyKeeper's decay).
+ * The top-10 neighbours of an item overlap >= 0.9 on the synthetic stream
+ * of tests/unit/core/test_deltas.c, 0.875 on 40,000 UCI events with deltas
+ * every 2,000 (0.93 with every list ranked whole at the end:
+ * `xsell bench order`, docs/SCALING.md).
  * A click's category: the first one applied for an item without a catalog
  * entry wins, as in process order; with batches that is the first batch's,
  * and a click that came before the catalog described the item (without a

@@ -52,14 +52,28 @@
  * two items' pair totals, n twice the pairs counted in all: the pair table,
  * so the marginals come from the same sampled window as k11) and j
  * enters, moves within or leaves the list (xs_sketch_top_set). Counts move on
- * between co-occurrences, so each update also re-scores one more entry of
- * the sketch, round robin from a stored cursor (`sweep`): a busy item
- * re-ranks its whole sketch every ~200 updates. A quiet item is re-ranked
+ * between co-occurrences, so each update also re-scores one more entry,
+ * round robin from a stored cursor (`sweep`): of the list, over its slots,
+ * when the list is full (a busy item re-scores its whole list every 64
+ * updates; an entry outside it enters by ranking above the weakest, at its
+ * own co-occurrence or when the list is ranked whole), else of the sketch
+ * (an entry can become a neighbour without a co-occurrence of its own: the
+ * item's support threshold or the pair totals moved). The sweep used to
+ * go round the whole sketch (176 entries) always, so a full list's
+ * similarities were ~3 times older; on UCI the top 10s of two input orders
+ * agreed at 0.863 instead of 0.875 (`xsell bench order`, A/B), and
+ * RetailRocket's HitRate was 0.0593 instead of 0.0613
+ * (docs/EVALUATION.md). A quiet item is re-ranked
  * whole when the engine next uses it and the number of pairs counted has
  * doubled since it last was (`scored_at`): similarities such as LLR depend
  * on that total. All of this depends only on the input, so a list is a pure
  * function of it: replaying the input, or restarting from any checkpoint,
- * gives the same lists. In memory a list entry refers to its sketch entry
+ * gives the same lists. Of the input in its order: the same pairs in
+ * another order or grouping (items.global's batches) score the entries at
+ * other moments, and near similarities swap; on UCI the top 10s of two
+ * orders agree at 0.875-0.895, at 1.0 where the summary never filled once
+ * both are ranked whole at the same moment (`xsell bench order`,
+ * docs/SCALING.md). In memory a list entry refers to its sketch entry
  * by position; when the summary replaces an entry, the list drops it (an
  * arrival that is not kept changes no list). Stored, the lists are a
  * record of their own (the `neighbours` column family, below), by
@@ -80,7 +94,8 @@
  *   varint total_v |
  *   varint scored_at
  * total_x is the class's pair total (>= the sum of its counts); sweep_x the
- * sketch position the re-scoring resumes at; scored_at the pairs counted
+ * list slot (a full list) or sketch position the re-scoring resumes at (a
+ * value past the end starts again at the first); scored_at the pairs counted
  * when the lists were last ranked whole (both the item stage's, so they
  * stay with the summary). Counts saturate at 2^28 - 1, so a count takes at
  * most 4 bytes. Version 4 held the lists here, after each class's entries:
@@ -174,7 +189,7 @@ typedef struct xs_item {
     xs_ss_entry_t bought[XS_SKETCH_BOUGHT_CAP];
     xs_ss_entry_t viewed[XS_SKETCH_VIEWED_CAP];
     uint8_t n_top[XS_CLASS__COUNT];
-    uint8_t sweep[XS_CLASS__COUNT]; /* next sketch position to re-score */
+    uint8_t sweep[XS_CLASS__COUNT]; /* next list slot (full list) or sketch position */
     xs_top_t top_bought[XS_TOP_BOUGHT];
     xs_top_t top_viewed[XS_TOP_VIEWED];
     /* Not stored: item -> position + 1 (0 empty), valid when `indexed`.

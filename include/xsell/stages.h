@@ -193,6 +193,12 @@ xs_err_t xs_item_stage_apply(xs_item_stage_t *s, const xs_pair_delta_t *d, size_
                              xs_totals_t *totals, uint64_t *n_pairs, char *errstr,
                              size_t errstr_size);
 
+/* Ranks an item's lists (item `self`) anew from its whole sketch and the
+ * current counts, stale or not (xs_engine_rank_lists). Not in reference
+ * mode. */
+xs_err_t xs_item_stage_rescore(xs_item_stage_t *s, xs_item_t *it, uint64_t self,
+                               const xs_totals_t *totals, char *errstr, size_t errstr_size);
+
 /* Re-ranks whole the stale lists (ranked last at fewer than half of today's
  * pairs) of these items, before the scorer reads them. Unknown items are
  * skipped. Not in reference mode. */

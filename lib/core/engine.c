@@ -1697,6 +1697,20 @@ xs_err_t xs_engine_neighbours(xs_engine_t *e, const char *item_id, xs_class_t cl
     return XS_OK;
 }
 
+xs_err_t xs_engine_rank_lists(xs_engine_t *e, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < e->items.cap; i++) {
+        if (!e->items.ents[i].key)
+            continue;
+        cached_item_t *c = e->items.ents[i].val;
+        xs_err_t err =
+            xs_item_stage_rescore(e->item_stage, &c->st, c->item, &e->totals, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    return XS_OK;
+}
+
 xs_err_t xs_engine_item_list(xs_engine_t *e, const char *item_id, xs_class_t cls, int n,
                              xs_neighbour_t **out, int *n_out, char *errstr, size_t errstr_size)
 {

@@ -5,7 +5,8 @@
  * For each pair (a, b) of a batch both items' summaries count the other
  * (sketch.h, "Summaries"), the class's pair total grows by one, and the
  * neighbour lists follow: the entry just counted is re-scored, and one more
- * entry of each item by a round-robin sweep, with the neighbours' current
+ * entry of each item (of its list when full, else of its sketch) by a
+ * round-robin sweep, with the neighbours' current
  * pair totals; an item's lists are ranked anew from its whole sketch when
  * the pairs counted in all have doubled since it was last ranked whole
  * (before a pair is added to it, and before the scorer reads it:
@@ -164,17 +165,31 @@ static xs_err_t current_sim(xs_item_stage_t *s, const xs_params_t *P, const xs_i
     return XS_OK;
 }
 
-/* Re-scores the sketch entry at the item's sweep cursor (other than `skip`,
- * just scored) with its neighbour's current count, and advances the cursor. */
+/*
+ * Re-scores one more entry with its neighbour's current count (not the
+ * sketch entry `skip`, just scored), round robin from the item's cursor
+ * (`sweep`), and advances the cursor: over the list's slots when the list
+ * is full (an entry outside it enters only by ranking above its weakest:
+ * at its own co-occurrence, or when the list is ranked whole), else over
+ * the sketch's positions (an entry may become a neighbour without a
+ * co-occurrence of its own: the support threshold or the pair total
+ * moved).
+ */
 static xs_err_t sweep_one(xs_item_stage_t *s, xs_item_t *it, uint64_t self, xs_class_t cls,
                           int skip, double n_all, char *errstr, size_t errstr_size)
 {
-    int n = it->n_pairs[cls], pos = it->sweep[cls];
-    if (pos >= n)
-        pos = 0;
-    if (pos == skip && ++pos >= n)
-        pos = 0;
-    it->sweep[cls] = (uint8_t)(pos + 1 < n ? pos + 1 : 0);
+    int nt = 0, n = it->n_pairs[cls];
+    const xs_top_t *t = xs_sketch_top(it, cls, &nt);
+    bool list = nt == xs_sketch_top_cap(cls);
+    int m = list ? nt : n, at = it->sweep[cls];
+    if (m == 0)
+        return XS_OK;
+    if (at >= m)
+        at = 0;
+    if ((list ? t[at].idx : at) == skip && ++at >= m)
+        at = 0;
+    it->sweep[cls] = (uint8_t)(at + 1 < m ? at + 1 : 0);
+    int pos = list ? t[at].idx : at;
     if (pos == skip)
         return XS_OK;
     const xs_ss_entry_t *en = &xs_sketch_pairs_const(it, cls)[pos];
@@ -289,6 +304,12 @@ xs_err_t xs_item_stage_apply(xs_item_stage_t *s, const xs_pair_delta_t *deltas, 
         (*n_pairs)++;
     }
     return err;
+}
+
+xs_err_t xs_item_stage_rescore(xs_item_stage_t *s, xs_item_t *it, uint64_t self,
+                               const xs_totals_t *totals, char *errstr, size_t errstr_size)
+{
+    return s->exact ? XS_OK : rescore_all(s, it, self, totals, errstr, errstr_size);
 }
 
 xs_err_t xs_item_stage_refresh(xs_item_stage_t *s, const xs_ctx_item_t *items, int n,

@@ -5,6 +5,7 @@
  * item stage's refresh of stale lists before the scorer reads them; a
  * scorer that leaves every record it reads as it was.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -395,12 +396,99 @@ static void test_pair_count_from_both_summaries(void **state)
     fake_free(&f);
 }
 
+/*
+ * Each pair counted re-scores one more entry of each item's list, round
+ * robin (the sweep): after as many pairs as the list has entries, every
+ * entry's similarity is from the current counts, however many more
+ * entries the sketch holds. A (cosine, so a neighbour's pair total counts)
+ * is bought once with each of 170 partners (a 170-entry sketch; its list
+ * holds the first 64, at sketch positions 0..63), every partner then 10
+ * times with X (its pair total 1 -> 11: its cosine with A a third of what
+ * A's list says), then A 70 times with Z, the sweep starting at sketch
+ * position 64. A's list entries then say the partners' current cosines, up
+ * to A's own 70 new pairs (sqrt(240 / 170) = 1.19 at most); an entry not
+ * re-scored since the partners' pairs with X says 3.3 times too much. A
+ * sweep of the sketch would have re-scored 70 of its 106 unlisted entries
+ * and none of the listed.
+ */
+static void test_sweep_refreshes_the_list(void **state)
+{
+    (void)state;
+    xs_params_t P;
+    xs_engine_params_default(&P);
+    P.similarity = XS_SIM_COSINE;
+    P.min_support = 1;
+    xs_totals_t totals = {0};
+    static fake_t f;
+    memset(&f, 0, sizeof(f));
+    f.totals = &totals;
+    const xs_item_access_t acc = {&f, fk_get, fk_changed};
+    xs_item_stage_t *is = xs_item_stage_new(&P, false, &acc);
+    assert_non_null(is);
+    f.stage = is;
+    uint64_t n_pairs = 0;
+    const uint64_t hA = xs_hash_str("A"), hX = xs_hash_str("X"), hZ = xs_hash_str("Z");
+    /* 10,000 pairs elsewhere first: A's lists are ranked whole at its first
+     * pair and not again (the pairs in all do not double) */
+    xs_pair_delta_t bc = {xs_hash_str("B"), xs_hash_str("C"), XS_CLASS_BOUGHT};
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(xs_item_stage_apply(is, &bc, 1, &totals, &n_pairs, NULL, 0), XS_OK);
+    uint64_t partner[170];
+    char id[32];
+    for (int k = 0; k < 170; k++) {
+        snprintf(id, sizeof(id), "partner %d", k);
+        partner[k] = xs_hash_str(id);
+        xs_pair_delta_t d = {hA, partner[k], XS_CLASS_BOUGHT};
+        assert_int_equal(xs_item_stage_apply(is, &d, 1, &totals, &n_pairs, NULL, 0), XS_OK);
+    }
+    xs_item_t *a = fk_find(&f, hA);
+    assert_non_null(a);
+    uint64_t scored_at = a->scored_at;
+    for (int r = 0; r < 10; r++)
+        for (int k = 0; k < 170; k++) {
+            xs_pair_delta_t d = {partner[k], hX, XS_CLASS_BOUGHT};
+            assert_int_equal(xs_item_stage_apply(is, &d, 1, &totals, &n_pairs, NULL, 0), XS_OK);
+        }
+    /* the sweep's cursor past the 64 listed entries, at the first of the
+     * 106 others (sketch positions 64..169), as a longer history may leave it */
+    a->sweep[XS_CLASS_BOUGHT] = 64;
+    for (int i = 0; i < 70; i++) {
+        xs_pair_delta_t d = {hA, hZ, XS_CLASS_BOUGHT};
+        assert_int_equal(xs_item_stage_apply(is, &d, 1, &totals, &n_pairs, NULL, 0), XS_OK);
+    }
+    assert_true(a->scored_at == scored_at); /* never ranked whole again */
+    assert_int_equal(a->n_pairs[XS_CLASS_BOUGHT], 171);
+    int nt = 0;
+    const xs_top_t *top = xs_sketch_top(a, XS_CLASS_BOUGHT, &nt);
+    assert_int_equal(nt, XS_TOP_BOUGHT);
+    double n_a = (double)xs_sketch_pair_total(a, XS_CLASS_BOUGHT), worst = 0;
+    int stale = 0;
+    for (int k = 0; k < nt; k++) {
+        if (top[k].item == hZ)
+            continue;
+        xs_item_t *p = fk_find(&f, top[k].item);
+        assert_non_null(p);
+        assert_int_equal(xs_sketch_pair_total(p, XS_CLASS_BOUGHT), 11);
+        double now = 1.0 / sqrt(n_a * 11.0), ratio = top[k].sim / now;
+        if (ratio > worst)
+            worst = ratio;
+        stale += ratio >= 1.3;
+    }
+    print_message("list entries: at most %.2f times the current cosine (%d of %d 1.3 times or "
+                  "more)\n",
+                  worst, stale, nt);
+    assert_true(worst >= 1.0 && worst < 1.3);
+    xs_item_stage_destroy(is);
+    fake_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_user_then_item_stage),
         cmocka_unit_test(test_refresh_then_score),
         cmocka_unit_test(test_pair_count_from_both_summaries),
+        cmocka_unit_test(test_sweep_refreshes_the_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
