@@ -42,11 +42,11 @@
  *     user totals (meta globals);
  *   - the neighbour lists agree: the mean overlap of each item's top 10
  *     bought-together neighbours (by similarity) with the single worker's
- *     is >= 0.7 on every instance. The sketches see the same pairs in
- *     another order and, at 176 entries, most UCI items are full, so the
- *     order moves entries: the single worker itself, fed the same 60,000
- *     events on 2 partitions instead of 6, agrees with itself at 0.784
- *     (docs/SCALING.md);
+ *     is >= 0.7 on every instance (0.82-0.83 in runs here). The sketches
+ *     see the same pairs in another order and, at 176 entries, most UCI
+ *     items are full, so the order moves entries, and each list's
+ *     similarities are computed at other moments: `xsell bench order`
+ *     measures both in process (docs/SCALING.md);
  *   - the lists' quality: the live HitRate (cart adds of an item on the
  *     last list published to the user, the worker's "list add hits") of
  *     the three is >= 0.5 of the single worker's (a floor: it varies with
