@@ -65,8 +65,8 @@
  *       partitions to another member (this one's session timed out: a long
  *       pause), the coordinator refuses it and the transaction is aborted.
  *       A member told that its assignment was lost does not checkpoint on
- *       revocation at all (runtime.c): its state since the last checkpoint
- *       is dropped, and the new owner processes that input again.
+ *       revocation at all (runtime.c): it stops, its state since the last
+ *       checkpoint is dropped, and the new owner processes that input again.
  *
  * Threads: begin, the tap, offsets and restore run on the loop's thread;
  * commit on the checkpoint writer's, while the loop does not touch the

@@ -165,11 +165,12 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition)
     char errstr[512];
     if (!rt->cp)
         return; /* not started: nothing was consumed */
-    if (!rt->hook_err && xs_consumer_assignment_lost(rt->consumer)) {
+    if (rt->cl && !rt->hook_err && xs_consumer_assignment_lost(rt->consumer)) {
         /* Another instance may own the partition already and have restored
          * it: a checkpoint now would write this one's older state over its
          * (changelog.h, C5). The state since the last checkpoint is dropped
-         * with the process; a restart rejoins and restores. */
+         * with the process; a restart rejoins and restores. Without the
+         * changelog a checkpoint writes the local store only, as before. */
         rt->hook_err = XS_ERR_KAFKA;
         snprintf(rt->hook_errstr, sizeof(rt->hook_errstr),
                  "partitions lost: the group gave them to another instance (this one's session "
