@@ -757,34 +757,9 @@ static void test_restore_after_kill(void **state)
     assert_int_equal(events_after + resumed + catalog_at, (int64_t)n);
 
     /* Reference: the same input, uninterrupted, in-process, no changelog. */
-    xs_config_t *cfg = xst_worker_config(bs, dir_ref, "reference");
-    char e[256];
-    assert_int_equal(xs_config_set(cfg, "topics.output", xst_topic("xsell.cross-sell.ref"), "test",
-                                   e, sizeof(e)),
-                     XS_OK);
-    assert_int_equal(xs_config_set(cfg, "list.family_cap", "0", "test", e, sizeof(e)), XS_OK);
-    assert_int_equal(xs_config_set(cfg, "list.family_exclude", "false", "test", e, sizeof(e)),
-                     XS_OK);
-    xst_run_t ref = xst_run_worker_until_end(cfg);
-    xs_config_destroy(cfg);
-    assert_int_equal(ref.events, n_events);
+    xst_run_reference(bs, dir_ref, "reference", xst_topic("xsell.cross-sell.ref"), n_events);
+    xsp_assert_same_profiles("changelog test", dir_ref, dump_ref, dir_run, dump_run, 300);
 
-    size_t la = 0, lb = 0, pa = 0, pb = 0, ua = 0, ub = 0;
-    char *a = xsp_dump(dir_ref, dump_ref, &la);
-    char *b = xsp_dump(dir_run, dump_run, &lb);
-    char *prof_a = xsp_user_profiles(a, la, &pa, &ua);
-    char *prof_b = xsp_user_profiles(b, lb, &pb, &ub);
-    fprintf(stderr,
-            "changelog test: user profiles: %zu (reference) / %zu (restored run), %zu / %zu "
-            "bytes of profile lines; identical: %s\n",
-            ua, ub, pa, pb, pa == pb && memcmp(prof_a, prof_b, pa) == 0 ? "yes" : "NO");
-    assert_true(ua > 300);
-    xsp_assert_same_text("user profiles (reference vs restored)", prof_a, pa, prof_b, pb);
-
-    free(prof_a);
-    free(prof_b);
-    free(a);
-    free(b);
     xsp_feed_free(feed);
     xst_broker_free(broker);
     free(topics_conf);

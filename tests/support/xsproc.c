@@ -538,3 +538,23 @@ void xsp_ids_free(xsp_ids_t *ids)
     free(ids->v);
     memset(ids, 0, sizeof(*ids));
 }
+
+void xsp_assert_same_profiles(const char *tag, const char *dir_ref, const char *dump_ref,
+                              const char *dir_run, const char *dump_run, size_t min_users)
+{
+    size_t la = 0, lb = 0, pa = 0, pb = 0, ua = 0, ub = 0;
+    char *a = xsp_dump(dir_ref, dump_ref, &la);
+    char *b = xsp_dump(dir_run, dump_run, &lb);
+    char *prof_a = xsp_user_profiles(a, la, &pa, &ua);
+    char *prof_b = xsp_user_profiles(b, lb, &pb, &ub);
+    fprintf(stderr,
+            "%s: user profiles: %zu (reference) / %zu (restored run), %zu / %zu bytes of profile "
+            "lines; identical: %s\n",
+            tag, ua, ub, pa, pb, pa == pb && memcmp(prof_a, prof_b, pa) == 0 ? "yes" : "NO");
+    assert_true(ua > min_users);
+    xsp_assert_same_text("user profiles (reference vs restored)", prof_a, pa, prof_b, pb);
+    free(prof_a);
+    free(prof_b);
+    free(a);
+    free(b);
+}

@@ -59,6 +59,12 @@ const char *xsp_data(const char *rel);
 /* The environment variable name as a number, def when unset. */
 uint64_t xsp_env_u64(const char *name, uint64_t def);
 
+/* Dumps both state directories (into dump_ref, dump_run) and fails unless
+ * their user profiles (xsp_user_profiles) are the same, of more than
+ * min_users users; says so on stderr, prefixed with tag. */
+void xsp_assert_same_profiles(const char *tag, const char *dir_ref, const char *dump_ref,
+                              const char *dir_run, const char *dump_run, size_t min_users);
+
 /* Fails the test with the first differing line when the two texts differ. */
 void xsp_assert_same_text(const char *what, const char *a, size_t la, const char *b, size_t lb);
 

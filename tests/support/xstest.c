@@ -345,3 +345,17 @@ void xst_broker_free(xst_broker_t *b)
     free(b->bootstrap);
     free(b);
 }
+
+void xst_run_reference(const char *bootstrap, const char *dir, const char *group,
+                       const char *output, uint64_t n_events)
+{
+    xs_config_t *cfg = xst_worker_config(bootstrap, dir, group);
+    char e[256];
+    assert_int_equal(xs_config_set(cfg, "topics.output", output, "test", e, sizeof(e)), XS_OK);
+    assert_int_equal(xs_config_set(cfg, "list.family_cap", "0", "test", e, sizeof(e)), XS_OK);
+    assert_int_equal(xs_config_set(cfg, "list.family_exclude", "false", "test", e, sizeof(e)),
+                     XS_OK);
+    xst_run_t ref = xst_run_worker_until_end(cfg);
+    xs_config_destroy(cfg);
+    assert_int_equal(ref.events, n_events);
+}

@@ -47,6 +47,12 @@ typedef struct xst_run {
     uint64_t events, lists, dlq;
 } xst_run_t;
 xst_run_t xst_run_worker_until_end(const xs_config_t *cfg);
+/* The reference run of the restore tests: the same input in process,
+ * uninterrupted, without the changelog and with the product-family rule off
+ * (as their workers), output to topic `output`; asserts it applied
+ * n_events. */
+void xst_run_reference(const char *bootstrap, const char *dir, const char *group,
+                       const char *output, uint64_t n_events);
 
 /* Reads every list of topic (group-less, from the beginning, until caught up). */
 typedef struct xst_lists {
